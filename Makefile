@@ -1,0 +1,74 @@
+# espipe — build, test and check.
+#   make                  build the C modules for Lua 5.4 into build/5.4/
+#   make LUA=5.1|5.2|5.3|luajit   the same for another Lua, into build/<ver>/
+#   make test             every spec on every installed Lua, plus the conformance suites
+#   make check            specs under ASan+UBSan, then short libFuzzer runs
+#   make bench            the benchmarks of bench/ (see bench/README.md)
+#   make demo             the demo of README.md
+
+LUA ?= 5.4
+ALL_LUAS := 5.4 5.3 5.2 5.1 luajit
+
+lua_interp = $(if $(filter luajit,$(1)),luajit,lua$(1))
+lua_incdir = $(if $(filter luajit,$(1)),/usr/include/luajit-2.1,/usr/include/lua$(1))
+INSTALLED_LUAS := $(foreach v,$(ALL_LUAS),$(if $(wildcard $(call lua_incdir,$(v))/lua.h),$(if $(shell command -v $(call lua_interp,$(v))),$(v))))
+
+CC ?= cc
+OPT ?= -O2
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_ALL = -std=c99 -D_POSIX_C_SOURCE=200809L $(OPT) -g -fPIC -fvisibility=hidden $(WARN) \
+             -I$(call lua_incdir,$(LUA)) -Icsrc $(EXTRA_CFLAGS)
+LDFLAGS_ALL = -shared $(EXTRA_LDFLAGS)
+
+BUILD := build/$(LUA)
+SHARED_SRC := csrc/compat.c csrc/strbuf.c
+CORE_SRC := $(filter-out $(SHARED_SRC),$(wildcard csrc/*.c))
+CURL_SRC := $(wildcard csrc/curl/*.c)
+PARQUET_SRC := $(wildcard csrc/parquet/*.c)
+
+obj = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(1))
+
+MODULES := $(BUILD)/espipe/core.so
+ifneq ($(CURL_SRC),)
+MODULES += $(BUILD)/espipe/curl_multi.so
+endif
+ifneq ($(PARQUET_SRC),)
+MODULES += $(BUILD)/espipe/parquet_writer.so
+endif
+
+.PHONY: all test check bench demo clean all-luas
+all: $(MODULES)
+
+$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h csrc/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/espipe/core.so: $(call obj,$(CORE_SRC) $(SHARED_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^
+
+$(BUILD)/espipe/curl_multi.so: $(call obj,$(CURL_SRC) $(SHARED_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl
+
+$(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) $(SHARED_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lsnappy -lzstd -lz
+
+all-luas:
+	@for v in $(INSTALLED_LUAS); do $(MAKE) --no-print-directory LUA=$$v all || exit 1; done
+
+test: all-luas
+	@sh spec/support/run_tests.sh $(INSTALLED_LUAS)
+
+check:
+	@sh spec/support/run_check.sh
+
+bench: all
+	@sh bench/run.sh
+
+demo: all
+	@bin/espipe demo
+
+clean:
+	rm -rf build

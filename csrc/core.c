@@ -1,0 +1,19 @@
+/*
+** espipe.core: the leaf functions of the C core (JSON, bulk bodies, routing,
+** bulk-response scanning). None of them blocks or calls back into Lua, so the
+** same module serves standalone Lua and nginx workers.
+*/
+#include "compat.h"
+#include "core.h"
+
+ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L)
+{
+    lua_newtable(L);
+    espipe_open_json(L);
+    espipe_open_bulk(L);
+    espipe_open_routing(L);
+    espipe_open_bulk_response(L);
+    lua_pushliteral(L, "0.1.0");
+    lua_setfield(L, -2, "version");
+    return 1;
+}

@@ -1,0 +1,46 @@
+-- The one error shape of espipe: runtime failures return nil, err where err
+-- is a table with these fields (each optional but message/kind):
+--   kind     "json" | "http" | "transport" | "input" | "config" | ...
+--   message  the human text
+--   status   HTTP status, type/reason from an Elasticsearch error envelope
+--   request  { method =, path = } (never credentials)
+--   offset, line, field  where in the input the problem is
+-- and whose tostring is one readable line.
+local M = {}
+
+local mt = {}
+mt.__index = mt
+
+local function where(e)
+  local parts = {}
+  if e.line then parts[#parts + 1] = "line " .. e.line end
+  if e.field then parts[#parts + 1] = "field " .. e.field end
+  if e.offset then parts[#parts + 1] = "byte " .. e.offset end
+  return #parts > 0 and (" at " .. table.concat(parts, ", ")) or ""
+end
+
+function mt.__tostring(e)
+  local s = ""
+  if e.status then s = s .. e.status .. " " end
+  if e.type then s = s .. e.type .. ": " end
+  s = s .. (e.reason or e.message or e.kind or "error")
+  s = s .. where(e)
+  if e.request and e.request.method then
+    s = s .. " (" .. e.request.method .. " " .. (e.request.path or "") .. ")"
+  end
+  return s
+end
+
+-- errors.new{ kind = ..., message = ..., ... } -> err
+function M.new(fields)
+  if type(fields) ~= "table" then
+    error("errors.new expects a table, got " .. type(fields), 2)
+  end
+  return setmetatable(fields, mt)
+end
+
+function M.is(v)
+  return getmetatable(v) == mt
+end
+
+return M
