@@ -45,11 +45,11 @@ $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h csrc/*/*.h) Makefile
 
 $(BUILD)/espipe/core.so: $(call obj,$(CORE_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lz -lzstd
 
 $(BUILD)/espipe/curl_multi.so: $(call obj,$(CURL_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl -lz
 
 $(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)

@@ -1,3 +1,883 @@
-/* placeholder until the bulk builder lands */
+/*
+** espipe.bulk: builds _bulk NDJSON bodies in C. Table sources are encoded
+** straight into the body; raw JSON strings are checked (one line, an object)
+** and copied as they are. Every append either completes or leaves the buffer
+** exactly as it was, then raises.
+*/
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bulk.h"
 #include "core.h"
-void espipe_open_bulk(lua_State *L) { (void)L; }
+#include "luanum.h"
+
+static const char *const op_names[] = { "index", "create", "update", "delete" };
+
+/* Metadata keys Elasticsearch accepts on an action line, in output order. */
+enum meta_key {
+    M_INDEX, M_ID, M_ROUTING, M_PIPELINE, M_IF_SEQ_NO, M_IF_PRIMARY_TERM, M_VERSION,
+    M_VERSION_TYPE, M_REQUIRE_ALIAS, M_RETRY_ON_CONFLICT, M_DYNAMIC_TEMPLATES, M_COUNT
+};
+
+static const char *const meta_names[M_COUNT] = {
+    "_index", "_id", "routing", "pipeline", "if_seq_no", "if_primary_term", "version",
+    "version_type", "require_alias", "retry_on_conflict", "dynamic_templates"
+};
+
+#define META_KNOWN "_index, _id, routing, pipeline, if_seq_no, if_primary_term, version, " \
+                   "version_type, require_alias, retry_on_conflict, dynamic_templates"
+
+/* Update-body keys, in output order. */
+enum upd_key {
+    U_DOC, U_DOC_AS_UPSERT, U_SCRIPT, U_LANG, U_PARAMS, U_SCRIPTED_UPSERT, U_UPSERT,
+    U_DETECT_NOOP, U_SOURCE, U_COUNT
+};
+
+static const char *const upd_names[U_COUNT] = {
+    "doc", "doc_as_upsert", "script", "lang", "params", "scripted_upsert", "upsert",
+    "detect_noop", "_source"
+};
+
+#define UPD_KNOWN "doc, doc_as_upsert, script, lang, params, scripted_upsert, upsert, detect_noop, _source"
+
+/* ---- writing ---------------------------------------------------------- */
+
+#define PUTLIT(b, s) strbuf_append((b), (s), sizeof(s) - 1)
+
+/* Strings that need no escaping are copied; the rest go through the JSON encoder. */
+static int put_string(lua_State *L, bulk_buffer *b, int idx, char *err)
+{
+    size_t len, i;
+    const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &len);
+
+    for (i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
+            return json_encode_value(L, idx, &b->buf, &b->cfg, err);
+    if (strbuf_reserve(&b->buf, len + 2) != 0)
+        return -1;
+    strbuf_putc_unsafe(&b->buf, '"');
+    strbuf_append_unsafe(&b->buf, s, len);
+    strbuf_putc_unsafe(&b->buf, '"');
+    return 0;
+}
+
+static int put_int(strbuf *out, int64_t v, int quoted)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t n;
+
+    if (quoted)
+        *--p = '"';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    if (quoted)
+        *--p = '"';
+    n = (size_t)(tmp + sizeof tmp - p);
+    return strbuf_append(out, p, n);
+}
+
+/* ',"name":' (without the comma for the first field of an object) */
+static int put_key(strbuf *out, const char *name, int *first)
+{
+    size_t n = strlen(name); /* a constant folded per call site once inlined */
+
+    if (strbuf_reserve(out, n + 4) != 0)
+        return -1;
+    if (!*first)
+        strbuf_putc_unsafe(out, ',');
+    *first = 0;
+    strbuf_putc_unsafe(out, '"');
+    strbuf_append_unsafe(out, name, n);
+    strbuf_putc_unsafe(out, '"');
+    strbuf_putc_unsafe(out, ':');
+    return 0;
+}
+
+/*
+** A table must come out as a JSON object: an empty plain table may encode as
+** [] and is rewritten to {}; anything else starting with '[' is an error.
+*/
+static int put_object(lua_State *L, bulk_buffer *b, int idx, const char *what, char *err)
+{
+    size_t start = b->buf.len;
+
+    if (json_encode_value(L, idx, &b->buf, &b->cfg, err) != 0)
+        return -1;
+    if (b->buf.data[start] == '{')
+        return 0;
+    if (b->buf.len - start == 2 && memcmp(b->buf.data + start, "[]", 2) == 0) {
+        int marked = lua_getmetatable(L, idx);
+
+        if (marked)
+            lua_pop(L, 1);
+        else {
+            memcpy(b->buf.data + start, "{}", 2);
+            return 0;
+        }
+    }
+    snprintf(err, ESPIPE_JSON_ERRLEN, "%s must be a JSON object, but the table encodes as an array", what);
+    return -1;
+}
+
+/*
+** A raw JSON text becomes one NDJSON line as it is, so it may not hold a CR or
+** LF byte (legal JSON never needs one outside strings, and inside strings
+** they must be escaped) and must look like an object.
+*/
+static int check_raw_object(const char *s, size_t len, const char *what, char *err)
+{
+    const char *nl = memchr(s, '\n', len), *cr = memchr(s, '\r', len);
+    size_t i, j;
+
+    if (nl != NULL || cr != NULL) {
+        const char *first = (nl == NULL) ? cr : (cr == NULL || nl < cr) ? nl : cr;
+        snprintf(err, ESPIPE_JSON_ERRLEN, "%s holds a raw %s byte at byte offset %lu (NDJSON needs one line)",
+                 what, *first == '\n' ? "newline (\\n)" : "carriage return (\\r)",
+                 (unsigned long)(first - s));
+        return -1;
+    }
+    for (i = 0; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
+        ;
+    for (j = len; j > i && (s[j - 1] == ' ' || s[j - 1] == '\t'); j--)
+        ;
+    if (i == len) {
+        snprintf(err, ESPIPE_JSON_ERRLEN, "%s is an empty string, not a JSON object", what);
+        return -1;
+    }
+    if (s[i] != '{' || s[j - 1] != '}') {
+        snprintf(err, ESPIPE_JSON_ERRLEN, "%s is not a JSON object (byte offset %lu is '%c')",
+                 what, (unsigned long)(s[i] != '{' ? i : j - 1), s[i] != '{' ? s[i] : s[j - 1]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Table -> encoded object; string -> checked raw JSON object. */
+static int put_object_or_raw(lua_State *L, bulk_buffer *b, int idx, const char *what, char *err)
+{
+    size_t len;
+    const char *s;
+
+    if (lua_type(L, idx) == LUA_TTABLE)
+        return put_object(L, b, idx, what, err);
+    s = lua_tolstring(L, idx, &len);
+    if (check_raw_object(s, len, what, err) != 0)
+        return -1;
+    if (strbuf_append(&b->buf, s, len) != 0) {
+        snprintf(err, ESPIPE_JSON_ERRLEN, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- argument checks (before anything is written) ----------------------- */
+
+static const char *type_label(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER)
+        return "a non-integer number";
+    return luaL_typename(L, idx);
+}
+
+static int find_name(const char *const *names, int n, const char *k, size_t klen)
+{
+    int i;
+
+    /* Names differ in their first two bytes or length, so this rarely reaches memcmp twice. */
+    for (i = 0; i < n; i++)
+        if (names[i][0] == k[0] && strlen(names[i]) == klen && memcmp(names[i], k, klen) == 0)
+            return i;
+    return -1;
+}
+
+typedef struct meta_vals {
+    int slot[M_COUNT];        /* stack index of each given value, 0 = absent */
+    int64_t num[M_COUNT];     /* integer keys and integer _id/routing */
+} meta_vals;
+
+static int int_in(lua_State *L, int idx, int64_t *out, int64_t min)
+{
+    return lua_type(L, idx) == LUA_TNUMBER && espipe_exact_integer(L, idx, out) && *out >= min;
+}
+
+static void check_meta_value(lua_State *L, const char *op, int k, int idx, meta_vals *m)
+{
+    const char *name = meta_names[k];
+    int t = lua_type(L, idx);
+
+    switch (k) {
+    case M_ID:
+    case M_ROUTING:
+        if (t == LUA_TSTRING) {
+            if (espipe_rawlen(L, idx) == 0)
+                luaL_error(L, "bulk %s: %s must not be empty", op, name);
+            return;
+        }
+        if (t == LUA_TNUMBER && espipe_exact_integer(L, idx, &m->num[k]))
+            return;
+        luaL_error(L, "bulk %s: %s must be a non-empty string or an integer, got %s", op, name,
+                   type_label(L, idx));
+        return;
+    case M_INDEX:
+    case M_PIPELINE:
+    case M_VERSION_TYPE:
+        if (t != LUA_TSTRING || espipe_rawlen(L, idx) == 0)
+            luaL_error(L, "bulk %s: %s must be a non-empty string, got %s", op, name,
+                       t == LUA_TSTRING ? "an empty string" : luaL_typename(L, idx));
+        return;
+    case M_IF_SEQ_NO:
+    case M_VERSION:
+    case M_RETRY_ON_CONFLICT:
+        if (!int_in(L, idx, &m->num[k], 0))
+            luaL_error(L, "bulk %s: %s must be a non-negative integer, got %s", op, name,
+                       t == LUA_TNUMBER ? "a negative or non-integer number" : luaL_typename(L, idx));
+        return;
+    case M_IF_PRIMARY_TERM:
+        if (!int_in(L, idx, &m->num[k], 1))
+            luaL_error(L, "bulk %s: %s must be a positive integer, got %s", op, name,
+                       t == LUA_TNUMBER ? "a non-positive or non-integer number" : luaL_typename(L, idx));
+        return;
+    case M_REQUIRE_ALIAS:
+        if (t != LUA_TBOOLEAN)
+            luaL_error(L, "bulk %s: require_alias must be a boolean, got %s", op, luaL_typename(L, idx));
+        return;
+    case M_DYNAMIC_TEMPLATES:
+        if (t != LUA_TTABLE)
+            luaL_error(L, "bulk %s: dynamic_templates must be a table (field -> template name), got %s",
+                       op, luaL_typename(L, idx));
+        return;
+    }
+}
+
+/*
+** Collects the metadata values onto the stack (one pass of lua_next) and
+** checks them and their combinations the way Elasticsearch would reject them.
+*/
+static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
+{
+    const char *opn = op_names[op];
+    int k;
+
+    for (k = 0; k < M_COUNT; k++)
+        m->slot[k] = 0;
+    if (lua_type(L, meta) == LUA_TNIL || lua_type(L, meta) == LUA_TNONE) {
+        if (op == BULK_UPDATE || op == BULK_DELETE)
+            luaL_error(L, "bulk %s: metadata with _id is required", opn);
+        return;
+    }
+    if (lua_type(L, meta) != LUA_TTABLE)
+        luaL_error(L, "bulk %s: metadata must be a table, got %s", opn, luaL_typename(L, meta));
+    luaL_checkstack(L, M_COUNT + 4, "bulk metadata");
+    lua_pushnil(L);
+    while (lua_next(L, meta) != 0) {
+        size_t klen;
+        const char *key;
+
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "bulk %s: metadata keys must be strings, got a %s key", opn, luaL_typename(L, -2));
+        key = lua_tolstring(L, -2, &klen);
+        k = find_name(meta_names, M_COUNT, key, klen);
+        if (k < 0)
+            luaL_error(L, "bulk %s: unknown metadata key '%s' (known: " META_KNOWN ")", opn, key);
+        check_meta_value(L, opn, k, lua_gettop(L), m);
+        lua_insert(L, -2); /* keep the value below the key for lua_next */
+        m->slot[k] = lua_gettop(L) - 1;
+    }
+
+    if ((op == BULK_UPDATE || op == BULK_DELETE) && !m->slot[M_ID])
+        luaL_error(L, "bulk %s: _id is required", opn);
+    if (op == BULK_UPDATE && (m->slot[M_VERSION] || m->slot[M_VERSION_TYPE]))
+        luaL_error(L, "bulk update: version/version_type are not supported on updates; "
+                      "use if_seq_no and if_primary_term");
+    if (op != BULK_UPDATE && m->slot[M_RETRY_ON_CONFLICT])
+        luaL_error(L, "bulk %s: retry_on_conflict applies to update only", opn);
+    if ((op == BULK_UPDATE || op == BULK_DELETE) && m->slot[M_DYNAMIC_TEMPLATES])
+        luaL_error(L, "bulk %s: dynamic_templates applies to index and create only", opn);
+    if (op == BULK_DELETE && m->slot[M_PIPELINE])
+        luaL_error(L, "bulk delete: pipeline does not apply to delete");
+    if (!m->slot[M_IF_SEQ_NO] != !m->slot[M_IF_PRIMARY_TERM])
+        luaL_error(L, "bulk %s: if_seq_no and if_primary_term must be given together", opn);
+    if (m->slot[M_VERSION_TYPE]) {
+        const char *vt = lua_tostring(L, m->slot[M_VERSION_TYPE]);
+        int internal = strcmp(vt, "internal") == 0;
+
+        if (!internal && strcmp(vt, "external") != 0 && strcmp(vt, "external_gt") != 0
+            && strcmp(vt, "external_gte") != 0)
+            luaL_error(L, "bulk %s: version_type must be internal, external, external_gt or "
+                          "external_gte, got '%s'", opn, vt);
+        if (!internal && !m->slot[M_VERSION])
+            luaL_error(L, "bulk %s: version_type %s needs a version", opn, vt);
+        if (!internal && op == BULK_CREATE)
+            luaL_error(L, "bulk create: create supports only internal versioning; use index");
+        if (internal && m->slot[M_VERSION])
+            luaL_error(L, "bulk %s: internal versioning cannot be used for optimistic concurrency "
+                          "control; use if_seq_no and if_primary_term", opn);
+    } else if (m->slot[M_VERSION]) {
+        luaL_error(L, "bulk %s: version needs version_type external or external_gte "
+                      "(internal versioning cannot be used for concurrency control)", opn);
+    }
+    if (m->slot[M_VERSION] && m->slot[M_IF_SEQ_NO])
+        luaL_error(L, "bulk %s: version and if_seq_no cannot be combined", opn);
+}
+
+typedef struct upd_vals {
+    int slot[U_COUNT];
+} upd_vals;
+
+static void collect_update(lua_State *L, int body, upd_vals *u)
+{
+    int k;
+
+    for (k = 0; k < U_COUNT; k++)
+        u->slot[k] = 0;
+    luaL_checkstack(L, U_COUNT + 4, "bulk update body");
+    lua_pushnil(L);
+    while (lua_next(L, body) != 0) {
+        size_t klen;
+        const char *key;
+        int t = lua_type(L, -1), ok = 1;
+
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "bulk update: body keys must be strings, got a %s key", luaL_typename(L, -2));
+        key = lua_tolstring(L, -2, &klen);
+        k = find_name(upd_names, U_COUNT, key, klen);
+        if (k < 0)
+            luaL_error(L, "bulk update: unknown body key '%s' (known: " UPD_KNOWN ")", key);
+        switch (k) {
+        case U_DOC: case U_UPSERT: ok = t == LUA_TTABLE || t == LUA_TSTRING; break;
+        case U_DOC_AS_UPSERT: case U_SCRIPTED_UPSERT: case U_DETECT_NOOP: ok = t == LUA_TBOOLEAN; break;
+        case U_SCRIPT: ok = t == LUA_TTABLE || t == LUA_TSTRING; break;
+        case U_LANG: ok = t == LUA_TSTRING; break;
+        case U_PARAMS: ok = t == LUA_TTABLE; break;
+        case U_SOURCE: ok = t == LUA_TTABLE || t == LUA_TSTRING || t == LUA_TBOOLEAN; break;
+        }
+        if (!ok) {
+            static const char *const want[U_COUNT] = {
+                "a table or a raw JSON object string", "a boolean", "a string (the script source) or a table",
+                "a string", "a table", "a boolean", "a table or a raw JSON object string", "a boolean",
+                "a boolean, a string or a table"
+            };
+            luaL_error(L, "bulk update: %s must be %s, got %s", upd_names[k], want[k], luaL_typename(L, -1));
+        }
+        lua_insert(L, -2);
+        u->slot[k] = lua_gettop(L) - 1;
+    }
+    if (!u->slot[U_DOC] == !u->slot[U_SCRIPT])
+        luaL_error(L, "bulk update: the body needs exactly one of doc or script");
+    if (u->slot[U_DOC_AS_UPSERT] && !u->slot[U_DOC])
+        luaL_error(L, "bulk update: doc_as_upsert needs doc");
+    if (u->slot[U_SCRIPTED_UPSERT] && !u->slot[U_SCRIPT])
+        luaL_error(L, "bulk update: scripted_upsert needs script");
+    if ((u->slot[U_LANG] || u->slot[U_PARAMS])
+        && !(u->slot[U_SCRIPT] && lua_type(L, u->slot[U_SCRIPT]) == LUA_TSTRING))
+        luaL_error(L, "bulk update: lang and params go with a string script; "
+                      "put them inside a script table instead");
+}
+
+/* ---- appending ---------------------------------------------------------- */
+
+/*
+** The methods carry the metatable as upvalue 1: comparing against it is
+** cheaper than luaL_checkudata's registry lookup by name on every append.
+*/
+static bulk_buffer *check_self(lua_State *L, int idx)
+{
+    void *p = lua_touserdata(L, idx);
+
+    if (p != NULL && lua_getmetatable(L, idx)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+
+        lua_pop(L, 1);
+        if (same)
+            return (bulk_buffer *)p;
+    }
+    return bulk_check(L, idx); /* raises the usual "espipe.bulk expected" */
+}
+
+static void check_mutable(lua_State *L, bulk_buffer *b)
+{
+    if (b->pins > 0)
+        luaL_error(L, "bulk buffer is in flight (pinned by a transport); it cannot change until the request completes");
+}
+
+static void reserve_item(lua_State *L, bulk_buffer *b)
+{
+    size_t cap;
+    bulk_item *p;
+
+    if (b->count < b->items_cap)
+        return;
+    cap = b->items_cap ? b->items_cap * 2 : 64;
+    p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->items, cap * sizeof *p);
+    if (p == NULL)
+        luaL_error(L, "bulk: out of memory");
+    b->items = p;
+    b->items_cap = cap;
+}
+
+static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m, char *err)
+{
+    int first = 1, k;
+    size_t oplen = strlen(op_names[op]);
+
+    if (strbuf_reserve(&b->buf, oplen + 6) != 0)
+        return -1;
+    strbuf_append_unsafe(&b->buf, "{\"", 2);
+    strbuf_append_unsafe(&b->buf, op_names[op], oplen);
+    strbuf_append_unsafe(&b->buf, "\":{", 3);
+    for (k = 0; k < M_COUNT; k++) {
+        int idx = m->slot[k], rc = 0;
+
+        if (idx == 0)
+            continue;
+        if (put_key(&b->buf, meta_names[k], &first) != 0)
+            return -1;
+        switch (lua_type(L, idx)) {
+        case LUA_TSTRING: rc = put_string(L, b, idx, err); break;
+        case LUA_TNUMBER: rc = put_int(&b->buf, m->num[k], k == M_ID || k == M_ROUTING); break;
+        case LUA_TBOOLEAN:
+            rc = lua_toboolean(L, idx) ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false");
+            break;
+        default: rc = put_object(L, b, idx, "dynamic_templates", err); break;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return PUTLIT(&b->buf, "}}\n");
+}
+
+static int write_update_body(lua_State *L, bulk_buffer *b, const upd_vals *u, char *err)
+{
+    int first = 1, k;
+
+    if (strbuf_putc(&b->buf, '{') != 0)
+        return -1;
+    for (k = 0; k < U_COUNT; k++) {
+        int idx = u->slot[k], rc;
+
+        if (idx == 0 || k == U_LANG || k == U_PARAMS)
+            continue;
+        if (put_key(&b->buf, upd_names[k], &first) != 0)
+            return -1;
+        switch (k) {
+        case U_DOC: case U_UPSERT:
+            rc = put_object_or_raw(L, b, idx, upd_names[k], err);
+            break;
+        case U_SCRIPT:
+            if (lua_type(L, idx) == LUA_TTABLE) {
+                rc = put_object(L, b, idx, "script", err);
+                break;
+            }
+            rc = PUTLIT(&b->buf, "{\"source\":");
+            if (rc == 0) rc = put_string(L, b, idx, err);
+            if (rc == 0 && u->slot[U_LANG]) {
+                rc = PUTLIT(&b->buf, ",\"lang\":");
+                if (rc == 0) rc = put_string(L, b, u->slot[U_LANG], err);
+            }
+            if (rc == 0 && u->slot[U_PARAMS]) {
+                rc = PUTLIT(&b->buf, ",\"params\":");
+                if (rc == 0) rc = put_object(L, b, u->slot[U_PARAMS], "params", err);
+            }
+            if (rc == 0) rc = strbuf_putc(&b->buf, '}');
+            break;
+        case U_SOURCE:
+            if (lua_type(L, idx) == LUA_TBOOLEAN)
+                rc = lua_toboolean(L, idx) ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false");
+            else if (lua_type(L, idx) == LUA_TSTRING)
+                rc = put_string(L, b, idx, err);
+            else
+                rc = json_encode_value(L, idx, &b->buf, &b->cfg, err);
+            break;
+        default: /* the booleans */
+            rc = lua_toboolean(L, idx) ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false");
+            break;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return strbuf_putc(&b->buf, '}');
+}
+
+/*
+** add(b, op, meta, source): checks everything that can be checked up front,
+** then writes; a failure while writing restores the saved length.
+*/
+static int append(lua_State *L, bulk_buffer *b, int op, int meta, int src)
+{
+    meta_vals m;
+    upd_vals u;
+    char err[ESPIPE_JSON_ERRLEN];
+    size_t start = b->buf.len, src_start = 0;
+    int top, st, rc;
+    bulk_item *it;
+
+    /* A missing source becomes nil in its slot, so metadata values pushed later never alias it. */
+    lua_settop(L, src);
+    top = src;
+    st = lua_type(L, src);
+    check_mutable(L, b);
+    collect_meta(L, op, meta, &m);
+    if (op == BULK_DELETE) {
+        if (st != LUA_TNONE && st != LUA_TNIL)
+            luaL_error(L, "bulk delete: takes no source");
+    } else if (st != LUA_TTABLE && st != LUA_TSTRING) {
+        luaL_error(L, "bulk %s: %s must be a table or a raw JSON string, got %s", op_names[op],
+                   op == BULK_UPDATE ? "the update body" : "the source", luaL_typename(L, src));
+    } else if (op == BULK_UPDATE && st == LUA_TTABLE) {
+        collect_update(L, src, &u);
+    }
+    reserve_item(L, b);
+
+    err[0] = '\0';
+    rc = write_action(L, b, op, &m, err);
+    if (rc == 0 && op != BULK_DELETE) {
+        src_start = b->buf.len;
+        if (op == BULK_UPDATE && st == LUA_TTABLE)
+            rc = write_update_body(L, b, &u, err);
+        else
+            rc = put_object_or_raw(L, b, src, op == BULK_UPDATE ? "the update body" : "the source", err);
+        if (rc == 0)
+            rc = strbuf_putc(&b->buf, '\n');
+    }
+    if (rc != 0) {
+        b->buf.len = start;
+        lua_settop(L, top);
+        return luaL_error(L, "bulk %s: %s", op_names[op], err[0] ? err : "out of memory");
+    }
+    it = &b->items[b->count++];
+    it->offset = start;
+    it->op = op;
+    if (op == BULK_DELETE) {
+        it->action_len = b->buf.len - start;
+        it->source_len = 0;
+    } else {
+        it->action_len = src_start - start;
+        it->source_len = b->buf.len - src_start;
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+static int l_index(lua_State *L)  { append(L, check_self(L, 1), BULK_INDEX, 2, 3); lua_settop(L, 1); return 1; }
+static int l_create(lua_State *L) { append(L, check_self(L, 1), BULK_CREATE, 2, 3); lua_settop(L, 1); return 1; }
+static int l_update(lua_State *L) { append(L, check_self(L, 1), BULK_UPDATE, 2, 3); lua_settop(L, 1); return 1; }
+static int l_delete(lua_State *L) { append(L, check_self(L, 1), BULK_DELETE, 2, 3); lua_settop(L, 1); return 1; }
+
+static int check_op(lua_State *L, int idx)
+{
+    size_t len;
+    const char *s;
+    int op;
+
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return luaL_argerror(L, idx, "action must be index, create, update or delete");
+    s = lua_tolstring(L, idx, &len);
+    op = find_name(op_names, 4, s, len);
+    if (op < 0)
+        return luaL_error(L, "bulk: unknown action '%s' (index, create, update or delete)", s);
+    return op;
+}
+
+/* b:add(action, meta, source) */
+static int l_add(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+
+    append(L, b, check_op(L, 2), 3, 4);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* ---- reading and reshaping ----------------------------------------------- */
+
+static bulk_buffer *push_new(lua_State *L, const json_encode_cfg *cfg)
+{
+    bulk_buffer *b = (bulk_buffer *)espipe_newuserdata(L, sizeof *b);
+
+    strbuf_init(&b->buf);
+    b->count = 0;
+    b->items = NULL;
+    b->items_cap = 0;
+    b->pins = 0;
+    b->cfg = *cfg;
+    luaL_getmetatable(L, ESPIPE_BULK_MT);
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+/* Appends item i (0-based) of src to dst; dst has room for it in items (nothing can fail after). */
+static void copy_item(bulk_buffer *dst, const bulk_buffer *src, size_t i)
+{
+    const bulk_item *from = &src->items[i];
+    bulk_item *to = &dst->items[dst->count++];
+
+    *to = *from;
+    to->offset = dst->buf.len;
+    strbuf_append_unsafe(&dst->buf, src->buf.data + from->offset, from->action_len + from->source_len);
+}
+
+/* Room in dst for n more items of total size bytes, or raise (dst unchanged). */
+static void reserve_copy(lua_State *L, bulk_buffer *dst, size_t n, size_t bytes)
+{
+    if (dst->items_cap - dst->count < n) {
+        size_t cap = dst->count + n;
+        bulk_item *p;
+
+        p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(dst->items, cap * sizeof *p);
+        if (p == NULL)
+            luaL_error(L, "bulk: out of memory");
+        dst->items = p;
+        dst->items_cap = cap;
+    }
+    if (strbuf_reserve(&dst->buf, bytes) != 0)
+        luaL_error(L, "bulk: out of memory");
+}
+
+static size_t item_size(const bulk_buffer *b, size_t i)
+{
+    return b->items[i].action_len + b->items[i].source_len;
+}
+
+static size_t check_pos(lua_State *L, const bulk_buffer *b, int idx, const char *what)
+{
+    int64_t i = 0;
+
+    if (lua_type(L, idx) != LUA_TNUMBER || !espipe_exact_integer(L, idx, &i))
+        luaL_error(L, "bulk: %s must be an integer, got %s", what, type_label(L, idx));
+    if (i < 1 || (uint64_t)i > b->count)
+        luaL_error(L, "bulk: %s %d is out of range (the buffer holds %d actions)", what, (int)i, (int)b->count);
+    return (size_t)(i - 1);
+}
+
+/* b:item(i) -> action line, source line (nil for delete), action name; lines without '\n' */
+static int l_item(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+    size_t i = check_pos(L, b, 2, "position");
+    const bulk_item *it = &b->items[i];
+
+    lua_pushlstring(L, b->buf.data + it->offset, it->action_len - 1);
+    if (it->source_len)
+        lua_pushlstring(L, b->buf.data + it->offset + it->action_len, it->source_len - 1);
+    else
+        lua_pushnil(L);
+    lua_pushstring(L, op_names[it->op]);
+    return 3;
+}
+
+/* b:span(i) -> 0-based byte offset of item i in the body, its length (action + source lines) */
+static int l_span(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+    size_t i = check_pos(L, b, 2, "position");
+
+    lua_pushinteger(L, (lua_Integer)b->items[i].offset);
+    lua_pushinteger(L, (lua_Integer)item_size(b, i));
+    return 2;
+}
+
+/* b:slice(i, j) -> new buffer with items i..j (inclusive) */
+static int l_slice(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1), *nb;
+    size_t i = check_pos(L, b, 2, "start"), j = check_pos(L, b, 3, "end"), k;
+
+    if (j < i)
+        luaL_error(L, "bulk: slice end %d is before start %d", (int)j + 1, (int)i + 1);
+    nb = push_new(L, &b->cfg);
+    reserve_copy(L, nb, j - i + 1,
+                 b->items[j].offset + item_size(b, j) - b->items[i].offset);
+    for (k = i; k <= j; k++)
+        copy_item(nb, b, k);
+    return 1;
+}
+
+/* b:split() -> first half, second half (for a 413: each half is sent on its own) */
+static int l_split(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1), *half;
+    size_t mid, k, lo, hi;
+    int h;
+
+    if (b->count < 2)
+        luaL_error(L, "bulk: cannot split a buffer of %d action(s)", (int)b->count);
+    mid = b->count / 2;
+    for (h = 0; h < 2; h++) {
+        lo = h == 0 ? 0 : mid;
+        hi = h == 0 ? mid : b->count;
+        half = push_new(L, &b->cfg);
+        reserve_copy(L, half, hi - lo,
+                     (hi == b->count ? b->buf.len : b->items[hi].offset) - b->items[lo].offset);
+        for (k = lo; k < hi; k++)
+            copy_item(half, b, k);
+    }
+    return 2;
+}
+
+/* b:subset{ i, j, ... } -> new buffer with those items, in that order */
+static int l_subset(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1), *nb;
+    size_t n, k, bytes = 0;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    n = espipe_rawlen(L, 2);
+    for (k = 1; k <= n; k++) {
+        lua_rawgeti(L, 2, (int)k);
+        bytes += item_size(b, check_pos(L, b, -1, "position"));
+        lua_pop(L, 1);
+    }
+    nb = push_new(L, &b->cfg);
+    reserve_copy(L, nb, n, bytes);
+    for (k = 1; k <= n; k++) {
+        int64_t i = 0;
+
+        lua_rawgeti(L, 2, (int)k);
+        espipe_exact_integer(L, -1, &i);
+        lua_pop(L, 1);
+        copy_item(nb, b, (size_t)(i - 1));
+    }
+    return 1;
+}
+
+/* b:append_from(src, i) -> b, with item i of src appended (re-queueing a retryable item) */
+static int l_append_from(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1), *src = check_self(L, 2);
+    size_t i = check_pos(L, src, 3, "position");
+
+    check_mutable(L, b);
+    reserve_copy(L, b, 1, item_size(src, i));
+    copy_item(b, src, i);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_body(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+
+    lua_pushlstring(L, b->buf.data ? b->buf.data : "", b->buf.len);
+    return 1;
+}
+
+static int l_count(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_self(L, 1)->count);
+    return 1;
+}
+
+static int l_bytes(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_self(L, 1)->buf.len);
+    return 1;
+}
+
+/* b:capacity() -> bytes allocated for the body (kept across reset) */
+static int l_capacity(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_self(L, 1)->buf.cap);
+    return 1;
+}
+
+/* b:reset([release]) empties the buffer, keeping its memory unless release is true */
+static int l_reset(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+
+    check_mutable(L, b);
+    b->buf.len = 0;
+    b->count = 0;
+    if (lua_toboolean(L, 2)) {
+        strbuf_free(&b->buf);
+        free(b->items);
+        b->items = NULL;
+        b->items_cap = 0;
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int l_gc(lua_State *L)
+{
+    bulk_buffer *b = (bulk_buffer *)luaL_checkudata(L, 1, ESPIPE_BULK_MT);
+
+    strbuf_free(&b->buf);
+    free(b->items);
+    b->items = NULL;
+    b->items_cap = b->count = 0;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+
+    lua_pushfstring(L, "espipe.bulk (%d actions, %d bytes)", (int)b->count, (int)b->buf.len);
+    return 1;
+}
+
+/* bulk_new([opts]) with opts.max_depth and opts.utf8 = "error" | "replace" as for json.encode */
+static int l_new(lua_State *L)
+{
+    json_encode_cfg cfg;
+    int64_t v = 0;
+
+    json_encode_cfg_default(&cfg);
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_getfield(L, 1, "max_depth");
+        if (lua_type(L, -1) != LUA_TNIL) {
+            if (!int_in(L, -1, &v, 1) || v > 100000)
+                luaL_error(L, "bulk.new: max_depth must be an integer from 1 to 100000");
+            cfg.max_depth = (int)v;
+        }
+        lua_getfield(L, 1, "utf8");
+        if (lua_type(L, -1) != LUA_TNIL) {
+            const char *mode = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+            if (strcmp(mode, "error") == 0)
+                cfg.utf8 = JSON_UTF8_ERROR;
+            else if (strcmp(mode, "replace") == 0)
+                cfg.utf8 = JSON_UTF8_REPLACE;
+            else
+                luaL_error(L, "bulk.new: utf8 must be \"error\" or \"replace\"");
+        }
+        lua_pop(L, 2);
+    }
+    push_new(L, &cfg);
+    return 1;
+}
+
+void espipe_open_bulk(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "index", l_index }, { "create", l_create }, { "update", l_update }, { "delete", l_delete },
+        { "add", l_add }, { "body", l_body }, { "count", l_count }, { "bytes", l_bytes },
+        { "capacity", l_capacity }, { "reset", l_reset }, { "item", l_item }, { "span", l_span },
+        { "slice", l_slice }, { "split", l_split }, { "subset", l_subset },
+        { "append_from", l_append_from }, { NULL, NULL }
+    };
+    static const luaL_Reg meta[] = {
+        { "__gc", l_gc }, { "__len", l_count }, { "__tostring", l_tostring }, { NULL, NULL }
+    };
+
+    luaL_newmetatable(L, ESPIPE_BULK_MT);
+    lua_pushvalue(L, -1);
+    espipe_setfuncs(L, meta, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -2);
+    espipe_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_new);
+    lua_setfield(L, -2, "bulk_new");
+}

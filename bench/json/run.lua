@@ -1,0 +1,118 @@
+-- JSON codec benchmark: espipe.json against lua-cjson (and the bulk builder
+-- when espipe.core has one) on the same deterministic ~350-byte log documents.
+-- Usage, from the repo root:  lua5.4 bench/json/run.lua [docs] [repetitions]
+package.path = "./lua/?.lua;" .. package.path
+local ver = (jit and "luajit") or _VERSION:match("%d+%.%d+")
+package.cpath = "./build/" .. ver .. "/?.so;" .. package.cpath
+
+local json = require "espipe.json"
+local core = require "espipe.core"
+local ok_cjson, cjson = pcall(require, "cjson")
+
+local NDOCS = tonumber(arg[1]) or 20000
+local REPS = tonumber(arg[2]) or 5
+
+-- A seeded LCG, so every Lua version sees the very same documents.
+local state = 20240601
+local function rand(n)
+  state = (state * 1103515245 + 12345) % 2147483648
+  return state % n
+end
+
+local words = { "GET", "POST", "/api/v1/orders", "/checkout", "user", "session",
+  "timeout", "upstream", "cache", "miss", "hit", "retrying", "connection",
+  "reset", "by", "peer", "served", "in", "ms", "payload", "accepted", "queue" }
+local levels = { "debug", "info", "warn", "error" }
+local services = { "checkout", "search", "payments", "auth", "catalog" }
+local regions = { "eu-west-1", "us-east-1", "ap-south-1" }
+
+local function message()
+  local parts, len = {}, 0
+  while len < 120 do
+    local w = words[rand(#words) + 1]
+    parts[#parts + 1] = w
+    len = len + #w + 1
+  end
+  return table.concat(parts, " ")
+end
+
+local function make_doc(i)
+  return {
+    ["@timestamp"] = string.format("2024-06-%02dT%02d:%02d:%02d.%03dZ",
+      rand(28) + 1, rand(24), rand(60), rand(60), rand(1000)),
+    service = services[rand(#services) + 1],
+    level = levels[rand(#levels) + 1],
+    host = { name = string.format("web-%03d", rand(200)), region = regions[rand(#regions) + 1] },
+    http = { status = 200 + rand(4) * 100, bytes = rand(1000000) },
+    duration_ms = rand(100000) / 100 + 0.25,
+    trace_id = i,
+    tags = { "prod", regions[rand(#regions) + 1], rand(2) == 0 and "canary" or "stable" },
+    message = message(),
+  }
+end
+
+local docs, texts, total_bytes = {}, {}, 0
+for i = 1, NDOCS do
+  docs[i] = make_doc(i)
+  texts[i] = json.encode(docs[i])
+  total_bytes = total_bytes + #texts[i]
+end
+
+local function best_of(fn)
+  local best = math.huge
+  for _ = 1, REPS do
+    local t0 = os.clock()
+    fn()
+    local dt = os.clock() - t0
+    if dt < best then best = dt end
+  end
+  return best
+end
+
+local function run_encode(encode)
+  return best_of(function()
+    for i = 1, NDOCS do encode(docs[i]) end
+  end)
+end
+
+local function run_decode(decode)
+  return best_of(function()
+    for i = 1, NDOCS do decode(texts[i]) end
+  end)
+end
+
+local results = {}
+local function report(name, seconds)
+  local rate = NDOCS / seconds
+  results[name] = rate
+  print(string.format("%-28s %10.0f docs/s %8.1f MB/s", name, rate, total_bytes / seconds / 1e6))
+end
+
+print(string.format("%s, %d docs, average %.0f bytes, best of %d", jit and jit.version or _VERSION,
+  NDOCS, total_bytes / NDOCS, REPS))
+report("espipe.json encode", run_encode(json.encode))
+if ok_cjson then report("cjson encode", run_encode(cjson.encode)) end
+report("espipe.json decode", run_decode(json.decode))
+if ok_cjson then report("cjson decode", run_decode(cjson.decode)) end
+
+-- The bulk builder: one index action per document, table sources.
+local bulk = rawget(core, "bulk_new") and core
+if bulk then
+  local ok, err = pcall(function()
+    local b = core.bulk_new()
+    report("bulk builder (index)", best_of(function()
+      for i = 1, NDOCS do core.bulk_index(b, { _index = "logs" }, docs[i]) end
+      core.bulk_reset(b)
+    end))
+  end)
+  if not ok then print("bulk builder: skipped (" .. tostring(err) .. ")") end
+else
+  print("bulk builder: not in espipe.core yet")
+end
+
+if ok_cjson then
+  print(string.format("ratio encode espipe/cjson %.2fx (target >= 3)",
+    results["espipe.json encode"] / results["cjson encode"]))
+  print(string.format("ratio decode espipe/cjson %.2fx (target >= 1.5)",
+    results["espipe.json decode"] / results["cjson decode"]))
+end

@@ -1,0 +1,48 @@
+/*
+** The bulk body builder: an NDJSON _bulk request body assembled in one
+** growable buffer, plus where each action starts, so a batch can be re-sent
+** in part (retryable items), split (413) or picked apart (dead letters).
+**
+** Other C modules (the curl transport, a separate .so) send the body without
+** copying: they luaL_checkudata(L, idx, ESPIPE_BULK_MT) via bulk_check() and
+** read buf.data[0..buf.len). While the bytes are in flight they must hold a
+** reference to the userdata (so it is not collected) and keep pins > 0: every
+** method that would move or change the bytes raises while pinned.
+*/
+#ifndef ESPIPE_BULK_H
+#define ESPIPE_BULK_H
+
+#include <stddef.h>
+
+#include "compat.h"
+#include "json.h"
+#include "strbuf.h"
+
+#define ESPIPE_BULK_MT "espipe.bulk"
+
+enum bulk_op { BULK_INDEX, BULK_CREATE, BULK_UPDATE, BULK_DELETE };
+
+typedef struct bulk_item {
+    size_t offset;       /* first byte of the action line in buf */
+    size_t action_len;   /* action line including its '\n' */
+    size_t source_len;   /* source line including its '\n'; 0 for delete */
+    int op;              /* enum bulk_op */
+} bulk_item;
+
+typedef struct bulk_buffer {
+    strbuf buf;          /* the body; every line ends in '\n' as _bulk requires */
+    size_t count;        /* actions in buf, = entries used in items */
+    bulk_item *items;
+    size_t items_cap;
+    int pins;            /* > 0 while another module reads buf.data in place */
+    json_encode_cfg cfg;
+} bulk_buffer;
+
+static inline bulk_buffer *bulk_check(lua_State *L, int idx)
+{
+    return (bulk_buffer *)luaL_checkudata(L, idx, ESPIPE_BULK_MT);
+}
+
+void espipe_open_bulk(lua_State *L);
+
+#endif

@@ -1,0 +1,534 @@
+/*
+** espipe.curl_multi: many HTTP requests in flight on one libcurl multi
+** handle, driven from Lua. Lua adds requests and polls for completions; C
+** never calls back into Lua while it waits on the network, so the same
+** client code can run over OpenResty cosockets instead.
+**
+**   m = curl_multi.new{ max_inflight =, connect_timeout =, ca_file =, ca_dir =,
+**                       cert =, key =, insecure =, username =, password =,
+**                       auth_header =, max_response_bytes = }
+**   ok, msg, code = m:add(id, url, method, headers, body, timeout, gzip_level)
+**   done = m:poll(timeout)   -- { { id, status, headers, body, code, message, sent, elapsed }, ... }
+**   m:inflight(), m:capacity(), m:close()
+**   curl_multi.now(), curl_multi.version()
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "compat.h"
+#include "bulk.h"
+#include "strbuf.h"
+#include "transfer.h"
+#include "curl_codes.h"
+
+#define MULTI_MT "espipe.curl_multi"
+#define DEFAULT_MAX_RESPONSE_BYTES ((size_t)256 << 20)
+
+typedef struct multi {
+    CURLM *handle;              /* NULL once closed */
+    transfer *slots;            /* capacity of them: memory is fixed at creation */
+    int capacity;
+    int inflight;
+    transfer *free_list;
+    transfer_config cfg;
+} multi;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Credentials should not linger in freed memory. */
+static void free_secret(char **s)
+{
+    if (*s != NULL) {
+        volatile char *p = *s;
+        while (*p != '\0')
+            *p++ = '\0';
+        free(*s);
+        *s = NULL;
+    }
+}
+
+static void unpin(lua_State *L, transfer *t)
+{
+    if (t->pinned != NULL)
+        t->pinned->pins--;
+    t->pinned = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, t->body_ref);
+    t->body_ref = LUA_NOREF;
+}
+
+static void release_slot(lua_State *L, multi *m, transfer *t)
+{
+    unpin(L, t);
+    transfer_reset(t);
+    t->next_free = m->free_list;
+    m->free_list = t;
+    m->inflight--;
+}
+
+static int multi_close(lua_State *L)
+{
+    multi *m = luaL_checkudata(L, 1, MULTI_MT);
+    int i;
+
+    if (m->slots != NULL) {
+        for (i = 0; i < m->capacity; i++) {
+            transfer *t = &m->slots[i];
+            if (t->state == TRANSFER_RUNNING && m->handle != NULL)
+                curl_multi_remove_handle(m->handle, t->easy);
+            unpin(L, t);
+            transfer_destroy(t);
+        }
+        free(m->slots);
+        m->slots = NULL;
+    }
+    if (m->handle != NULL)
+        curl_multi_cleanup(m->handle);
+    m->handle = NULL;
+    m->free_list = NULL;
+    m->inflight = 0;
+    free(m->cfg.ca_file);
+    free(m->cfg.ca_dir);
+    free(m->cfg.cert);
+    free(m->cfg.key);
+    m->cfg.ca_file = m->cfg.ca_dir = m->cfg.cert = m->cfg.key = NULL;
+    free_secret(&m->cfg.username);
+    free_secret(&m->cfg.password);
+    free_secret(&m->cfg.auth_header);
+    return 0;
+}
+
+static multi *check_open(lua_State *L)
+{
+    multi *m = luaL_checkudata(L, 1, MULTI_MT);
+
+    if (m->handle == NULL)
+        luaL_error(L, "curl_multi: the transport is closed");
+    return m;
+}
+
+/* Option readers for new{}: raising is safe, the userdata's __gc owns every allocation. */
+static char *opt_string(lua_State *L, int opts, const char *name)
+{
+    char *copy = NULL;
+    size_t len;
+    const char *s;
+
+    lua_getfield(L, opts, name);
+    switch (lua_type(L, -1)) {
+    case LUA_TNIL:
+        break;
+    case LUA_TSTRING:
+        s = lua_tolstring(L, -1, &len);
+        if (strlen(s) != len)
+            luaL_error(L, "curl_multi.new: option '%s' contains a NUL byte", name);
+        copy = malloc(len + 1);
+        if (copy == NULL)
+            luaL_error(L, "curl_multi.new: out of memory");
+        memcpy(copy, s, len + 1);
+        break;
+    default:
+        luaL_error(L, "curl_multi.new: option '%s' must be a string, got %s", name, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return copy;
+}
+
+static double opt_number(lua_State *L, int opts, const char *name, double dflt, double min, double max)
+{
+    double v = dflt;
+
+    lua_getfield(L, opts, name);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+        v = (double)lua_tonumber(L, -1);
+        if (!(v >= min && v <= max))
+            luaL_error(L, "curl_multi.new: option '%s' must be between %f and %f", name, min, max);
+    } else if (lua_type(L, -1) != LUA_TNIL) {
+        luaL_error(L, "curl_multi.new: option '%s' must be a number, got %s", name, luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static long seconds_to_ms(double s)
+{
+    /* curl treats 0 as "no timeout": a positive timeout never rounds down to it. */
+    long ms = (long)(s * 1000.0 + 0.5);
+    return (s > 0 && ms == 0) ? 1 : ms;
+}
+
+static int multi_new(lua_State *L)
+{
+    multi *m;
+    int i;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    m = espipe_newuserdata(L, sizeof *m);
+    memset(m, 0, sizeof *m);
+    luaL_getmetatable(L, MULTI_MT);
+    lua_setmetatable(L, -2);
+
+    m->capacity = (int)opt_number(L, 1, "max_inflight", 8, 1, 4096);
+    m->cfg.connect_timeout_ms = seconds_to_ms(opt_number(L, 1, "connect_timeout", 5, 0, 86400));
+    m->cfg.max_response_bytes = (size_t)opt_number(L, 1, "max_response_bytes",
+                                                   (double)DEFAULT_MAX_RESPONSE_BYTES, 1, 1e15);
+    m->cfg.ca_file = opt_string(L, 1, "ca_file");
+    m->cfg.ca_dir = opt_string(L, 1, "ca_dir");
+    m->cfg.cert = opt_string(L, 1, "cert");
+    m->cfg.key = opt_string(L, 1, "key");
+    m->cfg.username = opt_string(L, 1, "username");
+    m->cfg.password = opt_string(L, 1, "password");
+    m->cfg.auth_header = opt_string(L, 1, "auth_header");
+    lua_getfield(L, 1, "insecure");
+    m->cfg.insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+
+    m->slots = calloc((size_t)m->capacity, sizeof *m->slots);
+    if (m->slots == NULL)
+        return luaL_error(L, "curl_multi.new: out of memory");
+    for (i = m->capacity - 1; i >= 0; i--) {
+        transfer_init(&m->slots[i]);
+        m->slots[i].next_free = m->free_list;
+        m->free_list = &m->slots[i];
+    }
+    m->handle = curl_multi_init();
+    if (m->handle == NULL)
+        return luaL_error(L, "curl_multi.new: cannot create a curl multi handle");
+    /* One connection per request in flight per host; curl keeps them alive between requests. */
+    if (curl_multi_setopt(m->handle, CURLMOPT_MAX_HOST_CONNECTIONS, (long)m->capacity) != CURLM_OK
+        || curl_multi_setopt(m->handle, CURLMOPT_MAXCONNECTS, (long)m->capacity * 4) != CURLM_OK)
+        return luaL_error(L, "curl_multi.new: cannot configure the multi handle");
+    return 1;
+}
+
+static int fail(lua_State *L, const char *message, const char *code)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, message);
+    lua_pushstring(L, code);
+    return 3;
+}
+
+/*
+** The body's bytes, without a copy: a Lua string, or an espipe.bulk buffer
+** (returned in *bulk so the caller can pin it; see csrc/bulk.h).
+*/
+static void body_bytes(lua_State *L, int idx, const char **p, size_t *len, bulk_buffer **bulk)
+{
+    *bulk = NULL;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        *p = NULL;
+        *len = 0;
+        return;
+    case LUA_TSTRING:
+        *p = lua_tolstring(L, idx, len);
+        return;
+    case LUA_TUSERDATA:
+        if (lua_getmetatable(L, idx)) {
+            int is_bulk;
+            luaL_getmetatable(L, ESPIPE_BULK_MT);
+            is_bulk = lua_rawequal(L, -1, -2);
+            lua_pop(L, 2);
+            if (is_bulk) {
+                *bulk = lua_touserdata(L, idx);
+                *p = (*bulk)->buf.data != NULL ? (*bulk)->buf.data : "";
+                *len = (*bulk)->buf.len;
+                return;
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    luaL_error(L, "curl_multi add: body must be nil, a string or an espipe.bulk buffer, got %s",
+               luaL_typename(L, idx));
+}
+
+/* m:add(id, url, method, headers, body, timeout, gzip_level) -> true | nil, message, code */
+static int multi_add(lua_State *L)
+{
+    multi *m = check_open(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    transfer_request req;
+    transfer *t;
+    const char *why = NULL;
+    bulk_buffer *bulk;
+    int i, n, ref;
+    CURLMcode mc;
+
+    req.url = luaL_checkstring(L, 3);
+    req.method = luaL_checkstring(L, 4);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    body_bytes(L, 6, &req.body, &req.body_len, &bulk);
+    req.timeout_ms = seconds_to_ms(luaL_optnumber(L, 7, 0));
+    req.gzip_level = (int)luaL_optinteger(L, 8, 0);
+    luaL_argcheck(L, req.gzip_level >= 0 && req.gzip_level <= 9, 8, "gzip level must be 0..9");
+    n = (int)espipe_rawlen(L, 5);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, 5, i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "curl_multi add: header %d must be a string", i);
+        lua_pop(L, 1);
+    }
+    if (m->free_list == NULL)
+        return fail(L, "too many requests in flight", "busy");
+
+    /* Pin the body first: luaL_ref may raise, and nothing is held yet. */
+    lua_pushvalue(L, 6);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    t = m->free_list;
+    m->free_list = t->next_free;
+    m->inflight++;
+    t->body_ref = ref;
+    t->id = id;
+    /* While pinned the buffer refuses every change, so curl's pointer stays valid. */
+    t->pinned = bulk;
+    if (bulk != NULL)
+        bulk->pins++;
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, 5, i);
+        if (transfer_add_header(t, lua_tostring(L, -1)) != 0)
+            why = "out of memory";
+        lua_pop(L, 1);
+        if (why != NULL)
+            break;
+    }
+    if (why == NULL && transfer_prepare(t, &m->cfg, &req, &why) == 0) {
+        mc = curl_multi_add_handle(m->handle, t->easy);
+        if (mc == CURLM_OK) {
+            t->state = TRANSFER_RUNNING;
+            t->started = now_seconds();
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        why = curl_multi_strerror(mc);
+    }
+    release_slot(L, m, t);
+    return fail(L, why, "setup");
+}
+
+/* Header lines into a table of lowercased names; repeated names are joined with ", ". */
+static void push_headers(lua_State *L, const strbuf *head)
+{
+    const char *p = head->data, *end = head->data + head->len;
+
+    lua_newtable(L);
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol != NULL ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(line_end - p));
+        const char *v, *ve;
+        luaL_Buffer name;
+
+        if (colon != NULL && colon > p && memcmp(p, "HTTP/", 5) != 0) {
+            const char *c;
+            luaL_buffinit(L, &name);
+            for (c = p; c < colon; c++)
+                luaL_addchar(&name, (*c >= 'A' && *c <= 'Z') ? (char)(*c + 32) : *c);
+            luaL_pushresult(&name);
+            for (v = colon + 1; v < line_end && (*v == ' ' || *v == '\t'); v++)
+                ;
+            for (ve = line_end; ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+                ;
+            lua_pushvalue(L, -1);
+            lua_rawget(L, -3);
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, v, (size_t)(ve - v));
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(ve - v));
+            }
+            lua_rawset(L, -3);
+        }
+        p = line_end + 1;
+    }
+}
+
+static void push_completion(lua_State *L, transfer *t, double now)
+{
+    long status = 0;
+    curl_off_t sent = 0;
+
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, t->id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_setfield(L, -2, "status");
+    push_headers(L, &t->head);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, t->body.data != NULL ? t->body.data : "", t->body.len);
+    lua_setfield(L, -2, "body");
+    lua_pushnumber(L, (lua_Number)(now - t->started));
+    lua_setfield(L, -2, "elapsed");
+    /* Whether request bytes reached the socket: tells a refused/unreachable host from a slow one. */
+    lua_pushboolean(L, sent > 0);
+    lua_setfield(L, -2, "sent");
+    if (t->result != CURLE_OK) {
+        const char *code = t->too_large ? "too_large" : curl_code_name(t->result);
+        lua_pushstring(L, code);
+        lua_setfield(L, -2, "code");
+        if (t->too_large)
+            lua_pushliteral(L, "response larger than max_response_bytes");
+        else if (t->errbuf[0] != '\0')
+            lua_pushstring(L, t->errbuf);
+        else
+            lua_pushstring(L, curl_easy_strerror(t->result));
+        lua_setfield(L, -2, "message");
+    }
+}
+
+/* Move finished transfers out of curl, then hand every finished one to Lua. */
+static int deliver(lua_State *L, multi *m)
+{
+    CURLMsg *msg;
+    int left, i, n = 0;
+    double now = now_seconds();
+
+    while ((msg = curl_multi_info_read(m->handle, &left)) != NULL) {
+        transfer *t = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        t->result = msg->data.result;
+        t->state = TRANSFER_DONE;
+        curl_multi_remove_handle(m->handle, t->easy);
+    }
+    /*
+    ** DONE slots survive a memory error raised while building their tables:
+    ** the next poll delivers them again.
+    */
+    for (i = 0; i < m->capacity; i++) {
+        transfer *t = &m->slots[i];
+        if (t->state != TRANSFER_DONE)
+            continue;
+        push_completion(L, t, now);
+        lua_rawseti(L, -2, ++n);
+        release_slot(L, m, t);
+    }
+    return n;
+}
+
+/* m:poll(timeout) -> array of completions; waits at most timeout seconds for one. */
+static int multi_poll(lua_State *L)
+{
+    multi *m = check_open(L);
+    double timeout = luaL_optnumber(L, 2, 0);
+    double deadline;
+    int running;
+
+    luaL_argcheck(L, timeout >= 0, 2, "timeout must be >= 0");
+    deadline = now_seconds() + timeout;
+    lua_newtable(L);
+    for (;;) {
+        double left;
+        CURLMcode mc = curl_multi_perform(m->handle, &running);
+        if (mc != CURLM_OK)
+            return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
+        if (deliver(L, m) > 0 || m->inflight == 0)
+            break;
+        left = deadline - now_seconds();
+        if (left <= 0)
+            break;
+        /* Cap each wait: curl's own timers (connect, timeout) are honoured inside perform. */
+        mc = curl_multi_poll(m->handle, NULL, 0, (int)(left > 1.0 ? 1000 : left * 1000.0 + 1), NULL);
+        if (mc != CURLM_OK)
+            return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+    }
+    return 1;
+}
+
+static int multi_inflight(lua_State *L)
+{
+    multi *m = luaL_checkudata(L, 1, MULTI_MT);
+
+    lua_pushinteger(L, m->inflight);
+    return 1;
+}
+
+static int multi_capacity(lua_State *L)
+{
+    multi *m = luaL_checkudata(L, 1, MULTI_MT);
+
+    lua_pushinteger(L, m->capacity);
+    return 1;
+}
+
+static int multi_tostring(lua_State *L)
+{
+    multi *m = luaL_checkudata(L, 1, MULTI_MT);
+
+    if (m->handle == NULL)
+        lua_pushliteral(L, "espipe.curl_multi (closed)");
+    else
+        lua_pushfstring(L, "espipe.curl_multi (%d of %d in flight)", m->inflight, m->capacity);
+    return 1;
+}
+
+static int cm_now(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)now_seconds());
+    return 1;
+}
+
+static int cm_version(lua_State *L)
+{
+    lua_pushstring(L, curl_version());
+    return 1;
+}
+
+static const luaL_Reg multi_methods[] = {
+    { "add", multi_add },
+    { "poll", multi_poll },
+    { "inflight", multi_inflight },
+    { "capacity", multi_capacity },
+    { "close", multi_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg module_functions[] = {
+    { "new", multi_new },
+    { "now", cm_now },
+    { "version", cm_version },
+    { NULL, NULL }
+};
+
+ESPIPE_EXPORT int luaopen_espipe_curl_multi(lua_State *L);
+
+int luaopen_espipe_curl_multi(lua_State *L)
+{
+    static int curl_ready = 0;
+
+    if (!curl_ready) {
+        CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (rc != CURLE_OK)
+            return luaL_error(L, "curl_global_init: %s", curl_easy_strerror(rc));
+        curl_ready = 1;
+    }
+    if (luaL_newmetatable(L, MULTI_MT)) {
+        espipe_newlib(L, multi_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, multi_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, multi_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, multi_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    espipe_newlib(L, module_functions);
+    return 1;
+}

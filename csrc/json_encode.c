@@ -1,0 +1,549 @@
+/*
+** JSON encoder: Lua value -> JSON text appended to a strbuf. It never raises
+** and never calls into Lua code (raw access only, no metamethods), so the bulk
+** builder can call it while it holds buffers of its own.
+*/
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "json_internal.h"
+#include "json_number.h"
+#include "utf8.h"
+
+/* '"', '\\' and control characters must be escaped; bytes >= 0x80 validated. */
+const unsigned char json_char_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,};
+
+/* The two-character escapes; the other control characters become \u00XX. */
+static const char short_escape[256] = {
+    ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    ['"'] = '"', ['\\'] = '\\',
+};
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* 2^53: beyond it an integral double no longer names one integer. */
+#define EXACT_INT_LIMIT 9007199254740992.0
+
+void json_encode_cfg_default(json_encode_cfg *cfg)
+{
+    cfg->max_depth = ESPIPE_JSON_DEFAULT_DEPTH;
+    cfg->utf8 = JSON_UTF8_ERROR;
+}
+
+/*
+** Where the value being encoded sits, for error messages: one frame per open
+** container, on the C stack, naming the child being written. The tables
+** themselves stay on the Lua stack (at table_idx) while they are open.
+*/
+enum { PATH_NONE, PATH_INDEX, PATH_KEY };
+
+typedef struct enc_path {
+    const struct enc_path *up;
+    int table_idx;
+    int kind;
+    size_t index;
+    const char *key;
+    size_t keylen;
+} enc_path;
+
+typedef struct encoder {
+    lua_State *L;
+    strbuf *out;
+    const json_encode_cfg *cfg;
+    char *err;
+    int array_mt;       /* stack index of the array metatable (or nil) */
+    int depth;
+} encoder;
+
+static int is_identifier(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+        return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct path_text {
+    char buf[ESPIPE_JSON_ERRLEN];
+    size_t len;
+} path_text;
+
+static void path_add(path_text *t, const char *s, size_t n)
+{
+    size_t room = sizeof t->buf - 1 - t->len;
+    if (n > room)
+        n = room;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+static void path_render(const enc_path *p, path_text *t)
+{
+    char num[32];
+    size_t i;
+
+    if (p == NULL)
+        return;
+    path_render(p->up, t);
+    if (p->kind == PATH_INDEX) {
+        snprintf(num, sizeof num, "[%zu]", p->index);
+        path_add(t, num, strlen(num));
+    } else if (p->kind == PATH_KEY) {
+        if (is_identifier(p->key, p->keylen)) {
+            path_add(t, ".", 1);
+            path_add(t, p->key, p->keylen);
+            return;
+        }
+        path_add(t, "[\"", 2);
+        for (i = 0; i < p->keylen && t->len < sizeof t->buf - 1; i++) {
+            unsigned char c = (unsigned char)p->key[i];
+            if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+                snprintf(num, sizeof num, "\\x%02x", c);
+                path_add(t, num, 4);
+            } else {
+                path_add(t, (const char *)&c, 1);
+            }
+        }
+        path_add(t, "\"]", 2);
+    }
+}
+
+/* Append s to the NUL-terminated err (len bytes long), as much as fits. */
+static void append_truncated(char *err, size_t len, const char *s)
+{
+    size_t n = strlen(s);
+    if (len >= ESPIPE_JSON_ERRLEN - 1)
+        return;
+    if (n > ESPIPE_JSON_ERRLEN - 1 - len)
+        n = ESPIPE_JSON_ERRLEN - 1 - len;
+    memcpy(err + len, s, n);
+    err[len + n] = '\0';
+}
+
+/* Set err to the formatted message followed by " at <path>". Returns -1. */
+static int fail(encoder *e, const enc_path *path, const char *fmt, ...)
+{
+    path_text t;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(e->err, ESPIPE_JSON_ERRLEN, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (n > ESPIPE_JSON_ERRLEN - 1)
+        n = ESPIPE_JSON_ERRLEN - 1;
+    t.len = 0;
+    t.buf[0] = '\0';
+    path_render(path, &t);
+    /* Truncation is fine: the path's head says where to look. */
+    append_truncated(e->err, (size_t)n, " at ");
+    append_truncated(e->err, strlen(e->err), t.len ? t.buf : "the top level");
+    return -1;
+}
+
+static int out_of_memory(encoder *e)
+{
+    snprintf(e->err, ESPIPE_JSON_ERRLEN, "out of memory while encoding JSON");
+    return -1;
+}
+
+/*
+** The string s[0..len) as a JSON string. Returns 0, -1 when out of memory,
+** or the 1-based offset + 1 of invalid UTF-8 (so >= 2) in error mode.
+*/
+static long long put_string(encoder *e, const char *str, size_t len)
+{
+    strbuf *b = e->out;
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, start, n, bad;
+
+    if (strbuf_reserve(b, len + 2) != 0)
+        return -1;
+    strbuf_putc_unsafe(b, '"');
+    for (;;) {
+        start = i;
+        for (;;) {
+            i = (size_t)(json_skip_plain(s + i, s + len) - s);
+            if (i < len && json_char_class[s[i]] == JSON_CH_UTF8 &&
+                (n = utf8_sequence(s + i, len - i, &bad)) != 0) {
+                i += n;
+                continue;
+            }
+            break;
+        }
+        strbuf_append_unsafe(b, s + start, i - start);
+        if (i == len)
+            break;
+        /* Room for the longest replacement, the rest raw and the quote. */
+        if (strbuf_reserve(b, 6 + (len - i) + 1) != 0)
+            return -1;
+        if (json_char_class[s[i]] == JSON_CH_ESCAPE) {
+            unsigned char c = s[i++];
+            char *d = b->data + b->len;
+            d[0] = '\\';
+            if (short_escape[c]) {
+                d[1] = short_escape[c];
+                b->len += 2;
+            } else {
+                memcpy(d + 1, "u00", 3);
+                d[4] = hex_digits[c >> 4];
+                d[5] = hex_digits[c & 15];
+                b->len += 6;
+            }
+        } else {
+            if (e->cfg->utf8 != JSON_UTF8_REPLACE)
+                return (long long)i + 2;
+            strbuf_append_unsafe(b, UTF8_REPLACEMENT, 3);
+            i += bad;
+        }
+    }
+    strbuf_putc_unsafe(b, '"');
+    return 0;
+}
+
+static int encode_string(encoder *e, const char *s, size_t len,
+                         const enc_path *path, const char *what)
+{
+    long long r = put_string(e, s, len);
+    if (r == 0)
+        return 0;
+    if (r < 0)
+        return out_of_memory(e);
+    return fail(e, path, "invalid UTF-8 at byte %lld of %s", r - 1, what);
+}
+
+/* Number text straight into the buffer; 0, or -1 for NaN/inf/OOM. */
+static int encode_number(encoder *e, int idx, const enc_path *path)
+{
+    lua_State *L = e->L;
+    strbuf *b = e->out;
+    lua_Number x;
+
+    if (strbuf_reserve(b, JSON_NUMBER_MAXLEN) != 0)
+        return out_of_memory(e);
+#if ESPIPE_HAS_INTEGERS
+    if (lua_isinteger(L, idx)) {
+        b->len += json_fmt_integer(b->data + b->len, (long long)lua_tointeger(L, idx));
+        return 0;
+    }
+#endif
+    x = lua_tonumber(L, idx);
+    if (!isfinite(x))
+        return fail(e, path, "cannot encode %s", x != x ? "NaN" : (x > 0 ? "inf" : "-inf"));
+#if ESPIPE_HAS_INTEGERS
+    b->len += json_fmt_double(b->data + b->len, (double)x, 1);
+#else
+    /* Integral doubles within 2^53 are the integers of 5.1/5.2/LuaJIT. */
+    if (fabs(x) <= EXACT_INT_LIMIT && (double)(long long)x == x && !(x == 0 && signbit(x)))
+        b->len += json_fmt_integer(b->data + b->len, (long long)x);
+    else
+        b->len += json_fmt_double(b->data + b->len, (double)x, 0);
+#endif
+    return 0;
+}
+
+/* Text of a numeric table key into buf; 0 or -1 when it has none (inf). */
+static int number_key(lua_State *L, int idx, char *buf, size_t *len)
+{
+    lua_Number x;
+#if ESPIPE_HAS_INTEGERS
+    if (lua_isinteger(L, idx)) {
+        *len = json_fmt_integer(buf, (long long)lua_tointeger(L, idx));
+        return 0;
+    }
+#endif
+    x = lua_tonumber(L, idx);
+    if (!isfinite(x))
+        return -1;
+    if (fabs(x) <= EXACT_INT_LIMIT && (double)(long long)x == x)
+        *len = json_fmt_integer(buf, (long long)x);
+    else
+        *len = json_fmt_double(buf, (double)x, 0);
+    return 0;
+}
+
+static int encode_value(encoder *e, int idx, const enc_path *path);
+
+/* Is the key at stack index -1 an integer in 1..n? */
+static int is_index_key(lua_State *L, size_t n)
+{
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        return 0;
+#if ESPIPE_HAS_INTEGERS
+    if (lua_isinteger(L, -1)) {
+        lua_Integer k = lua_tointeger(L, -1);
+        return k >= 1 && (lua_Unsigned)k <= (lua_Unsigned)n;
+    } else {
+        return 0;
+    }
+#else
+    {
+        lua_Number k = lua_tonumber(L, -1);
+        return k >= 1 && k <= (lua_Number)n && (lua_Number)(size_t)k == k;
+    }
+#endif
+}
+
+/* Is the key at stack index -2 the integer i? (Lua stores 2.0 as 2.) */
+static int key_is(lua_State *L, lua_Integer i)
+{
+    if (lua_type(L, -2) != LUA_TNUMBER)
+        return 0;
+#if ESPIPE_HAS_INTEGERS
+    return lua_tointeger(L, -2) == i && lua_isinteger(L, -2);
+#else
+    return lua_tonumber(L, -2) == (lua_Number)i;
+#endif
+}
+
+/* Keys exactly 1..n, nothing else: then an unmarked table is an array. */
+static int is_dense(lua_State *L, int idx, size_t n)
+{
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (!is_index_key(L, n)) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        count++;
+    }
+    return count == n;
+}
+
+/* Called when the depth limit is hit: a cycle, or just deep data? */
+static int depth_error(encoder *e, int idx, const enc_path *path)
+{
+    lua_State *L = e->L;
+    const enc_path *p, *q, *first = NULL;
+
+    /* Report the shallowest table that repeats one of its ancestors. */
+    for (q = path; q != NULL; q = q->up)
+        if (lua_rawequal(L, q->table_idx, idx)) {
+            first = path;
+            break;
+        }
+    for (p = path; p != NULL; p = p->up)
+        for (q = p->up; q != NULL; q = q->up)
+            if (lua_rawequal(L, q->table_idx, p->table_idx)) {
+                first = p->up;
+                break;
+            }
+    if (first != NULL)
+        return fail(e, first, "cycle detected");
+    return fail(e, path, "nesting deeper than %d", e->cfg->max_depth);
+}
+
+/* t[1..n] by index: marked arrays, and dense tables lua_next saw out of order. */
+static int encode_indexed(encoder *e, int idx, size_t n, enc_path *here)
+{
+    lua_State *L = e->L;
+    strbuf *b = e->out;
+    size_t i;
+
+    if (strbuf_putc(b, '[') != 0)
+        return out_of_memory(e);
+    here->kind = PATH_INDEX;
+    for (i = 1; i <= n; i++) {
+        if (i > 1 && strbuf_putc(b, ',') != 0)
+            return out_of_memory(e);
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        here->index = i;
+        if (encode_value(e, idx + 1, here) != 0)
+            return -1;
+        lua_settop(L, idx);
+    }
+    return strbuf_putc(b, ']') != 0 ? out_of_memory(e) : 0;
+}
+
+/* One "key":value member; the key is at idx + 1, the value at idx + 2. */
+static int encode_member(encoder *e, int idx, enc_path *here, int first)
+{
+    lua_State *L = e->L;
+    strbuf *b = e->out;
+    char keybuf[JSON_NUMBER_MAXLEN];
+    int kt = lua_type(L, idx + 1);
+
+    if (kt == LUA_TSTRING) {
+        here->key = lua_tolstring(L, idx + 1, &here->keylen);
+    } else if (kt == LUA_TNUMBER) {
+        if (number_key(L, idx + 1, keybuf, &here->keylen) != 0)
+            return fail(e, here->up, "cannot encode table key inf");
+        here->key = keybuf;
+    } else {
+        return fail(e, here->up, "cannot encode table key of type %s", lua_typename(L, kt));
+    }
+    if (!first && strbuf_putc(b, ',') != 0)
+        return out_of_memory(e);
+    if (encode_string(e, here->key, here->keylen, here, "key") != 0)
+        return -1;
+    if (strbuf_putc(b, ':') != 0)
+        return out_of_memory(e);
+    return encode_value(e, idx + 2, here);
+}
+
+/*
+** An unmarked table. lua_next walks the array part first and in order, so
+** a dense array is written in one pass as long as its keys arrive as 1, 2,
+** 3 ...; anything else rewinds the output and decides with a full scan.
+*/
+static int encode_table(encoder *e, int idx, const enc_path *path)
+{
+    lua_State *L = e->L;
+    strbuf *b = e->out;
+    enc_path here;
+    size_t save = b->len, n;
+    lua_Integer i;
+    int marked = 0, first;
+
+    if (e->depth >= e->cfg->max_depth)
+        return depth_error(e, idx, path);
+    if (!lua_checkstack(L, 4))
+        return fail(e, path, "nesting too deep for the Lua stack");
+    if (lua_getmetatable(L, idx)) {
+        marked = lua_rawequal(L, -1, e->array_mt);
+        lua_settop(L, idx);
+    }
+    e->depth++;
+    here.up = path;
+    here.table_idx = idx;
+    here.kind = PATH_NONE;
+    if (marked) {
+        if (encode_indexed(e, idx, espipe_rawlen(L, idx), &here) != 0)
+            return -1;
+        e->depth--;
+        return 0;
+    }
+
+    lua_pushnil(L);
+    if (!lua_next(L, idx)) {
+        e->depth--;
+        return strbuf_append(b, "{}", 2) != 0 ? out_of_memory(e) : 0;
+    }
+    if (key_is(L, 1)) {
+        if (strbuf_putc(b, '[') != 0)
+            return out_of_memory(e);
+        here.kind = PATH_INDEX;
+        for (i = 1;; i++) {
+            here.index = (size_t)i;
+            if (encode_value(e, idx + 2, &here) != 0)
+                return -1;
+            lua_settop(L, idx + 1);
+            if (!lua_next(L, idx)) {
+                e->depth--;
+                return strbuf_putc(b, ']') != 0 ? out_of_memory(e) : 0;
+            }
+            if (!key_is(L, i + 1))
+                break;
+            if (strbuf_putc(b, ',') != 0)
+                return out_of_memory(e);
+        }
+        /* Not keys 1, 2, 3 ... in order: start again knowing all. */
+        lua_settop(L, idx);
+        b->len = save;
+        n = espipe_rawlen(L, idx);
+        if (n > 0 && is_dense(L, idx, n)) {
+            if (encode_indexed(e, idx, n, &here) != 0)
+                return -1;
+            e->depth--;
+            return 0;
+        }
+        lua_pushnil(L);
+        lua_next(L, idx);
+    }
+
+    if (strbuf_putc(b, '{') != 0)
+        return out_of_memory(e);
+    here.kind = PATH_KEY;
+    first = 1;
+    do {
+        if (encode_member(e, idx, &here, first) != 0)
+            return -1;
+        first = 0;
+        lua_settop(L, idx + 1);
+    } while (lua_next(L, idx));
+    e->depth--;
+    return strbuf_putc(b, '}') != 0 ? out_of_memory(e) : 0;
+}
+
+static int encode_value(encoder *e, int idx, const enc_path *path)
+{
+    lua_State *L = e->L;
+    int t = lua_type(L, idx);
+
+    switch (t) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        return encode_string(e, s, len, path, "string");
+    }
+    case LUA_TNUMBER:
+        return encode_number(e, idx, path);
+    case LUA_TTABLE:
+        return encode_table(e, idx, path);
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx))
+            return strbuf_append(e->out, "true", 4) != 0 ? out_of_memory(e) : 0;
+        return strbuf_append(e->out, "false", 5) != 0 ? out_of_memory(e) : 0;
+    case LUA_TNIL:
+        return strbuf_append(e->out, "null", 4) != 0 ? out_of_memory(e) : 0;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL)
+            return strbuf_append(e->out, "null", 4) != 0 ? out_of_memory(e) : 0;
+        return fail(e, path, "cannot encode lightuserdata other than null");
+    default:
+        return fail(e, path, "cannot encode %s", lua_typename(L, t));
+    }
+}
+
+int json_encode_value(lua_State *L, int idx, strbuf *out,
+                      const json_encode_cfg *cfg, char *err)
+{
+    encoder e;
+    json_encode_cfg capped;
+    int top = lua_gettop(L), r;
+
+    idx = espipe_absindex(L, idx);
+    if (!lua_checkstack(L, 5)) {
+        snprintf(err, ESPIPE_JSON_ERRLEN, "no Lua stack space to encode JSON");
+        return -1;
+    }
+    capped = *cfg;
+    if (capped.max_depth > JSON_DEPTH_CEILING)
+        capped.max_depth = JSON_DEPTH_CEILING;
+    lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
+    e.L = L;
+    e.out = out;
+    e.cfg = &capped;
+    e.err = err;
+    e.array_mt = lua_gettop(L);
+    e.depth = 0;
+    err[0] = '\0';
+    /* encode_table expects its table on top of the stack. */
+    lua_pushvalue(L, idx);
+    r = encode_value(&e, e.array_mt + 1, NULL);
+    lua_settop(L, top);
+    return r;
+}

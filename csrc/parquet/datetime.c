@@ -1,0 +1,146 @@
+#include "datetime.h"
+
+static int digits(const char *s, size_t n, size_t at, size_t count, int *out)
+{
+    int v = 0;
+    size_t i;
+    if (at + count > n)
+        return -1;
+    for (i = at; i < at + count; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int month_days(int y, int m)
+{
+    static const int d[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    return m == 2 && is_leap(y) ? 29 : d[m - 1];
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (era arithmetic). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    int64_t era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int parse_iso8601_ms(const char *s, size_t n, int64_t *ms)
+{
+    int year, month = 1, day = 1, hour = 0, minute = 0, second = 0, frac_ms = 0;
+    int64_t offset_min = 0, total;
+    size_t i = 0;
+
+    if (digits(s, n, 0, 4, &year) != 0)
+        return -1;
+    i = 4;
+    if (i < n && s[i] == '-') {
+        if (digits(s, n, i + 1, 2, &month) != 0 || month < 1 || month > 12)
+            return -1;
+        i += 3;
+        if (i < n && s[i] == '-') {
+            if (digits(s, n, i + 1, 2, &day) != 0 || day < 1 || day > month_days(year, month))
+                return -1;
+            i += 3;
+        }
+    }
+    if (i < n && s[i] == 'T') {
+        if (digits(s, n, i + 1, 2, &hour) != 0 || hour > 23)
+            return -1;
+        i += 3;
+        if (i < n && s[i] == ':') {
+            if (digits(s, n, i + 1, 2, &minute) != 0 || minute > 59)
+                return -1;
+            i += 3;
+            if (i < n && s[i] == ':') {
+                if (digits(s, n, i + 1, 2, &second) != 0 || second > 59)
+                    return -1;
+                i += 3;
+                if (i < n && (s[i] == '.' || s[i] == ',')) {
+                    size_t k = 0;
+                    i++;
+                    while (i < n && s[i] >= '0' && s[i] <= '9' && k < 9) {
+                        if (k < 3)
+                            frac_ms = frac_ms * 10 + (s[i] - '0');
+                        i++;
+                        k++;
+                    }
+                    if (k == 0)
+                        return -1;
+                    for (; k < 3; k++)
+                        frac_ms *= 10;
+                }
+            }
+        }
+        if (i < n && s[i] == 'Z') {
+            i++;
+        } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+            int oh, om = 0, sign = s[i] == '-' ? -1 : 1;
+            if (digits(s, n, i + 1, 2, &oh) != 0 || oh > 18)
+                return -1;
+            i += 3;
+            if (i < n && s[i] == ':') {
+                if (digits(s, n, i + 1, 2, &om) != 0 || om > 59)
+                    return -1;
+                i += 3;
+            } else if (i + 2 <= n && digits(s, n, i, 2, &om) == 0) {
+                if (om > 59)
+                    return -1;
+                i += 2;
+            }
+            offset_min = sign * (oh * 60 + om);
+        }
+    }
+    if (i != n)
+        return -1;
+    total = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
+    total -= offset_min * 60;
+    *ms = total * 1000 + frac_ms;
+    return 0;
+}
+
+int parse_epoch_millis(const char *s, size_t n, int64_t *ms)
+{
+    uint64_t v = 0, limit;
+    size_t i = 0;
+    int neg = 0;
+
+    if (n > 0 && (s[0] == '-' || s[0] == '+')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i == n)
+        return -1;
+    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        unsigned d;
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        d = (unsigned)(s[i] - '0');
+        if (v > (limit - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *ms = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+int parse_es_date(const char *s, size_t n, int64_t *ms)
+{
+    if (parse_iso8601_ms(s, n, ms) == 0)
+        return 0;
+    return parse_epoch_millis(s, n, ms);
+}

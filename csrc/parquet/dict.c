@@ -1,0 +1,104 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "dict.h"
+#include "encoding.h"
+
+void pq_dict_init(pq_dict *d)
+{
+    strbuf_init(&d->plain);
+    d->entries = NULL;
+    d->count = d->cap = 0;
+    d->slots = NULL;
+    d->nslots = 0;
+}
+
+void pq_dict_free(pq_dict *d)
+{
+    strbuf_free(&d->plain);
+    free(d->entries);
+    free(d->slots);
+    pq_dict_init(d);
+}
+
+void pq_dict_clear(pq_dict *d)
+{
+    d->plain.len = 0;
+    d->count = 0;
+    if (d->slots != NULL)
+        memset(d->slots, 0, d->nslots * sizeof *d->slots);
+}
+
+size_t pq_dict_memory(const pq_dict *d)
+{
+    return d->plain.len + d->count * sizeof(pq_dict_entry) + d->nslots * sizeof(uint32_t);
+}
+
+static uint32_t hash_bytes(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    size_t i;
+    for (i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int rehash(pq_dict *d, size_t nslots)
+{
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    size_t i;
+    if (slots == NULL)
+        return -1;
+    for (i = 0; i < d->count; i++) {
+        size_t j = d->entries[i].hash & (nslots - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (nslots - 1);
+        slots[j] = (uint32_t)(i + 1);
+    }
+    free(d->slots);
+    d->slots = slots;
+    d->nslots = nslots;
+    return 0;
+}
+
+long pq_dict_intern(pq_dict *d, const char *s, size_t n, size_t max_bytes, size_t max_entries)
+{
+    uint32_t h = hash_bytes(s, n);
+    size_t j;
+    unsigned char len4[4];
+
+    if (n > UINT32_MAX - 4 || d->count >= UINT32_MAX - 1)
+        return PQ_DICT_FULL;
+    /* keep the load factor under 1/2 */
+    if ((d->count + 1) * 2 > d->nslots && rehash(d, d->nslots ? d->nslots * 2 : 64) != 0)
+        return PQ_DICT_NOMEM;
+    j = h & (d->nslots - 1);
+    while (d->slots[j] != 0) {
+        const pq_dict_entry *e = &d->entries[d->slots[j] - 1];
+        if (e->hash == h && e->len == n && memcmp(pq_dict_bytes(d, d->slots[j] - 1), s, n) == 0)
+            return (long)(d->slots[j] - 1);
+        j = (j + 1) & (d->nslots - 1);
+    }
+    if (d->count + 1 > max_entries || d->plain.len + n + 4 > max_bytes)
+        return PQ_DICT_FULL;
+    if (d->count == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        pq_dict_entry *e = realloc(d->entries, cap * sizeof *e);
+        if (e == NULL)
+            return PQ_DICT_NOMEM;
+        d->entries = e;
+        d->cap = cap;
+    }
+    put_le32(len4, (uint32_t)n);
+    if (strbuf_reserve(&d->plain, n + 4) != 0)
+        return PQ_DICT_NOMEM;
+    strbuf_append_unsafe(&d->plain, len4, 4);
+    d->entries[d->count].offset = d->plain.len;
+    d->entries[d->count].len = (uint32_t)n;
+    d->entries[d->count].hash = h;
+    strbuf_append_unsafe(&d->plain, s, n);
+    d->slots[j] = (uint32_t)(d->count + 1);
+    return (long)d->count++;
+}

@@ -1,0 +1,756 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoding.h"
+#include "thrift.h"
+#include "writer.h"
+
+/* parquet.thrift enum values used below */
+enum { T_BOOLEAN = 0, T_INT64 = 2, T_DOUBLE = 5, T_BYTE_ARRAY = 6 };
+enum { ENC_PLAIN = 0, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8 };
+enum { PAGE_DATA = 0, PAGE_DICTIONARY = 2 };
+enum { CT_UTF8 = 0, CT_TIMESTAMP_MILLIS = 9, CT_JSON = 19 };
+enum { REP_OPTIONAL = 1 };
+
+/* Longer string bounds are left out of the statistics rather than truncated. */
+#define STATS_MAX_BYTES 512
+
+static const char *const kind_names[] = {
+    "string", "json", "int64", "timestamp", "double", "boolean"
+};
+
+int pq_kind_from_name(const char *name)
+{
+    size_t i;
+    for (i = 0; i < sizeof kind_names / sizeof kind_names[0]; i++)
+        if (strcmp(name, kind_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *pq_kind_name(pq_kind kind)
+{
+    return kind_names[kind];
+}
+
+static int physical_type(pq_kind k)
+{
+    switch (k) {
+    case PQ_INT64: case PQ_TIMESTAMP: return T_INT64;
+    case PQ_DOUBLE: return T_DOUBLE;
+    case PQ_BOOLEAN: return T_BOOLEAN;
+    default: return T_BYTE_ARRAY;
+    }
+}
+
+static int is_bytes(pq_kind k)
+{
+    return k == PQ_STRING || k == PQ_JSON;
+}
+
+static int fail(pq_writer *w, const char *fmt, ...)
+{
+    va_list ap;
+    if (!w->failed) {
+        va_start(ap, fmt);
+        vsnprintf(w->err, sizeof w->err, fmt, ap);
+        va_end(ap);
+        w->failed = 1;
+    }
+    return -1;
+}
+
+static void column_init(pq_column *c)
+{
+    memset(c, 0, sizeof *c);
+    strbuf_init(&c->defs);
+    strbuf_init(&c->values);
+    strbuf_init(&c->indices);
+    pq_dict_init(&c->dict);
+}
+
+static void column_free(pq_column *c)
+{
+    free(c->name);
+    strbuf_free(&c->defs);
+    strbuf_free(&c->values);
+    strbuf_free(&c->indices);
+    pq_dict_free(&c->dict);
+}
+
+static void column_reset(pq_column *c)
+{
+    c->defs.len = c->values.len = c->indices.len = 0;
+    pq_dict_clear(&c->dict);
+    c->dict_full = 0;
+    c->dict_values = 0;
+    c->nonnull = 0;
+}
+
+static int flush_row_group(pq_writer *w);
+
+static int write_bytes(pq_writer *w, const void *p, size_t n)
+{
+    if (n > 0 && fwrite(p, 1, n, w->fp) != n)
+        return fail(w, "write failed after %llu bytes: %s",
+                    (unsigned long long)w->offset, strerror(errno));
+    w->offset += n;
+    return 0;
+}
+
+int pq_writer_init(pq_writer *w, FILE *fp, const pq_options *opt, size_t ncols)
+{
+    size_t i;
+    memset(w, 0, sizeof *w);
+    w->fp = fp;
+    w->opt = *opt;
+    pq_compressor_init(&w->comp, opt->codec, opt->level);
+    strbuf_init(&w->rg_meta);
+    strbuf_init(&w->page);
+    strbuf_init(&w->packed);
+    strbuf_init(&w->header);
+    strbuf_init(&w->scratch);
+    w->cols = calloc(ncols ? ncols : 1, sizeof *w->cols);
+    if (w->cols == NULL)
+        return fail(w, "out of memory");
+    w->ncols = ncols;
+    for (i = 0; i < ncols; i++)
+        column_init(&w->cols[i]);
+    return write_bytes(w, "PAR1", 4);
+}
+
+int pq_writer_set_column(pq_writer *w, size_t i, const char *name, pq_kind kind)
+{
+    size_t n = strlen(name);
+    pq_column *c = &w->cols[i];
+    c->name = malloc(n + 1);
+    if (c->name == NULL)
+        return fail(w, "out of memory");
+    memcpy(c->name, name, n + 1);
+    c->kind = kind;
+    return 0;
+}
+
+void pq_writer_free(pq_writer *w)
+{
+    size_t i;
+    if (w->fp != NULL)
+        fclose(w->fp);
+    w->fp = NULL;
+    for (i = 0; w->cols != NULL && i < w->ncols; i++)
+        column_free(&w->cols[i]);
+    free(w->cols);
+    w->cols = NULL;
+    w->ncols = 0;
+    pq_compressor_free(&w->comp);
+    strbuf_free(&w->rg_meta);
+    strbuf_free(&w->page);
+    strbuf_free(&w->packed);
+    strbuf_free(&w->header);
+    strbuf_free(&w->scratch);
+    free(w->ranks);
+    w->ranks = NULL;
+}
+
+/* ---- appending values ---- */
+
+int pq_put_null(pq_writer *w, pq_column *c)
+{
+    if (strbuf_putc(&c->defs, 0) != 0)
+        return fail(w, "out of memory");
+    w->buffered += 1;
+    return 0;
+}
+
+static int put_fixed(pq_writer *w, pq_column *c, uint64_t bits)
+{
+    unsigned char b[8];
+    if (strbuf_reserve(&c->values, 8) != 0 || strbuf_putc(&c->defs, 1) != 0)
+        return fail(w, "out of memory");
+    put_le64(b, bits);
+    strbuf_append_unsafe(&c->values, b, 8);
+    c->nonnull++;
+    w->buffered += 9;
+    return 0;
+}
+
+int pq_put_int64(pq_writer *w, pq_column *c, int64_t v)
+{
+    return put_fixed(w, c, (uint64_t)v);
+}
+
+int pq_put_double(pq_writer *w, pq_column *c, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    return put_fixed(w, c, bits);
+}
+
+int pq_put_bool(pq_writer *w, pq_column *c, int v)
+{
+    if (strbuf_reserve(&c->values, 1) != 0 || strbuf_putc(&c->defs, 1) != 0)
+        return fail(w, "out of memory");
+    strbuf_putc_unsafe(&c->values, v ? 1 : 0);
+    c->nonnull++;
+    w->buffered += 2;
+    return 0;
+}
+
+static int put_plain_bytes(pq_writer *w, pq_column *c, const char *s, size_t n)
+{
+    unsigned char len4[4];
+    if (strbuf_reserve(&c->values, n + 4) != 0)
+        return fail(w, "out of memory");
+    put_le32(len4, (uint32_t)n);
+    strbuf_append_unsafe(&c->values, len4, 4);
+    strbuf_append_unsafe(&c->values, s, n);
+    w->buffered += n + 4;
+    return 0;
+}
+
+int pq_put_bytes(pq_writer *w, pq_column *c, const char *s, size_t n)
+{
+    size_t before;
+    long idx;
+    uint32_t ix;
+
+    if (n > UINT32_MAX - 64)
+        return fail(w, "a value of %zu bytes in column %s is too large for Parquet", n, c->name);
+    if (strbuf_putc(&c->defs, 1) != 0)
+        return fail(w, "out of memory");
+    w->buffered += 1;
+    c->nonnull++;
+    /* Once the dictionary is full, the rest of the chunk stays PLAIN. */
+    if (c->dict_full)
+        return put_plain_bytes(w, c, s, n);
+    before = pq_dict_memory(&c->dict);
+    idx = pq_dict_intern(&c->dict, s, n, w->opt.dictionary_bytes, w->opt.dictionary_entries);
+    if (idx == PQ_DICT_NOMEM)
+        return fail(w, "out of memory");
+    if (idx == PQ_DICT_FULL) {
+        c->dict_full = 1;
+        w->buffered += pq_dict_memory(&c->dict) - before;
+        return put_plain_bytes(w, c, s, n);
+    }
+    ix = (uint32_t)idx;
+    if (strbuf_append(&c->indices, &ix, sizeof ix) != 0)
+        return fail(w, "out of memory");
+    c->dict_values++;
+    w->buffered += sizeof ix + (pq_dict_memory(&c->dict) - before);
+    return 0;
+}
+
+int pq_writer_end_row(pq_writer *w)
+{
+    size_t row = w->buffered - w->row_start;
+    int rc = 0;
+    if (row > w->max_row_bytes)
+        w->max_row_bytes = row;
+    if (w->buffered > w->peak_buffered)
+        w->peak_buffered = w->buffered;
+    w->rg_rows++;
+    /* Flush when one more row like the largest seen could pass the limit. */
+    if (w->buffered + w->max_row_bytes > w->opt.row_group_bytes)
+        rc = flush_row_group(w);
+    w->row_start = w->buffered;
+    return rc;
+}
+
+/* ---- statistics ---- */
+
+typedef struct stats {
+    uint64_t nulls;
+    int has;                  /* min/max below are set */
+    int64_t imin, imax;       /* INT64, TIMESTAMP, BOOLEAN */
+    double dmin, dmax;
+    const char *smin, *smax;  /* byte strings, pointing into the chunk's buffers */
+    size_t sminlen, smaxlen;
+} stats;
+
+static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int r = memcmp(a, b, an < bn ? an : bn);   /* memcmp compares as unsigned char */
+    if (r != 0)
+        return r;
+    return an < bn ? -1 : an > bn;
+}
+
+static void stats_int(stats *s, int64_t v)
+{
+    if (!s->has) {
+        s->imin = s->imax = v;
+        s->has = 1;
+    } else if (v < s->imin) {
+        s->imin = v;
+    } else if (v > s->imax) {
+        s->imax = v;
+    }
+}
+
+static void stats_double(stats *s, double v)
+{
+    if (!s->has) {
+        s->dmin = s->dmax = v;
+        s->has = 1;
+    } else if (v < s->dmin) {
+        s->dmin = v;
+    } else if (v > s->dmax) {
+        s->dmax = v;
+    }
+}
+
+static void stats_bytes(stats *s, const char *p, size_t n)
+{
+    if (!s->has) {
+        s->smin = s->smax = p;
+        s->sminlen = s->smaxlen = n;
+        s->has = 1;
+    } else if (bytes_cmp(p, n, s->smin, s->sminlen) < 0) {
+        s->smin = p;
+        s->sminlen = n;
+    } else if (bytes_cmp(p, n, s->smax, s->smaxlen) > 0) {
+        s->smax = p;
+        s->smaxlen = n;
+    }
+}
+
+static void stats_merge(stats *into, const stats *s, pq_kind kind)
+{
+    into->nulls += s->nulls;
+    if (!s->has)
+        return;
+    switch (kind) {
+    case PQ_DOUBLE:
+        stats_double(into, s->dmin);
+        stats_double(into, s->dmax);
+        break;
+    case PQ_STRING: case PQ_JSON:
+        stats_bytes(into, s->smin, s->sminlen);
+        stats_bytes(into, s->smax, s->smaxlen);
+        break;
+    default:
+        stats_int(into, s->imin);
+        stats_int(into, s->imax);
+    }
+}
+
+static void write_stats(tc_writer *tc, int16_t id, const stats *s, pq_kind kind)
+{
+    unsigned char lo[8], hi[8];
+    const void *minp = lo, *maxp = hi;
+    size_t minn = 8, maxn = 8;
+    int bounds = s->has;
+
+    switch (kind) {
+    case PQ_DOUBLE: {
+        /* a zero bound is written as -0.0 (min) and +0.0 (max) */
+        double mn = s->dmin == 0.0 ? -0.0 : s->dmin, mx = s->dmax == 0.0 ? 0.0 : s->dmax;
+        uint64_t b;
+        memcpy(&b, &mn, 8);
+        put_le64(lo, b);
+        memcpy(&b, &mx, 8);
+        put_le64(hi, b);
+        break;
+    }
+    case PQ_BOOLEAN:
+        lo[0] = (unsigned char)s->imin;
+        hi[0] = (unsigned char)s->imax;
+        minn = maxn = 1;
+        break;
+    case PQ_STRING: case PQ_JSON:
+        minp = s->smin;
+        maxp = s->smax;
+        minn = s->sminlen;
+        maxn = s->smaxlen;
+        if (minn > STATS_MAX_BYTES || maxn > STATS_MAX_BYTES)
+            bounds = 0;
+        break;
+    default:
+        put_le64(lo, (uint64_t)s->imin);
+        put_le64(hi, (uint64_t)s->imax);
+    }
+    tc_struct(tc, id);
+    /* the deprecated signed-order fields, only where signed order is right */
+    if (bounds && (kind == PQ_INT64 || kind == PQ_TIMESTAMP || kind == PQ_BOOLEAN)) {
+        tc_binary(tc, 1, maxp, maxn);
+        tc_binary(tc, 2, minp, minn);
+    }
+    tc_i64(tc, 3, (int64_t)s->nulls);
+    if (bounds) {
+        tc_binary(tc, 5, maxp, maxn);
+        tc_binary(tc, 6, minp, minn);
+    }
+    tc_end(tc);
+}
+
+/* ---- pages and column chunks ---- */
+
+typedef struct chunk_totals {
+    uint64_t uncompressed, compressed;
+} chunk_totals;
+
+static int write_page(pq_writer *w, int type, const strbuf *body, int32_t num_values,
+                      int encoding, const stats *st, pq_kind kind, chunk_totals *t)
+{
+    const char *out = body->data;
+    size_t outn = body->len;
+    tc_writer tc;
+
+    if (w->opt.codec != PQ_UNCOMPRESSED) {
+        if (pq_compress(&w->comp, body->data, body->len, &w->packed) != 0)
+            return fail(w, "%s compression of a %zu-byte page failed",
+                        pq_codec_name(w->opt.codec), body->len);
+        out = w->packed.data;
+        outn = w->packed.len;
+    }
+    if (body->len > INT32_MAX || outn > INT32_MAX)
+        return fail(w, "a page of %zu bytes is too large", body->len);
+    w->header.len = 0;
+    tc_begin(&tc, &w->header);
+    tc_i32(&tc, 1, type);
+    tc_i32(&tc, 2, (int32_t)body->len);
+    tc_i32(&tc, 3, (int32_t)outn);
+    if (type == PAGE_DATA) {
+        tc_struct(&tc, 5);
+        tc_i32(&tc, 1, num_values);
+        tc_i32(&tc, 2, encoding);
+        tc_i32(&tc, 3, ENC_RLE);
+        tc_i32(&tc, 4, ENC_RLE);
+        write_stats(&tc, 5, st, kind);
+        tc_end(&tc);
+    } else {
+        tc_struct(&tc, 7);
+        tc_i32(&tc, 1, num_values);
+        tc_i32(&tc, 2, ENC_PLAIN);
+        tc_end(&tc);
+    }
+    tc_end(&tc);
+    if (tc.failed)
+        return fail(w, "out of memory");
+    if (write_bytes(w, w->header.data, w->header.len) != 0 || write_bytes(w, out, outn) != 0)
+        return -1;
+    t->uncompressed += w->header.len + body->len;
+    t->compressed += w->header.len + outn;
+    return 0;
+}
+
+typedef struct ranked {
+    const char *p;
+    uint32_t len, index;
+} ranked;
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    return bytes_cmp(x->p, x->len, y->p, y->len);
+}
+
+/* Sort the dictionary once so page bounds are a min/max over integer ranks. */
+static ranked *rank_dictionary(pq_writer *w, pq_column *c)
+{
+    size_t n = c->dict.count, i;
+    ranked *sorted;
+    w->scratch.len = 0;
+    if (strbuf_reserve(&w->scratch, n * sizeof(ranked)) != 0)
+        return NULL;
+    if (w->ranks_cap < n) {
+        uint32_t *r = realloc(w->ranks, n * sizeof *r);
+        if (r == NULL)
+            return NULL;
+        w->ranks = r;
+        w->ranks_cap = n;
+    }
+    sorted = (ranked *)(void *)w->scratch.data;
+    for (i = 0; i < n; i++) {
+        sorted[i].p = pq_dict_bytes(&c->dict, i);
+        sorted[i].len = c->dict.entries[i].len;
+        sorted[i].index = (uint32_t)i;
+    }
+    qsort(sorted, n, sizeof *sorted, ranked_cmp);
+    for (i = 0; i < n; i++)
+        w->ranks[sorted[i].index] = (uint32_t)i;
+    return sorted;
+}
+
+static int build_levels(pq_writer *w, const unsigned char *defs, size_t n)
+{
+    size_t at;
+    w->page.len = 0;
+    if (strbuf_append(&w->page, "\0\0\0\0", 4) != 0)
+        return -1;
+    at = w->page.len;
+    if (rle_hybrid_u8(&w->page, defs, n, 1) != 0)
+        return -1;
+    put_le32((unsigned char *)w->page.data, (uint32_t)(w->page.len - at));
+    return 0;
+}
+
+static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chunk_unc)
+{
+    const unsigned char *defs = (const unsigned char *)c->defs.data;
+    const unsigned char *vals = (const unsigned char *)c->values.data;
+    const uint32_t *idx = (const uint32_t *)(void *)c->indices.data;
+    size_t nrows = w->rg_rows, r = 0, v = 0, pos = 0;
+    uint64_t dict_off = 0, data_off;
+    int used_dict = is_bytes(c->kind) && c->dict.count > 0;
+    int bw = used_dict ? bit_width_for((uint32_t)(c->dict.count - 1)) : 0;
+    ranked *sorted = NULL;
+    chunk_totals t = { 0, 0 };
+    stats chunk;
+
+    memset(&chunk, 0, sizeof chunk);
+    if (used_dict) {
+        if ((sorted = rank_dictionary(w, c)) == NULL)
+            return fail(w, "out of memory");
+        dict_off = w->offset;
+        if (write_page(w, PAGE_DICTIONARY, &c->dict.plain, (int32_t)c->dict.count,
+                       ENC_PLAIN, NULL, c->kind, &t) != 0)
+            return -1;
+    }
+    data_off = w->offset;
+    do {
+        size_t r0 = r, v0 = v, pos0 = pos, est = 0;
+        int dict_mode = used_dict && v < c->dict_values;
+        uint32_t rmin = UINT32_MAX, rmax = 0;
+        stats ps;
+
+        memset(&ps, 0, sizeof ps);
+        while (r < nrows && est < w->opt.page_bytes) {
+            if (!defs[r]) {
+                ps.nulls++;
+                r++;
+                continue;
+            }
+            if (dict_mode) {
+                uint32_t rk;
+                if (v == c->dict_values)
+                    break;
+                rk = w->ranks[idx[v]];
+                if (rk < rmin) rmin = rk;
+                if (rk > rmax) rmax = rk;
+                est += 2;
+            } else if (c->kind == PQ_DOUBLE) {
+                uint64_t b = get_le64(vals + v * 8);
+                double d;
+                memcpy(&d, &b, 8);
+                stats_double(&ps, d);
+                est += 8;
+            } else if (c->kind == PQ_BOOLEAN) {
+                stats_int(&ps, vals[v]);
+                est += 1;
+            } else if (is_bytes(c->kind)) {
+                uint32_t len = get_le32(vals + pos);
+                stats_bytes(&ps, (const char *)vals + pos + 4, len);
+                pos += 4 + (size_t)len;
+                est += 4 + (size_t)len;
+            } else {
+                stats_int(&ps, (int64_t)get_le64(vals + v * 8));
+                est += 8;
+            }
+            v++;
+            r++;
+        }
+        if (dict_mode && v > v0) {
+            ps.has = 1;
+            ps.smin = sorted[rmin].p;
+            ps.sminlen = sorted[rmin].len;
+            ps.smax = sorted[rmax].p;
+            ps.smaxlen = sorted[rmax].len;
+        }
+        if (build_levels(w, defs + r0, r - r0) != 0)
+            return fail(w, "out of memory");
+        if (dict_mode) {
+            if (strbuf_putc(&w->page, (char)bw) != 0
+                || rle_hybrid_u32(&w->page, idx + v0, v - v0, bw) != 0)
+                return fail(w, "out of memory");
+        } else if (c->kind == PQ_BOOLEAN) {
+            if (bitpack_bools(&w->page, vals + v0, v - v0) != 0)
+                return fail(w, "out of memory");
+        } else if (is_bytes(c->kind)) {
+            if (strbuf_append(&w->page, vals + pos0, pos - pos0) != 0)
+                return fail(w, "out of memory");
+        } else if (strbuf_append(&w->page, vals + v0 * 8, (v - v0) * 8) != 0) {
+            return fail(w, "out of memory");
+        }
+        if (r - r0 > INT32_MAX)
+            return fail(w, "too many rows in one page");
+        if (write_page(w, PAGE_DATA, &w->page, (int32_t)(r - r0),
+                       dict_mode ? ENC_RLE_DICTIONARY : ENC_PLAIN, &ps, c->kind, &t) != 0)
+            return -1;
+        stats_merge(&chunk, &ps, c->kind);
+    } while (r < nrows);
+
+    /* ColumnChunk */
+    tc_elem_struct(rg);
+    tc_i64(rg, 2, 0);
+    tc_struct(rg, 3);
+    tc_i32(rg, 1, physical_type(c->kind));
+    if (used_dict) {
+        tc_list(rg, 2, TC_I32, 3);
+        tc_elem_i32(rg, ENC_PLAIN);
+        tc_elem_i32(rg, ENC_RLE);
+        tc_elem_i32(rg, ENC_RLE_DICTIONARY);
+    } else {
+        tc_list(rg, 2, TC_I32, 2);
+        tc_elem_i32(rg, ENC_PLAIN);
+        tc_elem_i32(rg, ENC_RLE);
+    }
+    tc_list(rg, 3, TC_BINARY, 1);
+    tc_elem_binary(rg, c->name, strlen(c->name));
+    tc_i32(rg, 4, (int32_t)w->opt.codec);
+    tc_i64(rg, 5, (int64_t)nrows);
+    tc_i64(rg, 6, (int64_t)t.uncompressed);
+    tc_i64(rg, 7, (int64_t)t.compressed);
+    tc_i64(rg, 9, (int64_t)data_off);
+    if (used_dict)
+        tc_i64(rg, 11, (int64_t)dict_off);
+    write_stats(rg, 12, &chunk, c->kind);
+    tc_end(rg);
+    tc_end(rg);
+    *chunk_unc = t.uncompressed;
+    return rg->failed ? fail(w, "out of memory") : 0;
+}
+
+static int flush_row_group(pq_writer *w)
+{
+    uint64_t start = w->offset, total = 0;
+    size_t i, saved = w->rg_meta.len;
+    tc_writer rg;
+
+    if (w->failed)
+        return -1;
+    if (w->rg_rows == 0)
+        return 0;
+    if (w->row_groups >= INT16_MAX)
+        return fail(w, "more than %d row groups in one file", INT16_MAX);
+    tc_begin(&rg, &w->rg_meta);
+    tc_elem_struct(&rg);
+    tc_list(&rg, 1, TC_STRUCT, w->ncols);
+    for (i = 0; i < w->ncols; i++) {
+        uint64_t unc = 0;
+        if (write_chunk(w, &w->cols[i], &rg, &unc) != 0) {
+            w->rg_meta.len = saved;
+            return -1;
+        }
+        total += unc;
+    }
+    tc_i64(&rg, 2, (int64_t)total);
+    tc_i64(&rg, 3, (int64_t)w->rg_rows);
+    tc_i64(&rg, 5, (int64_t)start);
+    tc_i64(&rg, 6, (int64_t)(w->offset - start));
+    tc_i16(&rg, 7, (int16_t)w->row_groups);
+    tc_end(&rg);
+    if (rg.failed) {
+        w->rg_meta.len = saved;
+        return fail(w, "out of memory");
+    }
+    w->rows += w->rg_rows;
+    w->row_groups++;
+    w->rg_rows = 0;
+    w->buffered = 0;
+    w->row_start = 0;
+    for (i = 0; i < w->ncols; i++)
+        column_reset(&w->cols[i]);
+    return 0;
+}
+
+static void schema_leaf(tc_writer *tc, const pq_column *c)
+{
+    tc_elem_struct(tc);
+    tc_i32(tc, 1, physical_type(c->kind));
+    tc_i32(tc, 3, REP_OPTIONAL);
+    tc_binary(tc, 4, c->name, strlen(c->name));
+    switch (c->kind) {
+    case PQ_STRING:
+        tc_i32(tc, 6, CT_UTF8);
+        tc_struct(tc, 10);
+        tc_struct(tc, 1);       /* STRING {} */
+        tc_end(tc);
+        tc_end(tc);
+        break;
+    case PQ_JSON:
+        tc_i32(tc, 6, CT_JSON);
+        tc_struct(tc, 10);
+        tc_struct(tc, 12);      /* JSON {} */
+        tc_end(tc);
+        tc_end(tc);
+        break;
+    case PQ_TIMESTAMP:
+        tc_i32(tc, 6, CT_TIMESTAMP_MILLIS);
+        tc_struct(tc, 10);
+        tc_struct(tc, 8);       /* TIMESTAMP { isAdjustedToUTC, unit: MILLIS {} } */
+        tc_bool(tc, 1, 1);
+        tc_struct(tc, 2);
+        tc_struct(tc, 1);
+        tc_end(tc);
+        tc_end(tc);
+        tc_end(tc);
+        tc_end(tc);
+        break;
+    default:
+        break;
+    }
+    tc_end(tc);
+}
+
+int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
+                     const char *const *vals, const size_t *vlens, size_t nkv,
+                     const char *created_by)
+{
+    strbuf footer;
+    tc_writer tc;
+    unsigned char len4[4];
+    size_t i;
+    int rc;
+
+    if (flush_row_group(w) != 0)
+        return -1;
+    strbuf_init(&footer);
+    tc_begin(&tc, &footer);
+    tc_i32(&tc, 1, 1);
+    tc_list(&tc, 2, TC_STRUCT, w->ncols + 1);
+    tc_elem_struct(&tc);
+    tc_binary(&tc, 4, "schema", 6);
+    tc_i32(&tc, 5, (int32_t)w->ncols);
+    tc_end(&tc);
+    for (i = 0; i < w->ncols; i++)
+        schema_leaf(&tc, &w->cols[i]);
+    tc_i64(&tc, 3, (int64_t)w->rows);
+    tc_list(&tc, 4, TC_STRUCT, w->row_groups);
+    tc_raw(&tc, w->rg_meta.data, w->rg_meta.len);
+    if (nkv > 0) {
+        tc_list(&tc, 5, TC_STRUCT, nkv);
+        for (i = 0; i < nkv; i++) {
+            tc_elem_struct(&tc);
+            tc_binary(&tc, 1, keys[i], klens[i]);
+            tc_binary(&tc, 2, vals[i], vlens[i]);
+            tc_end(&tc);
+        }
+    }
+    tc_binary(&tc, 6, created_by, strlen(created_by));
+    tc_list(&tc, 7, TC_STRUCT, w->ncols);
+    for (i = 0; i < w->ncols; i++) {
+        tc_elem_struct(&tc);
+        tc_struct(&tc, 1);      /* TYPE_ORDER {} */
+        tc_end(&tc);
+        tc_end(&tc);
+    }
+    tc_end(&tc);
+    if (tc.failed || footer.len > UINT32_MAX) {
+        strbuf_free(&footer);
+        return fail(w, "out of memory");
+    }
+    put_le32(len4, (uint32_t)footer.len);
+    rc = write_bytes(w, footer.data, footer.len);
+    strbuf_free(&footer);
+    if (rc != 0 || write_bytes(w, len4, 4) != 0 || write_bytes(w, "PAR1", 4) != 0)
+        return -1;
+    rc = fclose(w->fp);
+    w->fp = NULL;
+    if (rc != 0)
+        return fail(w, "closing the file failed: %s", strerror(errno));
+    return 0;
+}

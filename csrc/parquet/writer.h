@@ -1,0 +1,89 @@
+/*
+** The Parquet file writer, free of Lua: flat OPTIONAL columns buffered for
+** one row group at a time, then written out as pages (dictionary page first
+** when used, v1 data pages), with the FileMetaData footer on close.
+*/
+#ifndef ESPIPE_PARQUET_WRITER_H
+#define ESPIPE_PARQUET_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codec.h"
+#include "dict.h"
+#include "strbuf.h"
+
+typedef enum pq_kind {
+    PQ_STRING, PQ_JSON, PQ_INT64, PQ_TIMESTAMP, PQ_DOUBLE, PQ_BOOLEAN
+} pq_kind;
+
+/* Kind from its name ("string", "json", "int64", "timestamp", "double", "boolean"); -1 if unknown. */
+int pq_kind_from_name(const char *name);
+const char *pq_kind_name(pq_kind kind);
+
+typedef struct pq_options {
+    enum pq_codec codec;
+    int level;                  /* codec level, 0 = the codec's default */
+    size_t row_group_bytes;     /* flush a row group when buffered data would pass this */
+    size_t page_bytes;          /* cut a data page once its values reach this */
+    size_t dictionary_bytes;    /* per column chunk; past it the rest of the chunk is PLAIN */
+    size_t dictionary_entries;
+} pq_options;
+
+typedef struct pq_column {
+    char *name;
+    pq_kind kind;
+    strbuf defs;            /* one byte per buffered row: 1 present, 0 null */
+    strbuf values;          /* PLAIN values (8-byte LE / 1 byte per bool / u32 len + bytes) */
+    strbuf indices;         /* uint32 dictionary index per dictionary-encoded value */
+    pq_dict dict;
+    int dict_full;          /* the dictionary stopped growing in this chunk */
+    size_t dict_values;     /* non-null values encoded through the dictionary */
+    size_t nonnull;         /* non-null values buffered */
+    uint64_t invalid;       /* values written as null because they did not fit (whole file) */
+    uint64_t coerced;       /* values converted the way Elasticsearch coerces (whole file) */
+} pq_column;
+
+typedef struct pq_writer {
+    FILE *fp;
+    int failed;
+    char err[256];
+    pq_options opt;
+    pq_compressor comp;
+    pq_column *cols;
+    size_t ncols;
+    size_t rg_rows;         /* rows buffered in the current row group */
+    size_t buffered;        /* bytes buffered for the current row group */
+    size_t peak_buffered;
+    size_t max_row_bytes;
+    size_t row_start;       /* buffered when the current row began */
+    uint64_t rows;          /* rows flushed so far */
+    uint64_t offset;        /* bytes written to the file */
+    uint32_t row_groups;
+    strbuf rg_meta;         /* the RowGroup structs written so far, Thrift-encoded */
+    strbuf page, packed, header, scratch;  /* reused page assembly buffers */
+    uint32_t *ranks;        /* dictionary entry -> rank in byte order */
+    size_t ranks_cap;
+} pq_writer;
+
+/* 0, or -1 with w->err set. The writer owns fp from now on (even on failure). */
+int pq_writer_init(pq_writer *w, FILE *fp, const pq_options *opt, size_t ncols);
+int pq_writer_set_column(pq_writer *w, size_t i, const char *name, pq_kind kind);
+void pq_writer_free(pq_writer *w);   /* closes fp if still open */
+
+/* Appending one row: one call per column, then pq_writer_end_row. 0 or -1 (out of memory). */
+int pq_put_null(pq_writer *w, pq_column *c);
+int pq_put_int64(pq_writer *w, pq_column *c, int64_t v);
+int pq_put_double(pq_writer *w, pq_column *c, double v);
+int pq_put_bool(pq_writer *w, pq_column *c, int v);
+int pq_put_bytes(pq_writer *w, pq_column *c, const char *s, size_t n);
+/* Ends the row; may write a row group. 0 or -1 with w->failed and w->err set. */
+int pq_writer_end_row(pq_writer *w);
+
+/* Flush, write the footer, close the file. kv: nkv key/value pairs. 0 or -1. */
+int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
+                     const char *const *vals, const size_t *vlens, size_t nkv,
+                     const char *created_by);
+
+#endif

@@ -1,0 +1,103 @@
+-- espipe reindex: copy an index into another (same or other cluster),
+-- optionally through a Lua transform.
+local args = require "espipe.cli.args"
+local common = require "espipe.pipeline.cli_common"
+
+local usage = [[
+usage: espipe reindex SRC DEST [options]
+       espipe reindex --restore STATE_FILE
+
+  SRC, DEST          http://host:9200/index, or index names with --source-url/--dest-url
+                     (default $ES_URL or http://127.0.0.1:9200)
+  --transform FILE   a Lua file returning function(doc, hit): return the document (changed
+                     or not), nil to drop it, or reindex.many{...} to fan out (see
+                     examples/enrich.lua); an error dead-letters that document
+  --query JSON       only the hits of this query        --slices N   parallel slices
+  --op OP            index (default) | create (409s of re-sent documents count as done)
+  --presort          order each batch by destination shard (rotated per slice)
+  --tune-dest        refresh_interval -1 and 0 replicas during the copy, restored after
+                     (also after SIGTERM/Ctrl-C/kill -9, by a watchdog process)
+  --swap-alias A     at the end, point alias A at DEST (one atomic _aliases request)
+  --checkpoint FILE  save progress; rerunning the same command resumes
+  --rate N           at most N documents per second
+  --batch-docs N / --batch-bytes N / --concurrency N / --retries N / --size N (page size)
+  --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
+  --restore FILE     put back the settings --tune-dest saved in FILE
+  --quiet / --json   no progress / summary as JSON on stdout]]
+
+local spec = {
+  source_url = "string", dest_url = "string", transform = "string", query = "string",
+  slices = "number", op = "string", presort = "boolean", tune_dest = "boolean", swap_alias = "string",
+  checkpoint = "string", rate = "number", batch_docs = "number", batch_bytes = "number",
+  concurrency = "number", retries = "number", size = "number", dead_letter = "string",
+  restore = "string", quiet = "boolean", json = "boolean",
+}
+
+local function load_transform(path)
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local ok, fn = pcall(chunk)
+  if not ok then return nil, path .. ": " .. tostring(fn) end
+  if type(fn) == "table" then fn = fn.transform end
+  if type(fn) ~= "function" then return nil, path .. " must return a function(doc, hit)" end
+  return fn
+end
+
+local function restore(path)
+  local tune = require "espipe.pipeline.tune"
+  local state, err = require("espipe.pipeline.checkpoint").load(path)
+  if err then io.stderr:write("espipe reindex: ", tostring(err), "\n") return 1 end
+  if not state then return 0 end
+  local ok, rerr = tune.restore(common.client(state.url or common.default_url()), path)
+  if not ok then io.stderr:write("espipe reindex: restore failed: ", tostring(rerr), "\n") return 1 end
+  return 0
+end
+
+local function run(argv)
+  local opts, rest = args.parse(argv, spec)
+  if not opts then return common.usage_error("reindex", rest, usage) end
+  if opts.restore then return restore(opts.restore) end
+  if #rest ~= 2 then return common.usage_error("reindex", "expected SRC and DEST", usage) end
+  local surl, sindex = common.target(rest[1], opts.source_url)
+  local durl, dindex = common.target(rest[2], opts.dest_url or opts.source_url)
+  if not surl then return common.usage_error("reindex", sindex, usage) end
+  if not durl then return common.usage_error("reindex", dindex, usage) end
+  local transform
+  if opts.transform then
+    local terr
+    transform, terr = load_transform(opts.transform)
+    if not transform then return common.usage_error("reindex", tostring(terr), usage) end
+  end
+  local query
+  if opts.query then
+    local qerr
+    query, qerr = require("espipe.json").decode(opts.query)
+    if type(query) ~= "table" then return common.usage_error("reindex", "--query is not a JSON object: " .. tostring(qerr), usage) end
+  end
+  local sclient = common.client(surl)
+  local dclient = durl == surl and sclient or common.client(durl)
+  local dead = opts.dead_letter or "espipe-deadletter.ndjson"
+  local p = common.progress("reindex", opts)
+  local on_tuned
+  if opts.tune_dest then
+    on_tuned = function(state_path)
+      local tune = require "espipe.pipeline.tune"
+      local interp = arg and arg[-1] or "lua"
+      local script = arg and arg[0] or "espipe"
+      tune.watch(tune.pid(), state_path, interp, script)
+      if not opts.quiet then io.stderr:write("espipe reindex: destination tuned; settings saved in ", state_path, "\n") end
+    end
+  end
+  local ok, summary, err, partial = pcall(require("espipe.pipeline.reindex").run, {
+    source = { client = sclient, index = sindex, query = query, slices = opts.slices, size = opts.size },
+    dest = { client = dclient, index = dindex, op = opts.op, url = durl },
+    transform = transform, presort = opts.presort, tune_dest = opts.tune_dest, on_tuned = on_tuned,
+    swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
+    dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
+    concurrency = opts.concurrency, retries = opts.retries,
+  })
+  if not ok then return common.usage_error("reindex", tostring(summary), usage) end
+  return common.finish("reindex", p, summary or partial, err, { dead, dead .. ".transform" })
+end
+
+return { summary = "copy an index, optionally through a Lua transform", usage = usage, run = run }

@@ -1,0 +1,110 @@
+-- espipe.parquet: write Elasticsearch documents to Parquet files.
+--
+--   local parquet = require "espipe.parquet"
+--   local cols = parquet.schema.from_mapping(mapping, { fields = {...} })
+--             -- or parquet.schema.infer(first_docs)
+--   local w, err = parquet.open("out.parquet", cols, {
+--     codec = "snappy",             -- none | snappy | zstd | gzip
+--     level = nil,                  -- zstd/gzip level (default 3 / 6)
+--     row_group_bytes = 64 MiB,     -- buffered data per row group: the memory bound
+--     page_bytes = 1 MiB,           -- data page target size (before compression)
+--     dictionary_bytes = 1 MiB,     -- per column chunk; past it the chunk goes PLAIN
+--     dictionary_entries = 65535,
+--     metadata = { key = "value" }, -- key/value metadata of the file
+--   })
+--   w:write_rows(docs)              -- an array of documents (row-major; the C side
+--                                   -- walks each column's path), -> n | nil, err
+--   local result = w:close()        -- { rows, bytes, row_groups, invalid, coerced,
+--                                   --   peak_buffered_bytes } | nil, err
+--
+-- Values that do not fit their column (see README of spec/parquet or the
+-- rules below) are written as null and counted per column in result.invalid;
+-- values converted the way Elasticsearch coerces are counted in result.coerced:
+--   int64      integers; floats truncated toward zero (ES `coerce`); numeric
+--              strings ("42", "42.7" -> 42); out of range, NaN/inf, booleans,
+--              other strings -> invalid
+--   double     numbers; numeric strings; NaN and +-inf -> invalid (JSON has no
+--              such values, so they never come from a document)
+--   boolean    booleans; "true", "false", "" (false) as ES accepts; else invalid
+--   timestamp  epoch milliseconds (numbers, floats floored) or strings in ES's
+--              default format strict_date_optional_time||epoch_millis; other
+--              formats -> invalid (ask ES for `fields` with format epoch_millis)
+--   string     strings (invalid UTF-8 -> invalid); numbers and booleans -> their
+--              text as ES indexes them (1 -> "1", 1.5 -> "1.5"); an array -> its
+--              JSON text (counted as coerced); an object -> invalid
+--   json       any value as JSON text (numbers as espipe.json writes them)
+-- Every scalar column: [] is null (ES: no value); [x] is x; longer arrays invalid.
+local errors = require "espipe.errors"
+local schema = require "espipe.parquet.schema"
+local writer = require "espipe.parquet_writer"
+
+local M = { schema = schema }
+
+local function encode_json(v)
+  local ok, json = pcall(require, "espipe.json")
+  if ok then return json.encode(v) end
+  return require("cjson").encode(v)
+end
+
+local Writer = {}
+Writer.__index = Writer
+
+local function failure(self, msg, kind)
+  return nil, errors.new { kind = kind or "io", message = "parquet " .. self.path .. ": " .. msg }
+end
+
+--- Write a batch of documents. -> number of rows | nil, err
+function Writer:write_rows(rows, n)
+  local r, msg, kind = self.w:write_rows(rows, n)
+  if r == nil then return failure(self, msg, kind) end
+  return r
+end
+
+--- Finish the file. -> { rows, bytes, row_groups, invalid = {col=n}, coerced = {col=n},
+--- peak_buffered_bytes } | nil, err
+function Writer:close(metadata)
+  local r, msg, kind = self.w:close(metadata)
+  if r == nil then return failure(self, msg, kind) end
+  return r
+end
+
+function Writer:bytes_written() return self.w:bytes_written() end
+function Writer:buffered_bytes() return self.w:buffered_bytes() end
+function Writer:peak_buffered_bytes() return self.w:peak_buffered_bytes() end
+function Writer:rows() return self.w:rows() end
+function Writer:counts() return self.w:counts() end
+
+--- Open a writer. columns: from espipe.parquet.schema (name, type, path, field).
+-- The file's key/value metadata gets "espipe.columns": a JSON map from each
+-- column name to the field path it came from.
+function M.open(path, columns, opts)
+  if type(path) ~= "string" then
+    error("parquet.open: path must be a string, got " .. type(path), 2)
+  end
+  if type(columns) ~= "table" or #columns == 0 then
+    error("parquet.open: columns must be a non-empty array", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("parquet.open: options must be a table, got " .. type(opts), 2)
+  end
+  local copts, origin = {}, {}
+  for k, v in pairs(opts or {}) do copts[k] = v end
+  local meta = {}
+  for k, v in pairs(copts.metadata or {}) do meta[k] = v end
+  for i, col in ipairs(columns) do
+    if type(col) ~= "table" or type(col.name) ~= "string" then
+      error("parquet.open: columns[" .. i .. "] needs a name", 2)
+    end
+    origin[col.name] = col.field or col.name
+  end
+  meta["espipe.columns"] = encode_json(origin)
+  copts.metadata = meta
+  local ok, w, msg, kind = pcall(writer.open, path, columns, copts)
+  if not ok then error("parquet.open: " .. tostring(w), 2) end
+  if not w then
+    return nil, errors.new { kind = kind or "io", message = "parquet " .. path .. ": " .. msg }
+  end
+  return setmetatable({ w = w, path = path, columns = columns }, Writer)
+end
+
+return M

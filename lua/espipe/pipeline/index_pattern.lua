@@ -1,0 +1,97 @@
+-- Index names from a document's date field, for month/day-based indices:
+--   local name = index_pattern.compile("logs-{@timestamp:%Y.%m}")
+--   name(doc) -> "logs-2024.03" | nil, err
+-- The field holds ISO-8601 text (2024-03-05, 2024-03-05T10:00:00Z, with an
+-- offset the local date part is used as written) or epoch milliseconds.
+-- Formats: %Y %m %d %H (UTC for epoch millis), %% a percent sign.
+local errors = require "espipe.errors"
+
+local M = {}
+
+local function idiv(a, b) return math.floor(a / b) end
+
+local function days_to_civil(z)
+  -- Howard Hinnant's civil-from-days algorithm (proleptic Gregorian)
+  z = z + 719468
+  local era = idiv(z >= 0 and z or z - 146096, 146097)
+  local doe = z - era * 146097
+  local yoe = idiv(doe - idiv(doe, 1460) + idiv(doe, 36524) - idiv(doe, 146096), 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + idiv(yoe, 4) - idiv(yoe, 100))
+  local mp = idiv(5 * doy + 2, 153)
+  local d = doy - idiv(153 * mp + 2, 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  return m <= 2 and y + 1 or y, m, d
+end
+
+local function date_parts(v)
+  if type(v) == "number" then
+    local secs = math.floor(v / 1000)
+    local days = math.floor(secs / 86400)
+    local y, m, d = days_to_civil(days)
+    return y, m, d, math.floor((secs - days * 86400) / 3600)
+  elseif type(v) == "string" then
+    local y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)")
+    if not y then
+      if v:find("^%d+$") then return date_parts(tonumber(v)) end
+      return nil
+    end
+    local h = v:match("^%d%d%d%d%-%d%d%-%d%d[T ](%d%d)")
+    return tonumber(y), tonumber(m), tonumber(d), tonumber(h or 0)
+  end
+  return nil
+end
+
+local function lookup(doc, path)
+  local v = doc[path]
+  if v ~= nil then return v end
+  v = doc
+  for part in path:gmatch("[^%.]+") do
+    if type(v) ~= "table" then return nil end
+    v = v[part]
+  end
+  return v
+end
+
+function M.compile(pattern)
+  if type(pattern) ~= "string" then error("index_pattern.compile: pattern must be a string", 2) end
+  local pieces = {}
+  local pos = 1
+  while true do
+    local s, e, field, fmt = pattern:find("{([^:}]+):([^}]*)}", pos)
+    if not s then break end
+    pieces[#pieces + 1] = pattern:sub(pos, s - 1)
+    pieces[#pieces + 1] = { field = field, fmt = fmt }
+    pos = e + 1
+  end
+  pieces[#pieces + 1] = pattern:sub(pos)
+  local fields = {}
+  for _, p in ipairs(pieces) do if type(p) == "table" then fields[#fields + 1] = p.field end end
+  return function(doc)
+    local out = {}
+    for _, p in ipairs(pieces) do
+      if type(p) == "string" then
+        out[#out + 1] = p
+      else
+        local v = lookup(doc, p.field)
+        local y, m, d, h = date_parts(v)
+        if not y then
+          return nil, errors.new { kind = "input", field = p.field,
+            message = v == nil and "missing date field for the index pattern"
+              or ("not a date for the index pattern: " .. tostring(v)) }
+        end
+        out[#out + 1] = (p.fmt:gsub("%%(.)", function(c)
+          if c == "Y" then return string.format("%04d", y) end
+          if c == "m" then return string.format("%02d", m) end
+          if c == "d" then return string.format("%02d", d) end
+          if c == "H" then return string.format("%02d", h) end
+          if c == "%" then return "%" end
+          return "%" .. c
+        end))
+      end
+    end
+    return table.concat(out)
+  end, fields
+end
+
+return M

@@ -1,0 +1,152 @@
+-- Resumable sliced scan for the pipelines: point in time + search_after on
+-- _shard_doc, one request in flight per slice (slices fetched concurrently
+-- over the client's transport, the next page of a slice requested as soon as
+-- its previous page arrives), pages handed out with their position:
+--
+--   local r = pit_pages.new(client, index, query, { slices =, size =, keep_alive =,
+--                                                    resume = { ["0"] = { search_after =, done = }, ... },
+--                                                    pit_id = saved pit id or nil })
+--   for page in r:pages() do
+--     page.slice (0-based), page.hits, page.search_after (sort values of the
+--     last hit: resuming from it repeats nothing of this page), page.pit_id
+--   end  -- errors raise (an espipe.errors table); r:close() frees the PIT
+--
+-- A resumed job first tries the saved PIT; if it is gone (404) a new PIT is
+-- opened and the unfinished slices start over (r.restarted = true): _shard_doc
+-- positions belong to one PIT. With preserved ids that only re-sends documents.
+-- (espipe.scan has no positions or resume yet; see the report.)
+local json = require "espipe.json"
+local errors = require "espipe.errors"
+
+local M = {}
+local R = {}
+R.__index = R
+
+function M.new(client, index, query, opts)
+  opts = opts or {}
+  local self = setmetatable({
+    client = client, index = index, query = query, owner = { inbox = {} },
+    size = opts.size or 1000, nslices = opts.slices or 1, keep_alive = opts.keep_alive or "5m",
+    pit_id = opts.pit_id, resume = opts.resume or {}, ready = {}, pending = {}, n_pending = 0,
+  }, R)
+  self.slices = {}
+  for i = 0, self.nslices - 1 do
+    local saved = self.resume[tostring(i)] or {}
+    self.slices[i] = { id = i, after = saved.search_after, done = saved.done, attempts = 0 }
+  end
+  return self
+end
+
+function R:_open_pit()
+  local r, err = self.client:json_request { method = "POST", path = "/" .. self.index .. "/_pit",
+    query = "keep_alive=" .. self.keep_alive }
+  if not r then error(err, 0) end
+  self.pit_id = r.id
+end
+
+function R:_submit(sl)
+  local body = { size = self.size, sort = { "_shard_doc" }, track_total_hits = false,
+    pit = { id = self.pit_id, keep_alive = self.keep_alive } }
+  if self.query then body.query = self.query end
+  if self.nslices > 1 then body.slice = { id = sl.id, max = self.nslices } end
+  if sl.after then body.search_after = sl.after end
+  local req = { method = "POST", path = "/_search", body = json.encode(body),
+    headers = { ["Content-Type"] = "application/json" } }
+  local id, err = self.client:_submit(self.owner, req)
+  if not id then error(require("espipe.client").transport_error(err, req), 0) end
+  sl.req = req
+  self.pending[id] = sl
+  self.n_pending = self.n_pending + 1
+end
+
+local function retryable(res)
+  return res.err or res.status == 429 or res.status == 502 or res.status == 503 or res.status == 504
+end
+
+function R:_complete(res)
+  local sl = self.pending[res.id]
+  if not sl then return end
+  self.pending[res.id] = nil
+  self.n_pending = self.n_pending - 1
+  if retryable(res) and sl.attempts < 5 then
+    sl.attempts = sl.attempts + 1
+    self.client:sleep(math.min(5, 0.1 * 2 ^ (sl.attempts - 1)))
+    return self:_submit(sl)
+  end
+  local client_mod = require "espipe.client"
+  if res.err then error(client_mod.transport_error(res.err, sl.req), 0) end
+  if res.status == 404 and not self.fresh_pit then
+    -- the saved PIT expired: start the unfinished slices again on a new one
+    self.gone = true
+    return
+  end
+  if res.status ~= 200 then error(client_mod.http_error(res, sl.req), 0) end
+  local v = json.decode(res.body or "")
+  if type(v) ~= "table" or type(v.hits) ~= "table" or type(v.hits.hits) ~= "table" then
+    error(errors.new { kind = "http", type = "bad_response", reason = "search response without hits" }, 0)
+  end
+  sl.attempts = 0
+  if v.pit_id then self.pit_id = v.pit_id end
+  local hits = v.hits.hits
+  local n = #hits
+  if n > 0 then sl.after = hits[n].sort end
+  if n < self.size then sl.done = true end
+  self.ready[#self.ready + 1] = { slice = sl.id, hits = hits, search_after = sl.after,
+    pit_id = self.pit_id, last = sl.done }
+  if not sl.done then self:_submit(sl) end
+end
+
+function R:_start()
+  self.started = true
+  if not self.pit_id then
+    self:_open_pit()
+    self.fresh_pit = true
+  end
+  for i = 0, self.nslices - 1 do
+    if not self.slices[i].done then self:_submit(self.slices[i]) end
+  end
+end
+
+function R:next_page()
+  if self.closed then return nil end
+  if not self.started then self:_start() end
+  while #self.ready == 0 do
+    if self.n_pending == 0 then
+      if self.gone then
+        self.gone, self.restarted = false, true
+        self:_open_pit()
+        self.fresh_pit = true
+        for i = 0, self.nslices - 1 do
+          local sl = self.slices[i]
+          if not sl.done then sl.after = nil; self:_submit(sl) end
+        end
+      else
+        self:close()
+        return nil
+      end
+    end
+    for _, res in ipairs(self.client:_wait(self.owner, 1)) do self:_complete(res) end
+  end
+  return table.remove(self.ready, 1)
+end
+
+function R:pages()
+  return function() return self:next_page() end
+end
+
+function R:close()
+  if self.closed then return end
+  self.closed = true
+  while self.n_pending > 0 do
+    for _, res in ipairs(self.client:_wait(self.owner, 1)) do
+      if self.pending[res.id] then self.pending[res.id] = nil; self.n_pending = self.n_pending - 1 end
+    end
+    if self.client.transport:inflight() == 0 then break end
+  end
+  if self.pit_id and self.keep_pit ~= true then
+    self.client:perform { method = "DELETE", path = "/_pit", body = json.encode { id = self.pit_id },
+      headers = { ["Content-Type"] = "application/json" } }
+  end
+end
+
+return M

@@ -1,0 +1,82 @@
+-- Destination tuning for a load: refresh_interval -1 and number_of_replicas 0
+-- while documents flow, the previous values put back afterwards.
+--
+-- The previous values are first written to a state file (atomically), so
+-- they survive the process: when the job ends normally it restores them and
+-- removes the file; when it is killed (SIGTERM, Ctrl-C, kill -9) a watchdog
+-- restores them (see watch), and a later run finding the file takes the
+-- originals from it rather than from the (still tuned) index.
+--
+--   tune.apply(client, index, state_path, url) -> state | nil, err
+--   tune.restore(client, state_path)           -> true | nil, err
+--   tune.watch(pid, state_path, lua, espipe)   -> starts the watchdog
+local json = require "espipe.json"
+local checkpoint = require "espipe.pipeline.checkpoint"
+local errors = require "espipe.errors"
+
+local M = {}
+
+local TUNED = { refresh_interval = "-1", number_of_replicas = "0" }
+
+local function current(client, index)
+  local resp, err = client.indices:get_settings { index = index }
+  if not resp then return nil, err end
+  local entry = resp[index] or select(2, next(resp))
+  local s = entry and entry.settings and entry.settings.index
+  if not s then return nil, errors.new { kind = "config", message = "no settings returned for index " .. index } end
+  return s
+end
+
+function M.apply(client, index, state_path, url)
+  local state, lerr = checkpoint.load(state_path)
+  if lerr then return nil, lerr end
+  if not state then
+    local s, err = current(client, index)
+    if not s then return nil, err end
+    local original = {}
+    for k in pairs(TUNED) do
+      local v = s[k]
+      if v == nil then v = json.null end -- unset: restoring null puts the default back
+      original[k] = v
+    end
+    state = { index = index, url = url, settings = original }
+    local ok, serr = checkpoint.save(state_path, state)
+    if not ok then return nil, serr end
+  end
+  local ok, err = client.indices:put_settings { index = index, body = { index = TUNED } }
+  if not ok then return nil, err end
+  return state
+end
+
+function M.restore(client, state_path)
+  local state, lerr = checkpoint.load(state_path)
+  if lerr then return nil, lerr end
+  if not state then return true end -- nothing tuned, or already restored
+  local ok, err = client.indices:put_settings { index = state.index, body = { index = state.settings } }
+  if not ok then return nil, err end
+  checkpoint.remove(state_path)
+  return true
+end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- This process's pid (the parent of the shell io.popen starts).
+function M.pid()
+  local p = io.popen("echo $PPID")
+  local pid = p and tonumber(p:read("*l"))
+  if p then p:close() end
+  return pid
+end
+
+-- A detached shell that ignores SIGINT/SIGTERM/SIGHUP, waits for pid to
+-- exit, then runs `espipe reindex --restore STATE` (a no-op when the job
+-- already restored and removed the file). Lua cannot trap signals; this
+-- process, which outlives the job, is what makes restoring reliable.
+function M.watch(pid, state_path, lua, espipe)
+  local cmd = "(trap '' INT TERM HUP; while kill -0 " .. tonumber(pid) .. " 2>/dev/null; do sleep 1; done; "
+    .. "exec " .. q(lua) .. " " .. q(espipe) .. " reindex --restore " .. q(state_path)
+    .. ") </dev/null >/dev/null 2>&1 &"
+  return os.execute(cmd)
+end
+
+return M

@@ -1,0 +1,310 @@
+-- Index management APIs: create/get/exists/delete, _settings, _mapping,
+-- _refresh, _forcemerge and aliases (_aliases, _alias).
+local json = require("espipe.server.json")
+local es = require("espipe.server.es_errors")
+local cluster = require("espipe.server.cluster")
+local mapping = require("espipe.server.mapping")
+local params = require("espipe.server.params")
+
+local M = {}
+
+local function nested_settings(idx)
+  local out = json.object()
+  for k, v in pairs(idx.settings) do
+    local t = out
+    local parts = {}
+    for p in k:gmatch("[^.]+") do parts[#parts + 1] = p end
+    for i = 1, #parts - 1 do
+      if type(t[parts[i]]) ~= "table" then t[parts[i]] = json.object() end
+      t = t[parts[i]]
+    end
+    t[parts[#parts]] = v
+  end
+  return out
+end
+M.nested_settings = nested_settings
+
+local function settings_of(idx, flat)
+  if flat then
+    local out = json.object()
+    for k, v in pairs(idx.settings) do out["index." .. k] = v end
+    return out
+  end
+  return { index = nested_settings(idx) }
+end
+
+local function aliases_of(idx)
+  local out = json.object()
+  for a, props in pairs(idx.aliases) do out[a] = next(props) and props or json.object() end
+  return out
+end
+
+function M.create(req)
+  local name = req.params.index
+  local body, s, e = params.body(req)
+  if body == false then return s, e end
+  local idx
+  idx, s, e = cluster.create_index(name, body)
+  if not idx then return s, e end
+  return 200, { acknowledged = true, shards_acknowledged = true, index = name }
+end
+
+function M.get(req)
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  local flat = params.flag(req.args, "flat_settings", false)
+  local out = json.object()
+  for _, idx in ipairs(indices) do
+    cluster.settle_mapping(idx)
+    out[idx.name] = { aliases = aliases_of(idx), mappings = mapping.to_table(idx.mapping),
+                      settings = settings_of(idx, flat) }
+  end
+  return 200, out
+end
+
+function M.exists(req)
+  local indices = cluster.resolve(req.params.index)
+  if not indices or #indices == 0 then return 404, "" end
+  return 200, ""
+end
+
+function M.delete(req)
+  local targets = {}
+  for part in req.params.index:gmatch("[^,]+") do
+    if not part:find("*", 1, true) and part ~= "_all" and not cluster.state.indices[part]
+        and cluster.alias_indices(part) then
+      return es.bad_request("The provided expression [" .. part
+        .. "] matches an alias, specify the corresponding concrete indices instead.")
+    end
+  end
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  for _, idx in ipairs(indices) do targets[#targets + 1] = idx end
+  for _, idx in ipairs(targets) do cluster.delete_index(idx) end
+  return 200, { acknowledged = true }
+end
+
+function M.get_settings(req)
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  local flat = params.flag(req.args, "flat_settings", false)
+  local out = json.object()
+  for _, idx in ipairs(indices) do out[idx.name] = { settings = settings_of(idx, flat) } end
+  return 200, out
+end
+
+function M.put_settings(req)
+  local body, s, e = params.body(req, true)
+  if not body then return s, e end
+  local indices
+  indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  local settings = body.settings or body
+  for _, idx in ipairs(indices) do
+    s, e = cluster.update_settings(idx, settings)
+    if s then return s, e end
+  end
+  return 200, { acknowledged = true }
+end
+
+function M.get_mapping(req)
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  local out = json.object()
+  for _, idx in ipairs(indices) do
+    cluster.settle_mapping(idx)
+    out[idx.name] = { mappings = mapping.to_table(idx.mapping) }
+  end
+  return 200, out
+end
+
+function M.put_mapping(req)
+  local body, s, e = params.body(req, true)
+  if not body then return s, e end
+  local indices
+  indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  for _, idx in ipairs(indices) do
+    cluster.settle_mapping(idx)
+    local err = mapping.put(idx.mapping, body)
+    if err then return es.bad_request(err) end
+    cluster.persist_meta(idx)
+  end
+  return 200, { acknowledged = true }
+end
+
+local function shards_header(indices)
+  local total, ok = 0, 0
+  for _, idx in ipairs(indices) do
+    local t, o = cluster.shards_info(idx)
+    total = total + idx.nshards * t
+    ok = ok + idx.nshards * o
+  end
+  return { total = total, successful = ok, failed = 0 }
+end
+
+function M.refresh(req)
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  for _, idx in ipairs(indices) do cluster.refresh(idx) end
+  return 200, { _shards = shards_header(indices) }
+end
+
+function M.forcemerge(req)
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  if req.args.wait_for_completion == "false" then
+    return 200, { task = "espipe-node-0:1" }
+  end
+  return 200, { _shards = shards_header(indices) }
+end
+
+------------------------------------------------------------------------
+-- aliases
+
+local function list_of(v)
+  if v == nil then return {} end
+  if type(v) == "table" then return v end
+  return { v }
+end
+
+local ALIAS_PROPS = { "filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden" }
+
+local function alias_props(a)
+  local props = {}
+  for _, k in ipairs(ALIAS_PROPS) do if a[k] ~= nil then props[k] = a[k] end end
+  if props.routing then
+    props.index_routing = props.index_routing or props.routing
+    props.search_routing = props.search_routing or props.routing
+    props.routing = nil
+  end
+  return props
+end
+
+function M.update_aliases(req)
+  local body, s, e = params.body(req, true)
+  if not body then return s, e end
+  if type(body.actions) ~= "table" then
+    return es.validation({ "no alias actions specified" })
+  end
+  -- validate everything first: the request applies atomically
+  local plan, results, errors = {}, json.array(), false
+  for _, action in ipairs(body.actions) do
+    local kind, a = next(action)
+    if kind ~= "add" and kind ~= "remove" and kind ~= "remove_index" then
+      return es.bad_request("Unknown action [" .. tostring(kind) .. "]")
+    end
+    local index_names = list_of(a.indices or a.index)
+    local alias_names = list_of(a.aliases or a.alias)
+    local indices = {}
+    for _, n in ipairs(index_names) do
+      local found
+      found, s, e = cluster.resolve(n)
+      if not found then return s, e end
+      for _, idx in ipairs(found) do indices[#indices + 1] = idx end
+    end
+    if #indices == 0 then return es.validation({ "One of [index] or [indices] is required" }) end
+    if kind ~= "remove_index" and #alias_names == 0 then
+      return es.validation({ "One of [alias] or [aliases] is required" })
+    end
+    local result = { action = { type = kind, indices = index_names, aliases = alias_names }, status = 200 }
+    if kind == "remove" then
+      local any = false
+      for _, idx in ipairs(indices) do
+        for _, an in ipairs(alias_names) do if idx.aliases[an] then any = true end end
+      end
+      if not any then
+        if a.must_exist == true then
+          return es.fail(404, "aliases_not_found_exception", "aliases [" .. table.concat(alias_names, ",")
+            .. "] missing", { ["resource.type"] = "aliases", ["resource.id"] = table.concat(alias_names, ",") })
+        end
+        errors = true
+        result.status = 404
+        result.error = { type = "aliases_not_found_exception",
+                         reason = "aliases [" .. table.concat(alias_names, ",") .. "] missing" }
+      end
+    end
+    results[#results + 1] = result
+    plan[#plan + 1] = { kind = kind, indices = indices, aliases = alias_names, props = alias_props(a) }
+  end
+  for _, step in ipairs(plan) do
+    for _, idx in ipairs(step.indices) do
+      if step.kind == "add" then
+        for _, an in ipairs(step.aliases) do idx.aliases[an] = step.props end
+      elseif step.kind == "remove" then
+        for _, an in ipairs(step.aliases) do idx.aliases[an] = nil end
+      else
+        cluster.delete_index(idx)
+      end
+      if step.kind ~= "remove_index" then cluster.persist_meta(idx) end
+    end
+  end
+  if errors then return 200, { acknowledged = true, errors = true, action_results = results } end
+  return 200, { acknowledged = true, errors = false }
+end
+
+function M.get_alias(req)
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  local want = req.params.name
+  local pat
+  if want then
+    pat = {}
+    for w in want:gmatch("[^,]+") do
+      pat[#pat + 1] = "^" .. w:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
+    end
+  end
+  local out, found = json.object(), false
+  for _, idx in ipairs(indices) do
+    local aliases = json.object()
+    for a, props in pairs(idx.aliases) do
+      local hit = not pat
+      if pat then for _, p in ipairs(pat) do if a:match(p) then hit = true end end end
+      if hit then
+        aliases[a] = next(props) and props or json.object()
+        found = true
+      end
+    end
+    if not pat or next(aliases) then out[idx.name] = { aliases = aliases } end
+  end
+  if want and not found then
+    return 404, { error = "alias [" .. want .. "] missing", status = 404 }
+  end
+  if req.method == "HEAD" then return 200, "" end
+  return 200, out
+end
+
+function M.put_alias(req)
+  local body, s, e = params.body(req)
+  if body == false then return s, e end
+  local indices
+  indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  for _, idx in ipairs(indices) do
+    idx.aliases[req.params.name] = alias_props(body or {})
+    cluster.persist_meta(idx)
+  end
+  return 200, { acknowledged = true }
+end
+
+function M.delete_alias(req)
+  local indices, s, e = cluster.resolve(req.params.index)
+  if not indices then return s, e end
+  local any = false
+  for _, idx in ipairs(indices) do
+    for an in req.params.name:gmatch("[^,]+") do
+      if idx.aliases[an] then
+        idx.aliases[an] = nil
+        any = true
+        cluster.persist_meta(idx)
+      end
+    end
+  end
+  if not any then
+    return es.fail(404, "aliases_not_found_exception", "aliases [" .. req.params.name .. "] missing",
+      { ["resource.type"] = "aliases", ["resource.id"] = req.params.name })
+  end
+  return 200, { acknowledged = true }
+end
+
+return M

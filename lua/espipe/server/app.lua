@@ -1,0 +1,155 @@
+-- The dev server inside nginx: configuration from `espipe serve`, worker
+-- start-up (state restored from --data), and the request cycle: read and
+-- check the body, route to an API handler, filter_path, respond.
+local json = require("espipe.server.json")
+local es = require("espipe.server.es_errors")
+local cluster = require("espipe.server.cluster")
+local persist = require("espipe.server.persist")
+local stats = require("espipe.server.stats")
+local router = require("espipe.server.router")
+
+local M = {}
+
+local opts = {}
+M.opts = opts
+
+function M.configure(o)
+  for k, v in pairs(o) do opts[k] = v end
+  cluster.configure(opts)
+  stats.configure(opts)
+end
+
+function M.init_worker()
+  math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid())
+  if opts.data then
+    persist.open(opts.data)
+    local ok, err = pcall(cluster.restore)
+    if not ok then ngx.log(ngx.ERR, "espipe serve: restoring ", opts.data, " failed: ", err) end
+  end
+end
+
+local ACCEPTED = {
+  ["application/json"] = true, ["application/x-ndjson"] = true,
+  ["application/vnd.elasticsearch+json"] = true, ["application/vnd.elasticsearch+x-ndjson"] = true,
+}
+local VENDOR_JSON = "application/vnd.elasticsearch+json;compatible-with=8"
+
+local function media_type(ct)
+  return (ct:match("^%s*([^;%s]+)") or ""):lower()
+end
+
+local function read_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then return body end
+  local file = ngx.req.get_body_file()
+  if not file then return nil end
+  local f = io.open(file, "rb")
+  if not f then return nil end
+  body = f:read("*a")
+  f:close()
+  return body
+end
+
+local function send(status, body, content_type, head)
+  ngx.status = status
+  ngx.header["Content-Type"] = content_type
+  if type(body) == "table" then body = json.encode(body) end
+  body = body or ""
+  ngx.header["Content-Length"] = #body
+  -- never ngx.exit(status): nginx closes silently on some codes (408, 444)
+  if not head and #body > 0 then
+    ngx.print(body)
+  else
+    ngx.send_headers()
+  end
+  return ngx.eof()
+end
+
+local function filter(body, spec)
+  local fp = require("espipe.server.filter_path")
+  if type(body) == "string" then
+    local decoded = json.decode(body)
+    if decoded == nil then return body end
+    body = decoded
+  end
+  local out = fp.apply(body, spec)
+  if out == nil then return json.object() end
+  return out
+end
+
+-- nginx's own 413 (body over client_max_body_size): ES sends an empty body
+function M.too_large()
+  ngx.status = 413
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Content-Length"] = 0
+  ngx.send_headers()
+  return ngx.eof()
+end
+
+function M.handle()
+  local method = ngx.req.get_method()
+  local headers = ngx.req.get_headers()
+  local accept = headers["accept"]
+  if type(accept) == "table" then accept = accept[1] end
+  local ctype = headers["content-type"]
+  if type(ctype) == "table" then ctype = ctype[1] end
+  local out_type = "application/json"
+  if (accept and accept:find("vnd.elasticsearch", 1, true))
+      or (ctype and ctype:find("vnd.elasticsearch", 1, true)) then
+    out_type = VENDOR_JSON
+  end
+
+  local uri = ngx.var.request_uri
+  local path = uri:match("^[^?]*")
+  local args = ngx.req.get_uri_args(0)
+  local node = tonumber(ngx.var.server_port) - (opts.port or 9200)
+
+  local body
+  local has_body = (tonumber(headers["content-length"] or 0) or 0) > 0
+    or headers["transfer-encoding"] ~= nil
+  if has_body then
+    body = read_body()
+    if body and #body > 0 then
+      if not ctype or not ACCEPTED[media_type(ctype)] then
+        return send(406, { error = "Content-Type header [" .. (ctype or "") .. "] is not supported",
+                           status = 406 }, out_type)
+      end
+      local enc = headers["content-encoding"]
+      if enc == "gzip" or enc == "deflate" then
+        local inflated, err = require("espipe.server.gzip").inflate(body, opts.max_content_length)
+        if not inflated then
+          if err == "too_large" then return send(413, "", out_type) end
+          local s, b = es.parse_error("cannot decompress the request body: " .. tostring(err))
+          return send(s, b, out_type)
+        end
+        body = inflated
+      end
+    else
+      body = nil
+    end
+  end
+
+  local req = { method = method, path = path, args = args, body = body, node = node, headers = headers,
+                opts = opts }
+  local ok, status, resp, rtype = pcall(router.dispatch, req)
+  if not ok then
+    ngx.log(ngx.ERR, "espipe serve: ", status)
+    cluster.state.pending = {}
+    status, resp = es.fail(500, "exception", "espipe serve internal error: " .. tostring(status))
+  end
+  local wok, werr = cluster.flush()
+  if not wok then
+    ngx.log(ngx.ERR, "espipe serve: writing --data failed: ", werr)
+    status, resp = es.fail(500, "io_exception", "cannot persist the change: " .. tostring(werr))
+  end
+  if status == 444 then return ngx.exit(444) end
+  local fp = args.filter_path
+  if fp and type(fp) == "string" and fp ~= "" and (type(resp) == "table" or rtype == nil) and resp ~= nil
+      and resp ~= "" then
+    resp = filter(resp, fp)
+  end
+  return send(status, resp, rtype or out_type, method == "HEAD")
+end
+
+return M

@@ -1,0 +1,158 @@
+-- Document writes shared by the single-document APIs and _bulk: index,
+-- create, delete and update on one document, returning ES's result fields
+-- or an ES error cause. Nothing here knows about HTTP.
+local json = require("espipe.server.json")
+local es = require("espipe.server.es_errors")
+local cluster = require("espipe.server.cluster")
+local mapping = require("espipe.server.mapping")
+
+local M = {}
+
+-- Effective routing through an alias with index_routing.
+function M.routing(alias_name, alias, route)
+  local ar = alias and alias.index_routing
+  if ar == nil then return route end
+  ar = tostring(ar)
+  if ar:find(",", 1, true) then
+    return nil, "Alias [" .. alias_name .. "] has index routing associated with it [" .. ar
+      .. "], and was provided with routing value [" .. tostring(route) .. "], rejecting operation"
+      -- ES words the comma case as "resolved to several routing values"
+  end
+  if route ~= nil and route ~= ar then
+    return nil, "Alias [" .. alias_name .. "] has index routing associated with it [" .. ar
+      .. "], and was provided with routing value [" .. route .. "], rejecting operation"
+  end
+  return ar
+end
+
+-- Target of a write: idx, shard number, routing | nil, status, cause
+-- t: { index = name, id =, routing =, auto_create =, require_alias = }
+function M.target(t)
+  local name = t.index
+  local idx, alias, c
+  if t.require_alias and not cluster.alias_indices(name) then
+    return nil, 404, { type = "index_not_found_exception",
+      reason = "no such index [" .. name .. "] and [require_alias] request flag is [true] and [" .. name
+        .. "] is not an alias", ["resource.type"] = "index_expression", ["resource.id"] = name,
+      index_uuid = "_na_", index = name }
+  end
+  idx, alias, c = cluster.index_for_write(name, t.auto_create)
+  if not idx then
+    return nil, alias, c and c.error and c.error.root_cause and c.error.root_cause[1] or c
+  end
+  local route, rerr = M.routing(name, alias, t.routing)
+  if rerr then return nil, 400, { type = "illegal_argument_exception", reason = rerr } end
+  if route == nil and mapping.routing_required(idx.mapping) then
+    return nil, 400, { type = "routing_missing_exception",
+      reason = "routing is required for [" .. idx.name .. "]/[" .. tostring(t.id) .. "]",
+      index_uuid = idx.uuid, index = idx.name }
+  end
+  if t.id == nil then return idx, nil, route end
+  local sh, herr = cluster.shard_for(idx, t.id, route)
+  if not sh then return nil, 400, { type = "illegal_argument_exception", reason = herr } end
+  return idx, sh, route
+end
+
+-- Checks and learns the mapping for a source about to be stored.
+-- Returns nil or status, cause.
+function M.check_source(idx, id, src, doc)
+  local m = idx.mapping
+  if not m.check then
+    if doc == nil and #idx.pending_sources < 10000 then cluster.defer_mapping(idx, src) end
+    if doc ~= nil then mapping.apply(m, doc, id, src) end
+    return nil
+  end
+  if doc == nil then
+    local err
+    doc, err = json.decode(src)
+    if doc == nil then
+      return 400, { type = "document_parsing_exception", reason = "[1:1] failed to parse: " .. tostring(err) }
+    end
+  end
+  local before = m.changed_marker
+  local s, c = mapping.apply(m, doc, id, src)
+  if s then return s, c end
+  if m.changed_marker ~= before then cluster.persist_meta(idx) end
+  return nil
+end
+
+-- Result fields in ES's order (encoded by hand on the bulk fast path).
+function M.result(idx, rec, result, forced)
+  local total, ok = cluster.shards_info(idx)
+  local r = { _index = idx.name, _id = rec.id, _version = rec.v, result = result,
+              _shards = { total = total, successful = ok, failed = 0 },
+              _seq_no = rec.s, _primary_term = rec.t }
+  if forced then r.forced_refresh = true end
+  return r
+end
+
+local function missing(idx, sh, id)
+  return 404, { type = "document_missing_exception", reason = "[" .. id .. "]: document missing",
+                index_uuid = idx.uuid, shard = tostring(sh), index = idx.name }
+end
+
+-- Deep merge of a partial doc; returns whether anything changed.
+local function merge(dst, src)
+  local changed = false
+  for k, v in pairs(src) do
+    local old = dst[k]
+    if type(v) == "table" and not json.is_array(v) and v ~= json.null
+        and type(old) == "table" and not json.is_array(old) and old ~= json.null then
+      if merge(old, v) then changed = true end
+    else
+      if old == nil or (type(v) == "table" or type(old) == "table") and json.encode(v) ~= json.encode(old)
+          or (type(v) ~= "table" and type(old) ~= "table" and v ~= old) then
+        changed = true
+      end
+      dst[k] = v
+    end
+  end
+  return changed
+end
+
+-- update(idx, sh, id, body, o) -> status, result | status, cause
+-- o: routing, if_seq_no, if_primary_term
+function M.update(idx, sh, id, body, o)
+  if type(body) ~= "table" then
+    return 400, { type = "illegal_argument_exception", reason = "update body must be an object" }
+  end
+  if body.script ~= nil then
+    return 400, { type = "illegal_argument_exception",
+      reason = "scripts are not supported by espipe serve; use a partial doc ({\"doc\":{...}}) instead" }
+  end
+  local shard = idx.shards[sh]
+  local cur = shard.docs[id]
+  if not cur then
+    if o.if_seq_no ~= nil then return missing(idx, sh, id) end
+    local new = (body.doc_as_upsert == true and body.doc) or body.upsert
+    if new == nil then return missing(idx, sh, id) end
+    local src = json.encode(new)
+    local s, c = M.check_source(idx, id, src, new)
+    if s then return s, c end
+    local rec, st, cause = cluster.put(idx, sh, id, src, { create = true, routing = o.routing })
+    if not rec then return st, cause end
+    return 201, M.result(idx, rec, "created")
+  end
+  if o.if_seq_no ~= nil and (cur.s ~= o.if_seq_no or cur.t ~= o.if_primary_term) then
+    return 409, es.version_conflict_cause(idx, sh, id, "required seqNo [" .. o.if_seq_no .. "], primary term ["
+      .. o.if_primary_term .. "]. current document has seqNo [" .. cur.s .. "] and primary term [" .. cur.t .. "]")
+  end
+  if body.doc == nil then
+    return 400, { type = "action_request_validation_exception",
+                  reason = "Validation Failed: 1: script or doc is missing;" }
+  end
+  local doc = json.decode(cur.src)
+  if type(doc) ~= "table" then doc = json.object() end
+  local changed = merge(doc, body.doc)
+  if not changed and body.detect_noop ~= false then
+    return 200, M.result(idx, cur, "noop")
+  end
+  local src = json.encode(doc)
+  local s, c = M.check_source(idx, id, src, doc)
+  if s then return s, c end
+  local rec, st, cause = cluster.put(idx, sh, id, src, { routing = o.routing or cur.r })
+  if not rec then return st, cause end
+  return 200, M.result(idx, rec, "updated")
+end
+
+return M

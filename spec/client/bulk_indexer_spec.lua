@@ -1,0 +1,293 @@
+-- The bulk indexer's state machine without a server: a scripted transport
+-- answers each _bulk request according to what the documents ask for
+-- (doc.fail = status, doc.fail_times = how many attempts fail first), so the
+-- expected outcome of every document is written in the document itself.
+local client_mod = require("espipe.client")
+local errors = require("espipe.errors")
+local json = require("espipe.json")
+local script = require("spec.client.support.script_transport")
+
+local function tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+local function read_lines(path)
+  local out = {}
+  local f = io.open(path)
+  if not f then return out end
+  for line in f:lines() do out[#out + 1] = line end
+  f:close()
+  return out
+end
+
+-- Answers a _bulk body item by item; seen[id] counts attempts per document.
+local function bulk_responder(seen, opts)
+  opts = opts or {}
+  return function(req)
+    if opts.whole then
+      local r = opts.whole(req)
+      if r then return r end
+    end
+    local items, any_error = {}, false
+    local lines = {}
+    for line in req.body:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    local i = 1
+    while i <= #lines do
+      local action = json.decode(lines[i])
+      local op, meta = next(action)
+      local doc = op ~= "delete" and json.decode(lines[i + 1]) or {}
+      i = i + (op ~= "delete" and 2 or 1)
+      local id = meta._id
+      seen[id] = (seen[id] or 0) + 1
+      local fail = doc.fail
+      if fail and (doc.fail_times == nil or seen[id] <= doc.fail_times) then
+        any_error = true
+        local etype = fail == 429 and "es_rejected_execution_exception" or "mapper_parsing_exception"
+        items[#items + 1] = '{"' .. op .. '":{"_id":"' .. id .. '","status":' .. fail
+          .. ',"error":{"type":"' .. etype .. '","reason":"bad \\"' .. id .. '\\""}}}'
+      else
+        items[#items + 1] = '{"' .. op .. '":{"_id":"' .. id .. '","status":201,"result":"created"}}'
+      end
+    end
+    return { status = 200, body = '{"took":1,"errors":' .. tostring(any_error) .. ',"items":['
+      .. table.concat(items, ",") .. "]}" }
+  end
+end
+
+local function check_invariant(stats, dead_path)
+  assert.are.equal(stats.added, stats.ok + stats.failed)
+  local lines = dead_path and read_lines(dead_path) or {}
+  if dead_path then assert.are.equal(stats.failed, #lines) end
+  local ids = {}
+  for _, l in ipairs(lines) do
+    local rec = assert(json.decode(l))
+    local _, meta = next(rec.action)
+    assert.is_nil(ids[meta._id], "dead-lettered twice: " .. tostring(meta._id))
+    ids[meta._id] = rec
+  end
+  return ids
+end
+
+describe("bulk indexer", function()
+  local dead
+  before_each(function() dead = tmpname() end)
+  after_each(function() os.remove(dead); os.remove(dead .. ".bulk") end)
+
+  it("batches by document count and acknowledges every document", function()
+    local seen = {}
+    local t = script.new(bulk_responder(seen))
+    local c = client_mod.new{ transport = t }
+    local bi = c:bulk_indexer{ index = "docs", batch_docs = 1000, dead_letter = dead }
+    for i = 1, 2500 do bi:index({ n = i }, { id = "d" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(2500, stats.added)
+    assert.are.equal(2500, stats.ok)
+    assert.are.equal(2500, stats.created)
+    assert.are.equal(0, stats.failed)
+    assert.are.equal(3, stats.requests)
+    assert.are.equal(3, #t.sent)
+    assert.are.equal("/docs/_bulk", t.sent[1].path)
+    assert.are.equal("filter_path=errors,items.*.status,items.*.error,items.*.result", t.sent[1].query)
+    assert.are.equal("application/x-ndjson", t.sent[1].headers["Content-Type"])
+    for i = 1, 2500 do assert.are.equal(1, seen["d" .. i]) end
+    check_invariant(stats, dead)
+  end)
+
+  it("batches by bytes", function()
+    local t = script.new(bulk_responder({}))
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_bytes = 1000 }
+    local pad = string.rep("p", 80)
+    for i = 1, 100 do bi:index({ pad = pad }, { id = "b" .. i }) end
+    bi:close()
+    for _, s in ipairs(t.sent) do
+      -- a batch is sent once it reaches batch_bytes: at most one item over
+      assert.is_true(#s.body < 1000 + 130)
+    end
+    assert.is_true(#t.sent >= 10)
+  end)
+
+  it("never has more than `concurrency` requests in flight", function()
+    local t
+    local max_seen = 0
+    t = script.new(function(req)
+      max_seen = math.max(max_seen, #t.queue + 1)
+      return bulk_responder({})(req)
+    end, 64, 3)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 10, concurrency = 3 }
+    for i = 1, 500 do bi:index({ n = i }, { id = "c" .. i }) end
+    bi:close()
+    assert.is_true(max_seen <= 3, "max in flight " .. max_seen)
+    assert.are.equal(3, max_seen)
+  end)
+
+  it("retries rejected items only, then acknowledges them", function()
+    local seen = {}
+    local t = script.new(bulk_responder(seen))
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 50,
+      retries = 3, backoff = { base = 0.01, max = 0.05 }, dead_letter = dead }
+    for i = 1, 200 do
+      bi:index({ n = i, fail = (i % 7 == 0) and 429 or nil, fail_times = 2 }, { id = "r" .. i })
+    end
+    local stats = bi:close()
+    assert.are.equal(200, stats.ok)
+    assert.are.equal(0, stats.failed)
+    for i = 1, 200 do
+      assert.are.equal(i % 7 == 0 and 3 or 1, seen["r" .. i], "attempts of r" .. i)
+    end
+    assert.are.equal(2 * math.floor(200 / 7), stats.retried)
+    check_invariant(stats, dead)
+  end)
+
+  it("dead-letters permanent failures once, with action, source, status, error and attempts", function()
+    local seen, reported = {}, {}
+    local t = script.new(bulk_responder(seen))
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 30, retries = 2,
+      backoff = { base = 0.001 }, dead_letter = dead, dead_letter_bulk = dead .. ".bulk",
+      on_error = function(item) reported[#reported + 1] = item end }
+    for i = 1, 100 do
+      local fail = (i % 10 == 0) and 400 or (i % 25 == 0) and 429 or nil
+      bi:index({ n = i, fail = fail }, { id = "e" .. i })
+    end
+    local stats = bi:close()
+    -- 400 for 10,20,...,100 (10 docs); 429 forever for 25 and 75 (50 and 100 are 400)
+    assert.are.equal(12, stats.failed)
+    assert.are.equal(88, stats.ok)
+    local ids = check_invariant(stats, dead)
+    for i = 1, 100 do
+      local rec = ids["e" .. i]
+      if i % 10 == 0 then
+        assert.are.equal(400, rec.status)
+        assert.are.equal(1, rec.attempts)
+        assert.are.equal("mapper_parsing_exception", rec.error.type)
+        assert.are.equal('bad "e' .. i .. '"', rec.error.reason)
+        assert.are.same({ n = i, fail = 400 }, rec.source)
+        assert.are.same({ index = { _index = "x", _id = "e" .. i } }, rec.action)
+      elseif i % 25 == 0 then
+        assert.are.equal(429, rec.status)
+        assert.are.equal(3, rec.attempts)
+        assert.are.equal(3, seen["e" .. i])
+      else
+        assert.is_nil(rec)
+      end
+    end
+    assert.are.equal(12, #reported)
+    -- the bulk companion is the failed documents' two _bulk lines
+    local bulk = read_lines(dead .. ".bulk")
+    assert.are.equal(24, #bulk)
+    assert.are.same({ index = { _index = "x", _id = "e10" } }, json.decode(bulk[1]))
+  end)
+
+  it("retries a whole batch after 503 and after an unreadable 200", function()
+    local n = 0
+    local seen = {}
+    local answer = bulk_responder(seen)
+    local t = script.new(function(req)
+      n = n + 1
+      if n == 1 then return { status = 503, body = '{"error":{"type":"x","reason":"busy"},"status":503}' } end
+      if n == 2 then return { status = 200, body = '{"took":1,"errors":false,"items":[{"index":{"status":201}}' } end
+      if n == 3 then return { status = 200, body = '{"took":1,"errors":false,"items":[]}' } end
+      return answer(req)
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", retries = 5,
+      backoff = { base = 0.001 }, dead_letter = dead }
+    for i = 1, 10 do bi:index({ n = i }, { id = "w" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(10, stats.ok)
+    assert.are.equal(4, stats.requests)
+    for i = 1, 10 do assert.are.equal(1, seen["w" .. i]) end
+    check_invariant(stats, dead)
+  end)
+
+  it("dead-letters everything with the transport error when the cluster stays unreachable", function()
+    local t = script.new(function()
+      return { err = errors.new{ kind = "transport", code = "connect", message = "connection refused" } }
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 7, retries = 2,
+      backoff = { base = 0.001 }, dead_letter = dead }
+    for i = 1, 20 do bi:index({ n = i }, { id = "t" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(20, stats.failed)
+    assert.are.equal(0, stats.ok)
+    local ids = check_invariant(stats, dead)
+    assert.are.equal("transport", ids.t1.error.type)
+    assert.are.equal(3, ids.t1.attempts)
+    assert.are.equal(3 * 3, #t.sent)
+  end)
+
+  it("splits on 413 down to single documents", function()
+    local seen = {}
+    local answer = bulk_responder(seen)
+    local t = script.new(function(req)
+      if #req.body > 300 or req.body:find("huge", 1, true) then return { status = 413, body = "" } end
+      return answer(req)
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 40, dead_letter = dead }
+    for i = 1, 40 do bi:index({ n = i, huge = (i == 17) or nil }, { id = "s" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(39, stats.ok)
+    assert.are.equal(1, stats.failed)
+    local ids = check_invariant(stats, dead)
+    assert.are.equal(413, ids.s17.status)
+  end)
+
+  it("dead-letters the whole batch on another 4xx, with the reason", function()
+    local t = script.new(function()
+      return { status = 403, body = '{"error":{"type":"security_exception","reason":"action [indices:data/write/bulk] is unauthorized"},"status":403}' }
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", dead_letter = dead }
+    for i = 1, 5 do bi:index('{"raw":' .. i .. '}', { id = "f" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(5, stats.failed)
+    local ids = check_invariant(stats, dead)
+    assert.are.equal("security_exception", ids.f3.error.type)
+    assert.are.same({ raw = 3 }, ids.f3.source)
+    assert.are.equal(1, #t.sent)
+  end)
+
+  it("sends a batch older than flush_interval at the next call", function()
+    local t = script.new(bulk_responder({}))
+    local c = client_mod.new{ transport = t }
+    local bi = c:bulk_indexer{ index = "x", flush_interval = 1 }
+    bi:index({ a = 1 }, { id = "1" })
+    assert.are.equal(0, #t.sent)
+    t.clock = t.clock + 2
+    bi:tick()
+    assert.are.equal(1, #t.sent)
+    bi:close()
+  end)
+
+  it("writes create, update and delete actions", function()
+    local t = script.new(function(req)
+      local n = select(2, req.body:gsub("\n", "\n"))
+      return { status = 200, body = '{"errors":false,"items":[{"create":{"status":201}},'
+        .. '{"update":{"status":200,"result":"noop"}},{"delete":{"status":200}}]}', n = n }
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{}
+    bi:create({ a = 1 }, { index = "i", id = "1" })
+    bi:update({ doc = { a = 2 }, doc_as_upsert = true }, { index = "i", id = "2", retry_on_conflict = 3 })
+    bi:delete({ index = "i", id = 3, routing = "r" })
+    local stats = bi:close()
+    assert.are.equal('{"create":{"_index":"i","_id":"1"}}\n{"a":1}\n'
+      .. '{"update":{"_index":"i","_id":"2","retry_on_conflict":3}}\n{"doc":{"a":2},"doc_as_upsert":true}\n'
+      .. '{"delete":{"_index":"i","_id":"3","routing":"r"}}\n', t.sent[1].body)
+    assert.are.equal("/_bulk", t.sent[1].path)
+    assert.are.equal(1, stats.created)
+    assert.are.equal(1, stats.noop)
+    assert.are.equal(1, stats.deleted)
+  end)
+
+  it("raises on wrong arguments and after close", function()
+    local c = client_mod.new{ transport = script.new(bulk_responder({})) }
+    assert.has_error(function() c:bulk_indexer{ batch_docs = 0 } end, "bulk_indexer: batch_docs must be a positive integer")
+    assert.has_error(function() c:bulk_indexer{ concurency = 2 } end, "bulk_indexer: unknown option 'concurency'")
+    local bi = c:bulk_indexer{ index = "x" }
+    assert.has_error(function() bi:index(42) end, "bulk_indexer: document must be a table or a raw JSON string, got number")
+    assert.has_error(function() bi:index('{"a":\n1}') end)
+    assert.has_error(function() bi:index({}, { idd = 1 }) end, "bulk_indexer: unknown meta key 'idd'")
+    assert.has_error(function() bi:delete({}) end, "bulk_indexer: delete needs meta.id")
+    bi:close()
+    assert.has_error(function() bi:index({}) end, "bulk_indexer: already closed")
+  end)
+end)

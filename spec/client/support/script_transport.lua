@@ -1,0 +1,48 @@
+-- A transport implementing the seam in memory, for client specs that check
+-- what the client sends and how it reads answers without a server: every
+-- submitted request is recorded; answers come from a responder function
+-- (req, n) -> { status =, body = } | { err = errors{...} }. With latency = k
+-- a response is ready only after k further polls, so requests overlap.
+local errors = require("espipe.errors")
+
+local M = {}
+M.__index = M
+
+function M.new(responder, max_inflight, latency)
+  return setmetatable({ responder = responder, sent = {}, queue = {}, next_id = 0,
+                        max_inflight = max_inflight or 64, clock = 0, polls = 0,
+                        latency = latency or 0 }, M)
+end
+
+function M:submit(req)
+  if #self.queue >= self.max_inflight then
+    return nil, errors.new{ kind = "busy", message = "busy" }
+  end
+  self.next_id = self.next_id + 1
+  local body = req.body
+  self.sent[#self.sent + 1] = { method = req.method, path = req.path, query = req.query,
+                                headers = req.headers, body = body }
+  local res = self.responder(self.sent[#self.sent], #self.sent)
+  res.id, res.ctx = self.next_id, req.ctx
+  res.headers = res.headers or {}
+  res.ready_at = self.polls + self.latency
+  self.queue[#self.queue + 1] = res
+  return self.next_id
+end
+
+function M:poll()
+  self.polls = self.polls + 1
+  local out, keep = {}, {}
+  for _, res in ipairs(self.queue) do
+    if res.ready_at < self.polls then out[#out + 1] = res else keep[#keep + 1] = res end
+  end
+  self.queue = keep
+  return out
+end
+
+function M:inflight() return #self.queue end
+function M:now() return self.clock end
+function M:sleep(s) self.clock = self.clock + s end
+function M:close() end
+
+return M

@@ -1,0 +1,140 @@
+-- espipe inside a real nginx (Debian's, with the Lua module): the example of
+-- examples/openresty run against the dev server, with the C core built for
+-- LuaJIT and the cosocket transport.
+local devserver = require "support.devserver"
+local http = require "support.http"
+local nginx = require "support.nginx"
+local cjson = require "cjson"
+
+local ROOT = os.getenv("PWD") or "."
+
+local function example_conf(port)
+  local f = assert(io.open(ROOT .. "/examples/openresty/nginx.conf"))
+  local conf = f:read("*a")
+  f:close()
+  local replaced
+  conf, replaced = conf:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. port .. ";")
+  assert(replaced == 1, "example nginx.conf: listen line not found")
+  conf = conf:gsub("%$prefix/lua/", ROOT .. "/examples/openresty/lua/")
+  conf = conf:gsub("%$prefix/%.%./%.%./", ROOT .. "/")
+  return conf
+end
+
+local function start_example(es_url)
+  return nginx.start{
+    conf = example_conf,
+    env = { ES_URL = es_url },
+  }
+end
+
+local function stats_of(app)
+  local res = http.request{ url = app.url .. "/_shipper/stats" }
+  assert(res.status == 200, "stats: " .. tostring(res.status) .. " " .. tostring(res.body))
+  return cjson.decode(res.body)
+end
+
+-- Poll until every pushed event is shipped, failed or dropped.
+local function settled(app, n, seconds)
+  local s
+  nginx.wait_for(function()
+    s = stats_of(app)
+    return s.shipped + s.failed + s.dropped >= n and s.queued == 0 and not s.draining
+  end, seconds)
+  return s
+end
+
+local function count(es, index)
+  http.request{ method = "POST", url = es.url .. "/" .. index .. "/_refresh" }
+  local res = http.request{ url = es.url .. "/" .. index .. "/_count" }
+  assert(res.status == 200, "count: " .. tostring(res.status) .. " " .. tostring(res.body))
+  return cjson.decode(res.body).count
+end
+
+local function hit(app, n)
+  for i = 1, n do
+    local res = http.request{ url = app.url .. "/page/" .. i .. "?q=" .. i }
+    assert(res.status == 200, "request " .. i .. ": " .. tostring(res.status))
+  end
+end
+
+describe("OpenResty example #server", function()
+  local es, app
+
+  after_each(function()
+    if app then app.stop(); app = nil end
+    if es then es.stop(); es = nil end
+  end)
+
+  it("ships one document per request from log_by_lua", function()
+    es = devserver.start{}
+    app = start_example(es.url)
+    local n = 300
+    hit(app, n)
+    local s = settled(app, n, 30)
+    assert.same({ n, 0, 0 }, { s.shipped, s.failed, s.dropped })
+    assert.equal(n, count(es, "nginx-access"))
+    local res = http.request{ method = "POST", url = es.url .. "/nginx-access/_search",
+      body = '{"query":{"term":{"uri.keyword":"/page/17"}}}', headers = { ["content-type"] = "application/json" } }
+    local hits = cjson.decode(res.body).hits.hits
+    assert.equal(1, #hits)
+    assert.equal("17", hits[1]._source.args:match("q=(%d+)"))
+    assert.equal(200, hits[1]._source.status)
+  end)
+
+  it("loses nothing under 429s, 503s and per-item rejections", function()
+    es = devserver.start{ chaos = "bulk_429=0.1,item_429=0.2,503=0.05", seed = 7 }
+    app = start_example(es.url)
+    local n = 400
+    hit(app, n)
+    local s = settled(app, n, 60)
+    assert.same({ n, 0, 0 }, { s.shipped, s.failed, s.dropped })
+    assert.is_true(s.retried > 0, "chaos injected no retry")
+    assert.equal(n, count(es, "nginx-access"))
+  end)
+
+  it("answers other requests while a bulk request is in flight (the worker is not blocked)", function()
+    -- every _bulk waits 3 s at the server: the /ingest request stays in flight
+    es = devserver.start{ chaos = "latency=1:3000ms", seed = 1 }
+    app = start_example(es.url)
+    local lines = {}
+    for i = 1, 2000 do lines[i] = cjson.encode{ n = i, msg = string.rep("x", 100) } end
+    local ingest = nginx.spawn_curl{ url = app.url .. "/ingest?index=bulkload", method = "POST",
+                                     body = table.concat(lines, "\n") .. "\n" }
+    nginx.wait_for(function()
+      local s = http.request{ url = es.url .. "/_espipe/stats" }
+      return s.status == 200 and s.body:find('"latency":[1-9]') ~= nil
+    end, 10)
+    local res = http.request{ url = app.url .. "/quick" }
+    assert.equal(200, res.status)
+    assert.is_true(ingest.running(), "the bulk finished before the quick request was answered")
+    local out = ingest.wait(30)
+    local body = cjson.decode(out)
+    assert.same({ 2000, 2000 }, { body.received, body.indexed })
+    assert.equal(2000, count(es, "bulkload"))
+  end)
+
+  it("answers /ingest with the outcome of each line", function()
+    es = devserver.start{}
+    app = start_example(es.url)
+    local res = http.request{ method = "PUT", url = es.url .. "/strict",
+      headers = { ["content-type"] = "application/json" },
+      body = '{"mappings":{"dynamic":"strict","properties":{"n":{"type":"long"}}}}' }
+    assert.equal(200, res.status)
+    local body = table.concat({
+      '{"n":1}', '{"n":2,"extra":true}', 'not json', '{"n":"abc"}', '{"n":5}',
+    }, "\n") .. "\n"
+    local out = http.request{ method = "POST", url = app.url .. "/ingest?index=strict", body = body }
+    assert.equal(207, out.status)
+    local r = cjson.decode(out.body)
+    assert.equal(4, r.received)
+    assert.equal(2, r.indexed)
+    local by_line = {}
+    for _, f in ipairs(r.failed) do by_line[f.line] = f end
+    assert.equal("strict_dynamic_mapping_exception", by_line[2].type)
+    assert.equal("parse_error", by_line[3].type)
+    assert.equal("document_parsing_exception", by_line[4].type)
+    assert.is_nil(by_line[1])
+    assert.is_nil(by_line[5])
+    assert.equal(2, count(es, "strict"))
+  end)
+end)

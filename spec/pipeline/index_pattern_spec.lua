@@ -1,0 +1,33 @@
+-- Index names from date fields (month-based indices). Expected dates come
+-- from the system `date` command, not from the code under test.
+local index_pattern = require "espipe.pipeline.index_pattern"
+local S = require "pipeline.support"
+
+describe("index_pattern", function()
+  it("formats ISO-8601 dates and epoch millis like date(1) does in UTC", function()
+    local name = index_pattern.compile("logs-{@timestamp:%Y.%m.%d}")
+    for _, secs in ipairs { 0, 951782400, 1709633000, 4102444799, -86400, 1234567890 } do
+      local want = "logs-" .. S.sh("date -u -d @" .. secs .. " +%Y.%m.%d"):gsub("\n", "")
+      assert.equal(want, name { ["@timestamp"] = secs * 1000 })
+      local iso = S.sh("date -u -d @" .. secs .. " +%Y-%m-%dT%H:%M:%SZ"):gsub("\n", "")
+      assert.equal(want, name { ["@timestamp"] = iso })
+    end
+  end)
+
+  it("reads nested fields by dotted path and supports several placeholders", function()
+    local name, fields = index_pattern.compile("{event.created:%%%Y}-m{event.created:%m}")
+    assert.same({ "event.created", "event.created" }, fields)
+    assert.equal("%2021-m07", name { event = { created = "2021-07-04" } })
+    assert.equal("%2021-m08", name { ["event.created"] = "2021-08-04" })
+  end)
+
+  it("returns an error naming the field when the date is missing or unreadable", function()
+    local name = index_pattern.compile("logs-{ts:%Y.%m}")
+    local v, err = name { other = 1 }
+    assert.is_nil(v)
+    assert.equal("ts", err.field)
+    v, err = name { ts = "yesterday" }
+    assert.is_nil(v)
+    assert.matches("not a date", tostring(err))
+  end)
+end)

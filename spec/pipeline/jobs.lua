@@ -1,0 +1,66 @@
+-- Running espipe commands as real processes from the pipeline specs.
+local S = require "pipeline.support"
+
+local M = {}
+
+M.bin = (os.getenv("ESPIPE_ROOT") or ".") .. "/bin/espipe"
+
+
+-- os.execute's exit code on every Lua version
+function M.exec(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return math.floor(a / 256) end
+  return c
+end
+
+function M.espipe(args, env)
+  local dir = S.tmpdir()
+  local code = M.exec((env or "") .. " " .. M.bin .. " " .. args .. " >" .. S.q(dir .. "/out") .. " 2>" .. S.q(dir .. "/err"))
+  return code, S.read(dir .. "/out"), S.read(dir .. "/err")
+end
+
+-- Starts bin/espipe args in the background; returns its pid (the Lua process).
+function M.spawn(args, log)
+  local p = io.popen("(exec " .. M.bin .. " " .. args .. " >" .. S.q(log) .. " 2>&1) & echo $!")
+  local pid = tonumber(p:read("*l"))
+  p:close()
+  return pid
+end
+
+function M.alive(pid) return M.exec("kill -0 " .. pid .. " 2>/dev/null") == 0 end
+
+-- Polls cond() until it returns a true value or seconds pass.
+function M.wait_for(cond, seconds, what)
+  local deadline = os.time() + (seconds or 30)
+  while os.time() <= deadline do
+    local v = cond()
+    if v then return v end
+    M.exec("sleep 0.05")
+  end
+  error("timed out waiting for " .. (what or "a condition"), 2)
+end
+
+-- NDJSON test documents with ids, written to path.
+function M.write_docs(path, n, extra)
+  local f = assert(io.open(path, "wb"))
+  for i = 1, n do
+    f:write(string.format('{"id":"doc-%d","n":%d,"big":9007199254740993,"tags":[],"nothing":null,"text":"caf\\u00e9 %d%s"}\n',
+      i, i, i, extra or ""))
+  end
+  f:close()
+end
+
+-- id -> raw _source JSON (re-encoded canonically by espipe.json) for a whole index,
+-- read with the client's own scan (not the pipelines' reader).
+function M.dump(client, index)
+  local json = require "espipe.json"
+  client:refresh { index = index }
+  local out, n = {}, 0
+  for hit in client:scan(index, nil, { size = 500 }) do
+    out[hit._id] = json.encode(hit._source)
+    n = n + 1
+  end
+  return out, n
+end
+
+return M

@@ -1,0 +1,73 @@
+-- Shard pre-sort: batches come out grouped by destination shard, in a
+-- rotated shard order per worker, and nothing is lost or duplicated. The
+-- expected shard of each id comes from espipe.routing (itself checked against
+-- Elasticsearch's values in spec/core/routing_spec.lua).
+local presort = require "espipe.pipeline.presort"
+local routing = require "espipe.routing"
+
+local function items(n)
+  local t = {}
+  for i = 1, n do t[i] = { id = "doc-" .. i, n = i } end
+  return t
+end
+
+local function shard_sequence(out, shards, rs)
+  local seq = {}
+  for _, it in ipairs(out) do
+    local s = routing.shard { id = it.id, shards = shards, routing_shards = rs }
+    if seq[#seq] ~= s then seq[#seq + 1] = s end
+  end
+  return seq
+end
+
+describe("presort", function()
+  it("groups a batch by shard, each shard once, starting at the worker's rotation", function()
+    local rs = routing.default_routing_shards(5)
+    local p = presort.new { shards = 5 }
+    for worker = 0, 6 do
+      local out = p:order(items(500), worker)
+      assert.equal(500, #out)
+      local seq = shard_sequence(out, 5, rs)
+      assert.equal(5, #seq) -- each shard exactly one contiguous run
+      assert.equal(worker % 5, seq[1])
+      for k = 2, 5 do assert.equal((seq[k - 1] + 1) % 5, seq[k]) end
+    end
+  end)
+
+  it("is a permutation that keeps the input order within a shard", function()
+    local p = presort.new { shards = 3 }
+    local out = p:order(items(300), 1)
+    local seen, last = {}, {}
+    for _, it in ipairs(out) do
+      assert.is_nil(seen[it.n])
+      seen[it.n] = true
+      local s = p:shard_of(it.id)
+      if last[s] then assert.is_true(it.n > last[s]) end
+      last[s] = it.n
+    end
+    for i = 1, 300 do assert.is_true(seen[i]) end
+  end)
+
+  it("routes by the routing value when one is given and leaves id-less items at the end", function()
+    local p = presort.new { shards = 4 }
+    local batch = { { id = nil, n = 1 }, { id = "a", routing = "user-7", n = 2 }, { id = "b", n = 3 } }
+    local out = p:order(batch, 0)
+    assert.equal(1, out[3].n)
+    local want = routing.shard { id = "a", routing = "user-7", shards = 4, routing_shards = routing.default_routing_shards(4) }
+    assert.equal(want, p:shard_of("a", "user-7"))
+  end)
+
+  it("reads shard parameters from index settings as Elasticsearch returns them", function()
+    local resp = { logs = { settings = { index = { number_of_shards = "3", version = { created = "8500003" } } } } }
+    local params = assert(presort.params_from_settings(resp, "logs"))
+    assert.equal(3, params.shards)
+    assert.equal("legacy", params.func)
+    assert.is_nil(params.routing_shards)
+    resp.logs.settings.index.version.created = "9064000"
+    assert.equal("modulo", presort.params_from_settings(resp, "logs").func)
+    resp.logs.settings.index.number_of_routing_shards = "30"
+    assert.equal(30, presort.params_from_settings(resp, "logs").routing_shards)
+    assert.is_nil((presort.params_from_settings({}, "logs")))
+    assert.has_error(function() presort.new { shards = 0 } end)
+  end)
+end)

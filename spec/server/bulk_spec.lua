@@ -1,0 +1,150 @@
+-- _bulk: item results and errors as ES gives them, the NDJSON rules,
+-- gzip bodies, the 413 limit, filter_path, mappings enforced per item.
+local devserver = require("spec.support.devserver")
+local http = require("spec.support.http")
+
+local NDJSON = { ["Content-Type"] = "application/x-ndjson" }
+
+describe("espipe serve #server: _bulk", function()
+  local server, url
+  setup(function()
+    server = devserver.start { args = { "--max-content-length", "64kb" } }
+    url = server.url
+  end)
+  teardown(function() server.stop() end)
+
+  it("runs all four actions and answers per item, 200 even when items fail", function()
+    local status, body = http.bulk(url, {
+      { index = { _index = "b1", _id = "1" } }, { a = 1 },
+      { create = { _index = "b1", _id = "2" } }, { a = 2 },
+      { update = { _index = "b1", _id = "1" } }, { doc = { b = 1 } },
+      { delete = { _index = "b1", _id = "2" } },
+      { delete = { _index = "b1", _id = "zz" } },
+      { create = { _index = "b1", _id = "1" } }, { a = 3 },
+      { update = { _index = "b1", _id = "nope" } }, { doc = { b = 1 } },
+    })
+    assert.equal(200, status)
+    assert.is_true(body.errors)
+    local got = {}
+    for i, item in ipairs(body.items) do
+      local op, r = next(item)
+      got[i] = { op, r.status, r.result or r.error.type }
+    end
+    assert.same({
+      { "index", 201, "created" }, { "create", 201, "created" }, { "update", 200, "updated" },
+      { "delete", 200, "deleted" }, { "delete", 404, "not_found" },
+      { "create", 409, "version_conflict_engine_exception" }, { "update", 404, "document_missing_exception" },
+    }, got)
+    assert.equal(2, body.items[3].update._version)
+    assert.equal("[1]: version conflict, document already exists (current version [2])", body.items[6].create.error.reason)
+    assert.equal("b1", body.items[6].create.error.index)
+  end)
+
+  it("uses the index of the path as default and skips blank lines", function()
+    local res = http.request { method = "POST", url = url .. "/b2/_bulk", headers = NDJSON,
+      body = '{"index":{"_id":"1"}}\n{"a":1}\n\n{"index":{"_id":"2"}}\r\n{"a":2}\r\n' }
+    assert.equal(200, res.status)
+    local _, got = http.json("GET", url .. "/b2/_doc/2")
+    assert.same({ a = 2 }, got._source)
+  end)
+
+  it("requires the trailing newline", function()
+    local res = http.request { method = "POST", url = url .. "/_bulk", headers = NDJSON,
+      body = '{"index":{"_index":"b3"}}\n{"a":1}' }
+    assert.equal(400, res.status)
+    local body = require("espipe.server.json").decode(res.body)
+    assert.equal("illegal_argument_exception", body.error.type)
+    assert.equal("The bulk request must be terminated by a newline [\\n]", body.error.reason)
+    assert.equal(body.error.reason, body.error.root_cause[1].reason)
+    assert.truthy(res.body:find("newline [\\\\n]", 1, true))
+  end)
+
+  it("fails the whole request on a malformed action line", function()
+    local status, body = http.json("POST", url .. "/_bulk", '{}\n{"a":1}\n', NDJSON)
+    assert.equal(400, status)
+    assert.equal("Malformed action/metadata line [1], expected FIELD_NAME but found [END_OBJECT]", body.error.reason)
+    status, body = http.json("POST", url .. "/_bulk", '{"index":{"_index":"x","bogus":1}}\n{"a":1}\n', NDJSON)
+    assert.equal(400, status)
+    assert.equal("Action/metadata line [1] contains an unknown parameter [bogus]", body.error.reason)
+    status, body = http.json("POST", url .. "/_bulk", "\n", NDJSON)
+    assert.equal(400, status)
+    assert.equal("Validation Failed: 1: no requests added;", body.error.reason)
+  end)
+
+  it("accepts gzip bodies", function()
+    local res = http.request { method = "POST", url = url .. "/_bulk", headers = NDJSON, gzip = true,
+      body = http.ndjson({ { index = { _index = "gz", _id = "1" } }, { zipped = true } }) }
+    assert.equal(200, res.status)
+    local _, got = http.json("GET", url .. "/gz/_doc/1")
+    assert.same({ zipped = true }, got._source)
+  end)
+
+  it("answers 413 with an empty body over http.max_content_length, compressed or not", function()
+    local lines = {}
+    for i = 1, 800 do
+      lines[#lines + 1] = { index = { _index = "big", _id = tostring(i) } }
+      lines[#lines + 1] = { pad = string.rep("x", 100) }
+    end
+    local body = http.ndjson(lines)
+    assert.is_true(#body > 64 * 1024)
+    local res = http.request { method = "POST", url = url .. "/_bulk", headers = NDJSON, body = body }
+    assert.equal(413, res.status)
+    assert.equal("", res.body)
+    assert.equal("Elasticsearch", res.headers["x-elastic-product"])
+    res = http.request { method = "POST", url = url .. "/_bulk", headers = NDJSON, body = body, gzip = true }
+    assert.equal(413, res.status)
+    assert.equal("", res.body)
+    assert.equal(404, (http.json("GET", url .. "/big/_doc/1")))
+  end)
+
+  it("applies filter_path to bulk responses", function()
+    local status, body = http.bulk(url, {
+      { index = { _index = "fp", _id = "1" } }, { a = 1 },
+      { create = { _index = "fp", _id = "1" } }, { a = 1 },
+    }, "?filter_path=items.*.error")
+    assert.equal(200, status)
+    assert.equal(1, #body.items)
+    assert.equal("version_conflict_engine_exception", body.items[1].create.error.type)
+    assert.is_nil(body.took)
+    status, body = http.bulk(url, { { index = { _index = "fp", _id = "2" } }, { a = 1 } }, "?filter_path=errors")
+    assert.same({ errors = false }, body)
+  end)
+
+  it("enforces strict and typed mappings per item", function()
+    http.json("PUT", url .. "/strict", { mappings = { dynamic = "strict", properties = { n = { type = "long" } } } })
+    local _, body = http.bulk(url, {
+      { index = { _index = "strict", _id = "1" } }, { n = 5 },
+      { index = { _index = "strict", _id = "2" } }, { n = "7" },
+      { index = { _index = "strict", _id = "3" } }, { n = "abc" },
+      { index = { _index = "strict", _id = "4" } }, { other = 1 },
+    })
+    assert.same({ 201, 201, 400, 400 }, { body.items[1].index.status, body.items[2].index.status,
+      body.items[3].index.status, body.items[4].index.status })
+    assert.equal("document_parsing_exception", body.items[3].index.error.type)
+    assert.matches("failed to parse field %[n%] of type %[long%] in document with id '3'%. Preview of field's value: 'abc'",
+      body.items[3].index.error.reason)
+    assert.equal("strict_dynamic_mapping_exception", body.items[4].index.error.type)
+    assert.matches("mapping set to strict, dynamic introduction of %[other%] within %[_doc%] is not allowed",
+      body.items[4].index.error.reason)
+    assert.equal(404, (http.json("GET", url .. "/strict/_doc/3")))
+  end)
+
+  it("refreshes with refresh=true and reports forced_refresh", function()
+    http.json("PUT", url .. "/rf", { settings = { refresh_interval = "-1" } })
+    local _, body = http.bulk(url, { { index = { _index = "rf", _id = "1" } }, { a = 1 } }, "?refresh=true")
+    assert.is_true(body.items[1].index.forced_refresh)
+    local _, count = http.json("GET", url .. "/rf/_count")
+    assert.equal(1, count.count)
+  end)
+
+  it("derives dynamic mappings from bulk documents", function()
+    http.bulk(url, { { index = { _index = "dyn", _id = "1" } },
+      { l = 1, f = 1.5, b = true, s = "text", d = "2024-01-02T03:04:05Z", o = { k = "v" } } })
+    local _, body = http.json("GET", url .. "/dyn/_mapping")
+    local p = body.dyn.mappings.properties
+    assert.same({ "long", "float", "boolean", "text", "date" }, { p.l.type, p.f.type, p.b.type, p.s.type, p.d.type })
+    assert.same({ type = "keyword", ignore_above = 256 }, p.s.fields.keyword)
+    assert.same({ k = { type = "text", fields = { keyword = { type = "keyword", ignore_above = 256 } } } },
+      p.o.properties)
+  end)
+end)

@@ -1,0 +1,107 @@
+-- Starts and stops `espipe serve` for specs.
+--   devserver.start{ nodes =, data = dir | true, chaos =, seed =, blackhole =,
+--                    args = { extra flags } }
+--     -> { url =, port =, pid =, data =, stop = fn, kill9 = fn }
+-- Picks free loopback ports (random candidates, retried on "Address already
+-- in use"), waits until GET / answers (deadline, no fixed sleeps), and on
+-- stop kills by pid, waits for the exit and removes its temporary files.
+local M = {}
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc == 0, out:gsub("rc=%d+%s*$", "")
+end
+
+local function alive(pid)
+  return pid and (sh("kill -0 " .. pid))
+end
+
+local function wait_gone(pid, seconds)
+  local deadline = os.time() + seconds
+  while alive(pid) and os.time() <= deadline do sh("sleep 0.02") end
+  return not alive(pid)
+end
+
+local seeded = false
+local function candidate_port(span)
+  if not seeded then
+    local f = io.open("/dev/urandom", "rb")
+    local b = f and f:read(4) or ""
+    if f then f:close() end
+    local n = os.time()
+    for i = 1, #b do n = n * 256 + b:byte(i) end
+    math.randomseed(n % 2147483647)
+    seeded = true
+  end
+  return math.random(20000, 60000 - span)
+end
+
+M.root = os.getenv("ESPIPE_ROOT") or "."
+
+function M.start(o)
+  o = o or {}
+  local ok, tmp = sh("mktemp -d ${TMPDIR:-/tmp}/espipe-spec.XXXXXX")
+  assert(ok, "mktemp failed: " .. tmp)
+  tmp = tmp:match("(%S+)")
+  local data = o.data
+  if data == true then
+    data = tmp .. "/data"
+    assert(sh("mkdir -p " .. q(data)))
+  end
+  local pid_file = tmp .. "/serve.pid"
+  local nodes = o.nodes or 1
+  local last_err
+  for _ = 1, 20 do
+    local port = o.port or candidate_port(nodes)
+    local args = { M.root .. "/bin/espipe", "serve", "--daemon", "--port", port, "--pid-file", q(pid_file),
+                   "--nodes", nodes }
+    if data then args[#args + 1] = "--data " .. q(data) end
+    if o.chaos then args[#args + 1] = "--chaos " .. q(o.chaos) end
+    if o.seed then args[#args + 1] = "--seed " .. o.seed end
+    if o.blackhole then args[#args + 1] = "--blackhole" end
+    for _, a in ipairs(o.args or {}) do args[#args + 1] = q(a) end
+    local started, out = sh(table.concat(args, " "))
+    if started then
+      local f = io.open(pid_file)
+      local pid = f and tonumber(f:read("*a"):match("%d+"))
+      if f then f:close() end
+      local server = { url = "http://127.0.0.1:" .. port, port = port, pid = pid, data = data, tmp = tmp,
+                       output = out }
+      function server.stop()
+        if server.pid and alive(server.pid) then
+          sh("kill -TERM " .. server.pid)
+          assert(wait_gone(server.pid, 15), "nginx " .. server.pid .. " did not exit")
+        end
+        local pf = io.open(pid_file .. ".prefix")
+        if pf then
+          local prefix = pf:read("*a")
+          pf:close()
+          if prefix:match("espipe%-serve%.") then sh("rm -rf " .. q(prefix)) end
+        end
+        sh("rm -rf " .. q(tmp))
+      end
+      -- kill -9 the master and its workers, as a crash would
+      function server.kill9()
+        local _, children = sh("pgrep -P " .. server.pid)
+        sh("kill -9 " .. server.pid)
+        for child in children:gmatch("%d+") do sh("kill -9 " .. child) end
+        wait_gone(server.pid, 10)
+        for child in children:gmatch("%d+") do wait_gone(tonumber(child), 10) end
+      end
+      return server
+    end
+    last_err = out
+    if not out:find("Address already in use", 1, true) then break end
+  end
+  sh("rm -rf " .. q(tmp))
+  error("espipe serve did not start: " .. tostring(last_err), 2)
+end
+
+return M

@@ -1,0 +1,70 @@
+#!/bin/sh
+# The body of `make check`:
+#  1. espipe's C modules built with gcc -fsanitize=address,undefined into
+#     build/asan-5.4, and every non-server spec run against them on Lua 5.4
+#     (the sanitizer runtimes are preloaded, since lua5.4 is not built with them);
+#  2. every spec/fuzz/fuzz_*.c built with clang -fsanitize=fuzzer,address,undefined
+#     and run for FUZZ_TIME seconds (default 30), seeded from
+#     spec/fuzz/seeds/<target>/ when present and, for fuzz_json_*, spec/json/corpus.
+# Any failure makes the script exit non-zero.
+set -u
+cd "$(dirname "$0")/../.."
+
+FUZZ_TIME=${FUZZ_TIME:-30}
+asan_dir=build/asan-5.4
+fuzz_dir=build/fuzz
+status=0
+
+echo "== sanitizer build ($asan_dir)"
+if ! make --no-print-directory LUA=5.4 CC=gcc BUILD="$asan_dir" OPT=-O1 \
+        EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+        EXTRA_LDFLAGS="-fsanitize=address,undefined" all; then
+    echo "not ok - sanitizer build failed"
+    exit 1
+fi
+
+echo "== specs under ASan+UBSan"
+preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+# Lua leaves its state to the OS when busted calls os.exit, which LSan would
+# report as leaks: leak checking is valgrind's job (see bench/README.md).
+if ! LD_PRELOAD="$preload" \
+     ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+     busted --lua=lua5.4 --cpath="./$asan_dir/?.so" --exclude-tags=server; then
+    echo "not ok - specs failed under sanitizers"
+    status=1
+fi
+
+echo "== libFuzzer targets"
+mkdir -p "$fuzz_dir"
+core_src=$(ls csrc/*.c)
+for target in spec/fuzz/fuzz_*.c; do
+    [ -e "$target" ] || continue
+    name=$(basename "$target" .c)
+    bin="$fuzz_dir/$name"
+    if ! clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 \
+            -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+            -I/usr/include/lua5.4 -Icsrc -o "$bin" "$target" $core_src \
+            -llua5.4 -lz -lzstd -lm; then
+        echo "not ok - $name does not build"
+        status=1
+        continue
+    fi
+    seeds=""
+    [ -d "spec/fuzz/seeds/$name" ] && seeds="spec/fuzz/seeds/$name"
+    case $name in fuzz_json_*) seeds="$seeds spec/json/corpus" ;; esac
+    work=$(mktemp -d)
+    echo "-- $name for ${FUZZ_TIME}s"
+    if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+       "$bin" -max_total_time="$FUZZ_TIME" -max_len=65536 -print_final_stats=0 \
+              -artifact_prefix="$fuzz_dir/$name-" "$work" $seeds > "$fuzz_dir/$name.log" 2>&1; then
+        echo "ok - $name"
+    else
+        echo "not ok - $name (see $fuzz_dir/$name.log; crash inputs in $fuzz_dir/$name-*)"
+        tail -n 30 "$fuzz_dir/$name.log"
+        status=1
+    fi
+    rm -rf "$work"
+done
+
+exit $status
