@@ -26,6 +26,8 @@ static inline int strbuf_reserve(strbuf *b, size_t extra)
 
 static inline int strbuf_append(strbuf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0;   /* p may be NULL then, and memcpy(NULL, ...) is undefined */
     if (strbuf_reserve(b, n) != 0)
         return -1;
     memcpy(b->data + b->len, p, n);

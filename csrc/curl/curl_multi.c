@@ -10,7 +10,7 @@
 **   ok, msg, code = m:add(id, url, method, headers, body, timeout, gzip_level)
 **   done = m:poll(timeout)   -- { { id, status, headers, body, code, message, sent, elapsed }, ... }
 **   m:inflight(), m:capacity(), m:close()
-**   curl_multi.now(), curl_multi.version()
+**   curl_multi.now(), curl_multi.sleep(seconds), curl_multi.version()
 */
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +484,21 @@ static int cm_now(lua_State *L)
     return 1;
 }
 
+/* A plain wait for backoff when nothing is in flight: no busy loop on the clock. */
+static int cm_sleep(lua_State *L)
+{
+    double seconds = luaL_checknumber(L, 1);
+    struct timespec ts;
+
+    if (seconds <= 0)
+        return 0;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0)
+        ;   /* EINTR: sleep the rest */
+    return 0;
+}
+
 static int cm_version(lua_State *L)
 {
     lua_pushstring(L, curl_version());
@@ -502,6 +517,7 @@ static const luaL_Reg multi_methods[] = {
 static const luaL_Reg module_functions[] = {
     { "new", multi_new },
     { "now", cm_now },
+    { "sleep", cm_sleep },
     { "version", cm_version },
     { NULL, NULL }
 };

@@ -154,9 +154,20 @@ local META_KEYS = {
 local META_ALLOWED = {}
 for _, kv in ipairs(META_KEYS) do META_ALLOWED[kv[1]] = true end
 
+local function id_json(id)
+  if type(id) == "string" and not id:find('[%c"\\\128-\255]') then return '"' .. id .. '"' end
+  if type(id) == "number" and id == floor(id) then return string.format('"%d"', id) end
+  return encode(type(id) == "number" and tostring(id) or id)
+end
+
 local function action_line(op, meta, level)
   if meta == nil then return '{"' .. op .. '":{}}\n' end
   if type(meta) ~= "table" then error("bulk_indexer: meta must be a table", level + 1) end
+  -- the common case, { id = x } alone, without the general loop
+  local k1 = next(meta)
+  if k1 == "id" and next(meta, k1) == nil then
+    return '{"' .. op .. '":{"_id":' .. id_json(meta.id) .. '}}\n'
+  end
   local parts = {}
   for k in pairs(meta) do
     if not META_ALLOWED[k] then error("bulk_indexer: unknown meta key '" .. tostring(k) .. "'", level + 1) end

@@ -27,7 +27,7 @@ M.Client = Client
 
 local TRANSPORT_OPTIONS = {
   "hosts", "auth", "connect_timeout", "timeout", "tls", "compress", "max_inflight",
-  "dead_host_retry", "headers", "pool_size", "keepalive_timeout",
+  "dead_host_retry", "headers", "pool_size", "keepalive_timeout", "max_response_bytes",
 }
 
 local function default_transport(opts)
@@ -35,11 +35,7 @@ local function default_transport(opts)
   for _, k in ipairs(TRANSPORT_OPTIONS) do topts[k] = opts[k] end
   if type(topts.hosts) == "string" then topts.hosts = { topts.hosts } end
   topts.hosts = topts.hosts or { "http://127.0.0.1:9200" }
-  local ngx_ok, ngx_transport = pcall(require, "espipe.transport.ngx")
-  if ngx_ok and rawget(_G, "ngx") and ngx_transport.available() then
-    return ngx_transport.new(topts)
-  end
-  return require("espipe.transport.curl").new(topts)
+  return require("espipe.transport").new(topts)
 end
 
 -- espipe.client{ hosts =, auth =, transport =, timeout =, ... } -> client

@@ -50,14 +50,13 @@ function M.write_docs(path, n, extra)
   f:close()
 end
 
--- id -> raw _source JSON (re-encoded canonically by espipe.json) for a whole index,
+-- id -> decoded _source for a whole index,
 -- read with the client's own scan (not the pipelines' reader).
 function M.dump(client, index)
-  local json = require "espipe.json"
   client:refresh { index = index }
   local out, n = {}, 0
   for hit in client:scan(index, nil, { size = 500 }) do
-    out[hit._id] = json.encode(hit._source)
+    out[hit._id] = hit._source
     n = n + 1
   end
   return out, n

@@ -72,9 +72,8 @@ local function run(argv)
       env .. q(r .. "/examples/month_load.sh") .. " " .. (opts.count or 3000) },
     { "refresh", "curl -s -XPOST " .. q(url .. "/logs-*/_refresh") },
     { "reindex logs-2024.* -> logs-enriched through examples/enrich.lua",
-      env .. q(r .. "/bin/espipe") .. " reindex 'logs-2024.*' logs-enriched --transform " .. q(r .. "/examples/enrich.lua")
-      .. " --presort --tune-dest --slices 2 --quiet --source-url " .. q(url)
-      .. " --dead-letter " .. q(out_dir .. "/deadletter.ndjson") },
+      env .. "ESPIPE_FLAGS=" .. q("--quiet --dead-letter " .. out_dir .. "/deadletter.ndjson") .. " "
+      .. q(r .. "/examples/reindex_enrich.sh") .. " 'logs-2024.*' logs-enriched" },
     { "refresh", "curl -s -XPOST " .. q(url .. "/logs-enriched,incidents/_refresh") },
     { "export logs-enriched -> NDJSON", q(r .. "/bin/espipe") .. " export " .. q(url .. "/logs-enriched")
       .. " --to " .. q(out_dir .. "/ndjson") .. " --file-bytes 200000 --quiet" },

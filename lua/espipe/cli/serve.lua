@@ -279,6 +279,9 @@ function M.run(args)
       local pf = assert(io.open(pid_file .. ".prefix", "w"))
       pf:write(prefix)
       pf:close()
+      -- however nginx ends (--stop, kill, crash), its temporary prefix goes with it
+      shell_ok("(while kill -0 " .. pid .. " 2>/dev/null; do sleep 1; done; rm -rf " .. q(prefix)
+        .. ") </dev/null >/dev/null 2>&1 &")
     end
     io.stdout:write(banner(o), "\n  pid ", pid, " (", pid_file, "); stop with: espipe serve --stop --pid-file ",
       pid_file, "\n")

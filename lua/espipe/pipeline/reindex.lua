@@ -15,7 +15,8 @@
 -- The transform returns the document (changed or not), nil to drop it, or
 -- reindex.many{ doc, doc, ... } to fan it out. A document may carry _id,
 -- _index and _routing: they set the bulk metadata and are removed from the
--- source (fanned-out documents without an _id get "<source id>-<n>"). If the
+-- source (a document without _id keeps the hit's _id, so documents fanned
+-- out into the same index need their own _id). If the
 -- transform raises, the hit goes to the dead letter (dead_letter .. ".transform")
 -- with the error, and the job goes on. Without a transform the _source bytes
 -- pass through untouched: they are never decoded.
@@ -45,11 +46,10 @@ end
 
 function M.is_many(v) return getmetatable(v) == many_mt end
 
-local function meta_of(doc, hit, dest_index, n)
+local function meta_of(doc, hit, dest_index)
   local meta = { _index = dest_index, _id = hit._id, routing = hit._routing }
   if type(doc) == "table" then
-    if doc._id ~= nil then meta._id = doc._id; doc._id = nil
-    elseif n then meta._id = tostring(hit._id) .. "-" .. n end
+    if doc._id ~= nil then meta._id = doc._id; doc._id = nil end
     if doc._index ~= nil then meta._index = doc._index; doc._index = nil end
     if doc._routing ~= nil then meta.routing = doc._routing; doc._routing = nil end
   end
@@ -204,7 +204,7 @@ function M.run(opts)
   local function emit(slice, doc, hit, n)
     local g = groups[slice]
     if not g then g = {}; groups[slice] = g end
-    local meta = meta_of(doc, hit, dst.index, n)
+    local meta = meta_of(doc, hit, dst.index)
     g[#g + 1] = { doc = doc, meta = meta, id = meta._id, routing = meta.routing }
     grouped = grouped + 1
     if #g >= window then

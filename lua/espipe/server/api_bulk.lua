@@ -33,11 +33,6 @@ local META_KEYS = {
   require_alias = true, dynamic_templates = true, list_executed_pipelines = true, require_data_stream = true,
 }
 
-local function unescape(s)
-  if not find(s, "\\", 1, true) then return s end
-  return json.decode('"' .. s .. '"') or s
-end
-
 -- Fast shapes: {"op":{"_index":"i","_id":"x"}} / {"op":{"_id":"x"}} /
 -- {"op":{"_index":"i"}} / {"op":{}}; ids and names without escapes.
 local function fast_action(line)
@@ -96,6 +91,10 @@ local function item_error(out, op, index, id, status, cause)
     status = status, error = cause } })
 end
 
+local function mapping_routing_required(idx)
+  return require("espipe.server.mapping").routing_required(idx.mapping)
+end
+
 local SHARDS = {}
 local function shards_json(idx)
   local total, ok = cluster.shards_info(idx)
@@ -109,26 +108,9 @@ local function shards_json(idx)
 end
 
 local function ok_item(out, op, idx, rec, result, status, forced)
-  local n = #out
-  out[n + 1] = '{"'
-  out[n + 2] = op
-  out[n + 3] = '":{"_index":'
-  out[n + 4] = jstr(idx.name)
-  out[n + 5] = ',"_id":'
-  out[n + 6] = jstr(rec.id)
-  out[n + 7] = ',"_version":'
-  out[n + 8] = rec.v
-  out[n + 9] = ',"result":"'
-  out[n + 10] = result
-  out[n + 11] = forced and '","forced_refresh":true,' or '",'
-  out[n + 12] = shards_json(idx)
-  out[n + 13] = ',"_seq_no":'
-  out[n + 14] = rec.s
-  out[n + 15] = ',"_primary_term":'
-  out[n + 16] = rec.t
-  out[n + 17] = ',"status":'
-  out[n + 18] = status
-  out[n + 19] = '}}'
+  out[#out + 1] = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":' .. jstr(rec.id)
+    .. ',"_version":' .. rec.v .. ',"result":"' .. result .. (forced and '","forced_refresh":true,' or '",')
+    .. shards_json(idx) .. ',"_seq_no":' .. rec.s .. ',"_primary_term":' .. rec.t .. ',"status":' .. status .. '}}'
 end
 
 local function num(v)
@@ -136,51 +118,125 @@ local function num(v)
   return tonumber(v)
 end
 
--- Blackhole: acknowledge without storing, as cheaply as possible.
-local bh_seq = 0
-local function blackhole(body, default_index, started)
-  local out, n = { '{"took":0,"errors":false,"items":[' }, 1
-  local pos, len, count, line_no = 1, #body, 0, 0
+-- One pass over the body: every action with its metadata and source, or
+-- the error that fails the whole request. Items are in flat arrays (no
+-- table per item on the common path); meta is false for the fast shapes.
+local FAST_FULL = '^{"(%l+)":{"_index":"([^"\\]*)","_id":"([^"\\]*)"}}\r?\n'
+
+local function parse(body)
+  local ops, indices, ids, srcs, metas = {}, {}, {}, {}, {}
+  local n, pos, len, line_no = 0, 1, #body, 0
   while pos <= len do
-    local nl = find(body, "\n", pos, true)
-    if not nl then break end
+    local s, e, op, index, id = find(body, FAST_FULL, pos)
+    local meta = false
     line_no = line_no + 1
-    if nl > pos then
-      local line = sub(body, pos, nl - 1)
-      local op, meta = fast_action(line)
-      if not op then
-        local s, e
-        op, s, e = slow_action(line, line_no)
-        if not op then return s, e end
-        meta = s
+    if not s then
+      local nl = find(body, "\n", pos, true)
+      local line_end = nl - 1
+      if byte(body, line_end) == 13 then line_end = line_end - 1 end
+      e = nl
+      if line_end >= pos then
+        local line = sub(body, pos, line_end)
+        local m
+        op, m = fast_action(line)
+        if not op then
+          local st, eb
+          op, st, eb = slow_action(line, line_no)
+          if not op then return nil, st, eb end
+          m = st
+          meta = m
+        end
+        index, id = m._index, m._id
+        if id ~= nil and type(id) ~= "string" then id = tostring(id) end
+      else
+        op = nil -- blank line
+      end
+    end
+    if op then
+      local known = ACTIONS[op]
+      if known then
+        n = n + 1
+        ops[n], indices[n], ids[n], metas[n] = op, index or false, id or false, meta
       end
       if op ~= "delete" then
-        local nl2 = find(body, "\n", nl + 1, true)
-        nl = nl2 or len
+        local nl2 = find(body, "\n", e + 1, true)
+        if not nl2 then return nil, es.validation({ "source is missing" }) end
+        if known then
+          local send = nl2 - 1
+          if byte(body, send) == 13 then send = send - 1 end
+          srcs[n] = sub(body, e + 1, send)
+        end
+        e = nl2
         line_no = line_no + 1
       end
-      bh_seq = bh_seq + 1
-      local id = meta._id and jstr(tostring(meta._id)) or ('"bh' .. bh_seq .. '"')
-      local index = jstr(tostring(meta._index or default_index or "blackhole"))
-      local status = op == "delete" and 200 or (op == "update" and 200 or 201)
-      local result = op == "delete" and "deleted" or (op == "update" and "updated" or "created")
-      count = count + 1
-      n = n + 1
-      out[n] = (count > 1 and ',{"' or '{"') .. op .. '":{"_index":' .. index .. ',"_id":' .. id
-        .. ',"_version":1,"result":"' .. result
-        .. '","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":' .. bh_seq
-        .. ',"_primary_term":1,"status":' .. status .. '}}'
     end
-    pos = nl + 1
+    pos = e + 1
   end
-  if count == 0 then return es.validation({ "no requests added" }) end
-  out[1] = '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":false,"items":['
-  out[n + 1] = "]}"
-  stats.bulk(0, count, {})
-  return 200, concat(out)
+  return n, ops, indices, ids, srcs, metas
+end
+
+local bh_seq = 0
+local function blackhole(body, default_index, started)
+  local n, ops, indices, ids = parse(body)
+  if not n then return ops, indices end
+  if n == 0 then return es.validation({ "no requests added" }) end
+  local out = {}
+  local prefixes = {}
+  for i = 1, n do
+    local op, index, id = ops[i], indices[i] or default_index or "blackhole", ids[i]
+    local key = op .. "\0" .. index
+    local pfx = prefixes[key]
+    if not pfx then
+      pfx = '{"' .. op .. '":{"_index":' .. jstr(index) .. ',"_id":'
+      prefixes[key] = pfx
+    end
+    bh_seq = bh_seq + 1
+    local tail
+    if op == "index" or op == "create" then
+      tail = ',"_version":1,"result":"created","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
+        .. bh_seq .. ',"_primary_term":1,"status":201}}'
+    elseif op == "delete" then
+      tail = ',"_version":1,"result":"deleted","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
+        .. bh_seq .. ',"_primary_term":1,"status":200}}'
+    else
+      tail = ',"_version":2,"result":"updated","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
+        .. bh_seq .. ',"_primary_term":1,"status":200}}'
+    end
+    out[i] = pfx .. (id and jstr(id) or ('"bh' .. bh_seq .. '"')) .. tail
+  end
+  ngx.update_time()
+  stats.bulk(0, n, {})
+  return 200, '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":false,"items":['
+    .. concat(out, ",") .. "]}"
+end
+
+local EMPTY, CREATE = {}, { create = true }
+
+-- Per request and index: the write target and the constant response parts.
+local function target_entry(cache, index, url_routing, require_alias)
+  local t = cache[index]
+  if t == nil then
+    local idx, alias, c = cluster.index_for_write(index, true)
+    if idx and require_alias and not cluster.alias_indices(index) then idx = nil end
+    if not idx then
+      t = false
+    else
+      local shards = shards_json(idx)
+      t = { idx = idx,
+            fast = url_routing == nil and not require_alias and idx.partition == 1
+              and not (alias and alias.index_routing) and not mapping_routing_required(idx),
+            created = ',"result":"created",' .. shards .. ',"_seq_no":',
+            updated = ',"result":"updated",' .. shards .. ',"_seq_no":',
+            pfx = {} }
+    end
+    cache[index] = t
+    if c then t = false end
+  end
+  return t
 end
 
 function M.bulk(req)
+  ngx.update_time()
   local started = ngx.now()
   local body = req.body
   if not body or body == "" then
@@ -216,161 +272,175 @@ function M.bulk(req)
   local url_routing = params.str(req.args, "routing")
   local require_alias = params.flag(req.args, "require_alias", false)
 
-  -- parse every action first: a malformed line fails the whole request
-  local ops = {}
-  local pos, len, line_no = 1, #body, 0
-  while pos <= len do
-    local nl = find(body, "\n", pos, true)
-    line_no = line_no + 1
-    local line_end = nl - 1
-    if byte(body, line_end) == 13 then line_end = line_end - 1 end
-    if line_end >= pos then
-      local line = sub(body, pos, line_end)
-      local op, meta = fast_action(line)
-      if not op then
-        local s, e
-        op, s, e = slow_action(line, line_no)
-        if not op then return s, e end
-        meta = s
-      end
-      local entry = { op = op, meta = meta, line = line_no }
-      if op ~= "delete" and ACTIONS[op] then
-        local nl2 = find(body, "\n", nl + 1, true)
-        if not nl2 then
-          return es.bad_request("Validation Failed: 1: source is missing;")
-        end
-        local send = nl2 - 1
-        if byte(body, send) == 13 then send = send - 1 end
-        entry.src = sub(body, nl + 1, send)
-        nl = nl2
-        line_no = line_no + 1
-      end
-      if ACTIONS[op] then ops[#ops + 1] = entry end
-    end
-    pos = nl + 1
-  end
-  if #ops == 0 then return es.validation({ "no requests added" }) end
+  -- parse everything first: a malformed line fails the whole request
+  local n, ops, indices, ids, srcs, metas = parse(body)
+  if not n then return ops, indices end
+  if n == 0 then return es.validation({ "no requests added" }) end
 
   local out = {}
   local errors = false
   local per_shard = {}
   local foreign = 0
-  local touched = {}
   local node = req.node
-  for i = 1, #ops do
-    local e = ops[i]
-    local op, meta = e.op, e.meta
-    local index = meta._index or default_index
-    local id = meta._id
-    if id ~= nil then id = type(id) == "string" and unescape(id) or tostring(id) end
-    if i > 1 then out[#out + 1] = "," end
-    if index == nil then
-      errors = true
-      item_error(out, op, json.null, id, 400, { type = "action_request_validation_exception",
-        reason = "Validation Failed: 1: index is missing;" })
-    elseif id == "" then
-      errors = true
-      item_error(out, op, index, id, 400, { type = "illegal_argument_exception",
-        reason = "if _id is specified it must not be empty" })
-    elseif ch and rng:hit(ch.item_429) then
+  local cache = {}
+  local forced = refresh == "true"
+  local item_429 = ch and ch.item_429
+  for i = 1, n do
+    local op, index, id, meta, src = ops[i], indices[i], ids[i], metas[i], srcs[i]
+    if not index then index = default_index end
+    local t = index and not meta and id and (op == "index" or op == "create") and not forced
+      and target_entry(cache, index, url_routing, require_alias)
+    if item_429 and rng:hit(item_429) then
       stats.chaos("item_429")
       errors = true
-      item_error(out, op, index, id, 429, { type = "es_rejected_execution_exception",
+      item_error(out, op, index or json.null, id or nil, 429, { type = "es_rejected_execution_exception",
         reason = "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, "
-          .. "all_bytes=0, primary_operation_bytes=" .. #(e.src or "") .. ", max_coordinating_and_primary_bytes=0] "
+          .. "all_bytes=0, primary_operation_bytes=" .. #(src or "") .. ", max_coordinating_and_primary_bytes=0] "
           .. "(injected by espipe serve --chaos)" })
-    else
-      index = unescape(index)
-      local route = meta.routing ~= nil and tostring(meta.routing) or url_routing
-      if op == "index" and meta.op_type == "create" then op = "create" end
-      if id == nil and op ~= "index" and op ~= "create" then
+    elseif t and t.fast and id ~= "" then
+      -- the common case: index/create with _index and _id only
+      local idx = t.idx
+      local sh = cluster.shard_for(idx, id, nil)
+      local s, c
+      if idx.mapping.check then
+        s, c = writes.check_source(idx, id, src, nil)
+      elseif #idx.pending_sources < 10000 then
+        cluster.defer_mapping(idx, src)
+      end
+      local rec, created, cause
+      if not s then
+        rec, created, cause = cluster.put(idx, sh, id, src, op == "create" and CREATE or EMPTY)
+        if not rec then s, c = created, cause end
+      end
+      if s then
         errors = true
-        item_error(out, op, index, nil, 400, { type = "action_request_validation_exception",
-          reason = "Validation Failed: 1: id is missing;" })
-        goto continue
-      end
-      if id == nil then
-        id = cluster.auto_id()
-        if op == "index" then op = "create" end
-        e.auto = true
-      end
-      local idx, sh, r2 = writes.target { index = index, id = id, routing = route, auto_create = op ~= "delete",
-        require_alias = meta.require_alias == true or require_alias }
-      if not idx then
-        errors = true
-        item_error(out, e.auto and "index" or op, index, id, sh, r2)
-        goto continue
-      end
-      route = r2
-      local o = { routing = route, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),
-                  version = num(meta.version), version_type = meta.version_type }
-      local status, rec, res_or_cause, result
-      if op == "update" then
-        if o.version ~= nil or o.version_type ~= nil then
-          status, res_or_cause = 400, { type = "action_request_validation_exception",
-            reason = "Validation Failed: 1: Update requests do not support versioning. Please use `if_seq_no` and `if_primary_term` instead;" }
-        else
-          local ub = json.decode(e.src)
-          status, res_or_cause = writes.update(idx, sh, id, ub, o)
-          if status < 300 then
-            rec = { id = id, v = res_or_cause._version, s = res_or_cause._seq_no, t = res_or_cause._primary_term }
-            result = res_or_cause.result
-          end
-        end
-      elseif op == "delete" then
-        local found
-        rec, found, res_or_cause = cluster.remove(idx, sh, id, o)
-        if rec then
-          status, result = found and 200 or 404, found and "deleted" or "not_found"
-        else
-          status = found
-        end
+        item_error(out, op, idx.name, id, s, c)
       else
-        if o.version ~= nil and (o.version_type == nil or o.version_type == "internal") then
-          status, res_or_cause = 400, { type = "action_request_validation_exception",
-            reason = "Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead;" }
-        else
-          local src = e.src
-          local s, c = writes.check_source(idx, id, src, nil)
-          if s then
-            status, res_or_cause = s, c
-          else
-            o.create = op == "create"
-            local created
-            rec, created, res_or_cause = cluster.put(idx, sh, id, src, o)
-            if rec then
-              status, result = created and 201 or 200, created and "created" or "updated"
-            else
-              status = created
-            end
-          end
-        end
-      end
-      local out_op = e.auto and "index" or (meta.op_type == "create" and e.op == "index") and "index" or e.op
-      if result then
         local shard = idx.shards[sh]
-        local key = shard
-        per_shard[key] = (per_shard[key] or 0) + 1
+        per_shard[shard] = (per_shard[shard] or 0) + 1
         if shard.node ~= node then foreign = foreign + 1 end
-        touched[shard] = true
-        ok_item(out, out_op, idx, rec, result, status, refresh == "true")
+        local pfx = t.pfx[op]
+        if not pfx then
+          pfx = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":"'
+          t.pfx[op] = pfx
+        end
+        if created then
+          out[#out + 1] = pfx .. id .. '","_version":' .. rec.v .. t.created .. rec.s .. ',"_primary_term":'
+            .. rec.t .. ',"status":201}}'
+        else
+          out[#out + 1] = pfx .. id .. '","_version":' .. rec.v .. t.updated .. rec.s .. ',"_primary_term":'
+            .. rec.t .. ',"status":200}}'
+        end
+      end
+    else
+      local shard, ok = M.general_item(out, op, index, id, meta or EMPTY, src, url_routing, require_alias, forced)
+      if ok then
+        per_shard[shard] = (per_shard[shard] or 0) + 1
+        if shard.node ~= node then foreign = foreign + 1 end
       else
         errors = true
-        item_error(out, out_op, idx.name, id, status, res_or_cause)
       end
     end
-    ::continue::
   end
   if refresh then
-    for shard in pairs(touched) do cluster.refresh_shard(shard) end
+    for shard in pairs(per_shard) do cluster.refresh_shard(shard) end
   end
   local written = 0
   for _, c in pairs(per_shard) do written = written + c end
   stats.docs(node, written, foreign)
-  stats.bulk(node, #ops, per_shard)
-  local head = '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":' .. tostring(errors)
-    .. ',"items":['
-  return 200, head .. concat(out) .. "]}"
+  stats.bulk(node, n, per_shard)
+  ngx.update_time()
+  return 200, '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":' .. tostring(errors)
+    .. ',"items":[' .. concat(out, ",") .. "]}"
+end
+
+-- Any other item: routing, versions, concurrency, update, delete, aliases
+-- with routing, auto ids. Appends the item; returns shard, true on success.
+function M.general_item(out, op, index, id, meta, src, url_routing, require_alias, forced)
+  if not index then
+    item_error(out, op, json.null, id or nil, 400, { type = "action_request_validation_exception",
+      reason = "Validation Failed: 1: index is missing;" })
+    return nil, false
+  end
+  if id == "" then
+    item_error(out, op, index, id, 400, { type = "illegal_argument_exception",
+      reason = "if _id is specified it must not be empty" })
+    return nil, false
+  end
+  local out_op = op
+  if op == "index" and meta.op_type == "create" then op = "create" end
+  if not id then
+    if op ~= "index" and op ~= "create" then
+      item_error(out, op, index, nil, 400, { type = "action_request_validation_exception",
+        reason = "Validation Failed: 1: id is missing;" })
+      return nil, false
+    end
+    id = cluster.auto_id()
+    op = "create"
+  end
+  local route = meta.routing ~= nil and tostring(meta.routing) or url_routing
+  local idx, sh, r2 = writes.target { index = index, id = id, routing = route, auto_create = op ~= "delete",
+    require_alias = meta.require_alias == true or require_alias }
+  if not idx then
+    item_error(out, out_op, index, id, sh, r2)
+    return nil, false
+  end
+  local o = { routing = r2, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),
+              version = num(meta.version), version_type = meta.version_type }
+  local status, rec, cause, result
+  if op == "update" then
+    if o.version ~= nil or o.version_type ~= nil then
+      status, cause = 400, { type = "action_request_validation_exception",
+        reason = "Validation Failed: 1: Update requests do not support versioning. Please use `if_seq_no` and `if_primary_term` instead;" }
+    else
+      local ub, derr = json.decode(src)
+      if ub == nil then
+        status, cause = 400, { type = "x_content_parse_exception", reason = "[1:1] " .. tostring(derr) }
+      else
+        local res
+        status, res = writes.update(idx, sh, id, ub, o)
+        if status < 300 then
+          rec = { id = id, v = res._version, s = res._seq_no, t = res._primary_term }
+          result = res.result
+        else
+          cause = res
+        end
+      end
+    end
+  elseif op == "delete" then
+    local found
+    rec, found, cause = cluster.remove(idx, sh, id, o)
+    if rec then
+      status, result = found and 200 or 404, found and "deleted" or "not_found"
+    else
+      status = found
+    end
+  else
+    if o.version ~= nil and (o.version_type == nil or o.version_type == "internal") then
+      status, cause = 400, { type = "action_request_validation_exception",
+        reason = "Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead;" }
+    else
+      local s, c = writes.check_source(idx, id, src, nil)
+      if s then
+        status, cause = s, c
+      else
+        o.create = op == "create"
+        local created
+        rec, created, cause = cluster.put(idx, sh, id, src, o)
+        if rec then
+          status, result = created and 201 or 200, created and "created" or "updated"
+        else
+          status = created
+        end
+      end
+    end
+  end
+  if result then
+    ok_item(out, out_op, idx, rec, result, status, forced)
+    return idx.shards[sh], true
+  end
+  item_error(out, out_op, idx.name, id, status, cause)
+  return nil, false
 end
 
 return M

@@ -85,7 +85,6 @@ local function do_index(req, id, create)
   s, e = writes.check_source(idx, id, src, doc)
   if s then return cause_reply(s, e) end
   o.create, o.routing = create, route
-  if src:find("\n", 1, true) then src = json.encode(doc) end -- stored sources are one line
   local rec, created
   rec, created, e = cluster.put(idx, sh, id, src, o)
   if not rec then return cause_reply(created, e) end

@@ -166,7 +166,7 @@ local function apply_settings(idx, flat, creating)
     if rshards % shards ~= 0 then
       return "the number of source shards [" .. shards .. "] must be a factor of [" .. rshards .. "]"
     end
-    if partition > 1 and partition >= shards then
+    if partition > 1 and partition >= rshards then
       return "routing partition size [" .. partition .. "] should be a positive number less than the number of routing shards [" .. rshards .. "]"
     end
     idx.nshards = shards

@@ -388,6 +388,24 @@ function Transport:request(req)
   end
 end
 
+-- Clock and backoff wait for the client: while requests are in flight the
+-- wait is a poll whose completions are kept for the next poll().
+function Transport:now()
+  return cm.now()
+end
+
+function Transport:sleep(seconds)
+  local deadline = cm.now() + seconds
+  while true do
+    local left = deadline - cm.now()
+    if left <= 0 then return end
+    if not self.multi or self.multi:inflight() == 0 then return cm.sleep(left) end
+    local raw = self.multi:poll(left)
+    local now = cm.now()
+    for i = 1, #raw do self.ready[#self.ready + 1] = self:complete(raw[i], now) end
+  end
+end
+
 function Transport:close()
   if self.multi then
     self.multi:close()

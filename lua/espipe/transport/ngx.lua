@@ -18,21 +18,21 @@ local str_lower, str_format = string.lower, string.format
 local M = {}
 local mt = { __index = M }
 
-local PHASES_WITH_COSOCKETS = {
-  rewrite = true, access = true, content = true, timer = true,
-  ssl_cert = true, ssl_session_fetch = true,
-}
-
-local function parse_host(url)
-  local scheme, host, port = url:match("^(https?)://([^:/]+):?(%d*)/?$")
-  if not scheme then
-    local h, p = url:match("^([^:/]+):?(%d*)$")
-    if not h then error("bad host '" .. tostring(url) .. "': expected http(s)://host[:port]", 3) end
-    scheme, host, port = "http", h, p
+local function parse_host(url, index)
+  if type(url) ~= "string" then error("hosts[" .. index .. "] must be a URL string", 3) end
+  local scheme, rest = url:match("^(https?)://(.+)$")
+  if not scheme then scheme, rest = "http", url end
+  local user, pass, hostport = rest:match("^([^:@/]*):([^@/]*)@(.+)$")
+  rest = hostport or rest
+  local host, port = rest:match("^([^:/]+):?(%d*)/?$")
+  if not host then
+    error("bad host '" .. (hostport and "<credentials>@" .. rest or url)
+      .. "': expected http(s)://host[:port]", 3)
   end
   port = tonumber(port) or (scheme == "https" and 443 or 9200)
   return { url = scheme .. "://" .. host .. ":" .. port, scheme = scheme, host = host, port = port,
-           dead_until = nil, dead_since = nil }
+           index = index, dead_until = nil, dead_since = nil },
+         user and { username = ngx.unescape_uri(user), password = ngx.unescape_uri(pass) } or nil
 end
 
 local function encode_base64(s) return ngx.encode_base64(s) end
@@ -60,15 +60,20 @@ function M.new(opts)
   if opts.compress then
     error("compress (gzip request bodies) is not available in the ngx transport", 2)
   end
-  local hosts = {}
-  for i, h in ipairs(opts.hosts) do hosts[i] = parse_host(h) end
+  local hosts, url_auth = {}, nil
+  for i, h in ipairs(opts.hosts) do
+    local cred
+    hosts[i], cred = parse_host(h, i)
+    url_auth = url_auth or cred
+  end
   local tls = opts.tls or {}
   local extra = {}
   for k, v in pairs(opts.headers or {}) do extra[#extra + 1] = k .. ": " .. v .. "\r\n" end
   local self = {
     hosts = hosts,
     rr = 0,
-    authorization = auth_header(opts.auth),
+    authorization = auth_header(opts.auth or url_auth),
+    max_response_bytes = opts.max_response_bytes or 256 * 1024 * 1024,
     connect_ms = (opts.connect_timeout or 5) * 1000,
     timeout_ms = (opts.timeout or 60) * 1000,
     verify = not tls.insecure,
@@ -90,7 +95,7 @@ function M.new(opts)
 end
 
 function M.available()
-  return ngx ~= nil and ngx.get_phase ~= nil and PHASES_WITH_COSOCKETS[ngx.get_phase()] == true
+  return require("espipe.transport").cosockets_available()
 end
 
 local function pick_host(self, pinned)
@@ -201,6 +206,10 @@ local function exchange(self, host, req, body)
     data, err = read_chunked(sock)
   elseif headers["content-length"] then
     local n = tonumber(headers["content-length"])
+    if not n or n > self.max_response_bytes then
+      sock:close()
+      return nil, "response of " .. tostring(headers["content-length"]) .. " bytes is over max_response_bytes", "too_large"
+    end
     data, err = n > 0 and sock:receive(n) or "", nil
   else
     data, err = sock:receive("*a")
@@ -219,14 +228,16 @@ local function run(self, id, host, req, body, started)
   local res, msg, code, connect_failed = exchange(self, host, req, body)
   update_time()
   if not res then
-    if connect_failed or code == "recv" or code == "send" then mark_dead(self, host) end
-    res = { status = nil, err = errors.new{
+    local dead = connect_failed or code == "recv" or code == "send"
+    if dead then mark_dead(self, host) end
+    res = { status = 0, err = errors.new{
       kind = "transport", message = str_format("%s: %s", host.url, tostring(msg)), code = code,
+      host = host.url, host_dead = dead or false,
       request = { method = req.method or "GET", path = req.path or "/" } } }
   else
     host.dead_until, host.dead_since = nil, nil
   end
-  res.id, res.host, res.ctx, res.elapsed = id, host.url, req.ctx, now() - started
+  res.id, res.host, res.host_index, res.ctx, res.elapsed = id, host.url, host.index, req.ctx, now() - started
   self.running = self.running - 1
   self.done[#self.done + 1] = res
   self.ready:post(1)

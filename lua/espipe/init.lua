@@ -1,0 +1,21 @@
+-- espipe: move data into, through and out of Elasticsearch.
+--   local espipe = require("espipe")
+--   local es = espipe.client{ hosts = { "http://127.0.0.1:9200" } }
+-- Submodules load on first use, so requiring espipe costs almost nothing.
+local lazy = { json = "espipe.json", routing = "espipe.routing", errors = "espipe.errors" }
+
+local M = { _VERSION = "espipe 0.1.0" }
+
+function M.client(opts)
+  return require("espipe.client").new(opts)
+end
+
+return setmetatable(M, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if not name then return nil end
+    local mod = require(name)
+    rawset(t, k, mod)
+    return mod
+  end,
+})
