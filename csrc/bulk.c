@@ -199,6 +199,16 @@ static int find_name(const char *const *names, int n, const char *k, size_t klen
     return -1;
 }
 
+/* "id" and "index" name the same fields as "_id" and "_index". */
+static int meta_alias(const char *k, size_t klen)
+{
+    if (klen == 2 && memcmp(k, "id", 2) == 0)
+        return M_ID;
+    if (klen == 5 && memcmp(k, "index", 5) == 0)
+        return M_INDEX;
+    return -1;
+}
+
 typedef struct meta_vals {
     int slot[M_COUNT];        /* stack index of each given value, 0 = absent */
     int64_t num[M_COUNT];     /* integer keys and integer _id/routing */
@@ -287,7 +297,11 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
         key = lua_tolstring(L, -2, &klen);
         k = find_name(meta_names, M_COUNT, key, klen);
         if (k < 0)
+            k = meta_alias(key, klen); /* the client API's spelling: id, index */
+        if (k < 0)
             luaL_error(L, "bulk %s: unknown metadata key '%s' (known: " META_KNOWN ")", opn, key);
+        if (m->slot[k])
+            luaL_error(L, "bulk %s: metadata has both %s and its alias", opn, meta_names[k]);
         check_meta_value(L, opn, k, lua_gettop(L), m);
         lua_insert(L, -2); /* keep the value below the key for lua_next */
         m->slot[k] = lua_gettop(L) - 1;
@@ -597,6 +611,94 @@ static int l_add(lua_State *L)
     return 1;
 }
 
+static int push_size(lua_State *L, const bulk_buffer *b)
+{
+    lua_pushinteger(L, (lua_Integer)b->count);
+    lua_pushinteger(L, (lua_Integer)b->buf.len);
+    return 2;
+}
+
+/* b:put(action, meta, source) -> count, bytes: add() for a caller that batches by size */
+static int l_put(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+
+    append(L, b, check_op(L, 2), 3, 4);
+    return push_size(L, b);
+}
+
+/* The action name of a pre-built action line: the first key of the object. */
+static int raw_op(const char *s, size_t len)
+{
+    size_t i = 0, j;
+
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (i < len && s[i] == '{')
+        i++;
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (i >= len || s[i] != '"')
+        return -1;
+    for (j = ++i; j < len && s[j] != '"'; j++)
+        ;
+    return j < len ? find_name(op_names, 4, s + i, j - i) : -1;
+}
+
+/*
+** b:raw(action_line, [source]) -> count, bytes: a pre-built action line (one
+** JSON object whose key is the action), then the source as for index/create.
+*/
+static int l_raw(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+    char err[ESPIPE_JSON_ERRLEN];
+    size_t alen, start = b->buf.len, src_start;
+    const char *action;
+    int op, st, rc;
+    bulk_item *it;
+
+    lua_settop(L, 3);
+    check_mutable(L, b);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        luaL_error(L, "bulk raw: the action line must be a string, got %s", luaL_typename(L, 2));
+    action = lua_tolstring(L, 2, &alen);
+    if (check_raw_object(action, alen, "the action line", err) != 0)
+        luaL_error(L, "bulk raw: %s", err);
+    op = raw_op(action, alen);
+    if (op < 0)
+        luaL_error(L, "bulk raw: the action line must start with {\"index\", {\"create\", {\"update\" or {\"delete\"");
+    st = lua_type(L, 3);
+    if (op == BULK_DELETE && st != LUA_TNIL)
+        luaL_error(L, "bulk raw: a delete action takes no source");
+    if (op != BULK_DELETE && st != LUA_TTABLE && st != LUA_TSTRING)
+        luaL_error(L, "bulk raw: a %s action needs a source (a table or a raw JSON string), got %s",
+                   op_names[op], luaL_typename(L, 3));
+    reserve_item(L, b);
+    err[0] = '\0';
+    rc = strbuf_reserve(&b->buf, alen + 1);
+    if (rc == 0) {
+        strbuf_append_unsafe(&b->buf, action, alen);
+        strbuf_putc_unsafe(&b->buf, '\n');
+    }
+    src_start = b->buf.len;
+    if (rc == 0 && op != BULK_DELETE) {
+        rc = put_object_or_raw(L, b, 3, "the source", err);
+        if (rc == 0)
+            rc = strbuf_putc(&b->buf, '\n');
+    }
+    if (rc != 0) {
+        b->buf.len = start;
+        return luaL_error(L, "bulk raw: %s", err[0] ? err : "out of memory");
+    }
+    it = &b->items[b->count++];
+    it->offset = start;
+    it->op = op;
+    it->action_len = src_start - start;
+    it->source_len = b->buf.len - src_start;
+    return push_size(L, b);
+}
+
 /* ---- reading and reshaping ----------------------------------------------- */
 
 static bulk_buffer *push_new(lua_State *L, const json_encode_cfg *cfg)
@@ -861,7 +963,7 @@ void espipe_open_bulk(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "index", l_index }, { "create", l_create }, { "update", l_update }, { "delete", l_delete },
-        { "add", l_add }, { "body", l_body }, { "count", l_count }, { "bytes", l_bytes },
+        { "add", l_add }, { "put", l_put }, { "raw", l_raw }, { "body", l_body }, { "count", l_count }, { "bytes", l_bytes },
         { "capacity", l_capacity }, { "reset", l_reset }, { "item", l_item }, { "span", l_span },
         { "slice", l_slice }, { "split", l_split }, { "subset", l_subset },
         { "append_from", l_append_from }, { NULL, NULL }

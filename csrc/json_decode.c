@@ -27,20 +27,9 @@ void json_decode_cfg_default(json_decode_cfg *cfg)
     cfg->big = JSON_BIG_FLOAT;
 }
 
-typedef struct decoder {
-    lua_State *L;
-    const unsigned char *p;
-    const unsigned char *start;
-    const unsigned char *end;
-    const json_decode_cfg *cfg;
-    char *err;
-    size_t err_at;
-    int array_mt;
-    int depth;
-} decoder;
 
 /* err_at is the 0-based offset of `at`; the binding reports it 1-based. */
-static int fail_at(decoder *d, const unsigned char *at, const char *fmt, ...)
+static int fail_at(json_decoder *d, const unsigned char *at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -51,7 +40,7 @@ static int fail_at(decoder *d, const unsigned char *at, const char *fmt, ...)
 }
 
 /* "expected X", saying what was found instead. */
-static int expected(decoder *d, const char *what)
+int json_dec_expected(json_decoder *d, const char *what)
 {
     const unsigned char *at = d->p;
     if (at >= d->end)
@@ -61,7 +50,7 @@ static int expected(decoder *d, const char *what)
     return fail_at(d, at, "expected %s, found byte 0x%02x", what, *at);
 }
 
-static void skip_space(decoder *d)
+void json_dec_space(json_decoder *d)
 {
     const unsigned char *p = d->p, *end = d->end;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
@@ -119,7 +108,7 @@ static long unicode_escape(const unsigned char *p, const unsigned char *end,
 ** with p at the first special byte: built in a luaL_Buffer, which the Lua
 ** stack owns. On failure the buffer is closed and dropped before returning.
 */
-static NOINLINE int string_slow(decoder *d, const unsigned char *q, const unsigned char *p)
+static NOINLINE int string_slow(json_decoder *d, const unsigned char *q, const unsigned char *p)
 {
     lua_State *L = d->L;
     const unsigned char *end = d->end, *run;
@@ -217,7 +206,7 @@ static NOINLINE int string_slow(decoder *d, const unsigned char *q, const unsign
 }
 
 /* The string at d->p (an opening quote), pushed. */
-static int parse_string(decoder *d)
+int json_dec_string(json_decoder *d)
 {
     const unsigned char *q = d->p, *p = q + 1, *end = d->end;
     size_t n, bad;
@@ -242,7 +231,7 @@ static int parse_string(decoder *d)
 
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
 
-static int big_integer(decoder *d, const unsigned char *s, const unsigned char *e)
+static int big_integer(json_decoder *d, const unsigned char *s, const unsigned char *e)
 {
     double x;
 
@@ -262,7 +251,7 @@ static int big_integer(decoder *d, const unsigned char *s, const unsigned char *
     }
 }
 
-static int parse_number(decoder *d)
+static int parse_number(json_decoder *d)
 {
     const unsigned char *s = d->p, *p = s, *end = d->end;
     uint64_t m = 0;
@@ -276,7 +265,7 @@ static int parse_number(decoder *d)
     }
     if (p >= end || !IS_DIGIT(*p)) {
         d->p = p;
-        return expected(d, "a digit");
+        return json_dec_expected(d, "a digit");
     }
     if (*p == '0') {
         p++;
@@ -295,7 +284,7 @@ static int parse_number(decoder *d)
         p++;
         if (p >= end || !IS_DIGIT(*p)) {
             d->p = p;
-            return expected(d, "a digit after '.'");
+            return json_dec_expected(d, "a digit after '.'");
         }
         while (p < end && IS_DIGIT(*p)) {
             if (m != 0 || *p != '0')
@@ -315,7 +304,7 @@ static int parse_number(decoder *d)
             eneg = *p++ == '-';
         if (p >= end || !IS_DIGIT(*p)) {
             d->p = p;
-            return expected(d, "a digit in the exponent");
+            return json_dec_expected(d, "a digit in the exponent");
         }
         while (p < end && IS_DIGIT(*p)) {
             if (e < 100000)
@@ -364,9 +353,8 @@ static int parse_number(decoder *d)
     return 0;
 }
 
-static int parse_value(decoder *d);
 
-static int enter(decoder *d)
+int json_dec_enter(json_decoder *d)
 {
     if (d->depth >= d->cfg->max_depth)
         return fail_at(d, d->p, "nesting deeper than %d", d->cfg->max_depth);
@@ -377,14 +365,14 @@ static int enter(decoder *d)
     return 0;
 }
 
-static int parse_object(decoder *d)
+static int parse_object(json_decoder *d)
 {
     lua_State *L = d->L;
 
-    if (enter(d) != 0)
+    if (json_dec_enter(d) != 0)
         return -1;
     lua_createtable(L, 0, 4);
-    skip_space(d);
+    json_dec_space(d);
     if (d->p < d->end && *d->p == '}') {
         d->p++;
         d->depth--;
@@ -392,20 +380,20 @@ static int parse_object(decoder *d)
     }
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
-            return expected(d, "a string key");
-        if (parse_string(d) != 0)
+            return json_dec_expected(d, "a string key");
+        if (json_dec_string(d) != 0)
             return -1;
-        skip_space(d);
+        json_dec_space(d);
         if (d->p >= d->end || *d->p != ':')
-            return expected(d, "':'");
+            return json_dec_expected(d, "':'");
         d->p++;
-        if (parse_value(d) != 0)
+        if (json_dec_value(d) != 0)
             return -1;
         lua_rawset(L, -3);
-        skip_space(d);
+        json_dec_space(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
-            skip_space(d);
+            json_dec_space(d);
             continue;
         }
         if (d->p < d->end && *d->p == '}') {
@@ -413,31 +401,31 @@ static int parse_object(decoder *d)
             d->depth--;
             return 0;
         }
-        return expected(d, "',' or '}'");
+        return json_dec_expected(d, "',' or '}'");
     }
 }
 
-static int parse_array(decoder *d)
+static int parse_array(json_decoder *d)
 {
     lua_State *L = d->L;
     lua_Integer i = 0;
 
-    if (enter(d) != 0)
+    if (json_dec_enter(d) != 0)
         return -1;
     lua_createtable(L, 4, 0);
     lua_pushvalue(L, d->array_mt);
     lua_setmetatable(L, -2);
-    skip_space(d);
+    json_dec_space(d);
     if (d->p < d->end && *d->p == ']') {
         d->p++;
         d->depth--;
         return 0;
     }
     for (;;) {
-        if (parse_value(d) != 0)
+        if (json_dec_value(d) != 0)
             return -1;
         lua_rawseti(L, -2, ++i);
-        skip_space(d);
+        json_dec_space(d);
         if (d->p < d->end && *d->p == ',') {
             d->p++;
             continue;
@@ -447,11 +435,11 @@ static int parse_array(decoder *d)
             d->depth--;
             return 0;
         }
-        return expected(d, "',' or ']'");
+        return json_dec_expected(d, "',' or ']'");
     }
 }
 
-static int literal(decoder *d, const char *word, size_t n)
+static int literal(json_decoder *d, const char *word, size_t n)
 {
     if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
         return fail_at(d, d->p, "invalid literal, expected '%s'", word);
@@ -459,14 +447,14 @@ static int literal(decoder *d, const char *word, size_t n)
     return 0;
 }
 
-static int parse_value(decoder *d)
+int json_dec_value(json_decoder *d)
 {
-    skip_space(d);
+    json_dec_space(d);
     if (d->p >= d->end)
-        return expected(d, "a value");
+        return json_dec_expected(d, "a value");
     switch (*d->p) {
     case '"':
-        return parse_string(d);
+        return json_dec_string(d);
     case '{':
         return parse_object(d);
     case '[':
@@ -490,14 +478,167 @@ static int parse_value(decoder *d)
     case '5': case '6': case '7': case '8': case '9':
         return parse_number(d);
     default:
-        return expected(d, "a value");
+        return json_dec_expected(d, "a value");
+    }
+}
+
+/*
+** Checking without building: the same grammar, escapes and UTF-8 rules as
+** the parsers above, for spans a caller keeps as text (raw _source).
+*/
+static int skip_string(json_decoder *d)
+{
+    const unsigned char *q = d->p, *p = q + 1, *end = d->end;
+    unsigned long cp;
+    size_t n, bad;
+    long used;
+
+    for (;;) {
+        p = json_skip_plain(p, end);
+        if (p >= end)
+            return fail_at(d, q, "unterminated string");
+        if (*p == '"') {
+            d->p = p + 1;
+            return 0;
+        }
+        if (*p == '\\') {
+            if (p + 1 >= end)
+                return fail_at(d, q, "unterminated string");
+            switch (p[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                p += 2;
+                continue;
+            case 'u':
+                used = unicode_escape(p, end, &cp);
+                if (used > 0 || (used < 0 && d->cfg->utf8 == JSON_UTF8_REPLACE)) {
+                    p += used > 0 ? used : -used;
+                    continue;
+                }
+                return fail_at(d, p, "%s", used < 0 ? "lone UTF-16 surrogate in \\u escape"
+                                                    : "expected 4 hex digits after \\u");
+            default:
+                return fail_at(d, p, "invalid escape in string");
+            }
+        }
+        if (*p < 0x20)
+            return fail_at(d, p, "control character in string (must be escaped)");
+        if ((n = utf8_sequence(p, (size_t)(end - p), &bad)) == 0)
+            return fail_at(d, p, "invalid UTF-8 in string");
+        p += n;
+    }
+}
+
+static int skip_digits(json_decoder *d, const unsigned char **pp, const char *what)
+{
+    const unsigned char *p = *pp;
+    if (p >= d->end || !IS_DIGIT(*p)) {
+        d->p = p;
+        return json_dec_expected(d, what);
+    }
+    while (p < d->end && IS_DIGIT(*p))
+        p++;
+    *pp = p;
+    return 0;
+}
+
+static int skip_number(json_decoder *d)
+{
+    const unsigned char *s = d->p, *p = s, *end = d->end;
+
+    if (*p == '-')
+        p++;
+    if (p < end && *p == '0') {
+        p++;
+        if (p < end && IS_DIGIT(*p))
+            return fail_at(d, s, "leading zero in number");
+    } else if (skip_digits(d, &p, "a digit") != 0) {
+        return -1;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (skip_digits(d, &p, "a digit after '.'") != 0)
+            return -1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (skip_digits(d, &p, "a digit in the exponent") != 0)
+            return -1;
+    }
+    d->p = p;
+    return 0;
+}
+
+static int skip_container(json_decoder *d)
+{
+    int object = *d->p == '{';
+    unsigned char close = object ? '}' : ']';
+
+    if (json_dec_enter(d) != 0)
+        return -1;
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == close) {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (object) {
+            if (d->p >= d->end || *d->p != '"')
+                return json_dec_expected(d, "a string key");
+            if (skip_string(d) != 0)
+                return -1;
+            json_dec_space(d);
+            if (d->p >= d->end || *d->p != ':')
+                return json_dec_expected(d, "':'");
+            d->p++;
+        }
+        if (json_dec_skip(d) != 0)
+            return -1;
+        json_dec_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            json_dec_space(d);
+            continue;
+        }
+        if (d->p < d->end && *d->p == close) {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return json_dec_expected(d, object ? "',' or '}'" : "',' or ']'");
+    }
+}
+
+int json_dec_skip(json_decoder *d)
+{
+    json_dec_space(d);
+    if (d->p >= d->end)
+        return json_dec_expected(d, "a value");
+    switch (*d->p) {
+    case '"':
+        return skip_string(d);
+    case '{': case '[':
+        return skip_container(d);
+    case 't':
+        return literal(d, "true", 4);
+    case 'f':
+        return literal(d, "false", 5);
+    case 'n':
+        return literal(d, "null", 4);
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        return skip_number(d);
+    default:
+        return json_dec_expected(d, "a value");
     }
 }
 
 int json_decode_push(lua_State *L, const char *text, size_t len,
                      const json_decode_cfg *cfg, char *err, size_t *offset)
 {
-    decoder d;
+    json_decoder d;
     json_decode_cfg capped = *cfg;
     int top = lua_gettop(L);
 
@@ -518,13 +659,13 @@ int json_decode_push(lua_State *L, const char *text, size_t len,
     d.array_mt = lua_gettop(L);
     d.depth = 0;
     err[0] = '\0';
-    if (parse_value(&d) == 0) {
-        skip_space(&d);
+    if (json_dec_value(&d) == 0) {
+        json_dec_space(&d);
         if (d.p == d.end) {
             lua_remove(L, d.array_mt);
             return 0;
         }
-        expected(&d, "end of input");
+        json_dec_expected(&d, "end of input");
     }
     lua_settop(L, top);
     *offset = d.err_at;

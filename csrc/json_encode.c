@@ -14,6 +14,12 @@
 #include "json_number.h"
 #include "utf8.h"
 
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
 /* '"', '\\' and control characters must be escaped; bytes >= 0x80 validated. */
 const unsigned char json_char_class[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -168,57 +174,124 @@ static int out_of_memory(encoder *e)
     return -1;
 }
 
+/* Input bytes handled per reservation; each may become at most 6 output bytes. */
+#define STRING_SEGMENT 4096
+/* A valid UTF-8 sequence may run up to 3 bytes past a segment's end. */
+#define SEGMENT_SLACK 16
+
+/* Does the word hold a quote, a backslash, a control or a high byte? */
+static inline int word_has_special(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t quote = v ^ (ones * '"'), bslash = v ^ (ones * '\\');
+    return ((v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+             ((bslash - ones) & ~bslash)) & highs) != 0;
+}
+
+static inline int half_has_special(uint32_t v)
+{
+    const uint32_t ones = 0x01010101u, highs = 0x80808080u;
+    uint32_t quote = v ^ (ones * '"'), bslash = v ^ (ones * '\\');
+    return ((v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) |
+             ((bslash - ones) & ~bslash)) & highs) != 0;
+}
+
 /*
 ** The string s[0..len) as a JSON string. Returns 0, -1 when out of memory,
 ** or the 1-based offset + 1 of invalid UTF-8 (so >= 2) in error mode.
+** Scanning and copying are one pass: the buffer is reserved for the worst
+** case of a segment, so clean words are stored as they are loaded. Short
+** runs at the end are tested as overlapping words: a clean word's bytes
+** were all copied as they are, so writing them again changes nothing.
 */
 static long long put_string(encoder *e, const char *str, size_t len)
 {
     strbuf *b = e->out;
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, start, n, bad;
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    const unsigned char *first = s, *seg_end;
+    unsigned char *d;
+    size_t n, bad, rem;
+    uint64_t v;
+    uint32_t h1, h2;
 
-    if (strbuf_reserve(b, len + 2) != 0)
+    if (strbuf_reserve(b, (len < STRING_SEGMENT ? len : STRING_SEGMENT) * 6 + 2 +
+                       SEGMENT_SLACK) != 0)
         return -1;
-    strbuf_putc_unsafe(b, '"');
+    d = (unsigned char *)b->data + b->len;
+    *d++ = '"';
     for (;;) {
-        start = i;
-        for (;;) {
-            i = (size_t)(json_skip_plain(s + i, s + len) - s);
-            if (i < len && json_char_class[s[i]] == JSON_CH_UTF8 &&
-                (n = utf8_sequence(s + i, len - i, &bad)) != 0) {
-                i += n;
-                continue;
+        seg_end = (size_t)(end - s) > STRING_SEGMENT ? s + STRING_SEGMENT : end;
+        while (s < seg_end) {
+            while (seg_end - s >= 8) {
+                memcpy(&v, s, 8);
+                if (word_has_special(v))
+                    break;
+                memcpy(d, &v, 8);
+                s += 8;
+                d += 8;
             }
-            break;
-        }
-        strbuf_append_unsafe(b, s + start, i - start);
-        if (i == len)
-            break;
-        /* Room for the longest replacement, the rest raw and the quote. */
-        if (strbuf_reserve(b, 6 + (len - i) + 1) != 0)
-            return -1;
-        if (json_char_class[s[i]] == JSON_CH_ESCAPE) {
-            unsigned char c = s[i++];
-            char *d = b->data + b->len;
-            d[0] = '\\';
-            if (short_escape[c]) {
-                d[1] = short_escape[c];
-                b->len += 2;
+            rem = (size_t)(seg_end - s);
+            if (rem < 8) {
+                if (rem == 0)
+                    break;
+                if (seg_end - first >= 8) {
+                    memcpy(&v, seg_end - 8, 8);
+                    if (!word_has_special(v)) {
+                        memcpy(d + rem - 8, &v, 8);
+                        d += rem;
+                        s = seg_end;
+                        break;
+                    }
+                } else if (rem >= 4) {
+                    memcpy(&h1, s, 4);
+                    memcpy(&h2, seg_end - 4, 4);
+                    if (!half_has_special(h1) && !half_has_special(h2)) {
+                        memcpy(d, &h1, 4);
+                        memcpy(d + rem - 4, &h2, 4);
+                        d += rem;
+                        s = seg_end;
+                        break;
+                    }
+                }
+            }
+            while (s < seg_end && json_char_class[*s] == JSON_CH_PLAIN)
+                *d++ = *s++;
+            if (s >= seg_end)
+                break;
+            if (json_char_class[*s] == JSON_CH_ESCAPE) {
+                unsigned char c = *s++;
+                *d++ = '\\';
+                if (short_escape[c]) {
+                    *d++ = (unsigned char)short_escape[c];
+                } else {
+                    memcpy(d, "u00", 3);
+                    d[3] = (unsigned char)hex_digits[c >> 4];
+                    d[4] = (unsigned char)hex_digits[c & 15];
+                    d += 5;
+                }
+            } else if ((n = utf8_sequence(s, (size_t)(end - s), &bad)) != 0) {
+                memcpy(d, s, n);
+                s += n;
+                d += n;
             } else {
-                memcpy(d + 1, "u00", 3);
-                d[4] = hex_digits[c >> 4];
-                d[5] = hex_digits[c & 15];
-                b->len += 6;
+                if (e->cfg->utf8 != JSON_UTF8_REPLACE)
+                    return (long long)(s - first) + 2;
+                memcpy(d, UTF8_REPLACEMENT, 3);
+                d += 3;
+                s += bad;
             }
-        } else {
-            if (e->cfg->utf8 != JSON_UTF8_REPLACE)
-                return (long long)i + 2;
-            strbuf_append_unsafe(b, UTF8_REPLACEMENT, 3);
-            i += bad;
         }
+        b->len = (size_t)(d - (unsigned char *)b->data);
+        if (s >= end)
+            break;
+        n = (size_t)(end - s);
+        if (strbuf_reserve(b, (n < STRING_SEGMENT ? n : STRING_SEGMENT) * 6 + 1 +
+                           SEGMENT_SLACK) != 0)
+            return -1;
+        d = (unsigned char *)b->data + b->len;
     }
-    strbuf_putc_unsafe(b, '"');
+    *d++ = '"';
+    b->len = (size_t)(d - (unsigned char *)b->data);
     return 0;
 }
 
@@ -420,7 +493,8 @@ static int encode_table(encoder *e, int idx, const enc_path *path)
 
     if (e->depth >= e->cfg->max_depth)
         return depth_error(e, idx, path);
-    if (!lua_checkstack(L, 4))
+    /* A level holds at most 2 slots (key, value) plus 2 in passing. */
+    if ((e->depth & 7) == 0 && !lua_checkstack(L, 8 * 2 + 4))
         return fail(e, path, "nesting too deep for the Lua stack");
     if (lua_getmetatable(L, idx)) {
         marked = lua_rawequal(L, -1, e->array_mt);
@@ -488,21 +562,12 @@ static int encode_table(encoder *e, int idx, const enc_path *path)
     return strbuf_putc(b, '}') != 0 ? out_of_memory(e) : 0;
 }
 
-static int encode_value(encoder *e, int idx, const enc_path *path)
+/* Booleans, nil, null and the types JSON cannot hold: rare in documents. */
+static NOINLINE int encode_other(encoder *e, int idx, int t, const enc_path *path)
 {
     lua_State *L = e->L;
-    int t = lua_type(L, idx);
 
     switch (t) {
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        return encode_string(e, s, len, path, "string");
-    }
-    case LUA_TNUMBER:
-        return encode_number(e, idx, path);
-    case LUA_TTABLE:
-        return encode_table(e, idx, path);
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx))
             return strbuf_append(e->out, "true", 4) != 0 ? out_of_memory(e) : 0;
@@ -518,8 +583,26 @@ static int encode_value(encoder *e, int idx, const enc_path *path)
     }
 }
 
-int json_encode_value(lua_State *L, int idx, strbuf *out,
-                      const json_encode_cfg *cfg, char *err)
+/* Tests in the order of how common each type is in documents. */
+static int encode_value(encoder *e, int idx, const enc_path *path)
+{
+    lua_State *L = e->L;
+    int t = lua_type(L, idx);
+
+    if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        return encode_string(e, s, len, path, "string");
+    }
+    if (t == LUA_TTABLE)
+        return encode_table(e, idx, path);
+    if (t == LUA_TNUMBER)
+        return encode_number(e, idx, path);
+    return encode_other(e, idx, t, path);
+}
+
+int json_encode_value_mt(lua_State *L, int idx, int array_mt, strbuf *out,
+                         const json_encode_cfg *cfg, char *err)
 {
     encoder e;
     json_encode_cfg capped;
@@ -533,17 +616,35 @@ int json_encode_value(lua_State *L, int idx, strbuf *out,
     capped = *cfg;
     if (capped.max_depth > JSON_DEPTH_CEILING)
         capped.max_depth = JSON_DEPTH_CEILING;
-    lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
     e.L = L;
     e.out = out;
     e.cfg = &capped;
     e.err = err;
-    e.array_mt = lua_gettop(L);
+    e.array_mt = array_mt;
     e.depth = 0;
     err[0] = '\0';
     /* encode_table expects its table on top of the stack. */
-    lua_pushvalue(L, idx);
-    r = encode_value(&e, e.array_mt + 1, NULL);
+    if (idx != top) {
+        lua_pushvalue(L, idx);
+        idx = top + 1;
+    }
+    r = encode_value(&e, idx, NULL);
     lua_settop(L, top);
+    return r;
+}
+
+int json_encode_value(lua_State *L, int idx, strbuf *out,
+                      const json_encode_cfg *cfg, char *err)
+{
+    int r;
+
+    idx = espipe_absindex(L, idx);
+    if (!lua_checkstack(L, 1)) {
+        snprintf(err, ESPIPE_JSON_ERRLEN, "no Lua stack space to encode JSON");
+        return -1;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
+    r = json_encode_value_mt(L, idx, lua_gettop(L), out, cfg, err);
+    lua_pop(L, 1);
     return r;
 }

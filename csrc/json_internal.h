@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "json.h"
+
 /* Byte classes inside strings, the same for both directions. */
 enum { JSON_CH_PLAIN = 0, JSON_CH_ESCAPE = 1, JSON_CH_UTF8 = 2 };
 extern const unsigned char json_char_class[256];
@@ -32,6 +34,37 @@ static inline const unsigned char *json_skip_plain(const unsigned char *p,
         p++;
     return p;
 }
+
+/*
+** json_encode_value with the array metatable already at stack index (or
+** upvalue pseudo-index) array_mt, which saves a registry lookup per call.
+*/
+int json_encode_value_mt(lua_State *L, int idx, int array_mt, strbuf *out,
+                         const json_encode_cfg *cfg, char *err);
+
+/*
+** The decoder's state, shared with parsers built on its pieces (the search
+** response reader). Offsets in errors are err_at, 0-based.
+*/
+typedef struct json_decoder {
+    lua_State *L;
+    const unsigned char *p;
+    const unsigned char *start;
+    const unsigned char *end;
+    const json_decode_cfg *cfg;
+    char *err;
+    size_t err_at;
+    int array_mt;       /* stack index of the array metatable */
+    int depth;
+} json_decoder;
+
+/* Each returns 0, or -1 with err/err_at set. */
+int json_dec_value(json_decoder *d);    /* push the value at d->p (spaces first) */
+int json_dec_string(json_decoder *d);   /* push the string at d->p, a quote */
+int json_dec_skip(json_decoder *d);     /* check the value at d->p, push nothing */
+int json_dec_enter(json_decoder *d);    /* past '[' or '{', within the depth limit */
+int json_dec_expected(json_decoder *d, const char *what);
+void json_dec_space(json_decoder *d);
 
 /* Past this nesting the C stack, not the data, would be at risk. */
 #define JSON_DEPTH_CEILING 10000

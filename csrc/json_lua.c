@@ -125,17 +125,21 @@ static int l_encode(lua_State *L)
     json_encode_cfg cfg;
     char err[ESPIPE_JSON_ERRLEN];
 
-    json_encode_cfg_default(&cfg);
-    if (lua_gettop(L) == 0)
-        return raise_at(L, 2, "espipe.json: encode expects a value");
-    if (check_opts_arg(L, 2)) {
-        check_option_name(L, 2, known, 2);
-        cfg.max_depth = opt_depth(L, 2, 2);
-        cfg.utf8 = opt_choice(L, 2, "utf8", utf8_choices, 2) ? JSON_UTF8_REPLACE : JSON_UTF8_ERROR;
+    cfg.max_depth = ESPIPE_JSON_DEFAULT_DEPTH;
+    cfg.utf8 = JSON_UTF8_ERROR;
+    if (lua_gettop(L) != 1) {
+        if (lua_gettop(L) == 0)
+            return raise_at(L, 2, "espipe.json: encode expects a value");
+        if (check_opts_arg(L, 2)) {
+            check_option_name(L, 2, known, 2);
+            cfg.max_depth = opt_depth(L, 2, 2);
+            cfg.utf8 = opt_choice(L, 2, "utf8", utf8_choices, 2) ? JSON_UTF8_REPLACE
+                                                                 : JSON_UTF8_ERROR;
+        }
+        lua_settop(L, 1);
     }
-    lua_settop(L, 1);
     b->len = 0;
-    if (json_encode_value(L, 1, b, &cfg, err) != 0) {
+    if (json_encode_value_mt(L, 1, lua_upvalueindex(2), b, &cfg, err) != 0) {
         scratch_release(b);
         return raise_at(L, 2, err);
     }
@@ -193,7 +197,8 @@ void espipe_open_json(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
-    espipe_setfuncs(L, funcs, 1);
+    luaL_newmetatable(L, ESPIPE_JSON_ARRAY_MT);
+    espipe_setfuncs(L, funcs, 2);
 
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "json_null");

@@ -26,10 +26,6 @@
 #include "core.h"
 #include "strbuf.h"
 
-/* Until core.h declares it (the lead wires it into luaopen_espipe_core). */
-void espipe_open_stream_codec(lua_State *L);
-ESPIPE_EXPORT int luaopen_espipe_stream_codec(lua_State *L);
-
 #define DECODER_MT "espipe.decoder"
 #define ENCODER_MT "espipe.encoder"
 
@@ -421,13 +417,4 @@ void espipe_open_stream_codec(lua_State *L)
     new_class(L, DECODER_MT, decoder_methods, l_decoder_gc);
     new_class(L, ENCODER_MT, encoder_methods, l_encoder_gc);
     espipe_setfuncs(L, funcs, 0);
-}
-
-/* The same functions as a table of their own, so the pipelines can load them
-** from core.so with package.loadlib before core.c registers them. */
-ESPIPE_EXPORT int luaopen_espipe_stream_codec(lua_State *L)
-{
-    lua_newtable(L);
-    espipe_open_stream_codec(L);
-    return 1;
 }

@@ -1,6 +1,7 @@
 -- espipe's bulk indexer against a server (espipe serve --blackhole):
---   lua5.4 bench/bulk/espipe_bulk.lua URL N table|raw|cjson_seq
+--   lua5.4 bench/bulk/espipe_bulk.lua URL N table|raw|cjson_seq|gen [filter_path=yes|no]
 -- table: documents as Lua tables; raw: pre-made NDJSON source lines;
+-- gen: build the documents and drop them (the generator's share of CPU);
 -- cjson_seq: the peer setup "lua-cjson encoding + a sequential HTTP loop"
 -- (one request at a time over our curl transport, body built with
 -- table.concat of cjson.encode lines, 1000 docs per request).
@@ -10,11 +11,17 @@ package.cpath = "./build/5.4/?.so;" .. package.cpath
 local gen = dofile("bench/bulk/docs.lua")
 
 local url, n, mode = arg[1], tonumber(arg[2] or "1000000"), arg[3] or "table"
+-- the indexer's default asks for a filtered response; "no" asks for the full one
+local filter_path = arg[4] ~= "no"
 local client = require("espipe.client").new{ hosts = { url }, max_inflight = 8 }
 local now = client.now
 local t0 = now(client)
 
-if mode == "cjson_seq" then
+if mode == "gen" then
+  -- only build the documents (and their ids), to separate that cost
+  local keep
+  for i = 1, n do keep = gen.doc(i); keep = tostring(i) end
+elseif mode == "cjson_seq" then
   local cjson = require("cjson")
   local t = client.transport
   local lines, k = {}, 0
@@ -32,7 +39,8 @@ if mode == "cjson_seq" then
   end
   if k > 0 then send() end
 else
-  local bi = client:bulk_indexer{ index = "bench", batch_docs = 5000, batch_bytes = 5 * 1024 * 1024, concurrency = 4 }
+  local bi = client:bulk_indexer{ index = "bench", batch_docs = 5000, batch_bytes = 5 * 1024 * 1024, concurrency = 4,
+    filter_path = filter_path }
   if mode == "raw" then
     for i = 1, n do bi:index(gen.line(i), { id = tostring(i) }) end
   else

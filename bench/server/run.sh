@@ -2,8 +2,10 @@
 # Dev server throughput: _bulk bodies of ~350-byte documents posted over
 # CONNS parallel connections (curl --parallel, one keep-alive connection
 # each), against `espipe serve` storing in memory and with --blackhole.
-# Prints docs/s for both. Tunables: DOCS (per body, default 20000 = ~7.5 MB),
-# ROUNDS (bodies per connection, default 6), CONNS (default 4).
+# Prints docs/s for each. Tunables: DOCS (per body, default 20000 = ~7.8 MB),
+# ROUNDS (bodies per connection, default 6), CONNS (default 4), CLIENT
+# (transport = bench/server/load.lua on espipe's C curl transport, the
+# default when built; curl-cli = curl --parallel).
 set -eu
 cd "$(dirname "$0")/../.."
 DOCS=${DOCS:-20000}
@@ -17,6 +19,16 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# the load generator: espipe's curl transport (C) when built, else curl --parallel
+client=${CLIENT:-}
+if [ -z "$client" ]; then
+    if [ -f build/5.4/espipe/curl_multi.so ] && [ -f lua/espipe/transport/curl.lua ]; then
+        client=transport
+    else
+        client=curl-cli
+    fi
+fi
 
 i=1
 while [ $i -le "$CONNS" ]; do
@@ -42,32 +54,39 @@ run() { # $1 = label, rest = serve flags
         [ $tries -lt 5 ] || { cat "$work/serve.out"; exit 1; }
     done
     url="http://127.0.0.1:$port/_bulk"
-    # the request list: CONNS distinct bodies, ROUNDS times each
-    : > "$work/curl.cfg"
-    r=1
-    while [ $r -le "$ROUNDS" ]; do
-        c=1
-        while [ $c -le "$CONNS" ]; do
-            # `next` keeps curl from joining the bodies of successive transfers
-            printf 'next\nurl = "%s"\ndata-binary = "@%s"\noutput = "/dev/null"\nheader = "Content-Type: application/x-ndjson"\nwrite-out = "%%{http_code}\\n"\n' \
-                "$url" "$work/body$c.ndjson" >> "$work/curl.cfg"
-            c=$((c + 1))
-        done
-        r=$((r + 1))
-    done
     # warm-up: one body, so the index exists and the worker's code is loaded
     curl -s -o /dev/null -H 'Content-Type: application/x-ndjson' --data-binary "@$work/body1.ndjson" "$url"
-    start=$(date +%s.%N)
-    curl -s --no-progress-meter --parallel --parallel-max "$CONNS" -K "$work/curl.cfg" > "$work/codes"
-    end=$(date +%s.%N)
-    bad=$(grep -vc '^200$' "$work/codes" || true)
+    requests=$((ROUNDS * CONNS))
+    if [ "$client" = transport ]; then
+        set -- $(lua5.4 bench/server/load.lua "http://127.0.0.1:$port" "$requests" "$CONNS" "$work"/body*.ndjson)
+        secs=$2 bad=$3
+    else
+        # the request list: CONNS distinct bodies, ROUNDS times each
+        : > "$work/curl.cfg"
+        r=1
+        while [ $r -le "$ROUNDS" ]; do
+            c=1
+            while [ $c -le "$CONNS" ]; do
+                # `next` keeps curl from joining the bodies of successive transfers
+                printf 'next\nurl = "%s"\ndata-binary = "@%s"\noutput = "/dev/null"\nheader = "Content-Type: application/x-ndjson"\nwrite-out = "%%{http_code}\\n"\n' \
+                    "$url" "$work/body$c.ndjson" >> "$work/curl.cfg"
+                c=$((c + 1))
+            done
+            r=$((r + 1))
+        done
+        start=$(date +%s.%N)
+        curl -s --no-progress-meter --parallel --parallel-max "$CONNS" -K "$work/curl.cfg" > "$work/codes"
+        end=$(date +%s.%N)
+        secs=$(awk -v s="$start" -v e="$end" 'BEGIN { print e - s }')
+        bad=$(grep -vc '^200$' "$work/codes" || true)
+    fi
     n=$((ROUNDS * CONNS * DOCS))
-    awk -v n="$n" -v s="$start" -v e="$end" -v l="$label" -v b="$bad" -v bytes="$bytes" -v conns="$CONNS" 'BEGIN {
-        t = e - s
-        printf "%-10s %8d docs in %6.2f s = %8.0f docs/s  (%.1f MB bodies, %d connections, non-200: %d)\n",
-            l, n, t, n / t, bytes / 1048576, conns, b }'
+    awk -v n="$n" -v t="$secs" -v l="$label" -v b="$bad" -v bytes="$bytes" -v conns="$CONNS" -v c="$client" 'BEGIN {
+        printf "%-10s %8d docs in %6.2f s = %8.0f docs/s  (%.1f MB bodies, %d connections, client %s, failed: %d)\n",
+            l, n, t, n / t, bytes / 1048576, conns, c, b }'
     lua5.4 bin/espipe serve --stop --pid-file "$pidfile" >/dev/null
 }
 
 run storing
 run blackhole --blackhole
+run bh-2wkrs --blackhole --workers 2

@@ -15,6 +15,9 @@ enum { PAGE_DATA = 0, PAGE_DICTIONARY = 2 };
 enum { CT_UTF8 = 0, CT_TIMESTAMP_MILLIS = 9, CT_JSON = 19 };
 enum { REP_OPTIONAL = 1 };
 
+/* Values seen before a chunk judges whether its dictionary pays off. */
+#define DICT_PROBE_VALUES 16384
+
 /* Longer string bounds are left out of the statistics rather than truncated. */
 #define STATS_MAX_BYTES 512
 
@@ -226,6 +229,12 @@ int pq_put_bytes(pq_writer *w, pq_column *c, const char *s, size_t n)
     /* Once the dictionary is full, the rest of the chunk stays PLAIN. */
     if (c->dict_full)
         return put_plain_bytes(w, c, s, n);
+    /* Mostly-distinct values (messages, ids) gain nothing from a dictionary:
+       stop hashing them early instead of filling it up to the limit. */
+    if (c->dict_values >= DICT_PROBE_VALUES && c->dict.count * 20 > c->dict_values * 19) {
+        c->dict_full = 1;
+        return put_plain_bytes(w, c, s, n);
+    }
     before = pq_dict_memory(&c->dict);
     idx = pq_dict_intern(&c->dict, s, n, w->opt.dictionary_bytes, w->opt.dictionary_entries);
     if (idx == PQ_DICT_NOMEM)

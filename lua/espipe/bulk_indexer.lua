@@ -10,6 +10,13 @@
 -- it drains. flush_interval is checked on each call (outside nginx there is
 -- no timer): a batch older than that is sent at the next :index() or :tick().
 --
+-- A batch is an espipe.bulk buffer (csrc/bulk.c): each document is encoded
+-- straight into it by one C call, the buffer itself is the request body (the
+-- curl transport sends it without a copy), and retries, 413 splits and dead
+-- letters pick items out of the sent buffer by position. Buffers are reset
+-- and reused (a pool of concurrency + 1), so memory stays flat however many
+-- documents pass through.
+--
 -- Outcomes per item: success; retryable (429, 503,
 -- es_rejected_execution_exception) -> re-sent later with exponential backoff
 -- and jitter, up to `retries` attempts; anything else -> on_error and the
@@ -26,22 +33,33 @@
 -- lines to replay; dead_letter_bulk = PATH also writes just those lines, a
 -- file `curl --data-binary @PATH .../_bulk` or `espipe load --format bulk`
 -- can send as it is.
+--
+-- shard_aware = true (see espipe.shard_map) sends each document to the node
+-- holding its primary shard: a batch is then one per node.
 local core = require("espipe.core")
 local json = require("espipe.json")
 local errors = require("espipe.errors")
 local url = require("espipe.client.url")
 
-local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error, setmetatable
-local concat, remove = table.concat, table.remove
+local type, pairs, ipairs, tostring, error, setmetatable, pcall =
+  type, pairs, ipairs, tostring, error, setmetatable, pcall
+local remove = table.remove
 local min, random, floor = math.min, math.random, math.floor
 local encode = json.encode
 local scan_response = core.bulk_response
+local bulk_new = core.bulk_new
+
+-- The buffer methods, called directly: no method lookup per document.
+local B = getmetatable(bulk_new()).__index
+local put, put_raw, item_of, reset, subset, split, append_from =
+  B.put, B.raw, B.item, B.reset, B.subset, B.split, B.append_from
 
 local M = {}
 local Indexer = {}
 Indexer.__index = Indexer
 
 local FILTER_PATH = "errors,items.*.status,items.*.error,items.*.result"
+local HEADERS = { ["Content-Type"] = "application/x-ndjson" }
 
 local DEFAULTS = {
   batch_docs = 1000, batch_bytes = 5 * 1024 * 1024, concurrency = 4, retries = 5,
@@ -51,7 +69,8 @@ local KNOWN = {
   index = true, batch_docs = true, batch_bytes = true, concurrency = true, flush_interval = true,
   retries = true, backoff = true, on_error = true, dead_letter = true, dead_letter_bulk = true,
   compress = true, refresh = true, pipeline = true, routing = true, timeout = true,
-  max_retry_bytes = true, require_alias = true,
+  max_retry_bytes = true, require_alias = true, filter_path = true,
+  shard_aware = true, shard_map = true, on_log = true,
 }
 
 local function check_positive(opts, k, level, integer)
@@ -88,6 +107,10 @@ function M.new(client, opts, level)
   if opts.on_error ~= nil and type(opts.on_error) ~= "function" then
     error("bulk_indexer: on_error must be a function", level)
   end
+  local fp = opts.filter_path
+  if fp ~= nil and fp ~= false and fp ~= true and type(fp) ~= "string" then
+    error("bulk_indexer: filter_path must be a boolean or a string", level)
+  end
 
   local self = setmetatable({
     client = client,
@@ -107,17 +130,20 @@ function M.new(client, opts, level)
     n_inflight = 0,
     retryq = {},          -- batches waiting for their due time
     retry_bytes = 0,
+    pool = {},            -- empty buffers kept for reuse
     closed = false,
     stats = { added = 0, ok = 0, created = 0, updated = 0, deleted = 0, noop = 0, not_found = 0,
               failed = 0, retried = 0, requests = 0, bytes = 0, elapsed = 0 },
   }, Indexer)
   self.max_retry_bytes = opts.max_retry_bytes or self.batch_bytes * self.concurrency
   self.path = (opts.index and ("/" .. url.segment(opts.index, "index")) or "") .. "/_bulk"
-  local q = { filter_path = FILTER_PATH, refresh = opts.refresh, pipeline = opts.pipeline,
+  if fp == nil or fp == true then fp = FILTER_PATH end
+  local q = { filter_path = fp or nil, refresh = opts.refresh, pipeline = opts.pipeline,
               routing = opts.routing, require_alias = opts.require_alias }
   self.query = url.query(q)
   self.started = client:now()
-  self.cur = self:_new_batch()
+  self.cur = bulk_new()
+  self.cur_born = self.started
 
   if type(dl) == "string" then
     local f, err = io.open(dl, "a")
@@ -133,165 +159,194 @@ function M.new(client, opts, level)
     end
     self.dead_bulk, self.stats.dead_letter_bulk = f, opts.dead_letter_bulk
   end
+  if opts.shard_aware then
+    require("espipe.bulk_indexer_shards").attach(self, opts, level + 1)
+  end
   return self
 end
 
-function Indexer:_new_batch()
-  return { lines = {}, attempts = {}, n = 0, bytes = 0, born = self.client:now() }
+----------------------------------------------------------------------------
+-- Buffers
+
+function Indexer:_take_buffer()
+  local pool = self.pool
+  local n = #pool
+  if n == 0 then return bulk_new() end
+  local b = pool[n]
+  pool[n] = nil
+  return b
+end
+
+function Indexer:_release(buf)
+  local pool = self.pool
+  if #pool <= self.concurrency then
+    reset(buf)
+    pool[#pool + 1] = buf
+  end
+end
+
+-- A batch: its buffer, the attempts so far (a number shared by every item,
+-- or a table position -> attempts once they differ), count and bytes.
+local function new_batch(buf, att, n, bytes)
+  return { buf = buf, att = att, n = n, bytes = bytes }
+end
+
+local function attempts_of(batch, pos)
+  local att = batch.att
+  if type(att) == "number" then return att end
+  return att[pos]
 end
 
 ----------------------------------------------------------------------------
--- Building items: one string "action\nsource\n" per document
+-- Adding documents: one C call encodes the action and source into the batch
 
-local META_KEYS = {
-  -- user key -> bulk metadata key, in the order written
-  { "index", "_index" }, { "_index", "_index" }, { "id", "_id" }, { "_id", "_id" },
-  { "routing", "routing" }, { "if_seq_no", "if_seq_no" }, { "if_primary_term", "if_primary_term" },
-  { "version", "version" }, { "version_type", "version_type" }, { "pipeline", "pipeline" },
-  { "retry_on_conflict", "retry_on_conflict" }, { "require_alias", "require_alias" },
-  { "dynamic_templates", "dynamic_templates" },
+local META_ALLOWED = {
+  index = true, _index = true, id = true, _id = true, routing = true, if_seq_no = true,
+  if_primary_term = true, version = true, version_type = true, pipeline = true,
+  retry_on_conflict = true, require_alias = true, dynamic_templates = true,
 }
-local META_ALLOWED = {}
-for _, kv in ipairs(META_KEYS) do META_ALLOWED[kv[1]] = true end
 
-local function id_json(id)
-  if type(id) == "string" and not id:find('[%c"\\\128-\255]') then return '"' .. id .. '"' end
-  if type(id) == "number" and id == floor(id) then return string.format('"%d"', id) end
-  return encode(type(id) == "number" and tostring(id) or id)
-end
-
-local function action_line(op, meta, level)
-  if meta == nil then return '{"' .. op .. '":{}}\n' end
-  if type(meta) ~= "table" then error("bulk_indexer: meta must be a table", level + 1) end
-  -- the common case, { id = x } alone, without the general loop
-  local k1 = next(meta)
-  if k1 == "id" and next(meta, k1) == nil then
-    return '{"' .. op .. '":{"_id":' .. id_json(meta.id) .. '}}\n'
-  end
-  local parts = {}
-  for k in pairs(meta) do
-    if not META_ALLOWED[k] then error("bulk_indexer: unknown meta key '" .. tostring(k) .. "'", level + 1) end
-  end
-  for _, kv in ipairs(META_KEYS) do
-    local v = meta[kv[1]]
-    if v ~= nil then
-      if type(v) == "number" and (kv[2] == "_id" or kv[2] == "routing") then
-        v = (v == floor(v)) and string.format("%d", v) or tostring(v)
-      end
-      parts[#parts + 1] = '"' .. kv[2] .. '":' .. encode(v)
+-- The C builder refused the input: say why in the indexer's words (these
+-- checks run only on the failure path).
+-- level: of the public method's caller, counted from here.
+local function rejected(op, doc, meta, cmsg, with_source, level)
+  level = level or 3
+  if meta ~= nil then
+    if type(meta) ~= "table" then error("bulk_indexer: meta must be a table", level) end
+    for k in pairs(meta) do
+      if not META_ALLOWED[k] then error("bulk_indexer: unknown meta key '" .. tostring(k) .. "'", level) end
     end
   end
-  return '{"' .. op .. '":{' .. concat(parts, ",") .. '}}\n'
-end
-
-local function source_line(doc, level)
-  local t = type(doc)
-  if t == "table" then return encode(doc) .. "\n" end
-  if t == "string" then
-    if doc:find("\n", 1, true) then
-      error("bulk_indexer: a raw JSON source must be one line (no newline)", level + 1)
+  if with_source then
+    local t = type(doc)
+    if t ~= "table" and t ~= "string" then
+      error("bulk_indexer: document must be a table or a raw JSON string, got " .. t, level)
     end
-    return doc .. "\n"
+    if t == "string" and doc:find("[\r\n]") then
+      error("bulk_indexer: a raw JSON source must be one line (no newline)", level)
+    end
   end
-  error("bulk_indexer: document must be a table or a raw JSON string, got " .. t, level + 1)
+  cmsg = tostring(cmsg):gsub("^bulk %a+: ", "")
+  error("bulk_indexer: " .. op .. ": " .. cmsg, level)
 end
+M._rejected = rejected
 
-function Indexer:_check_open(level)
-  if self.closed then error("bulk_indexer: already closed", level + 1) end
-end
-
-function Indexer:_add(line)
+-- After an append of n items, bytes long: ship a full batch, keep the loop moving.
+function Indexer:_added(n, bytes)
   local stats = self.stats
   stats.added = stats.added + 1
-  local b = self.cur
-  local n = b.n + 1
-  b.n, b.lines[n], b.attempts[n] = n, line, 0
-  b.bytes = b.bytes + #line
-  if n >= self.batch_docs or b.bytes >= self.batch_bytes then
+  if n >= self.batch_docs or bytes >= self.batch_bytes then
     self:_ship_current()
   elseif self.flush_interval then
     self:tick()
   end
   if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
+  return true
+end
+
+function Indexer:_add(op, doc, meta, with_source)
+  if self.closed then error("bulk_indexer: already closed", 3) end
+  local ok, n, bytes = pcall(put, self.cur, op, meta, doc)
+  if not ok then rejected(op, doc, meta, n, with_source, 4) end
+  return self:_added(n, bytes)
 end
 
 -- :index(doc, meta) where doc is a table or a raw JSON string, meta =
 -- { id =, index =, routing =, if_seq_no =, if_primary_term =, pipeline =, ... }
 function Indexer:index(doc, meta)
-  self:_check_open(2)
-  if meta == nil then
-    return self:_add('{"index":{}}\n' .. source_line(doc, 2))
-  end
-  return self:_add(action_line("index", meta, 2) .. source_line(doc, 2))
+  if self.route then return self:_add_routed("index", doc, meta, true) end
+  if self.closed then error("bulk_indexer: already closed", 2) end
+  local ok, n, bytes = pcall(put, self.cur, "index", meta, doc)
+  if not ok then rejected("index", doc, meta, n, true) end
+  return self:_added(n, bytes)
 end
 
 function Indexer:create(doc, meta)
-  self:_check_open(2)
-  return self:_add(action_line("create", meta, 2) .. source_line(doc, 2))
+  if self.route then return self:_add_routed("create", doc, meta, true) end
+  return self:_add("create", doc, meta, true)
 end
 
 -- :update(body, meta): body = { doc =, upsert =, doc_as_upsert =, script =, ... }
 function Indexer:update(body, meta)
-  self:_check_open(2)
+  if self.closed then error("bulk_indexer: already closed", 2) end
   if type(meta) ~= "table" or (meta.id == nil and meta._id == nil) then
     error("bulk_indexer: update needs meta.id", 2)
   end
   if type(body) == "table" and body.doc == nil and body.script == nil and body.upsert == nil then
     error("bulk_indexer: update body needs doc, script or upsert", 2)
   end
-  return self:_add(action_line("update", meta, 2) .. source_line(body, 2))
+  if self.route then return self:_add_routed("update", body, meta, true) end
+  return self:_add("update", body, meta, true)
 end
 
 function Indexer:delete(meta)
-  self:_check_open(2)
+  if self.closed then error("bulk_indexer: already closed", 2) end
   if type(meta) ~= "table" or (meta.id == nil and meta._id == nil) then
     error("bulk_indexer: delete needs meta.id", 2)
   end
-  return self:_add(action_line("delete", meta, 2))
+  if self.route then return self:_add_routed("delete", nil, meta, false) end
+  return self:_add("delete", nil, meta, false)
 end
 
 -- :raw(action_json, source_json?) appends two pre-built _bulk lines as they are.
 function Indexer:raw(action, source)
-  self:_check_open(2)
-  if type(action) ~= "string" or action:find("\n", 1, true) then
+  if self.closed then error("bulk_indexer: already closed", 2) end
+  if type(action) ~= "string" or action:find("[\r\n]") then
     error("bulk_indexer: raw action must be one line of JSON", 2)
   end
-  if source == nil then return self:_add(action .. "\n") end
-  return self:_add(action .. "\n" .. source_line(source, 2))
+  local buf = self.raw_target and self:raw_target() or self.cur
+  local ok, n, bytes = pcall(put_raw, buf, action, source)
+  if not ok then rejected("raw", source, nil, n, source ~= nil) end
+  if buf ~= self.cur then return self:_added_routed(buf, n, bytes) end
+  return self:_added(n, bytes)
 end
 
 ----------------------------------------------------------------------------
 -- Sending and completing
 
 function Indexer:_submit(batch)
-  local body = concat(batch.lines, "", 1, batch.n)
-  local req = { method = "POST", path = self.path, query = self.query, body = body,
-                headers = { ["Content-Type"] = "application/x-ndjson" },
-                compress = self.compress, timeout = self.timeout }
+  local req = { method = "POST", path = self.path, query = self.query, body = batch.buf,
+                headers = HEADERS, compress = self.compress, timeout = self.timeout,
+                host = batch.host }
   local id, err = self.client:_submit(self.owner, req)
-  self.stats.requests = self.stats.requests + 1
-  self.stats.bytes = self.stats.bytes + #body
+  local stats = self.stats
+  stats.requests = stats.requests + 1
+  stats.bytes = stats.bytes + batch.bytes
   if not id then
     -- the transport refused outright (closed, bad host): same as a failed request
-    return self:_batch_failed(batch, require("espipe.client").transport_error(err, req), 0, nil)
+    return self:_batch_failed(batch, require("espipe.client").transport_error(err, req), 0)
   end
   self.inflight[id] = batch
   self.n_inflight = self.n_inflight + 1
 end
 
-function Indexer:_ship_current()
-  local b = self.cur
-  if b.n == 0 then return end
-  self.cur = self:_new_batch()
+-- Wait for a free slot, then send.
+function Indexer:_send(batch)
   self:_pump(0)
   while self.n_inflight >= self.concurrency do self:_pump(1) end
-  self:_submit(b)
+  self:_submit(batch)
+end
+
+function Indexer:_ship_current()
+  local buf = self.cur
+  local n = #buf
+  if n == 0 then return end
+  self.cur = self:_take_buffer()
+  self.cur_born = self.client:now()
+  self:_send(new_batch(buf, 0, n, buf:bytes()))
+end
+
+-- Send the current partial batch now (e.g. at a shard boundary of a pre-sorted stream).
+function Indexer:ship()
+  if self.closed then error("bulk_indexer: already closed", 2) end
+  if self.route then return self:_ship_all_routed() end
+  self:_ship_current()
 end
 
 -- Send a batch older than flush_interval; call it when idle to keep data moving.
 function Indexer:tick()
-  local b = self.cur
-  if b.n > 0 and self.flush_interval and self.client:now() - b.born >= self.flush_interval then
+  if self.route then return self:_tick_routed() end
+  if #self.cur > 0 and self.flush_interval and self.client:now() - self.cur_born >= self.flush_interval then
     self:_ship_current()
   else
     self:_pump(0)
@@ -354,7 +409,8 @@ function Indexer:_complete(res)
   self.n_inflight = self.n_inflight - 1
   local req = { method = "POST", path = self.path }
   if res.err then
-    return self:_batch_failed(batch, require("espipe.client").transport_error(res.err, req), 0, nil)
+    if batch.host and self.on_node_failure then self:on_node_failure(batch, res) end
+    return self:_batch_failed(batch, require("espipe.client").transport_error(res.err, req), 0)
   end
   local status = res.status
   if status == 200 then
@@ -365,19 +421,21 @@ function Indexer:_complete(res)
     local reason = r and ("bulk response has " .. r.count .. " items for " .. batch.n .. " actions")
       or ("unreadable bulk response: " .. tostring(msg) .. " at byte " .. tostring(off))
     return self:_batch_failed(batch, errors.new{ kind = "http", status = 200, reason = reason,
-                                                 type = "bad_response", request = req }, 200, nil)
+                                                 type = "bad_response", request = req }, 200)
   end
   if status == 413 then return self:_split(batch) end
   local err = require("espipe.client").http_error(res, req)
   if status == 429 or status >= 500 then
-    return self:_batch_failed(batch, err, status, res.body)
+    if batch.host and status >= 500 and self.on_node_failure then self:on_node_failure(batch, res) end
+    return self:_batch_failed(batch, err, status)
   end
   -- any other status: this request can never succeed as it is
   local raw = '{"type":' .. encode(err.type or "http_error") .. ',"reason":' .. encode(err.reason or "") .. '}'
   for i = 1, batch.n do
-    self:_dead(batch.lines[i], batch.attempts[i] + 1, status, raw, err.type, err.reason)
+    self:_dead(batch.buf, i, attempts_of(batch, i) + 1, status, raw, err.type, err.reason)
   end
   self:_flush_dead()
+  self:_release(batch.buf)
 end
 
 function Indexer:_items_done(batch, r)
@@ -388,42 +446,76 @@ function Indexer:_items_done(batch, r)
   stats.deleted = stats.deleted + r.deleted
   stats.noop = stats.noop + r.noop
   stats.not_found = stats.not_found + r.not_found
-  if r.failed == 0 then return end
-  local again
+  local buf = batch.buf
+  if r.failed == 0 then return self:_release(buf) end
+  local again, att, n
+  local uniform = type(batch.att) == "number"
   for _, f in ipairs(r.failures) do
-    local line, attempts = batch.lines[f.pos], batch.attempts[f.pos] + 1
+    local pos = f.pos
+    local attempts = attempts_of(batch, pos) + 1
     if is_retryable_item(f) and attempts <= self.retries then
-      again = again or self:_new_batch()
-      local n = again.n + 1
-      again.n, again.lines[n], again.attempts[n] = n, line, attempts
-      again.bytes = again.bytes + #line
+      if not again then
+        again, n = self:_take_buffer(), 0
+        att = uniform and attempts or {}
+      end
+      append_from(again, buf, pos)
+      n = n + 1
+      if not uniform then att[n] = attempts end
     else
-      self:_dead(line, attempts, f.status, f.error or encode(f.reason or ""), f.type, f.reason)
+      self:_dead(buf, pos, attempts, f.status, f.error or encode(f.reason or ""), f.type, f.reason)
     end
   end
-  if again then self:_queue_retry(again) end
+  if again then
+    local b = new_batch(again, att, n, again:bytes())
+    b.host = batch.host
+    if self.on_item_retry then self:on_item_retry(batch, r) end
+    self:_queue_retry(b)
+  end
   self:_flush_dead()
+  self:_release(buf)
 end
 
 -- Whole-request failure: retry every item that has attempts left.
-function Indexer:_batch_failed(batch, err, status, _)
-  local again = self:_new_batch()
+function Indexer:_batch_failed(batch, err, status)
+  local retries = self.retries
   local raw
+  local function dead(pos, attempts)
+    raw = raw or ('{"type":' .. encode(err.type or err.kind or "error") .. ',"reason":'
+      .. encode(tostring(err.reason or err.message or err)) .. '}')
+    self:_dead(batch.buf, pos, attempts, status ~= 0 and status or nil, raw, err.type or err.kind,
+               err.reason or err.message)
+  end
+  if self.on_batch_failed then self:on_batch_failed(batch) end
+  local att = batch.att
+  if type(att) == "number" then
+    if att + 1 <= retries then
+      -- the same buffer goes again as it is
+      batch.att = att + 1
+      return self:_queue_retry(batch)
+    end
+    for i = 1, batch.n do dead(i, att + 1) end
+    self:_flush_dead()
+    return self:_release(batch.buf)
+  end
+  local keep, katt = {}, {}
   for i = 1, batch.n do
-    local attempts = batch.attempts[i] + 1
-    local line = batch.lines[i]
-    if attempts <= self.retries then
-      local n = again.n + 1
-      again.n, again.lines[n], again.attempts[n] = n, line, attempts
-      again.bytes = again.bytes + #line
+    local attempts = att[i] + 1
+    if attempts <= retries then
+      keep[#keep + 1], katt[#keep + 1] = i, attempts
     else
-      raw = raw or ('{"type":' .. encode(err.type or err.kind or "error") .. ',"reason":'
-        .. encode(tostring(err.reason or err.message or err)) .. '}')
-      self:_dead(line, attempts, status ~= 0 and status or nil, raw, err.type or err.kind,
-                 err.reason or err.message)
+      dead(i, attempts)
     end
   end
-  if again.n > 0 then self:_queue_retry(again) end
+  if #keep == batch.n then
+    batch.att = katt
+    self:_queue_retry(batch)
+  else
+    if #keep > 0 then
+      local buf = subset(batch.buf, keep)
+      self:_queue_retry(new_batch(buf, katt, #keep, buf:bytes()))
+    end
+    self:_release(batch.buf)
+  end
   self:_flush_dead()
 end
 
@@ -433,8 +525,11 @@ function Indexer:_backoff(attempt)
 end
 
 function Indexer:_queue_retry(batch)
-  local worst = 0
-  for i = 1, batch.n do if batch.attempts[i] > worst then worst = batch.attempts[i] end end
+  local worst = batch.att
+  if type(worst) ~= "number" then
+    worst = 0
+    for i = 1, batch.n do if batch.att[i] > worst then worst = batch.att[i] end end
+  end
   batch.due = self.client:now() + (worst > 0 and self:_backoff(worst) or 0)
   self.stats.retried = self.stats.retried + batch.n
   self.retryq[#self.retryq + 1] = batch
@@ -444,19 +539,25 @@ end
 -- 413: halve the batch; one document still too large is dead-lettered.
 function Indexer:_split(batch)
   if batch.n == 1 then
-    self:_dead(batch.lines[1], batch.attempts[1] + 1, 413,
+    self:_dead(batch.buf, 1, attempts_of(batch, 1) + 1, 413,
       '{"type":"request_entity_too_large","reason":"the document alone exceeds the request size limit"}',
       "request_entity_too_large", "the document alone exceeds the request size limit")
-    return self:_flush_dead()
+    self:_flush_dead()
+    return self:_release(batch.buf)
   end
-  local half = floor(batch.n / 2)
-  for _, range in ipairs{ { 1, half }, { half + 1, batch.n } } do
-    local part = self:_new_batch()
-    for i = range[1], range[2] do
-      local n = part.n + 1
-      part.n, part.lines[n], part.attempts[n] = n, batch.lines[i], batch.attempts[i]
-      part.bytes = part.bytes + #batch.lines[i]
-    end
+  local first, second = split(batch.buf)
+  local half = #first
+  local att = batch.att
+  local a1, a2 = att, att
+  if type(att) ~= "number" then
+    a1, a2 = {}, {}
+    for i = 1, half do a1[i] = att[i] end
+    for i = half + 1, batch.n do a2[i - half] = att[i] end
+  end
+  self:_release(batch.buf)
+  for _, part in ipairs{ new_batch(first, a1, half, first:bytes()),
+                         new_batch(second, a2, batch.n - half, second:bytes()) } do
+    part.host = batch.host
     part.due = self.client:now()
     self.retryq[#self.retryq + 1] = part
     self.retry_bytes = self.retry_bytes + part.bytes
@@ -466,15 +567,15 @@ end
 ----------------------------------------------------------------------------
 -- Dead letters
 
-function Indexer:_dead(line, attempts, status, raw_error, etype, reason)
+function Indexer:_dead(buf, pos, attempts, status, raw_error, etype, reason)
   self.stats.failed = self.stats.failed + 1
-  local nl = line:find("\n", 1, true)
-  local action = line:sub(1, nl - 1)
-  local source = (nl < #line) and line:sub(nl + 1, #line - 1) or nil
+  local action, source = item_of(buf, pos)
   if self.index_name and not action:find('^{"%a+":{"_index":') then
     -- the index was in the URL: put it in the action so the line replays anywhere
     local op, rest = action:match('^{"(%a+)":{(.*)$')
-    action = '{"' .. op .. '":{"_index":' .. encode(self.index_name) .. (rest:sub(1, 1) == "}" and "" or ",") .. rest
+    if op then
+      action = '{"' .. op .. '":{"_index":' .. encode(self.index_name) .. (rest:sub(1, 1) == "}" and "" or ",") .. rest
+    end
   end
   local rec = '{"action":' .. action .. (source and (',"source":' .. source) or "")
     .. (status and (',"status":' .. status) or "") .. ',"error":' .. raw_error
@@ -499,8 +600,8 @@ end
 
 -- Send everything and wait until every document is acknowledged or dead-lettered.
 function Indexer:flush()
-  self:_check_open(2)
-  self:_ship_current()
+  if self.closed then error("bulk_indexer: already closed", 2) end
+  if self.route then self:_ship_all_routed() else self:_ship_current() end
   while self.n_inflight > 0 or #self.retryq > 0 do self:_pump(1) end
   return self:stats_now()
 end
@@ -520,8 +621,10 @@ function Indexer:close()
   if self.dead_file then self.dead_file:close() end
   if self.dead_bulk then self.dead_bulk:close() end
   self.final = self:stats_now()
+  self.pool, self.cur = {}, nil
   if not ok then error(err, 0) end
   return self.final
 end
 
+M.Indexer = Indexer
 return M

@@ -10,6 +10,24 @@ function M.client(opts)
   return require("espipe.client").new(opts)
 end
 
+-- The pipelines: espipe.reindex{...}, espipe.load{...}, espipe.export{...}
+-- (see README); espipe.many{...} is a transform's fan-out result.
+function M.reindex(opts)
+  return require("espipe.pipeline.reindex").run(opts)
+end
+
+function M.load(opts)
+  return require("espipe.pipeline.load").run(opts)
+end
+
+function M.export(opts)
+  return require("espipe.pipeline.export").run(opts)
+end
+
+function M.many(list)
+  return require("espipe.pipeline.reindex").many(list)
+end
+
 return setmetatable(M, {
   __index = function(t, k)
     local name = lazy[k]

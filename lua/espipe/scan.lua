@@ -10,7 +10,15 @@
 --   _pit) | "scroll"; size = hits per page and slice (1000); slices = N
 --   (sliced, the slices fetched concurrently); keep_alive = "1m" (renewed on
 --   every request); sort (PIT only; default { "_shard_doc" }); _source;
---   retries = 5 (429/503/transport failures of one page, with backoff).
+--   retries = 5 (429/503/transport failures of one page, with backoff);
+--   raw_source = true: each hit's _source is the JSON text of the document
+--   exactly as the server sent it (a string, never decoded and re-encoded),
+--   for pipelines that pass documents through unchanged.
+--
+-- Pages are read in one pass by the C core (espipe.core.search_response):
+-- hits decode as espipe.json decodes (integers stay integers, [] stays
+-- marked), and integer sort values too big for a Lua number stay exact as
+-- their decimal text.
 --
 -- Contexts (the PIT or the scroll ids) are released at the end, on error,
 -- when a 5.4 generic for is left early (the scan is the to-be-closed value),
@@ -20,11 +28,13 @@
 -- (error(err, 0), tostring gives one line), after releasing the contexts;
 -- wrap the loop in pcall to handle it. Wrong arguments raise at the call.
 local json = require("espipe.json")
+local core = require("espipe.core")
 local errors = require("espipe.errors")
 local url = require("espipe.client.url")
 
 local type, ipairs, pairs, tostring, error, setmetatable = type, ipairs, pairs, tostring, error, setmetatable
 local min, random = math.min, math.random
+local search_response = core.search_response
 
 local M = {}
 local Scan = {}
@@ -62,14 +72,16 @@ function M.new(client, index, query, opts, level)
   if type(slices) ~= "number" or slices < 1 or slices % 1 ~= 0 then
     error("scan: slices must be a positive integer", level)
   end
-  if opts.raw_source then error("scan: raw_source is not supported yet", level) end
+  if opts.raw_source ~= nil and type(opts.raw_source) ~= "boolean" then
+    error("scan: raw_source must be a boolean", level)
+  end
   local self = setmetatable({
     client = client, owner = { inbox = {} },
     index = url.segment(index, "index", level + 1),
     query = query, method = method, explicit = opts.method ~= nil,
     size = opts.size or 1000, slices = slices,
     keep_alive = opts.keep_alive or "1m", sort = opts.sort, source = opts._source,
-    retries = opts.retries or 5, timeout = opts.timeout,
+    retries = opts.retries or 5, timeout = opts.timeout, raw_source = opts.raw_source == true,
     pages_ready = {}, slice = {}, pending = {}, n_pending = 0,
     started = false, finished = false, closed = false,
     pos = 0,
@@ -139,10 +151,15 @@ function Scan:_complete(res)
   end
   if res.err then return nil, client_mod().transport_error(res.err, req) end
   if res.status ~= 200 then return nil, client_mod().http_error(res, req) end
-  local v, derr = json.decode(res.body or "")
-  if type(v) ~= "table" or type(v.hits) ~= "table" or type(v.hits.hits) ~= "table" then
+  local v, derr, offset = search_response(res.body or "", self.raw_source)
+  if v == nil then
     return nil, errors.new{ kind = "http", status = 200, type = "bad_response",
-      reason = "search response without hits" .. (derr and (": " .. tostring(derr)) or ""),
+      reason = "search response is not valid JSON: " .. derr,
+      offset = offset, request = { method = req.method, path = req.path } }
+  end
+  if type(v.hits) ~= "table" or type(v.hits.hits) ~= "table" then
+    return nil, errors.new{ kind = "http", status = 200, type = "bad_response",
+      reason = "search response without hits",
       request = { method = req.method, path = req.path } }
   end
   sl.attempts = 0

@@ -34,6 +34,7 @@ describe("espipe-scm-1.rockspec", function()
       local name = path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
       expected[#expected + 1] = name .. " = " .. path
     end
+    table.sort(expected)
     local listed = {}
     for name, src in pairs(modules) do
       if type(src) == "string" then listed[#listed + 1] = name .. " = " .. src end

@@ -116,3 +116,20 @@ describe("Parquet files read back by DuckDB #duckdb", function()
     end)
   end
 end)
+
+describe("codec levels #duckdb", function()
+  for _, case in ipairs({ { "gzip", 1 }, { "gzip", 9 }, { "zstd", 1 }, { "zstd", 19 } }) do
+    it("writes readable files with " .. case[1] .. " level " .. case[2], function()
+      support.with_file(function(path)
+        local docs = {}
+        for i = 1, 2000 do docs[i] = { id = i, user = "user-" .. (i % 7), msg = string.rep("x", i % 50) } end
+        support.write(path, COLUMNS, docs, { codec = case[1], level = case[2] })
+        local got = duckdb.query({ "SELECT count(*) AS n, sum(id)::VARCHAR AS s, sum(length(msg)) AS l FROM read_parquet("
+          .. duckdb.quote(path) .. ")" })[1][1]
+        local l = 0
+        for i = 1, 2000 do l = l + i % 50 end
+        assert.are.same({ n = "2000", s = "2001000", l = tostring(l) }, got)
+      end)
+    end)
+  end
+end)

@@ -147,4 +147,28 @@ describe("espipe serve #server: _bulk", function()
     assert.same({ k = { type = "text", fields = { keyword = { type = "keyword", ignore_above = 256 } } } },
       p.o.properties)
   end)
+
+  it("accepts the 8.x vendor media types and answers with the vendor type", function()
+    local res = http.request { method = "POST", url = url .. "/_bulk",
+      headers = { ["Content-Type"] = "application/vnd.elasticsearch+x-ndjson; compatible-with=8",
+                  Accept = "application/vnd.elasticsearch+json; compatible-with=8" },
+      body = http.ndjson({ { index = { _index = "vnd", _id = "1" } }, { a = 1 } }) }
+    assert.equal(200, res.status)
+    assert.equal("application/vnd.elasticsearch+json;compatible-with=8", res.headers["content-type"])
+    assert.equal("Elasticsearch", res.headers["x-elastic-product"])
+  end)
+
+  it("counts stats per request and resets them", function()
+    http.json("POST", url .. "/_espipe/stats/reset")
+    http.bulk(url, { { index = { _index = "st", _id = "1" } }, { a = 1 }, { delete = { _index = "st", _id = "1" } } })
+    local _, stats = http.json("GET", url .. "/_espipe/stats")
+    assert.equal(2, stats.nodes["node-0"].docs)
+    assert.equal(0, stats.nodes["node-0"].forwarded)
+    assert.equal(1, stats.nodes["node-0"].bulk_requests)
+    assert.equal(2, stats.nodes["node-0"].requests) -- the reset, the bulk
+    http.json("POST", url .. "/_espipe/stats/reset")
+    _, stats = http.json("GET", url .. "/_espipe/stats")
+    assert.equal(0, stats.nodes["node-0"].docs)
+    assert.equal(0, stats.bulk.requests)
+  end)
 end)

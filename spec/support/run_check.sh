@@ -6,6 +6,7 @@
 #  2. every spec/fuzz/fuzz_*.c built with clang -fsanitize=fuzzer,address,undefined
 #     and run for FUZZ_TIME seconds (default 30), seeded from
 #     spec/fuzz/seeds/<target>/ when present and, for fuzz_json_*, spec/json/corpus.
+# Results are also written as TAP into build/check/ (.ci/run counts them).
 # Any failure makes the script exit non-zero.
 set -u
 cd "$(dirname "$0")/../.."
@@ -13,13 +14,17 @@ cd "$(dirname "$0")/../.."
 FUZZ_TIME=${FUZZ_TIME:-30}
 asan_dir=build/asan-5.4
 fuzz_dir=build/fuzz
+tap_dir=build/check
 status=0
+rm -rf "$tap_dir" && mkdir -p "$tap_dir"
+fuzz_tap="$tap_dir/fuzz.tap"
+: > "$fuzz_tap"
 
 echo "== sanitizer build ($asan_dir)"
 if ! make --no-print-directory LUA=5.4 CC=gcc BUILD="$asan_dir" OPT=-O1 \
         EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
         EXTRA_LDFLAGS="-fsanitize=address,undefined" all; then
-    echo "not ok - sanitizer build failed"
+    echo "not ok - sanitizer build failed" | tee "$tap_dir/asan-build.tap"
     exit 1
 fi
 
@@ -30,10 +35,13 @@ preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 if ! LD_PRELOAD="$preload" \
      ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
      UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-     busted --lua=lua5.4 --cpath="./$asan_dir/?.so" --exclude-tags=server; then
+     busted --lua=lua5.4 --cpath="./$asan_dir/?.so" --exclude-tags=server -o TAP \
+        > "$tap_dir/asan-specs.tap" 2>&1; then
+    grep -v '^ok ' "$tap_dir/asan-specs.tap" | tail -n 40
     echo "not ok - specs failed under sanitizers"
     status=1
 fi
+sh spec/support/tap_summary.sh --brief "$tap_dir/asan-specs.tap"
 
 echo "== libFuzzer targets"
 mkdir -p "$fuzz_dir"
@@ -46,7 +54,7 @@ for target in spec/fuzz/fuzz_*.c; do
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -I/usr/include/lua5.4 -Icsrc -o "$bin" "$target" $core_src \
             -llua5.4 -lz -lzstd -lm; then
-        echo "not ok - $name does not build"
+        echo "not ok - $name does not build" | tee -a "$fuzz_tap"
         status=1
         continue
     fi
@@ -58,9 +66,9 @@ for target in spec/fuzz/fuzz_*.c; do
     if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
        "$bin" -max_total_time="$FUZZ_TIME" -max_len=65536 -print_final_stats=0 \
               -artifact_prefix="$fuzz_dir/$name-" "$work" $seeds > "$fuzz_dir/$name.log" 2>&1; then
-        echo "ok - $name"
+        echo "ok - $name" | tee -a "$fuzz_tap"
     else
-        echo "not ok - $name (see $fuzz_dir/$name.log; crash inputs in $fuzz_dir/$name-*)"
+        echo "not ok - $name (see $fuzz_dir/$name.log; crash inputs in $fuzz_dir/$name-*)" | tee -a "$fuzz_tap"
         tail -n 30 "$fuzz_dir/$name.log"
         status=1
     fi

@@ -45,6 +45,7 @@ end
 
 local function restore(path)
   local tune = require "espipe.pipeline.tune"
+  if tune.empty(path) then os.remove(path) return 0 end
   local state, err = require("espipe.pipeline.checkpoint").load(path)
   if err then io.stderr:write("espipe reindex: ", tostring(err), "\n") return 1 end
   if not state then return 0 end

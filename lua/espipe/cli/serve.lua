@@ -289,20 +289,26 @@ function M.run(args)
   end
 
   -- Foreground: a small shell keeps nginx as its child, forwards Ctrl-C /
-  -- SIGTERM, waits for it to exit and removes the private prefix.
+  -- SIGTERM, stops nginx if this process dies (a SIGTERM to espipe itself
+  -- ends the Lua process, which cannot catch it), and removes the prefix.
   local script = table.concat({
     cmd .. " -g 'daemon off;' &",
     "pid=$!",
+    "parent=$PPID",
     "trap 'kill -TERM $pid 2>/dev/null' INT TERM HUP",
     "while [ ! -s " .. q(pid_file) .. " ] && kill -0 $pid 2>/dev/null; do sleep 0.05; done",
     "if kill -0 $pid 2>/dev/null; then printf '%s\\n' " .. q(banner(o) .. "\n  Ctrl-C stops it") .. "; fi",
+    "while kill -0 $pid 2>/dev/null; do",
+    "  kill -0 $parent 2>/dev/null || kill -TERM $pid 2>/dev/null",
+    "  sleep 0.2",
+    "done",
     "wait $pid; status=$?",
-    "while kill -0 $pid 2>/dev/null; do wait $pid; status=$?; done",
-    "rm -f " .. q(pid_file),
+    -- only our own pid file: a new server may already have written its own
+    "[ \"$(cat " .. q(pid_file) .. " 2>/dev/null)\" = \"$pid\" ] && rm -f " .. q(pid_file),
     cleanup,
     "exit $status",
   }, "\n")
-  local ok = shell_ok("sh -c " .. q(script))
+  local ok = shell_ok(script)
   return ok and 0 or 1
 end
 

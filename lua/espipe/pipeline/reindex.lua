@@ -111,7 +111,9 @@ function M.run(opts)
   -- tuning first, so a failure later still finds the state file to restore from
   local tune_path
   if opts.tune_dest then
-    tune_path = opts.tune_state or ((opts.checkpoint or os.tmpname()) .. ".tune")
+    -- os.tmpname() creates the file: it becomes the state file itself
+    -- (empty until written), so nothing is left behind once restored
+    tune_path = opts.tune_state or (opts.checkpoint and (opts.checkpoint .. ".tune")) or os.tmpname()
     local ok, terr = tune.apply(dst.client, dst.index, tune_path, dst.url)
     if not ok then return nil, terr, summary end
     if opts.on_tuned then opts.on_tuned(tune_path) end

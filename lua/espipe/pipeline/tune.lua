@@ -29,7 +29,7 @@ end
 
 function M.apply(client, index, state_path, url)
   local state, lerr = checkpoint.load(state_path)
-  if lerr then return nil, lerr end
+  if lerr and not M.empty(state_path) then return nil, lerr end
   if not state then
     local s, err = current(client, index)
     if not s then return nil, err end
@@ -48,7 +48,17 @@ function M.apply(client, index, state_path, url)
   return state
 end
 
+-- true for an existing empty file (a fresh os.tmpname())
+function M.empty(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local size = f:seek("end")
+  f:close()
+  return size == 0
+end
+
 function M.restore(client, state_path)
+  if M.empty(state_path) then os.remove(state_path) return true end
   local state, lerr = checkpoint.load(state_path)
   if lerr then return nil, lerr end
   if not state then return true end -- nothing tuned, or already restored

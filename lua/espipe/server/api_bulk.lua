@@ -16,6 +16,14 @@ local concat = table.concat
 
 local M = {}
 
+-- A response body in pieces (strings and numbers) for ngx.print; app.lua
+-- concatenates it only when filter_path needs the whole text.
+local CHUNKS_MT = { __name = "espipe.server.chunks" }
+M.CHUNKS_MT = CHUNKS_MT
+local function json_chunks(head, pieces)
+  return setmetatable({ head, pieces }, CHUNKS_MT)
+end
+
 local chaos, rng
 local function chaos_setup(opts)
   if chaos == nil then
@@ -89,6 +97,7 @@ end
 local function item_error(out, op, index, id, status, cause)
   out[#out + 1] = json.encode({ [op] = { _index = index, _id = id == nil and json.null or id,
     status = status, error = cause } })
+  out[#out + 1] = ","
 end
 
 local function mapping_routing_required(idx)
@@ -110,7 +119,7 @@ end
 local function ok_item(out, op, idx, rec, result, status, forced)
   out[#out + 1] = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":' .. jstr(rec.id)
     .. ',"_version":' .. rec.v .. ',"result":"' .. result .. (forced and '","forced_refresh":true,' or '",')
-    .. shards_json(idx) .. ',"_seq_no":' .. rec.s .. ',"_primary_term":' .. rec.t .. ',"status":' .. status .. '}}'
+    .. shards_json(idx) .. ',"_seq_no":' .. rec.s .. ',"_primary_term":' .. rec.t .. ',"status":' .. status .. '}},'
 end
 
 local function num(v)
@@ -123,7 +132,7 @@ end
 -- table per item on the common path); meta is false for the fast shapes.
 local FAST_FULL = '^{"(%l+)":{"_index":"([^"\\]*)","_id":"([^"\\]*)"}}\r?\n'
 
-local function parse(body)
+local function parse(body, skip_sources)
   local ops, indices, ids, srcs, metas = {}, {}, {}, {}, {}
   local n, pos, len, line_no = 0, 1, #body, 0
   while pos <= len do
@@ -161,7 +170,7 @@ local function parse(body)
       if op ~= "delete" then
         local nl2 = find(body, "\n", e + 1, true)
         if not nl2 then return nil, es.validation({ "source is missing" }) end
-        if known then
+        if known and not skip_sources then
           local send = nl2 - 1
           if byte(body, send) == 13 then send = send - 1 end
           srcs[n] = sub(body, e + 1, send)
@@ -176,11 +185,19 @@ local function parse(body)
 end
 
 local bh_seq = 0
+local BH_SHARDS = '"_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
+local BH_MID = {
+  index = ',"_version":1,"result":"created",' .. BH_SHARDS, create = ',"_version":1,"result":"created",' .. BH_SHARDS,
+  delete = ',"_version":1,"result":"deleted",' .. BH_SHARDS, update = ',"_version":2,"result":"updated",' .. BH_SHARDS,
+}
 local function blackhole(body, default_index, started)
-  local n, ops, indices, ids = parse(body)
+  local n, ops, indices, ids = parse(body, true)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
-  local out = {}
+  -- Pieces go straight into `out`: building one string per item would intern
+  -- long strings that differ only in the middle, which LuaJIT's sparse
+  -- string hash turns into long collision chains.
+  local out, k = {}, 0
   local prefixes = {}
   for i = 1, n do
     local op, index, id = ops[i], indices[i] or default_index or "blackhole", ids[i]
@@ -191,23 +208,18 @@ local function blackhole(body, default_index, started)
       prefixes[key] = pfx
     end
     bh_seq = bh_seq + 1
-    local tail
-    if op == "index" or op == "create" then
-      tail = ',"_version":1,"result":"created","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
-        .. bh_seq .. ',"_primary_term":1,"status":201}}'
-    elseif op == "delete" then
-      tail = ',"_version":1,"result":"deleted","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
-        .. bh_seq .. ',"_primary_term":1,"status":200}}'
-    else
-      tail = ',"_version":2,"result":"updated","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":'
-        .. bh_seq .. ',"_primary_term":1,"status":200}}'
-    end
-    out[i] = pfx .. (id and jstr(id) or ('"bh' .. bh_seq .. '"')) .. tail
+    out[k + 1] = i > 1 and "," or ""
+    out[k + 2] = pfx
+    out[k + 3] = id and jstr(id) or ('"bh' .. bh_seq .. '"')
+    out[k + 4] = BH_MID[op]
+    out[k + 5] = bh_seq
+    out[k + 6] = (op == "index" or op == "create") and ',"_primary_term":1,"status":201}}' or ',"_primary_term":1,"status":200}}'
+    k = k + 6
   end
   ngx.update_time()
   stats.bulk(0, n, {})
-  return 200, '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":false,"items":['
-    .. concat(out, ",") .. "]}"
+  out[k + 1] = "]}"
+  return 200, json_chunks('{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":false,"items":[', out)
 end
 
 local EMPTY, CREATE = {}, { create = true }
@@ -324,13 +336,18 @@ function M.bulk(req)
           pfx = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":"'
           t.pfx[op] = pfx
         end
-        if created then
-          out[#out + 1] = pfx .. id .. '","_version":' .. rec.v .. t.created .. rec.s .. ',"_primary_term":'
-            .. rec.t .. ',"status":201}}'
-        else
-          out[#out + 1] = pfx .. id .. '","_version":' .. rec.v .. t.updated .. rec.s .. ',"_primary_term":'
-            .. rec.t .. ',"status":200}}'
-        end
+        -- pieces, not one string per item (see blackhole)
+        local k = #out
+        out[k + 1] = pfx
+        out[k + 2] = id
+        out[k + 3] = '","_version":'
+        out[k + 4] = rec.v
+        out[k + 5] = created and t.created or t.updated
+        out[k + 6] = rec.s
+        out[k + 7] = ',"_primary_term":'
+        out[k + 8] = rec.t
+        out[k + 9] = created and ',"status":201}},' or ',"status":200}},'
+
       end
     else
       local shard, ok = M.general_item(out, op, index, id, meta or EMPTY, src, url_routing, require_alias, forced)
@@ -350,8 +367,12 @@ function M.bulk(req)
   stats.docs(node, written, foreign)
   stats.bulk(node, n, per_shard)
   ngx.update_time()
-  return 200, '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":' .. tostring(errors)
-    .. ',"items":[' .. concat(out, ",") .. "]}"
+  -- every item ended with ","; the last one is replaced by the closing "]}"
+  local last = out[#out]
+  out[#out] = sub(last, 1, #last - 1) .. "]}"
+  -- handed to ngx.print as pieces: no 3 MB string is built
+  return 200, json_chunks('{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":'
+    .. tostring(errors) .. ',"items":[', out)
 end
 
 -- Any other item: routing, versions, concurrency, update, delete, aliases

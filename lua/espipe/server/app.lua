@@ -51,9 +51,20 @@ local function read_body()
   return body
 end
 
+local CHUNKS_MT = require("espipe.server.api_bulk").CHUNKS_MT
+
+local function chunks_text(body)
+  return body[1] .. table.concat(body[2])
+end
+
 local function send(status, body, content_type, head)
   ngx.status = status
   ngx.header["Content-Type"] = content_type
+  if type(body) == "table" and getmetatable(body) == CHUNKS_MT then
+    -- bulk responses go out in pieces (chunked), never built as one string
+    ngx.print(body)
+    return ngx.eof()
+  end
   if type(body) == "table" then body = json.encode(body) end
   body = body or ""
   ngx.header["Content-Length"] = #body
@@ -68,6 +79,7 @@ end
 
 local function filter(body, spec)
   local fp = require("espipe.server.filter_path")
+  if getmetatable(body) == CHUNKS_MT then body = chunks_text(body) end
   if type(body) == "string" then
     local decoded = json.decode(body)
     if decoded == nil then return body end

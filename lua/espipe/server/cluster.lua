@@ -201,7 +201,7 @@ local function persist_meta(idx)
     op = "index", name = idx.name, uuid = idx.uuid, created = idx.created,
     settings = idx.settings, mappings = mapping.to_table(idx.mapping),
     aliases = json.object(aliases), routing_shards = idx.routing_shards,
-    shard_nodes = idx.shard_nodes,
+    shard_nodes = idx.shard_nodes, check = idx.mapping.check,
   } .. "\n"
 end
 M.persist_meta = persist_meta
@@ -238,6 +238,7 @@ function M.create_index(name, body, restore)
   if err then return nil, es.bad_request(err) end
   local m, merr = mapping.new(body.mappings)
   if not m then return nil, es.fail(400, "mapper_parsing_exception", merr) end
+  if restore and body.check ~= nil then m.check = body.check end
   idx.mapping = m
   flat.number_of_routing_shards = nil -- ES drops it after creation
   flat.number_of_shards = tostring(idx.nshards)
@@ -650,6 +651,8 @@ function M.restore()
         if op == "I" then
           if not cur then shard.count = shard.count + 1 end
           shard.docs[id] = { id = id, src = src, v = ver, s = seq, t = 1, r = route }
+          -- dynamic fields not yet in the saved mapping are learnt again lazily
+          if not idx.mapping.check and #idx.pending_sources < 10000 then M.defer_mapping(idx, src) end
           shard.tomb[id] = nil
         else
           if cur then shard.count = shard.count - 1 end

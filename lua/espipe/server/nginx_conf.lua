@@ -34,8 +34,23 @@ M.literal = literal
 
 -- The directory that holds espipe/server/app.lua, so nginx loads the same
 -- modules as the running command (checkout or LuaRocks install).
+-- package.searchpath, which Lua 5.1 lacks
+local function searchpath(name, path)
+  if package.searchpath then return package.searchpath(name, path) end
+  local file = name:gsub("%.", "/")
+  for template in path:gmatch("[^;]+") do
+    local candidate = template:gsub("%?", file)
+    local f = io.open(candidate, "r")
+    if f then
+      f:close()
+      return candidate
+    end
+  end
+  return nil
+end
+
 function M.lua_root(path)
-  local file = package.searchpath("espipe.server.app", path or package.path)
+  local file = searchpath("espipe.server.app", path or package.path)
   if not file then return nil, "cannot find espipe.server.app on package.path" end
   local root = file:match("^(.*)/espipe/server/app%.lua$")
   if not root then return nil, "unexpected module path " .. file end

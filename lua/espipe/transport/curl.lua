@@ -218,22 +218,36 @@ local function encode_query(q, level)
 end
 
 -- Round-robin over live hosts; when all are dead, the one dead longest.
+-- Hosts added by add_host() only take requests pinned to them.
 function Transport:pick_host(now)
   local n = #self.hosts
   local oldest, oldest_since
   for step = 0, n - 1 do
     local i = (self.next_host - 1 + step) % n + 1
     local h = self.hosts[i]
-    if not h.dead_until or h.dead_until <= now then
-      self.next_host = i % n + 1
-      return i
-    end
-    if not oldest_since or h.dead_since < oldest_since then
-      oldest, oldest_since = i, h.dead_since
+    if not h.pinned_only then
+      if not h.dead_until or h.dead_until <= now then
+        self.next_host = i % n + 1
+        return i
+      end
+      if not oldest_since or h.dead_since < oldest_since then
+        oldest, oldest_since = i, h.dead_since
+      end
     end
   end
   self.next_host = oldest % n + 1
   return oldest
+end
+
+-- A node found later (shard-aware bulk) -> its host index, for submit{ host = }.
+-- It joins no round-robin; a URL already known returns its index.
+function Transport:add_host(h)
+  local url = parse_host(h, #self.hosts + 1, 2)
+  for i, known in ipairs(self.hosts) do
+    if known.url == url then return i end
+  end
+  self.hosts[#self.hosts + 1] = { url = url, pinned_only = true }
+  return #self.hosts
 end
 
 local function header_lines(defaults, extra, has_body, level)

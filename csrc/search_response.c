@@ -1,0 +1,225 @@
+/*
+** One pass over a search (or scroll) response page, decoded as espipe.json
+** would decode it, with two differences on the path hits.hits[*]:
+**   _source  with raw_source, the exact bytes of the value as the server
+**            sent them, checked against the JSON grammar but never decoded,
+**            for pipelines that pass documents through unchanged;
+**   sort     integers too big to hold exactly come back as their decimal
+**            text rather than a rounded float, so search_after resumes at
+**            the very hit (Elasticsearch reads numeric sort values from
+**            strings too).
+** Everything else (pit_id, _scroll_id, hits.total, _id, _routing ...) is
+** decoded normally, so a caller finds it where the decoded page has it.
+**
+**   core.search_response(body [, raw_source]) -> page | nil, message, offset
+*/
+#include <string.h>
+
+#include "core.h"
+#include "json.h"
+#include "json_internal.h"
+
+/* Where in the response an object sits: members named here are special. */
+enum level { LEVEL_TOP, LEVEL_HITS, LEVEL_HIT };
+
+typedef struct reader {
+    json_decoder d;
+    json_decode_cfg sort_cfg;
+    int raw_source;
+} reader;
+
+static int read_object(reader *r, enum level lv);
+
+/* The key just pushed is `name`? */
+static int key_equals(lua_State *L, const char *name, size_t n)
+{
+    size_t len;
+    const char *k = lua_tolstring(L, -1, &len);
+    return len == n && memcmp(k, name, n) == 0;
+}
+
+#define KEY_IS(L, lit) key_equals((L), (lit), sizeof(lit) - 1)
+
+/* hits.hits: an array whose objects are hits. */
+static int read_hit_array(reader *r)
+{
+    json_decoder *d = &r->d;
+    lua_State *L = d->L;
+    lua_Integer i = 0;
+    int rc;
+
+    if (json_dec_enter(d) != 0)
+        return -1;
+    lua_createtable(L, 16, 0);
+    lua_pushvalue(L, d->array_mt);
+    lua_setmetatable(L, -2);
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        json_dec_space(d);
+        if (d->p < d->end && *d->p == '{')
+            rc = read_object(r, LEVEL_HIT);
+        else
+            rc = json_dec_value(d);
+        if (rc != 0)
+            return -1;
+        lua_rawseti(L, -2, ++i);
+        json_dec_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == ']') {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return json_dec_expected(d, "',' or ']'");
+    }
+}
+
+/* The value of the member whose key is on top of the stack, pushed. */
+static int read_member(reader *r, enum level lv)
+{
+    json_decoder *d = &r->d;
+    lua_State *L = d->L;
+    const unsigned char *start;
+    const json_decode_cfg *saved;
+    int rc;
+
+    json_dec_space(d);
+    if (d->p >= d->end)
+        return json_dec_expected(d, "a value");
+    switch (lv) {
+    case LEVEL_TOP:
+        if (*d->p == '{' && KEY_IS(L, "hits"))
+            return read_object(r, LEVEL_HITS);
+        break;
+    case LEVEL_HITS:
+        if (*d->p == '[' && KEY_IS(L, "hits"))
+            return read_hit_array(r);
+        break;
+    case LEVEL_HIT:
+        if (r->raw_source && KEY_IS(L, "_source")) {
+            start = d->p;
+            if (json_dec_skip(d) != 0)
+                return -1;
+            lua_pushlstring(L, (const char *)start, (size_t)(d->p - start));
+            return 0;
+        }
+        if (KEY_IS(L, "sort")) {
+            saved = d->cfg;
+            d->cfg = &r->sort_cfg;
+            rc = json_dec_value(d);
+            d->cfg = saved;
+            return rc;
+        }
+        break;
+    }
+    return json_dec_value(d);
+}
+
+static int read_object(reader *r, enum level lv)
+{
+    json_decoder *d = &r->d;
+    lua_State *L = d->L;
+
+    if (json_dec_enter(d) != 0)
+        return -1;
+    lua_createtable(L, 0, lv == LEVEL_HIT ? 8 : 4);
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (d->p >= d->end || *d->p != '"')
+            return json_dec_expected(d, "a string key");
+        if (json_dec_string(d) != 0)
+            return -1;
+        json_dec_space(d);
+        if (d->p >= d->end || *d->p != ':')
+            return json_dec_expected(d, "':'");
+        d->p++;
+        if (read_member(r, lv) != 0)
+            return -1;
+        lua_rawset(L, -3);
+        json_dec_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            json_dec_space(d);
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return json_dec_expected(d, "',' or '}'");
+    }
+}
+
+/* search_response(body [, raw_source]) -> page | nil, message, offset (1-based). */
+static int l_search_response(lua_State *L)
+{
+    reader r;
+    json_decode_cfg cfg;
+    char err[ESPIPE_JSON_ERRLEN];
+    const char *text;
+    size_t len;
+    int top, rc;
+
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "search_response: body must be a string, got %s",
+                          luaL_typename(L, 1));
+    if (lua_type(L, 2) != LUA_TNONE && lua_type(L, 2) != LUA_TNIL &&
+        lua_type(L, 2) != LUA_TBOOLEAN)
+        return luaL_error(L, "search_response: raw_source must be a boolean, got %s",
+                          luaL_typename(L, 2));
+    text = lua_tolstring(L, 1, &len);
+    lua_settop(L, 2);
+    json_decode_cfg_default(&cfg);
+    r.sort_cfg = cfg;
+    r.sort_cfg.big = JSON_BIG_STRING;
+    r.raw_source = lua_toboolean(L, 2);
+    luaL_checkstack(L, 8, "search_response");
+    lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
+    top = lua_gettop(L);
+    r.d.L = L;
+    r.d.start = r.d.p = (const unsigned char *)text;
+    r.d.end = r.d.start + len;
+    r.d.cfg = &cfg;
+    r.d.err = err;
+    r.d.err_at = 0;
+    r.d.array_mt = top;
+    r.d.depth = 0;
+    err[0] = '\0';
+
+    json_dec_space(&r.d);
+    if (r.d.p < r.d.end && *r.d.p == '{')
+        rc = read_object(&r, LEVEL_TOP);
+    else
+        rc = json_dec_expected(&r.d, "'{' (a search response object)");
+    if (rc == 0) {
+        json_dec_space(&r.d);
+        if (r.d.p == r.d.end)
+            return 1;
+        json_dec_expected(&r.d, "end of input");
+    }
+    lua_settop(L, top);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushinteger(L, (lua_Integer)r.d.err_at + 1);
+    return 3;
+}
+
+void espipe_open_search_response(lua_State *L)
+{
+    lua_pushcfunction(L, l_search_response);
+    lua_setfield(L, -2, "search_response");
+}

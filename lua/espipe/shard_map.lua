@@ -1,0 +1,266 @@
+-- Where each document's primary shard lives, per destination index, for
+-- shard-aware bulk: the routing function the index really uses (probed, not
+-- assumed) and the HTTP address of the node holding each primary.
+--
+--   local m = shard_map.new(client, {
+--     rewrite = function(addr, node_id, node) return url_or_nil end, -- NAT, proxies
+--     restrict_to_hosts = false,  -- only nodes whose URL is one of the transport's hosts
+--     refresh = 60,               -- seconds between node map refreshes
+--     log = function(msg) end,    -- default: one line to stderr
+--   })
+--   m:route(index) -> entry | false, reason   (cached; false = send anywhere)
+--     entry = { index =, shards =, routing_shards =, func = "legacy"|"modulo",
+--               hosts = { [shard] = transport host index } }
+--   m:shard(entry, routing_value) -> shard number (0-based)
+--   m:stale()  -- a node failed or a shard moved: refresh at the next due()
+--   m:due(now) -> true when the node map should be refreshed; m:refresh()
+--
+-- Detection per index: GET {index}/_settings gives the shard count (and the
+-- routing shards when set; else Elasticsearch's default for the count);
+-- GET {index}/_search_shards?routing=v for routing.probes must agree with
+-- exactly one of the legacy and modulo functions. Anything else (aliases with
+-- their own routing, routing_path/time-series indices, partitioned routing,
+-- several indices behind one name) switches shard-awareness off for that
+-- index, with the reason logged once.
+local routing = require("espipe.routing")
+local url = require("espipe.client.url")
+
+local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber, pcall
+local floor = math.floor
+local hash = routing.hash
+
+local M = {}
+local Map = {}
+Map.__index = Map
+
+local function default_log(msg)
+  io.stderr:write("espipe: ", msg, "\n")
+end
+
+function M.new(client, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("shard_map.new: opts must be a table", 2) end
+  for _, k in ipairs{ "rewrite", "log" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "function" then
+      error("shard_map: " .. k .. " must be a function", 2)
+    end
+  end
+  if opts.refresh ~= nil and (type(opts.refresh) ~= "number" or opts.refresh <= 0) then
+    error("shard_map: refresh must be a positive number of seconds", 2)
+  end
+  return setmetatable({
+    client = client,
+    rewrite = opts.rewrite,
+    restrict = opts.restrict_to_hosts == true,
+    refresh_every = opts.refresh or 60,
+    log = opts.log or default_log,
+    entries = {},       -- index name -> entry | false
+    reasons = {},       -- index name -> why it is off
+    node_hosts = nil,   -- node id -> transport host index | false
+    refreshed = nil,
+    is_stale = false,
+  }, Map)
+end
+
+local function get(self, path, query)
+  return self.client:json_request{ method = "GET", path = path, query = query }
+end
+
+local function settings_number(v)
+  if type(v) == "table" then return nil end
+  return tonumber(v)
+end
+
+-- The shard of a routing value (the _id when no routing is given).
+function Map.shard(_, e, value)
+  local h = hash(value)
+  if e.func == "modulo" then return h % e.shards end
+  return floor((h % e.routing_shards) / e.factor)
+end
+
+-- What the cluster says about each probe value: { [value] = shard }.
+local function probe(self, seg)
+  local observed = {}
+  for _, v in ipairs(routing.probes) do
+    local r, err = get(self, seg .. "/_search_shards", { routing = v })
+    if not r then return nil, "cannot probe _search_shards: " .. tostring(err) end
+    local groups = type(r.shards) == "table" and r.shards or {}
+    if #groups ~= 1 then
+      return nil, "routing value '" .. v .. "' maps to " .. #groups .. " shards (partitioned or custom routing)"
+    end
+    local copy = groups[1][1]
+    if type(copy) ~= "table" or type(copy.shard) ~= "number" then
+      return nil, "unexpected _search_shards answer"
+    end
+    observed[v] = copy.shard
+  end
+  return observed
+end
+
+-- index.number_of_routing_shards is dropped from the settings after creation;
+-- the cluster state keeps it as routing_num_shards.
+local function state_routing_shards(self, concrete)
+  local r = get(self, "/_cluster/state/metadata/" .. url.segment(concrete, "index"))
+  local meta = r and type(r.metadata) == "table" and type(r.metadata.indices) == "table"
+    and r.metadata.indices[concrete]
+  return type(meta) == "table" and tonumber(meta.routing_num_shards) or nil
+end
+
+function Map:_detect(index)
+  local seg = "/" .. url.segment(index, "index")
+  local settings, err = get(self, seg .. "/_settings")
+  if not settings then return nil, "cannot read its settings: " .. tostring(err) end
+  local concrete, count = nil, 0
+  for name in pairs(settings) do concrete, count = name, count + 1 end
+  if count ~= 1 then return nil, "the name resolves to " .. count .. " indices" end
+  if concrete ~= index then
+    local aliases = get(self, "/_alias/" .. url.segment(index, "index"))
+    local def = type(aliases) == "table" and type(aliases[concrete]) == "table"
+      and type(aliases[concrete].aliases) == "table" and aliases[concrete].aliases[index]
+    if type(def) == "table" and (def.index_routing or def.routing) then
+      return nil, "alias " .. index .. " has its own routing"
+    end
+  end
+  local s = type(settings[concrete]) == "table" and settings[concrete].settings
+  s = type(s) == "table" and s.index
+  if type(s) ~= "table" then return nil, "no index settings in the _settings answer" end
+  local shards = settings_number(s.number_of_shards)
+  if not shards or shards < 1 then return nil, "no number_of_shards in its settings" end
+  if s.routing_path ~= nil or s.mode == "time_series" then
+    return nil, "it routes by routing_path (time series)"
+  end
+  local partition = settings_number(s.routing_partition_size) or 1
+  if partition > 1 then
+    return nil, "routing_partition_size is " .. partition .. " (a document's shard also depends on its _id)"
+  end
+  local entry = { index = concrete, shards = shards }
+  if shards == 1 then
+    entry.func, entry.routing_shards, entry.factor = "modulo", 1, 1
+    return entry
+  end
+  local created = type(s.version) == "table" and tonumber(s.version.created)
+  local major = created and created < 7000099 and 6 or nil
+  local observed, perr = probe(self, seg)
+  if not observed then return nil, perr end
+  local candidates = { settings_number(s.number_of_routing_shards) or routing.default_routing_shards(shards, major) }
+  local from_state = state_routing_shards(self, concrete)
+  if from_state and from_state ~= candidates[1] then candidates[2] = from_state end
+  for _, rs in ipairs(candidates) do
+    local ok, func = pcall(routing.detect, observed, { shards = shards, routing_shards = rs })
+    if ok and func then
+      entry.func, entry.routing_shards, entry.factor = func, rs, rs / shards
+      return entry
+    end
+    if rs == shards and ok then
+      -- with as many routing shards as shards the two functions are the same one
+      entry.func, entry.routing_shards, entry.factor = "modulo", rs, 1
+      return entry
+    end
+  end
+  return nil, "neither the legacy nor the modulo function reproduces its _search_shards answers (custom routing?)"
+end
+
+----------------------------------------------------------------------------
+-- Nodes
+
+local function transport_hosts(self)
+  local t = self.client.transport
+  return type(t) == "table" and type(t.hosts) == "table" and t.hosts or {}
+end
+
+-- The transport's index for a node URL, added when the transport can.
+local function host_index(self, node_url)
+  for i, h in ipairs(transport_hosts(self)) do
+    if h.url == node_url then return i end
+  end
+  if self.restrict then return nil end
+  local t = self.client.transport
+  if type(t.add_host) == "function" then
+    local ok, i = pcall(t.add_host, t, node_url)
+    if ok then return i end
+  end
+  return nil
+end
+
+function Map:_load_nodes()
+  local r, err = get(self, "/_nodes/http")
+  if not r then return nil, "cannot read _nodes/http: " .. tostring(err) end
+  local first = transport_hosts(self)[1]
+  local scheme = first and type(first.url) == "string" and first.url:match("^(%a+)://") or "http"
+  local out = {}
+  for id, node in pairs(type(r.nodes) == "table" and r.nodes or {}) do
+    local addr = type(node) == "table" and type(node.http) == "table" and node.http.publish_address
+    if type(addr) == "string" then
+      addr = addr:match("/(.+)$") or addr -- "name/ip:port" -> "ip:port"
+      local node_url
+      if self.rewrite then node_url = self.rewrite(addr, id, node) else node_url = scheme .. "://" .. addr end
+      out[id] = type(node_url) == "string" and host_index(self, node_url) or false
+    end
+  end
+  self.node_hosts = out
+  return out
+end
+
+function Map:_load_primaries(entry)
+  local r, err = get(self, "/" .. url.segment(entry.index, "index") .. "/_search_shards")
+  if not r then return nil, "cannot read _search_shards: " .. tostring(err) end
+  local hosts = {}
+  for _, group in ipairs(type(r.shards) == "table" and r.shards or {}) do
+    for _, copy in ipairs(type(group) == "table" and group or {}) do
+      if type(copy) == "table" and copy.primary == true and copy.state ~= "UNASSIGNED" then
+        hosts[copy.shard] = self.node_hosts[copy.node] or nil
+      end
+    end
+  end
+  entry.hosts = hosts
+  return entry
+end
+
+-- The entry for index, detected once; false (and the reason, logged once) when off.
+function Map:route(index)
+  local e = self.entries[index]
+  if e ~= nil then return e, self.reasons[index] end
+  local reason
+  e, reason = self:_detect(index)
+  if e and not self.node_hosts then
+    local ok, nerr = self:_load_nodes()
+    if not ok then e, reason = nil, nerr end
+  end
+  if e then
+    local ok, perr = self:_load_primaries(e)
+    if not ok then e, reason = nil, perr end
+  end
+  if not e then
+    self.reasons[index] = reason
+    self.log("shard-aware bulk is off for index " .. index .. ": " .. tostring(reason))
+    e = false
+  end
+  self.entries[index] = e
+  self.refreshed = self.refreshed or self.client:now()
+  return e, reason
+end
+
+function Map:stale()
+  self.is_stale = true
+end
+
+function Map:due(now)
+  if self.refreshed == nil then return false end
+  return self.is_stale or now - self.refreshed >= self.refresh_every
+end
+
+-- Reload node addresses and primaries of every index in use; an index whose
+-- reload fails is sent anywhere until the next refresh.
+function Map:refresh()
+  self.is_stale = false
+  self.refreshed = self.client:now()
+  local ok = self:_load_nodes()
+  for _, e in pairs(self.entries) do
+    if e then
+      if not ok or not self:_load_primaries(e) then e.hosts = {} end
+    end
+  end
+  self.generation = (self.generation or 0) + 1
+end
+
+return M
