@@ -34,6 +34,7 @@ build = {
   modules = {
     ["espipe.bulk"] = "lua/espipe/bulk.lua",
     ["espipe.bulk_indexer"] = "lua/espipe/bulk_indexer.lua",
+    ["espipe.bulk_indexer_shards"] = "lua/espipe/bulk_indexer_shards.lua",
     ["espipe.cli.args"] = "lua/espipe/cli/args.lua",
     ["espipe.cli.demo"] = "lua/espipe/cli/demo.lua",
     ["espipe.cli.export"] = "lua/espipe/cli/export.lua",

@@ -191,6 +191,9 @@ static int l_open(lua_State *L)
     (void)opt_string(L, 3, "created_by", "espipe");
     opt.codec = (enum pq_codec)codec;
     opt.level = (int)opt_size(L, 3, "level", 0, 0);
+    if ((codec == PQ_GZIP && opt.level > 9) || (codec == PQ_ZSTD && opt.level > 22))
+        return luaL_error(L, "option level %d is out of range for %s (gzip 1-9, zstd 1-22)",
+                          opt.level, codec_name);
     opt.row_group_bytes = opt_size(L, 3, "row_group_bytes", (size_t)64 << 20, 1);
     opt.page_bytes = opt_size(L, 3, "page_bytes", (size_t)1 << 20, 1);
     opt.dictionary_bytes = opt_size(L, 3, "dictionary_bytes", (size_t)1 << 20, 0);

@@ -294,10 +294,9 @@ function Indexer:raw(action, source)
   if type(action) ~= "string" or action:find("[\r\n]") then
     error("bulk_indexer: raw action must be one line of JSON", 2)
   end
-  local buf = self.raw_target and self:raw_target() or self.cur
-  local ok, n, bytes = pcall(put_raw, buf, action, source)
+  -- (shard-aware or not, raw actions go to any node: their routing is not parsed)
+  local ok, n, bytes = pcall(put_raw, self.cur, action, source)
   if not ok then rejected("raw", source, nil, n, source ~= nil) end
-  if buf ~= self.cur then return self:_added_routed(buf, n, bytes) end
   return self:_added(n, bytes)
 end
 
@@ -621,10 +620,11 @@ function Indexer:close()
   if self.dead_file then self.dead_file:close() end
   if self.dead_bulk then self.dead_bulk:close() end
   self.final = self:stats_now()
-  self.pool, self.cur = {}, nil
+  self.pool, self.cur, self.groups = {}, nil, nil
   if not ok then error(err, 0) end
   return self.final
 end
 
 M.Indexer = Indexer
+M.new_batch = new_batch
 return M

@@ -68,6 +68,9 @@ function Writer:close(metadata)
   return r
 end
 
+-- Bytes already in the file (row groups flushed so far): what rotation reads.
+-- The current row group is not in it until it is flushed; buffered_bytes()
+-- is that row group's data (uncompressed, bounded by row_group_bytes).
 function Writer:bytes_written() return self.w:bytes_written() end
 function Writer:buffered_bytes() return self.w:buffered_bytes() end
 function Writer:peak_buffered_bytes() return self.w:peak_buffered_bytes() end

@@ -9,19 +9,21 @@
 --     log = function(msg) end,    -- default: one line to stderr
 --   })
 --   m:route(index) -> entry | false, reason   (cached; false = send anywhere)
---     entry = { index =, shards =, routing_shards =, func = "legacy"|"modulo",
+--     entry = { index =, shards =, routing_shards =, partition =, func = "legacy"|"modulo",
 --               hosts = { [shard] = transport host index } }
---   m:shard(entry, routing_value) -> shard number (0-based)
+--   m:shard(entry, routing_value [, id]) -> shard number (0-based; id for partitioned)
 --   m:stale()  -- a node failed or a shard moved: refresh at the next due()
 --   m:due(now) -> true when the node map should be refreshed; m:refresh()
 --
 -- Detection per index: GET {index}/_settings gives the shard count (and the
 -- routing shards when set; else Elasticsearch's default for the count);
 -- GET {index}/_search_shards?routing=v for routing.probes must agree with
--- exactly one of the legacy and modulo functions. Anything else (aliases with
--- their own routing, routing_path/time-series indices, partitioned routing,
--- several indices behind one name) switches shard-awareness off for that
--- index, with the reason logged once.
+-- exactly one of the legacy and modulo functions (for a partitioned index,
+-- the set of shards of each value). Anything else (aliases with their own
+-- routing, routing_path/time-series indices, several indices behind one
+-- name, answers no function reproduces) switches shard-awareness off for
+-- that index, with the reason logged once. On a partitioned index only
+-- documents with both a routing value and an _id are routed.
 local routing = require("espipe.routing")
 local url = require("espipe.client.url")
 
@@ -71,30 +73,86 @@ local function settings_number(v)
   return tonumber(v)
 end
 
--- The shard of a routing value (the _id when no routing is given).
-function Map.shard(_, e, value)
-  local h = hash(value)
-  if e.func == "modulo" then return h % e.shards end
-  return floor((h % e.routing_shards) / e.factor)
+local function shard_of_hash(func, h, shards, routing_shards, factor)
+  if func == "modulo" then return h % shards end
+  return floor((h % routing_shards) / factor)
 end
 
--- What the cluster says about each probe value: { [value] = shard }.
-local function probe(self, seg)
+-- 32-bit wraparound of a hash sum, as Java's int addition.
+local function wrap(h)
+  if h > 2147483647 then return h - 4294967296 end
+  return h
+end
+
+-- The shard of a document: routing value (the _id when no routing is given);
+-- a partitioned index also needs the _id beside the routing value.
+function Map.shard(_, e, value, id)
+  local h = hash(value)
+  if e.partition > 1 then h = wrap(h + hash(id) % e.partition) end
+  return shard_of_hash(e.func, h, e.shards, e.routing_shards, e.factor)
+end
+
+-- What the cluster says about each probe value: { [value] = { shard, ... } }.
+local function probe(self, seg, partition)
   local observed = {}
   for _, v in ipairs(routing.probes) do
     local r, err = get(self, seg .. "/_search_shards", { routing = v })
     if not r then return nil, "cannot probe _search_shards: " .. tostring(err) end
     local groups = type(r.shards) == "table" and r.shards or {}
-    if #groups ~= 1 then
-      return nil, "routing value '" .. v .. "' maps to " .. #groups .. " shards (partitioned or custom routing)"
+    if #groups < 1 or #groups > partition then
+      return nil, "routing value '" .. v .. "' maps to " .. #groups .. " shards (custom routing?)"
     end
-    local copy = groups[1][1]
-    if type(copy) ~= "table" or type(copy.shard) ~= "number" then
-      return nil, "unexpected _search_shards answer"
+    local set = {}
+    for i, group in ipairs(groups) do
+      local copy = type(group) == "table" and group[1]
+      if type(copy) ~= "table" or type(copy.shard) ~= "number" then
+        return nil, "unexpected _search_shards answer"
+      end
+      set[i] = copy.shard
     end
-    observed[v] = copy.shard
+    observed[v] = set
   end
   return observed
+end
+
+-- Does func reproduce every observed shard set? (A partitioned index answers
+-- the shards of hash(v) + 0 .. partition - 1.)
+local function reproduces(func, observed, shards, rs, partition)
+  local factor = rs / shards
+  for v, set in pairs(observed) do
+    local want, n = {}, 0
+    local h = hash(v)
+    for i = 0, partition - 1 do
+      local s = shard_of_hash(func, wrap(h + i), shards, rs, factor)
+      if not want[s] then want[s], n = true, n + 1 end
+    end
+    if n ~= #set then return false end
+    for _, s in ipairs(set) do
+      if not want[s] then return false end
+    end
+  end
+  return true
+end
+
+-- The one function that fits, or nil (none or both).
+local function detect(observed, shards, rs, partition)
+  if partition == 1 then
+    local single = {}
+    for v, set in pairs(observed) do
+      if #set ~= 1 then return nil end
+      single[v] = set[1]
+    end
+    local ok, func = pcall(routing.detect, single, { shards = shards, routing_shards = rs })
+    return ok and func or nil
+  end
+  local found
+  for _, func in ipairs{ "legacy", "modulo" } do
+    if reproduces(func, observed, shards, rs, partition) then
+      if found then return nil end
+      found = func
+    end
+  end
+  return found
 end
 
 -- index.number_of_routing_shards is dropped from the settings after creation;
@@ -130,28 +188,25 @@ function Map:_detect(index)
     return nil, "it routes by routing_path (time series)"
   end
   local partition = settings_number(s.routing_partition_size) or 1
-  if partition > 1 then
-    return nil, "routing_partition_size is " .. partition .. " (a document's shard also depends on its _id)"
-  end
-  local entry = { index = concrete, shards = shards }
+  local entry = { index = concrete, shards = shards, partition = partition }
   if shards == 1 then
-    entry.func, entry.routing_shards, entry.factor = "modulo", 1, 1
+    entry.func, entry.routing_shards, entry.factor, entry.partition = "modulo", 1, 1, 1
     return entry
   end
   local created = type(s.version) == "table" and tonumber(s.version.created)
   local major = created and created < 7000099 and 6 or nil
-  local observed, perr = probe(self, seg)
+  local observed, perr = probe(self, seg, partition)
   if not observed then return nil, perr end
   local candidates = { settings_number(s.number_of_routing_shards) or routing.default_routing_shards(shards, major) }
   local from_state = state_routing_shards(self, concrete)
   if from_state and from_state ~= candidates[1] then candidates[2] = from_state end
   for _, rs in ipairs(candidates) do
-    local ok, func = pcall(routing.detect, observed, { shards = shards, routing_shards = rs })
-    if ok and func then
+    local func = detect(observed, shards, rs, partition)
+    if func then
       entry.func, entry.routing_shards, entry.factor = func, rs, rs / shards
       return entry
     end
-    if rs == shards and ok then
+    if rs == shards then
       -- with as many routing shards as shards the two functions are the same one
       entry.func, entry.routing_shards, entry.factor = "modulo", rs, 1
       return entry

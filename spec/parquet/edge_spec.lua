@@ -255,4 +255,21 @@ describe("Parquet edge cases read back by DuckDB #duckdb", function()
       assert.are.equal(4001, first)
     end)
   end)
+
+  it("writes large values whole and leaves bounds longer than 512 bytes out of the statistics", function()
+    local big = string.rep("0123456789abcdef", 12800) -- 200 KiB
+    support.with_file(function(path)
+      support.write(path, { { name = "s", type = "string" } },
+        { { s = big }, { s = string.rep("b", 600) }, { s = "a" } }, { page_bytes = 1024 })
+      local got = rows_of(path, "length(s) AS n, md5(s) AS h")
+      assert.are.equal("204800", tostring(got[1].n))
+      assert.are.equal(600, tonumber(got[2].n))
+      local want = duckdb.query({ "SELECT md5(repeat('0123456789abcdef', 12800)) AS h" })[1][1].h
+      assert.are.equal(want, got[1].h)
+      local m = metadata(path).s[1]
+      assert.are.equal(json.null, m.min)
+      assert.are.equal(json.null, m.max)
+      assert.are.equal(0, m.nulls)
+    end)
+  end)
 end)

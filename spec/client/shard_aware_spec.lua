@@ -1,0 +1,236 @@
+-- Shard-aware bulk: routing detection per index, the node map, and sending
+-- each document to the node holding its primary, checked against the dev
+-- server's own answers (_search_shards, _cat/shards, and its per-node count
+-- of documents received for shards the node does not hold, "forwarded").
+local client_mod = require("espipe.client")
+local shard_map = require("espipe.shard_map")
+local json = require("espipe.json")
+local devserver = require("spec.support.devserver")
+local script = require("spec.client.support.script_transport")
+
+local SHARDS = 6
+
+local function forwarded(c)
+  local st = assert(c:json_request{ method = "GET", path = "/_espipe/stats" })
+  local docs, fw = 0, 0
+  for _, n in pairs(st.nodes) do docs, fw = docs + n.docs, fw + n.forwarded end
+  return fw, docs
+end
+
+local function reset_stats(c)
+  assert(c:json_request{ method = "POST", path = "/_espipe/stats/reset" })
+end
+
+local function create(c, name, settings)
+  local st = { number_of_shards = SHARDS }
+  for k, v in pairs(settings or {}) do st[k] = v end
+  assert(c.indices:create{ index = name, body = { settings = { index = st } } })
+end
+
+-- The cluster's answer for one routing value: the sorted list of shards.
+local function cluster_shards(c, index, value)
+  local r = assert(c:json_request{ method = "GET", path = "/" .. index .. "/_search_shards",
+                                   query = { routing = value } })
+  local out = {}
+  for _, g in ipairs(r.shards) do out[#out + 1] = g[1].shard end
+  table.sort(out)
+  return out
+end
+
+describe("shard-aware bulk #server", function()
+  local server, c, logs
+
+  setup(function()
+    server = devserver.start{ nodes = 3 }
+    c = client_mod.new{ hosts = { server.url } }
+    create(c, "legacy_idx")
+    create(c, "modulo_idx", { ["routing.function"] = "modulo" })
+    create(c, "part_idx", { routing_partition_size = 2 })
+    create(c, "wide_idx", { number_of_routing_shards = 60 })
+    create(c, "one_idx", { number_of_shards = 1 })
+    assert(c:json_request{ method = "POST", path = "/_aliases", body = json.encode{ actions = {
+      { add = { index = "legacy_idx", alias = "routed_alias", routing = "r1" } },
+      { add = { index = "modulo_idx", alias = "plain_alias" } },
+    } }, headers = { ["Content-Type"] = "application/json" } })
+  end)
+
+  teardown(function()
+    if c then c:close() end
+    if server then server.stop() end
+  end)
+
+  before_each(function() logs = {} end)
+
+  local function new_map(opts)
+    opts = opts or {}
+    opts.log = function(msg) logs[#logs + 1] = msg end
+    return shard_map.new(c, opts)
+  end
+
+  it("detects legacy, modulo and partitioned routing, each agreeing with _search_shards", function()
+    local m = new_map()
+    local want = { legacy_idx = "legacy", modulo_idx = "modulo", part_idx = "legacy", wide_idx = "legacy" }
+    for index, func in pairs(want) do
+      local e, why = m:route(index)
+      assert.is_table(e, index .. ": " .. tostring(why))
+      assert.are.equal(func, e.func, index)
+      -- values other than the probes: the cluster and the map agree on each
+      for i = 1, 40 do
+        local v = "check-" .. i
+        local mine = {}
+        for p = 0, e.partition - 1 do
+          -- a partitioned document lands on shard f(hash(routing) + p) for some p in 0..partition-1
+          local id
+          for k = 1, 1000 do
+            local cand = "id" .. k
+            if require("espipe.routing").hash(cand) % e.partition == p then id = cand break end
+          end
+          mine[m:shard(e, v, id)] = true
+        end
+        local list = {}
+        for s in pairs(mine) do list[#list + 1] = s end
+        table.sort(list)
+        assert.are.same(cluster_shards(c, index, v), list, index .. " " .. v)
+      end
+    end
+    assert.are.equal(60, (m:route("wide_idx")).routing_shards)
+    assert.are.equal(2, (m:route("part_idx")).partition)
+    assert.are.equal(0, #logs)
+  end)
+
+  it("routes a one-shard index and an alias without routing", function()
+    local m = new_map()
+    local one = assert(m:route("one_idx"))
+    assert.are.equal(0, m:shard(one, "anything"))
+    local alias = assert(m:route("plain_alias"))
+    assert.are.equal("modulo_idx", alias.index)
+    assert.are.equal("modulo", alias.func)
+  end)
+
+  it("switches off, logging the reason once, for an alias with routing and for several indices", function()
+    local m = new_map()
+    local e, why = m:route("routed_alias")
+    assert.is_false(e)
+    assert.matches("has its own routing", why)
+    e, why = m:route("legacy_idx,modulo_idx")
+    assert.is_false(e)
+    assert.matches("resolves to 2 indices", why)
+    m:route("routed_alias")
+    assert.are.equal(2, #logs)
+    assert.matches("off for index routed_alias", logs[1])
+  end)
+
+  it("maps each primary to the HTTP address of the node that holds it", function()
+    local m = new_map()
+    local e = assert(m:route("legacy_idx"))
+    local rows = assert(c:json_request{ method = "GET", path = "/_cat/shards/legacy_idx", query = { format = "json" } })
+    local seen = 0
+    for _, row in ipairs(rows) do
+      if row.prirep == "p" then
+        local node = tonumber(row.node:match("(%d+)$"))
+        local host = e.hosts[tonumber(row.shard)]
+        assert.are.equal("http://127.0.0.1:" .. (server.port + node), c.transport.hosts[host].url)
+        seen = seen + 1
+      end
+    end
+    assert.are.equal(SHARDS, seen)
+  end)
+
+  it("sends each document to its primary's node: almost nothing forwarded, every document acknowledged", function()
+    local n = 6000
+    local results = {}
+    for _, mode in ipairs{ "plain", "direct" } do
+      reset_stats(c)
+      local bi = c:bulk_indexer{ index = "legacy_idx", batch_docs = 250, shard_aware = mode == "direct" or nil,
+                                 on_log = function(msg) logs[#logs + 1] = msg end }
+      for i = 1, n do bi:index({ n = i }, { id = mode .. i }) end
+      local st = bi:close()
+      assert.are.equal(n, st.ok)
+      assert.are.equal(0, st.failed)
+      local fw, docs = forwarded(c)
+      assert.are.equal(n, docs)
+      results[mode] = { fw = fw, st = st }
+    end
+    -- round robin over 3 nodes: about two thirds land on a node without the shard
+    assert.is_true(results.plain.fw > n / 2, "plain forwarded " .. results.plain.fw)
+    assert.is_true(results.direct.fw < n / 100, "direct forwarded " .. results.direct.fw)
+    assert.are.equal(n, results.direct.st.direct)
+    assert.are.equal(0, #logs)
+  end)
+
+  it("routes by routing value on a partitioned index and sends unroutable documents anywhere", function()
+    reset_stats(c)
+    local bi = c:bulk_indexer{ index = "part_idx", batch_docs = 100, shard_aware = true }
+    for i = 1, 1000 do bi:index({ n = i }, { id = "p" .. i, routing = "user" .. (i % 37) }) end
+    local st = bi:close()
+    assert.are.equal(1000, st.ok)
+    assert.are.equal(1000, st.direct)
+    assert.are.equal(0, (forwarded(c)))
+    -- documents without an _id cannot be routed by the client: any node, still acknowledged
+    bi = c:bulk_indexer{ index = "legacy_idx", batch_docs = 100, shard_aware = true }
+    for i = 1, 300 do bi:index({ n = i }) end
+    st = bi:close()
+    assert.are.equal(300, st.ok)
+    assert.are.equal(0, st.direct)
+  end)
+
+  it("retries a failed node's batch on any node and keeps every document accounted for", function()
+    reset_stats(c)
+    local dead_port = server.port + 1
+    local bi = c:bulk_indexer{ index = "modulo_idx", batch_docs = 200, retries = 3, backoff = { base = 0.001 },
+      shard_aware = { rewrite = function(addr)
+        -- node 1 is unreachable at its published address (a NAT gone wrong)
+        if addr:match(":(%d+)$") == tostring(dead_port) then return "http://127.0.0.1:1" end
+        return "http://" .. addr
+      end } }
+    for i = 1, 3000 do bi:index({ n = i }, { id = "f" .. i }) end
+    local st = bi:close()
+    assert.are.equal(3000, st.added)
+    assert.are.equal(3000, st.ok)
+    assert.are.equal(0, st.failed)
+    assert.is_true(st.node_failures > 0)
+    local _, docs = forwarded(c)
+    assert.are.equal(3000, docs)
+  end)
+
+  it("restrict_to_hosts sends directly only to the configured hosts", function()
+    local c2 = client_mod.new{ hosts = { server.url } }
+    reset_stats(c2)
+    local bi = c2:bulk_indexer{ index = "legacy_idx", batch_docs = 100, shard_aware = { restrict_to_hosts = true } }
+    for i = 1, 1200 do bi:index({ n = i }, { id = "h" .. i }) end
+    local st = bi:close()
+    assert.are.equal(1200, st.ok)
+    assert.are.equal(1, #c2.transport.hosts)
+    -- node 0 holds 2 of the 6 primaries: about a third go direct, none elsewhere
+    assert.is_true(st.direct > 0 and st.direct < 1200, "direct " .. st.direct)
+    c2:close()
+  end)
+end)
+
+describe("shard map without a server", function()
+  it("switches off for a time-series index, logging once", function()
+    local t = script.new(function(req)
+      if req.path == "/metrics/_settings" then
+        return { status = 200, body = '{"metrics":{"settings":{"index":{"number_of_shards":"2",'
+          .. '"mode":"time_series","routing_path":["host"]}}}}' }
+      end
+      return { status = 404, body = '{"error":{"type":"x","reason":"unexpected ' .. req.path .. '"}}' }
+    end)
+    local logs = {}
+    local m = shard_map.new(client_mod.new{ transport = t }, { log = function(s) logs[#logs + 1] = s end })
+    local e, why = m:route("metrics")
+    assert.is_false(e)
+    assert.matches("routing_path", why)
+    assert.is_false((m:route("metrics")))
+    assert.are.equal(1, #logs)
+    assert.are.equal(1, #t.sent)
+  end)
+
+  it("rejects wrong options", function()
+    local c = client_mod.new{ transport = script.new(function() return { status = 200, body = "{}" } end) }
+    assert.has_error(function() shard_map.new(c, { refresh = 0 }) end,
+      "shard_map: refresh must be a positive number of seconds")
+    assert.has_error(function() c:bulk_indexer{ shard_aware = "yes" } end,
+      "bulk_indexer: shard_aware must be true or a table { rewrite =, restrict_to_hosts =, refresh = }")
+  end)
+end)
