@@ -88,6 +88,7 @@ build = {
     ["espipe.server.query"] = "lua/espipe/server/query.lua",
     ["espipe.server.router"] = "lua/espipe/server/router.lua",
     ["espipe.server.routing"] = "lua/espipe/server/routing.lua",
+    ["espipe.server.search_context"] = "lua/espipe/server/search_context.lua",
     ["espipe.server.stats"] = "lua/espipe/server/stats.lua",
     ["espipe.server.writes"] = "lua/espipe/server/writes.lua",
     ["espipe.shard_map"] = "lua/espipe/shard_map.lua",

@@ -28,7 +28,10 @@ function M.root(req)
 end
 
 function M.stats(req)
-  return 200, stats.snapshot(req.opts.port or 9200)
+  local snapshot = stats.snapshot(req.opts.port or 9200)
+  -- open scroll and PIT contexts (expired ones are pruned first)
+  snapshot.search = require("espipe.server.search_context").counts()
+  return 200, snapshot
 end
 
 function M.stats_reset()

@@ -1,18 +1,20 @@
 -- _search, _count, scroll and point-in-time. Searches see refreshed
 -- documents only; scroll and PIT contexts keep their own snapshot and expire
--- after their keep_alive (checked against ngx.now() on every use).
+-- after their keep_alive (checked against ngx.now() on every use). A
+-- context evaluates its query lazily and caches what it learnt (matches,
+-- totals, sorted orders), so each page of a scan costs about its size
+-- (espipe.server.search_context).
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
 local params = require("espipe.server.params")
 local query = require("espipe.server.query")
 local stats = require("espipe.server.stats")
+local sc = require("espipe.server.search_context")
 
 local M = {}
 
 local MAX_KEEP_ALIVE = 24 * 3600
-local contexts = {} -- n -> { kind = "scroll"|"pit", expires =, ... }
-local next_ctx = 0
 
 -- URL-safe base64, as ES's ids, so they can travel in a query string
 local function encode_id(kind, n)
@@ -26,13 +28,6 @@ local function decode_id(kind, id)
   local s = ngx.decode_base64(id)
   local n = s and s:match("^espipe:" .. kind .. ":(%d+)$")
   return n and tonumber(n)
-end
-
-local function sweep()
-  local t = ngx.now()
-  for n, c in pairs(contexts) do
-    if c.expires < t then contexts[n] = nil end
-  end
 end
 
 local function keep_alive(v, name)
@@ -51,11 +46,8 @@ local function context(kind, id)
   if not n then
     return nil, es.bad_request("Cannot parse " .. (kind == "pit" and "point in time" or "scroll") .. " id")
   end
-  local c = contexts[n]
-  if not c or c.expires < ngx.now() then
-    contexts[n] = nil
-    return nil, es.context_missing(n)
-  end
+  local c = sc.get(n)
+  if not c then return nil, es.context_missing(n) end
   return c, n
 end
 
@@ -63,100 +55,97 @@ local function query_error(err)
   return es.fail(err.status or 400, err.type or "parsing_exception", err.reason or tostring(err))
 end
 
-local function is_trivial(q)
-  if q == nil then return true end
-  local k, v = next(q)
-  return k == "match_all" and next(q, k) == nil and (type(v) ~= "table" or next(v) == nil or v.boost)
+local function check_slice(slice)
+  if slice == nil then return nil end
+  if type(slice) ~= "table" or type(slice.id) ~= "number" or type(slice.max) ~= "number" then
+    return es.bad_request("[slice] needs numeric id and max")
+  end
+  if slice.max <= 1 then return es.bad_request("max must be greater than 1") end
+  if slice.id >= slice.max then return es.bad_request("id must be lower than max") end
+  return nil
 end
 
--- Snapshot of the documents a search reaches: list of { idx, shard_ord, rec }.
-local function collect(indices, route)
-  local out, ord = {}, 0
-  for _, idx in ipairs(indices) do
-    cluster.lazy_refresh(idx)
-    local only = route and cluster.search_shards(idx, route)
-    for i = 0, idx.nshards - 1 do
-      if not only or only[i] then
-        for _, rec in pairs(idx.shards[i].visible) do
-          out[#out + 1] = { idx = idx, ord = ord, shard = i, rec = rec }
-        end
-      end
-      ord = ord + 1
+-- a PIT search always ends its sort with the _shard_doc tiebreaker
+local function with_tiebreak(sort_spec)
+  local list = json.array()
+  if sort_spec ~= nil then
+    if type(sort_spec) == "table" and (json.is_array(sort_spec) or sort_spec[1] ~= nil) then
+      for _, s in ipairs(sort_spec) do list[#list + 1] = s end
+    else
+      list[1] = sort_spec
     end
   end
-  return out, ord
+  for _, s in ipairs(list) do
+    if s == "_shard_doc" or (type(s) == "table" and s._shard_doc) then return list end
+  end
+  list[#list + 1] = "_shard_doc"
+  return list
 end
 
--- Runs query/sort/slice over docs -> sorted hits, sorter | nil, status, body
-local function run(docs, body, nshards, implicit_tiebreak)
-  local sort_spec = body.sort
-  if implicit_tiebreak then
-    local list = json.array()
-    if sort_spec ~= nil then
-      if type(sort_spec) == "table" and (json.is_array(sort_spec) or sort_spec[1] ~= nil) then
-        for _, s in ipairs(sort_spec) do list[#list + 1] = s end
-      else
-        list[1] = sort_spec
-      end
-    end
-    local has = false
-    for _, s in ipairs(list) do
-      if s == "_shard_doc" or (type(s) == "table" and s._shard_doc) then has = true end
-    end
-    if not has then list[#list + 1] = "_shard_doc" end
-    sort_spec = list
+-- The compiled query/sort and the view of a (context, query, slice, sort),
+-- cached in the context when there is one.
+local function plan_for(ctx, snap, body, sort_spec)
+  local function build()
+    local compiled, err = sc.compile(snap, body.query, sort_spec)
+    if not compiled then return nil, err end
+    return { compiled = compiled, view = sc.view(snap, compiled, body.query, body.slice) }
   end
-  local matchers, sorters = {}, {}
-  local need_source = not is_trivial(body.query)
-  local first_mapping
-  local hits = {}
-  local slice = body.slice
-  if slice ~= nil then
-    if type(slice) ~= "table" or type(slice.id) ~= "number" or type(slice.max) ~= "number" then
-      return nil, es.bad_request("[slice] needs numeric id and max")
-    end
-    if slice.max <= 1 then return nil, es.bad_request("max must be greater than 1") end
-    if slice.id >= slice.max then return nil, es.bad_request("id must be lower than max") end
+  if not ctx then return build() end
+  local key = json.encode({ q = body.query or json.null, sl = body.slice or json.null, so = sort_spec or json.null })
+  return sc.cached(ctx, "plans", key, build)
+end
+
+-- Pages in snapshot order when the sort is _shard_doc first, or when a
+-- search has no sort at all (every score is 1.0, ties go by shard and doc).
+local function snapshot_order(plan, body, explicit_sort)
+  local k1 = plan.compiled.sorter.keys[1]
+  local sa = body.search_after
+  if k1.field == "_shard_doc" and not k1.desc then
+    return sa == nil or (type(sa) == "table" and type(sa[1]) == "number")
   end
-  for _, d in ipairs(docs) do
-    local idx = d.idx
-    local m = matchers[idx]
-    if not m then
-      cluster.settle_mapping(idx)
-      local mp = require("espipe.server.mapping").to_table(idx.mapping)
-      first_mapping = first_mapping or mp
-      local err
-      m, err = query.compile(body.query, mp)
-      if not m then return nil, query_error(err) end
-      matchers[idx] = m
-      local srt
-      srt, err = query.compile_sort(sort_spec, mp)
-      if not srt then return nil, query_error(err) end
-      sorters[idx] = srt
-      for _, k in ipairs(srt.keys) do
-        if k.field ~= "_doc" and k.field ~= "_shard_doc" and k.field ~= "_score" then need_source = true end
-      end
+  return not explicit_sort and sa == nil
+end
+
+local function sorted_list(plan)
+  if not plan.sorted then
+    local list, err = sc.sorted(plan.view, plan.compiled)
+    if not list then return nil, err end
+    plan.sorted = list
+  end
+  return plan.sorted
+end
+
+-- snapshot positions (and sort values when kept) of entries first..first+size-1
+local function page_of(snap, plan, ordered, first, size)
+  local positions, values = {}, nil
+  if ordered then
+    for k = first, first + size - 1 do
+      local pos, err = sc.view_position(plan.view, k)
+      if err then return nil, err end
+      if not pos then break end
+      positions[#positions + 1] = pos
     end
-    local rec = d.rec
-    if not slice or query.slice_of(rec.id, d.shard, slice.max, idx.nshards) == slice.id then
-      local src
-      if need_source then src = json.decode(rec.src) end
-      local hit = { _id = rec.id, _index = idx.name, _routing = rec.r, _source = src, _doc = rec.s,
-                    _shard = d.ord, _score = 1.0, rec = rec }
-      local ok, err = true, nil
-      if need_source then ok, err = m(src or {}, hit) end
-      if ok == nil and err then return nil, query_error(err) end
-      if ok then hits[#hits + 1] = hit end
+  else
+    local list, err = sorted_list(plan)
+    if not list then return nil, err end
+    if list.values then values = {} end
+    for k = first, math.min(first + size - 1, #list.positions) do
+      positions[#positions + 1] = list.positions[k]
+      if values then values[#positions] = list.values[k] end
     end
   end
-  local sorter = next(sorters) and select(2, next(sorters))
-  if not sorter then
-    local err
-    sorter, err = query.compile_sort(sort_spec, first_mapping)
-    if not sorter then return nil, query_error(err) end
+  return positions, values
+end
+
+-- number of matches for hits.total: up to track + 1 are counted
+local function count_matches(plan, ordered, track)
+  if track == false then return 0 end
+  if not ordered then
+    local list, err = sorted_list(plan)
+    if not list then return nil, err end
+    return #list.positions
   end
-  table.sort(hits, sorter.compare)
-  return hits, sorter, sort_spec ~= nil
+  return sc.view_count(plan.view, track ~= true and track or nil)
 end
 
 local function total_of(n, track, as_int)
@@ -173,15 +162,19 @@ local function total_of(n, track, as_int)
   return { value = n, relation = "eq" }
 end
 
-local function render(page, sorter, sorted, spec)
+local function render(snap, plan, positions, values, sorted, spec)
   local out = json.array()
-  for _, hit in ipairs(page) do
-    local h = { _index = hit._index, _id = hit._id, _score = sorted and json.null or hit._score }
-    if hit._routing then h._routing = hit._routing end
+  local compiled = plan.compiled
+  for i, pos in ipairs(positions) do
+    local rec = snap.recs[pos]
+    local h = { _index = snap.shards[snap.ords[pos]].idx.name, _id = rec.id, _score = sorted and json.null or 1.0 }
+    if rec.r then h._routing = rec.r end
     if spec ~= false then
-      h._source = query.source_filter(json.raw(hit.rec.src), spec)
+      h._source = query.source_filter(json.raw(rec.src), spec)
     end
-    if sorted then h.sort = sorter.values(hit) end
+    if sorted then
+      h.sort = values and values[i] or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))
+    end
     out[#out + 1] = h
   end
   return out
@@ -257,7 +250,7 @@ function M.search(req)
   if track == -1 or (as_int and track ~= false) then track = true end
   local scroll = params.str(req.args, "scroll")
 
-  local docs, nshards, pit_ctx, pit_n
+  local snap, pit_ctx, pit_n
   if body.pit ~= nil then
     if req.params.index then
       return es.validation({ "[indices] cannot be used with point in time. Do not specify any index with point in time." })
@@ -272,48 +265,63 @@ function M.search(req)
       if not secs then return 400, kerr end
       c.expires = ngx.now() + secs
     end
-    docs, nshards = c.docs, c.nshards
+    snap = c.snap
   else
     local indices
     indices, s, e = cluster.resolve(req.params.index, { ignore_unavailable = req.args.ignore_unavailable == "true" })
     if not indices then return s, e end
-    docs, nshards = collect(indices, params.str(req.args, "routing"))
+    snap = sc.snapshot(indices, params.str(req.args, "routing"))
   end
+  s, e = check_slice(body.slice)
+  if s then return s, e end
 
-  local hits, sorter, sorted = run(docs, body, nshards, pit_ctx ~= nil)
-  if not hits then return sorter, sorted end
+  local sort_spec = body.sort
+  if pit_ctx then sort_spec = with_tiebreak(sort_spec) end
+  local sorted = sort_spec ~= nil
+  local plan, err = plan_for(pit_ctx, snap, body, sort_spec)
+  if not plan then return query_error(err) end
+  local ordered = snapshot_order(plan, body, sorted)
+
+  local first = from + 1
   if body.search_after ~= nil then
     if type(body.search_after) ~= "table" then return es.bad_request("[search_after] must be an array") end
-    local kept = {}
-    for _, h in ipairs(hits) do
-      local after, err = sorter.after(sorter.values(h), body.search_after)
-      if after == nil and err then return query_error(err) end
-      if after then kept[#kept + 1] = h end
-    end
-    hits = kept
     if from > 0 then return es.bad_request("`from` parameter must be set to 0 when `search_after` is used.") end
+    if ordered then
+      -- the sort starts with the unique _shard_doc: the first later doc by binary search
+      local _, serr = plan.compiled.sorter.after(json.array(), body.search_after)
+      if serr then return query_error(serr) end
+      first, err = sc.view_first_from(plan.view, sc.first_after_key(snap, body.search_after[1]))
+    else
+      local list
+      list, err = sorted_list(plan)
+      if list then first, err = sc.sorted_first_after(snap, list, plan.compiled, body.search_after) end
+    end
+    if not first then return query_error(err) end
   end
-  local total = #hits
-  local spec = body._source
-  local resp = { took = 0, timed_out = false, _shards = shards_header(nshards) }
 
+  local resp = { took = 0, timed_out = false, _shards = shards_header(snap.nshards) }
+  local spec = body._source
+  local scroll_secs
   if scroll then
     if size == 0 then return es.fail(400, "action_request_validation_exception", "Validation Failed: 1: [size] cannot be [0] in a scroll context;") end
-    local secs, kerr = keep_alive(scroll, "scroll")
-    if not secs then return 400, kerr end
-    sweep()
-    next_ctx = next_ctx + 1
-    contexts[next_ctx] = { kind = "scroll", expires = ngx.now() + secs, hits = hits, pos = from + size, size = size,
-                           total = total_of(total, true, as_int), spec = spec, sorter = sorter, sorted = sorted,
-                           nshards = nshards }
-    resp._scroll_id = encode_id("scroll", next_ctx)
+    local kerr
+    scroll_secs, kerr = keep_alive(scroll, "scroll")
+    if not scroll_secs then return 400, kerr end
     track = true
   end
-
-  local page = {}
-  for i = from + 1, math.min(from + size, #hits) do page[#page + 1] = hits[i] end
-  resp.hits = { total = total_of(total, track, as_int), max_score = (sorted or #page == 0) and json.null or 1.0,
-                hits = render(page, sorter, sorted, spec) }
+  local count
+  count, err = count_matches(plan, ordered, track)
+  if not count then return query_error(err) end
+  local positions, values = page_of(snap, plan, ordered, first, size)
+  if not positions then return query_error(values) end
+  if scroll then
+    local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
+                            plan = plan, ordered = ordered, pos = first - 1 + size, size = size,
+                            total = total_of(count, true, as_int), spec = spec, sorted = sorted })
+    resp._scroll_id = encode_id("scroll", n)
+  end
+  resp.hits = { total = total_of(count, track, as_int), max_score = (sorted or #positions == 0) and json.null or 1.0,
+                hits = render(snap, plan, positions, values, sorted, spec) }
   if pit_ctx then resp.pit_id = encode_id("pit", pit_n) end
   resp.took = math.floor((ngx.now() - started) * 1000)
   return 200, resp
@@ -333,27 +341,22 @@ function M.scroll(req)
     if not secs then return 400, kerr end
     c.expires = ngx.now() + secs
   end
-  local page = {}
-  for i = c.pos + 1, math.min(c.pos + c.size, #c.hits) do page[#page + 1] = c.hits[i] end
+  local positions, values = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
+  if not positions then return query_error(values) end
   c.pos = c.pos + c.size
-  return 200, { _scroll_id = id, took = 0, timed_out = false, _shards = shards_header(c.nshards),
-                hits = { total = c.total, max_score = c.sorted and json.null or (#page > 0 and 1.0 or json.null),
-                         hits = render(page, c.sorter, c.sorted, c.spec) } }
+  return 200, { _scroll_id = id, took = 0, timed_out = false, _shards = shards_header(c.snap.nshards),
+                hits = { total = c.total, max_score = c.sorted and json.null or (#positions > 0 and 1.0 or json.null),
+                         hits = render(c.snap, c.plan, positions, values, c.sorted, c.spec) } }
 end
 
 local function free(kind, ids)
   local freed = 0
   for _, id in ipairs(ids) do
     if id == "_all" then
-      for n, c in pairs(contexts) do
-        if c.kind == kind then contexts[n] = nil freed = freed + 1 end
-      end
+      freed = freed + sc.free(kind, "_all")
     else
       local n = decode_id(kind, id)
-      if n and contexts[n] and contexts[n].kind == kind then
-        if contexts[n].expires >= ngx.now() then freed = freed + 1 end
-        contexts[n] = nil
-      end
+      if n then freed = freed + sc.free(kind, n) end
     end
   end
   return freed
@@ -382,11 +385,9 @@ function M.open_pit(req)
   if not secs then return 400, kerr end
   local indices, s, e = cluster.resolve(req.params.index)
   if not indices then return s, e end
-  local docs, nshards = collect(indices, params.str(req.args, "routing"))
-  sweep()
-  next_ctx = next_ctx + 1
-  contexts[next_ctx] = { kind = "pit", expires = ngx.now() + secs, docs = docs, nshards = nshards }
-  return 200, { id = encode_id("pit", next_ctx), _shards = shards_header(nshards) }
+  local snap = sc.snapshot(indices, params.str(req.args, "routing"))
+  local n = sc.register({ kind = "pit", expires = ngx.now() + secs, snap = snap })
+  return 200, { id = encode_id("pit", n), _shards = shards_header(snap.nshards) }
 end
 
 function M.close_pit(req)
@@ -408,14 +409,16 @@ function M.count(req)
   local indices
   indices, s, e = cluster.resolve(req.params.index)
   if not indices then return s, e end
-  local docs, nshards = collect(indices, params.str(req.args, "routing"))
-  local hits, serr, sbody
-  if is_trivial(body.query) then
-    return 200, { count = #docs, _shards = shards_header(nshards) }
+  local snap = sc.snapshot(indices, params.str(req.args, "routing"), true)
+  if sc.is_trivial(body.query) then
+    return 200, { count = snap.n, _shards = shards_header(snap.nshards) }
   end
-  hits, serr, sbody = run(docs, body, nshards, false)
-  if not hits then return serr, sbody end
-  return 200, { count = #hits, _shards = shards_header(nshards) }
+  local compiled, err = sc.compile(snap, body.query, nil)
+  if not compiled then return query_error(err) end
+  local n
+  n, err = sc.view_count(sc.view(snap, compiled, body.query, nil))
+  if not n then return query_error(err) end
+  return 200, { count = n, _shards = shards_header(snap.nshards) }
 end
 
 return M
