@@ -212,8 +212,7 @@ int json_dec_string(json_decoder *d)
     size_t n, bad;
 
     for (;;) {
-        while (p < end && json_char_class[*p] == JSON_CH_PLAIN)
-            p++;
+        p = json_skip_plain(p, end);
         if (p < end && json_char_class[*p] == JSON_CH_UTF8 &&
             (n = utf8_sequence(p, (size_t)(end - p), &bad)) != 0) {
             p += n;

@@ -8,9 +8,13 @@
 set -eu
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
-PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/espipe-bench.XXXXXX")
-bin/espipe serve --blackhole --port "$PORT" --workers 2 --daemon --pid-file "$TMP/serve.pid" >/dev/null
+# a random port may be taken: try a few
+for try in 1 2 3 4 5; do
+    PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
+    if bin/espipe serve --blackhole --port "$PORT" --workers 2 --daemon --pid-file "$TMP/serve.pid" >/dev/null 2>"$TMP/serve.err"; then break; fi
+    [ "$try" = 5 ] && { cat "$TMP/serve.err"; rm -rf "$TMP"; exit 1; }
+done
 URL=http://127.0.0.1:$PORT
 cleanup() {
     bin/espipe serve --stop --pid-file "$TMP/serve.pid" >/dev/null 2>&1 || true

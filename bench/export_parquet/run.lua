@@ -1,27 +1,39 @@
--- Export throughput: realistic log documents (decoded from JSON, as a scan
--- yields them) written to Parquet with each codec, and to NDJSON with
--- espipe.json as the baseline. Run from the repository root after `make`:
---   lua5.4 bench/export_parquet/run.lua [docs=1000000] [page=1000] [distinct=20000] [outputs]
--- outputs: comma-separated subset of ndjson,none,snappy,zstd,gzip (default all).
--- Like an export: each page of `page` documents is decoded from JSON text by
--- espipe.json right before it is written, as a scan hands pages over. The
--- `distinct` different documents are generated once as page texts and cycled
--- through, so values repeat every `distinct` documents. "write" columns time
--- the writer (or NDJSON encoding + file write) alone, "decode+write" the whole
--- loop. Times are CPU seconds (os.clock) of this process.
+-- Export throughput from the same scanned pages: realistic log documents
+-- are loaded into a dev server index, scanned once (point in time +
+-- search_after, 1000 hits a page) and the raw response bodies kept in
+-- memory; then, for each output, every page is decoded and written, the
+-- pages cycled until `docs` documents have passed:
+--   ndjson-raw   core.search_response(body, true): each _source is the text
+--                the server sent, lines joined and written (no decode)
+--   ndjson       core.search_response(body), espipe.json.encode(_source)
+--   none|snappy|zstd|gzip   core.search_response(body), w:write_rows(hits)
+--                with columns read from hit._source (prefix "_source",
+--                meta "_id"), as `espipe export --format parquet` does
+-- Run from the repository root after `make` (Lua 5.4):
+--   lua5.4 bench/export_parquet/run.lua [docs=1000000] [indexed=100000] [outputs]
+-- outputs: comma-separated subset of ndjson-raw,ndjson,none,snappy,zstd,gzip.
+-- Times are CPU seconds (os.clock) of this process: "decode" is
+-- search_response alone, "write" the rest, "decode+write" the whole loop.
+-- GC=generational|incremental in the environment picks Lua 5.4's collector.
 local ver = jit and "luajit" or _VERSION:match("%d+%.%d+")
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
 package.cpath = "./build/" .. ver .. "/?.so;" .. package.cpath
 
 local json = require "espipe.json"
+local core = require "espipe.core"
 local parquet = require "espipe.parquet"
+local client_mod = require "espipe.client"
+local devserver = require "support.devserver"
 
 local total = tonumber(arg[1]) or 1000000
-local page_size = tonumber(arg[2]) or 1000
-local npages = math.floor(total / page_size)
-local distinct = tonumber(arg[3]) or 20000
-local wanted = {}
-for name in (arg[4] or "ndjson,none,snappy,zstd,gzip"):gmatch("[^,]+") do wanted[name] = true end
+local indexed = tonumber(arg[2]) or 100000
+local wanted, order = {}, {}
+for name in (arg[3] or "ndjson-raw,ndjson,none,snappy,zstd,gzip"):gmatch("[^,]+") do
+  wanted[name] = true
+  order[#order + 1] = name
+end
+local search_response = core.search_response
+if os.getenv("GC") then collectgarbage(os.getenv("GC")) end
 
 local MAPPING = { properties = {
   ["@timestamp"] = { type = "date" },
@@ -61,9 +73,9 @@ local function message()
   return table.concat(parts, " ")
 end
 
-local function doc_json(i)
+local function doc(i)
   local t = 1714567890000 + i * 37
-  return json.encode({
+  return {
     ["@timestamp"] = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t / 1000)) .. string.format(".%03dZ", t % 1000),
     host = { name = "web-" .. rnd(40), ip = "10.0." .. rnd(8) .. "." .. rnd(250) },
     service = SERVICES[rnd(#SERVICES)], level = LEVELS[rnd(#LEVELS)],
@@ -73,36 +85,66 @@ local function doc_json(i)
     user = { id = "u-" .. rnd(50000), geo = { country = COUNTRIES[rnd(#COUNTRIES)] } },
     tags = { "prod", ({ "eu-west-1", "us-east-1", "ap-south-1" })[rnd(3)] },
     message = message(),
-  })
+  }
 end
 
--- The distinct documents as page texts (JSON arrays), as search responses hold them.
-local page_texts = {}
-do
-  local lines = {}
-  for i = 1, distinct do lines[i] = doc_json(i) end
-  for p = 1, distinct, page_size do
-    page_texts[#page_texts + 1] = "[" .. table.concat(lines, ",", p, math.min(p + page_size - 1, distinct)) .. "]"
-  end
+
+-- Load `indexed` documents, then keep the raw bodies of one full scan.
+local function capture_pages()
+  local server = devserver.start { nodes = 1 }
+  local ok, pages = pcall(function()
+    local client = client_mod.new { hosts = { server.url } }
+    assert(client.indices:create { index = "logs", mappings = MAPPING })
+    local bi = client:bulk_indexer { index = "logs", batch_docs = 5000 }
+    for i = 1, indexed do bi:index(doc(i), { id = tostring(i) }) end
+    local stats = bi:close()
+    assert(stats.ok == indexed, "indexed " .. tostring(stats.ok))
+    client:refresh { index = "logs" }
+    local pit = assert(client:json_request { method = "POST", path = "/logs/_pit", query = "keep_alive=5m" }).id
+    local out, after = {}, nil
+    while true do
+      local res = assert(client:perform { method = "POST", path = "/_search",
+        headers = { ["Content-Type"] = "application/json" },
+        body = json.encode { size = 1000, sort = { "_shard_doc" }, track_total_hits = false,
+          pit = { id = pit, keep_alive = "5m" }, search_after = after } })
+      assert(res.status == 200, res.body)
+      local page = assert(search_response(res.body))
+      local hits = page.hits.hits
+      if #hits == 0 then break end
+      out[#out + 1] = { body = res.body, n = #hits }
+      after = hits[#hits].sort
+      if #hits < 1000 then break end
+    end
+    client:perform { method = "DELETE", path = "/_pit", body = json.encode { id = pit },
+      headers = { ["Content-Type"] = "application/json" } }
+    client:close()
+    return out
+  end)
+  server.stop()
+  if not ok then error(pages, 0) end
+  return pages
 end
 
--- Runs write(page) for every page, decoding each just before; returns the
--- CPU seconds of the writes alone and of the whole loop.
-local function feed(write)
+local pages = capture_pages()
+local page_bytes, page_docs = 0, 0
+for _, p in ipairs(pages) do page_bytes, page_docs = page_bytes + #p.body, page_docs + p.n end
+collectgarbage()
+
+-- Feeds pages (cycled) to write(decoded) until `total` documents passed;
+-- returns documents, CPU seconds of decoding, of the whole loop.
+local function feed(raw, write)
   local clock = os.clock
-  local t_write, t0 = 0, clock()
-  for p = 1, npages do
-    local page = json.decode(page_texts[(p - 1) % #page_texts + 1])
+  local docs, t_decode, t0, i = 0, 0, clock(), 0
+  while docs < total do
+    i = i % #pages + 1
     local t = clock()
-    write(page)
-    t_write = t_write + (clock() - t)
+    local page = search_response(pages[i].body, raw)
+    t_decode = t_decode + (clock() - t)
+    local hits = page.hits.hits
+    write(hits)
+    docs = docs + #hits
   end
-  return t_write, clock() - t0
-end
-
-local function tmpfile()
-  local p = os.tmpname()
-  return p
+  return docs, t_decode, clock() - t0
 end
 
 local function file_size(path)
@@ -113,46 +155,63 @@ local function file_size(path)
 end
 
 local results = {}
-
-local function report(name, t_write, t_all, bytes, extra)
-  results[#results + 1] = string.format("| %s | %.0f | %.0f | %.1f | %s |", name, total / t_write,
-    total / t_all, bytes / total, extra or "")
+local function report(name, docs, t_decode, t_all, bytes, notes)
+  results[#results + 1] = string.format("| %s | %.0f k | %.0f k | %.0f k | %.1f | %s |", name,
+    docs / t_all / 1000, docs / t_decode / 1000, docs / (t_all - t_decode) / 1000, bytes / docs, notes or "")
 end
 
--- NDJSON baseline: espipe.json.encode each document, one write per page.
-if wanted.ndjson then
-  local path = tmpfile()
+local outputs = {}
+
+outputs["ndjson-raw"] = function(path)
   local f = assert(io.open(path, "wb"))
-  local encode = json.encode
-  local t_write, t_all = feed(function(page)
+  local docs, t_decode, t_all = feed(true, function(hits)
     local out = {}
-    for i = 1, #page do out[i] = encode(page[i]) end
+    for i = 1, #hits do out[i] = hits[i]._source end
     out[#out + 1] = ""
     f:write(table.concat(out, "\n"))
   end)
   f:close()
-  report("NDJSON (espipe.json)", t_write, t_all, file_size(path), "")
-  os.remove(path)
+  return docs, t_decode, t_all, file_size(path), "_source bytes as sent"
 end
 
-local columns = parquet.schema.from_mapping(MAPPING)
-for _, codec in ipairs({ "none", "snappy", "zstd", "gzip" }) do
-  if wanted[codec] then
-  local path = tmpfile()
-  local w = assert(parquet.open(path, columns, { codec = codec }))
-  local t_write, t_all = feed(function(page) assert(w:write_rows(page)) end)
-  local t = os.clock()
-  local r = assert(w:close())
-  t = os.clock() - t
-  assert(r.rows == total and next(r.invalid) == nil)
-  report("Parquet " .. codec, t_write + t, t_all + t, r.bytes, string.format("%d row groups, peak buffer %.1f MB",
-    r.row_groups, r.peak_buffered_bytes / 1048576))
-  os.remove(path)
+outputs.ndjson = function(path)
+  local f = assert(io.open(path, "wb"))
+  local encode = json.encode
+  local docs, t_decode, t_all = feed(false, function(hits)
+    local out = {}
+    for i = 1, #hits do out[i] = encode(hits[i]._source) end
+    out[#out + 1] = ""
+    f:write(table.concat(out, "\n"))
+  end)
+  f:close()
+  return docs, t_decode, t_all, file_size(path), "decoded, re-encoded by espipe.json"
+end
+
+local columns = parquet.schema.from_mapping(MAPPING, { prefix = "_source", meta = { "_id" } })
+for _, codec in ipairs { "none", "snappy", "zstd", "gzip" } do
+  outputs[codec] = function(path)
+    local w = assert(parquet.open(path, columns, { codec = codec }))
+    local docs, t_decode, t_all = feed(false, function(hits) assert(w:write_rows(hits)) end)
+    local t = os.clock()
+    local r = assert(w:close())
+    t = os.clock() - t
+    assert(r.rows == docs and next(r.invalid) == nil)
+    return docs, t_decode, t_all + t, r.bytes, string.format("Parquet %s, %d row groups", codec, r.row_groups)
   end
 end
 
-print(string.format("%s, %d docs in pages of %d (%d distinct), %d columns", jit and jit.version or _VERSION,
-  total, page_size, distinct, #columns))
-print("| output | write docs/s | decode+write docs/s | bytes/doc | notes |")
-print("| --- | --- | --- | --- | --- |")
+for _, name in ipairs(order) do
+  if not outputs[name] then error("unknown output " .. name) end
+  local path = os.tmpname()
+  local docs, t_decode, t_all, bytes, notes = outputs[name](path)
+  os.remove(path)
+  report(name, docs, t_decode, t_all, bytes, notes)
+  collectgarbage()
+end
+
+print(string.format("%s; %d docs indexed, scanned once into %d pages (%.1f MB of responses, %.0f bytes/hit);"
+  .. " %d docs decoded+written per output; %d columns", jit and jit.version or _VERSION, page_docs, #pages,
+  page_bytes / 1048576, page_bytes / page_docs, total, #columns))
+print("| output | decode+write docs/s | decode alone | write alone | bytes/doc | notes |")
+print("| --- | --- | --- | --- | --- | --- |")
 for _, line in ipairs(results) do print(line) end

@@ -18,7 +18,8 @@
 
 #include "compat.h"
 #include "datetime.h"
-#include "jsontext.h"
+#include "json.h"
+#include "utf8.h"
 #include "writer.h"
 
 #define WRITER_MT "espipe.parquet_writer"
@@ -35,6 +36,8 @@ typedef struct lwriter {
     int keys_ref;      /* registry ref to the keys table */
     int closed;
     strbuf text;       /* scratch for values turned into text */
+    json_encode_cfg json;
+    char json_err[ESPIPE_JSON_ERRLEN];
 } lwriter;
 
 /* ---- argument helpers (these raise: nothing malloc'd is held yet) ---- */
@@ -213,6 +216,7 @@ static int l_open(lua_State *L)
     memset(u, 0, sizeof *u);
     u->keys_ref = LUA_NOREF;
     strbuf_init(&u->text);
+    json_encode_cfg_default(&u->json);
     luaL_getmetatable(L, WRITER_MT);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, keys);
@@ -260,6 +264,76 @@ static int l_open(lua_State *L)
 }
 
 /* ---- values ---- */
+
+/* 1 when s[0..n) is well-formed UTF-8, as espipe.json requires of strings. */
+static int utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, len, bad;
+    while (i < n) {
+        /* ASCII runs eight bytes at a time */
+        while (n - i >= 8) {
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (word & 0x8080808080808080u)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        len = utf8_sequence(s + i, n - i, &bad);
+        if (len == 0)
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/*
+** A table is a JSON array when it carries espipe.json's array metatable or
+** its keys are exactly 1..n with n >= 1: the rule of the encoder itself.
+*/
+static int is_json_array(lua_State *L, int idx)
+{
+    size_t len, count = 0;
+    if (lua_getmetatable(L, idx)) {
+        int marked;
+        lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
+        marked = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (marked)
+            return 1;
+    }
+    len = espipe_rawlen(L, idx);
+    if (len == 0)
+        return 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_Number k;
+        lua_pop(L, 1);
+        k = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        /* a border of {1, nil, 3, x = 1} is 3 with three keys: not dense */
+        if (++count > len || !(k >= 1 && k <= (lua_Number)len && k == (lua_Number)(size_t)k)) {
+            lua_pop(L, 1);
+            return 0;
+        }
+    }
+    return count == len;
+}
+
+/*
+** The value's text by espipe.json's encoder into u->text; 0, or -1 for a
+** value JSON cannot carry (NaN, invalid UTF-8, a function ...) or no memory.
+*/
+static int json_text(lua_State *L, lwriter *u, int vi)
+{
+    u->text.len = 0;
+    return json_encode_value(L, vi, &u->text, &u->json, u->json_err);
+}
 
 static int put_invalid(pq_writer *w, pq_column *c)
 {
@@ -325,9 +399,7 @@ static int put_array(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapp
         return rc;
     }
     if (c->kind == PQ_STRING) {
-        const char *why;
-        u->text.len = 0;
-        if (jsontext_append(L, vi, &u->text, &why) != 0)
+        if (json_text(L, u, vi) != 0)
             return put_invalid(u->w, c);
         return put_text(u, c, u->text.data, u->text.len);
     }
@@ -344,14 +416,12 @@ static int put_value(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapp
     if (t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, vi) == NULL))
         return pq_put_null(w, c);
     if (c->kind == PQ_JSON) {
-        const char *why;
-        u->text.len = 0;
-        if (jsontext_append(L, vi, &u->text, &why) != 0)
+        if (json_text(L, u, vi) != 0)
             return put_invalid(w, c);
         return pq_put_bytes(w, c, u->text.data, u->text.len);
     }
     if (t == LUA_TTABLE)
-        return jsontext_is_array(L, vi) ? put_array(L, u, c, vi, unwrapped) : put_invalid(w, c);
+        return is_json_array(L, vi) ? put_array(L, u, c, vi, unwrapped) : put_invalid(w, c);
 
     switch (c->kind) {
     case PQ_STRING:
@@ -362,9 +432,10 @@ static int put_value(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapp
         if (t == LUA_TBOOLEAN)
             return lua_toboolean(L, vi) ? put_text(u, c, "true", 4) : put_text(u, c, "false", 5);
         if (t == LUA_TNUMBER) {
-            char buf[64];
-            n = number_text(L, vi, buf, sizeof buf);
-            return n > 0 ? put_text(u, c, buf, n) : put_invalid(w, c);
+            /* the number's JSON text: what ES indexes for a keyword */
+            if (json_text(L, u, vi) != 0)
+                return put_invalid(w, c);
+            return put_text(u, c, u->text.data, u->text.len);
         }
         return put_invalid(w, c);
 

@@ -51,8 +51,8 @@ local bulk_new = core.bulk_new
 
 -- The buffer methods, called directly: no method lookup per document.
 local B = getmetatable(bulk_new()).__index
-local put, put_raw, item_of, reset, subset, split, append_from =
-  B.put, B.raw, B.item, B.reset, B.subset, B.split, B.append_from
+local put, put_raw, item_of, reset, split, append_from =
+  B.put, B.raw, B.item, B.reset, B.split, B.append_from
 
 local M = {}
 local Indexer = {}
@@ -141,6 +141,7 @@ function M.new(client, opts, level)
   local q = { filter_path = fp or nil, refresh = opts.refresh, pipeline = opts.pipeline,
               routing = opts.routing, require_alias = opts.require_alias }
   self.query = url.query(q)
+  if self.query == "" then self.query = nil end
   self.started = client:now()
   self.cur = bulk_new()
   self.cur_born = self.started
@@ -185,16 +186,12 @@ function Indexer:_release(buf)
   end
 end
 
--- A batch: its buffer, the attempts so far (a number shared by every item,
--- or a table position -> attempts once they differ), count and bytes.
+-- A batch: its buffer, the attempts its items have had, count and bytes.
+-- Every item of a batch has had the same number of attempts: a batch is
+-- either new, or retried as a whole, or made of the retryable items of one
+-- batch, or half of one; so one number per batch is enough.
 local function new_batch(buf, att, n, bytes)
   return { buf = buf, att = att, n = n, bytes = bytes }
-end
-
-local function attempts_of(batch, pos)
-  local att = batch.att
-  if type(att) == "number" then return att end
-  return att[pos]
 end
 
 ----------------------------------------------------------------------------
@@ -431,7 +428,7 @@ function Indexer:_complete(res)
   -- any other status: this request can never succeed as it is
   local raw = '{"type":' .. encode(err.type or "http_error") .. ',"reason":' .. encode(err.reason or "") .. '}'
   for i = 1, batch.n do
-    self:_dead(batch.buf, i, attempts_of(batch, i) + 1, status, raw, err.type, err.reason)
+    self:_dead(batch.buf, i, batch.att + 1, status, raw, err.type, err.reason)
   end
   self:_flush_dead()
   self:_release(batch.buf)
@@ -447,25 +444,20 @@ function Indexer:_items_done(batch, r)
   stats.not_found = stats.not_found + r.not_found
   local buf = batch.buf
   if r.failed == 0 then return self:_release(buf) end
-  local again, att, n
-  local uniform = type(batch.att) == "number"
+  local again, n
+  local attempts = batch.att + 1
   for _, f in ipairs(r.failures) do
     local pos = f.pos
-    local attempts = attempts_of(batch, pos) + 1
     if is_retryable_item(f) and attempts <= self.retries then
-      if not again then
-        again, n = self:_take_buffer(), 0
-        att = uniform and attempts or {}
-      end
+      if not again then again, n = self:_take_buffer(), 0 end
       append_from(again, buf, pos)
       n = n + 1
-      if not uniform then att[n] = attempts end
     else
       self:_dead(buf, pos, attempts, f.status, f.error or encode(f.reason or ""), f.type, f.reason)
     end
   end
   if again then
-    local b = new_batch(again, att, n, again:bytes())
+    local b = new_batch(again, attempts, n, again:bytes())
     b.host = batch.host
     if self.on_item_retry then self:on_item_retry(batch, r) end
     self:_queue_retry(b)
@@ -484,38 +476,15 @@ function Indexer:_batch_failed(batch, err, status)
     self:_dead(batch.buf, pos, attempts, status ~= 0 and status or nil, raw, err.type or err.kind,
                err.reason or err.message)
   end
-  if self.on_batch_failed then self:on_batch_failed(batch) end
-  local att = batch.att
-  if type(att) == "number" then
-    if att + 1 <= retries then
-      -- the same buffer goes again as it is
-      batch.att = att + 1
-      return self:_queue_retry(batch)
-    end
-    for i = 1, batch.n do dead(i, att + 1) end
-    self:_flush_dead()
-    return self:_release(batch.buf)
+  local attempts = batch.att + 1
+  if attempts <= retries then
+    -- the same buffer goes again as it is
+    batch.att = attempts
+    return self:_queue_retry(batch)
   end
-  local keep, katt = {}, {}
-  for i = 1, batch.n do
-    local attempts = att[i] + 1
-    if attempts <= retries then
-      keep[#keep + 1], katt[#keep + 1] = i, attempts
-    else
-      dead(i, attempts)
-    end
-  end
-  if #keep == batch.n then
-    batch.att = katt
-    self:_queue_retry(batch)
-  else
-    if #keep > 0 then
-      local buf = subset(batch.buf, keep)
-      self:_queue_retry(new_batch(buf, katt, #keep, buf:bytes()))
-    end
-    self:_release(batch.buf)
-  end
+  for i = 1, batch.n do dead(i, attempts) end
   self:_flush_dead()
+  self:_release(batch.buf)
 end
 
 function Indexer:_backoff(attempt)
@@ -524,12 +493,8 @@ function Indexer:_backoff(attempt)
 end
 
 function Indexer:_queue_retry(batch)
-  local worst = batch.att
-  if type(worst) ~= "number" then
-    worst = 0
-    for i = 1, batch.n do if batch.att[i] > worst then worst = batch.att[i] end end
-  end
-  batch.due = self.client:now() + (worst > 0 and self:_backoff(worst) or 0)
+  local att = batch.att
+  batch.due = self.client:now() + (att > 0 and self:_backoff(att) or 0)
   self.stats.retried = self.stats.retried + batch.n
   self.retryq[#self.retryq + 1] = batch
   self.retry_bytes = self.retry_bytes + batch.bytes
@@ -538,7 +503,7 @@ end
 -- 413: halve the batch; one document still too large is dead-lettered.
 function Indexer:_split(batch)
   if batch.n == 1 then
-    self:_dead(batch.buf, 1, attempts_of(batch, 1) + 1, 413,
+    self:_dead(batch.buf, 1, batch.att + 1, 413,
       '{"type":"request_entity_too_large","reason":"the document alone exceeds the request size limit"}',
       "request_entity_too_large", "the document alone exceeds the request size limit")
     self:_flush_dead()
@@ -546,16 +511,9 @@ function Indexer:_split(batch)
   end
   local first, second = split(batch.buf)
   local half = #first
-  local att = batch.att
-  local a1, a2 = att, att
-  if type(att) ~= "number" then
-    a1, a2 = {}, {}
-    for i = 1, half do a1[i] = att[i] end
-    for i = half + 1, batch.n do a2[i - half] = att[i] end
-  end
   self:_release(batch.buf)
-  for _, part in ipairs{ new_batch(first, a1, half, first:bytes()),
-                         new_batch(second, a2, batch.n - half, second:bytes()) } do
+  for _, part in ipairs{ new_batch(first, batch.att, half, first:bytes()),
+                         new_batch(second, batch.att, batch.n - half, second:bytes()) } do
     part.host = batch.host
     part.due = self.client:now()
     self.retryq[#self.retryq + 1] = part

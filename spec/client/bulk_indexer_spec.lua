@@ -14,8 +14,10 @@ local script = {}
 function script.new(...)
   local t = script_transport.new(...)
   local submit = t.submit
+  t.buffers, t.n_buffers = {}, 0
   t.submit = function(self, req)
     if type(req.body) == "userdata" then
+      if not t.buffers[req.body] then t.buffers[req.body], t.n_buffers = true, t.n_buffers + 1 end
       local copy = {}
       for k, v in pairs(req) do copy[k] = v end
       copy.body = req.body:body()
@@ -308,5 +310,65 @@ describe("bulk indexer", function()
     assert.has_error(function() bi:delete({}) end, "bulk_indexer: delete needs meta.id")
     bi:close()
     assert.has_error(function() bi:index({}) end, "bulk_indexer: already closed")
+  end)
+  it("sends its buffers as the request body and reuses a bounded set of them", function()
+    local t = script.new(bulk_responder({}), 64, 2)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 20, concurrency = 3 }
+    for i = 1, 2000 do bi:index({ n = i }, { id = "u" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(2000, stats.ok)
+    assert.are.equal(100, #t.sent)
+    -- 100 requests, but never more buffers than in flight + pooled + the one being filled
+    assert.is_true(t.n_buffers <= 3 + 4 + 1, "distinct buffers " .. t.n_buffers)
+  end)
+
+  it("re-sends only the rejected items of a batch, by position, and the whole batch after a 503", function()
+    local seen, n = {}, 0
+    local answer = bulk_responder(seen)
+    local t = script.new(function(req)
+      n = n + 1
+      if n == 2 then return { status = 503, body = '{"error":{"type":"x","reason":"busy"},"status":503}' } end
+      return answer(req)
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 10, retries = 4,
+      backoff = { base = 0.001 }, dead_letter = dead }
+    for i = 1, 10 do
+      local fail = (i == 3 or i == 8) and ',"fail":429,"fail_times":1' or ""
+      bi:index('{"n":' .. i .. fail .. '}', { id = "k" .. i })
+    end
+    local stats = bi:close()
+    assert.are.equal(10, stats.ok)
+    -- request 2 holds exactly the two rejected items, in their order; request 3 is the same bytes again
+    assert.are.equal('{"index":{"_id":"k3"}}\n{"n":3,"fail":429,"fail_times":1}\n'
+      .. '{"index":{"_id":"k8"}}\n{"n":8,"fail":429,"fail_times":1}\n', t.sent[2].body)
+    assert.are.equal(t.sent[2].body, t.sent[3].body)
+    assert.are.equal(3, #t.sent)
+    assert.are.equal(2, seen.k3)
+    check_invariant(stats, dead)
+  end)
+
+  it("appends raw action lines, ships a partial batch on demand, and can ask for the full response", function()
+    local t = script.new(bulk_responder({}))
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", filter_path = false }
+    bi:raw('{"index":{"_id":"r1"}}', '{"a":1}')
+    bi:raw('{"delete":{"_id":"r2"}}')
+    bi:ship()
+    assert.are.equal(1, #t.sent)
+    assert.are.equal('{"index":{"_id":"r1"}}\n{"a":1}\n{"delete":{"_id":"r2"}}\n', t.sent[1].body)
+    assert.is_nil(t.sent[1].query)
+    local stats = bi:close()
+    assert.are.equal(2, stats.ok)
+    assert.has_error(function() bi:ship() end, "bulk_indexer: already closed")
+  end)
+
+  it("raises, naming the problem, on input the builder refuses", function()
+    local bi = client_mod.new{ transport = script.new(bulk_responder({})) }:bulk_indexer{ index = "x" }
+    assert.has_error(function() bi:index({}, { id = "1", _id = "2" }) end,
+      "bulk_indexer: index: metadata has both _id and its alias")
+    assert.has_error(function() bi:raw('{"upsert":{}}', "{}") end)
+    assert.has_error(function() bi:index({ 1, 2 }, { id = "a" }) end,
+      "bulk_indexer: index: the source must be a JSON object, but the table encodes as an array")
+    local stats = bi:close()
+    assert.are.equal(0, stats.added)
   end)
 end)

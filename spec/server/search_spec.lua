@@ -190,3 +190,187 @@ describe("espipe serve #server: search", function()
     assert.matches("%[size%] cannot be %[0%] in a scroll context", body.error.reason)
   end)
 end)
+
+-- Scans over an index large enough that a context which re-read the whole
+-- index on every page would show: each document once, with and without
+-- slices, the snapshot frozen at open, exact resumption, context counting.
+describe("espipe serve #server: scanning a large index", function()
+  local N = 20000
+  local server, url
+  setup(function()
+    server = devserver.start()
+    url = server.url
+    http.json("PUT", url .. "/big", { settings = { number_of_shards = 3, refresh_interval = "-1" } })
+    local lines = {}
+    for i = 1, N do
+      lines[#lines + 1] = { index = { _index = "big", _id = "d" .. i } }
+      lines[#lines + 1] = { n = i, tag = (i % 2 == 0) and "even" or "odd" }
+    end
+    local status, body = http.bulk(url, lines, "?refresh=true")
+    assert.equal(200, status)
+    assert.is_false(body.errors)
+  end)
+  teardown(function() server.stop() end)
+
+  local function open_contexts()
+    local status, body = http.json("GET", url .. "/_espipe/stats")
+    assert.equal(200, status)
+    return body.search
+  end
+
+  -- every hit of a PIT scan, in order: list of { id =, sort = }
+  local function pit_scan(extra, size)
+    local status, pit = http.json("POST", url .. "/big/_pit?keep_alive=1m")
+    assert.equal(200, status)
+    local out, after, id = {}, nil, pit.id
+    while true do
+      local body = { size = size or 1000, pit = { id = id, keep_alive = "1m" }, search_after = after }
+      for k, v in pairs(extra or {}) do body[k] = v end
+      local r
+      status, r = http.json("POST", url .. "/_search", body)
+      assert.equal(200, status)
+      id = r.pit_id
+      if #r.hits.hits == 0 then break end
+      for _, h in ipairs(r.hits.hits) do out[#out + 1] = { id = h._id, sort = h.sort, n = h._source.n } end
+      after = r.hits.hits[#r.hits.hits].sort
+    end
+    assert.equal(200, (http.json("DELETE", url .. "/_pit", { id = id })))
+    return out
+  end
+
+  local function scroll_scan(extra)
+    local body = { size = 1000, sort = { "_doc" } }
+    for k, v in pairs(extra or {}) do body[k] = v end
+    local status, r = http.json("POST", url .. "/big/_search?scroll=1m", body)
+    assert.equal(200, status)
+    local out, id = {}, r._scroll_id
+    while #r.hits.hits > 0 do
+      for _, h in ipairs(r.hits.hits) do out[#out + 1] = { id = h._id } end
+      status, r = http.json("POST", url .. "/_search/scroll", { scroll = "1m", scroll_id = id })
+      assert.equal(200, status)
+    end
+    assert.equal(200, (http.json("DELETE", url .. "/_search/scroll", { scroll_id = id })))
+    return out
+  end
+
+  -- asserts that the hits hold each of the expected ids exactly once
+  local function assert_each_once(hits, expected_ids)
+    local seen, n = {}, 0
+    for _, h in ipairs(hits) do
+      assert.is_nil(seen[h.id], "doc " .. h.id .. " seen twice")
+      seen[h.id] = true
+      n = n + 1
+    end
+    assert.equal(#expected_ids, n)
+    for _, id in ipairs(expected_ids) do assert.is_true(seen[id], "doc " .. id .. " missing") end
+  end
+
+  local all_ids = {}
+  for i = 1, N do all_ids[i] = "d" .. i end
+
+  it("returns every document once from a PIT scan, whole and in 3 slices", function()
+    local whole = pit_scan()
+    assert_each_once(whole, all_ids)
+    -- the implicit _shard_doc tiebreaker: strictly increasing across pages
+    for i = 2, #whole do assert.is_true(whole[i].sort[1] > whole[i - 1].sort[1]) end
+    local sliced = {}
+    for slice = 0, 2 do
+      local part = pit_scan({ slice = { id = slice, max = 3 } })
+      assert.is_true(#part > 0)
+      for _, h in ipairs(part) do sliced[#sliced + 1] = h end
+    end
+    assert_each_once(sliced, all_ids)
+  end)
+
+  it("returns every document once from a scroll, whole and in 3 slices", function()
+    assert_each_once(scroll_scan(), all_ids)
+    local sliced = {}
+    for slice = 0, 2 do
+      for _, h in ipairs(scroll_scan({ slice = { id = slice, max = 3 } })) do sliced[#sliced + 1] = h end
+    end
+    assert_each_once(sliced, all_ids)
+  end)
+
+  it("scans a query through a PIT: only the matches, each once, and their exact total", function()
+    local evens = {}
+    for i = 2, N, 2 do evens[#evens + 1] = "d" .. i end
+    local hits = pit_scan({ query = { term = { tag = "even" } } }, 700)
+    assert_each_once(hits, evens)
+    for _, h in ipairs(hits) do assert.equal(0, h.n % 2) end
+    local status, pit = http.json("POST", url .. "/big/_pit?keep_alive=1m")
+    assert.equal(200, status)
+    local _, r = http.json("POST", url .. "/_search",
+      { size = 1, pit = { id = pit.id }, query = { term = { tag = "even" } }, track_total_hits = true })
+    assert.same({ value = N / 2, relation = "eq" }, r.hits.total)
+    _, r = http.json("POST", url .. "/_search", { size = 1, pit = { id = pit.id } })
+    assert.same({ value = 10000, relation = "gte" }, r.hits.total)
+    _, r = http.json("POST", url .. "/_search", { size = 1, pit = { id = pit.id }, track_total_hits = true })
+    assert.same({ value = N, relation = "eq" }, r.hits.total)
+    assert.equal(200, (http.json("DELETE", url .. "/_pit", { id = r.pit_id })))
+  end)
+
+  it("resumes a PIT exactly after a _shard_doc sort value", function()
+    local whole = pit_scan()
+    local status, pit = http.json("POST", url .. "/big/_pit?keep_alive=1m")
+    assert.equal(200, status)
+    for _, at in ipairs({ 1, 1500, 6667, N - 3, N }) do
+      local r
+      status, r = http.json("POST", url .. "/_search",
+        { size = 700, pit = { id = pit.id }, sort = { "_shard_doc" }, search_after = whole[at].sort })
+      assert.equal(200, status)
+      local want = math.min(700, N - at)
+      assert.equal(want, #r.hits.hits)
+      for i, h in ipairs(r.hits.hits) do
+        assert.equal(whole[at + i].id, h._id)
+        assert.same(whole[at + i].sort, h.sort)
+      end
+    end
+    assert.equal(200, (http.json("DELETE", url .. "/_pit", { id = pit.id })))
+  end)
+
+  it("keeps documents written after the PIT opened out of it, and deleted ones in", function()
+    local status, pit = http.json("POST", url .. "/big/_pit?keep_alive=1m")
+    assert.equal(200, status)
+    local _, first = http.json("POST", url .. "/_search", { size = 10, pit = { id = pit.id } })
+    assert.equal(201, (http.json("PUT", url .. "/big/_doc/late?refresh=true", { n = 0, tag = "late" })))
+    assert.equal(200, (http.json("DELETE", url .. "/big/_doc/d7?refresh=true")))
+    local _, now = http.json("POST", url .. "/big/_search", { size = 0, query = { ids = { values = { "late", "d7" } } } })
+    assert.equal(1, now.hits.total.value)
+    local seen, after, id = {}, nil, pit.id
+    repeat
+      local r
+      status, r = http.json("POST", url .. "/_search", { size = 1000, pit = { id = id }, search_after = after })
+      assert.equal(200, status)
+      id = r.pit_id
+      for _, h in ipairs(r.hits.hits) do
+        seen[h._id] = true
+        after = h.sort
+      end
+    until #r.hits.hits == 0
+    assert.is_nil(seen.late)
+    assert.is_true(seen.d7)
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.equal(N, n)
+    assert.is_string(first.hits.hits[1]._id)
+    assert.equal(200, (http.json("DELETE", url .. "/_pit", { id = id })))
+    http.json("DELETE", url .. "/big/_doc/late?refresh=true")
+    http.json("PUT", url .. "/big/_doc/d7?refresh=true", { n = 7, tag = "odd" })
+  end)
+
+  it("counts open scroll and PIT contexts until they are cleared", function()
+    assert.same({ open_contexts = 0, open_scrolls = 0, open_pits = 0 }, open_contexts())
+    local _, pit = http.json("POST", url .. "/big/_pit?keep_alive=1m")
+    local _, s1 = http.json("POST", url .. "/big/_search?scroll=1m", { size = 10 })
+    local _, s2 = http.json("POST", url .. "/big/_search?scroll=1m", { size = 10, query = { term = { tag = "odd" } } })
+    assert.same({ open_contexts = 3, open_scrolls = 2, open_pits = 1 }, open_contexts())
+    assert.equal(200, (http.json("DELETE", url .. "/_search/scroll", { scroll_id = { s1._scroll_id, s2._scroll_id } })))
+    assert.same({ open_contexts = 1, open_scrolls = 0, open_pits = 1 }, open_contexts())
+    assert.equal(200, (http.json("DELETE", url .. "/_pit", { id = pit.id })))
+    assert.same({ open_contexts = 0, open_scrolls = 0, open_pits = 0 }, open_contexts())
+    -- an expired context stops counting without being cleared
+    http.json("POST", url .. "/big/_search?scroll=100ms", { size = 1 })
+    assert.equal(1, open_contexts().open_scrolls)
+    assert.is_true(poll(5, function() return open_contexts().open_contexts == 0 end))
+  end)
+end)

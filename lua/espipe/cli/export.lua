@@ -11,16 +11,37 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --format F         ndjson (default; the documents' _source) | csv | parquet
   --fields a,b.c     only these fields (CSV columns in this order, after _id)
   --query JSON       a query, e.g. '{"term":{"level":"error"}}'
-  --file-bytes N     rotate files at about N bytes (default 64 MB)
+  --file-bytes N     rotate files at about N bytes (default 64 MB; for Parquet, the
+                     bytes written plus the row group still buffered, uncompressed)
   --compress C       gzip | zstd (NDJSON and CSV files)
+  --codec C          Parquet page compression: snappy (default) | zstd | gzip | none
   --slices N         sliced scan (default 1)      --size N   hits per page (default 1000)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
-  --quiet / --json   as for load]]
+  --quiet / --json   as for load
+
+Parquet columns: _id, then the index mapping's fields (inferred from the first
+1000 documents when the mapping has none). A value that does not fit its column
+is written as null and counted: the summary, --json and manifest.json list the
+invalid and coerced values per column.]]
 
 local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
-  compress = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
+  compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
 }
+
+local function total(counts)
+  local n = 0
+  for _, v in pairs(counts) do n = n + v end
+  return n
+end
+
+local function per_column(counts)
+  local names = {}
+  for k in pairs(counts) do names[#names + 1] = k end
+  table.sort(names)
+  for i, k in ipairs(names) do names[i] = k .. "=" .. counts[k] end
+  return table.concat(names, " ")
+end
 
 local function run(argv)
   local opts, rest = args.parse(argv, spec)
@@ -34,14 +55,29 @@ local function run(argv)
     query, qerr = require("espipe.json").decode(opts.query)
     if type(query) ~= "table" then return common.usage_error("export", "--query is not a JSON object: " .. tostring(qerr), usage) end
   end
+  if opts.codec and opts.format ~= "parquet" then
+    return common.usage_error("export", "--codec is for --format parquet (use --compress for " .. (opts.format or "ndjson") .. ")", usage)
+  end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
     client = common.client(url), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
-    compress = opts.compress, source_url = url .. "/" .. index, progress = p,
+    compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
   })
   if not ok then return common.usage_error("export", tostring(manifest), usage) end
-  local summary = manifest and { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files } or {}
+  local summary = {}
+  if manifest then
+    summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files }
+    if manifest.invalid then
+      summary.invalid, summary.coerced = manifest.invalid, manifest.coerced
+      summary.invalid_values, summary.coerced_values = total(manifest.invalid), total(manifest.coerced)
+      if summary.invalid_values > 0 then
+        -- never a silently wrong value: say which columns got nulls
+        io.stderr:write("espipe export: ", summary.invalid_values, " value(s) did not fit their column and were written as null: ",
+          per_column(manifest.invalid), "\n")
+      end
+    end
+  end
   return common.finish("export", p, summary, err)
 end
 

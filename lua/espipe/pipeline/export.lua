@@ -3,7 +3,8 @@
 --
 --   export.run{ client =, index =, query =, slices =, size =, to = DIR | FILE | "-",
 --               format = "ndjson"|"csv"|"parquet", file_bytes =, fields = {..},
---               compress = nil|"gzip"|"zstd", source_url =, progress = p }
+--               compress = nil|"gzip"|"zstd", source_url =, progress = p,
+--               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000 }
 --     -> manifest | nil, err
 --
 -- NDJSON rows are the documents' _source (re-encoded by the exact codec:
@@ -11,10 +12,17 @@
 -- decoder only as far as espipe.json keeps it). CSV: an "_id" column, then
 -- `fields` or, when not given, the dotted columns of the first page's
 -- documents (objects flattened, arrays as JSON text); values of columns not
--- in the header are counted in manifest.dropped_columns. Parquet needs
--- espipe.parquet; the schema comes from the index mapping, and file_bytes
--- counts the JSON bytes of the rows written into a file (the files are
--- smaller: columnar and compressed).
+-- in the header are counted in manifest.dropped_columns.
+--
+-- Parquet: an "_id" column, then the leaves of the index mapping (or of the
+-- first `infer_docs` documents when the mapping has no fields, e.g. dynamic:
+-- false), `fields` selecting among them. The hits go to the writer as they
+-- came from the page (columns read hit._source.<path>), so nothing is copied.
+-- A file is finished when the bytes in it plus the row group still buffered
+-- (uncompressed, so files end up smaller) reach file_bytes (default 64 MiB).
+-- Values that do not fit their column are written as null and counted per
+-- column (manifest.invalid, and per file); values converted the way
+-- Elasticsearch coerces them are counted in manifest.coerced.
 local json = require "espipe.json"
 local csv = require "espipe.pipeline.csv"
 local writer_mod = require "espipe.pipeline.writer"
@@ -39,6 +47,101 @@ local function pick(doc, fields)
   return out
 end
 
+local DEFAULT_FILE_BYTES = 64 * 1024 * 1024
+
+local function config_error(msg)
+  return nil, errors.new { kind = "config", message = msg }
+end
+
+local function add_counts(into, counts)
+  for col, n in pairs(counts or {}) do into[col] = (into[col] or 0) + n end
+end
+
+-- Columns of the hits' _source from the mapping response; nil (and no error)
+-- when the mapping names no fields at all, so the caller infers them.
+local function mapping_columns(parquet, client, opts)
+  local mapping, err = client.indices:get_mapping { index = opts.index }
+  if not mapping then return nil, err end
+  local want = { prefix = "_source", meta = { "_id" } }
+  if #parquet.schema.from_mapping(mapping, want) == #want.meta then return false end
+  want.fields = opts.fields
+  local columns = parquet.schema.from_mapping(mapping, want)
+  if #columns == #want.meta then
+    return config_error("none of the fields " .. table.concat(opts.fields, ",")
+      .. " is in the mapping of " .. opts.index)
+  end
+  return columns
+end
+
+local function inferred_columns(parquet, pages, opts)
+  local docs = {}
+  for _, page in ipairs(pages) do
+    for _, hit in ipairs(page.hits) do docs[#docs + 1] = hit._source end
+  end
+  local columns = parquet.schema.infer(docs,
+    { prefix = "_source", meta = { "_id" }, fields = opts.fields, sample = #docs })
+  if #columns == 1 then
+    return config_error("no fields to export: the mapping of " .. opts.index .. " has none and the first "
+      .. #docs .. " documents have none" .. (opts.fields and (" of " .. table.concat(opts.fields, ",")) or ""))
+  end
+  return columns
+end
+
+-- Parquet part files in dir, registered with the export writer w when complete.
+local function parquet_parts(parquet, dir, w, opts)
+  local file_bytes = opts.file_bytes or DEFAULT_FILE_BYTES
+  local popts = { codec = opts.parquet_codec or "snappy",
+    -- a row group never outgrows a file: the buffer is the memory bound
+    row_group_bytes = math.min(64 * 1024 * 1024, math.max(1, math.floor(file_bytes))) }
+  local parts = { index = 0, invalid = {}, coerced = {} }
+  local cur
+
+  function parts.finish_file()
+    if not cur then return true end
+    local c = cur
+    cur = nil
+    local info, err = c.w:close()
+    if not info then os.remove(c.tmp) return nil, err end
+    local ok, rerr = os.rename(c.tmp, dir .. "/" .. c.name)
+    if not ok then
+      os.remove(c.tmp)
+      return nil, errors.new { kind = "output", message = "renaming " .. c.tmp .. ": " .. tostring(rerr) }
+    end
+    add_counts(parts.invalid, info.invalid)
+    add_counts(parts.coerced, info.coerced)
+    w:add_file(c.name, info.rows, info.bytes, { invalid = info.invalid, coerced = info.coerced,
+      row_groups = info.row_groups })
+    return true
+  end
+
+  function parts.write(columns, hits)
+    if not cur then
+      local name = string.format("part-%05d.parquet", parts.index)
+      local tmp = dir .. "/." .. name .. ".inprogress"
+      local pw, err = parquet.open(tmp, columns, popts)
+      if not pw then return nil, err end
+      parts.index = parts.index + 1
+      cur = { name = name, tmp = tmp, w = pw }
+    end
+    local ok, err = cur.w:write_rows(hits)
+    if not ok then return nil, err end
+    if cur.w:bytes_written() + cur.w:buffered_bytes() >= file_bytes then
+      return parts.finish_file()
+    end
+    return true
+  end
+
+  function parts.abort()
+    if cur then
+      cur.w:close()
+      os.remove(cur.tmp)
+      cur = nil
+    end
+  end
+
+  return parts
+end
+
 local function is_dir_target(to, opts)
   if to == "-" then return false end
   if to:sub(-1) == "/" or opts.file_bytes or opts.format == "parquet" then return true end
@@ -55,24 +158,31 @@ function M.run(opts)
   if format ~= "ndjson" and format ~= "csv" and format ~= "parquet" then
     error("export.run: format must be ndjson, csv or parquet, got " .. tostring(format), 2)
   end
+  local codecs = { none = true, snappy = true, zstd = true, gzip = true }
+  if opts.parquet_codec ~= nil and not codecs[opts.parquet_codec] then
+    error("export.run: parquet_codec must be none, snappy, zstd or gzip, got " .. tostring(opts.parquet_codec), 2)
+  end
+  if opts.infer_docs ~= nil and (type(opts.infer_docs) ~= "number" or opts.infer_docs < 1) then
+    error("export.run: infer_docs must be a positive number", 2)
+  end
   local client, fields = opts.client, opts.fields
   local dir = is_dir_target(opts.to, opts) and opts.to:gsub("/$", "") or nil
+
+  local parquet, columns_pq
+  if format == "parquet" then
+    local ok, mod = pcall(require, "espipe.parquet")
+    if not ok then return config_error("Parquet export needs espipe.parquet: " .. tostring(mod)) end
+    if not dir then return config_error("Parquet export writes a directory of part files: --to DIR") end
+    parquet = mod
+    local cols, err = mapping_columns(parquet, client, opts)
+    if cols == nil then return nil, err end
+    columns_pq = cols or nil -- false: the mapping has no fields; infer from documents
+  end
 
   local total
   local cresp = client:count { index = opts.index, body = opts.query and { query = opts.query } or nil }
   if cresp then total = tonumber(cresp.count) end
   if opts.progress then opts.progress.total = total end
-
-  local parquet, schema
-  if format == "parquet" then
-    local ok, mod = pcall(require, "espipe.parquet")
-    if not ok then return nil, errors.new { kind = "config", message = "Parquet export needs espipe.parquet: " .. tostring(mod) } end
-    parquet = mod
-    local mapping, merr = client.indices:get_mapping { index = opts.index }
-    if not mapping then return nil, merr end
-    local entry = mapping[opts.index] or select(2, next(mapping))
-    schema = parquet.schema.from_mapping(entry and entry.mappings or {}, { fields = fields })
-  end
 
   local scan = pit_pages.new(client, opts.index, opts.query,
     { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m" })
@@ -85,21 +195,30 @@ function M.run(opts)
       for _, c in ipairs(columns or fields or {}) do cols[#cols + 1] = c end
       return csv.encode_row(cols)
     end or nil }
-  local file_bytes = opts.file_bytes or 64 * 1024 * 1024
-  local pq, pq_name, pq_tmp, pq_index, pq_in = nil, nil, nil, 0, 0
+  local parts = parquet and parquet_parts(parquet, dir, w, opts)
+  -- pages held back until infer_docs documents show what the columns are
+  local held, held_docs, infer_docs = {}, 0, opts.infer_docs or 1000
 
-  local function pq_close()
-    if not pq then return true end
-    local info, err = pq:close()
-    pq = nil
-    if not info then os.remove(pq_tmp) return nil, err end
-    local rok, rerr = os.rename(pq_tmp, dir .. "/" .. pq_name)
-    if not rok then return nil, errors.new { kind = "output", message = tostring(rerr) } end
-    w:add_file(pq_name, info.rows, info.bytes)
+  local function write_parquet(hits)
+    if #hits == 0 then return true end
+    return parts.write(columns_pq, hits)
+  end
+
+  local function release_held()
+    if held_docs > 0 then
+      local cols, err = inferred_columns(parquet, held, opts)
+      if not cols then return nil, err end
+      columns_pq = cols
+    end
+    for _, page in ipairs(held) do
+      local ok, err = write_parquet(page.hits)
+      if not ok then return nil, err end
+    end
+    held = nil
     return true
   end
 
-  local done, failure, row_bytes = 0, nil, nil
+  local done, failure = 0, nil
   local function each_page(page)
     local hits = page.hits
     if format == "ndjson" then
@@ -139,30 +258,16 @@ function M.run(opts)
         local ok, err = w:write(table.concat(buf), #buf)
         if not ok then failure = err return false end
       end
-    else -- parquet
-      if #hits > 0 then
-        if not pq then
-          pq_name = string.format("part-%05d.parquet", pq_index)
-          pq_tmp = dir .. "/." .. pq_name .. ".inprogress"
-          pq_index = pq_index + 1
-          local perr2
-          pq, perr2 = parquet.open(pq_tmp, schema, { codec = opts.parquet_codec or "snappy" })
-          if not pq then failure = perr2 return false end
-          pq_in = 0
-        end
-        local rows = {}
-        for i, hit in ipairs(hits) do rows[i] = fields and pick(hit._source, fields) or hit._source end
-        -- the JSON size of the first page's rows estimates every row's
-        row_bytes = row_bytes or math.max(1, #json.encode(rows) / #rows)
-        pq_in = pq_in + row_bytes * #rows
-        local ok, err = pq:write_rows(rows)
+    elseif not columns_pq then
+      held[#held + 1] = page
+      held_docs = held_docs + #hits
+      if held_docs >= infer_docs then
+        local ok, err = release_held()
         if not ok then failure = err return false end
-        -- --file-bytes counts the JSON bytes of the rows that went into a file
-        if pq_in >= file_bytes then
-          local cok, cerr = pq_close()
-          if not cok then failure = cerr return false end
-        end
       end
+    else
+      local ok, err = write_parquet(hits)
+      if not ok then failure = err return false end
     end
     done = done + #hits
     if opts.progress then opts.progress:update { done = done } end
@@ -176,17 +281,30 @@ function M.run(opts)
   if not pok then failure = failure or perr end
   scan:close()
 
+  if not failure and parts then
+    local ok, err = true, nil
+    if held then ok, err = release_held() end
+    if ok then ok, err = parts.finish_file() end
+    if not ok then failure = err end
+  end
   if failure then
     w:abort()
-    if pq then pq:close(); os.remove(pq_tmp) end
+    if parts then parts.abort() end
     return nil, failure
   end
-  local ok, err = pq_close()
-  if not ok then w:abort() return nil, err end
   local extra = { source = opts.source_url or opts.index, index = opts.index,
     query = opts.query or json.null, total = done }
   if columns then extra.columns = columns end
   if next(dropped) then extra.dropped_columns = dropped end
+  if parts then
+    extra.compression = opts.parquet_codec or "snappy"
+    extra.invalid, extra.coerced = parts.invalid, parts.coerced
+    local cols = {}
+    for i, c in ipairs(columns_pq or {}) do
+      cols[i] = { name = c.name, field = c.field, type = c.type, es_type = c.es_type }
+    end
+    extra.columns = json.array(cols)
+  end
   return w:close(extra)
 end
 

@@ -5,6 +5,7 @@
 --                         file_bytes = 64 MiB, compress = nil|"gzip"|"zstd",
 --                         header = function() return "a,b\n" end }     -- CSV header per file
 --   w:write(text, rows)          -- text: whole serialized rows
+--   w:add_file(name, rows, bytes [, extra])  -- a part some other writer completed
 --   w:close(extra) -> manifest   -- extra fields merged into manifest.json
 -- or writer.new{ file = PATH | "-" } for one file without rotation or manifest.
 -- A file in progress is named ".part-00000.ndjson.inprogress"; readers that
@@ -110,9 +111,12 @@ function Writer:write(text, rows)
   return true
 end
 
--- Registers a file some other writer (Parquet) produced, already complete.
-function Writer:add_file(name, rows, bytes)
-  self.files[#self.files + 1] = { name = name, rows = rows, bytes = bytes }
+-- Registers a file some other writer (Parquet) produced, already complete;
+-- the fields of extra (e.g. per-column counts) go into its manifest entry.
+function Writer:add_file(name, rows, bytes, extra)
+  local entry = { name = name, rows = rows, bytes = bytes }
+  for k, v in pairs(extra or {}) do entry[k] = v end
+  self.files[#self.files + 1] = entry
   self.rows = self.rows + rows
   self.bytes = self.bytes + bytes
 end

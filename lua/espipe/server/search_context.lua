@@ -71,7 +71,7 @@ function M.first_after_key(snap, v)
   local recs, ords = snap.recs, snap.ords
   while lo < hi do
     local mid = floor((lo + hi) / 2)
-    if ords[mid] * SHARD_SHIFT + recs[mid].s > v then hi = mid else lo = mid + 1 end
+    if ords[mid] * SHARD_SHIFT + recs[mid].s >= v then hi = mid else lo = mid + 1 end
   end
   return lo
 end
@@ -206,8 +206,8 @@ end
 -- query, slice and sort. values (the hits' sort values) are kept when the
 -- sort reads fields, so the sources are decoded once, here.
 function M.sorted(v, compiled)
-  local _, err = M.view_count(v)
-  if err then return nil, err end
+  local n, err = M.view_count(v)
+  if not n then return nil, err end
   local snap, sorter = v.snap, compiled.sorter
   local keys = sorter.keys
   local count = v.all and snap.n or #v.matches

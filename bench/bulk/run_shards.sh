@@ -1,0 +1,28 @@
+#!/bin/sh
+# Shard-aware bulk: plain, pre-sorted and shard-direct bulk against a 3-node
+# dev server holding a 6-shard index (not blackhole: the server must route
+# each document to count what it forwards).
+#   sh bench/bulk/run_shards.sh [N=200000]
+set -eu
+cd "$(dirname "$0")/../.."
+N=${1:-200000}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/espipe-bench.XXXXXX")
+# a random port may be taken: try a few
+for try in 1 2 3 4 5; do
+    PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
+    if bin/espipe serve --nodes 3 --port "$PORT" --daemon --pid-file "$TMP/serve.pid" >/dev/null 2>"$TMP/serve.err"; then break; fi
+    [ "$try" = 5 ] && { cat "$TMP/serve.err"; rm -rf "$TMP"; exit 1; }
+done
+cleanup() {
+    bin/espipe serve --stop --pid-file "$TMP/serve.pid" >/dev/null 2>&1 || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+printf "%d documents, 3 nodes from port %d, 6 shards\n" "$N" "$PORT"
+printf "%-10s %8s %9s %10s %9s %12s %9s\n" mode docs wall_s docs/s forwarded fwd/doc cpu_s/1M
+for mode in plain presorted direct; do
+    /usr/bin/time -f "%U %S" -o "$TMP/time" lua5.4 bench/bulk/shard_aware.lua "http://127.0.0.1:$PORT" "$N" "$mode" > "$TMP/out"
+    set -- $(cat "$TMP/out") $(cat "$TMP/time")
+    awk -v m="$1" -v n="$2" -v e="$3" -v r="$4" -v f="$5" -v fd="$6" -v u="$7" -v s="$8" 'BEGIN {
+        printf "%-10s %8d %9.2f %10.0f %9d %12.4f %9.2f\n", m, n, e, r, f, fd, (u + s) * 1000000 / n }'
+done
