@@ -71,24 +71,40 @@ static int hex4(const char *s, unsigned *out)
     return 0;
 }
 
+/* 1 for the bytes that end a run of plain string content: '"', '\\', controls. */
+static const unsigned char string_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
 /* sc->p is at the opening quote. Records the content span (without quotes). */
 static int scan_string(scanner *sc, span *out)
 {
-    const char *p = sc->p + 1;
+    const unsigned char *p = (const unsigned char *)sc->p + 1;
+    const unsigned char *end = (const unsigned char *)sc->end;
     out->escaped = 0;
-    while (p < sc->end) {
-        unsigned char c = (unsigned char)*p;
+    while (p < end) {
+        unsigned char c;
+        while (p < end && !string_stop[*p])
+            p++;
+        if (p >= end)
+            break;
+        c = *p;
         if (c == '"') {
             out->s = sc->p + 1;
-            out->len = (size_t)(p - out->s);
-            sc->p = p + 1;
+            out->len = (size_t)((const char *)p - out->s);
+            sc->p = (const char *)p + 1;
             return 0;
         }
         if (c < 0x20)
-            return fail(sc, "control character in string", p);
+            return fail(sc, "control character in string", (const char *)p);
         if (c == '\\') {
             out->escaped = 1;
-            if (p + 1 >= sc->end)
+            if (p + 1 >= end)
                 break;
             switch (p[1]) {
             case '"': case '\\': case '/': case 'b':
@@ -97,13 +113,13 @@ static int scan_string(scanner *sc, span *out)
                 continue;
             case 'u': {
                 unsigned cp;
-                if (sc->end - p < 6 || hex4(p + 2, &cp) != 0)
-                    return fail(sc, "invalid \\u escape", p);
+                if (end - p < 6 || hex4((const char *)p + 2, &cp) != 0)
+                    return fail(sc, "invalid \\u escape", (const char *)p);
                 p += 6;
                 continue;
             }
             default:
-                return fail(sc, "invalid escape in string", p);
+                return fail(sc, "invalid escape in string", (const char *)p);
             }
         }
         p++;
@@ -198,7 +214,7 @@ static void push_span(lua_State *L, const span *sp)
 }
 
 /* Does the (possibly escaped) key equal the NUL-terminated name? */
-static int key_is(const span *k, const char *name)
+static int key_is_slow(const span *k, const char *name)
 {
     char buf[BR_KEY_MAX + 4];
     size_t n = 0;
@@ -219,6 +235,11 @@ static int key_is(const span *k, const char *name)
     }
     return n == nlen && memcmp(buf, name, nlen) == 0;
 }
+
+/* name is a string literal: its length is known at compile time. */
+#define key_is(k, name) \
+    ((k)->escaped ? key_is_slow((k), (name)) \
+                  : (k)->len == sizeof(name) - 1 && memcmp((k)->s, (name), sizeof(name) - 1) == 0)
 
 static int expect_literal(scanner *sc, const char *lit, size_t n)
 {

@@ -255,7 +255,16 @@ function Indexer:index(doc, meta)
   if self.closed then error("bulk_indexer: already closed", 2) end
   local ok, n, bytes = pcall(put, self.cur, "index", meta, doc)
   if not ok then rejected("index", doc, meta, n, true) end
-  return self:_added(n, bytes)
+  -- _added, inlined: this is the per-document path
+  local stats = self.stats
+  stats.added = stats.added + 1
+  if n >= self.batch_docs or bytes >= self.batch_bytes then
+    self:_ship_current()
+  elseif self.flush_interval then
+    self:tick()
+  end
+  if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
+  return true
 end
 
 function Indexer:create(doc, meta)

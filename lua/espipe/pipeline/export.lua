@@ -185,7 +185,9 @@ function M.run(opts)
   if opts.progress then opts.progress.total = total end
 
   local scan = pit_pages.new(client, opts.index, opts.query,
-    { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m" })
+    { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m",
+      -- whole documents to NDJSON: the server's bytes, never decoded
+      raw_source = format == "ndjson" and not fields })
 
   local columns, dropped = nil, {}
   local w = writer_mod.new { dir = dir, file = not dir and opts.to or nil, format = format,
@@ -225,7 +227,11 @@ function M.run(opts)
       local buf = {}
       for i, hit in ipairs(hits) do
         local src = hit._source
-        buf[i] = json.encode(fields and pick(src, fields) or src)
+        if type(src) == "string" then
+          buf[i] = src
+        else
+          buf[i] = json.encode(fields and pick(src, fields) or src)
+        end
       end
       if #buf > 0 then
         local ok, err = w:write(table.concat(buf, "\n") .. "\n", #buf)

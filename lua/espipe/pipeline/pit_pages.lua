@@ -3,7 +3,7 @@
 -- over the client's transport, the next page of a slice requested as soon as
 -- its previous page arrives), pages handed out with their position:
 --
---   local r = pit_pages.new(client, index, query, { slices =, size =, keep_alive =,
+--   local r = pit_pages.new(client, index, query, { slices =, size =, keep_alive =, raw_source =,
 --                                                    resume = { ["0"] = { search_after =, done = }, ... },
 --                                                    pit_id = saved pit id or nil })
 --   for page in r:pages() do
@@ -11,12 +11,16 @@
 --     last hit: resuming from it repeats nothing of this page), page.pit_id
 --   end  -- errors raise (an espipe.errors table); r:close() frees the PIT
 --
+-- Pages are read in one pass by the C core (core.search_response); with
+-- raw_source each hit's _source is the server's JSON text, never decoded.
+--
 -- A resumed job first tries the saved PIT; if it is gone (404) a new PIT is
 -- opened and the unfinished slices start over (r.restarted = true): _shard_doc
 -- positions belong to one PIT. With preserved ids that only re-sends documents.
 -- (espipe.scan has no positions or resume yet; see the report.)
 local json = require "espipe.json"
 local errors = require "espipe.errors"
+local search_response = require("espipe.core").search_response
 
 local M = {}
 local R = {}
@@ -28,6 +32,7 @@ function M.new(client, index, query, opts)
     client = client, index = index, query = query, owner = { inbox = {} },
     size = opts.size or 1000, nslices = opts.slices or 1, keep_alive = opts.keep_alive or "5m",
     pit_id = opts.pit_id, resume = opts.resume or {}, ready = {}, pending = {}, n_pending = 0,
+    raw_source = opts.raw_source and true or false,
   }, R)
   self.slices = {}
   for i = 0, self.nslices - 1 do
@@ -81,9 +86,15 @@ function R:_complete(res)
     return
   end
   if res.status ~= 200 then error(client_mod.http_error(res, sl.req), 0) end
-  local v = json.decode(res.body or "")
+  local v, derr, offset = search_response(res.body or "", self.raw_source)
+  if v == nil then
+    error(errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
+      reason = "search response is not valid JSON: " .. tostring(derr),
+      request = { method = sl.req.method, path = sl.req.path } }, 0)
+  end
   if type(v) ~= "table" or type(v.hits) ~= "table" or type(v.hits.hits) ~= "table" then
-    error(errors.new { kind = "http", type = "bad_response", reason = "search response without hits" }, 0)
+    error(errors.new { kind = "http", status = 200, type = "bad_response", reason = "search response without hits",
+      request = { method = sl.req.method, path = sl.req.path } }, 0)
   end
   sl.attempts = 0
   if v.pit_id then self.pit_id = v.pit_id end

@@ -163,6 +163,7 @@ function M.run(opts)
   local scan = pit_pages.new(src.client, src.index, src.query, {
     slices = slices, size = src.size or 1000, keep_alive = src.keep_alive or "5m",
     resume = state.slices, pit_id = state.pit_id,
+    raw_source = opts.transform == nil,   -- passthrough: _source bytes never decoded
   })
 
   local groups, grouped = {}, 0 -- per-slice documents waiting for a presorted hand-over

@@ -71,7 +71,7 @@ function M.first_after_key(snap, v)
   local recs, ords = snap.recs, snap.ords
   while lo < hi do
     local mid = floor((lo + hi) / 2)
-    if ords[mid] * SHARD_SHIFT + recs[mid].s >= v then hi = mid else lo = mid + 1 end
+    if ords[mid] * SHARD_SHIFT + recs[mid].s > v then hi = mid else lo = mid + 1 end
   end
   return lo
 end

@@ -1,0 +1,68 @@
+-- Without a transform, reindex and NDJSON export hand documents on as the
+-- server's bytes: never decoded, so nothing about them can change (integers
+-- beyond 2^53, 1.0 vs 1, key order, escapes, empty containers).
+local devserver = require "support.devserver"
+local http = require "support.http"
+local espipe = require "espipe"
+local S = require "pipeline.support"
+
+local SOURCES = {
+  '{"z":1,"a":2,"big":9223372036854775807,"f":1.0,"neg":-0.0}',
+  '{"esc":"a\\/b \\u00e9 \\ud83d\\ude00","empty":[],"obj":{},"nil":null}',
+  '{ "spaced" : [ 1 , 2 ] ,"exp":1E+2,"deep":{"x":{"y":[[],{}]}}}',
+  '{"unicode":"Γειά σου Κόσμε","big_neg":-18446744073709551616}',
+}
+
+local function get_raw_source(url, index, id)
+  local res = http.request{ url = url .. "/" .. index .. "/_source/" .. id }
+  assert.equal(200, res.status, res.body)
+  return res.body
+end
+
+describe("passthrough of _source bytes #server", function()
+  local server, client, dir
+
+  setup(function()
+    server = devserver.start{}
+    client = espipe.client{ hosts = { server.url } }
+    local lines = {}
+    for i, src in ipairs(SOURCES) do
+      lines[#lines + 1] = '{"index":{"_index":"raw-src","_id":"' .. i .. '"}}'
+      lines[#lines + 1] = src
+    end
+    local res = http.request{ method = "POST", url = server.url .. "/_bulk?refresh=true",
+      headers = { ["Content-Type"] = "application/x-ndjson" }, body = table.concat(lines, "\n") .. "\n" }
+    assert.equal(200, res.status, res.body)
+    assert.is_nil(res.body:find('"errors":true', 1, true), res.body)
+    for i, src in ipairs(SOURCES) do assert.equal(src, get_raw_source(server.url, "raw-src", i)) end
+  end)
+  teardown(function()
+    client:close()
+    server.stop()
+    S.cleanup()
+  end)
+  before_each(function() dir = S.tmpdir() end)
+
+  it("reindex without a transform writes the very bytes it read", function()
+    local summary = assert(espipe.reindex{
+      source = { client = client, index = "raw-src", slices = 2 },
+      dest = { client = client, index = "raw-dst" },
+      dead_letter = dir .. "/dl.ndjson",
+    })
+    assert.same({ #SOURCES, 0 }, { summary.ok, summary.failed })
+    for i, src in ipairs(SOURCES) do
+      assert.equal(src, get_raw_source(server.url, "raw-dst", i))
+    end
+  end)
+
+  it("NDJSON export of whole documents writes the very bytes it read", function()
+    local out = dir .. "/raw.ndjson"
+    local summary = assert(espipe.export{ client = client, index = "raw-src", to = out, format = "ndjson" })
+    assert.is_truthy(summary)
+    local f = assert(io.open(out, "rb"))
+    local got = {}
+    for line in f:lines() do got[line] = true end
+    f:close()
+    for _, src in ipairs(SOURCES) do assert.is_true(got[src], "missing line " .. src) end
+  end)
+end)
