@@ -132,6 +132,8 @@ build = {
     ["espipe.parquet_writer"] = {
       sources = {
         "csrc/compat.c",
+        "csrc/json_encode.c",
+        "csrc/json_number.c",
         "csrc/parquet/codec.c",
         "csrc/parquet/datetime.c",
         "csrc/parquet/dict.c",
@@ -140,6 +142,7 @@ build = {
         "csrc/parquet/thrift.c",
         "csrc/parquet/writer.c",
         "csrc/strbuf.c",
+        "csrc/utf8.c",
       },
       incdirs = { "csrc" },
       defines = { "_POSIX_C_SOURCE=200809L" },

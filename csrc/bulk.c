@@ -672,7 +672,7 @@ static int l_raw(lua_State *L)
     if (op == BULK_DELETE && st != LUA_TNIL)
         luaL_error(L, "bulk raw: a delete action takes no source");
     if (op != BULK_DELETE && st != LUA_TTABLE && st != LUA_TSTRING)
-        luaL_error(L, "bulk raw: a %s action needs a source (a table or a raw JSON string), got %s",
+        luaL_error(L, "bulk raw: the action %s needs a source (a table or a raw JSON string), got %s",
                    op_names[op], luaL_typename(L, 3));
     reserve_item(L, b);
     err[0] = '\0';

@@ -1,6 +1,8 @@
 -- espipe's bulk indexer against a server (espipe serve --blackhole):
---   lua5.4 bench/bulk/espipe_bulk.lua URL N table|raw|cjson_seq|gen [filter_path=yes|no]
--- table: documents as Lua tables; raw: pre-made NDJSON source lines;
+--   lua5.4 bench/bulk/espipe_bulk.lua URL N table|raw|raw_pre|cjson_seq|gen [filter_path=yes|no]
+-- table: documents as Lua tables; raw: NDJSON source lines (generated and
+-- encoded per document, so it includes the encoding); raw_pre: source lines
+-- encoded beforehand (10 000, cycled), the indexer's cost for existing NDJSON;
 -- gen: build the documents and drop them (the generator's share of CPU);
 -- cjson_seq: the peer setup "lua-cjson encoding + a sequential HTTP loop"
 -- (one request at a time over our curl transport, body built with
@@ -43,6 +45,12 @@ else
     filter_path = filter_path }
   if mode == "raw" then
     for i = 1, n do bi:index(gen.line(i), { id = tostring(i) }) end
+  elseif mode == "raw_pre" then
+    -- NDJSON lines that already exist (as when loading a file): 10 000
+    -- pre-encoded sources, cycled, each sent with its own id
+    local lines = {}
+    for i = 1, 10000 do lines[i] = gen.line(i) end
+    for i = 1, n do bi:index(lines[(i - 1) % 10000 + 1], { id = tostring(i) }) end
   else
     for i = 1, n do bi:index(gen.doc(i), { id = tostring(i) }) end
   end

@@ -39,6 +39,7 @@ measure espipe_table      "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" tab
 measure espipe_table_full "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" table no
 measure espipe_raw        "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" raw
 measure espipe_raw_full   "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" raw no
+measure espipe_rawpre_full "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" raw_pre no
 # RSS must not grow with the document count: the same run at a fifth of N
 N5=$(( N / 5 ))
 measure espipe_table_full_N/5 "$N5" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N5" table no

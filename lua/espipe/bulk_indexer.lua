@@ -34,8 +34,15 @@
 -- file `curl --data-binary @PATH .../_bulk` or `espipe load --format bulk`
 -- can send as it is.
 --
--- shard_aware = true (see espipe.shard_map) sends each document to the node
--- holding its primary shard: a batch is then one per node.
+-- Other options: filter_path = true (default: only errors, status, error
+-- and result per item come back) | false (the full response) | a string;
+-- on_batch = function{ ok =, failed =, tokens = { ... } } called as each
+-- request settles, with the meta.token of every document it settled (a
+-- retried document's token comes back when its retry settles), so a caller
+-- can checkpoint without flush(); conflict_ok = true counts a 409 on create
+-- as done (stats.conflicts); :ship() sends the current batch now.
+-- shard_aware = true (see espipe.bulk_indexer_shards, espipe.shard_map)
+-- sends each document to the node holding its primary shard.
 local core = require("espipe.core")
 local json = require("espipe.json")
 local errors = require("espipe.errors")
@@ -70,7 +77,7 @@ local KNOWN = {
   retries = true, backoff = true, on_error = true, dead_letter = true, dead_letter_bulk = true,
   compress = true, refresh = true, pipeline = true, routing = true, timeout = true,
   max_retry_bytes = true, require_alias = true, filter_path = true,
-  shard_aware = true, shard_map = true, on_log = true,
+  shard_aware = true, shard_map = true, on_log = true, on_batch = true, conflict_ok = true,
 }
 
 local function check_positive(opts, k, level, integer)
@@ -104,8 +111,10 @@ function M.new(client, opts, level)
   if dl ~= nil and type(dl) ~= "string" and type(dl) ~= "function" then
     error("bulk_indexer: dead_letter must be a path or a function", level)
   end
-  if opts.on_error ~= nil and type(opts.on_error) ~= "function" then
-    error("bulk_indexer: on_error must be a function", level)
+  for _, k in ipairs{ "on_error", "on_batch" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "function" then
+      error("bulk_indexer: " .. k .. " must be a function", level)
+    end
   end
   local fp = opts.filter_path
   if fp ~= nil and fp ~= false and fp ~= true and type(fp) ~= "string" then
@@ -124,6 +133,9 @@ function M.new(client, opts, level)
     backoff_max = backoff.max or 10,
     flush_interval = opts.flush_interval,
     on_error = opts.on_error,
+    on_batch = opts.on_batch,
+    conflict_ok = opts.conflict_ok == true,
+    tokens = {},          -- buffer -> { [position] = meta.token } (on_batch only)
     compress = opts.compress,
     timeout = opts.timeout,
     inflight = {},        -- request id -> batch
@@ -163,6 +175,8 @@ function M.new(client, opts, level)
   if opts.shard_aware then
     require("espipe.bulk_indexer_shards").attach(self, opts, level + 1)
   end
+  self.general = self.route or self.on_batch ~= nil
+  if self.conflict_ok then self.stats.conflicts = 0 end
   return self
 end
 
@@ -192,6 +206,17 @@ end
 -- batch, or half of one; so one number per batch is enough.
 local function new_batch(buf, att, n, bytes)
   return { buf = buf, att = att, n = n, bytes = bytes }
+end
+
+-- A new batch from a filled buffer, with its documents' on_batch tokens.
+function Indexer:_batch_of(buf, n)
+  local b = new_batch(buf, 0, n, buf:bytes())
+  local tokens = self.tokens[buf]
+  if tokens then
+    b.tokens = tokens
+    self.tokens[buf] = nil
+  end
+  return b
 end
 
 ----------------------------------------------------------------------------
@@ -226,7 +251,7 @@ local function rejected(op, doc, meta, cmsg, with_source, level)
   cmsg = tostring(cmsg):gsub("^bulk %a+: ", "")
   error("bulk_indexer: " .. op .. ": " .. cmsg, level)
 end
-M._rejected = rejected
+
 
 -- After an append of n items, bytes long: ship a full batch, keep the loop moving.
 function Indexer:_added(n, bytes)
@@ -248,10 +273,56 @@ function Indexer:_add(op, doc, meta, with_source)
   return self:_added(n, bytes)
 end
 
+-- The path with the options that cost per document: shard-aware routing
+-- (one open batch per node) and on_batch tokens (meta.token, kept by
+-- position beside the buffer and handed back when the document settles).
+function Indexer:_add_general(op, doc, meta, with_source)
+  if self.closed then error("bulk_indexer: already closed", 3) end
+  local token
+  if self.on_batch and type(meta) == "table" and meta.token ~= nil then
+    token = meta.token
+    local copy = {}
+    for k, v in pairs(meta) do
+      if k ~= "token" then copy[k] = v end
+    end
+    meta = copy
+  end
+  local host = self.route and self:_host_for(meta) or 0
+  local buf, g = self.cur, nil
+  if host ~= 0 then
+    g = self.groups[host]
+    if not g then
+      g = { buf = self:_take_buffer(), born = self.client:now() }
+      self.groups[host] = g
+    end
+    buf = g.buf
+  end
+  local ok, n, bytes = pcall(put, buf, op, meta, doc)
+  if not ok then rejected(op, doc, meta, n, with_source, 4) end
+  if token ~= nil then
+    local t = self.tokens[buf]
+    if not t then
+      t = {}
+      self.tokens[buf] = t
+    end
+    t[n] = token
+  end
+  if not g then return self:_added(n, bytes) end
+  local stats = self.stats
+  stats.added = stats.added + 1
+  if n >= self.batch_docs or bytes >= self.batch_bytes then
+    self:_ship_group(host, g)
+  elseif self.flush_interval then
+    self:tick()
+  end
+  if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
+  return true
+end
+
 -- :index(doc, meta) where doc is a table or a raw JSON string, meta =
 -- { id =, index =, routing =, if_seq_no =, if_primary_term =, pipeline =, ... }
 function Indexer:index(doc, meta)
-  if self.route then return self:_add_routed("index", doc, meta, true) end
+  if self.general then return self:_add_general("index", doc, meta, true) end
   if self.closed then error("bulk_indexer: already closed", 2) end
   local ok, n, bytes = pcall(put, self.cur, "index", meta, doc)
   if not ok then rejected("index", doc, meta, n, true) end
@@ -268,7 +339,7 @@ function Indexer:index(doc, meta)
 end
 
 function Indexer:create(doc, meta)
-  if self.route then return self:_add_routed("create", doc, meta, true) end
+  if self.general then return self:_add_general("create", doc, meta, true) end
   return self:_add("create", doc, meta, true)
 end
 
@@ -281,7 +352,7 @@ function Indexer:update(body, meta)
   if type(body) == "table" and body.doc == nil and body.script == nil and body.upsert == nil then
     error("bulk_indexer: update body needs doc, script or upsert", 2)
   end
-  if self.route then return self:_add_routed("update", body, meta, true) end
+  if self.general then return self:_add_general("update", body, meta, true) end
   return self:_add("update", body, meta, true)
 end
 
@@ -290,7 +361,7 @@ function Indexer:delete(meta)
   if type(meta) ~= "table" or (meta.id == nil and meta._id == nil) then
     error("bulk_indexer: delete needs meta.id", 2)
   end
-  if self.route then return self:_add_routed("delete", nil, meta, false) end
+  if self.general then return self:_add_general("delete", nil, meta, false) end
   return self:_add("delete", nil, meta, false)
 end
 
@@ -338,7 +409,7 @@ function Indexer:_ship_current()
   if n == 0 then return end
   self.cur = self:_take_buffer()
   self.cur_born = self.client:now()
-  self:_send(new_batch(buf, 0, n, buf:bytes()))
+  self:_send(self:_batch_of(buf, n))
 end
 
 -- Send the current partial batch now (e.g. at a shard boundary of a pre-sorted stream).
@@ -440,7 +511,21 @@ function Indexer:_complete(res)
     self:_dead(batch.buf, i, batch.att + 1, status, raw, err.type, err.reason)
   end
   self:_flush_dead()
+  if self.on_batch then self:_settled(batch, 0, batch.n) end
   self:_release(batch.buf)
+end
+
+-- on_batch: the tokens of the batch's documents that are now settled (all
+-- but the positions in `kept`, which go on in a retry batch).
+function Indexer:_settled(batch, ok, failed, kept)
+  local tokens, out = batch.tokens, {}
+  if tokens then
+    for pos = 1, batch.n do
+      local t = tokens[pos]
+      if t ~= nil and not (kept and kept[pos]) then out[#out + 1] = t end
+    end
+  end
+  self.on_batch{ ok = ok, failed = failed, tokens = out }
 end
 
 function Indexer:_items_done(batch, r)
@@ -452,21 +537,39 @@ function Indexer:_items_done(batch, r)
   stats.noop = stats.noop + r.noop
   stats.not_found = stats.not_found + r.not_found
   local buf = batch.buf
-  if r.failed == 0 then return self:_release(buf) end
-  local again, n
+  if r.failed == 0 then
+    if self.on_batch then self:_settled(batch, r.ok, 0) end
+    return self:_release(buf)
+  end
+  local again, n, kept, again_tokens
   local attempts = batch.att + 1
+  local tokens = batch.tokens
+  local ok, dead = r.ok, 0
   for _, f in ipairs(r.failures) do
     local pos = f.pos
-    if is_retryable_item(f) and attempts <= self.retries then
-      if not again then again, n = self:_take_buffer(), 0 end
+    if self.conflict_ok and f.status == 409 and f.op == "create" then
+      -- the document is there already: done, as the caller asked
+      ok = ok + 1
+      stats.ok = stats.ok + 1
+      stats.conflicts = stats.conflicts + 1
+    elseif is_retryable_item(f) and attempts <= self.retries then
+      if not again then again, n, kept = self:_take_buffer(), 0, {} end
       append_from(again, buf, pos)
       n = n + 1
+      kept[pos] = true
+      if tokens and tokens[pos] ~= nil then
+        again_tokens = again_tokens or {}
+        again_tokens[n] = tokens[pos]
+      end
     else
+      dead = dead + 1
       self:_dead(buf, pos, attempts, f.status, f.error or encode(f.reason or ""), f.type, f.reason)
     end
   end
+  if self.on_batch then self:_settled(batch, ok, dead, kept) end
   if again then
     local b = new_batch(again, attempts, n, again:bytes())
+    b.tokens = again_tokens
     b.host = batch.host
     if self.on_item_retry then self:on_item_retry(batch, r) end
     self:_queue_retry(b)
@@ -493,6 +596,7 @@ function Indexer:_batch_failed(batch, err, status)
   end
   for i = 1, batch.n do dead(i, attempts) end
   self:_flush_dead()
+  if self.on_batch then self:_settled(batch, 0, batch.n) end
   self:_release(batch.buf)
 end
 
@@ -516,13 +620,22 @@ function Indexer:_split(batch)
       '{"type":"request_entity_too_large","reason":"the document alone exceeds the request size limit"}',
       "request_entity_too_large", "the document alone exceeds the request size limit")
     self:_flush_dead()
+    if self.on_batch then self:_settled(batch, 0, 1) end
     return self:_release(batch.buf)
   end
   local first, second = split(batch.buf)
   local half = #first
   self:_release(batch.buf)
-  for _, part in ipairs{ new_batch(first, batch.att, half, first:bytes()),
-                         new_batch(second, batch.att, batch.n - half, second:bytes()) } do
+  local p1 = new_batch(first, batch.att, half, first:bytes())
+  local p2 = new_batch(second, batch.att, batch.n - half, second:bytes())
+  local tokens = batch.tokens
+  if tokens then
+    p1.tokens, p2.tokens = {}, {}
+    for pos, t in pairs(tokens) do
+      if pos <= half then p1.tokens[pos] = t else p2.tokens[pos - half] = t end
+    end
+  end
+  for _, part in ipairs{ p1, p2 } do
     part.host = batch.host
     part.due = self.client:now()
     self.retryq[#self.retryq + 1] = part
@@ -593,5 +706,4 @@ function Indexer:close()
 end
 
 M.Indexer = Indexer
-M.new_batch = new_batch
 return M

@@ -16,11 +16,8 @@
 -- usual bound.
 local bulk_indexer = require("espipe.bulk_indexer")
 local shard_map = require("espipe.shard_map")
-local core = require("espipe.core")
 
 local type, pcall, pairs, ipairs = type, pcall, pairs, ipairs
-local put = getmetatable(core.bulk_new()).__index.put
-local rejected, new_batch = bulk_indexer._rejected, bulk_indexer.new_batch
 
 local Indexer = bulk_indexer.Indexer
 local M = {}
@@ -78,32 +75,6 @@ function Indexer:_host_for(meta)
   return e.hosts[shard] or 0
 end
 
-function Indexer:_add_routed(op, doc, meta, with_source)
-  if self.closed then error("bulk_indexer: already closed", 3) end
-  local host = self:_host_for(meta)
-  local buf, g = self.cur, nil
-  if host ~= 0 then
-    g = self.groups[host]
-    if not g then
-      g = { buf = self:_take_buffer(), born = self.client:now() }
-      self.groups[host] = g
-    end
-    buf = g.buf
-  end
-  local ok, n, bytes = pcall(put, buf, op, meta, doc)
-  if not ok then rejected(op, doc, meta, n, with_source, 4) end
-  if not g then return self:_added(n, bytes) end
-  local stats = self.stats
-  stats.added = stats.added + 1
-  if n >= self.batch_docs or bytes >= self.batch_bytes then
-    self:_ship_group(host, g)
-  elseif self.flush_interval then
-    self:tick()
-  end
-  if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
-  return true
-end
-
 function Indexer:_ship_group(host, g)
   local buf = g.buf
   local n = #buf
@@ -111,7 +82,7 @@ function Indexer:_ship_group(host, g)
   local now = self.client:now()
   g.buf, g.born = self:_take_buffer(), now
   if self.shard_map:due(now) then self.shard_map:refresh() end
-  local batch = new_batch(buf, 0, n, buf:bytes())
+  local batch = self:_batch_of(buf, n)
   batch.host = host
   self.stats.direct = self.stats.direct + n
   self:_send(batch)

@@ -371,4 +371,55 @@ describe("bulk indexer", function()
     local stats = bi:close()
     assert.are.equal(0, stats.added)
   end)
+  it("hands each document's token to on_batch once, when it settles", function()
+    local seen, calls = {}, {}
+    local t = script.new(bulk_responder(seen))
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 30, retries = 3,
+      backoff = { base = 0.001 }, dead_letter = dead,
+      on_batch = function(info) calls[#calls + 1] = info end }
+    local metas = {}
+    for i = 1, 100 do
+      local fail = (i % 9 == 0) and 429 or (i % 25 == 0) and 400 or nil
+      metas[i] = { id = "t" .. i, token = i }
+      bi:index({ n = i, fail = fail, fail_times = fail == 429 and 1 or nil }, metas[i])
+    end
+    local stats = bi:close()
+    assert.are.equal(100, stats.added)
+    assert.are.equal(4, stats.failed) -- 25, 50, 75, 100
+    local where, ok, failed = {}, 0, 0
+    for k, info in ipairs(calls) do
+      ok, failed = ok + info.ok, failed + info.failed
+      for _, tok in ipairs(info.tokens) do
+        assert.is_nil(where[tok], "token " .. tok .. " handed twice")
+        where[tok] = k
+      end
+    end
+    for i = 1, 100 do assert.is_not_nil(where[i], "token " .. i .. " never handed back") end
+    assert.are.equal(stats.ok, ok)
+    assert.are.equal(stats.failed, failed)
+    -- a retried document settles in a later call than the rest of its first batch
+    assert.is_true(where[9] > where[8])
+    -- the caller's meta is left as it was, and the token never reaches the cluster
+    assert.are.equal(9, metas[9].token)
+    for _, s in ipairs(t.sent) do assert.is_nil(s.body:find("token", 1, true)) end
+    check_invariant(stats, dead)
+  end)
+
+  it("counts a 409 on create as done with conflict_ok, and dead-letters it without", function()
+    for _, conflict_ok in ipairs{ true, false } do
+      local t = script.new(bulk_responder({}))
+      local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", conflict_ok = conflict_ok or nil,
+                                                               dead_letter = dead }
+      for i = 1, 10 do bi:create({ n = i, fail = (i <= 3) and 409 or nil }, { id = "c" .. i }) end
+      local stats = bi:close()
+      assert.are.equal(10, stats.added)
+      if conflict_ok then
+        assert.are.same({ 10, 0, 3 }, { stats.ok, stats.failed, stats.conflicts })
+      else
+        assert.are.same({ 7, 3 }, { stats.ok, stats.failed })
+      end
+      check_invariant(stats, dead)
+      os.remove(dead)
+    end
+  end)
 end)

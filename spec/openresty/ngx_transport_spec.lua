@@ -57,7 +57,10 @@ describe("cosocket transport inside nginx #server", function()
   local es, app, echo, other
 
   after_each(function()
-    for _, s in ipairs{ app, es, echo, other } do s.stop() end
+    if app then app.stop() end
+    if es then es.stop() end
+    if echo then echo:stop() end
+    if other then other:stop() end
     app, es, echo, other = nil, nil, nil, nil
   end)
 

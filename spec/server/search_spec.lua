@@ -222,8 +222,11 @@ describe("espipe serve #server: scanning a large index", function()
   local function pit_scan(extra, size)
     local status, pit = http.json("POST", url .. "/big/_pit?keep_alive=1m")
     assert.equal(200, status)
-    local out, after, id = {}, nil, pit.id
+    local out, after, id, pages = {}, nil, pit.id, 0
     while true do
+      -- a context that does not advance would loop forever: bound the pages
+      pages = pages + 1
+      assert.is_true(pages <= N / (size or 1000) + 2, "the scan does not end")
       local body = { size = size or 1000, pit = { id = id, keep_alive = "1m" }, search_after = after }
       for k, v in pairs(extra or {}) do body[k] = v end
       local r
@@ -245,6 +248,7 @@ describe("espipe serve #server: scanning a large index", function()
     assert.equal(200, status)
     local out, id = {}, r._scroll_id
     while #r.hits.hits > 0 do
+      assert.is_true(#out <= N, "the scroll does not end")
       for _, h in ipairs(r.hits.hits) do out[#out + 1] = { id = h._id } end
       status, r = http.json("POST", url .. "/_search/scroll", { scroll = "1m", scroll_id = id })
       assert.equal(200, status)
@@ -336,8 +340,10 @@ describe("espipe serve #server: scanning a large index", function()
     assert.equal(200, (http.json("DELETE", url .. "/big/_doc/d7?refresh=true")))
     local _, now = http.json("POST", url .. "/big/_search", { size = 0, query = { ids = { values = { "late", "d7" } } } })
     assert.equal(1, now.hits.total.value)
-    local seen, after, id = {}, nil, pit.id
+    local seen, after, id, pages = {}, nil, pit.id, 0
     repeat
+      pages = pages + 1
+      assert.is_true(pages <= N / 1000 + 2, "the scan does not end")
       local r
       status, r = http.json("POST", url .. "/_search", { size = 1000, pit = { id = id }, search_after = after })
       assert.equal(200, status)

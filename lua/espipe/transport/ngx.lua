@@ -164,7 +164,11 @@ local function exchange(self, host, req, body)
   local ok, err = sock:connect(host.host, host.port, { pool = host.url, pool_size = self.pool_size })
   if not ok then return nil, err, "connect", true end
   if host.scheme == "https" and sock:getreusedtimes() == 0 then
-    ok, err = sock:sslhandshake(nil, host.host, self.verify)
+    -- lua-resty-core 0.1.25 can raise an assertion instead of returning the
+    -- error when verification fails: either way the handshake failed.
+    local called
+    called, ok, err = pcall(sock.sslhandshake, sock, nil, host.host, self.verify)
+    if not called then ok, err = nil, "TLS handshake failed: " .. tostring(ok) end
     if not ok then sock:close(); return nil, err, "tls", true end
   end
   local head = {
