@@ -51,7 +51,7 @@ $(BUILD)/espipe/curl_multi.so: $(call obj,$(CURL_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl -lz
 
-$(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) csrc/json_encode.c csrc/json_number.c csrc/utf8.c $(SHARED_SRC))
+$(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) csrc/json_decode.c csrc/json_encode.c csrc/json_number.c csrc/utf8.c $(SHARED_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lsnappy -lzstd -lz
 

@@ -250,7 +250,12 @@ static int big_integer(json_decoder *d, const unsigned char *s, const unsigned c
     }
 }
 
-static int parse_number(json_decoder *d)
+/*
+** The number at d->p, classified the way the decoder pushes it: an exact
+** integer (lua_Integer on 5.3+, a double within 2^53 elsewhere), a double,
+** or an integer too big for either (its text, for the caller's big mode).
+*/
+int json_dec_number(json_decoder *d, json_num *out)
 {
     const unsigned char *s = d->p, *p = s, *end = d->end;
     uint64_t m = 0;
@@ -313,27 +318,33 @@ static int parse_number(json_decoder *d)
         exp10 = eneg ? -e : e;
     }
     d->p = p;
+    out->start = s;
+    out->end = p;
 
     if (!is_float) {
         if (digits <= 19) {
 #if ESPIPE_HAS_INTEGERS
             if (m <= (uint64_t)INT64_MAX) {
-                lua_pushinteger(d->L, (lua_Integer)(neg ? -(int64_t)m : (int64_t)m));
+                out->kind = JSON_NUM_INTEGER;
+                out->i = neg ? -(int64_t)m : (int64_t)m;
                 return 0;
             }
             if (neg && m == (uint64_t)INT64_MAX + 1) {
-                lua_pushinteger(d->L, (lua_Integer)INT64_MIN);
+                out->kind = JSON_NUM_INTEGER;
+                out->i = INT64_MIN;
                 return 0;
             }
 #else
             if (m <= ((uint64_t)1 << 53)) {
                 x = (double)m;
-                lua_pushnumber(d->L, (lua_Number)(neg ? -x : x));
+                out->kind = JSON_NUM_DOUBLE;
+                out->d = neg ? -x : x;
                 return 0;
             }
 #endif
         }
-        return big_integer(d, s, p);
+        out->kind = JSON_NUM_BIG;
+        return 0;
     }
 
     /* Exact when both the digits and the power of ten are exact doubles. */
@@ -348,8 +359,29 @@ static int parse_number(json_decoder *d)
     }
     if (x - x != 0)
         return fail_at(d, s, "number out of range");
-    lua_pushnumber(d->L, (lua_Number)(neg ? -x : x));
+    out->kind = JSON_NUM_DOUBLE;
+    out->d = neg ? -x : x;
     return 0;
+}
+
+static int parse_number(json_decoder *d)
+{
+    json_num n;
+
+    if (json_dec_number(d, &n) != 0)
+        return -1;
+    switch (n.kind) {
+#if ESPIPE_HAS_INTEGERS
+    case JSON_NUM_INTEGER:
+        lua_pushinteger(d->L, (lua_Integer)n.i);
+        return 0;
+#endif
+    case JSON_NUM_DOUBLE:
+        lua_pushnumber(d->L, (lua_Number)n.d);
+        return 0;
+    default:
+        return big_integer(d, n.start, n.end);
+    }
 }
 
 
@@ -357,7 +389,7 @@ int json_dec_enter(json_decoder *d)
 {
     if (d->depth >= d->cfg->max_depth)
         return fail_at(d, d->p, "nesting deeper than %d", d->cfg->max_depth);
-    if (!lua_checkstack(d->L, 4))
+    if (d->L != NULL && !lua_checkstack(d->L, 4))
         return fail_at(d, d->p, "nesting too deep for the Lua stack");
     d->depth++;
     d->p++;
@@ -524,6 +556,83 @@ static int skip_string(json_decoder *d)
         if ((n = utf8_sequence(p, (size_t)(end - p), &bad)) == 0)
             return fail_at(d, p, "invalid UTF-8 in string");
         p += n;
+    }
+}
+
+/*
+** The string at d->p with its escapes resolved, for readers that keep no
+** Lua values: the same rules as string_slow, appending to a strbuf.
+*/
+int json_dec_unescape(json_decoder *d, strbuf *out)
+{
+    const unsigned char *q = d->p, *p = q + 1, *end = d->end, *run;
+    unsigned long cp;
+    size_t n, bad;
+    long used;
+    char one, utf[4];
+
+    for (;;) {
+        run = p;
+        for (;;) {
+            p = json_skip_plain(p, end);
+            if (p < end && json_char_class[*p] == JSON_CH_UTF8 &&
+                (n = utf8_sequence(p, (size_t)(end - p), &bad)) != 0) {
+                p += n;
+                continue;
+            }
+            break;
+        }
+        if (strbuf_append(out, run, (size_t)(p - run)) != 0)
+            return fail_at(d, q, "out of memory reading a string");
+        if (p >= end)
+            return fail_at(d, q, "unterminated string");
+        if (*p == '"') {
+            d->p = p + 1;
+            return 0;
+        }
+        if (*p == '\\') {
+            if (p + 1 >= end)
+                return fail_at(d, q, "unterminated string");
+            switch (p[1]) {
+            case '"': one = '"'; break;
+            case '\\': one = '\\'; break;
+            case '/': one = '/'; break;
+            case 'b': one = '\b'; break;
+            case 'f': one = '\f'; break;
+            case 'n': one = '\n'; break;
+            case 'r': one = '\r'; break;
+            case 't': one = '\t'; break;
+            case 'u':
+                used = unicode_escape(p, end, &cp);
+                if (used > 0) {
+                    if (strbuf_append(out, utf, utf8_put(utf, cp)) != 0)
+                        return fail_at(d, q, "out of memory reading a string");
+                    p += used;
+                    continue;
+                }
+                if (used < 0 && d->cfg->utf8 == JSON_UTF8_REPLACE) {
+                    if (strbuf_append(out, UTF8_REPLACEMENT, 3) != 0)
+                        return fail_at(d, q, "out of memory reading a string");
+                    p += -used;
+                    continue;
+                }
+                return fail_at(d, p, "%s", used < 0 ? "lone UTF-16 surrogate in \\u escape"
+                                                    : "expected 4 hex digits after \\u");
+            default:
+                return fail_at(d, p, "invalid escape in string");
+            }
+            if (strbuf_putc(out, one) != 0)
+                return fail_at(d, q, "out of memory reading a string");
+            p += 2;
+            continue;
+        }
+        if (*p < 0x20)
+            return fail_at(d, p, "control character in string (must be escaped)");
+        if (d->cfg->utf8 != JSON_UTF8_REPLACE)
+            return fail_at(d, p, "invalid UTF-8 in string");
+        if (strbuf_append(out, UTF8_REPLACEMENT, 3) != 0)
+            return fail_at(d, q, "out of memory reading a string");
+        p += bad;
     }
 }
 

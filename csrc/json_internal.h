@@ -66,6 +66,22 @@ int json_dec_enter(json_decoder *d);    /* past '[' or '{', within the depth lim
 int json_dec_expected(json_decoder *d, const char *what);
 void json_dec_space(json_decoder *d);
 
+/*
+** Without Lua (d->L == NULL) only these may be used: json_dec_skip,
+** json_dec_enter, json_dec_space, json_dec_expected, json_dec_number and
+** json_dec_unescape.
+*/
+enum json_num_kind { JSON_NUM_INTEGER, JSON_NUM_DOUBLE, JSON_NUM_BIG };
+typedef struct json_num {
+    enum json_num_kind kind;
+    int64_t i;      /* JSON_NUM_INTEGER (only where Lua has integers) */
+    double d;       /* JSON_NUM_DOUBLE */
+    const unsigned char *start, *end;   /* the number's text */
+} json_num;
+int json_dec_number(json_decoder *d, json_num *out);  /* the number at d->p */
+/* The string at d->p (a quote), its escapes resolved, appended to out. */
+int json_dec_unescape(json_decoder *d, strbuf *out);
+
 /* Past this nesting the C stack, not the data, would be at risk. */
 #define JSON_DEPTH_CEILING 10000
 

@@ -8,10 +8,17 @@
 --   ndjson       core.search_response(body), espipe.json.encode(_source)
 --   none|snappy|zstd|gzip   core.search_response(body), w:write_rows(hits)
 --                with columns read from hit._source (prefix "_source",
---                meta "_id"), as `espipe export --format parquet` does
+--                meta "_id"), as `espipe export --format parquet` did before
+--   page-none|page-snappy|page-zstd|page-gzip   w:write_page(body): the
+--                columns filled straight from the response bytes, no Lua
+--                tables ("decode" is 0: the page is read inside the writer)
+--   position     parquet_writer.page_position(body) alone, and
+--   position-sr  core.search_response(body, true) alone: the two ways a scan
+--                can learn where a raw page ends (its last sort values)
 -- Run from the repository root after `make` (Lua 5.4):
 --   lua5.4 bench/export_parquet/run.lua [docs=1000000] [indexed=100000] [outputs]
--- outputs: comma-separated subset of ndjson-raw,ndjson,none,snappy,zstd,gzip.
+-- outputs: comma-separated subset of ndjson-raw,ndjson,none,snappy,zstd,gzip,
+-- page-none,page-snappy,page-zstd,page-gzip,position,position-sr.
 -- Times are CPU seconds (os.clock) of this process: "decode" is
 -- search_response alone, "write" the rest, "decode+write" the whole loop.
 -- GC=generational|incremental in the environment picks Lua 5.4's collector.
@@ -28,7 +35,7 @@ local devserver = require "support.devserver"
 local total = tonumber(arg[1]) or 1000000
 local indexed = tonumber(arg[2]) or 100000
 local wanted, order = {}, {}
-for name in (arg[3] or "ndjson-raw,ndjson,none,snappy,zstd,gzip"):gmatch("[^,]+") do
+for name in (arg[3] or "ndjson-raw,ndjson,none,snappy,zstd,gzip,page-none,page-snappy,page-zstd,page-gzip,position,position-sr"):gmatch("[^,]+") do
   wanted[name] = true
   order[#order + 1] = name
 end
@@ -156,8 +163,9 @@ end
 
 local results = {}
 local function report(name, docs, t_decode, t_all, bytes, notes)
-  results[#results + 1] = string.format("| %s | %.0f k | %.0f k | %.0f k | %.1f | %s |", name,
-    docs / t_all / 1000, docs / t_decode / 1000, docs / (t_all - t_decode) / 1000, bytes / docs, notes or "")
+  local function rate(t) return t > 0 and string.format("%.0f k", docs / t / 1000) or "-" end
+  results[#results + 1] = string.format("| %s | %s | %s | %s | %.1f | %s |", name,
+    rate(t_all), rate(t_decode), rate(t_all - t_decode), bytes / docs, notes or "")
 end
 
 local outputs = {}
@@ -199,6 +207,46 @@ for _, codec in ipairs { "none", "snappy", "zstd", "gzip" } do
     return docs, t_decode, t_all + t, r.bytes, string.format("Parquet %s, %d row groups", codec, r.row_groups)
   end
 end
+
+for _, codec in ipairs { "none", "snappy", "zstd", "gzip" } do
+  outputs["page-" .. codec] = function(path)
+    local w = assert(parquet.open(path, columns, { codec = codec }))
+    local clock = os.clock
+    local docs, i, t0 = 0, 0, clock()
+    while docs < total do
+      i = i % #pages + 1
+      docs = docs + assert(w:write_page(pages[i].body))
+    end
+    local r = assert(w:close())
+    local t_all = clock() - t0
+    assert(r.rows == docs and next(r.invalid) == nil)
+    return docs, 0, t_all, r.bytes, string.format("Parquet %s from raw pages, %d row groups", codec, r.row_groups)
+  end
+end
+
+local function position_only(read, note)
+  return function()
+    local clock = os.clock
+    local docs, i, t0 = 0, 0, clock()
+    while docs < total do
+      i = i % #pages + 1
+      local pos = assert(read(pages[i].body))
+      docs = docs + pos
+    end
+    local t = clock() - t0
+    return docs, t, t, 0, note
+  end
+end
+local page_position = require("espipe.parquet_writer").page_position
+outputs.position = position_only(function(body)
+  local pos = page_position(body)
+  return pos and pos.search_after and pos.hits
+end, "page_position: last sort values only")
+outputs["position-sr"] = position_only(function(body)
+  local page = search_response(body, true)
+  local hits = page and page.hits.hits
+  return hits and hits[#hits].sort and #hits
+end, "search_response(body, true) for the last sort values")
 
 for _, name in ipairs(order) do
   if not outputs[name] then error("unknown output " .. name) end

@@ -7,6 +7,16 @@
 **   w:write_rows(rows [, n])  rows: array of documents (tables); each column's
 **              value is found by walking its path (a literal dotted key is
 **              tried when a level is missing). Row-major in, columns built in C.
+**   w:write_page(body) -> n, position | nil, message, kind, offset
+**              body: one search (or scroll) response; one row per hit of
+**              hits.hits, each column's path read inside the hit object
+**              straight from the bytes (see page_reader.h), with the rules of
+**              write_rows (coerce.h), except that JSON text (json columns,
+**              arrays in string columns) is the value's bytes as sent.
+**              position = { hits = n, pit_id =, scroll_id =, search_after = }
+**              (search_after: the last hit's sort values, big integers as text)
+**   page_position(body) -> position | nil, message, offset: the same reading
+**              without columns, for a scan that hands pages on unread
 **   w:close([metadata]) -> { rows, bytes, row_groups, invalid = {}, coerced = {} }
 **
 ** Runtime failures return nil, message, kind; wrong arguments raise.
@@ -16,8 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coerce.h"
 #include "compat.h"
 #include "datetime.h"
+#include "json_internal.h"
+#include "page_reader.h"
 #include "json.h"
 #include "utf8.h"
 #include "writer.h"
@@ -32,6 +45,7 @@ typedef struct col_path {
 
 typedef struct lwriter {
     pq_writer *w;
+    pq_page_reader *page;   /* built on the first write_page */
     col_path *paths;
     int keys_ref;      /* registry ref to the keys table */
     int closed;
@@ -86,6 +100,8 @@ static void release(lua_State *L, lwriter *u)
         free(u->w);
         u->w = NULL;
     }
+    pq_page_reader_free(u->page);
+    u->page = NULL;
     free(u->paths);
     u->paths = NULL;
     strbuf_free(&u->text);
@@ -265,34 +281,6 @@ static int l_open(lua_State *L)
 
 /* ---- values ---- */
 
-/* 1 when s[0..n) is well-formed UTF-8, as espipe.json requires of strings. */
-static int utf8_valid(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0, len, bad;
-    while (i < n) {
-        /* ASCII runs eight bytes at a time */
-        while (n - i >= 8) {
-            uint64_t word;
-            memcpy(&word, s + i, 8);
-            if (word & 0x8080808080808080u)
-                break;
-            i += 8;
-        }
-        if (i == n)
-            break;
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        len = utf8_sequence(s + i, n - i, &bad);
-        if (len == 0)
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 /*
 ** A table is a JSON array when it carries espipe.json's array metatable or
 ** its keys are exactly 1..n with n >= 1: the rule of the encoder itself.
@@ -335,54 +323,6 @@ static int json_text(lua_State *L, lwriter *u, int vi)
     return json_encode_value(L, vi, &u->text, &u->json, u->json_err);
 }
 
-static int put_invalid(pq_writer *w, pq_column *c)
-{
-    c->invalid++;
-    return pq_put_null(w, c);
-}
-
-static int put_text(lwriter *u, pq_column *c, const char *s, size_t n)
-{
-    c->coerced++;
-    return pq_put_bytes(u->w, c, s, n);
-}
-
-/* A plain decimal or decimal-with-fraction/exponent number, nothing else strtod takes. */
-static int parse_number_text(const char *s, size_t n, double *out)
-{
-    size_t i;
-    char *end;
-    if (n == 0 || n > 64)
-        return -1;
-    for (i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+' || ch == 'e' || ch == 'E'))
-            return -1;
-    }
-    *out = strtod(s, &end);   /* Lua strings are NUL-terminated */
-    return (end == s + n && isfinite(*out)) ? 0 : -1;
-}
-
-/* 2^63 as a double: the first value past the int64 range. */
-#define TWO63 9223372036854775808.0
-
-static int put_int64_from_double(pq_writer *w, pq_column *c, double d, int counted)
-{
-    double t;
-    if (!isfinite(d) || d < -TWO63 || d >= TWO63)
-        return put_invalid(w, c);
-    {
-        /* ES truncates a long's fraction; a date's epoch_millis counts back in time */
-        int64_t v = (int64_t)d;   /* in range, so this truncates toward zero */
-        t = (double)v;
-        if (c->kind == PQ_TIMESTAMP && t > d)
-            v--;
-        if (counted || t != d)
-            c->coerced++;
-        return pq_put_int64(w, c, v);
-    }
-}
-
 static int put_value(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapped);
 
 static int put_array(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapped)
@@ -400,10 +340,10 @@ static int put_array(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapp
     }
     if (c->kind == PQ_STRING) {
         if (json_text(L, u, vi) != 0)
-            return put_invalid(u->w, c);
-        return put_text(u, c, u->text.data, u->text.len);
+            return pq_put_invalid(u->w, c);
+        return pq_put_coerced_text(u->w, c, u->text.data, u->text.len);
     }
-    return put_invalid(u->w, c);
+    return pq_put_invalid(u->w, c);
 }
 
 static int put_value(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapped)
@@ -417,88 +357,26 @@ static int put_value(lua_State *L, lwriter *u, pq_column *c, int vi, int unwrapp
         return pq_put_null(w, c);
     if (c->kind == PQ_JSON) {
         if (json_text(L, u, vi) != 0)
-            return put_invalid(w, c);
+            return pq_put_invalid(w, c);
         return pq_put_bytes(w, c, u->text.data, u->text.len);
     }
     if (t == LUA_TTABLE)
-        return is_json_array(L, vi) ? put_array(L, u, c, vi, unwrapped) : put_invalid(w, c);
+        return is_json_array(L, vi) ? put_array(L, u, c, vi, unwrapped) : pq_put_invalid(w, c);
 
-    switch (c->kind) {
-    case PQ_STRING:
-        if (t == LUA_TSTRING) {
-            s = lua_tolstring(L, vi, &n);
-            return utf8_valid(s, n) ? pq_put_bytes(w, c, s, n) : put_invalid(w, c);
-        }
-        if (t == LUA_TBOOLEAN)
-            return lua_toboolean(L, vi) ? put_text(u, c, "true", 4) : put_text(u, c, "false", 5);
-        if (t == LUA_TNUMBER) {
-            /* the number's JSON text: what ES indexes for a keyword */
-            if (json_text(L, u, vi) != 0)
-                return put_invalid(w, c);
-            return put_text(u, c, u->text.data, u->text.len);
-        }
-        return put_invalid(w, c);
-
-    case PQ_INT64:
-    case PQ_TIMESTAMP:
-        if (t == LUA_TNUMBER) {
+    switch (t) {
+    case LUA_TSTRING:
+        s = lua_tolstring(L, vi, &n);
+        return pq_put_string_value(w, c, s, n);
+    case LUA_TBOOLEAN:
+        return pq_put_bool_value(w, c, lua_toboolean(L, vi));
+    case LUA_TNUMBER:
 #if ESPIPE_HAS_INTEGERS
-            if (lua_isinteger(L, vi))
-                return pq_put_int64(w, c, (int64_t)lua_tointeger(L, vi));
+        if (lua_isinteger(L, vi))
+            return pq_put_number_value(w, c, 1, (int64_t)lua_tointeger(L, vi), 0);
 #endif
-            return put_int64_from_double(w, c, lua_tonumber(L, vi), 0);
-        }
-        if (t == LUA_TSTRING) {
-            int64_t v;
-            double d;
-            s = lua_tolstring(L, vi, &n);
-            if (c->kind == PQ_TIMESTAMP) {
-                if (parse_es_date(s, n, &v) == 0)
-                    return pq_put_int64(w, c, v);
-                return put_invalid(w, c);
-            }
-            if (parse_epoch_millis(s, n, &v) == 0) {
-                c->coerced++;
-                return pq_put_int64(w, c, v);
-            }
-            if (parse_number_text(s, n, &d) == 0)
-                return put_int64_from_double(w, c, d, 1);
-        }
-        return put_invalid(w, c);
-
-    case PQ_DOUBLE:
-        if (t == LUA_TNUMBER) {
-            double d = lua_tonumber(L, vi);
-            return isfinite(d) ? pq_put_double(w, c, d) : put_invalid(w, c);
-        }
-        if (t == LUA_TSTRING) {
-            double d;
-            s = lua_tolstring(L, vi, &n);
-            if (parse_number_text(s, n, &d) == 0) {
-                c->coerced++;
-                return pq_put_double(w, c, d);
-            }
-        }
-        return put_invalid(w, c);
-
-    case PQ_BOOLEAN:
-        if (t == LUA_TBOOLEAN)
-            return pq_put_bool(w, c, lua_toboolean(L, vi));
-        if (t == LUA_TSTRING) {
-            s = lua_tolstring(L, vi, &n);
-            if (n == 4 && memcmp(s, "true", 4) == 0) {
-                c->coerced++;
-                return pq_put_bool(w, c, 1);
-            }
-            if ((n == 5 && memcmp(s, "false", 5) == 0) || n == 0) {
-                c->coerced++;
-                return pq_put_bool(w, c, 0);
-            }
-        }
-        return put_invalid(w, c);
-
+        return pq_put_number_value(w, c, 0, 0, (double)lua_tonumber(L, vi));
     default:
-        return put_invalid(w, c);
+        return pq_put_invalid(w, c);
     }
 }
 
@@ -577,6 +455,177 @@ static int l_write_rows(lua_State *L)
     }
     lua_pushinteger(L, (lua_Integer)n);
     return 1;
+}
+
+/* The page reader for u's columns, from the keys table at index keys. NULL: no memory. */
+static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys)
+{
+    pq_writer *w = u->w;
+    const char **segs;
+    size_t *lens, c;
+    int maxsegs = 1, j, ok = 1;
+    pq_page_reader *r;
+
+    if (u->page != NULL)
+        return u->page;
+    for (c = 0; c < w->ncols; c++)
+        if (u->paths[c].nsegs > maxsegs)
+            maxsegs = u->paths[c].nsegs;
+    r = pq_page_reader_new(w->ncols);
+    segs = malloc((size_t)maxsegs * sizeof *segs);
+    lens = malloc((size_t)maxsegs * sizeof *lens);
+    /* nothing below raises: the key strings are already in the keys table */
+    if (r == NULL || segs == NULL || lens == NULL)
+        ok = 0;
+    for (c = 0; ok && c < w->ncols; c++) {
+        const col_path *p = &u->paths[c];
+        for (j = 0; j < p->nsegs; j++) {
+            lua_rawgeti(L, keys, p->base + j);
+            segs[j] = lua_tolstring(L, -1, &lens[j]);
+            lua_pop(L, 1);
+        }
+        ok = pq_page_reader_set_path(r, c, segs, lens, p->nsegs) == 0;
+    }
+    free(segs);
+    free(lens);
+    if (!ok) {
+        pq_page_reader_free(r);
+        return NULL;
+    }
+    u->page = r;
+    return r;
+}
+
+/* Pushes the string or sort values at span v (nil when absent). 0, or -1 with err set. */
+static int push_span(lua_State *L, pq_span v, int sort, const char *body, char *err, size_t *err_at)
+{
+    json_decoder d;
+    json_decode_cfg cfg;
+    int rc;
+
+    if (v.start == NULL) {
+        lua_pushnil(L);
+        return 0;
+    }
+    json_decode_cfg_default(&cfg);
+    if (sort)
+        cfg.big = JSON_BIG_STRING;   /* search_after must resume at the very hit */
+    luaL_newmetatable(L, ESPIPE_JSON_ARRAY_MT);
+    d.L = L;
+    d.start = (const unsigned char *)body;
+    d.p = v.start;
+    d.end = v.end;
+    d.cfg = &cfg;
+    d.err = err;
+    d.err_at = 0;
+    d.array_mt = lua_gettop(L);
+    d.depth = 0;
+    rc = json_dec_value(&d);
+    if (rc != 0) {
+        lua_pop(L, 1);
+        *err_at = d.err_at;
+        return -1;
+    }
+    lua_remove(L, d.array_mt);
+    return 0;
+}
+
+/* The position table of the page r just read, pushed; or nil, message, offset (3). */
+static int push_position(lua_State *L, const pq_page_reader *r, const char *body)
+{
+    char err[ESPIPE_JSON_ERRLEN];
+    size_t at = 0;
+
+    luaL_checkstack(L, 8, "page position");
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
+    lua_setfield(L, -2, "hits");
+    if (push_span(L, pq_page_pit_id(r), 0, body, err, &at) != 0)
+        goto bad;
+    lua_setfield(L, -2, "pit_id");
+    if (push_span(L, pq_page_scroll_id(r), 0, body, err, &at) != 0)
+        goto bad;
+    lua_setfield(L, -2, "scroll_id");
+    if (push_span(L, pq_page_last_sort(r), 1, body, err, &at) != 0)
+        goto bad;
+    lua_setfield(L, -2, "search_after");
+    return 1;
+bad:
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushinteger(L, (lua_Integer)at + 1);
+    return 3;
+}
+
+static int l_write_page(lua_State *L)
+{
+    lwriter *u = check_writer(L);
+    pq_writer *w = u->w;
+    pq_page_reader *r;
+    char err[ESPIPE_JSON_ERRLEN];
+    const char *body;
+    size_t len, at = 0;
+
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "write_page: body must be a string, got %s", luaL_typename(L, 2));
+    body = lua_tolstring(L, 2, &len);
+    lua_settop(L, 2);
+    if (w->failed)
+        return push_failure(L, w->err, "io");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->keys_ref);
+    r = page_reader(L, u, 3);
+    if (r == NULL)
+        return push_failure(L, "out of memory", "memory");
+    if (pq_page_read(r, body, len, err, &at) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushliteral(L, "parse");
+        lua_pushinteger(L, (lua_Integer)at + 1);
+        return 4;
+    }
+    /* the position first: a page whose sort values cannot be read writes nothing */
+    if (push_position(L, r, body) != 1) {
+        lua_pushliteral(L, "parse");
+        lua_insert(L, -2);
+        return 4;
+    }
+    if (pq_page_write(r, w) != 0)
+        return push_failure(L, w->err, "io");
+    lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
+    lua_insert(L, -2);
+    return 2;
+}
+
+#define POSITION_MT "espipe.parquet_writer.position_reader"
+
+static int l_position_reader_gc(lua_State *L)
+{
+    pq_page_reader **r = (pq_page_reader **)luaL_checkudata(L, 1, POSITION_MT);
+    pq_page_reader_free(*r);
+    *r = NULL;
+    return 0;
+}
+
+static int l_page_position(lua_State *L)
+{
+    pq_page_reader **r = (pq_page_reader **)lua_touserdata(L, lua_upvalueindex(1));
+    char err[ESPIPE_JSON_ERRLEN];
+    const char *body;
+    size_t len, at = 0;
+
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "page_position: body must be a string, got %s", luaL_typename(L, 1));
+    body = lua_tolstring(L, 1, &len);
+    if (*r == NULL && (*r = pq_page_reader_new(0)) == NULL)
+        return luaL_error(L, "page_position: out of memory");
+    if (pq_page_read(*r, body, len, err, &at) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushinteger(L, (lua_Integer)at + 1);
+        return 3;
+    }
+    return push_position(L, *r, body);
 }
 
 static void push_count(lua_State *L, uint64_t n)
@@ -777,6 +826,7 @@ static int l_is_iso_date(lua_State *L)
 
 static const luaL_Reg writer_methods[] = {
     { "write_rows", l_write_rows },
+    { "write_page", l_write_page },
     { "close", l_close },
     { "counts", l_counts },
     { "bytes_written", l_bytes_written },
@@ -806,5 +856,16 @@ ESPIPE_EXPORT int luaopen_espipe_parquet_writer(lua_State *L)
     }
     lua_pop(L, 1);
     espipe_newlib(L, module_functions);
+    {
+        pq_page_reader **r = (pq_page_reader **)espipe_newuserdata(L, sizeof *r);
+        *r = NULL;
+        if (luaL_newmetatable(L, POSITION_MT)) {
+            lua_pushcfunction(L, l_position_reader_gc);
+            lua_setfield(L, -2, "__gc");
+        }
+        lua_setmetatable(L, -2);
+        lua_pushcclosure(L, l_page_position, 1);
+        lua_setfield(L, -2, "page_position");
+    }
     return 1;
 }

@@ -287,12 +287,13 @@ function Indexer:_add_general(op, doc, meta, with_source)
     end
     meta = copy
   end
-  local host = self.route and self:_host_for(meta) or 0
+  local host, shard = 0, nil
+  if self.route then host, shard = self:_host_for(meta) end
   local buf, g = self.cur, nil
   if host ~= 0 then
     g = self.groups[host]
     if not g then
-      g = { buf = self:_take_buffer(), born = self.client:now() }
+      g = { buf = self:_take_buffer(), born = self.client:now(), shard_at = {} }
       self.groups[host] = g
     end
     buf = g.buf
@@ -308,6 +309,7 @@ function Indexer:_add_general(op, doc, meta, with_source)
     t[n] = token
   end
   if not g then return self:_added(n, bytes) end
+  g.shard_at[n] = shard
   local stats = self.stats
   stats.added = stats.added + 1
   if n >= self.batch_docs or bytes >= self.batch_bytes then

@@ -8,7 +8,11 @@
 -- indexer's own, so added == ok + failed holds throughout.
 --
 --   shard_aware = true | { rewrite = fn(addr, node_id, node) -> url|nil,
---                          restrict_to_hosts = bool, refresh = seconds }
+--                          restrict_to_hosts = bool, refresh = seconds,
+--                          rotation = k }
+-- Within a node's request the documents are grouped by shard, shards in
+-- ascending order starting at the (k mod count)-th, so that workers given
+-- different k do not all start on the same shard.
 --   shard_map = an espipe.shard_map to share between indexers (optional)
 --   on_log = fn(msg): where "shard-aware bulk is off for index ..." goes
 --
@@ -18,6 +22,8 @@ local bulk_indexer = require("espipe.bulk_indexer")
 local shard_map = require("espipe.shard_map")
 
 local type, pcall, pairs, ipairs = type, pcall, pairs, ipairs
+local sort = table.sort
+local subset = getmetatable(require("espipe.core").bulk_new()).__index.subset
 
 local Indexer = bulk_indexer.Indexer
 local M = {}
@@ -25,7 +31,7 @@ local M = {}
 function M.attach(ix, opts, level)
   local sa = opts.shard_aware
   if sa ~= true and type(sa) ~= "table" then
-    error("bulk_indexer: shard_aware must be true or a table { rewrite =, restrict_to_hosts =, refresh = }", level)
+    error("bulk_indexer: shard_aware must be true or a table { rewrite =, restrict_to_hosts =, refresh =, rotation = }", level)
   end
   local o = type(sa) == "table" and sa or {}
   if opts.on_log ~= nil and type(opts.on_log) ~= "function" then
@@ -38,6 +44,11 @@ function M.attach(ix, opts, level)
   ix.routes = {}   -- index name -> shard_map entry | false
   ix.groups = {}   -- transport host index -> { buf =, born = }
   ix.url_routing = opts.routing
+  local rotation = o.rotation or 0
+  if type(rotation) ~= "number" or rotation < 0 or rotation % 1 ~= 0 then
+    error("bulk_indexer: shard_aware.rotation must be an integer >= 0", level)
+  end
+  ix.shard_rotation = rotation
   ix.stats.direct = 0        -- documents sent to their primary's node
   ix.stats.node_failures = 0 -- requests to a node that failed as a whole
 end
@@ -47,7 +58,8 @@ local function routable(v)
   return t == "string" or t == "number"
 end
 
--- The transport host of the node holding meta's primary shard, or 0 (any node).
+-- The transport host of the node holding meta's primary shard and that
+-- shard, or 0 (any node).
 function Indexer:_host_for(meta)
   local index, rv, id = self.index_name, self.url_routing, nil
   if meta ~= nil then
@@ -72,7 +84,32 @@ function Indexer:_host_for(meta)
   end
   local ok, shard = pcall(self.shard_map.shard, self.shard_map, e, rv, id)
   if not ok then return 0 end
-  return e.hosts[shard] or 0
+  local host = e.hosts[shard]
+  if not host then return 0 end
+  return host, shard
+end
+
+-- Positions of a node's batch grouped by shard (stable within a shard),
+-- shards in ascending order from the rotation offset; nil when it holds one shard.
+local function shard_order(at, n, rotation)
+  local buckets, keys = {}, {}
+  for i = 1, n do
+    local s = at[i]
+    local b = buckets[s]
+    if not b then
+      b = {}
+      buckets[s] = b
+      keys[#keys + 1] = s
+    end
+    b[#b + 1] = i
+  end
+  if #keys < 2 then return nil end
+  sort(keys)
+  local order, nk = {}, #keys
+  for k = 0, nk - 1 do
+    for _, i in ipairs(buckets[keys[(rotation + k) % nk + 1]]) do order[#order + 1] = i end
+  end
+  return order
 end
 
 function Indexer:_ship_group(host, g)
@@ -82,6 +119,19 @@ function Indexer:_ship_group(host, g)
   local now = self.client:now()
   g.buf, g.born = self:_take_buffer(), now
   if self.shard_map:due(now) then self.shard_map:refresh() end
+  local order = shard_order(g.shard_at, n, self.shard_rotation)
+  if order then
+    local sorted = subset(buf, order)
+    local tokens = self.tokens[buf]
+    if tokens then
+      local moved = {}
+      for k, i in ipairs(order) do moved[k] = tokens[i] end
+      self.tokens[buf] = nil
+      self.tokens[sorted] = moved
+    end
+    self:_release(buf)
+    buf = sorted
+  end
   local batch = self:_batch_of(buf, n)
   batch.host = host
   self.stats.direct = self.stats.direct + n

@@ -14,6 +14,11 @@
 --   })
 --   w:write_rows(docs)              -- an array of documents (row-major; the C side
 --                                   -- walks each column's path), -> n | nil, err
+--   w:write_page(body)              -- one search/scroll response body: one row per hit,
+--                                   -- columns read straight from the bytes, paths inside
+--                                   -- each hit -> n, position | nil, err (err.offset:
+--                                   -- the byte of a malformed body; nothing written)
+--                                   -- position = { hits, pit_id, scroll_id, search_after }
 --   local result = w:close()        -- { rows, bytes, row_groups, invalid, coerced,
 --                                   --   peak_buffered_bytes } | nil, err
 --
@@ -34,6 +39,10 @@
 --              JSON text (counted as coerced); an object -> invalid
 --   json       any value as JSON text (numbers as espipe.json writes them)
 -- Every scalar column: [] is null (ES: no value); [x] is x; longer arrays invalid.
+-- write_page follows the same rules, with one difference: JSON text (json
+-- columns, arrays in string columns) is the value's bytes as the server sent
+-- them, not re-encoded, so it can differ from write_rows' text in spacing,
+-- key order, escapes and number spelling (both are the same JSON value).
 local errors = require "espipe.errors"
 local schema = require "espipe.parquet.schema"
 local writer = require "espipe.parquet_writer"
@@ -59,6 +68,27 @@ function Writer:write_rows(rows, n)
   if r == nil then return failure(self, msg, kind) end
   return r
 end
+
+--- Write the hits of one search response body. -> rows, position | nil, err
+function Writer:write_page(body)
+  if type(body) ~= "string" then
+    error("write_page: body must be a string, got " .. type(body), 2)
+  end
+  local n, pos, kind, offset = self.w:write_page(body)
+  if n == nil then
+    if kind == "parse" then
+      return nil, errors.new { kind = "parse", offset = offset,
+        message = "parquet " .. self.path .. ": search response: " .. pos }
+    end
+    return failure(self, pos, kind)
+  end
+  return n, pos
+end
+
+--- The position of a search response body (its hits count, pit_id,
+-- scroll_id and the last hit's sort values) without decoding its hits.
+-- -> position | nil, message, offset
+M.page_position = writer.page_position
 
 --- Finish the file. -> { rows, bytes, row_groups, invalid = {col=n}, coerced = {col=n},
 --- peak_buffered_bytes } | nil, err

@@ -158,6 +158,48 @@ describe("shard-aware bulk #server", function()
     assert.are.equal(0, #logs)
   end)
 
+  it("groups each node's request by shard, starting at the rotation offset", function()
+    for _, rotation in ipairs{ 0, 1 } do
+      local c2 = client_mod.new{ hosts = { server.url } }
+      local t = c2.transport
+      local sent = {}
+      local submit = t.submit
+      t.submit = function(self, req)
+        if type(req.body) == "userdata" then sent[#sent + 1] = { body = req.body:body(), host = req.host } end
+        return submit(self, req)
+      end
+      local bi = c2:bulk_indexer{ index = "legacy_idx", batch_docs = 90,
+                                  shard_aware = { rotation = rotation } }
+      for i = 1, 900 do bi:index({ n = i }, { id = "g" .. rotation .. "-" .. i }) end
+      assert.are.equal(900, bi:close().ok)
+      local m = new_map()
+      local e = assert(m:route("legacy_idx"))
+      local multi = 0
+      for _, req in ipairs(sent) do
+        local runs, last, done = {}, nil, {}
+        for id in req.body:gmatch('"_id":"([^"]+)"') do
+          local shard = m:shard(e, id)
+          assert.are.equal(c.transport.hosts[e.hosts[shard]].url, t.hosts[req.host].url)
+          if shard ~= last then
+            assert.is_nil(done[shard], "shard " .. shard .. " split within one request")
+            if last then done[last] = true end
+            runs[#runs + 1], last = shard, shard
+          end
+        end
+        if #runs > 1 then
+          multi = multi + 1
+          local sorted = {}
+          for k, v in ipairs(runs) do sorted[k] = v end
+          table.sort(sorted)
+          assert.are.equal(sorted[rotation % #sorted + 1], runs[1])
+        end
+      end
+      -- 3 nodes x 2 primaries: every node's requests mix two shards
+      assert.is_true(multi >= #sent / 2, multi .. " of " .. #sent)
+      c2:close()
+    end
+  end)
+
   it("routes by routing value on a partitioned index and sends unroutable documents anywhere", function()
     reset_stats(c)
     local bi = c:bulk_indexer{ index = "part_idx", batch_docs = 100, shard_aware = true }
@@ -233,6 +275,6 @@ describe("shard map without a server", function()
     assert.has_error(function() shard_map.new(c, { refresh = 0 }) end,
       "shard_map: refresh must be a positive number of seconds")
     assert.has_error(function() c:bulk_indexer{ shard_aware = "yes" } end,
-      "bulk_indexer: shard_aware must be true or a table { rewrite =, restrict_to_hosts =, refresh = }")
+      "bulk_indexer: shard_aware must be true or a table { rewrite =, restrict_to_hosts =, refresh =, rotation = }")
   end)
 end)

@@ -6,7 +6,7 @@ describe("examples/tour.lua #server", function()
   after_each(function() if es then es.stop(); es = nil end end)
 
   it("prints what README says it prints", function()
-    es = devserver.start{}
+    es = devserver.start{ cluster = true }
     local p = assert(io.popen("ES_URL=" .. es.url .. " lua5.4 examples/tour.lua 2>&1; echo rc=$?"))
     local out = p:read("*a")
     p:close()

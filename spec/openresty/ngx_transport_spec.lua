@@ -65,10 +65,11 @@ describe("cosocket transport inside nginx #server", function()
   end)
 
   it("is picked by the client and runs the document APIs", function()
-    es = devserver.start{}
+    es = devserver.start{ cluster = true }
     app = nginx.start{ conf = conf() }
     local r = run_in(app, es.url, [[
       local client = require("espipe.client").new{ hosts = { ES } }
+      client.indices:delete{ index = "docs" }   -- ES_URL may be a real cluster: start empty
       local created = assert(client:index{ index = "docs", id = "a", body = { n = 1, tags = require("espipe.json").array({}) }, refresh = "true" })
       local got = assert(client:get{ index = "docs", id = "a" })
       local missing, err = client:get{ index = "docs", id = "nope" }
@@ -81,10 +82,11 @@ describe("cosocket transport inside nginx #server", function()
   end)
 
   it("bulk-indexes and scans back every document with slices", function()
-    es = devserver.start{}
+    es = devserver.start{ cluster = true }
     app = nginx.start{ conf = conf() }
     local r = run_in(app, es.url, [[
       local client = require("espipe.client").new{ hosts = { ES } }
+      client.indices:delete{ index = "many" }   -- ES_URL may be a real cluster: start empty
       local bi = client:bulk_indexer{ index = "many", batch_docs = 250, concurrency = 3 }
       for i = 1, 3000 do bi:index({ i = i }, { _id = tostring(i) }) end
       local stats = bi:close()
@@ -98,8 +100,6 @@ describe("cosocket transport inside nginx #server", function()
       return { ok = stats.ok, failed = stats.failed, scanned = n, dups = dups }
     ]])
     assert.same({ ok = 3000, failed = 0, scanned = 3000, dups = 0 }, r)
-    local stats = cjson.decode(http.request{ url = es.url .. "/_espipe/stats" }.body)
-    assert.is_not_nil(stats)
   end)
 
   it("verifies TLS certificates through sslhandshake", function()

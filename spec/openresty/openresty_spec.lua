@@ -50,6 +50,12 @@ local function count(es, index)
   return cjson.decode(res.body).count
 end
 
+-- Specs may run against a real cluster (ES_URL): start from no index.
+local function reset(es, index)
+  local res = http.request{ method = "DELETE", url = es.url .. "/" .. index }
+  assert(res.status == 200 or res.status == 404, "delete " .. index .. ": " .. tostring(res.status))
+end
+
 local function hit(app, n)
   for i = 1, n do
     local res = http.request{ url = app.url .. "/page/" .. i .. "?q=" .. i }
@@ -66,7 +72,8 @@ describe("OpenResty example #server", function()
   end)
 
   it("ships one document per request from log_by_lua", function()
-    es = devserver.start{}
+    es = devserver.start{ cluster = true }
+    reset(es, "nginx-access")
     app = start_example(es.url)
     local n = 300
     hit(app, n)
@@ -114,7 +121,8 @@ describe("OpenResty example #server", function()
   end)
 
   it("answers /ingest with the outcome of each line", function()
-    es = devserver.start{}
+    es = devserver.start{ cluster = true }
+    reset(es, "strict")
     app = start_example(es.url)
     local res = http.request{ method = "PUT", url = es.url .. "/strict",
       headers = { ["content-type"] = "application/json" },

@@ -1,5 +1,7 @@
 -- JSON columns (and arrays or numbers in string columns) hold exactly the
--- text espipe.json.encode gives: the writer links the same encoder.
+-- text espipe.json.encode gives when written from Lua values (write_rows:
+-- the writer links the same encoder); from a raw page (write_page) they hold
+-- the value's bytes as the server sent them, the faithful choice.
 local json = require "espipe.json"
 local support = require "parquet.support"
 local duckdb = require "parquet.duckdb"
@@ -61,6 +63,29 @@ describe("Parquet JSON text #duckdb", function()
         .. ", file_row_number = true) ORDER BY file_row_number" })[1]
       assert.are.equal('{"ok":1}', got[1].j)
       for i = 2, 4 do assert.are.equal(json.null, got[i].j) end
+    end)
+  end)
+
+  it("from a raw page (write_page) keeps each value's bytes as sent", function()
+    support.with_file(function(path)
+      local texts = { '{ "b" : [1, 2.50, 1E2],"a":"\\u00e9\\/"}', '"caf\\u00e9"', '-0.0', '[ ]', '{}' }
+      local hits = {}
+      for i, text in ipairs(texts) do
+        hits[i] = '{"_id":"' .. i .. '","_source":{"j":' .. text .. ',"s":' .. text .. '}}'
+      end
+      local parquet = require "espipe.parquet"
+      local w = assert(parquet.open(path, { { name = "j", type = "json", path = { "_source", "j" } },
+        { name = "s", type = "string", path = { "_source", "s" } } }))
+      assert(w:write_page('{"hits":{"hits":[' .. table.concat(hits, ",") .. ']}}'))
+      local result = assert(w:close())
+      assert.are.same({ s = 2 }, result.invalid)  -- the two objects
+      local got = duckdb.query({ "SELECT j::VARCHAR AS j, s FROM read_parquet(" .. duckdb.quote(path)
+        .. ", file_row_number = true) ORDER BY file_row_number" })[1]
+      for i, text in ipairs(texts) do assert.are.equal(text, got[i].j) end
+      -- a string column reads strings as strings and numbers as espipe.json writes them
+      assert.are.equal("caf\195\169", got[2].s)
+      assert.are.equal(json.encode(json.decode("-0.0")), got[3].s)
+      assert.are.equal(json.null, got[4].s)  -- [] is no value
     end)
   end)
 end)

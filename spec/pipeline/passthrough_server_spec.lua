@@ -23,7 +23,7 @@ describe("passthrough of _source bytes #server", function()
   local server, client, dir
 
   setup(function()
-    server = devserver.start{}
+    server = devserver.start{ cluster = true }
     client = espipe.client{ hosts = { server.url } }
     local lines = {}
     for i, src in ipairs(SOURCES) do

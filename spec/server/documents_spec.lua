@@ -34,6 +34,15 @@ describe("espipe serve #server: documents", function()
     assert.same({ _index = "docs", _id = "1", found = false }, body)
   end)
 
+  it("says where a created document lives (Location), with its routing", function()
+    local res = http.request { method = "PUT", url = url .. "/loc/_doc/a%20b?routing=r1", body = '{"n":1}' }
+    assert.equal(201, res.status)
+    assert.equal("/loc/_doc/a%20b?routing=r1", res.headers["location"])
+    res = http.request { method = "PUT", url = url .. "/loc/_doc/a%20b?routing=r1", body = '{"n":2}' }
+    assert.equal(200, res.status)
+    assert.is_nil(res.headers["location"])
+  end)
+
   it("returns the stored source bytes unchanged", function()
     local src = '{"big":9007199254740993,"path":"a/b","e":[],"o":{},"f":1.5e300}'
     assert.equal(201, http.request { method = "PUT", url = url .. "/raw/_doc/r", body = src }.status)

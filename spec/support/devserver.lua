@@ -1,5 +1,5 @@
 -- Starts and stops `espipe serve` for specs.
---   devserver.start{ nodes =, data = dir | true, chaos =, seed =, blackhole =,
+--   devserver.start{ cluster =, nodes =, data = dir | true, chaos =, seed =, blackhole =,
 --                    args = { extra flags } }
 --     -> { url =, port =, pid =, data =, stop = fn, kill9 = fn }
 -- Picks free loopback ports (random candidates, retried on "Address already
@@ -45,8 +45,23 @@ end
 
 M.root = os.getenv("ESPIPE_ROOT") or "."
 
+-- With ES_URL set, a spec that needs only "an Elasticsearch" (o.cluster =
+-- true, and none of the dev server's own features) runs against that cluster
+-- instead; stop() then leaves it alone. Point ES_URL at a disposable cluster.
+local function external(o)
+  local url = os.getenv("ES_URL")
+  if not (o.cluster and url and url ~= "") then return nil end
+  if o.nodes or o.data or o.chaos or o.blackhole or o.args then
+    error("devserver.start: cluster = true cannot be combined with dev-server options", 3)
+  end
+  return { url = (url:gsub("/+$", "")), external = true, stop = function() end,
+           kill9 = function() error("kill9 needs the dev server, not ES_URL", 2) end }
+end
+
 function M.start(o)
   o = o or {}
+  local ext = external(o)
+  if ext then return ext end
   local ok, tmp = sh("mktemp -d ${TMPDIR:-/tmp}/espipe-spec.XXXXXX")
   assert(ok, "mktemp failed: " .. tmp)
   tmp = tmp:match("(%S+)")

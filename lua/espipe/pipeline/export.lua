@@ -16,8 +16,11 @@
 --
 -- Parquet: an "_id" column, then the leaves of the index mapping (or of the
 -- first `infer_docs` documents when the mapping has no fields, e.g. dynamic:
--- false), `fields` selecting among them. The hits go to the writer as they
--- came from the page (columns read hit._source.<path>), so nothing is copied.
+-- false), `fields` selecting among them. When the columns come from the
+-- mapping, each page goes to the writer as the bytes the server sent
+-- (pit_pages raw_pages, w:write_page: columns read hit._source.<path> in C,
+-- no Lua table per document); inferred columns need the first documents
+-- decoded, so that case writes decoded hits (w:write_rows).
 -- A file is finished when the bytes in it plus the row group still buffered
 -- (uncompressed, so files end up smaller) reach file_bytes (default 64 MiB).
 -- Values that do not fit their column are written as null and counted per
@@ -114,7 +117,7 @@ local function parquet_parts(parquet, dir, w, opts)
     return true
   end
 
-  function parts.write(columns, hits)
+  local function open_file(columns)
     if not cur then
       local name = string.format("part-%05d.parquet", parts.index)
       local tmp = dir .. "/." .. name .. ".inprogress"
@@ -123,12 +126,31 @@ local function parquet_parts(parquet, dir, w, opts)
       parts.index = parts.index + 1
       cur = { name = name, tmp = tmp, w = pw }
     end
-    local ok, err = cur.w:write_rows(hits)
-    if not ok then return nil, err end
+    return true
+  end
+
+  local function after_write()
     if cur.w:bytes_written() + cur.w:buffered_bytes() >= file_bytes then
       return parts.finish_file()
     end
     return true
+  end
+
+  function parts.write(columns, hits)
+    local ok, err = open_file(columns)
+    if not ok then return nil, err end
+    ok, err = cur.w:write_rows(hits)
+    if not ok then return nil, err end
+    return after_write()
+  end
+
+  -- one raw search response body; its rows straight from the bytes
+  function parts.write_page(columns, body)
+    local ok, err = open_file(columns)
+    if not ok then return nil, err end
+    ok, err = cur.w:write_page(body)
+    if not ok then return nil, err end
+    return after_write()
   end
 
   function parts.abort()
@@ -187,7 +209,9 @@ function M.run(opts)
   local scan = pit_pages.new(client, opts.index, opts.query,
     { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m",
       -- whole documents to NDJSON: the server's bytes, never decoded
-      raw_source = format == "ndjson" and not fields })
+      raw_source = format == "ndjson" and not fields,
+      -- Parquet with the mapping's columns: pages stay bytes until the writer reads them
+      raw_pages = format == "parquet" and columns_pq ~= nil })
 
   local columns, dropped = nil, {}
   local w = writer_mod.new { dir = dir, file = not dir and opts.to or nil, format = format,
@@ -222,6 +246,15 @@ function M.run(opts)
 
   local done, failure = 0, nil
   local function each_page(page)
+    if page.body then
+      if page.n > 0 then
+        local ok, err = parts.write_page(columns_pq, page.body)
+        if not ok then failure = err return false end
+      end
+      done = done + page.n
+      if opts.progress then opts.progress:update { done = done } end
+      return true
+    end
     local hits = page.hits
     if format == "ndjson" then
       local buf = {}

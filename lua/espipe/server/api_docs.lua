@@ -92,6 +92,11 @@ local function do_index(req, id, create)
   local result = writes.result(idx, rec, created and "created" or "updated")
   s, e = after_write(req, idx, sh, result)
   if s then return s, e end
+  if created then
+    -- as Elasticsearch: where the new document lives
+    ngx.header["Location"] = "/" .. ngx.escape_uri(idx.name) .. "/_doc/" .. ngx.escape_uri(id)
+      .. (route and ("?routing=" .. ngx.escape_uri(route)) or "")
+  end
   return created and 201 or 200, result
 end
 

@@ -1,0 +1,564 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coerce.h"
+#include "json_internal.h"
+#include "json_number.h"
+#include "page_reader.h"
+#include "utf8.h"
+
+/*
+** The column paths as a tree of keys below the hit object. While a hit is
+** read, each node matched records where its value is (stamped with the hit's
+** number); a column then takes the first of its candidate nodes stamped for
+** this hit.
+*/
+typedef struct node {
+    char *key;
+    size_t klen;
+    int first_child, next_sibling;   /* -1: none */
+    uint32_t stamp;
+    pq_span value;
+} node;
+
+struct pq_page_reader {
+    node *nodes;
+    size_t nnodes, cap_nodes;
+    size_t ncols;
+    int *cands;            /* per column, its candidate nodes, best first */
+    size_t *cand_start;    /* ncols + 1 offsets into cands */
+    size_t ncands;
+    uint32_t stamp;
+    json_decode_cfg cfg;
+    strbuf key;            /* a key with escapes, resolved */
+    strbuf text;           /* a string value with escapes, resolved */
+    pq_span *rows;         /* hits x ncols value spans of the page read */
+    size_t nhits, cap_hits;
+    pq_span pit_id, scroll_id, sort, hit_sort;
+    int saw_hits;
+};
+
+static int add_node(pq_page_reader *r, int parent, const char *key, size_t klen)
+{
+    node *n;
+    int i;
+    if (parent >= 0) {
+        for (i = r->nodes[parent].first_child; i >= 0; i = r->nodes[i].next_sibling)
+            if (r->nodes[i].klen == klen && memcmp(r->nodes[i].key, key, klen) == 0)
+                return i;
+    }
+    if (r->nnodes == r->cap_nodes) {
+        size_t cap = r->cap_nodes ? r->cap_nodes * 2 : 16;
+        node *grown = realloc(r->nodes, cap * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        r->nodes = grown;
+        r->cap_nodes = cap;
+    }
+    n = &r->nodes[r->nnodes];
+    memset(n, 0, sizeof *n);
+    n->first_child = n->next_sibling = -1;
+    n->key = malloc(klen + 1);
+    if (n->key == NULL)
+        return -1;
+    memcpy(n->key, key, klen);
+    n->key[klen] = '\0';
+    n->klen = klen;
+    i = (int)r->nnodes++;
+    if (parent >= 0) {
+        r->nodes[i].next_sibling = r->nodes[parent].first_child;
+        r->nodes[parent].first_child = i;
+    }
+    return i;
+}
+
+pq_page_reader *pq_page_reader_new(size_t ncols)
+{
+    pq_page_reader *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->ncols = ncols;
+    r->cand_start = calloc(ncols + 1, sizeof *r->cand_start);
+    json_decode_cfg_default(&r->cfg);
+    strbuf_init(&r->key);
+    strbuf_init(&r->text);
+    if (r->cand_start == NULL || add_node(r, -1, "", 0) != 0) {
+        pq_page_reader_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void pq_page_reader_free(pq_page_reader *r)
+{
+    size_t i;
+    if (r == NULL)
+        return;
+    for (i = 0; i < r->nnodes; i++)
+        free(r->nodes[i].key);
+    free(r->nodes);
+    free(r->cands);
+    free(r->cand_start);
+    free(r->rows);
+    strbuf_free(&r->key);
+    strbuf_free(&r->text);
+    free(r);
+}
+
+/*
+** Candidates in the order write_rows tries them: the nested path first, then
+** at each level from the deepest up, the rest of the path as one dotted key.
+** Columns must be set in order 0, 1, 2 ...
+*/
+int pq_page_reader_set_path(pq_page_reader *r, size_t col, const char *const *segs,
+                            const size_t *lens, int nsegs)
+{
+    int j, k, at, *grown;
+    strbuf dotted;
+
+    if (col != 0 && r->cand_start[col] == 0 && r->ncands != 0)
+        return -1;
+    grown = realloc(r->cands, (r->ncands + (size_t)nsegs) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    r->cands = grown;
+    r->cand_start[col] = r->ncands;
+    strbuf_init(&dotted);
+    for (j = nsegs - 1; j >= 0; j--) {
+        at = 0;
+        for (k = 0; k < j; k++)
+            if ((at = add_node(r, at, segs[k], lens[k])) < 0)
+                goto nomem;
+        dotted.len = 0;
+        for (k = j; k < nsegs; k++) {
+            if ((k > j && strbuf_putc(&dotted, '.') != 0) ||
+                strbuf_append(&dotted, segs[k], lens[k]) != 0)
+                goto nomem;
+        }
+        if ((at = add_node(r, at, dotted.len ? dotted.data : "", dotted.len)) < 0)
+            goto nomem;
+        r->cands[r->ncands++] = at;
+    }
+    r->cand_start[col + 1] = r->ncands;
+    strbuf_free(&dotted);
+    return 0;
+nomem:
+    strbuf_free(&dotted);
+    return -1;
+}
+
+size_t pq_page_hits(const pq_page_reader *r) { return r->nhits; }
+pq_span pq_page_pit_id(const pq_page_reader *r) { return r->pit_id; }
+pq_span pq_page_scroll_id(const pq_page_reader *r) { return r->scroll_id; }
+pq_span pq_page_last_sort(const pq_page_reader *r) { return r->sort; }
+
+/* ---- reading ---- */
+
+/* The key at d->p (a quote): its own bytes, or resolved into r->key. */
+static int read_key(pq_page_reader *r, json_decoder *d, const char **k, size_t *klen)
+{
+    const unsigned char *q = d->p, *p = q + 1, *end = d->end;
+    size_t n, bad;
+    for (;;) {
+        p = json_skip_plain(p, end);
+        if (p < end && json_char_class[*p] == JSON_CH_UTF8 &&
+            (n = utf8_sequence(p, (size_t)(end - p), &bad)) != 0) {
+            p += n;
+            continue;
+        }
+        break;
+    }
+    if (p < end && *p == '"') {
+        *k = (const char *)q + 1;
+        *klen = (size_t)(p - q - 1);
+        d->p = p + 1;
+        return 0;
+    }
+    r->key.len = 0;
+    if (json_dec_unescape(d, &r->key) != 0)
+        return -1;
+    *k = r->key.len ? r->key.data : "";
+    *klen = r->key.len;
+    return 0;
+}
+
+static int find_child(const pq_page_reader *r, int parent, const char *k, size_t klen)
+{
+    int i;
+    for (i = r->nodes[parent].first_child; i >= 0; i = r->nodes[i].next_sibling)
+        if (r->nodes[i].klen == klen && memcmp(r->nodes[i].key, k, klen) == 0)
+            return i;
+    return -1;
+}
+
+/* A key met twice in one object: the last value wins, so forget the first's. */
+static void forget_below(pq_page_reader *r, int at)
+{
+    int i;
+    for (i = r->nodes[at].first_child; i >= 0; i = r->nodes[i].next_sibling) {
+        r->nodes[i].stamp = 0;
+        forget_below(r, i);
+    }
+}
+
+#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), (n)) == 0)
+
+/* Members of the object at d->p (a '{') below tree node at; at == 0 is the hit. */
+static int read_object(pq_page_reader *r, json_decoder *d, int at)
+{
+    const char *k;
+    size_t klen;
+    const unsigned char *vs;
+    int child, is_sort;
+
+    if (json_dec_enter(d) != 0)
+        return -1;
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (d->p >= d->end || *d->p != '"')
+            return json_dec_expected(d, "a string key");
+        if (read_key(r, d, &k, &klen) != 0)
+            return -1;
+        child = find_child(r, at, k, klen);
+        is_sort = at == 0 && KEY_IS(k, klen, "sort");
+        json_dec_space(d);
+        if (d->p >= d->end || *d->p != ':')
+            return json_dec_expected(d, "':'");
+        d->p++;
+        json_dec_space(d);
+        vs = d->p;
+        if (child >= 0 && r->nodes[child].stamp == r->stamp)
+            forget_below(r, child);
+        if (child >= 0 && r->nodes[child].first_child >= 0 && d->p < d->end && *d->p == '{') {
+            if (read_object(r, d, child) != 0)
+                return -1;
+        } else if (json_dec_skip(d) != 0) {
+            return -1;
+        }
+        if (child >= 0) {
+            r->nodes[child].stamp = r->stamp;
+            r->nodes[child].value.start = vs;
+            r->nodes[child].value.end = d->p;
+        }
+        if (is_sort) {
+            r->hit_sort.start = vs;
+            r->hit_sort.end = d->p;
+        }
+        json_dec_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            json_dec_space(d);
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return json_dec_expected(d, "',' or '}'");
+    }
+}
+
+static int read_hit(pq_page_reader *r, json_decoder *d)
+{
+    pq_span *row;
+    size_t c, i;
+
+    if (r->nhits == r->cap_hits) {
+        size_t cap = r->cap_hits ? r->cap_hits * 2 : 64;
+        pq_span *grown = realloc(r->rows, cap * (r->ncols ? r->ncols : 1) * sizeof *grown);
+        if (grown == NULL) {
+            snprintf(d->err, ESPIPE_JSON_ERRLEN, "out of memory reading a page");
+            d->err_at = (size_t)(d->p - d->start);
+            return -1;
+        }
+        r->rows = grown;
+        r->cap_hits = cap;
+    }
+    if (++r->stamp == 0) {
+        /* the hit counter wrapped: no old stamp may look current */
+        for (i = 0; i < r->nnodes; i++)
+            r->nodes[i].stamp = 0;
+        r->stamp = 1;
+    }
+    r->hit_sort.start = r->hit_sort.end = NULL;
+    if (read_object(r, d, 0) != 0)
+        return -1;
+    r->sort = r->hit_sort;
+    row = r->rows + r->nhits * r->ncols;
+    for (c = 0; c < r->ncols; c++) {
+        row[c].start = row[c].end = NULL;
+        for (i = r->cand_start[c]; i < r->cand_start[c + 1]; i++) {
+            const node *n = &r->nodes[r->cands[i]];
+            if (n->stamp == r->stamp) {
+                row[c] = n->value;
+                break;
+            }
+        }
+    }
+    r->nhits++;
+    return 0;
+}
+
+static int read_hit_array(pq_page_reader *r, json_decoder *d)
+{
+    r->nhits = 0;   /* a repeated "hits" member: the last one counts */
+    r->sort.start = r->sort.end = NULL;
+    r->saw_hits = 1;
+    if (json_dec_enter(d) != 0)
+        return -1;
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == ']') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        json_dec_space(d);
+        if (d->p >= d->end || *d->p != '{')
+            return json_dec_expected(d, "a hit (an object)");
+        if (read_hit(r, d) != 0)
+            return -1;
+        json_dec_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == ']') {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return json_dec_expected(d, "',' or ']'");
+    }
+}
+
+/* The response object (level 0) or its "hits" object (level 1). */
+static int read_envelope(pq_page_reader *r, json_decoder *d, int level)
+{
+    const char *k;
+    size_t klen;
+    const unsigned char *vs;
+    int rc;
+
+    if (json_dec_enter(d) != 0)
+        return -1;
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == '}') {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (d->p >= d->end || *d->p != '"')
+            return json_dec_expected(d, "a string key");
+        if (read_key(r, d, &k, &klen) != 0)
+            return -1;
+        json_dec_space(d);
+        if (d->p >= d->end || *d->p != ':')
+            return json_dec_expected(d, "':'");
+        d->p++;
+        json_dec_space(d);
+        vs = d->p;
+        if (level == 0 && KEY_IS(k, klen, "hits") && d->p < d->end && *d->p == '{')
+            rc = read_envelope(r, d, 1);
+        else if (level == 1 && KEY_IS(k, klen, "hits") && d->p < d->end && *d->p == '[')
+            rc = read_hit_array(r, d);
+        else
+            rc = json_dec_skip(d);
+        if (rc != 0)
+            return -1;
+        if (level == 0 && KEY_IS(k, klen, "pit_id")) {
+            r->pit_id.start = vs;
+            r->pit_id.end = d->p;
+        } else if (level == 0 && KEY_IS(k, klen, "_scroll_id")) {
+            r->scroll_id.start = vs;
+            r->scroll_id.end = d->p;
+        }
+        json_dec_space(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            json_dec_space(d);
+            continue;
+        }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            d->depth--;
+            return 0;
+        }
+        return json_dec_expected(d, "',' or '}'");
+    }
+}
+
+static void decoder_init(pq_page_reader *r, json_decoder *d, const unsigned char *start,
+                         const unsigned char *p, const unsigned char *end, char *err)
+{
+    d->L = NULL;
+    d->start = start;
+    d->p = p;
+    d->end = end;
+    d->cfg = &r->cfg;
+    d->err = err;
+    d->err_at = 0;
+    d->array_mt = 0;
+    d->depth = 0;
+}
+
+int pq_page_read(pq_page_reader *r, const char *body, size_t len, char *err, size_t *err_at)
+{
+    json_decoder d;
+    const unsigned char *s = (const unsigned char *)body;
+    int rc;
+
+    r->nhits = 0;
+    r->saw_hits = 0;
+    r->pit_id.start = r->pit_id.end = NULL;
+    r->scroll_id.start = r->scroll_id.end = NULL;
+    r->sort.start = r->sort.end = NULL;
+    err[0] = '\0';
+    decoder_init(r, &d, s, s, s + len, err);
+    json_dec_space(&d);
+    if (d.p < d.end && *d.p == '{')
+        rc = read_envelope(r, &d, 0);
+    else
+        rc = json_dec_expected(&d, "'{' (a search response object)");
+    if (rc == 0) {
+        json_dec_space(&d);
+        if (d.p != d.end)
+            rc = json_dec_expected(&d, "end of input");
+    }
+    if (rc == 0 && !r->saw_hits) {
+        snprintf(err, ESPIPE_JSON_ERRLEN, "search response without hits.hits");
+        d.err_at = 0;
+        rc = -1;
+    }
+    if (rc != 0) {
+        r->nhits = 0;
+        *err_at = d.err_at;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- writing ---- */
+
+static int put_span(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v, int unwrapped);
+
+/* [] is no value, [x] is x, longer arrays are text in string columns (as write_rows). */
+static int put_array(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v, int unwrapped)
+{
+    json_decoder d;
+    char err[ESPIPE_JSON_ERRLEN];
+    pq_span first;
+
+    decoder_init(r, &d, v.start, v.start, v.end, err);
+    if (json_dec_enter(&d) != 0)
+        return pq_put_invalid(w, c);
+    json_dec_space(&d);
+    if (d.p < d.end && *d.p == ']')
+        return pq_put_null(w, c);
+    first.start = d.p;
+    if (json_dec_skip(&d) != 0)
+        return pq_put_invalid(w, c);
+    first.end = d.p;
+    json_dec_space(&d);
+    if (d.p < d.end && *d.p == ']' && !unwrapped)
+        return put_span(r, w, c, first, 1);
+    if (c->kind == PQ_STRING)
+        return pq_put_coerced_text(w, c, (const char *)v.start, (size_t)(v.end - v.start));
+    return pq_put_invalid(w, c);
+}
+
+static int put_number(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v)
+{
+    json_decoder d;
+    json_num n;
+    char err[ESPIPE_JSON_ERRLEN];
+    double x;
+
+    decoder_init(r, &d, v.start, v.start, v.end, err);
+    if (json_dec_number(&d, &n) != 0)
+        return pq_put_invalid(w, c);   /* beyond the double range */
+    switch (n.kind) {
+    case JSON_NUM_INTEGER:
+        return pq_put_number_value(w, c, 1, n.i, 0);
+    case JSON_NUM_DOUBLE:
+        return pq_put_number_value(w, c, 0, 0, n.d);
+    default:
+        /* the decoder's default for big integers: the nearest double */
+        if (json_strtod((const char *)n.start, (size_t)(n.end - n.start), &x) != 0) {
+            snprintf(w->err, sizeof w->err, "out of memory");
+            w->failed = 1;
+            return -1;
+        }
+        if (x - x != 0)
+            return pq_put_invalid(w, c);
+        return pq_put_number_value(w, c, 0, 0, x);
+    }
+}
+
+static int put_string(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v)
+{
+    const char *s = (const char *)v.start + 1;
+    size_t n = (size_t)(v.end - v.start) - 2;
+    json_decoder d;
+    char err[ESPIPE_JSON_ERRLEN];
+
+    if (memchr(s, '\\', n) != NULL) {
+        decoder_init(r, &d, v.start, v.start, v.end, err);
+        r->text.len = 0;
+        if (json_dec_unescape(&d, &r->text) != 0) {
+            snprintf(w->err, sizeof w->err, "%s", err);
+            w->failed = 1;
+            return -1;
+        }
+        s = r->text.len ? r->text.data : "";
+        n = r->text.len;
+    }
+    return pq_put_string_value(w, c, s, n);
+}
+
+static int put_span(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v, int unwrapped)
+{
+    if (v.start == NULL || *v.start == 'n')
+        return pq_put_null(w, c);
+    if (c->kind == PQ_JSON)   /* the value's bytes as the server sent them */
+        return pq_put_bytes(w, c, (const char *)v.start, (size_t)(v.end - v.start));
+    switch (*v.start) {
+    case '"':
+        return put_string(r, w, c, v);
+    case 't':
+        return pq_put_bool_value(w, c, 1);
+    case 'f':
+        return pq_put_bool_value(w, c, 0);
+    case '[':
+        return put_array(r, w, c, v, unwrapped);
+    case '{':
+        return pq_put_invalid(w, c);
+    default:
+        return put_number(r, w, c, v);
+    }
+}
+
+int pq_page_write(pq_page_reader *r, pq_writer *w)
+{
+    size_t i, c;
+    const pq_span *row = r->rows;
+
+    if (w->failed)
+        return -1;
+    for (i = 0; i < r->nhits; i++, row += r->ncols) {
+        for (c = 0; c < w->ncols; c++)
+            if (put_span(r, w, &w->cols[c], row[c], 0) != 0)
+                return -1;
+        if (pq_writer_end_row(w) != 0)
+            return -1;
+    }
+    return 0;
+}
