@@ -132,6 +132,7 @@ build = {
     ["espipe.parquet_writer"] = {
       sources = {
         "csrc/compat.c",
+        "csrc/json_decode.c",
         "csrc/json_encode.c",
         "csrc/json_number.c",
         "csrc/parquet/codec.c",

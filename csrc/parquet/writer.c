@@ -575,6 +575,8 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
             if (strbuf_putc(&w->page, (char)bw) != 0
                 || rle_hybrid_u32(&w->page, idx + v0, v - v0, bw) != 0)
                 return fail(w, "out of memory");
+        } else if (v == v0) {
+            /* a page of nulls: no values (and vals may be NULL) */
         } else if (c->kind == PQ_BOOLEAN) {
             if (bitpack_bools(&w->page, vals + v0, v - v0) != 0)
                 return fail(w, "out of memory");

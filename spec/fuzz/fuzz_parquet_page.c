@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "compat.h"
+#include "lualib.h"
 #include "core.h"
 #include "json.h"
 #include "parquet/page_reader.h"

@@ -57,8 +57,8 @@ describe("espipe-scm-1.rockspec", function()
     local function sorted(t) local c = {} for i, v in ipairs(t) do c[i] = v end table.sort(c) return c end
     assert.same(c_sources("ls csrc/*.c"), sorted(modules["espipe.core"].sources))
     assert.same(c_sources("ls csrc/curl/*.c"), sorted(modules["espipe.curl_multi"].sources))
-    -- the Parquet writer links espipe.json's encoder: one JSON text for both
-    assert.same(c_sources("ls csrc/parquet/*.c csrc/json_encode.c csrc/json_number.c csrc/utf8.c"),
+    -- the Parquet writer links espipe.json's encoder and decoder: one JSON text and grammar for both
+    assert.same(c_sources("ls csrc/parquet/*.c csrc/json_decode.c csrc/json_encode.c csrc/json_number.c csrc/utf8.c"),
       sorted(modules["espipe.parquet_writer"].sources))
   end)
 

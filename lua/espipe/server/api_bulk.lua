@@ -94,7 +94,48 @@ local function jstr(s)
   return '"' .. s .. '"'
 end
 
+-- filter_path on _bulk: clients ask for "errors,items.*.status,items.*.error"
+-- and the like on every request. Those specs are applied while the items are
+-- written, instead of decoding and re-encoding the whole response afterwards;
+-- any other spec goes through the generic filter (app.lua).
+local ITEM_FIELDS = { _index = 1, _id = 2, _version = 3, result = 4, forced_refresh = 5,
+                      _shards = 6, _seq_no = 7, _primary_term = 8, status = 9, error = 10 }
+local item_filter -- the parsed spec of the request being answered, or nil
+-- responses already filtered (ngx.print takes only array-like tables: no flag field)
+local FILTERED = setmetatable({}, { __mode = "k" })
+function M.is_filtered(resp) return FILTERED[resp] == true end
+
+local function parse_item_filter(spec)
+  if type(spec) ~= "string" or spec == "" then return nil end
+  local f = { took = false, errors = false, fields = {} }
+  for path in spec:gmatch("[^,]+") do
+    path = path:match("^%s*(.-)%s*$")
+    local field = path:match("^items%.%*%.([%w_]+)$")
+    if path == "took" or path == "errors" then
+      f[path] = true
+    elseif field and ITEM_FIELDS[field] then
+      f.fields[field] = true
+    else
+      return nil
+    end
+  end
+  return f
+end
+
 local function item_error(out, op, index, id, status, cause)
+  local f = item_filter
+  if f then
+    local inner, any = {}, false
+    if f.fields._index then inner._index, any = index, true end
+    if f.fields._id then inner._id, any = id == nil and json.null or id, true end
+    if f.fields.status then inner.status, any = status, true end
+    if f.fields.error then inner.error, any = cause, true end
+    if any then
+      out[#out + 1] = json.encode({ [op] = inner })
+      out[#out + 1] = ","
+    end
+    return
+  end
   out[#out + 1] = json.encode({ [op] = { _index = index, _id = id == nil and json.null or id,
     status = status, error = cause } })
   out[#out + 1] = ","
@@ -116,7 +157,28 @@ local function shards_json(idx)
   return s
 end
 
+local function filtered_ok_item(out, f, op, index, id, version, result, forced, shards, seq, term, status)
+  local w = f.fields
+  local parts = {}
+  if w._index then parts[#parts + 1] = '"_index":' .. jstr(index) end
+  if w._id then parts[#parts + 1] = '"_id":' .. jstr(id) end
+  if w._version then parts[#parts + 1] = '"_version":' .. version end
+  if w.result then parts[#parts + 1] = '"result":"' .. result .. '"' end
+  if w.forced_refresh and forced then parts[#parts + 1] = '"forced_refresh":true' end
+  if w._shards then parts[#parts + 1] = shards end
+  if w._seq_no then parts[#parts + 1] = '"_seq_no":' .. seq end
+  if w._primary_term then parts[#parts + 1] = '"_primary_term":' .. term end
+  if w.status then parts[#parts + 1] = '"status":' .. status end
+  if #parts > 0 then
+    out[#out + 1] = '{"' .. op .. '":{' .. concat(parts, ",") .. '}},'
+  end
+end
+
 local function ok_item(out, op, idx, rec, result, status, forced)
+  if item_filter then
+    return filtered_ok_item(out, item_filter, op, idx.name, rec.id, rec.v, result, forced,
+                            shards_json(idx), rec.s, rec.t, status)
+  end
   out[#out + 1] = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":' .. jstr(rec.id)
     .. ',"_version":' .. rec.v .. ',"result":"' .. result .. (forced and '","forced_refresh":true,' or '",')
     .. shards_json(idx) .. ',"_seq_no":' .. rec.s .. ',"_primary_term":' .. rec.t .. ',"status":' .. status .. '}},'
@@ -190,6 +252,33 @@ local BH_MID = {
   index = ',"_version":1,"result":"created",' .. BH_SHARDS, create = ',"_version":1,"result":"created",' .. BH_SHARDS,
   delete = ',"_version":1,"result":"deleted",' .. BH_SHARDS, update = ',"_version":2,"result":"updated",' .. BH_SHARDS,
 }
+-- The response from its item pieces (each ending in ","), filtered or not.
+local function bulk_response(out, took, errors)
+  local f = item_filter
+  if #out > 0 then
+    local last = out[#out]
+    out[#out] = sub(last, 1, #last - 1) .. "]}"
+  end
+  if not f then
+    if #out == 0 then out[1] = "]}" end
+    return 200, json_chunks('{"took":' .. took .. ',"errors":' .. tostring(errors) .. ',"items":[', out)
+  end
+  local head = {}
+  if f.took then head[#head + 1] = '"took":' .. took end
+  if f.errors then head[#head + 1] = '"errors":' .. tostring(errors) end
+  if #out == 0 then
+    -- every item filtered away: ES drops the emptied array
+    local r = setmetatable({ "{" .. concat(head, ",") .. "}", {} }, CHUNKS_MT)
+    FILTERED[r] = true
+    return 200, r
+  end
+  head[#head + 1] = '"items":['
+  local r = json_chunks("{" .. concat(head, ","), out)
+  FILTERED[r] = true
+  return 200, r
+end
+M.parse_item_filter = parse_item_filter
+
 local function blackhole(body, default_index, started)
   local n, ops, indices, ids = parse(body, true)
   if not n then return ops, indices end
@@ -199,6 +288,19 @@ local function blackhole(body, default_index, started)
   -- string hash turns into long collision chains.
   local out, k = {}, 0
   local prefixes = {}
+  if item_filter then
+    for i = 1, n do
+      local op, index, id = ops[i], indices[i] or default_index or "blackhole", ids[i]
+      bh_seq = bh_seq + 1
+      local created = op == "index" or op == "create"
+      filtered_ok_item(out, item_filter, op, index, id or ("bh" .. bh_seq), op == "update" and 2 or 1,
+                       created and "created" or (op == "delete" and "deleted" or "updated"), false,
+                       '"_shards":{"total":1,"successful":1,"failed":0}', bh_seq, 1, created and 201 or 200)
+    end
+    ngx.update_time()
+    stats.bulk(0, n, {})
+    return bulk_response(out, math.floor((ngx.now() - started) * 1000), false)
+  end
   for i = 1, n do
     local op, index, id = ops[i], indices[i] or default_index or "blackhole", ids[i]
     local key = op .. "\0" .. index
@@ -277,6 +379,7 @@ function M.bulk(req)
       ngx.sleep(ch.latency_seconds)
     end
   end
+  item_filter = parse_item_filter(req.args.filter_path)
   if req.opts.blackhole then return blackhole(body, default_index, started) end
 
   local refresh, rs, re = params.refresh(req.args)
@@ -331,6 +434,11 @@ function M.bulk(req)
         local shard = idx.shards[sh]
         per_shard[shard] = (per_shard[shard] or 0) + 1
         if shard.node ~= node then foreign = foreign + 1 end
+        if item_filter then
+          filtered_ok_item(out, item_filter, op, idx.name, id, rec.v, created and "created" or "updated", false,
+                           shards_json(idx), rec.s, rec.t, created and 201 or 200)
+          goto next_item
+        end
         local pfx = t.pfx[op]
         if not pfx then
           pfx = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":"'
@@ -347,8 +455,8 @@ function M.bulk(req)
         out[k + 7] = ',"_primary_term":'
         out[k + 8] = rec.t
         out[k + 9] = created and ',"status":201}},' or ',"status":200}},'
-
       end
+      ::next_item::
     else
       local shard, ok = M.general_item(out, op, index, id, meta or EMPTY, src, url_routing, require_alias, forced)
       if ok then
@@ -367,12 +475,8 @@ function M.bulk(req)
   stats.docs(node, written, foreign)
   stats.bulk(node, n, per_shard)
   ngx.update_time()
-  -- every item ended with ","; the last one is replaced by the closing "]}"
-  local last = out[#out]
-  out[#out] = sub(last, 1, #last - 1) .. "]}"
   -- handed to ngx.print as pieces: no 3 MB string is built
-  return 200, json_chunks('{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":'
-    .. tostring(errors) .. ',"items":[', out)
+  return bulk_response(out, math.floor((ngx.now() - started) * 1000), errors)
 end
 
 -- Any other item: routing, versions, concurrency, update, delete, aliases

@@ -158,7 +158,7 @@ function M.handle()
   if status == 444 then return ngx.exit(444) end
   local fp = args.filter_path
   if fp and type(fp) == "string" and fp ~= "" and (type(resp) == "table" or rtype == nil) and resp ~= nil
-      and resp ~= "" then
+      and resp ~= "" and not require("espipe.server.api_bulk").is_filtered(resp) then
     resp = filter(resp, fp)
   end
   return send(status, resp, rtype or out_type, method == "HEAD")
