@@ -26,6 +26,9 @@
 --   b:span(i) -> 0-based byte offset and length of item i in the body
 --   b:slice(i, j), b:subset{ i, ... }, b:split() -> new buffers
 --   b:append_from(other, i) append item i of another buffer
+--   b:put(action, meta, source) -> count, bytes   the indexer's one-call append
+--   b:raw(action_line [, source_line]) -> count, bytes   pre-encoded lines, checked
+-- meta also accepts id / index for _id / _index (giving both raises).
 local core = require "espipe.core"
 
 local M = {}

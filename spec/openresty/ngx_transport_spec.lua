@@ -102,6 +102,24 @@ describe("cosocket transport inside nginx #server", function()
     assert.same({ ok = 3000, failed = 0, scanned = 3000, dups = 0 }, r)
   end)
 
+  it("sends shard-aware bulk straight to each primary's node", function()
+    es = devserver.start{ nodes = 3 }
+    app = nginx.start{ conf = conf() }
+    local r = run_in(app, es.url, [[
+      local client = require("espipe.client").new{ hosts = { ES } }
+      assert(client.indices:create{ index = "sharded", body = { settings = { number_of_shards = 6 } } })
+      assert(client:perform{ method = "POST", path = "/_espipe/stats/reset" })
+      local bi = client:bulk_indexer{ index = "sharded", batch_docs = 200, shard_aware = true }
+      for i = 1, 3000 do bi:index({ i = i }, { id = "d" .. i }) end
+      local st = bi:close()
+      local stats = assert(client:json_request{ method = "GET", path = "/_espipe/stats" })
+      local docs, forwarded = 0, 0
+      for _, n in pairs(stats.nodes) do docs, forwarded = docs + n.docs, forwarded + n.forwarded end
+      return { ok = st.ok, failed = st.failed, direct = st.direct, docs = docs, forwarded = forwarded }
+    ]])
+    assert.same({ ok = 3000, failed = 0, direct = 3000, docs = 3000, forwarded = 0 }, r)
+  end)
+
   it("verifies TLS certificates through sslhandshake", function()
     echo = echo_server.start{ tls = true }
     other = echo_server.start{ tls = true }   -- its own CA, not trusted below

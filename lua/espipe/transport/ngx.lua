@@ -98,6 +98,8 @@ function M.available()
   return require("espipe.transport").cosockets_available()
 end
 
+-- Round-robin over the live configured hosts; hosts added by add_host()
+-- only take requests pinned to them.
 local function pick_host(self, pinned)
   if pinned then return self.hosts[pinned] end
   update_time()
@@ -105,14 +107,26 @@ local function pick_host(self, pinned)
   for _ = 1, n do
     self.rr = self.rr % n + 1
     local h = self.hosts[self.rr]
-    if not h.dead_until or h.dead_until <= t then return h end
+    if not h.pinned_only and (not h.dead_until or h.dead_until <= t) then return h end
   end
   -- all set aside: the one dead longest
   local best
   for _, h in ipairs(self.hosts) do
-    if not best or h.dead_since < best.dead_since then best = h end
+    if not h.pinned_only and (not best or h.dead_since < best.dead_since) then best = h end
   end
   return best
+end
+
+-- A node found later (shard-aware bulk) -> its host index, for submit{ host = }.
+-- It joins no round-robin; a URL already known returns its index.
+function M:add_host(url)
+  local h = parse_host(url, #self.hosts + 1)
+  for i, known in ipairs(self.hosts) do
+    if known.url == h.url then return i end
+  end
+  h.pinned_only = true
+  self.hosts[#self.hosts + 1] = h
+  return #self.hosts
 end
 
 local function mark_dead(self, host)
