@@ -19,7 +19,8 @@
 -- false), `fields` selecting among them. When the columns come from the
 -- mapping, each page goes to the writer as the bytes the server sent
 -- (pit_pages raw_pages, w:write_page: columns read hit._source.<path> in C,
--- no Lua table per document); inferred columns need the first documents
+-- no Lua table per document; the position write_page returns is handed back
+-- to the scan, so each page is parsed once); inferred columns need the first documents
 -- decoded, so that case writes decoded hits (w:write_rows).
 -- A file is finished when the bytes in it plus the row group still buffered
 -- (uncompressed, so files end up smaller) reach file_bytes (default 64 MiB).
@@ -129,8 +130,11 @@ local function parquet_parts(parquet, dir, w, opts)
     return true
   end
 
-  local function after_write()
-    if cur.w:bytes_written() + cur.w:buffered_bytes() >= file_bytes then
+  function parts.is_open() return cur ~= nil end
+
+  -- a file is finished once its bytes plus the buffered row group reach file_bytes
+  function parts.rotate_if_full()
+    if cur and cur.w:bytes_written() + cur.w:buffered_bytes() >= file_bytes then
       return parts.finish_file()
     end
     return true
@@ -141,16 +145,24 @@ local function parquet_parts(parquet, dir, w, opts)
     if not ok then return nil, err end
     ok, err = cur.w:write_rows(hits)
     if not ok then return nil, err end
-    return after_write()
+    return parts.rotate_if_full()
   end
 
-  -- one raw search response body; its rows straight from the bytes
+  -- one raw search response body, its rows straight from the bytes; returns
+  -- the page's position (write_page reads it anyway); no rotation here, so
+  -- the scan can be given the position before a file is closed
   function parts.write_page(columns, body)
     local ok, err = open_file(columns)
     if not ok then return nil, err end
-    ok, err = cur.w:write_page(body)
-    if not ok then return nil, err end
-    return after_write()
+    local n, pos, kind, offset = cur.w:write_page(body)
+    if not n then
+      if kind == "parse" then
+        return nil, errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
+          reason = "search response is not a page of hits: " .. tostring(pos) }
+      end
+      return nil, errors.new { kind = "output", message = "writing " .. cur.tmp .. ": " .. tostring(pos) }
+    end
+    return pos
   end
 
   function parts.abort()
@@ -211,7 +223,9 @@ function M.run(opts)
       -- whole documents to NDJSON: the server's bytes, never decoded
       raw_source = format == "ndjson" and not fields,
       -- Parquet with the mapping's columns: pages stay bytes until the writer reads them
-      raw_pages = format == "parquet" and columns_pq ~= nil })
+      raw_pages = format == "parquet" and columns_pq ~= nil,
+      -- ... and each is parsed once, by the writer, which reports its position
+      advance = true })
 
   local columns, dropped = nil, {}
   local w = writer_mod.new { dir = dir, file = not dir and opts.to or nil, format = format,
@@ -247,10 +261,21 @@ function M.run(opts)
   local done, failure = 0, nil
   local function each_page(page)
     if page.body then
-      if page.n > 0 then
-        local ok, err = parts.write_page(columns_pq, page.body)
-        if not ok then failure = err return false end
+      if page.waiting and parts.is_open() then
+        -- read once: the writer's reading gives the scan its next position
+        local pos, err = parts.write_page(columns_pq, page.body)
+        if not pos then failure = err return false end
+        scan:advance(page, pos)
+      else
+        -- no file open: learn the hit count first, so an empty page opens none
+        scan:advance(page)
+        if page.n > 0 then
+          local pos, err = parts.write_page(columns_pq, page.body)
+          if not pos then failure = err return false end
+        end
       end
+      local ok, err = parts.rotate_if_full()
+      if not ok then failure = err return false end
       done = done + page.n
       if opts.progress then opts.progress:update { done = done } end
       return true

@@ -4,6 +4,7 @@
 -- its previous page arrives), pages handed out with their position:
 --
 --   local r = pit_pages.new(client, index, query, { slices =, size =, keep_alive =, raw_source =,
+--                                                    raw_pages =, advance =,
 --                                                    resume = { ["0"] = { search_after =, done = }, ... },
 --                                                    pit_id = saved pit id or nil })
 --   for page in r:pages() do
@@ -18,6 +19,19 @@
 -- and n (its hit count); its position is read by
 -- espipe.parquet_writer.page_position, which builds no table per hit (about
 -- 2.4x cheaper than search_response(body, true); bench/README.md, Parquet).
+--
+-- raw_pages with advance = true parses each page once: the page comes out
+-- with only slice and body, the consumer reads it (w:write_page(body) returns
+-- the position) and hands the position back with r:advance(page, position),
+-- which fills page.n, search_after, pit_id and last and only then requests
+-- that slice's next page. Other slices' requests stay in flight meanwhile, so
+-- with slices > 1 fetching still overlaps the consumer's work; with one slice
+-- the next request waits for the write. r:advance(page) without a position
+-- reads it with page_position, and a page not advanced by the next
+-- next_page() is advanced that way, so no slice can stall. (The alternative,
+-- guessing the last sort values from the end of the body to request early,
+-- needs a check against the writer's reading and a re-request on mismatch:
+-- more states for a gain only when one slice is used.)
 --
 -- A resumed job first tries the saved PIT; if it is gone (404) a new PIT is
 -- opened and the unfinished slices start over (r.restarted = true): _shard_doc
@@ -38,6 +52,7 @@ function M.new(client, index, query, opts)
     size = opts.size or 1000, nslices = opts.slices or 1, keep_alive = opts.keep_alive or "5m",
     pit_id = opts.pit_id, resume = opts.resume or {}, ready = {}, pending = {}, n_pending = 0,
     raw_source = opts.raw_source and true or false, raw_pages = opts.raw_pages and true or false,
+    advance_mode = opts.raw_pages and opts.advance and true or false,
   }, R)
   if self.raw_pages then self.page_position = require("espipe.parquet_writer").page_position end
   self.slices = {}
@@ -114,21 +129,56 @@ function R:_complete(res)
   if not sl.done then self:_submit(sl) end
 end
 
+local function bad_page(sl, derr, offset)
+  return errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
+    reason = "search response is not a page of hits: " .. tostring(derr),
+    request = { method = sl.req.method, path = sl.req.path } }
+end
+
 function R:_complete_raw(sl, body)
-  local pos, derr, offset = self.page_position(body)
-  if pos == nil then
-    error(errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
-      reason = "search response is not a page of hits: " .. tostring(derr),
-      request = { method = sl.req.method, path = sl.req.path } }, 0)
-  end
   sl.attempts = 0
-  if pos.pit_id then self.pit_id = pos.pit_id end
+  local page = { slice = sl.id, body = body }
+  self.ready[#self.ready + 1] = page
+  if self.advance_mode then
+    page.waiting = true
+    return
+  end
+  local pos, derr, offset = self.page_position(body)
+  if pos == nil then error(bad_page(sl, derr, offset), 0) end
+  self:_settle(sl, page, pos)
+end
+
+-- The slice moves past page: its position recorded, its next page requested.
+function R:_settle(sl, page, pos)
   local n = pos.hits
+  if n > 0 and pos.search_after == nil then
+    error(bad_page(sl, "hits without sort values"), 0)
+  end
+  page.waiting = nil
+  if pos.pit_id then self.pit_id = pos.pit_id end
   if n > 0 then sl.after = pos.search_after end
   if n < self.size then sl.done = true end
-  self.ready[#self.ready + 1] = { slice = sl.id, body = body, n = n, search_after = sl.after,
-    pit_id = self.pit_id, last = sl.done }
-  if not sl.done then self:_submit(sl) end
+  page.n, page.search_after, page.pit_id, page.last = n, sl.after, self.pit_id, sl.done
+  if not sl.done and not self.closed then self:_submit(sl) end
+end
+
+-- position: what w:write_page(page.body) returned; nil reads it here.
+function R:advance(page, pos)
+  if type(page) ~= "table" or page.body == nil or self.slices[page.slice] == nil then
+    error("advance: page must be a page of this scan", 2)
+  end
+  if pos ~= nil and (type(pos) ~= "table" or type(pos.hits) ~= "number" or pos.hits < 0 or pos.hits % 1 ~= 0) then
+    error("advance: position must be a table with an integer hits count, as write_page returns", 2)
+  end
+  if not page.waiting then return page end -- already advanced
+  local sl = self.slices[page.slice]
+  if pos == nil then
+    local derr, offset
+    pos, derr, offset = self.page_position(page.body)
+    if pos == nil then error(bad_page(sl, derr, offset), 0) end
+  end
+  self:_settle(sl, page, pos)
+  return page
 end
 
 function R:_start()
@@ -145,6 +195,11 @@ end
 function R:next_page()
   if self.closed then return nil end
   if not self.started then self:_start() end
+  local handed = self.handed
+  if handed then
+    self.handed = nil
+    if handed.waiting then self:advance(handed) end
+  end
   while #self.ready == 0 do
     if self.n_pending == 0 then
       if self.gone then
@@ -162,7 +217,9 @@ function R:next_page()
     end
     for _, res in ipairs(self.client:_wait(self.owner, 1)) do self:_complete(res) end
   end
-  return table.remove(self.ready, 1)
+  local page = table.remove(self.ready, 1)
+  if page.waiting then self.handed = page end
+  return page
 end
 
 function R:pages()

@@ -3,7 +3,8 @@
 -- on another cluster.
 --
 --   reindex.run{
---     source = { client =, index =, query = <query table>, slices = 1, size = 1000, keep_alive = "5m" },
+--     source = { client =, index =, query = <query table>, slices = 1, size = 1000, keep_alive = "5m",
+--                refresh = true (refresh the source before the scan, so nothing acknowledged is missed) },
 --     dest   = { client =, index =, op = "index"|"create" },
 --     transform = function(doc, hit) ... end,   -- optional
 --     presort = false, presort_window = shards x batch_docs, checkpoint_every = docs,
@@ -90,6 +91,15 @@ function M.run(opts)
       for k, v in pairs(saved.counts or {}) do if type(v) == "number" then summary[k] = v end end
       summary.resumed = true
     end
+  end
+
+  -- Documents acknowledged before the job started must be copied, but a
+  -- point in time sees only refreshed ones: refresh the source first
+  -- (source.refresh = false to skip; a cluster that refuses, e.g. for lack of
+  -- privilege, leaves the scan to what its refresh_interval made visible).
+  if src.refresh ~= false and not summary.resumed then
+    local rok, rerr = src.client:refresh { index = src.index }
+    if not rok then summary.source_refresh_error = tostring(rerr) end
   end
 
   -- a missing destination is created with dest.shards (default: the source's
