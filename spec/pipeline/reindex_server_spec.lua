@@ -108,13 +108,16 @@ describe("espipe reindex #server", function()
       local code, _, err = J.espipe("reindex src-p " .. args .. " --batch-docs 500 --quiet --source-url " .. server.url)
       assert.equal(0, code, err)
       local after = client:json_request { method = "GET", path = "/_espipe/stats" }.bulk
-      return (after.items - before.items) / (after.shard_batches - before.shard_batches)
+      return (after.items - before.items) / (after.shard_batches - before.shard_batches),
+             (after.shard_batches - before.shard_batches) / (after.requests - before.requests)
     end
-    local plain = docs_per_shard_batch("dst-plain")
-    local sorted = docs_per_shard_batch("dst-sorted --presort")
+    local plain, plain_shards = docs_per_shard_batch("dst-plain")
+    local sorted, sorted_shards = docs_per_shard_batch("dst-sorted --presort")
     -- 500-doc requests over 4 shards: ~125 docs per shard unsorted; sorted
-    -- windows of 2000 cut into 500-doc requests touch one or two shards each
+    -- windows are cut where the shard changes: one shard per request
     assert.is_true(sorted >= 2 * plain, "presorted " .. sorted .. " vs plain " .. plain)
+    assert.is_true(plain_shards > 3, "plain requests touch " .. plain_shards .. " shards")
+    assert.equal(1, sorted_shards)
     assert.same(J.dump(client, "dst-plain"), J.dump(client, "dst-sorted"))
   end)
 

@@ -158,7 +158,7 @@ function R:_settle(sl, page, pos)
   if pos.pit_id then self.pit_id = pos.pit_id end
   if n > 0 then sl.after = pos.search_after end
   if n < self.size then sl.done = true end
-  page.n, page.search_after, page.pit_id, page.last = n, sl.after, self.pit_id, sl.done
+  page.n, page.search_after, page.pit_id, page.last = n, sl.after, self.pit_id, sl.done == true
   if not sl.done and not self.closed then self:_submit(sl) end
 end
 

@@ -5,8 +5,9 @@
 --
 --   local p = presort.new{ shards = N, routing_shards = M, func = "legacy"|"modulo",
 --                          partition_size = P }
---   p:order(items, worker) -> items reordered (stable within a shard)
---       items[i].id / items[i].routing (nil id: left at the end, unsorted)
+--   p:order(items, worker) -> items reordered (stable within a shard), each
+--       given .shard; items[i].id / items[i].routing (nil id: left at the
+--       end, unsorted, .shard nil)
 --   presort.params_from_settings(settings, index) -> params | nil, why
 local routing = require "espipe.routing"
 
@@ -52,6 +53,7 @@ function Presort:order(items, worker)
   for i, it in ipairs(items) do
     local s = shard_at[i]
     if s == nil and it.routing ~= nil then s = self:shard_of(it.id or it.routing, it.routing) end
+    it.shard = s
     if s == nil then
       unrouted[#unrouted + 1] = it
     else

@@ -182,9 +182,16 @@ function M.run(opts)
   local failure
   local started = now(src.client)
 
+  local last_shard -- shard of the indexer's current batch (pre-sort), across windows
   local function hand(slice, items)
     if sorter then items = sorter:order(items, slice) end
     for _, it in ipairs(items) do
+      -- pre-sorted: a request ends where the shard changes, so each one
+      -- carries a single shard's documents
+      if sorter and it.shard ~= last_shard then
+        if last_shard ~= nil then ix:ship() end
+        last_shard = it.shard
+      end
       local ok, err
       if op == "create" then ok, err = ix:create(it.doc, it.meta) else ok, err = ix:index(it.doc, it.meta) end
       if ok == nil and err then failure = err return false end
