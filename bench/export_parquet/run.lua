@@ -15,10 +15,14 @@
 --   position     parquet_writer.page_position(body) alone, and
 --   position-sr  core.search_response(body, true) alone: the two ways a scan
 --                can learn where a raw page ends (its last sort values)
+--   scan-pos-none|... and scan-none|...   the scan itself, from the dev
+--                server into write_page, with the position read by
+--                page_position (old) or taken back from write_page (now)
 -- Run from the repository root after `make` (Lua 5.4):
 --   lua5.4 bench/export_parquet/run.lua [docs=1000000] [indexed=100000] [outputs]
 -- outputs: comma-separated subset of ndjson-raw,ndjson,none,snappy,zstd,gzip,
--- page-none,page-snappy,page-zstd,page-gzip,position,position-sr.
+-- page-none,page-snappy,page-zstd,page-gzip,position,position-sr,
+-- scan-pos-<codec>,scan-<codec>.
 -- Times are CPU seconds (os.clock) of this process: "decode" is
 -- search_response alone, "write" the rest, "decode+write" the whole loop.
 -- GC=generational|incremental in the environment picks Lua 5.4's collector.
@@ -35,7 +39,8 @@ local devserver = require "support.devserver"
 local total = tonumber(arg[1]) or 1000000
 local indexed = tonumber(arg[2]) or 100000
 local wanted, order = {}, {}
-for name in (arg[3] or "ndjson-raw,ndjson,none,snappy,zstd,gzip,page-none,page-snappy,page-zstd,page-gzip,position,position-sr"):gmatch("[^,]+") do
+for name in (arg[3] or "ndjson-raw,ndjson,none,snappy,zstd,gzip,page-none,page-snappy,page-zstd,page-gzip,position,position-sr,"
+  .. "scan-pos-none,scan-none,scan-pos-snappy,scan-snappy,scan-pos-zstd,scan-zstd,scan-pos-gzip,scan-gzip"):gmatch("[^,]+") do
   wanted[name] = true
   order[#order + 1] = name
 end
@@ -96,11 +101,13 @@ local function doc(i)
 end
 
 
--- Load `indexed` documents, then keep the raw bodies of one full scan.
+-- Load `indexed` documents, then keep the raw bodies of one full scan; the
+-- server stays up for the scan-* outputs.
+local server = devserver.start { nodes = 1 }
+local client
 local function capture_pages()
-  local server = devserver.start { nodes = 1 }
   local ok, pages = pcall(function()
-    local client = client_mod.new { hosts = { server.url } }
+    client = client_mod.new { hosts = { server.url } }
     assert(client.indices:create { index = "logs", mappings = MAPPING })
     local bi = client:bulk_indexer { index = "logs", batch_docs = 5000 }
     for i = 1, indexed do bi:index(doc(i), { id = tostring(i) }) end
@@ -124,11 +131,9 @@ local function capture_pages()
     end
     client:perform { method = "DELETE", path = "/_pit", body = json.encode { id = pit },
       headers = { ["Content-Type"] = "application/json" } }
-    client:close()
     return out
   end)
-  server.stop()
-  if not ok then error(pages, 0) end
+  if not ok then server.stop() error(pages, 0) end
   return pages
 end
 
@@ -248,14 +253,52 @@ outputs["position-sr"] = position_only(function(body)
   return hits and hits[#hits].sort and #hits
 end, "search_response(body, true) for the last sort values")
 
-for _, name in ipairs(order) do
-  if not outputs[name] then error("unknown output " .. name) end
-  local path = os.tmpname()
-  local docs, t_decode, t_all, bytes, notes = outputs[name](path)
-  os.remove(path)
-  report(name, docs, t_decode, t_all, bytes, notes)
-  collectgarbage()
+-- The scan itself (pit_pages raw_pages, one slice, 1000 hits a page) from
+-- the dev server into write_page, full scans repeated until `total`
+-- documents: scan-pos-* reads each page's position with page_position before
+-- handing it out (the old export path), scan-* hands the page out unread and
+-- takes the position back from write_page (r:advance: what export does now).
+-- CPU of this process (curl, request bodies, the scan's Lua, the writer); the
+-- server's CPU is another process's.
+local pit_pages = require "espipe.pipeline.pit_pages"
+for _, codec in ipairs { "none", "snappy", "zstd", "gzip" } do
+  for _, mode in ipairs { "scan-pos-", "scan-" } do
+    local advance = mode == "scan-"
+    outputs[mode .. codec] = function(path)
+      local w = assert(parquet.open(path, columns, { codec = codec }))
+      local clock = os.clock
+      local docs, t0, wall = 0, clock(), require("espipe.curl_multi").now()
+      while docs < total do
+        local r = pit_pages.new(client, "logs", nil, { size = 1000, raw_pages = true, advance = advance })
+        for page in r:pages() do
+          local n, pos = assert(w:write_page(page.body))
+          if advance then r:advance(page, pos) end
+          docs = docs + n
+        end
+      end
+      local r = assert(w:close())
+      local t_all = clock() - t0
+      wall = require("espipe.curl_multi").now() - wall
+      assert(r.rows == docs and next(r.invalid) == nil)
+      return docs, 0, t_all, r.bytes, string.format("Parquet %s scanned, %s; wall %.0f k docs/s", codec,
+        advance and "position from write_page" or "page_position per page", docs / wall / 1000)
+    end
+  end
 end
+
+local run_ok, run_err = pcall(function()
+  for _, name in ipairs(order) do
+    if not outputs[name] then error("unknown output " .. name) end
+    local path = os.tmpname()
+    local docs, t_decode, t_all, bytes, notes = outputs[name](path)
+    os.remove(path)
+    report(name, docs, t_decode, t_all, bytes, notes)
+    collectgarbage()
+  end
+end)
+client:close()
+server.stop()
+if not run_ok then error(run_err, 0) end
 
 print(string.format("%s; %d docs indexed, scanned once into %d pages (%.1f MB of responses, %.0f bytes/hit);"
   .. " %d docs decoded+written per output; %d columns", jit and jit.version or _VERSION, page_docs, #pages,
