@@ -43,6 +43,15 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     transfer *t = ud;
 
     n *= size;
+    if (t->body.len == 0) {
+        /* Size the buffer once from Content-Length instead of growing it by
+        ** doubling (each step a realloc copy). Best effort: on failure the
+        ** append below grows as usual. */
+        curl_off_t announced = -1;
+        if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) == CURLE_OK
+            && announced > 0 && (curl_off_t)t->max_response_bytes >= announced)
+            (void)strbuf_reserve(&t->body, (size_t)announced);
+    }
     return collect(t, &t->body, p, n) == 0 ? n : 0;
 }
 

@@ -71,9 +71,14 @@ function M.start(o)
       local app = { url = "http://127.0.0.1:" .. port, port = port, pid = pid, prefix = tmp }
       function app.stop()
         if alive(app.pid) then
+          local _, workers = sh("pgrep -P " .. app.pid)
           sh("kill -QUIT " .. app.pid)
           if not M.wait_for(function() return not alive(app.pid) end, 10) then
+            -- a worker stuck in a request keeps a graceful stop waiting forever
             sh("kill -9 " .. app.pid)
+          end
+          for w in workers:gmatch("%d+") do
+            if alive(w) then sh("kill -9 " .. w) end
           end
         end
         sh("rm -rf " .. q(tmp))
