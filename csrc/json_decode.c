@@ -58,6 +58,42 @@ void json_dec_space(json_decoder *d)
     d->p = p;
 }
 
+int json_dec_closes(json_decoder *d, unsigned char close)
+{
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == close) {
+        d->p++;
+        d->depth--;
+        return 1;
+    }
+    return 0;
+}
+
+int json_dec_colon(json_decoder *d)
+{
+    json_dec_space(d);
+    if (d->p >= d->end || *d->p != ':')
+        return json_dec_expected(d, "':'");
+    d->p++;
+    return 0;
+}
+
+int json_dec_next(json_decoder *d, unsigned char close)
+{
+    json_dec_space(d);
+    if (d->p < d->end && *d->p == ',') {
+        d->p++;
+        json_dec_space(d);
+        return 1;
+    }
+    if (d->p < d->end && *d->p == close) {
+        d->p++;
+        d->depth--;
+        return 0;
+    }
+    return json_dec_expected(d, close == '}' ? "',' or '}'" : "',' or ']'");
+}
+
 static int hex4(const unsigned char *p, unsigned long *out)
 {
     unsigned long v = 0;
@@ -403,36 +439,21 @@ static int parse_object(json_decoder *d)
     if (json_dec_enter(d) != 0)
         return -1;
     lua_createtable(L, 0, 4);
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, '}'))
         return 0;
-    }
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
             return json_dec_expected(d, "a string key");
         if (json_dec_string(d) != 0)
             return -1;
-        json_dec_space(d);
-        if (d->p >= d->end || *d->p != ':')
-            return json_dec_expected(d, "':'");
-        d->p++;
+        if (json_dec_colon(d) != 0)
+            return -1;
         if (json_dec_value(d) != 0)
             return -1;
         lua_rawset(L, -3);
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            json_dec_space(d);
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, "',' or '}'");
+        const int more = json_dec_next(d, '}');
+        if (more <= 0)
+            return more;
     }
 }
 
@@ -446,27 +467,15 @@ static int parse_array(json_decoder *d)
     lua_createtable(L, 4, 0);
     lua_pushvalue(L, d->array_mt);
     lua_setmetatable(L, -2);
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == ']') {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, ']'))
         return 0;
-    }
     for (;;) {
         if (json_dec_value(d) != 0)
             return -1;
         lua_rawseti(L, -2, ++i);
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
-        }
-        if (d->p < d->end && *d->p == ']') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, "',' or ']'");
+        const int more = json_dec_next(d, ']');
+        if (more <= 0)
+            return more;
     }
 }
 
@@ -685,37 +694,22 @@ static int skip_container(json_decoder *d)
 
     if (json_dec_enter(d) != 0)
         return -1;
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == close) {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, close))
         return 0;
-    }
     for (;;) {
         if (object) {
             if (d->p >= d->end || *d->p != '"')
                 return json_dec_expected(d, "a string key");
             if (skip_string(d) != 0)
                 return -1;
-            json_dec_space(d);
-            if (d->p >= d->end || *d->p != ':')
-                return json_dec_expected(d, "':'");
-            d->p++;
+            if (json_dec_colon(d) != 0)
+                return -1;
         }
         if (json_dec_skip(d) != 0)
             return -1;
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            json_dec_space(d);
-            continue;
-        }
-        if (d->p < d->end && *d->p == close) {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, object ? "',' or '}'" : "',' or ']'");
+        const int more = json_dec_next(d, close);
+        if (more <= 0)
+            return more;
     }
 }
 

@@ -65,11 +65,22 @@ int json_dec_skip(json_decoder *d);     /* check the value at d->p, push nothing
 int json_dec_enter(json_decoder *d);    /* past '[' or '{', within the depth limit */
 int json_dec_expected(json_decoder *d, const char *what);
 void json_dec_space(json_decoder *d);
+/*
+** The punctuation of objects and arrays, in one place for every reader:
+** json_dec_closes: at the start of a container (past '{' or '['), 1 when it
+**   is empty (the closing byte consumed), else 0 with d->p on its content;
+** json_dec_colon: the ':' after a member's key, 0 or -1;
+** json_dec_next: after a member or element, 1 when ',' follows (consumed),
+**   0 when the closing byte ends the container (consumed), -1 otherwise.
+*/
+int json_dec_closes(json_decoder *d, unsigned char close);
+int json_dec_colon(json_decoder *d);
+int json_dec_next(json_decoder *d, unsigned char close);
 
 /*
 ** Without Lua (d->L == NULL) only these may be used: json_dec_skip,
-** json_dec_enter, json_dec_space, json_dec_expected, json_dec_number and
-** json_dec_unescape.
+** json_dec_enter, json_dec_space, json_dec_expected, json_dec_closes,
+** json_dec_colon, json_dec_next, json_dec_number and json_dec_unescape.
 */
 enum json_num_kind { JSON_NUM_INTEGER, JSON_NUM_DOUBLE, JSON_NUM_BIG };
 typedef struct json_num {

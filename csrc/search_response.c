@@ -53,12 +53,8 @@ static int read_hit_array(reader *r)
     lua_createtable(L, 16, 0);
     lua_pushvalue(L, d->array_mt);
     lua_setmetatable(L, -2);
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == ']') {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, ']'))
         return 0;
-    }
     for (;;) {
         json_dec_space(d);
         if (d->p < d->end && *d->p == '{')
@@ -68,17 +64,9 @@ static int read_hit_array(reader *r)
         if (rc != 0)
             return -1;
         lua_rawseti(L, -2, ++i);
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
-        }
-        if (d->p < d->end && *d->p == ']') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, "',' or ']'");
+        const int more = json_dec_next(d, ']');
+        if (more <= 0)
+            return more;
     }
 }
 
@@ -131,36 +119,21 @@ static int read_object(reader *r, enum level lv)
     if (json_dec_enter(d) != 0)
         return -1;
     lua_createtable(L, 0, lv == LEVEL_HIT ? 8 : 4);
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, '}'))
         return 0;
-    }
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
             return json_dec_expected(d, "a string key");
         if (json_dec_string(d) != 0)
             return -1;
-        json_dec_space(d);
-        if (d->p >= d->end || *d->p != ':')
-            return json_dec_expected(d, "':'");
-        d->p++;
+        if (json_dec_colon(d) != 0)
+            return -1;
         if (read_member(r, lv) != 0)
             return -1;
         lua_rawset(L, -3);
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            json_dec_space(d);
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, "',' or '}'");
+        const int more = json_dec_next(d, '}');
+        if (more <= 0)
+            return more;
     }
 }
 

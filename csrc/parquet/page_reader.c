@@ -214,12 +214,8 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
 
     if (json_dec_enter(d) != 0)
         return -1;
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, '}'))
         return 0;
-    }
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
             return json_dec_expected(d, "a string key");
@@ -227,10 +223,8 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
             return -1;
         child = find_child(r, at, k, klen);
         is_sort = at == 0 && KEY_IS(k, klen, "sort");
-        json_dec_space(d);
-        if (d->p >= d->end || *d->p != ':')
-            return json_dec_expected(d, "':'");
-        d->p++;
+        if (json_dec_colon(d) != 0)
+            return -1;
         json_dec_space(d);
         vs = d->p;
         if (child >= 0 && r->nodes[child].stamp == r->stamp)
@@ -250,18 +244,9 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
             r->hit_sort.start = vs;
             r->hit_sort.end = d->p;
         }
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            json_dec_space(d);
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, "',' or '}'");
+        const int more = json_dec_next(d, '}');
+        if (more <= 0)
+            return more;
     }
 }
 
@@ -313,29 +298,17 @@ static int read_hit_array(pq_page_reader *r, json_decoder *d)
     r->saw_hits = 1;
     if (json_dec_enter(d) != 0)
         return -1;
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == ']') {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, ']'))
         return 0;
-    }
     for (;;) {
         json_dec_space(d);
         if (d->p >= d->end || *d->p != '{')
             return json_dec_expected(d, "a hit (an object)");
         if (read_hit(r, d) != 0)
             return -1;
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            continue;
-        }
-        if (d->p < d->end && *d->p == ']') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, "',' or ']'");
+        const int more = json_dec_next(d, ']');
+        if (more <= 0)
+            return more;
     }
 }
 
@@ -349,21 +322,15 @@ static int read_envelope(pq_page_reader *r, json_decoder *d, int level)
 
     if (json_dec_enter(d) != 0)
         return -1;
-    json_dec_space(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
-        d->depth--;
+    if (json_dec_closes(d, '}'))
         return 0;
-    }
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
             return json_dec_expected(d, "a string key");
         if (read_key(r, d, &k, &klen) != 0)
             return -1;
-        json_dec_space(d);
-        if (d->p >= d->end || *d->p != ':')
-            return json_dec_expected(d, "':'");
-        d->p++;
+        if (json_dec_colon(d) != 0)
+            return -1;
         json_dec_space(d);
         vs = d->p;
         if (level == 0 && KEY_IS(k, klen, "hits") && d->p < d->end && *d->p == '{')
@@ -381,18 +348,9 @@ static int read_envelope(pq_page_reader *r, json_decoder *d, int level)
             r->scroll_id.start = vs;
             r->scroll_id.end = d->p;
         }
-        json_dec_space(d);
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            json_dec_space(d);
-            continue;
-        }
-        if (d->p < d->end && *d->p == '}') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        return json_dec_expected(d, "',' or '}'");
+        const int more = json_dec_next(d, '}');
+        if (more <= 0)
+            return more;
     }
 }
 
