@@ -61,7 +61,7 @@ all-luas:
 test: all-luas
 	@sh spec/support/run_tests.sh $(INSTALLED_LUAS)
 
-check:
+check: all
 	@sh spec/support/run_check.sh
 
 bench: all

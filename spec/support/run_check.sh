@@ -3,7 +3,8 @@
 #  1. espipe's C modules built with gcc -fsanitize=address,undefined into
 #     build/asan-5.4, and every non-server spec run against them on Lua 5.4
 #     (the sanitizer runtimes are preloaded, since lua5.4 is not built with them);
-#  2. every spec/fuzz/fuzz_*.c built with clang -fsanitize=fuzzer,address,undefined
+#  2. the specs of the C-heavy modules under valgrind;
+#  3. every spec/fuzz/fuzz_*.c built with clang -fsanitize=fuzzer,address,undefined
 #     and run for FUZZ_TIME seconds (default 30), seeded from
 #     spec/fuzz/seeds/<target>/ when present and, for fuzz_json_*, spec/json/corpus.
 # Results are also written as TAP into build/check/ (.ci/run counts them).
@@ -42,6 +43,18 @@ if ! LD_PRELOAD="$preload" \
     status=1
 fi
 sh spec/support/tap_summary.sh --brief "$tap_dir/asan-specs.tap"
+
+echo "== C-heavy specs under valgrind (definite leaks and memory errors fail)"
+# --ignore-lua: busted would otherwise re-exec the interpreter outside valgrind.
+if ! valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+        --show-leak-kinds=definite lua5.4 /usr/bin/busted --ignore-lua --exclude-tags=server -o TAP \
+        spec/json spec/core spec/client/bulk_response_spec.lua spec/parquet spec/transport/curl_spec.lua \
+        > "$tap_dir/valgrind.tap" 2>&1; then
+    grep -v '^ok ' "$tap_dir/valgrind.tap" | tail -n 40
+    echo "not ok - valgrind found errors"
+    status=1
+fi
+sh spec/support/tap_summary.sh --brief "$tap_dir/valgrind.tap"
 
 echo "== libFuzzer targets"
 mkdir -p "$fuzz_dir"
