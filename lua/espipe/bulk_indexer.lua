@@ -158,7 +158,16 @@ function M.new(client, opts, level)
   self.cur = bulk_new()
   self.cur_born = self.started
 
+  -- Dead-letter files are opened now, so an unwritable path fails before any
+  -- document is taken; one this indexer created and never wrote is removed
+  -- at close().
+  local function existed(path)
+    local f = io.open(path, "r")
+    if f then f:close() end
+    return f ~= nil
+  end
   if type(dl) == "string" then
+    self.dead_file_existed = existed(dl)
     local f, err = io.open(dl, "a")
     if not f then error("bulk_indexer: cannot open dead letter " .. dl .. ": " .. tostring(err), level) end
     self.dead_file, self.stats.dead_letter = f, dl
@@ -166,6 +175,7 @@ function M.new(client, opts, level)
     self.dead_fn = dl
   end
   if opts.dead_letter_bulk then
+    self.dead_bulk_existed = existed(opts.dead_letter_bulk)
     local f, err = io.open(opts.dead_letter_bulk, "a")
     if not f then
       error("bulk_indexer: cannot open " .. opts.dead_letter_bulk .. ": " .. tostring(err), level)
@@ -699,8 +709,14 @@ function Indexer:close()
   if self.closed then return self.final end
   local ok, err = pcall(self.flush, self)
   self.closed = true
-  if self.dead_file then self.dead_file:close() end
-  if self.dead_bulk then self.dead_bulk:close() end
+  if self.dead_file then
+    self.dead_file:close()
+    if self.stats.failed == 0 and not self.dead_file_existed then os.remove(self.stats.dead_letter) end
+  end
+  if self.dead_bulk then
+    self.dead_bulk:close()
+    if self.stats.failed == 0 and not self.dead_bulk_existed then os.remove(self.stats.dead_letter_bulk) end
+  end
   self.final = self:stats_now()
   self.pool, self.cur, self.groups = {}, nil, nil
   if not ok then error(err, 0) end

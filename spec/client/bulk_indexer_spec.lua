@@ -116,6 +116,29 @@ describe("bulk indexer", function()
     check_invariant(stats, dead)
   end)
 
+  it("leaves no empty dead letter behind, and keeps one that existed before", function()
+    local function exists(path)
+      local f = io.open(path)
+      if f then f:close() end
+      return f ~= nil
+    end
+    local t = script.new(bulk_responder({}))
+    local c = client_mod.new{ transport = t }
+    local bi = c:bulk_indexer{ index = "docs", dead_letter = dead, dead_letter_bulk = dead .. ".bulk" }
+    assert.is_true(exists(dead))   -- opened up front: an unwritable path fails before any document
+    bi:index({ n = 1 }, { id = "a" })
+    assert.are.equal(0, bi:close().failed)
+    assert.is_false(exists(dead))
+    assert.is_false(exists(dead .. ".bulk"))
+    local f = assert(io.open(dead, "w"))
+    f:close()
+    bi = c:bulk_indexer{ index = "docs", dead_letter = dead }
+    bi:index({ n = 2 }, { id = "b" })
+    bi:close()
+    assert.is_true(exists(dead))
+    os.remove(dead)
+  end)
+
   it("batches by bytes", function()
     local t = script.new(bulk_responder({}))
     local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_bytes = 1000 }
