@@ -1,6 +1,6 @@
 -- Not a spec: measures what an index action costs over encoding its source
 -- alone (the brief's budget is +10%). Run from the repo root:
---   lua5.4 spec/core/perf_bulk.lua [docs] [rounds] [message bytes per doc]
+--   lua5.4 bench/json/bulk_builder_cost.lua [docs] [rounds] [message bytes per doc]
 package.path = "./lua/?.lua;" .. package.path
 package.cpath = "./build/5.4/?.so;" .. package.cpath
 local core = require "espipe.core"

@@ -1,6 +1,6 @@
 -- Throughput of the dev server's pure-Lua JSON codec and routing hash (not a
 -- test: busted only loads *_spec.lua). From the repo root:
---   luajit spec/server/libs/bench.lua      (the server's Lua)
+--   luajit bench/server/lua_libs.lua      (the server's Lua)
 package.path = "lua/?.lua;" .. package.path
 local routing = require("espipe.server.routing")
 local json = require("espipe.server.json")
