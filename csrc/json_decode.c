@@ -245,17 +245,8 @@ static NOINLINE int string_slow(json_decoder *d, const unsigned char *q, const u
 int json_dec_string(json_decoder *d)
 {
     const unsigned char *q = d->p, *p = q + 1, *end = d->end;
-    size_t n, bad;
 
-    for (;;) {
-        p = json_skip_plain(p, end);
-        if (p < end && json_char_class[*p] == JSON_CH_UTF8 &&
-            (n = utf8_sequence(p, (size_t)(end - p), &bad)) != 0) {
-            p += n;
-            continue;
-        }
-        break;
-    }
+    p = json_skip_clean(p, end);
     if (p < end && *p == '"') {
         lua_pushlstring(d->L, (const char *)q + 1, (size_t)(p - q - 1));
         d->p = p + 1;
@@ -576,21 +567,13 @@ int json_dec_unescape(json_decoder *d, strbuf *out)
 {
     const unsigned char *q = d->p, *p = q + 1, *end = d->end, *run;
     unsigned long cp;
-    size_t n, bad;
+    size_t bad;
     long used;
     char one, utf[4];
 
     for (;;) {
         run = p;
-        for (;;) {
-            p = json_skip_plain(p, end);
-            if (p < end && json_char_class[*p] == JSON_CH_UTF8 &&
-                (n = utf8_sequence(p, (size_t)(end - p), &bad)) != 0) {
-                p += n;
-                continue;
-            }
-            break;
-        }
+        p = json_skip_clean(p, end);
         if (strbuf_append(out, run, (size_t)(p - run)) != 0)
             return fail_at(d, q, "out of memory reading a string");
         if (p >= end)
@@ -641,6 +624,7 @@ int json_dec_unescape(json_decoder *d, strbuf *out)
             return fail_at(d, p, "invalid UTF-8 in string");
         if (strbuf_append(out, UTF8_REPLACEMENT, 3) != 0)
             return fail_at(d, q, "out of memory reading a string");
+        (void)utf8_sequence(p, (size_t)(end - p), &bad);   /* rare: how much to replace */
         p += bad;
     }
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "utf8.h"
 
 /* Byte classes inside strings, the same for both directions. */
 enum { JSON_CH_PLAIN = 0, JSON_CH_ESCAPE = 1, JSON_CH_UTF8 = 2 };
@@ -33,6 +34,27 @@ static inline const unsigned char *json_skip_plain(const unsigned char *p,
     while (p < end && json_char_class[*p] == JSON_CH_PLAIN)
         p++;
     return p;
+}
+
+/*
+** First byte at or after p that a string's text cannot copy as it is: past
+** plain bytes and valid UTF-8 sequences, so it stops at a quote, a
+** backslash, a control byte, invalid UTF-8 or end.
+*/
+static inline const unsigned char *json_skip_clean(const unsigned char *p,
+                                                   const unsigned char *end)
+{
+    size_t n, bad;
+
+    for (;;) {
+        p = json_skip_plain(p, end);
+        if (p < end && json_char_class[*p] == JSON_CH_UTF8 &&
+            (n = utf8_sequence(p, (size_t)(end - p), &bad)) != 0) {
+            p += n;
+            continue;
+        }
+        return p;
+    }
 }
 
 /*

@@ -159,16 +159,7 @@ pq_span pq_page_last_sort(const pq_page_reader *r) { return r->sort; }
 static int read_key(pq_page_reader *r, json_decoder *d, const char **k, size_t *klen)
 {
     const unsigned char *q = d->p, *p = q + 1, *end = d->end;
-    size_t n, bad;
-    for (;;) {
-        p = json_skip_plain(p, end);
-        if (p < end && json_char_class[*p] == JSON_CH_UTF8 &&
-            (n = utf8_sequence(p, (size_t)(end - p), &bad)) != 0) {
-            p += n;
-            continue;
-        }
-        break;
-    }
+    p = json_skip_clean(p, end);
     if (p < end && *p == '"') {
         *k = (const char *)q + 1;
         *klen = (size_t)(p - q - 1);
