@@ -122,6 +122,26 @@ local function open_raw(v)
 end
 
 -- inclusion: keep what a complete pattern reaches; drop empties
+-- A container filtered child by child with f (include or exclude): array
+-- elements keep the states (arrays are transparent), object members step
+-- them by key; children f drops are left out, and so is an emptied container.
+local function map_children(v, states, f)
+  if is_array(v) then
+    local out, n = setmetatable({}, array_mt), 0
+    for i = 1, #v do
+      local r = f(v[i], states)
+      if r ~= nil then n = n + 1; out[n] = r end
+    end
+    return n > 0 and out or nil
+  end
+  local out, any = setmetatable({}, object_mt), false
+  for k, child in pairs(v) do
+    local r = f(child, step(states, k))
+    if r ~= nil then out[k] = r; any = true end
+  end
+  return any and out or nil
+end
+
 local function include(v, states)
   if complete(states) then return v end
   if #states == 0 then return nil end
@@ -130,20 +150,7 @@ local function include(v, states)
     if v == nil then return nil end
   end
   if not is_container(v) then return nil end
-  if is_array(v) then
-    local out, n = setmetatable({}, array_mt), 0
-    for i = 1, #v do
-      local r = include(v[i], states)
-      if r ~= nil then n = n + 1; out[n] = r end
-    end
-    return n > 0 and out or nil
-  end
-  local out, any = setmetatable({}, object_mt), false
-  for k, child in pairs(v) do
-    local r = include(child, step(states, k))
-    if r ~= nil then out[k] = r; any = true end
-  end
-  return any and out or nil
+  return map_children(v, states, include)
 end
 
 -- exclusion: remove what a complete pattern reaches; objects a pattern had
@@ -157,20 +164,7 @@ local function exclude(v, states)
     v = decoded
   end
   if not is_container(v) then return v end
-  if is_array(v) then
-    local out, n = setmetatable({}, array_mt), 0
-    for i = 1, #v do
-      local r = exclude(v[i], states)
-      if r ~= nil then n = n + 1; out[n] = r end
-    end
-    return n > 0 and out or nil
-  end
-  local out, any = setmetatable({}, object_mt), false
-  for k, child in pairs(v) do
-    local r = exclude(child, step(states, k))
-    if r ~= nil then out[k] = r; any = true end
-  end
-  return any and out or nil
+  return map_children(v, states, exclude)
 end
 
 -- apply(value, spec_or_compiled) -> filtered value, or nil, err for a bad spec
