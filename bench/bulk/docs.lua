@@ -1,17 +1,24 @@
 -- The benchmark document (~350 bytes of JSON), the same for every client:
--- bench/bulk/docs.py and docs.mjs build the identical text from i.
+-- node_bulk.mjs and py_bulk.py build the identical text from i, each in its
+-- language's quick idiom. Here that is `..` over precomputed zero-padded
+-- numbers: string.format costs a quarter of the generator's time.
 local M = {}
-local fmt = string.format
+local pad2, pad3 = {}, {}
+for k = 0, 99 do pad2[k] = string.format("%02d", k) end
+for k = 0, 999 do pad3[k] = string.format("%03d", k) end
+
 function M.doc(i)
+  local ms = i % 500
   return {
-    ["@timestamp"] = fmt("2026-01-%02dT%02d:%02d:%02d.%03dZ", i % 28 + 1, i % 24, i % 60, (i * 7) % 60, i % 1000),
-    host = { name = "web-" .. (i % 50), ip = fmt("10.%d.%d.%d", i % 256, (i // 256) % 256, i % 200) },
+    ["@timestamp"] = "2026-01-" .. pad2[i % 28 + 1] .. "T" .. pad2[i % 24] .. ":" .. pad2[i % 60] .. ":"
+      .. pad2[(i * 7) % 60] .. "." .. pad3[i % 1000] .. "Z",
+    host = { name = "web-" .. (i % 50), ip = "10." .. (i % 256) .. "." .. ((i // 256) % 256) .. "." .. (i % 200) },
     http = { method = "GET", status = 200 + (i % 5), bytes = i * 37 % 100000 },
-    url = fmt("/api/v1/items/%d?page=%d&sort=desc", i, i % 10),
+    url = "/api/v1/items/" .. i .. "?page=" .. (i % 10) .. "&sort=desc",
     user_agent = "Mozilla/5.0 (X11; Linux x86_64) bench/1.0",
-    message = fmt("request %d served in %d ms by upstream pool-%d", i, i % 500, i % 8),
+    message = "request " .. i .. " served in " .. ms .. " ms by upstream pool-" .. (i % 8),
     tags = { "bench", "web", i % 2 == 0 and "even" or "odd" },
-    latency_ms = (i % 500) + 0.25,
+    latency_ms = ms + 0.25,
   }
 end
 local json

@@ -39,11 +39,15 @@ measure espipe_table      "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" tab
 measure espipe_table_full "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" table no
 measure espipe_raw        "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" raw
 measure espipe_raw_full   "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" raw no
+measure espipe_rawpre      "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" raw_pre
 measure espipe_rawpre_full "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" raw_pre no
 # RSS must not grow with the document count: the same run at a fifth of N
 N5=$(( N / 5 ))
 measure espipe_table_full_N/5 "$N5" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N5" table no
 measure cjson_seq         "$N" lua5.4 bench/bulk/espipe_bulk.lua "$URL" "$N" cjson_seq
+if lua5.4 -e 'require "socket"' 2>/dev/null; then
+    measure cjson_socket  "$N" lua5.4 bench/bulk/cjson_socket.lua "$URL" "$N"
+fi
 measure py_bulk           "$N" /usr/bin/python3 bench/bulk/py_bulk.py "$URL" "$N" bulk
 measure py_parallel       "$N" /usr/bin/python3 bench/bulk/py_bulk.py "$URL" "$N" parallel
 if [ -d spec/node/node_modules/@elastic/elasticsearch ]; then
