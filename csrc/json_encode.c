@@ -51,7 +51,9 @@ void json_encode_cfg_default(json_encode_cfg *cfg)
 /*
 ** Where the value being encoded sits, for error messages: one frame per open
 ** container, on the C stack, naming the child being written. The tables
-** themselves stay on the Lua stack (at table_idx) while they are open.
+** themselves stay on the Lua stack (at table_idx) while they are open, and
+** an object's current key right above its table, where an error message
+** reads it: nothing is stored per member.
 */
 enum { PATH_NONE, PATH_INDEX, PATH_KEY };
 
@@ -60,8 +62,6 @@ typedef struct enc_path {
     int table_idx;
     int kind;
     size_t index;
-    const char *key;
-    size_t keylen;
 } enc_path;
 
 typedef struct encoder {
@@ -69,6 +69,8 @@ typedef struct encoder {
     strbuf *out;
     const json_encode_cfg *cfg;
     char *err;
+    json_key_cache *keys;   /* NULL: no key cache */
+    int anchors;        /* stack index of the key cache's anchor table */
     int array_mt;       /* stack index of the array metatable (or nil) */
     int depth;
 } encoder;
@@ -102,26 +104,37 @@ static void path_add(path_text *t, const char *s, size_t n)
     t->buf[t->len] = '\0';
 }
 
-static void path_render(const enc_path *p, path_text *t)
+static int number_key(lua_State *L, int idx, char *buf, size_t *len);
+
+static void path_render(lua_State *L, const enc_path *p, path_text *t)
 {
-    char num[32];
-    size_t i;
+    char num[32], keybuf[JSON_NUMBER_MAXLEN];
+    const char *key;
+    size_t i, keylen;
 
     if (p == NULL)
         return;
-    path_render(p->up, t);
+    path_render(L, p->up, t);
     if (p->kind == PATH_INDEX) {
         snprintf(num, sizeof num, "[%zu]", p->index);
         path_add(t, num, strlen(num));
     } else if (p->kind == PATH_KEY) {
-        if (is_identifier(p->key, p->keylen)) {
+        /* The member's key is on the stack above its table (a string or a number). */
+        if (lua_type(L, p->table_idx + 1) == LUA_TSTRING) {
+            key = lua_tolstring(L, p->table_idx + 1, &keylen);
+        } else {
+            if (number_key(L, p->table_idx + 1, keybuf, &keylen) != 0)
+                keylen = 0;
+            key = keybuf;
+        }
+        if (is_identifier(key, keylen)) {
             path_add(t, ".", 1);
-            path_add(t, p->key, p->keylen);
+            path_add(t, key, keylen);
             return;
         }
         path_add(t, "[\"", 2);
-        for (i = 0; i < p->keylen && t->len < sizeof t->buf - 1; i++) {
-            unsigned char c = (unsigned char)p->key[i];
+        for (i = 0; i < keylen && t->len < sizeof t->buf - 1; i++) {
+            unsigned char c = (unsigned char)key[i];
             if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
                 snprintf(num, sizeof num, "\\x%02x", c);
                 path_add(t, num, 4);
@@ -161,7 +174,7 @@ static int fail(encoder *e, const enc_path *path, const char *fmt, ...)
         n = ESPIPE_JSON_ERRLEN - 1;
     t.len = 0;
     t.buf[0] = '\0';
-    path_render(path, &t);
+    path_render(e->L, path, &t);
     /* Truncation is fine: the path's head says where to look. */
     append_truncated(e->err, (size_t)n, " at ");
     append_truncated(e->err, strlen(e->err), t.len ? t.buf : "the top level");
@@ -451,30 +464,119 @@ static int encode_indexed(encoder *e, int idx, size_t n, enc_path *here)
     return strbuf_putc(b, ']') != 0 ? out_of_memory(e) : 0;
 }
 
-/* One "key":value member; the key is at idx + 1, the value at idx + 2. */
-static int encode_member(encoder *e, int idx, enc_path *here, int first)
+void json_key_cache_init(json_key_cache *c)
+{
+    memset(c, 0, sizeof *c);
+}
+
+/* The set of a key string's address: its high bits after a multiply mix them. */
+static inline size_t key_set(const char *s)
+{
+    return (size_t)(((uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull) >> 58) &
+           (JSON_KEY_SETS - 1);
+}
+
+/*
+** Remember the string key at kidx (bytes s[0..n)) if it needs no escaping:
+** anchor it in its slot first, so the address stays its own.
+*/
+static void key_remember(encoder *e, int kidx, const char *s, size_t n)
+{
+    json_key_cache *c = e->keys;
+    size_t set = key_set(s), i = set * JSON_KEY_WAYS;
+    json_key_entry *k;
+
+    if (n > JSON_KEY_MAXLEN ||
+        json_skip_clean((const unsigned char *)s, (const unsigned char *)s + n) !=
+            (const unsigned char *)s + n)
+        return;
+    if (c->slot[i].str != NULL) {
+        if (c->slot[i + 1].str == NULL)
+            i++;
+        else
+            i += (c->victim[set] ^= 1);
+    }
+    /* A preallocated array slot: lua_rawseti neither allocates nor raises. */
+    lua_pushvalue(e->L, kidx);
+    lua_rawseti(e->L, e->anchors, (lua_Integer)i + 1);
+    k = &c->slot[i];
+    k->str = s;
+    k->len = (unsigned char)(n + 4);
+    memcpy(k->text, ",\"", 2);
+    memcpy(k->text + 2, s, n);
+    memcpy(k->text + 2 + n, "\":", 2);
+}
+
+/* A key that is not in the cache: ',' (unless first), the key, ':'. */
+static NOINLINE int put_key_slow(encoder *e, int kidx, int first, const enc_path *here)
 {
     lua_State *L = e->L;
     strbuf *b = e->out;
     char keybuf[JSON_NUMBER_MAXLEN];
-    int kt = lua_type(L, idx + 1);
+    const char *key;
+    size_t keylen;
+    int kt = lua_type(L, kidx);
 
     if (kt == LUA_TSTRING) {
-        here->key = lua_tolstring(L, idx + 1, &here->keylen);
+        key = lua_tolstring(L, kidx, &keylen);
     } else if (kt == LUA_TNUMBER) {
-        if (number_key(L, idx + 1, keybuf, &here->keylen) != 0)
+        if (number_key(L, kidx, keybuf, &keylen) != 0)
             return fail(e, here->up, "cannot encode table key inf");
-        here->key = keybuf;
+        key = keybuf;
     } else {
         return fail(e, here->up, "cannot encode table key of type %s", lua_typename(L, kt));
     }
     if (!first && strbuf_putc(b, ',') != 0)
         return out_of_memory(e);
-    if (encode_string(e, here->key, here->keylen, here, "key") != 0)
+    if (encode_string(e, key, keylen, here, "key") != 0)
         return -1;
     if (strbuf_putc(b, ':') != 0)
         return out_of_memory(e);
-    return encode_value(e, idx + 2, here);
+    if (kt == LUA_TSTRING && e->keys != NULL)
+        key_remember(e, kidx, key, keylen);
+    return 0;
+}
+
+/*
+** The members of an object, the first key and value already pushed by
+** lua_next (at idx + 1 and idx + 2). A cached key is one fixed-size copy of
+** its ',"key":' text, starting past the comma for the first member.
+*/
+static int encode_members(encoder *e, int idx, enc_path *here)
+{
+    lua_State *L = e->L;
+    strbuf *b = e->out;
+    json_key_cache *c = e->keys;
+    int first = 1;
+
+    if (strbuf_putc(b, '{') != 0)
+        return out_of_memory(e);
+    here->kind = PATH_KEY;
+    do {
+        const char *s;
+        json_key_entry *k;
+        if (c != NULL && lua_type(L, idx + 1) == LUA_TSTRING) {
+            s = lua_tolstring(L, idx + 1, NULL);
+            k = &c->slot[key_set(s) * JSON_KEY_WAYS];
+            if (k->str != s)
+                k++;
+            if (k->str == s) {
+                if (strbuf_reserve(b, JSON_KEY_COPY) != 0)
+                    return out_of_memory(e);
+                memcpy(b->data + b->len, k->text + first, JSON_KEY_COPY);
+                b->len += (size_t)k->len - (size_t)first;
+                goto value;
+            }
+        }
+        if (put_key_slow(e, idx + 1, first, here) != 0)
+            return -1;
+    value:
+        if (encode_value(e, idx + 2, here) != 0)
+            return -1;
+        lua_settop(L, idx + 1);
+        first = 0;
+    } while (lua_next(L, idx));
+    return strbuf_putc(b, '}') != 0 ? out_of_memory(e) : 0;
 }
 
 /*
@@ -489,7 +591,7 @@ static int encode_table(encoder *e, int idx, const enc_path *path)
     enc_path here;
     size_t save = b->len, n;
     lua_Integer i;
-    int marked = 0, first;
+    int marked = 0;
 
     if (e->depth >= e->cfg->max_depth)
         return depth_error(e, idx, path);
@@ -548,18 +650,10 @@ static int encode_table(encoder *e, int idx, const enc_path *path)
         lua_next(L, idx);
     }
 
-    if (strbuf_putc(b, '{') != 0)
-        return out_of_memory(e);
-    here.kind = PATH_KEY;
-    first = 1;
-    do {
-        if (encode_member(e, idx, &here, first) != 0)
-            return -1;
-        first = 0;
-        lua_settop(L, idx + 1);
-    } while (lua_next(L, idx));
+    if (encode_members(e, idx, &here) != 0)
+        return -1;
     e->depth--;
-    return strbuf_putc(b, '}') != 0 ? out_of_memory(e) : 0;
+    return 0;
 }
 
 /* Booleans, nil, null and the types JSON cannot hold: rare in documents. */
@@ -601,8 +695,8 @@ static int encode_value(encoder *e, int idx, const enc_path *path)
     return encode_other(e, idx, t, path);
 }
 
-int json_encode_value_mt(lua_State *L, int idx, int array_mt, strbuf *out,
-                         const json_encode_cfg *cfg, char *err)
+int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *keys,
+                         int anchors, strbuf *out, const json_encode_cfg *cfg, char *err)
 {
     encoder e;
     json_encode_cfg capped;
@@ -620,6 +714,8 @@ int json_encode_value_mt(lua_State *L, int idx, int array_mt, strbuf *out,
     e.out = out;
     e.cfg = &capped;
     e.err = err;
+    e.keys = keys;
+    e.anchors = anchors;
     e.array_mt = array_mt;
     e.depth = 0;
     err[0] = '\0';
@@ -644,7 +740,7 @@ int json_encode_value(lua_State *L, int idx, strbuf *out,
         return -1;
     }
     lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
-    r = json_encode_value_mt(L, idx, lua_gettop(L), out, cfg, err);
+    r = json_encode_value_mt(L, idx, lua_gettop(L), NULL, 0, out, cfg, err);
     lua_pop(L, 1);
     return r;
 }

@@ -58,11 +58,41 @@ static inline const unsigned char *json_skip_clean(const unsigned char *p,
 }
 
 /*
-** json_encode_value with the array metatable already at stack index (or
-** upvalue pseudo-index) array_mt, which saves a registry lookup per call.
+** The encoder's object-key cache: a key string's address -> its text
+** ',"key":' ready to copy. Keys are the same few interned strings in every
+** document, so most members cost a lookup and a copy instead of a scan.
+** Pointer identity is sound only because each cached string is kept alive:
+** slot i's string sits at [i + 1] of an anchor table (a Lua table with an
+** array part of JSON_KEY_SLOTS, so setting it never allocates); a live
+** string's address cannot belong to another string. Only keys needing no
+** escaping (plain or valid UTF-8) and short enough to fit are cached.
 */
-int json_encode_value_mt(lua_State *L, int idx, int array_mt, strbuf *out,
-                         const json_encode_cfg *cfg, char *err);
+#define JSON_KEY_SETS 64
+#define JSON_KEY_WAYS 2
+#define JSON_KEY_SLOTS (JSON_KEY_SETS * JSON_KEY_WAYS)
+#define JSON_KEY_COPY 48        /* bytes copied per hit, whatever the length */
+#define JSON_KEY_MAXLEN (JSON_KEY_COPY - 4)
+
+typedef struct json_key_entry {
+    const char *str;            /* the anchored key's bytes, NULL when empty */
+    unsigned char len;          /* bytes of text, comma included */
+    char text[JSON_KEY_COPY + 1];   /* ',"key":' then anything */
+} json_key_entry;
+
+typedef struct json_key_cache {
+    json_key_entry slot[JSON_KEY_SLOTS];
+    unsigned char victim[JSON_KEY_SETS];    /* the way the next miss replaces */
+} json_key_cache;
+
+void json_key_cache_init(json_key_cache *c);
+
+/*
+** json_encode_value with the array metatable already at stack index (or
+** upvalue pseudo-index) array_mt, which saves a registry lookup per call,
+** and with a key cache (NULL for none) whose anchor table is at anchors.
+*/
+int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *keys,
+                         int anchors, strbuf *out, const json_encode_cfg *cfg, char *err);
 
 /*
 ** The decoder's state, shared with parsers built on its pieces (the search
