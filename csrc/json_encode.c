@@ -14,10 +14,16 @@
 #include "json_number.h"
 #include "utf8.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #if defined(__GNUC__)
 #define NOINLINE __attribute__((noinline))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define NOINLINE
+#define ALWAYS_INLINE inline
 #endif
 
 /* '"', '\\' and control characters must be escaped; bytes >= 0x80 validated. */
@@ -210,30 +216,32 @@ static inline int half_has_special(uint32_t v)
 }
 
 /*
-** The string s[0..len) as a JSON string. Returns 0, -1 when out of memory,
-** or the 1-based offset + 1 of invalid UTF-8 (so >= 2) in error mode.
+** The rest of a string from str + pos on, after the fast path (put_string)
+** met a byte it does not copy as it is; the buffer holds the opening quote
+** and str[0..pos). Returns 0, -1 when out of memory, or the 1-based offset
+** + 1 of invalid UTF-8 (so >= 2) in error mode.
 ** Scanning and copying are one pass: the buffer is reserved for the worst
 ** case of a segment, so clean words are stored as they are loaded. Short
 ** runs at the end are tested as overlapping words: a clean word's bytes
 ** were all copied as they are, so writing them again changes nothing.
 */
-static long long put_string(encoder *e, const char *str, size_t len)
+static NOINLINE long long put_string_rest(encoder *e, const char *str, size_t len, size_t pos)
 {
     strbuf *b = e->out;
-    const unsigned char *s = (const unsigned char *)str, *end = s + len;
-    const unsigned char *first = s, *seg_end;
+    const unsigned char *first = (const unsigned char *)str;
+    const unsigned char *s = first + pos, *end = first + len, *seg_end;
     unsigned char *d;
     size_t n, bad, rem;
     uint64_t v;
     uint32_t h1, h2;
 
-    if (strbuf_reserve(b, (len < STRING_SEGMENT ? len : STRING_SEGMENT) * 6 + 2 +
-                       SEGMENT_SLACK) != 0)
-        return -1;
-    d = (unsigned char *)b->data + b->len;
-    *d++ = '"';
     for (;;) {
-        seg_end = (size_t)(end - s) > STRING_SEGMENT ? s + STRING_SEGMENT : end;
+        n = (size_t)(end - s);
+        if (strbuf_reserve(b, (n < STRING_SEGMENT ? n : STRING_SEGMENT) * 6 + 1 +
+                           SEGMENT_SLACK) != 0)
+            return -1;
+        d = (unsigned char *)b->data + b->len;
+        seg_end = n > STRING_SEGMENT ? s + STRING_SEGMENT : end;
         while (s < seg_end) {
             while (seg_end - s >= 8) {
                 memcpy(&v, s, 8);
@@ -297,15 +305,117 @@ static long long put_string(encoder *e, const char *str, size_t len)
         b->len = (size_t)(d - (unsigned char *)b->data);
         if (s >= end)
             break;
-        n = (size_t)(end - s);
-        if (strbuf_reserve(b, (n < STRING_SEGMENT ? n : STRING_SEGMENT) * 6 + 1 +
-                           SEGMENT_SLACK) != 0)
-            return -1;
-        d = (unsigned char *)b->data + b->len;
     }
     *d++ = '"';
     b->len = (size_t)(d - (unsigned char *)b->data);
     return 0;
+}
+
+#if defined(__SSE2__)
+/* Bit i set when byte i of the 16 at p is a quote, a backslash, < 0x20 or >= 0x80. */
+static inline unsigned special_mask16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* Signed: the high bytes are negative, so one test covers them and controls. */
+    __m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+    __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(q, bs)));
+}
+#endif
+
+/*
+** The string s[0..len) as a JSON string; results as put_string_rest, which
+** takes over from the first byte that is not copied as it is. Clean
+** strings, nearly all of them, are copied here in whole words: 16 bytes at
+** a time where SSE2 is there, the end as one overlapping load (a clean
+** load's bytes are written as they are, so writing some twice is harmless).
+*/
+static inline long long put_string(encoder *e, const char *str, size_t len)
+{
+    strbuf *b = e->out;
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    unsigned char *d;
+    uint64_t v, w;
+    uint32_t h1, h2;
+
+    /* The quotes, and room for a word stored past the string's end. */
+    if (len > STRING_SEGMENT || strbuf_reserve(b, len + 2 + 16) != 0)
+        goto rest;
+    d = (unsigned char *)b->data + b->len;
+    *d++ = '"';
+#if defined(__SSE2__)
+    if (len >= 16) {
+        unsigned m;
+        while (end - s > 16) {
+            if ((m = special_mask16(s)) != 0) {
+                memcpy(d, s, 16);
+                d += __builtin_ctz(m);
+                s += __builtin_ctz(m);
+                goto rest_at;
+            }
+            memcpy(d, s, 16);
+            s += 16;
+            d += 16;
+        }
+        if (special_mask16(end - 16) != 0)
+            goto rest_at;
+        memcpy(d + (end - s) - 16, end - 16, 16);
+        d += end - s;
+        goto done;
+    }
+#else
+    while (end - s > 8) {
+        memcpy(&v, s, 8);
+        if (word_has_special(v))
+            goto rest_at;
+        memcpy(d, &v, 8);
+        s += 8;
+        d += 8;
+    }
+    if (len >= 8) {
+        memcpy(&v, end - 8, 8);
+        if (word_has_special(v))
+            goto rest_at;
+        memcpy(d + (end - s) - 8, &v, 8);
+        d += end - s;
+        goto done;
+    }
+#endif
+    if (len >= 8) {
+        memcpy(&v, s, 8);
+        memcpy(&w, end - 8, 8);
+        if (word_has_special(v) || word_has_special(w))
+            goto rest_at;
+        memcpy(d, &v, 8);
+        memcpy(d + len - 8, &w, 8);
+        d += len;
+    } else if (len >= 4) {
+        memcpy(&h1, s, 4);
+        memcpy(&h2, end - 4, 4);
+        if (half_has_special(h1) || half_has_special(h2))
+            goto rest_at;
+        memcpy(d, &h1, 4);
+        memcpy(d + len - 4, &h2, 4);
+        d += len;
+    } else {
+        for (; s < end; s++, d++) {
+            if (json_char_class[*s] != JSON_CH_PLAIN)
+                goto rest_at;
+            *d = *s;
+        }
+    }
+done:
+    *d++ = '"';
+    b->len = (size_t)(d - (unsigned char *)b->data);
+    return 0;
+rest_at:
+    b->len = (size_t)(d - (unsigned char *)b->data);
+    return put_string_rest(e, str, len, (size_t)(s - (const unsigned char *)str));
+rest:
+    if (strbuf_putc(b, '"') != 0)
+        return -1;
+    return put_string_rest(e, str, len, 0);
 }
 
 static int encode_string(encoder *e, const char *s, size_t len,
@@ -369,7 +479,7 @@ static int number_key(lua_State *L, int idx, char *buf, size_t *len)
     return 0;
 }
 
-static int encode_value(encoder *e, int idx, const enc_path *path);
+static ALWAYS_INLINE int encode_value(encoder *e, int idx, const enc_path *path);
 
 /* Is the key at stack index -1 an integer in 1..n? */
 static int is_index_key(lua_State *L, size_t n)
@@ -573,7 +683,7 @@ static int encode_members(encoder *e, int idx, enc_path *here)
     value:
         if (encode_value(e, idx + 2, here) != 0)
             return -1;
-        lua_settop(L, idx + 1);
+        lua_pop(L, 1);  /* the value: encoding leaves the stack as it found it */
         first = 0;
     } while (lua_next(L, idx));
     return strbuf_putc(b, '}') != 0 ? out_of_memory(e) : 0;
@@ -584,7 +694,7 @@ static int encode_members(encoder *e, int idx, enc_path *here)
 ** a dense array is written in one pass as long as its keys arrive as 1, 2,
 ** 3 ...; anything else rewinds the output and decides with a full scan.
 */
-static int encode_table(encoder *e, int idx, const enc_path *path)
+static NOINLINE int encode_table(encoder *e, int idx, const enc_path *path)
 {
     lua_State *L = e->L;
     strbuf *b = e->out;
@@ -626,7 +736,7 @@ static int encode_table(encoder *e, int idx, const enc_path *path)
             here.index = (size_t)i;
             if (encode_value(e, idx + 2, &here) != 0)
                 return -1;
-            lua_settop(L, idx + 1);
+            lua_pop(L, 1);
             if (!lua_next(L, idx)) {
                 e->depth--;
                 return strbuf_putc(b, ']') != 0 ? out_of_memory(e) : 0;
@@ -677,8 +787,11 @@ static NOINLINE int encode_other(encoder *e, int idx, int t, const enc_path *pat
     }
 }
 
-/* Tests in the order of how common each type is in documents. */
-static int encode_value(encoder *e, int idx, const enc_path *path)
+/*
+** Tests in the order of how common each type is in documents. Inlined into
+** the loops over members and elements: only tables cost a call.
+*/
+static ALWAYS_INLINE int encode_value(encoder *e, int idx, const enc_path *path)
 {
     lua_State *L = e->L;
     int t = lua_type(L, idx);
