@@ -331,7 +331,7 @@ static inline unsigned special_mask16(const unsigned char *p)
 ** a time where SSE2 is there, the end as one overlapping load (a clean
 ** load's bytes are written as they are, so writing some twice is harmless).
 */
-static inline long long put_string(encoder *e, const char *str, size_t len)
+static ALWAYS_INLINE long long put_string(encoder *e, const char *str, size_t len)
 {
     strbuf *b = e->out;
     const unsigned char *s = (const unsigned char *)str, *end = s + len;
@@ -418,15 +418,19 @@ rest:
     return put_string_rest(e, str, len, 0);
 }
 
-static int encode_string(encoder *e, const char *s, size_t len,
-                         const enc_path *path, const char *what)
+static NOINLINE int string_failed(encoder *e, long long r, const enc_path *path,
+                                   const char *what)
 {
-    long long r = put_string(e, s, len);
-    if (r == 0)
-        return 0;
     if (r < 0)
         return out_of_memory(e);
     return fail(e, path, "invalid UTF-8 at byte %lld of %s", r - 1, what);
+}
+
+static ALWAYS_INLINE int encode_string(encoder *e, const char *s, size_t len,
+                                       const enc_path *path, const char *what)
+{
+    long long r = put_string(e, s, len);
+    return r == 0 ? 0 : string_failed(e, r, path, what);
 }
 
 /* Number text straight into the buffer; 0, or -1 for NaN/inf/OOM. */
