@@ -25,3 +25,5 @@ for w in walk walk_push espipe cjson; do
     c=$(count "$w")
     echo "$w: $(( (c - base) / n )) instructions/doc"
 done
+lua5.4 bench/json/floor.lua 20000 5
+lua5.4 bench/json/floor.lua 2000 30
