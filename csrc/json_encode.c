@@ -48,6 +48,9 @@ static const char hex_digits[] = "0123456789abcdef";
 /* 2^53: beyond it an integral double no longer names one integer. */
 #define EXACT_INT_LIMIT 9007199254740992.0
 
+/* Lua stack slots for 8 levels of open tables: key and value each, 4 in passing. */
+#define STACK_PER_8_LEVELS (8 * 2 + 4)
+
 void json_encode_cfg_default(json_encode_cfg *cfg)
 {
     cfg->max_depth = ESPIPE_JSON_DEFAULT_DEPTH;
@@ -505,16 +508,14 @@ static int is_index_key(lua_State *L, size_t n)
 #endif
 }
 
-/* Is the key at stack index -2 the integer i? (Lua stores 2.0 as 2.) */
+/*
+** Is the key at stack index -2 the integer i? Lua stores a float key with
+** an integral value as that integer, so a float key is never integral and
+** comparing as numbers is exact (i stays far below 2^53: it counts elements).
+*/
 static int key_is(lua_State *L, lua_Integer i)
 {
-    if (lua_type(L, -2) != LUA_TNUMBER)
-        return 0;
-#if ESPIPE_HAS_INTEGERS
-    return lua_tointeger(L, -2) == i && lua_isinteger(L, -2);
-#else
-    return lua_tonumber(L, -2) == (lua_Number)i;
-#endif
+    return lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) == (lua_Number)i;
 }
 
 /* Keys exactly 1..n, nothing else: then an unmarked table is an array. */
@@ -709,8 +710,9 @@ static NOINLINE int encode_table(encoder *e, int idx, const enc_path *path)
 
     if (e->depth >= e->cfg->max_depth)
         return depth_error(e, idx, path);
-    /* A level holds at most 2 slots (key, value) plus 2 in passing. */
-    if ((e->depth & 7) == 0 && !lua_checkstack(L, 8 * 2 + 4))
+    /* A level holds at most 2 slots (key, value) plus 2 in passing; the
+       first 8 levels' are made sure of on entry. */
+    if ((e->depth & 7) == 0 && e->depth > 0 && !lua_checkstack(L, STACK_PER_8_LEVELS))
         return fail(e, path, "nesting too deep for the Lua stack");
     if (lua_getmetatable(L, idx)) {
         marked = lua_rawequal(L, -1, e->array_mt);
@@ -820,7 +822,7 @@ int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *ke
     int top = lua_gettop(L), r;
 
     idx = espipe_absindex(L, idx);
-    if (!lua_checkstack(L, 5)) {
+    if (!lua_checkstack(L, 1 + STACK_PER_8_LEVELS)) {
         snprintf(err, ESPIPE_JSON_ERRLEN, "no Lua stack space to encode JSON");
         return -1;
     }
@@ -842,7 +844,9 @@ int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *ke
         idx = top + 1;
     }
     r = encode_value(&e, idx, NULL);
-    lua_settop(L, top);
+    /* Success leaves the stack as it found it, but for the copy above. */
+    if (r != 0 || idx != top)
+        lua_settop(L, top);
     return r;
 }
 

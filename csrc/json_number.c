@@ -21,17 +21,27 @@ static const char digit_pairs[201] =
 /* Digits of u written backwards ending at end; returns the first digit. */
 static char *put_digits(char *end, uint64_t u)
 {
-    while (u >= 100) {
+    uint32_t w;
+
+    while (u > UINT32_MAX) {
         unsigned r = (unsigned)(u % 100);
         u /= 100;
         end -= 2;
         memcpy(end, digit_pairs + 2 * r, 2);
     }
-    if (u >= 10) {
+    /* The rest in 32 bits, where dividing by 100 is cheaper. */
+    w = (uint32_t)u;
+    while (w >= 100) {
+        unsigned r = w % 100;
+        w /= 100;
         end -= 2;
-        memcpy(end, digit_pairs + 2 * u, 2);
+        memcpy(end, digit_pairs + 2 * r, 2);
+    }
+    if (w >= 10) {
+        end -= 2;
+        memcpy(end, digit_pairs + 2 * w, 2);
     } else {
-        *--end = (char)('0' + u);
+        *--end = (char)('0' + w);
     }
     return end;
 }
