@@ -79,8 +79,7 @@ typedef struct encoder {
     const json_encode_cfg *cfg;
     char *err;
     json_key_cache *keys;   /* NULL: no key cache */
-    int anchors;        /* stack index of the key cache's anchor table */
-    int array_mt;       /* stack index of the array metatable (or nil) */
+    const void *array_mt;   /* lua_topointer of the array metatable */
     int depth;
 } encoder;
 
@@ -315,15 +314,30 @@ static NOINLINE long long put_string_rest(encoder *e, const char *str, size_t le
 }
 
 #if defined(__SSE2__)
-/* Bit i set when byte i of the 16 at p is a quote, a backslash, < 0x20 or >= 0x80. */
-static inline unsigned special_mask16(const unsigned char *p)
+/* Bit i set when byte i of v is a quote, a backslash, < 0x20 or >= 0x80. */
+static inline unsigned special_mask(__m128i v)
 {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     /* Signed: the high bytes are negative, so one test covers them and controls. */
     __m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
     __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
     __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
     return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(q, bs)));
+}
+
+static inline unsigned special_mask16(const unsigned char *p)
+{
+    return special_mask(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+
+/* Two words tested as one vector. */
+static inline int pair_has_special(uint64_t v, uint64_t w)
+{
+    return special_mask(_mm_set_epi64x((long long)w, (long long)v)) != 0;
+}
+#else
+static inline int pair_has_special(uint64_t v, uint64_t w)
+{
+    return word_has_special(v) || word_has_special(w);
 }
 #endif
 
@@ -388,7 +402,7 @@ static ALWAYS_INLINE long long put_string(encoder *e, const char *str, size_t le
     if (len >= 8) {
         memcpy(&v, s, 8);
         memcpy(&w, end - 8, 8);
-        if (word_has_special(v) || word_has_special(w))
+        if (pair_has_special(v, w))
             goto rest_at;
         memcpy(d, &v, 8);
         memcpy(d + len - 8, &w, 8);
@@ -396,7 +410,8 @@ static ALWAYS_INLINE long long put_string(encoder *e, const char *str, size_t le
     } else if (len >= 4) {
         memcpy(&h1, s, 4);
         memcpy(&h2, end - 4, 4);
-        if (half_has_special(h1) || half_has_special(h2))
+        /* Both halves in one word. */
+        if (word_has_special(h1 | (uint64_t)h2 << 32))
             goto rest_at;
         memcpy(d, &h1, 4);
         memcpy(d + len - 4, &h2, 4);
@@ -515,7 +530,12 @@ static int is_index_key(lua_State *L, size_t n)
 */
 static int key_is(lua_State *L, lua_Integer i)
 {
+#if ESPIPE_HAS_INTEGERS
+    int isnum;
+    return lua_type(L, -2) == LUA_TNUMBER && lua_tointegerx(L, -2, &isnum) == i && isnum;
+#else
     return lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) == (lua_Number)i;
+#endif
 }
 
 /* Keys exactly 1..n, nothing else: then an unmarked table is an array. */
@@ -579,7 +599,7 @@ static int encode_indexed(encoder *e, int idx, size_t n, enc_path *here)
     return strbuf_putc(b, ']') != 0 ? out_of_memory(e) : 0;
 }
 
-void json_key_cache_init(json_key_cache *c)
+static void json_key_cache_init(json_key_cache *c)
 {
     memset(c, 0, sizeof *c);
 }
@@ -590,6 +610,9 @@ static inline size_t key_set(const char *s)
     return (size_t)(((uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull) >> 58) &
            (JSON_KEY_SETS - 1);
 }
+
+/* Registry keys of the encoder context: addresses, unique per copy of this file. */
+static const char context_key = 0, anchors_key = 0;
 
 /*
 ** Remember the string key at kidx (bytes s[0..n)) if it needs no escaping:
@@ -611,9 +634,16 @@ static void key_remember(encoder *e, int kidx, const char *s, size_t n)
         else
             i += (c->victim[set] ^= 1);
     }
+    lua_pushlightuserdata(e->L, (void *)&anchors_key);
+    lua_rawget(e->L, LUA_REGISTRYINDEX);
+    if (lua_type(e->L, -1) != LUA_TTABLE) {
+        lua_pop(e->L, 1);
+        return;
+    }
     /* A preallocated array slot: lua_rawseti neither allocates nor raises. */
     lua_pushvalue(e->L, kidx);
-    lua_rawseti(e->L, e->anchors, (lua_Integer)i + 1);
+    lua_rawseti(e->L, -2, (lua_Integer)i + 1);
+    lua_pop(e->L, 1);
     k = &c->slot[i];
     k->str = s;
     k->len = (unsigned char)(n + 4);
@@ -715,7 +745,7 @@ static NOINLINE int encode_table(encoder *e, int idx, const enc_path *path)
     if ((e->depth & 7) == 0 && e->depth > 0 && !lua_checkstack(L, STACK_PER_8_LEVELS))
         return fail(e, path, "nesting too deep for the Lua stack");
     if (lua_getmetatable(L, idx)) {
-        marked = lua_rawequal(L, -1, e->array_mt);
+        marked = lua_topointer(L, -1) == e->array_mt;
         lua_settop(L, idx);
     }
     e->depth++;
@@ -814,8 +844,8 @@ static ALWAYS_INLINE int encode_value(encoder *e, int idx, const enc_path *path)
     return encode_other(e, idx, t, path);
 }
 
-int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *keys,
-                         int anchors, strbuf *out, const json_encode_cfg *cfg, char *err)
+int json_encode_with(lua_State *L, int idx, json_key_cache *keys, strbuf *out,
+                     const json_encode_cfg *cfg, char *err)
 {
     encoder e;
     json_encode_cfg capped;
@@ -826,6 +856,13 @@ int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *ke
         snprintf(err, ESPIPE_JSON_ERRLEN, "no Lua stack space to encode JSON");
         return -1;
     }
+    if (keys != NULL) {
+        e.array_mt = keys->array_mt;
+    } else {
+        lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
+        e.array_mt = lua_topointer(L, -1);
+        lua_pop(L, 1);
+    }
     capped = *cfg;
     if (capped.max_depth > JSON_DEPTH_CEILING)
         capped.max_depth = JSON_DEPTH_CEILING;
@@ -834,8 +871,6 @@ int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *ke
     e.cfg = &capped;
     e.err = err;
     e.keys = keys;
-    e.anchors = anchors;
-    e.array_mt = array_mt;
     e.depth = 0;
     err[0] = '\0';
     /* encode_table expects its table on top of the stack. */
@@ -850,18 +885,42 @@ int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *ke
     return r;
 }
 
+json_key_cache *json_context(lua_State *L)
+{
+    json_key_cache *c;
+
+    lua_pushlightuserdata(L, (void *)&context_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    c = (json_key_cache *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (c != NULL)
+        return c;
+    c = (json_key_cache *)espipe_newuserdata(L, sizeof *c);
+    json_key_cache_init(c);
+    luaL_newmetatable(L, ESPIPE_JSON_ARRAY_MT);
+    c->array_mt = lua_topointer(L, -1);
+    /* The anchors, every slot preallocated in the array part; the metatable last. */
+    lua_createtable(L, JSON_KEY_SLOTS + 1, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, JSON_KEY_SLOTS + 1);
+    lua_pushlightuserdata(L, (void *)&anchors_key);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, (void *)&context_key);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    return c;
+}
+
 int json_encode_value(lua_State *L, int idx, strbuf *out,
                       const json_encode_cfg *cfg, char *err)
 {
-    int r;
+    json_key_cache *keys;
 
-    idx = espipe_absindex(L, idx);
-    if (!lua_checkstack(L, 1)) {
-        snprintf(err, ESPIPE_JSON_ERRLEN, "no Lua stack space to encode JSON");
-        return -1;
-    }
-    lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
-    r = json_encode_value_mt(L, idx, lua_gettop(L), NULL, 0, out, cfg, err);
+    /* No context: a state without espipe.core, using another module's copy of the codec. */
+    lua_pushlightuserdata(L, (void *)&context_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    keys = (json_key_cache *)lua_touserdata(L, -1);
     lua_pop(L, 1);
-    return r;
+    return json_encode_with(L, idx, keys, out, cfg, err);
 }

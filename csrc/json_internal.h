@@ -82,17 +82,25 @@ typedef struct json_key_entry {
 typedef struct json_key_cache {
     json_key_entry slot[JSON_KEY_SLOTS];
     unsigned char victim[JSON_KEY_SETS];    /* the way the next miss replaces */
+    const void *array_mt;   /* the array metatable, kept alive by the anchor table */
 } json_key_cache;
 
-void json_key_cache_init(json_key_cache *c);
+/*
+** The encoder context of a Lua state, shared by encode and the bulk
+** builder: the key cache (a userdata) and its anchor table, both in the
+** registry under keys private to json_encode.c. The anchor table's
+** [1..JSON_KEY_SLOTS] are the cached keys, [JSON_KEY_SLOTS + 1] the array
+** metatable. json_context returns the cache, made on first use (it may
+** raise then: call it when opening the module).
+*/
+json_key_cache *json_context(lua_State *L);
 
 /*
-** json_encode_value with the array metatable already at stack index (or
-** upvalue pseudo-index) array_mt, which saves a registry lookup per call,
-** and with a key cache (NULL for none) whose anchor table is at anchors.
+** json_encode_value with the context's cache at hand (encode keeps it in an
+** upvalue), which saves the registry lookup of json_encode_value.
 */
-int json_encode_value_mt(lua_State *L, int idx, int array_mt, json_key_cache *keys,
-                         int anchors, strbuf *out, const json_encode_cfg *cfg, char *err);
+int json_encode_with(lua_State *L, int idx, json_key_cache *keys, strbuf *out,
+                     const json_encode_cfg *cfg, char *err);
 
 /*
 ** The decoder's state, shared with parsers built on its pieces (the search

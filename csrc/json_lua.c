@@ -12,10 +12,10 @@
 #define SCRATCH_KEEP (1024 * 1024)
 #define SCRATCH_MT "espipe.json.scratch"
 
-/* encode's state: its output buffer and its key cache (anchors: upvalue 3). */
+/* encode's state: its output buffer, and the key cache of the encoder context. */
 typedef struct scratch {
     strbuf buf;
-    json_key_cache keys;
+    json_key_cache *keys;
 } scratch;
 
 static int scratch_gc(lua_State *L)
@@ -146,8 +146,7 @@ static int l_encode(lua_State *L)
         lua_settop(L, 1);
     }
     b->len = 0;
-    if (json_encode_value_mt(L, 1, lua_upvalueindex(2), &sc->keys, lua_upvalueindex(3), b,
-                             &cfg, err) != 0) {
+    if (json_encode_with(L, 1, sc->keys, b, &cfg, err) != 0) {
         scratch_release(b);
         return raise_at(L, 2, err);
     }
@@ -200,16 +199,14 @@ void espipe_open_json(lua_State *L)
 
     sc = (scratch *)espipe_newuserdata(L, sizeof *sc);
     strbuf_init(&sc->buf);
-    json_key_cache_init(&sc->keys);
+    sc->keys = NULL;
     if (luaL_newmetatable(L, SCRATCH_MT)) {
         lua_pushcfunction(L, scratch_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
-    luaL_newmetatable(L, ESPIPE_JSON_ARRAY_MT);
-    /* The key cache's anchors: every slot preallocated in the array part. */
-    lua_createtable(L, JSON_KEY_SLOTS, 0);
-    espipe_setfuncs(L, funcs, 3);
+    sc->keys = json_context(L);
+    espipe_setfuncs(L, funcs, 1);
 
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "json_null");
