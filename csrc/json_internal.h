@@ -58,11 +58,49 @@ static inline const unsigned char *json_skip_clean(const unsigned char *p,
 }
 
 /*
-** json_encode_value with the array metatable already at stack index (or
-** upvalue pseudo-index) array_mt, which saves a registry lookup per call.
+** The encoder's object-key cache: a key string's address -> its text
+** ',"key":' ready to copy. Keys are the same few interned strings in every
+** document, so most members cost a lookup and a copy instead of a scan.
+** Pointer identity is sound only because each cached string is kept alive:
+** slot i's string sits at [i + 1] of an anchor table (a Lua table with an
+** array part of JSON_KEY_SLOTS, so setting it never allocates); a live
+** string's address cannot belong to another string. Only keys needing no
+** escaping (plain or valid UTF-8) and short enough to fit are cached.
 */
-int json_encode_value_mt(lua_State *L, int idx, int array_mt, strbuf *out,
-                         const json_encode_cfg *cfg, char *err);
+#define JSON_KEY_SETS 64
+#define JSON_KEY_WAYS 2
+#define JSON_KEY_SLOTS (JSON_KEY_SETS * JSON_KEY_WAYS)
+#define JSON_KEY_COPY 48        /* bytes copied per hit, whatever the length */
+#define JSON_KEY_MAXLEN (JSON_KEY_COPY - 4)
+
+typedef struct json_key_entry {
+    const char *str;            /* the anchored key's bytes, NULL when empty */
+    unsigned char len;          /* bytes of text, comma included */
+    char text[JSON_KEY_COPY + 1];   /* ',"key":' then anything */
+} json_key_entry;
+
+typedef struct json_key_cache {
+    json_key_entry slot[JSON_KEY_SLOTS];
+    unsigned char victim[JSON_KEY_SETS];    /* the way the next miss replaces */
+    const void *array_mt;   /* the array metatable, kept alive by the anchor table */
+} json_key_cache;
+
+/*
+** The encoder context of a Lua state, shared by encode and the bulk
+** builder: the key cache (a userdata) and its anchor table, both in the
+** registry under keys private to json_encode.c. The anchor table's
+** [1..JSON_KEY_SLOTS] are the cached keys, [JSON_KEY_SLOTS + 1] the array
+** metatable. json_context returns the cache, made on first use (it may
+** raise then: call it when opening the module).
+*/
+json_key_cache *json_context(lua_State *L);
+
+/*
+** json_encode_value with the context's cache at hand (encode keeps it in an
+** upvalue), which saves the registry lookup of json_encode_value.
+*/
+int json_encode_with(lua_State *L, int idx, json_key_cache *keys, strbuf *out,
+                     const json_encode_cfg *cfg, char *err);
 
 /*
 ** The decoder's state, shared with parsers built on its pieces (the search

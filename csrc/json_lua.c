@@ -12,10 +12,16 @@
 #define SCRATCH_KEEP (1024 * 1024)
 #define SCRATCH_MT "espipe.json.scratch"
 
+/* encode's state: its output buffer, and the key cache of the encoder context. */
+typedef struct scratch {
+    strbuf buf;
+    json_key_cache *keys;
+} scratch;
+
 static int scratch_gc(lua_State *L)
 {
-    strbuf *b = (strbuf *)lua_touserdata(L, 1);
-    strbuf_free(b);
+    scratch *s = (scratch *)lua_touserdata(L, 1);
+    strbuf_free(&s->buf);
     return 0;
 }
 
@@ -121,7 +127,8 @@ static int check_opts_arg(lua_State *L, int level)
 static int l_encode(lua_State *L)
 {
     static const char *const known[] = { "depth", "utf8", NULL };
-    strbuf *b = (strbuf *)lua_touserdata(L, lua_upvalueindex(1));
+    scratch *sc = (scratch *)lua_touserdata(L, lua_upvalueindex(1));
+    strbuf *b = &sc->buf;
     json_encode_cfg cfg;
     char err[ESPIPE_JSON_ERRLEN];
 
@@ -139,7 +146,7 @@ static int l_encode(lua_State *L)
         lua_settop(L, 1);
     }
     b->len = 0;
-    if (json_encode_value_mt(L, 1, lua_upvalueindex(2), b, &cfg, err) != 0) {
+    if (json_encode_with(L, 1, sc->keys, b, &cfg, err) != 0) {
         scratch_release(b);
         return raise_at(L, 2, err);
     }
@@ -188,17 +195,18 @@ void espipe_open_json(lua_State *L)
         { "json_decode", l_decode },
         { NULL, NULL },
     };
-    strbuf *b;
+    scratch *sc;
 
-    b = (strbuf *)espipe_newuserdata(L, sizeof *b);
-    strbuf_init(b);
+    sc = (scratch *)espipe_newuserdata(L, sizeof *sc);
+    strbuf_init(&sc->buf);
+    sc->keys = NULL;
     if (luaL_newmetatable(L, SCRATCH_MT)) {
         lua_pushcfunction(L, scratch_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
-    luaL_newmetatable(L, ESPIPE_JSON_ARRAY_MT);
-    espipe_setfuncs(L, funcs, 2);
+    sc->keys = json_context(L);
+    espipe_setfuncs(L, funcs, 1);
 
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "json_null");

@@ -21,35 +21,51 @@ static const char digit_pairs[201] =
 /* Digits of u written backwards ending at end; returns the first digit. */
 static char *put_digits(char *end, uint64_t u)
 {
-    while (u >= 100) {
+    uint32_t w;
+
+    while (u > UINT32_MAX) {
         unsigned r = (unsigned)(u % 100);
         u /= 100;
         end -= 2;
         memcpy(end, digit_pairs + 2 * r, 2);
     }
-    if (u >= 10) {
+    /* The rest in 32 bits, where dividing by 100 is cheaper. */
+    w = (uint32_t)u;
+    while (w >= 100) {
+        unsigned r = w % 100;
+        w /= 100;
         end -= 2;
-        memcpy(end, digit_pairs + 2 * u, 2);
+        memcpy(end, digit_pairs + 2 * r, 2);
+    }
+    if (w >= 10) {
+        end -= 2;
+        memcpy(end, digit_pairs + 2 * w, 2);
     } else {
-        *--end = (char)('0' + u);
+        *--end = (char)('0' + w);
     }
     return end;
 }
 
+/* 10^k for 0 <= k <= 19: the digit count of u is the first k with u < 10^k. */
+static const uint64_t pow10_u64[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+    100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+    10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+    100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull
+};
+
+/* Digits straight into place: counted first, so no copy from a scratch buffer. */
 size_t json_fmt_integer(char *dst, long long v)
 {
-    char tmp[24];
-    char *end = tmp + sizeof tmp, *p;
     /* Negate in unsigned arithmetic so LLONG_MIN works. */
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    size_t n;
+    size_t n = 1, neg = v < 0;
 
-    p = put_digits(end, u);
-    if (v < 0)
-        *--p = '-';
-    n = (size_t)(end - p);
-    memcpy(dst, p, n);
-    return n;
+    while (n < 20 && u >= pow10_u64[n])
+        n++;
+    dst[0] = '-';
+    put_digits(dst + neg + n, u);
+    return neg + n;
 }
 
 /* A "C" numeric locale for snprintf/strtod, whatever setlocale says. */
