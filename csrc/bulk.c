@@ -12,6 +12,7 @@
 
 #include "bulk.h"
 #include "core.h"
+#include "json_internal.h"
 #include "luanum.h"
 
 static const char *const op_names[] = { "index", "create", "update", "delete" };
@@ -55,7 +56,7 @@ static int put_string(lua_State *L, bulk_buffer *b, int idx, char *err)
 
     for (i = 0; i < len; i++)
         if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
-            return json_encode_value(L, idx, &b->buf, &b->cfg, err);
+            return json_encode_with(L, idx, b->keys, &b->buf, &b->cfg, err);
     if (strbuf_reserve(&b->buf, len + 2) != 0)
         return -1;
     strbuf_putc_unsafe(&b->buf, '"');
@@ -110,7 +111,7 @@ static int put_object(lua_State *L, bulk_buffer *b, int idx, const char *what, c
 {
     size_t start = b->buf.len;
 
-    if (json_encode_value(L, idx, &b->buf, &b->cfg, err) != 0)
+    if (json_encode_with(L, idx, b->keys, &b->buf, &b->cfg, err) != 0)
         return -1;
     if (b->buf.data[start] == '{')
         return 0;
@@ -199,36 +200,62 @@ static int find_name(const char *const *names, int n, const char *k, size_t klen
     return -1;
 }
 
-/* "id" and "index" name the same fields as "_id" and "_index". */
-static int meta_alias(const char *k, size_t klen)
+/* The metadata key named k[0..klen), or -1; "id" and "index" are the client API's "_id" and "_index". */
+static int meta_key(const char *k, size_t klen)
 {
-    if (klen == 2 && memcmp(k, "id", 2) == 0)
-        return M_ID;
-    if (klen == 5 && memcmp(k, "index", 5) == 0)
-        return M_INDEX;
-    return -1;
+    int i;
+
+    switch (klen) {
+    case 2: return memcmp(k, "id", 2) == 0 ? M_ID : -1;
+    case 5: return memcmp(k, "index", 5) == 0 ? M_INDEX : -1;
+    case 3: i = M_ID; break;
+    case 6: i = M_INDEX; break;
+    case 7: i = k[0] == 'r' ? M_ROUTING : M_VERSION; break;
+    case 8: i = M_PIPELINE; break;
+    case 9: i = M_IF_SEQ_NO; break;
+    case 12: i = M_VERSION_TYPE; break;
+    case 13: i = M_REQUIRE_ALIAS; break;
+    case 15: i = M_IF_PRIMARY_TERM; break;
+    case 17: i = k[0] == 'r' ? M_RETRY_ON_CONFLICT : M_DYNAMIC_TEMPLATES; break;
+    default: return -1;
+    }
+    return memcmp(k, meta_names[i], klen) == 0 ? i : -1;
 }
 
+/*
+** The metadata of one action, read off the meta table: strings by address
+** (the table, an argument, keeps them alive while the action is appended),
+** numbers and booleans by value; only a dynamic_templates table stays on
+** the stack.
+*/
 typedef struct meta_vals {
-    int slot[M_COUNT];        /* stack index of each given value, 0 = absent */
-    int64_t num[M_COUNT];     /* integer keys and integer _id/routing */
+    int type[M_COUNT];        /* Lua type of each given value, LUA_TNONE = absent */
+    const char *str[M_COUNT]; /* string values */
+    size_t len[M_COUNT];
+    int64_t num[M_COUNT];     /* integer values (and _id/routing given as integers), booleans */
+    int templates;            /* stack index of dynamic_templates */
 } meta_vals;
+
+#define HAS(m, k) ((m)->type[k] != LUA_TNONE)
 
 static int int_in(lua_State *L, int idx, int64_t *out, int64_t min)
 {
     return lua_type(L, idx) == LUA_TNUMBER && espipe_exact_integer(L, idx, out) && *out >= min;
 }
 
-static void check_meta_value(lua_State *L, const char *op, int k, int idx, meta_vals *m)
+/* Checks the value at idx given for key k and records it in m. */
+static void take_meta_value(lua_State *L, const char *op, int k, int idx, meta_vals *m)
 {
     const char *name = meta_names[k];
     int t = lua_type(L, idx);
 
+    m->type[k] = t;
     switch (k) {
     case M_ID:
     case M_ROUTING:
         if (t == LUA_TSTRING) {
-            if (espipe_rawlen(L, idx) == 0)
+            m->str[k] = lua_tolstring(L, idx, &m->len[k]);
+            if (m->len[k] == 0)
                 luaL_error(L, "bulk %s: %s must not be empty", op, name);
             return;
         }
@@ -240,7 +267,9 @@ static void check_meta_value(lua_State *L, const char *op, int k, int idx, meta_
     case M_INDEX:
     case M_PIPELINE:
     case M_VERSION_TYPE:
-        if (t != LUA_TSTRING || espipe_rawlen(L, idx) == 0)
+        if (t == LUA_TSTRING)
+            m->str[k] = lua_tolstring(L, idx, &m->len[k]);
+        if (t != LUA_TSTRING || m->len[k] == 0)
             luaL_error(L, "bulk %s: %s must be a non-empty string, got %s", op, name,
                        t == LUA_TSTRING ? "an empty string" : luaL_typename(L, idx));
         return;
@@ -259,6 +288,7 @@ static void check_meta_value(lua_State *L, const char *op, int k, int idx, meta_
     case M_REQUIRE_ALIAS:
         if (t != LUA_TBOOLEAN)
             luaL_error(L, "bulk %s: require_alias must be a boolean, got %s", op, luaL_typename(L, idx));
+        m->num[k] = lua_toboolean(L, idx);
         return;
     case M_DYNAMIC_TEMPLATES:
         if (t != LUA_TTABLE)
@@ -269,8 +299,8 @@ static void check_meta_value(lua_State *L, const char *op, int k, int idx, meta_
 }
 
 /*
-** Collects the metadata values onto the stack (one pass of lua_next) and
-** checks them and their combinations the way Elasticsearch would reject them.
+** Reads the metadata (one pass of lua_next) and checks the values and their
+** combinations the way Elasticsearch would reject them.
 */
 static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
 {
@@ -278,7 +308,7 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
     int k;
 
     for (k = 0; k < M_COUNT; k++)
-        m->slot[k] = 0;
+        m->type[k] = LUA_TNONE;
     if (lua_type(L, meta) == LUA_TNIL || lua_type(L, meta) == LUA_TNONE) {
         if (op == BULK_UPDATE || op == BULK_DELETE)
             luaL_error(L, "bulk %s: metadata with _id is required", opn);
@@ -286,7 +316,7 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
     }
     if (lua_type(L, meta) != LUA_TTABLE)
         luaL_error(L, "bulk %s: metadata must be a table, got %s", opn, luaL_typename(L, meta));
-    luaL_checkstack(L, M_COUNT + 4, "bulk metadata");
+    luaL_checkstack(L, 4, "bulk metadata");
     lua_pushnil(L);
     while (lua_next(L, meta) != 0) {
         size_t klen;
@@ -295,51 +325,54 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "bulk %s: metadata keys must be strings, got a %s key", opn, luaL_typename(L, -2));
         key = lua_tolstring(L, -2, &klen);
-        k = find_name(meta_names, M_COUNT, key, klen);
-        if (k < 0)
-            k = meta_alias(key, klen); /* the client API's spelling: id, index */
+        k = meta_key(key, klen);
         if (k < 0)
             luaL_error(L, "bulk %s: unknown metadata key '%s' (known: " META_KNOWN ")", opn, key);
-        if (m->slot[k])
+        if (HAS(m, k))
             luaL_error(L, "bulk %s: metadata has both %s and its alias", opn, meta_names[k]);
-        check_meta_value(L, opn, k, lua_gettop(L), m);
-        lua_insert(L, -2); /* keep the value below the key for lua_next */
-        m->slot[k] = lua_gettop(L) - 1;
+        take_meta_value(L, opn, k, lua_gettop(L), m);
+        if (k == M_DYNAMIC_TEMPLATES) {
+            lua_insert(L, -2); /* kept below the key, which lua_next needs on top */
+            m->templates = lua_gettop(L) - 1;
+        } else {
+            lua_pop(L, 1);
+        }
     }
 
-    if ((op == BULK_UPDATE || op == BULK_DELETE) && !m->slot[M_ID])
+    if ((op == BULK_UPDATE || op == BULK_DELETE) && !HAS(m, M_ID))
         luaL_error(L, "bulk %s: _id is required", opn);
-    if (op == BULK_UPDATE && (m->slot[M_VERSION] || m->slot[M_VERSION_TYPE]))
+    if (op == BULK_UPDATE && (HAS(m, M_VERSION) || HAS(m, M_VERSION_TYPE)))
         luaL_error(L, "bulk update: version/version_type are not supported on updates; "
                       "use if_seq_no and if_primary_term");
-    if (op != BULK_UPDATE && m->slot[M_RETRY_ON_CONFLICT])
+    if (op != BULK_UPDATE && HAS(m, M_RETRY_ON_CONFLICT))
         luaL_error(L, "bulk %s: retry_on_conflict applies to update only", opn);
-    if ((op == BULK_UPDATE || op == BULK_DELETE) && m->slot[M_DYNAMIC_TEMPLATES])
+    if ((op == BULK_UPDATE || op == BULK_DELETE) && HAS(m, M_DYNAMIC_TEMPLATES))
         luaL_error(L, "bulk %s: dynamic_templates applies to index and create only", opn);
-    if (op == BULK_DELETE && m->slot[M_PIPELINE])
+    if (op == BULK_DELETE && HAS(m, M_PIPELINE))
         luaL_error(L, "bulk delete: pipeline does not apply to delete");
-    if (!m->slot[M_IF_SEQ_NO] != !m->slot[M_IF_PRIMARY_TERM])
+    if (!HAS(m, M_IF_SEQ_NO) != !HAS(m, M_IF_PRIMARY_TERM))
         luaL_error(L, "bulk %s: if_seq_no and if_primary_term must be given together", opn);
-    if (m->slot[M_VERSION_TYPE]) {
-        const char *vt = lua_tostring(L, m->slot[M_VERSION_TYPE]);
+    if (HAS(m, M_VERSION_TYPE)) {
+        /* a Lua string is NUL-terminated, so the C string functions apply */
+        const char *vt = m->str[M_VERSION_TYPE];
         int internal = strcmp(vt, "internal") == 0;
 
         if (!internal && strcmp(vt, "external") != 0 && strcmp(vt, "external_gt") != 0
             && strcmp(vt, "external_gte") != 0)
             luaL_error(L, "bulk %s: version_type must be internal, external, external_gt or "
                           "external_gte, got '%s'", opn, vt);
-        if (!internal && !m->slot[M_VERSION])
+        if (!internal && !HAS(m, M_VERSION))
             luaL_error(L, "bulk %s: version_type %s needs a version", opn, vt);
         if (!internal && op == BULK_CREATE)
             luaL_error(L, "bulk create: create supports only internal versioning; use index");
-        if (internal && m->slot[M_VERSION])
+        if (internal && HAS(m, M_VERSION))
             luaL_error(L, "bulk %s: internal versioning cannot be used for optimistic concurrency "
                           "control; use if_seq_no and if_primary_term", opn);
-    } else if (m->slot[M_VERSION]) {
+    } else if (HAS(m, M_VERSION)) {
         luaL_error(L, "bulk %s: version needs version_type external or external_gte "
                       "(internal versioning cannot be used for concurrency control)", opn);
     }
-    if (m->slot[M_VERSION] && m->slot[M_IF_SEQ_NO])
+    if (HAS(m, M_VERSION) && HAS(m, M_IF_SEQ_NO))
         luaL_error(L, "bulk %s: version and if_seq_no cannot be combined", opn);
 }
 
@@ -438,6 +471,28 @@ static void reserve_item(lua_State *L, bulk_buffer *b)
     b->items_cap = cap;
 }
 
+/* A metadata string: copied when it needs no escaping, else through the encoder. */
+static int put_meta_string(lua_State *L, bulk_buffer *b, const char *str, size_t len, char *err)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\') {
+            lua_pushlstring(L, str, len);
+            rc = json_encode_with(L, -1, b->keys, &b->buf, &b->cfg, err);
+            lua_pop(L, 1);
+            return rc;
+        }
+    if (strbuf_reserve(&b->buf, len + 2) != 0)
+        return -1;
+    strbuf_putc_unsafe(&b->buf, '"');
+    strbuf_append_unsafe(&b->buf, s, len);
+    strbuf_putc_unsafe(&b->buf, '"');
+    return 0;
+}
+
 static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m, char *err)
 {
     int first = 1, k;
@@ -449,19 +504,17 @@ static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m
     strbuf_append_unsafe(&b->buf, op_names[op], oplen);
     strbuf_append_unsafe(&b->buf, "\":{", 3);
     for (k = 0; k < M_COUNT; k++) {
-        int idx = m->slot[k], rc = 0;
+        int rc = 0;
 
-        if (idx == 0)
+        if (!HAS(m, k))
             continue;
         if (put_key(&b->buf, meta_names[k], &first) != 0)
             return -1;
-        switch (lua_type(L, idx)) {
-        case LUA_TSTRING: rc = put_string(L, b, idx, err); break;
+        switch (m->type[k]) {
+        case LUA_TSTRING: rc = put_meta_string(L, b, m->str[k], m->len[k], err); break;
         case LUA_TNUMBER: rc = put_int(&b->buf, m->num[k], k == M_ID || k == M_ROUTING); break;
-        case LUA_TBOOLEAN:
-            rc = lua_toboolean(L, idx) ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false");
-            break;
-        default: rc = put_object(L, b, idx, "dynamic_templates", err); break;
+        case LUA_TBOOLEAN: rc = m->num[k] ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false"); break;
+        default: rc = put_object(L, b, m->templates, "dynamic_templates", err); break;
         }
         if (rc != 0)
             return -1;
@@ -509,7 +562,7 @@ static int write_update_body(lua_State *L, bulk_buffer *b, const upd_vals *u, ch
             else if (lua_type(L, idx) == LUA_TSTRING)
                 rc = put_string(L, b, idx, err);
             else
-                rc = json_encode_value(L, idx, &b->buf, &b->cfg, err);
+                rc = json_encode_with(L, idx, b->keys, &b->buf, &b->cfg, err);
             break;
         default: /* the booleans */
             rc = lua_toboolean(L, idx) ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false");
@@ -711,6 +764,7 @@ static bulk_buffer *push_new(lua_State *L, const json_encode_cfg *cfg)
     b->items_cap = 0;
     b->pins = 0;
     b->cfg = *cfg;
+    b->keys = json_context(L);
     luaL_getmetatable(L, ESPIPE_BULK_MT);
     lua_setmetatable(L, -2);
     return b;

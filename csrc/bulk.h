@@ -36,6 +36,7 @@ typedef struct bulk_buffer {
     size_t items_cap;
     int pins;            /* > 0 while another module reads buf.data in place */
     json_encode_cfg cfg;
+    struct json_key_cache *keys;    /* the state's encoder context (json_context) */
 } bulk_buffer;
 
 static inline bulk_buffer *bulk_check(lua_State *L, int idx)
