@@ -51,18 +51,21 @@ local function read_body()
   return body
 end
 
-local CHUNKS_MT = require("espipe.server.api_bulk").CHUNKS_MT
-
-local function chunks_text(body)
-  return body[1] .. table.concat(body[2])
-end
+local api_bulk = require("espipe.server.api_bulk")
+local BUFFERED_MT = api_bulk.BUFFERED_MT
+-- Slices of a buffered response: small enough to come from LuaJIT's heap
+-- (128 KB and up is mapped and unmapped per allocation).
+local SLICE = 65536
 
 local function send(status, body, content_type, head)
   ngx.status = status
   ngx.header["Content-Type"] = content_type
-  if type(body) == "table" and getmetatable(body) == CHUNKS_MT then
-    -- bulk responses go out in pieces (chunked), never built as one string
-    ngx.print(body)
+  if type(body) == "table" and getmetatable(body) == BUFFERED_MT then
+    -- bulk responses: never built as one 3 MB string
+    local text, buf = body[1], body[2]
+    ngx.header["Content-Length"] = #text + #buf
+    ngx.print(text)
+    while #buf > 0 do ngx.print(buf:get(SLICE)) end
     return ngx.eof()
   end
   if type(body) == "table" then body = json.encode(body) end
@@ -79,7 +82,7 @@ end
 
 local function filter(body, spec)
   local fp = require("espipe.server.filter_path")
-  if getmetatable(body) == CHUNKS_MT then body = chunks_text(body) end
+  if getmetatable(body) == BUFFERED_MT then body = api_bulk.text(body) end
   if type(body) == "string" then
     local decoded = json.decode(body)
     if decoded == nil then return body end
@@ -158,7 +161,7 @@ function M.handle()
   if status == 444 then return ngx.exit(444) end
   local fp = args.filter_path
   if fp and type(fp) == "string" and fp ~= "" and (type(resp) == "table" or rtype == nil) and resp ~= nil
-      and resp ~= "" and not require("espipe.server.api_bulk").is_filtered(resp) then
+      and resp ~= "" and not (getmetatable(resp) == BUFFERED_MT and resp.filtered) then
     resp = filter(resp, fp)
   end
   return send(status, resp, rtype or out_type, method == "HEAD")
