@@ -228,8 +228,12 @@ local function fast_id_end(body, j)
   return j, k
 end
 
-local function parse(body, skip_sources)
-  local n, pos, len, line_no = 0, 1, #body, 0
+-- Parses the complete action/source pairs of one piece of the body from
+-- position pos, appending to the arrays after item n and line line_no.
+-- Returns n, line_no, and the position where an incomplete pair starts
+-- (the rest of it is in the next piece) | nil, status, body.
+local function parse(body, pos, skip_sources, n, line_no, last)
+  local len = #body
   local pfx, plen, pfx_op, pfx_index -- the last FAST_FULL line up to its id
   while pos <= len do
     local s, e, op, index, id
@@ -243,9 +247,10 @@ local function parse(body, skip_sources)
       if s then pfx, plen, pfx_op, pfx_index = sub(body, pos, at - 1), at - pos, op, index end
     end
     local meta = false
-    line_no = line_no + 1
+    local ln = line_no + 1
     if not s then
       local nl = find(body, "\n", pos, true)
+      if not nl then return n, line_no, pos end -- (a whole body ends with a newline)
       local line_end = nl - 1
       if byte(body, line_end) == 13 then line_end = line_end - 1 end
       e = nl
@@ -255,7 +260,7 @@ local function parse(body, skip_sources)
         op, m = fast_action(line)
         if not op then
           local st, eb
-          op, st, eb = slow_action(line, line_no)
+          op, st, eb = slow_action(line, ln)
           if not op then return nil, st, eb end
           m = st
           meta = m
@@ -268,24 +273,75 @@ local function parse(body, skip_sources)
     end
     if op then
       local known = ACTIONS[op]
-      if known then
-        n = n + 1
-        ops[n], indices[n], ids[n], metas[n], srcs[n] = op, index or false, id or false, meta, false
-      end
+      local src = false
       if op ~= "delete" then
         local nl2 = find(body, "\n", e + 1, true)
-        if not nl2 then return nil, es.validation({ "source is missing" }) end
+        if not nl2 then
+          if not last then return n, line_no, pos end
+          return nil, es.validation({ "source is missing" })
+        end
         if known and not skip_sources then
           local send = nl2 - 1
           if byte(body, send) == 13 then send = send - 1 end
-          srcs[n] = sub(body, e + 1, send)
+          src = sub(body, e + 1, send)
         end
         e = nl2
-        line_no = line_no + 1
+        ln = ln + 1
+      end
+      if known then
+        n = n + 1
+        ops[n], indices[n], ids[n], metas[n], srcs[n] = op, index or false, id or false, meta, src
       end
     end
+    line_no = ln
     pos = e + 1
   end
+  return n, line_no, nil
+end
+
+-- The body as read: one string, or the 64 KB pieces app.lua read from the
+-- request socket. A pair cut by a piece boundary is completed line by line
+-- from the next piece(s) (copying only that pair), then the rest of the
+-- piece is parsed in place. -> n, ops, indices, ids, srcs, metas | nil,
+-- status, body
+local held = {} -- the text of an incomplete pair, in parts
+local function parse_pieces(pieces, skip_sources)
+  local n, line_no, nheld, count = 0, 0, 0, #pieces
+  local a, b
+  for i = 1, count do
+    local piece = pieces[i]
+    local last, from, plen = i == count, 1, #piece
+    while nheld > 0 do
+      local nl = find(piece, "\n", from, true)
+      if not nl then -- no end of line in the whole piece: keep it all
+        nheld = nheld + 1
+        held[nheld] = from == 1 and piece or sub(piece, from)
+        from = plen + 1
+        break
+      end
+      nheld = nheld + 1
+      held[nheld] = sub(piece, from, nl)
+      from = nl + 1
+      local w = concat(held, "", 1, nheld)
+      n, a, b = parse(w, 1, skip_sources, n, line_no, last and from > plen)
+      if not n then return nil, a, b end
+      line_no, nheld = a, 0
+      if b then
+        nheld = 1
+        held[1] = sub(w, b)
+      end
+    end
+    if from <= plen then
+      n, a, b = parse(piece, from, skip_sources, n, line_no, last)
+      if not n then return nil, a, b end
+      line_no = a
+      if b then
+        nheld = 1
+        held[1] = sub(piece, b)
+      end
+    end
+  end
+  for i = 1, #held do held[i] = nil end
   return n, ops, indices, ids, srcs, metas
 end
 
@@ -319,8 +375,8 @@ local function bulk_response(took, errors)
 end
 M.parse_item_filter = parse_item_filter
 
-local function blackhole(body, default_index, started)
-  local n, ops, indices, ids, _, metas = parse(body, true)
+local function blackhole(pieces, default_index, started)
+  local n, ops, indices, ids, _, metas = parse_pieces(pieces, true)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
   local last_op, last_index, pfx -- the response prefix of the previous item
@@ -380,14 +436,17 @@ local function target_entry(cache, index, url_routing, require_alias)
   return t
 end
 
+-- req.body: a string, or a list of the pieces read from the request socket
 function M.bulk(req)
   ngx.update_time()
   local started = ngx.now()
-  local body = req.body
-  if not body or body == "" then
+  local pieces = req.body
+  if type(pieces) == "string" then pieces = { pieces } end
+  local tail = pieces and pieces[#pieces]
+  if not tail or tail == "" then
     return es.validation({ "no requests added" })
   end
-  if byte(body, #body) ~= 10 then
+  if byte(tail, #tail) ~= 10 then
     return es.bad_request("The bulk request must be terminated by a newline [\\n]")
   end
   local default_index = req.params.index
@@ -399,7 +458,9 @@ function M.bulk(req)
     end
     if rng:hit(ch.bulk_429) then
       stats.chaos("bulk_429")
-      return es.rejected_coordinating(#body)
+      local bytes = 0
+      for _, p in ipairs(pieces) do bytes = bytes + #p end
+      return es.rejected_coordinating(bytes)
     end
     if rng:hit(ch["503"]) then
       stats.chaos("503")
@@ -414,7 +475,7 @@ function M.bulk(req)
   -- from here to the response nothing yields: ob is this request's
   ob:reset()
   nitems = 0
-  if req.opts.blackhole then return blackhole(body, default_index, started) end
+  if req.opts.blackhole then return blackhole(pieces, default_index, started) end
 
   local refresh, rs, re = params.refresh(req.args)
   if refresh == nil and rs then return rs, re end
@@ -422,7 +483,7 @@ function M.bulk(req)
   local require_alias = params.flag(req.args, "require_alias", false)
 
   -- parse everything first: a malformed line fails the whole request
-  local n, ops, indices, ids, srcs, metas = parse(body)
+  local n, ops, indices, ids, srcs, metas = parse_pieces(pieces, false)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
 
