@@ -4,7 +4,7 @@
 # unlike timings. The baseline (loading the body and the modules) is
 # subtracted. Storing: the first round creates the documents, the others
 # overwrite them (as in bench/server/run.sh).
-#   sh bench/server/instructions.sh [docs=20000] [rounds=5]
+#   sh bench/server/instructions.sh [docs=20000] [rounds=5]   (MODES="storing blackhole")
 set -eu
 cd "$(dirname "$0")/../.."
 docs=${1:-20000}
@@ -17,7 +17,7 @@ count() { # rounds mode
         luajit bench/server/handler.lua "$out/body.ndjson" "$1" "$2" 2>&1 |
         sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' | head -n 1
 }
-for mode in storing blackhole; do
+for mode in ${MODES:-storing blackhole}; do
     base=$(count 0 "$mode")
     all=$(count "$rounds" "$mode")
     echo "$mode: $(( (all - base) / (docs * rounds) )) instructions/doc ($docs docs x $rounds rounds)"
