@@ -1,6 +1,7 @@
 -- POST /_bulk and /{index}/_bulk. The hot path of the server: action lines
--- of the common shapes are parsed with string patterns (anything else goes
--- through the JSON decoder), sources are stored as the raw bytes received,
+-- of the common shapes are parsed with byte comparisons and string patterns
+-- (anything else goes through the JSON decoder), sources are stored as the
+-- raw bytes received,
 -- and the response is written into one reused string.buffer. Chaos decisions
 -- are all drawn before anything is applied, so an item is never half-applied.
 local json = require("espipe.server.json")
@@ -24,17 +25,23 @@ local concat = table.concat
 
 local M = {}
 
--- A response as { head, buffer[, filtered = true] }: app.lua sends the head
--- and then the buffer in slices, with a Content-Length; M.text() joins them
--- only when filter_path needs the whole text. One buffer serves every
--- request (a worker runs one handler at a time, and nothing yields between
--- building a response and sending it), so its memory is not allocated and
--- faulted in again for each 3 MB response.
+-- A response as { head, buffer, filtered =, free = }: app.lua sends the
+-- head and then the buffer in slices, with a Content-Length, and frees the
+-- buffer's memory when free is set; M.text() joins them only when
+-- filter_path needs the whole text. One buffer serves every request (a
+-- worker runs one handler at a time, and nothing yields between building a
+-- response and sending it), so its memory is not allocated and faulted in
+-- again for each 3 MB response, unless a response was unusually large.
 local BUFFERED_MT = { __name = "espipe.server.buffered" }
 M.BUFFERED_MT = BUFFERED_MT
+local KEEP_BYTES = 32 * 1024 * 1024
 local ob = strbuf.new()
 local nitems = 0 -- items written to ob for the request being answered
 function M.text(resp) return resp[1] .. resp[2]:tostring() end
+
+local function buffered(head, filtered)
+  return setmetatable({ head, ob, filtered = filtered, free = #ob > KEEP_BYTES }, BUFFERED_MT)
+end
 
 local chaos, rng
 local function chaos_setup(opts)
@@ -377,19 +384,18 @@ local function bulk_response(took, errors)
   local f = item_filter
   if not f then
     ob:put("]}")
-    return 200, setmetatable({ '{"took":' .. took .. ',"errors":' .. tostring(errors) .. ',"items":[', ob },
-                             BUFFERED_MT)
+    return 200, buffered('{"took":' .. took .. ',"errors":' .. tostring(errors) .. ',"items":[', false)
   end
   local head = {}
   if f.took then head[#head + 1] = '"took":' .. took end
   if f.errors then head[#head + 1] = '"errors":' .. tostring(errors) end
   if nitems == 0 then
     -- every item filtered away: ES drops the emptied array
-    return 200, setmetatable({ "{" .. concat(head, ",") .. "}", ob, filtered = true }, BUFFERED_MT)
+    return 200, buffered("{" .. concat(head, ",") .. "}", true)
   end
   head[#head + 1] = '"items":['
   ob:put("]}")
-  return 200, setmetatable({ "{" .. concat(head, ","), ob, filtered = true }, BUFFERED_MT)
+  return 200, buffered("{" .. concat(head, ","), true)
 end
 M.parse_item_filter = parse_item_filter
 

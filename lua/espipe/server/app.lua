@@ -89,6 +89,7 @@ local function send(status, body, content_type, head)
     ngx.header["Content-Length"] = #text + #buf
     ngx.print(text)
     while #buf > 0 do ngx.print(buf:get(SLICE)) end
+    if body.free then buf:free() end
     return ngx.eof()
   end
   if type(body) == "table" then body = json.encode(body) end
