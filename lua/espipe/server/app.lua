@@ -21,9 +21,6 @@ end
 
 function M.init_worker()
   math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid())
-  -- request bodies up to 16 MB (nginx_conf's in-memory limit) reuse heap memory
-  local ok, err = require("espipe.server.malloc").keep_freed(16 * 1024 * 1024 + 65536)
-  if not ok then ngx.log(ngx.INFO, "espipe serve: malloc tuning skipped: ", err) end
   if opts.data then
     persist.open(opts.data)
     local ok, err = pcall(cluster.restore)
