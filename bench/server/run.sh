@@ -2,8 +2,10 @@
 # Dev server throughput: _bulk bodies of ~350-byte documents posted over
 # CONNS parallel connections (curl --parallel, one keep-alive connection
 # each), against `espipe serve` storing in memory and with --blackhole.
-# Prints docs/s for each. Tunables: DOCS (per body, default 20000 = ~7.8 MB),
-# ROUNDS (bodies per connection, default 6), CONNS (default 4), CLIENT
+# Prints docs/s for each and the nginx workers' CPU time per document
+# (user + system; steadier than docs/s on a shared machine). Tunables: DOCS
+# (per body, default 20000 = ~7.8 MB), ROUNDS (bodies per connection,
+# default 6), CONNS (default 4), CLIENT
 # (transport = bench/server/load.lua on espipe's C curl transport, the
 # default when built; curl-cli = curl --parallel).
 set -eu
@@ -42,6 +44,17 @@ free_port() {
     echo $(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000 ))
 }
 
+# user + system CPU ticks of the nginx workers (children of the master)
+server_ticks() {
+    master=$(cat "$pidfile")
+    ticks=0
+    for p in $(ps -o pid= --ppid "$master"); do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+        ticks=$((ticks + t))
+    done
+    echo "$ticks"
+}
+
 run() { # $1 = label, rest = serve flags
     label=$1; shift
     tries=0
@@ -57,6 +70,7 @@ run() { # $1 = label, rest = serve flags
     # warm-up: one body, so the index exists and the worker's code is loaded
     curl -s -o /dev/null -H 'Content-Type: application/x-ndjson' --data-binary "@$work/body1.ndjson" "$url"
     requests=$((ROUNDS * CONNS))
+    cpu0=$(server_ticks)
     if [ "$client" = transport ]; then
         set -- $(lua5.4 bench/server/load.lua "http://127.0.0.1:$port" "$requests" "$CONNS" "$work"/body*.ndjson)
         secs=$2 bad=$3
@@ -80,10 +94,12 @@ run() { # $1 = label, rest = serve flags
         secs=$(awk -v s="$start" -v e="$end" 'BEGIN { print e - s }')
         bad=$(grep -vc '^200$' "$work/codes" || true)
     fi
+    cpu1=$(server_ticks)
     n=$((ROUNDS * CONNS * DOCS))
-    awk -v n="$n" -v t="$secs" -v l="$label" -v b="$bad" -v bytes="$bytes" -v conns="$CONNS" -v c="$client" 'BEGIN {
-        printf "%-10s %8d docs in %6.2f s = %8.0f docs/s  (%.1f MB bodies, %d connections, client %s, failed: %d)\n",
-            l, n, t, n / t, bytes / 1048576, conns, c, b }'
+    awk -v n="$n" -v t="$secs" -v l="$label" -v b="$bad" -v bytes="$bytes" -v conns="$CONNS" -v c="$client" \
+        -v cpu=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        printf "%-10s %8d docs in %6.2f s = %8.0f docs/s, server CPU %.2f us/doc  (%.1f MB bodies, %d connections, client %s, failed: %d)\n",
+            l, n, t, n / t, cpu / hz * 1e6 / n, bytes / 1048576, conns, c, b }'
     lua5.4 bin/espipe serve --stop --pid-file "$pidfile" >/dev/null
 }
 

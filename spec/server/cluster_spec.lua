@@ -228,6 +228,20 @@ describe("espipe serve #server: blackhole", function()
       assert.is_string(body.items[2].create._id)
       assert.equal(200, body.items[3].delete.status)
       assert.equal(404, (http.json("GET", server.url .. "/bh/_doc/a")))
+      -- ids as sent, escaped where JSON needs it, with and without filter_path
+      local lines = '{"index":{"_index":"bh","_id":"x1"}}\n{}\n{"index":{"_index":"bh","_id":"x2"}}\n{}\n'
+        .. '{"index":{"_index":"bh","_id":"q\\"uote"}}\n{}\n{"create":{"_index":"bh","_id":"x3"}}\n{}\n'
+      local NDJSON = { ["Content-Type"] = "application/x-ndjson" }
+      for _, query in ipairs({ "", "?filter_path=items.*._id,items.*.status" }) do
+        status, body = http.json("POST", server.url .. "/_bulk" .. query, lines, NDJSON)
+        assert.equal(200, status)
+        local got = {}
+        for i, item in ipairs(body.items) do
+          local op, r = next(item)
+          got[i] = op .. " " .. r._id .. " " .. r.status
+        end
+        assert.same({ "index x1 201", "index x2 201", 'index q"uote 201', "create x3 201" }, got)
+      end
     end)
     server.stop()
     assert(ok, err)

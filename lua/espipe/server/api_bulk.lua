@@ -1,8 +1,9 @@
 -- POST /_bulk and /{index}/_bulk. The hot path of the server: action lines
--- of the common shapes are parsed with string patterns (anything else goes
--- through the JSON decoder), sources are stored as the raw bytes received,
--- and the response is assembled with table.concat. Chaos decisions are all
--- drawn before anything is applied, so an item is never half-applied.
+-- of the common shapes are parsed with byte comparisons and string patterns
+-- (anything else goes through the JSON decoder), sources are stored as the
+-- raw bytes received,
+-- and the response is written into one reused string.buffer. Chaos decisions
+-- are all drawn before anything is applied, so an item is never half-applied.
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
@@ -11,17 +12,35 @@ local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
 local chaos_mod = require("espipe.server.chaos")
 
+-- LuaJIT 2.1's string.buffer (OpenResty's LuaJIT, which the nginx Lua
+-- module runs): items are formatted into it without interning a string each.
+local strbuf = require("string.buffer")
+local ffi = require("ffi")
+
+pcall(ffi.cdef, "int memcmp(const void *a, const void *b, size_t n);")
+local memcmp, cast = ffi.C.memcmp, ffi.cast
+
 local find, sub, match, byte = string.find, string.sub, string.match, string.byte
 local concat = table.concat
 
 local M = {}
 
--- A response body in pieces (strings and numbers) for ngx.print; app.lua
--- concatenates it only when filter_path needs the whole text.
-local CHUNKS_MT = { __name = "espipe.server.chunks" }
-M.CHUNKS_MT = CHUNKS_MT
-local function json_chunks(head, pieces)
-  return setmetatable({ head, pieces }, CHUNKS_MT)
+-- A response as { head, buffer, filtered =, free = }: app.lua sends the
+-- head and then the buffer in slices, with a Content-Length, and frees the
+-- buffer's memory when free is set; M.text() joins them only when
+-- filter_path needs the whole text. One buffer serves every request (a
+-- worker runs one handler at a time, and nothing yields between building a
+-- response and sending it), so its memory is not allocated and faulted in
+-- again for each 3 MB response, unless a response was unusually large.
+local BUFFERED_MT = { __name = "espipe.server.buffered" }
+M.BUFFERED_MT = BUFFERED_MT
+local KEEP_BYTES = 32 * 1024 * 1024
+local ob = strbuf.new()
+local nitems = 0 -- items written to ob for the request being answered
+function M.text(resp) return resp[1] .. resp[2]:tostring() end
+
+local function buffered(head, filtered)
+  return setmetatable({ head, ob, filtered = filtered, free = #ob > KEEP_BYTES }, BUFFERED_MT)
 end
 
 local chaos, rng
@@ -42,18 +61,19 @@ local META_KEYS = {
 }
 
 -- Fast shapes: {"op":{"_index":"i","_id":"x"}} / {"op":{"_id":"x"}} /
--- {"op":{"_index":"i"}} / {"op":{}}; ids and names without escapes.
+-- {"op":{"_index":"i"}} / {"op":{}}; ids and names without escapes or
+-- control characters, so the response can quote them as they are.
 local function fast_action(line)
   local op, rest = match(line, '^{"(%l+)":{(.*)}}$')
   if not op then return nil end
   if rest == "" then return op, {} end
-  local a, b = match(rest, '^"_index":"([^"\\]*)","_id":"([^"\\]*)"$')
+  local a, b = match(rest, '^"_index":"([^"\\%c]*)","_id":"([^"\\%c]*)"$')
   if a then return op, { _index = a, _id = b } end
-  a, b = match(rest, '^"_id":"([^"\\]*)","_index":"([^"\\]*)"$')
+  a, b = match(rest, '^"_id":"([^"\\%c]*)","_index":"([^"\\%c]*)"$')
   if a then return op, { _index = b, _id = a } end
-  a = match(rest, '^"_id":"([^"\\]*)"$')
+  a = match(rest, '^"_id":"([^"\\%c]*)"$')
   if a then return op, { _id = a } end
-  a = match(rest, '^"_index":"([^"\\]*)"$')
+  a = match(rest, '^"_index":"([^"\\%c]*)"$')
   if a then return op, { _index = a } end
   return nil
 end
@@ -101,13 +121,10 @@ end
 local ITEM_FIELDS = { _index = 1, _id = 2, _version = 3, result = 4, forced_refresh = 5,
                       _shards = 6, _seq_no = 7, _primary_term = 8, status = 9, error = 10 }
 local item_filter -- the parsed spec of the request being answered, or nil
--- responses already filtered (ngx.print takes only array-like tables: no flag field)
-local FILTERED = setmetatable({}, { __mode = "k" })
-function M.is_filtered(resp) return FILTERED[resp] == true end
 
 local function parse_item_filter(spec)
   if type(spec) ~= "string" or spec == "" then return nil end
-  local f = { took = false, errors = false, fields = {} }
+  local f = { took = false, errors = false, fields = {}, ok_any = false }
   for path in spec:gmatch("[^,]+") do
     path = path:match("^%s*(.-)%s*$")
     local field = path:match("^items%.%*%.([%w_]+)$")
@@ -115,6 +132,8 @@ local function parse_item_filter(spec)
       f[path] = true
     elseif field and ITEM_FIELDS[field] then
       f.fields[field] = true
+      -- forced_refresh alone shows only on items of a refresh=true request
+      if field ~= "forced_refresh" and field ~= "error" then f.ok_any = true end
     else
       return nil
     end
@@ -122,7 +141,13 @@ local function parse_item_filter(spec)
   return f
 end
 
-local function item_error(out, op, index, id, status, cause)
+-- the separator before the next item
+local function sep()
+  nitems = nitems + 1
+  return nitems > 1 and "," or ""
+end
+
+local function item_error(op, index, id, status, cause)
   local f = item_filter
   if f then
     local inner, any = {}, false
@@ -130,15 +155,11 @@ local function item_error(out, op, index, id, status, cause)
     if f.fields._id then inner._id, any = id == nil and json.null or id, true end
     if f.fields.status then inner.status, any = status, true end
     if f.fields.error then inner.error, any = cause, true end
-    if any then
-      out[#out + 1] = json.encode({ [op] = inner })
-      out[#out + 1] = ","
-    end
+    if any then ob:put(sep(), json.encode({ [op] = inner })) end
     return
   end
-  out[#out + 1] = json.encode({ [op] = { _index = index, _id = id == nil and json.null or id,
-    status = status, error = cause } })
-  out[#out + 1] = ","
+  ob:put(sep(), json.encode({ [op] = { _index = index, _id = id == nil and json.null or id,
+    status = status, error = cause } }))
 end
 
 local function mapping_routing_required(idx)
@@ -157,31 +178,32 @@ local function shards_json(idx)
   return s
 end
 
-local function filtered_ok_item(out, f, op, index, id, version, result, forced, shards, seq, term, status)
+-- An acknowledged item with only the fields filter_path keeps (in ES's order).
+local function filtered_ok_item(f, op, index, id, version, result, forced, shards, seq, term, status)
   local w = f.fields
-  local parts = {}
-  if w._index then parts[#parts + 1] = '"_index":' .. jstr(index) end
-  if w._id then parts[#parts + 1] = '"_id":' .. jstr(id) end
-  if w._version then parts[#parts + 1] = '"_version":' .. version end
-  if w.result then parts[#parts + 1] = '"result":"' .. result .. '"' end
-  if w.forced_refresh and forced then parts[#parts + 1] = '"forced_refresh":true' end
-  if w._shards then parts[#parts + 1] = shards end
-  if w._seq_no then parts[#parts + 1] = '"_seq_no":' .. seq end
-  if w._primary_term then parts[#parts + 1] = '"_primary_term":' .. term end
-  if w.status then parts[#parts + 1] = '"status":' .. status end
-  if #parts > 0 then
-    out[#out + 1] = '{"' .. op .. '":{' .. concat(parts, ",") .. '}},'
-  end
+  if not (f.ok_any or (w.forced_refresh and forced)) then return end
+  ob:put(sep(), '{"', op, '":{')
+  local c = "" -- "," once a field is written
+  if w._index then ob:put('"_index":', jstr(index)) c = "," end
+  if w._id then ob:put(c, '"_id":', jstr(id)) c = "," end
+  if w._version then ob:put(c, '"_version":', version) c = "," end
+  if w.result then ob:put(c, '"result":"', result, '"') c = "," end
+  if w.forced_refresh and forced then ob:put(c, '"forced_refresh":true') c = "," end
+  if w._shards then ob:put(c, shards) c = "," end
+  if w._seq_no then ob:put(c, '"_seq_no":', seq) c = "," end
+  if w._primary_term then ob:put(c, '"_primary_term":', term) c = "," end
+  if w.status then ob:put(c, '"status":', status) end
+  ob:put("}}")
 end
 
-local function ok_item(out, op, idx, rec, result, status, forced)
+local function ok_item(op, idx, rec, result, status, forced)
   if item_filter then
-    return filtered_ok_item(out, item_filter, op, idx.name, rec.id, rec.v, result, forced,
+    return filtered_ok_item(item_filter, op, idx.name, rec.id, rec.v, result, forced,
                             shards_json(idx), rec.s, rec.t, status)
   end
-  out[#out + 1] = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":' .. jstr(rec.id)
-    .. ',"_version":' .. rec.v .. ',"result":"' .. result .. (forced and '","forced_refresh":true,' or '",')
-    .. shards_json(idx) .. ',"_seq_no":' .. rec.s .. ',"_primary_term":' .. rec.t .. ',"status":' .. status .. '}},'
+  ob:put(sep(), '{"', op, '":{"_index":', jstr(idx.name), ',"_id":', jstr(rec.id), ',"_version":', rec.v,
+    ',"result":"', result, forced and '","forced_refresh":true,' or '",', shards_json(idx),
+    ',"_seq_no":', rec.s, ',"_primary_term":', rec.t, ',"status":', status, '}}')
 end
 
 local function num(v)
@@ -192,17 +214,67 @@ end
 -- One pass over the body: every action with its metadata and source, or
 -- the error that fails the whole request. Items are in flat arrays (no
 -- table per item on the common path); meta is false for the fast shapes.
-local FAST_FULL = '^{"(%l+)":{"_index":"([^"\\]*)","_id":"([^"\\]*)"}}\r?\n'
+-- The arrays are kept from request to request (entries past n are stale),
+-- so 20 000-item bodies do not regrow five tables each time: nothing yields
+-- between parsing a body and applying its last item.
+-- A bulk body repeats one action prefix ({"index":{"_index":"i","_id":")
+-- with different ids: once FAST_FULL has matched a line, the next lines are
+-- checked against that prefix with memcmp and a byte loop over the id, a
+-- tenth of what the pattern match costs. No string is made on the way:
+-- each new string is a lookup in LuaJIT's string table, a cache miss.
+-- Without sources (--blackhole) an id matched so is not made a string
+-- either: ids[n] is true and id_in[n], id_at[n], id_len[n] locate its bytes.
+local FAST_FULL = '^{"(%l+)":{"_index":"([^"\\%c]*)","_id":"()([^"\\%c]*)"}}\r?\n'
+local ops, indices, ids, srcs, metas = {}, {}, {}, {}, {}
+local id_in, id_at, id_len = {}, {}, {}
 
-local function parse(body, skip_sources)
-  local ops, indices, ids, srcs, metas = {}, {}, {}, {}, {}
-  local n, pos, len, line_no = 0, 1, #body, 0
+-- end of an id in body from position j (the closing quote) and of its
+-- line ("}}" and the newline) | nil when the line is not of the fast shape
+local function fast_id_end(body, j)
+  local c = byte(body, j)
+  while c and c ~= 34 and c ~= 92 and c >= 32 do
+    j = j + 1
+    c = byte(body, j)
+  end
+  if c ~= 34 or byte(body, j + 1) ~= 125 or byte(body, j + 2) ~= 125 then return nil end
+  local k = j + 3
+  if byte(body, k) == 13 then k = k + 1 end
+  if byte(body, k) ~= 10 then return nil end
+  return j, k
+end
+
+-- Parses the complete action/source pairs of one piece of the body from
+-- position pos, appending to the arrays after item n and line line_no.
+-- Returns n, line_no, and the position where an incomplete pair starts
+-- (the rest of it is in the next piece) | nil, status, body.
+local function parse(body, pos, skip_sources, n, line_no, last)
+  local len = #body
+  local ptr = cast("const char *", body)
+  local pfx, plen, pfx_op, pfx_index -- the last FAST_FULL line up to its id
+  local ref_at, ref_len -- an id left in body (skip_sources)
   while pos <= len do
-    local s, e, op, index, id = find(body, FAST_FULL, pos)
+    local s, e, op, index, id
+    if pfx and pos + plen <= len and memcmp(ptr + pos - 1, pfx, plen) == 0 then
+      local q, k = fast_id_end(body, pos + plen)
+      if q then
+        s, e, op, index = pos, k, pfx_op, pfx_index
+        if skip_sources then
+          id, ref_at, ref_len = true, pos + plen - 1, q - pos - plen
+        else
+          id = sub(body, pos + plen, q - 1)
+        end
+      end
+    end
+    if not s then
+      local at
+      s, e, op, index, at, id = find(body, FAST_FULL, pos)
+      if s then pfx, plen, pfx_op, pfx_index = sub(body, pos, at - 1), at - pos, op, index end
+    end
     local meta = false
-    line_no = line_no + 1
+    local ln = line_no + 1
     if not s then
       local nl = find(body, "\n", pos, true)
+      if not nl then return n, line_no, pos end -- (a whole body ends with a newline)
       local line_end = nl - 1
       if byte(body, line_end) == 13 then line_end = line_end - 1 end
       e = nl
@@ -212,7 +284,7 @@ local function parse(body, skip_sources)
         op, m = fast_action(line)
         if not op then
           local st, eb
-          op, st, eb = slow_action(line, line_no)
+          op, st, eb = slow_action(line, ln)
           if not op then return nil, st, eb end
           m = st
           meta = m
@@ -225,24 +297,76 @@ local function parse(body, skip_sources)
     end
     if op then
       local known = ACTIONS[op]
-      if known then
-        n = n + 1
-        ops[n], indices[n], ids[n], metas[n] = op, index or false, id or false, meta
-      end
+      local src = false
       if op ~= "delete" then
         local nl2 = find(body, "\n", e + 1, true)
-        if not nl2 then return nil, es.validation({ "source is missing" }) end
+        if not nl2 then
+          if not last then return n, line_no, pos end
+          return nil, es.validation({ "source is missing" })
+        end
         if known and not skip_sources then
           local send = nl2 - 1
           if byte(body, send) == 13 then send = send - 1 end
-          srcs[n] = sub(body, e + 1, send)
+          src = sub(body, e + 1, send)
         end
         e = nl2
-        line_no = line_no + 1
+        ln = ln + 1
+      end
+      if known then
+        n = n + 1
+        ops[n], indices[n], ids[n], metas[n], srcs[n] = op, index or false, id or false, meta, src
+        if id == true then id_in[n], id_at[n], id_len[n] = body, ref_at, ref_len end
       end
     end
+    line_no = ln
     pos = e + 1
   end
+  return n, line_no, nil
+end
+
+-- The body as read: one string, or the 64 KB pieces app.lua read from the
+-- request socket. A pair cut by a piece boundary is completed line by line
+-- from the next piece(s) (copying only that pair), then the rest of the
+-- piece is parsed in place. -> n, ops, indices, ids, srcs, metas | nil,
+-- status, body
+local held = {} -- the text of an incomplete pair, in parts
+local function parse_pieces(pieces, skip_sources)
+  local n, line_no, nheld, count = 0, 0, 0, #pieces
+  local a, b
+  for i = 1, count do
+    local piece = pieces[i]
+    local last, from, plen = i == count, 1, #piece
+    while nheld > 0 do
+      local nl = find(piece, "\n", from, true)
+      if not nl then -- no end of line in the whole piece: keep it all
+        nheld = nheld + 1
+        held[nheld] = from == 1 and piece or sub(piece, from)
+        from = plen + 1
+        break
+      end
+      nheld = nheld + 1
+      held[nheld] = sub(piece, from, nl)
+      from = nl + 1
+      local w = concat(held, "", 1, nheld)
+      n, a, b = parse(w, 1, skip_sources, n, line_no, last and from > plen)
+      if not n then return nil, a, b end
+      line_no, nheld = a, 0
+      if b then
+        nheld = 1
+        held[1] = sub(w, b)
+      end
+    end
+    if from <= plen then
+      n, a, b = parse(piece, from, skip_sources, n, line_no, last)
+      if not n then return nil, a, b end
+      line_no = a
+      if b then
+        nheld = 1
+        held[1] = sub(piece, b)
+      end
+    end
+  end
+  for i = 1, #held do held[i] = nil end
   return n, ops, indices, ids, srcs, metas
 end
 
@@ -252,76 +376,71 @@ local BH_MID = {
   index = ',"_version":1,"result":"created",' .. BH_SHARDS, create = ',"_version":1,"result":"created",' .. BH_SHARDS,
   delete = ',"_version":1,"result":"deleted",' .. BH_SHARDS, update = ',"_version":2,"result":"updated",' .. BH_SHARDS,
 }
--- The response from its item pieces (each ending in ","), filtered or not.
-local function bulk_response(out, took, errors)
+local BH_END = { index = ',"_primary_term":1,"status":201}}', create = ',"_primary_term":1,"status":201}}',
+                 delete = ',"_primary_term":1,"status":200}}', update = ',"_primary_term":1,"status":200}}' }
+
+-- The response around the items written to ob, filtered or not.
+local function bulk_response(took, errors)
   local f = item_filter
-  if #out > 0 then
-    local last = out[#out]
-    out[#out] = sub(last, 1, #last - 1) .. "]}"
-  end
   if not f then
-    if #out == 0 then out[1] = "]}" end
-    return 200, json_chunks('{"took":' .. took .. ',"errors":' .. tostring(errors) .. ',"items":[', out)
+    ob:put("]}")
+    return 200, buffered('{"took":' .. took .. ',"errors":' .. tostring(errors) .. ',"items":[', false)
   end
   local head = {}
   if f.took then head[#head + 1] = '"took":' .. took end
   if f.errors then head[#head + 1] = '"errors":' .. tostring(errors) end
-  if #out == 0 then
+  if nitems == 0 then
     -- every item filtered away: ES drops the emptied array
-    local r = setmetatable({ "{" .. concat(head, ",") .. "}", {} }, CHUNKS_MT)
-    FILTERED[r] = true
-    return 200, r
+    return 200, buffered("{" .. concat(head, ",") .. "}", true)
   end
   head[#head + 1] = '"items":['
-  local r = json_chunks("{" .. concat(head, ","), out)
-  FILTERED[r] = true
-  return 200, r
+  ob:put("]}")
+  return 200, buffered("{" .. concat(head, ","), true)
 end
 M.parse_item_filter = parse_item_filter
 
-local function blackhole(body, default_index, started)
-  local n, ops, indices, ids = parse(body, true)
+local function blackhole(pieces, default_index, started)
+  local n, ops, indices, ids, _, metas = parse_pieces(pieces, true)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
-  -- Pieces go straight into `out`: building one string per item would intern
-  -- long strings that differ only in the middle, which LuaJIT's sparse
-  -- string hash turns into long collision chains.
-  local out, k = {}, 0
-  local prefixes = {}
-  if item_filter then
-    for i = 1, n do
-      local op, index, id = ops[i], indices[i] or default_index or "blackhole", ids[i]
-      bh_seq = bh_seq + 1
-      local created = op == "index" or op == "create"
-      filtered_ok_item(out, item_filter, op, index, id or ("bh" .. bh_seq), op == "update" and 2 or 1,
-                       created and "created" or (op == "delete" and "deleted" or "updated"), false,
-                       '"_shards":{"total":1,"successful":1,"failed":0}', bh_seq, 1, created and 201 or 200)
-    end
-    ngx.update_time()
-    stats.bulk(0, n, {})
-    return bulk_response(out, math.floor((ngx.now() - started) * 1000), false)
-  end
+  local last_op, last_index, pfx -- the response prefix of the previous item
+  local f = item_filter
   for i = 1, n do
     local op, index, id = ops[i], indices[i] or default_index or "blackhole", ids[i]
-    local key = op .. "\0" .. index
-    local pfx = prefixes[key]
-    if not pfx then
-      pfx = '{"' .. op .. '":{"_index":' .. jstr(index) .. ',"_id":'
-      prefixes[key] = pfx
-    end
     bh_seq = bh_seq + 1
-    out[k + 1] = i > 1 and "," or ""
-    out[k + 2] = pfx
-    out[k + 3] = id and jstr(id) or ('"bh' .. bh_seq .. '"')
-    out[k + 4] = BH_MID[op]
-    out[k + 5] = bh_seq
-    out[k + 6] = (op == "index" or op == "create") and ',"_primary_term":1,"status":201}}' or ',"_primary_term":1,"status":200}}'
-    k = k + 6
+    local id_body = id == true and id_in[i]
+    if id_body then
+      id = nil
+      id_in[i] = false -- the body can go once answered
+    end
+    if f then
+      local created = op == "index" or op == "create"
+      if id_body then id = sub(id_body, id_at[i] + 1, id_at[i] + id_len[i]) end
+      filtered_ok_item(f, op, index, id or ("bh" .. bh_seq), op == "update" and 2 or 1,
+                       created and "created" or (op == "delete" and "deleted" or "updated"), false,
+                       '"_shards":{"total":1,"successful":1,"failed":0}', bh_seq, 1, created and 201 or 200)
+    else
+      if op ~= last_op or index ~= last_index then
+        last_op, last_index = op, index
+        pfx = '{"' .. op .. '":{"_index":' .. jstr(index) .. ',"_id":'
+      end
+      ob:put(i > 1 and "," or "", pfx)
+      if id_body then
+        ob:put('"'):putcdata(cast("const char *", id_body) + id_at[i], id_len[i]):put('"')
+      elseif not id then
+        ob:put('"bh', bh_seq, '"')
+      elseif metas[i] then -- decoded from JSON: may need escapes
+        ob:put(jstr(id))
+      else
+        ob:put('"', id, '"')
+      end
+      ob:put(BH_MID[op], bh_seq, BH_END[op])
+    end
   end
+  nitems = f and nitems or n
   ngx.update_time()
   stats.bulk(0, n, {})
-  out[k + 1] = "]}"
-  return 200, json_chunks('{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"errors":false,"items":[', out)
+  return bulk_response(math.floor((ngx.now() - started) * 1000), false)
 end
 
 local EMPTY, CREATE = {}, { create = true }
@@ -349,14 +468,17 @@ local function target_entry(cache, index, url_routing, require_alias)
   return t
 end
 
+-- req.body: a string, or a list of the pieces read from the request socket
 function M.bulk(req)
   ngx.update_time()
   local started = ngx.now()
-  local body = req.body
-  if not body or body == "" then
+  local pieces = req.body
+  if type(pieces) == "string" then pieces = { pieces } end
+  local tail = pieces and pieces[#pieces]
+  if not tail or tail == "" then
     return es.validation({ "no requests added" })
   end
-  if byte(body, #body) ~= 10 then
+  if byte(tail, #tail) ~= 10 then
     return es.bad_request("The bulk request must be terminated by a newline [\\n]")
   end
   local default_index = req.params.index
@@ -368,7 +490,9 @@ function M.bulk(req)
     end
     if rng:hit(ch.bulk_429) then
       stats.chaos("bulk_429")
-      return es.rejected_coordinating(#body)
+      local bytes = 0
+      for _, p in ipairs(pieces) do bytes = bytes + #p end
+      return es.rejected_coordinating(bytes)
     end
     if rng:hit(ch["503"]) then
       stats.chaos("503")
@@ -380,7 +504,10 @@ function M.bulk(req)
     end
   end
   item_filter = parse_item_filter(req.args.filter_path)
-  if req.opts.blackhole then return blackhole(body, default_index, started) end
+  -- from here to the response nothing yields: ob is this request's
+  ob:reset()
+  nitems = 0
+  if req.opts.blackhole then return blackhole(pieces, default_index, started) end
 
   local refresh, rs, re = params.refresh(req.args)
   if refresh == nil and rs then return rs, re end
@@ -388,11 +515,10 @@ function M.bulk(req)
   local require_alias = params.flag(req.args, "require_alias", false)
 
   -- parse everything first: a malformed line fails the whole request
-  local n, ops, indices, ids, srcs, metas = parse(body)
+  local n, ops, indices, ids, srcs, metas = parse_pieces(pieces, false)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
 
-  local out = {}
   local errors = false
   local per_shard = {}
   local foreign = 0
@@ -400,6 +526,7 @@ function M.bulk(req)
   local cache = {}
   local forced = refresh == "true"
   local item_429 = ch and ch.item_429
+  local f = item_filter
   for i = 1, n do
     local op, index, id, meta, src = ops[i], indices[i], ids[i], metas[i], srcs[i]
     if not index then index = default_index end
@@ -408,16 +535,18 @@ function M.bulk(req)
     if item_429 and rng:hit(item_429) then
       stats.chaos("item_429")
       errors = true
-      item_error(out, op, index or json.null, id or nil, 429, { type = "es_rejected_execution_exception",
+      item_error(op, index or json.null, id or nil, 429, { type = "es_rejected_execution_exception",
         reason = "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, "
           .. "all_bytes=0, primary_operation_bytes=" .. #(src or "") .. ", max_coordinating_and_primary_bytes=0] "
           .. "(injected by espipe serve --chaos)" })
     elseif t and t.fast and id ~= "" then
       -- the common case: index/create with _index and _id only
       local idx = t.idx
-      local sh = cluster.shard_for(idx, id, nil)
+      local sh, herr = cluster.shard_for(idx, id, nil)
       local s, c
-      if idx.mapping.check then
+      if not sh then
+        s, c = 400, { type = "illegal_argument_exception", reason = herr }
+      elseif idx.mapping.check then
         s, c = writes.check_source(idx, id, src, nil)
       elseif #idx.pending_sources < 10000 then
         cluster.defer_mapping(idx, src)
@@ -429,36 +558,27 @@ function M.bulk(req)
       end
       if s then
         errors = true
-        item_error(out, op, idx.name, id, s, c)
+        item_error(op, idx.name, id, s, c)
       else
         local shard = idx.shards[sh]
         per_shard[shard] = (per_shard[shard] or 0) + 1
         if shard.node ~= node then foreign = foreign + 1 end
-        if item_filter then
-          filtered_ok_item(out, item_filter, op, idx.name, id, rec.v, created and "created" or "updated", false,
+        if f then
+          filtered_ok_item(f, op, idx.name, id, rec.v, created and "created" or "updated", false,
                            shards_json(idx), rec.s, rec.t, created and 201 or 200)
-          goto next_item
+        else
+          local pfx = t.pfx[op]
+          if not pfx then
+            pfx = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":"'
+            t.pfx[op] = pfx
+          end
+          nitems = nitems + 1
+          ob:put(nitems > 1 and "," or "", pfx, id, '","_version":', rec.v, created and t.created or t.updated,
+                 rec.s, ',"_primary_term":', rec.t, created and ',"status":201}}' or ',"status":200}}')
         end
-        local pfx = t.pfx[op]
-        if not pfx then
-          pfx = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":"'
-          t.pfx[op] = pfx
-        end
-        -- pieces, not one string per item (see blackhole)
-        local k = #out
-        out[k + 1] = pfx
-        out[k + 2] = id
-        out[k + 3] = '","_version":'
-        out[k + 4] = rec.v
-        out[k + 5] = created and t.created or t.updated
-        out[k + 6] = rec.s
-        out[k + 7] = ',"_primary_term":'
-        out[k + 8] = rec.t
-        out[k + 9] = created and ',"status":201}},' or ',"status":200}},'
       end
-      ::next_item::
     else
-      local shard, ok = M.general_item(out, op, index, id, meta or EMPTY, src, url_routing, require_alias, forced)
+      local shard, ok = M.general_item(op, index, id, meta or EMPTY, src, url_routing, require_alias, forced)
       if ok then
         per_shard[shard] = (per_shard[shard] or 0) + 1
         if shard.node ~= node then foreign = foreign + 1 end
@@ -475,20 +595,19 @@ function M.bulk(req)
   stats.docs(node, written, foreign)
   stats.bulk(node, n, per_shard)
   ngx.update_time()
-  -- handed to ngx.print as pieces: no 3 MB string is built
-  return bulk_response(out, math.floor((ngx.now() - started) * 1000), errors)
+  return bulk_response(math.floor((ngx.now() - started) * 1000), errors)
 end
 
 -- Any other item: routing, versions, concurrency, update, delete, aliases
 -- with routing, auto ids. Appends the item; returns shard, true on success.
-function M.general_item(out, op, index, id, meta, src, url_routing, require_alias, forced)
+function M.general_item(op, index, id, meta, src, url_routing, require_alias, forced)
   if not index then
-    item_error(out, op, json.null, id or nil, 400, { type = "action_request_validation_exception",
+    item_error(op, json.null, id or nil, 400, { type = "action_request_validation_exception",
       reason = "Validation Failed: 1: index is missing;" })
     return nil, false
   end
   if id == "" then
-    item_error(out, op, index, id, 400, { type = "illegal_argument_exception",
+    item_error(op, index, id, 400, { type = "illegal_argument_exception",
       reason = "if _id is specified it must not be empty" })
     return nil, false
   end
@@ -496,7 +615,7 @@ function M.general_item(out, op, index, id, meta, src, url_routing, require_alia
   if op == "index" and meta.op_type == "create" then op = "create" end
   if not id then
     if op ~= "index" and op ~= "create" then
-      item_error(out, op, index, nil, 400, { type = "action_request_validation_exception",
+      item_error(op, index, nil, 400, { type = "action_request_validation_exception",
         reason = "Validation Failed: 1: id is missing;" })
       return nil, false
     end
@@ -507,7 +626,7 @@ function M.general_item(out, op, index, id, meta, src, url_routing, require_alia
   local idx, sh, r2 = writes.target { index = index, id = id, routing = route, auto_create = op ~= "delete",
     require_alias = meta.require_alias == true or require_alias }
   if not idx then
-    item_error(out, out_op, index, id, sh, r2)
+    item_error(out_op, index, id, sh, r2)
     return nil, false
   end
   local o = { routing = r2, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),
@@ -561,10 +680,10 @@ function M.general_item(out, op, index, id, meta, src, url_routing, require_alia
     end
   end
   if result then
-    ok_item(out, out_op, idx, rec, result, status, forced)
+    ok_item(out_op, idx, rec, result, status, forced)
     return idx.shards[sh], true
   end
-  item_error(out, out_op, idx.name, id, status, cause)
+  item_error(out_op, idx.name, id, status, cause)
   return nil, false
 end
 

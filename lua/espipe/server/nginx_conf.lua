@@ -86,6 +86,8 @@ function M.build(c)
     "events { worker_connections 4096; }",
     "http {",
     "  access_log off;",
+    -- the pieces app.lua reads _bulk bodies in, one recv each
+    "  lua_socket_buffer_size 64k;",
     "  server_tokens off;",
     "  default_type application/json;",
     "  keepalive_requests 1000000;",

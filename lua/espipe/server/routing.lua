@@ -18,7 +18,7 @@
 -- 16-bit halves because a double keeps only 53 bits of the full product.
 local M = {}
 
-local byte, find, floor = string.byte, string.find, math.floor
+local byte, floor = string.byte, math.floor
 
 local TWO32 = 4294967296
 local TWO31 = 2147483648
@@ -172,15 +172,16 @@ local function mix_block(h, k)
   return add(mul(h, 5), C3)
 end
 
-local function murmur_units(get, n)
+-- get(src, i): the i-th code unit of src (string.byte for ASCII strings)
+local function murmur_units(get, src, n)
   local h = ops.const(0)
   local i = 1
   while i + 1 <= n do
-    h = mix_block(h, word(get(i), get(i + 1)))
+    h = mix_block(h, word(get(src, i), get(src, i + 1)))
     i = i + 2
   end
   if i == n then -- one code unit left: a 2-byte tail
-    local k = word(get(i), 0)
+    local k = word(get(src, i), 0)
     k = mul(k, C1)
     k = rotl(k, 15)
     k = mul(k, C2)
@@ -195,19 +196,29 @@ local function murmur_units(get, n)
   return signed(h)
 end
 
+local function unit_at(units, i) return units[i] end
+
+-- a byte loop: compiled by LuaJIT, where a pattern find runs the C matcher
+local function ascii(s)
+  for i = 1, #s do
+    if byte(s, i) > 127 then return false end
+  end
+  return true
+end
+
 local function hash(s)
   if type(s) ~= "string" then
     error("routing.hash expects a string, got " .. type(s), 2)
   end
-  if not find(s, "[\128-\255]") then
-    -- ASCII: one code unit per byte
-    return murmur_units(function(i) return byte(s, i) end, #s)
+  if ascii(s) then
+    -- one code unit per byte
+    return murmur_units(byte, s, #s)
   end
   local units, n = utf16_units(s)
   if not units then
     return nil, "invalid UTF-8 in routing value at byte " .. n
   end
-  return murmur_units(function(i) return units[i] end, n)
+  return murmur_units(unit_at, units, n)
 end
 M.hash = hash
 
@@ -236,6 +247,8 @@ end
 
 function M.shard(value, shards, routing_shards, func)
   check_counts(shards, routing_shards, func, 2)
+  -- one shard takes every value that hashes (ASCII always does)
+  if shards == 1 and type(value) == "string" and ascii(value) then return 0 end
   local h, err = hash(value)
   if not h then return nil, err end
   return M.shard_for_hash(h, shards, routing_shards, func)
