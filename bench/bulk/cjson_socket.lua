@@ -17,7 +17,7 @@ conn:setoption("tcp-nodelay", true)
 
 local function read_body(headers)
   local len = headers["content-length"]
-  if len then return assert(conn:receive(tonumber(len))) end
+  if len then return (assert(conn:receive(tonumber(len)))) end
   assert(headers["transfer-encoding"] == "chunked", "response without length")
   local parts = {}
   while true do

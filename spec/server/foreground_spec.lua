@@ -3,7 +3,7 @@
 local http = require("spec.support.http")
 
 local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
+  local p = io.popen("{ " .. cmd .. "; } 2>&1")
   local out = p:read("*a")
   p:close()
   return out
