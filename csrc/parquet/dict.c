@@ -4,6 +4,11 @@
 #include "dict.h"
 #include "encoding.h"
 
+static void recount(pq_dict *d)
+{
+    d->memory = d->plain.len + d->count * sizeof(pq_dict_entry) + d->nslots * sizeof(uint32_t);
+}
+
 void pq_dict_init(pq_dict *d)
 {
     strbuf_init(&d->plain);
@@ -11,6 +16,7 @@ void pq_dict_init(pq_dict *d)
     d->count = d->cap = 0;
     d->slots = NULL;
     d->nslots = 0;
+    d->memory = 0;
 }
 
 void pq_dict_free(pq_dict *d)
@@ -27,26 +33,44 @@ void pq_dict_clear(pq_dict *d)
     d->count = 0;
     if (d->slots != NULL)
         memset(d->slots, 0, d->nslots * sizeof *d->slots);
+    recount(d);
 }
 
-size_t pq_dict_memory(const pq_dict *d)
+/* The first min(n, 8) bytes as one zero-padded word, read without a
+** variable-length copy (which costs a store-forwarding stall per value). */
+static uint64_t head_of(const char *s, size_t n)
 {
-    return d->plain.len + d->count * sizeof(pq_dict_entry) + d->nslots * sizeof(uint32_t);
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t k;
+    uint32_t lo, hi;
+    if (n >= 8) {
+        memcpy(&k, s, 8);
+        return k;
+    }
+    if (n >= 4) {
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        return (uint64_t)lo << 32 | hi;   /* the two words overlap: every byte counts */
+    }
+    if (n == 0)
+        return 0;
+    return (uint64_t)u[0] | (uint64_t)u[n >> 1] << 8 | (uint64_t)u[n - 1] << 16;
 }
 
 /* Eight bytes per step: a multiply-xorshift mix, plenty for a hash table. */
-static uint32_t hash_bytes(const char *s, size_t n)
+static uint32_t hash_bytes(const char *s, size_t n, uint64_t head)
 {
-    uint64_t h = 0x9E3779B97F4A7C15u ^ n, k;
-    while (n >= 8) {
-        memcpy(&k, s, 8);
-        h = (h ^ k) * 0xBF58476D1CE4E5B9u;
-        h ^= h >> 29;
-        s += 8;
-        n -= 8;
+    uint64_t h = 0x9E3779B97F4A7C15u ^ n, k = head;
+    if (n > 8) {
+        const char *last = s + n - 8;
+        while (s < last) {
+            memcpy(&k, s, 8);
+            h = (h ^ k) * 0xBF58476D1CE4E5B9u;
+            h ^= h >> 29;
+            s += 8;
+        }
+        memcpy(&k, last, 8);   /* the tail, overlapping the last full word */
     }
-    k = 0;
-    memcpy(&k, s, n);
     h = (h ^ k) * 0x94D049BB133111EBu;
     h ^= h >> 32;
     return (uint32_t)h;
@@ -70,21 +94,34 @@ static int rehash(pq_dict *d, size_t nslots)
     return 0;
 }
 
+/* Whether entry e holds s[0..n), whose first bytes are head (see head_of). */
+static int same(const pq_dict *d, const pq_dict_entry *e, const char *s, size_t n, uint64_t head)
+{
+    const char *b = d->plain.data + e->offset;
+    if (n <= 8)
+        return head_of(b, n) == head;
+    return memcmp(b, s, n) == 0;
+}
+
 long pq_dict_intern(pq_dict *d, const char *s, size_t n, size_t max_bytes, size_t max_entries)
 {
-    uint32_t h = hash_bytes(s, n);
+    uint64_t head = head_of(s, n);
+    uint32_t h = hash_bytes(s, n, head);
     size_t j;
     unsigned char len4[4];
 
     if (n > UINT32_MAX - 4 || d->count >= UINT32_MAX - 1)
         return PQ_DICT_FULL;
     /* keep the load factor under 1/2 */
-    if ((d->count + 1) * 2 > d->nslots && rehash(d, d->nslots ? d->nslots * 2 : 64) != 0)
-        return PQ_DICT_NOMEM;
+    if ((d->count + 1) * 2 > d->nslots) {
+        if (rehash(d, d->nslots ? d->nslots * 2 : 64) != 0)
+            return PQ_DICT_NOMEM;
+        recount(d);
+    }
     j = h & (d->nslots - 1);
     while (d->slots[j] != 0) {
         const pq_dict_entry *e = &d->entries[d->slots[j] - 1];
-        if (e->hash == h && e->len == n && memcmp(pq_dict_bytes(d, d->slots[j] - 1), s, n) == 0)
+        if (e->hash == h && e->len == n && same(d, e, s, n, head))
             return (long)(d->slots[j] - 1);
         j = (j + 1) & (d->nslots - 1);
     }
@@ -104,8 +141,10 @@ long pq_dict_intern(pq_dict *d, const char *s, size_t n, size_t max_bytes, size_
     strbuf_append_unsafe(&d->plain, len4, 4);
     d->entries[d->count].offset = d->plain.len;
     d->entries[d->count].len = (uint32_t)n;
-    d->entries[d->count].hash = h;
     strbuf_append_unsafe(&d->plain, s, n);
+    d->entries[d->count].hash = h;
     d->slots[j] = (uint32_t)(d->count + 1);
-    return (long)d->count++;
+    d->count++;
+    recount(d);
+    return (long)(d->count - 1);
 }

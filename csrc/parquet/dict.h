@@ -22,6 +22,7 @@ typedef struct pq_dict {
     size_t count, cap;
     uint32_t *slots;   /* open addressing: entry index + 1, 0 = empty */
     size_t nslots;
+    size_t memory;     /* what pq_dict_memory reports */
 } pq_dict;
 
 void pq_dict_init(pq_dict *d);
@@ -39,7 +40,10 @@ static inline const char *pq_dict_bytes(const pq_dict *d, size_t i)
 {
     return d->plain.data + d->entries[i].offset;
 }
-/* Bytes the dictionary holds (its PLAIN page size plus the index structures). */
-size_t pq_dict_memory(const pq_dict *d);
+/* Bytes the dictionary holds (its PLAIN page size plus the index structures), kept up to date by every change. */
+static inline size_t pq_dict_memory(const pq_dict *d)
+{
+    return d->memory;
+}
 
 #endif
