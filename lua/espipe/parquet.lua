@@ -71,8 +71,8 @@ end
 
 --- Write the hits of one search response body. -> rows, position | nil, err
 function Writer:write_page(body)
-  if type(body) ~= "string" then
-    error("write_page: body must be a string, got " .. type(body), 2)
+  if type(body) ~= "string" and type(body) ~= "userdata" then
+    error("write_page: body must be a string or a response body, got " .. type(body), 2)
   end
   local n, pos, kind, offset = self.w:write_page(body)
   if n == nil then
