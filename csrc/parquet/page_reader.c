@@ -691,6 +691,27 @@ static int put_span(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v, in
     }
 }
 
+/* Rows ahead whose dictionary slots, then bytes, are fetched early. */
+#define AHEAD_SLOT 8
+#define AHEAD_BYTES 4
+
+/* The prefetch hints for the string columns of row i (see pq_dict_prefetch_slot). */
+static void prefetch_row(const pq_page_reader *r, const pq_writer *w, size_t i, int bytes)
+{
+    const pq_span *row = r->rows + i * r->ncols;
+    size_t c;
+    for (c = 0; c < w->ncols; c++) {
+        const pq_column *col = &w->cols[c];
+        pq_span v = row[c];
+        if (col->kind != PQ_STRING || col->dict_full || v.start == NULL || *v.start != '"')
+            continue;
+        if (bytes)
+            pq_dict_prefetch_bytes(&col->dict, (const char *)v.start + 1, (size_t)(v.end - v.start) - 2);
+        else
+            pq_dict_prefetch_slot(&col->dict, (const char *)v.start + 1, (size_t)(v.end - v.start) - 2);
+    }
+}
+
 int pq_page_write(pq_page_reader *r, pq_writer *w)
 {
     size_t i, c;
@@ -699,6 +720,10 @@ int pq_page_write(pq_page_reader *r, pq_writer *w)
     if (w->failed)
         return -1;
     for (i = 0; i < r->nhits; i++, row += r->ncols) {
+        if (i + AHEAD_SLOT < r->nhits)
+            prefetch_row(r, w, i + AHEAD_SLOT, 0);
+        if (i + AHEAD_BYTES < r->nhits)
+            prefetch_row(r, w, i + AHEAD_BYTES, 1);
         for (c = 0; c < w->ncols; c++)
             if (put_span(r, w, &w->cols[c], row[c], 0) != 0)
                 return -1;

@@ -460,7 +460,7 @@ static int ranked_cmp(const void *a, const void *b)
 /* Sort the dictionary once so page bounds are a min/max over integer ranks. */
 static ranked *rank_dictionary(pq_writer *w, pq_column *c)
 {
-    size_t n = c->dict.count, i;
+    size_t n = c->dict.count, i, k;
     ranked *sorted;
     w->scratch.len = 0;
     if (strbuf_reserve(&w->scratch, n * sizeof(ranked)) != 0)
@@ -473,10 +473,14 @@ static ranked *rank_dictionary(pq_writer *w, pq_column *c)
         w->ranks_cap = n;
     }
     sorted = (ranked *)(void *)w->scratch.data;
-    for (i = 0; i < n; i++) {
-        sorted[i].p = pq_dict_bytes(&c->dict, i);
-        sorted[i].len = c->dict.entries[i].len;
-        sorted[i].index = (uint32_t)i;
+    for (i = 0, k = 0; i < c->dict.nslots; i++) {
+        const pq_dict_slot *slot = &c->dict.slots[i];
+        if (slot->index1 == 0)
+            continue;
+        sorted[k].p = pq_dict_slot_bytes(&c->dict, slot);
+        sorted[k].len = slot->len;
+        sorted[k].index = slot->index1 - 1;
+        k++;
     }
     qsort(sorted, n, sizeof *sorted, ranked_cmp);
     for (i = 0; i < n; i++)
