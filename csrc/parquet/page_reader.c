@@ -2,6 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#endif
+
 #include "coerce.h"
 #include "json_internal.h"
 #include "json_number.h"
@@ -14,6 +18,16 @@
 ** number); a column then takes the first of its candidate nodes stamped for
 ** this hit.
 */
+/* A member key met at some position of an object, and the child it is. */
+typedef struct seen_key {
+    uint64_t head, tail;
+    size_t klen;
+    int child;             /* -1: no column below this key */
+} seen_key;
+
+/* Positions remembered per object: documents of one index list their keys in one order. */
+#define SEEN_MAX 64
+
 typedef struct node {
     char *key;
     size_t klen;
@@ -21,6 +35,8 @@ typedef struct node {
     int parent, first_child, next_sibling;   /* -1: none */
     uint32_t stamp;
     pq_span value;
+    seen_key *seen;        /* the keys of the last object read at this node, by position */
+    size_t nseen;          /* valid entries of seen (SEEN_MAX allocated, or none) */
 } node;
 
 struct pq_page_reader {
@@ -139,6 +155,8 @@ static int build_table(pq_page_reader *r)
         t[j] = (int)i;
     }
     free(r->table);
+    for (i = 0; i < r->nnodes; i++)
+        r->nodes[i].nseen = 0;   /* children were added: what was seen may be stale */
     r->table = t;
     r->table_mask = size - 1;
     r->table_stale = 0;
@@ -146,17 +164,50 @@ static int build_table(pq_page_reader *r)
 }
 
 static int lookup_child(const pq_page_reader *r, int parent, const char *k, size_t klen,
-                        const unsigned char *end)
+                        uint64_t head, uint64_t tail)
 {
-    uint64_t head, tail;
     size_t j;
     int i;
-    page_key_words(k, klen, end, &head, &tail);
     for (j = slot_of(parent, klen, head, tail) & r->table_mask; (i = r->table[j]) >= 0;
          j = (j + 1) & r->table_mask)
         if (r->nodes[i].parent == parent && key_matches(&r->nodes[i], k, klen, head, tail))
             return i;
     return -1;
+}
+
+/*
+** The child of node at for the m-th member's key: what the last object read
+** there had at position m when the key is the same (compared whole: keys up
+** to 16 bytes), else a table lookup, remembered for the next object.
+*/
+static int child_at(pq_page_reader *r, int at, size_t m, const char *k, size_t klen,
+                    const unsigned char *kend)
+{
+    node *n = &r->nodes[at];
+    uint64_t head, tail;
+    int child;
+
+    page_key_words(k, klen, kend, &head, &tail);
+    if (m < n->nseen) {
+        const seen_key *e = &n->seen[m];
+        if (e->klen == klen && e->head == head && e->tail == tail && klen <= 16)
+            return e->child;
+    }
+    child = lookup_child(r, at, k, klen, head, tail);
+    if (klen <= 16 && m < SEEN_MAX && m <= n->nseen) {
+        /* best effort: without the memory the table lookup is all there is */
+        if (n->seen == NULL)
+            n->seen = malloc(SEEN_MAX * sizeof *n->seen);
+        if (n->seen != NULL) {
+            n->seen[m].head = head;
+            n->seen[m].tail = tail;
+            n->seen[m].klen = klen;
+            n->seen[m].child = child;
+            if (m == n->nseen)
+                n->nseen++;
+        }
+    }
+    return child;
 }
 
 static int add_node(pq_page_reader *r, int parent, const char *key, size_t klen)
@@ -177,6 +228,8 @@ static int add_node(pq_page_reader *r, int parent, const char *key, size_t klen)
     memset(n, 0, sizeof *n);
     n->first_child = n->next_sibling = -1;
     n->parent = parent;
+    n->seen = NULL;
+    n->nseen = 0;
     r->table_stale = 1;
     n->key = malloc(klen + 1);
     if (n->key == NULL)
@@ -215,8 +268,10 @@ void pq_page_reader_free(pq_page_reader *r)
     size_t i;
     if (r == NULL)
         return;
-    for (i = 0; i < r->nnodes; i++)
+    for (i = 0; i < r->nnodes; i++) {
         free(r->nodes[i].key);
+        free(r->nodes[i].seen);
+    }
     free(r->nodes);
     free(r->table);
     free(r->cands);
@@ -277,30 +332,45 @@ pq_span pq_page_last_sort(const pq_page_reader *r) { return r->sort; }
 /* ---- reading ---- */
 
 /*
-** json_skip_plain, finishing a word with a bit scan instead of a byte loop:
-** keys and most values end inside their first or second word.
+** json_skip_plain, faster: sixteen bytes per step with SSE2 (one signed
+** compare flags both control and non-ASCII bytes), else eight with a bit
+** scan to finish the word. Keys and most values end in their first step.
 */
 static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
 {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    while (end - p >= 8) {
-        uint64_t v, quote, bslash, m;
-        memcpy(&v, p, 8);
-        quote = v ^ (ones * '"');
-        bslash = v ^ (ones * '\\');
-        /* each test can mark bytes after a true hit, never before one: the lowest mark is exact */
-        m = (v | ((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) | ((bslash - ones) & ~bslash)) & highs;
+#if defined(__SSE2__) && defined(__GNUC__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmplt_epi8(v, space));   /* signed: >= 0x80 is below 0x20 */
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
         if (m != 0)
-            return p + (__builtin_ctzll(m) >> 3);
-        p += 8;
+            return p + __builtin_ctz(m);
+        p += 16;
     }
+#endif
+#if LITTLE_ENDIAN_WORDS
+    {
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        while (end - p >= 8) {
+            uint64_t v, quote8, bslash8, m;
+            memcpy(&v, p, 8);
+            quote8 = v ^ (ones * '"');
+            bslash8 = v ^ (ones * '\\');
+            /* each test can mark bytes after a true hit, never before one: the lowest mark is exact */
+            m = (v | ((v - ones * 0x20) & ~v) | ((quote8 - ones) & ~quote8) | ((bslash8 - ones) & ~bslash8))
+                & highs;
+            if (m != 0)
+                return p + (__builtin_ctzll(m) >> 3);
+            p += 8;
+        }
+    }
+#endif
     while (p < end && json_char_class[*p] == JSON_CH_PLAIN)
         p++;
     return p;
-#else
-    return json_skip_plain(p, end);
-#endif
 }
 
 /*
@@ -377,6 +447,7 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
     size_t klen;
     const unsigned char *vs, *kend;
     int child, is_sort;
+    size_t m = 0;
 
     if (json_dec_enter(d) != 0)
         return -1;
@@ -387,7 +458,7 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
             return json_dec_expected(d, "a string key");
         if (read_key(r, d, &k, &klen, &kend) != 0)
             return -1;
-        child = r->nodes[at].first_child >= 0 ? lookup_child(r, at, k, klen, kend) : -1;
+        child = r->nodes[at].first_child >= 0 ? child_at(r, at, m++, k, klen, kend) : -1;
         is_sort = at == 0 && KEY_IS(k, klen, "sort");
         if (d->p < d->end && *d->p == ':')
             d->p++;
