@@ -109,9 +109,6 @@ static int same(const pq_dict *d, const pq_dict_slot *slot, const char *s, size_
     return memcmp(b, s, n) == 0;
 }
 
-/* Below this the slots are likely still cached from the previous rows. */
-#define PREFETCH_MIN_SLOTS 8192
-
 #if defined(__GNUC__)
 #define PREFETCH(p) __builtin_prefetch(p)
 #else
@@ -120,7 +117,7 @@ static int same(const pq_dict *d, const pq_dict_slot *slot, const char *s, size_
 
 void pq_dict_prefetch_slot(const pq_dict *d, const char *s, size_t n)
 {
-    if (d->nslots >= PREFETCH_MIN_SLOTS)
+    if (d->nslots >= PQ_DICT_PREFETCH_MIN_SLOTS)
         PREFETCH(&d->slots[hash_bytes(s, n, head_of(s, n)) & (d->nslots - 1)]);
 }
 
@@ -128,7 +125,7 @@ void pq_dict_prefetch_bytes(const pq_dict *d, const char *s, size_t n)
 {
     const pq_dict_slot *slot;
     uint32_t h;
-    if (d->nslots < PREFETCH_MIN_SLOTS)
+    if (d->nslots < PQ_DICT_PREFETCH_MIN_SLOTS)
         return;
     h = hash_bytes(s, n, head_of(s, n));
     slot = &d->slots[h & (d->nslots - 1)];

@@ -52,6 +52,12 @@ static inline const char *pq_dict_slot_bytes(const pq_dict *d, const pq_dict_slo
 ** in) the entry's bytes. Nothing is changed; small dictionaries, which stay
 ** in the cache anyway, are skipped.
 */
+/* Below this the slots are likely still cached from the previous rows. */
+#define PQ_DICT_PREFETCH_MIN_SLOTS 8192
+static inline int pq_dict_worth_prefetching(const pq_dict *d)
+{
+    return d->nslots >= PQ_DICT_PREFETCH_MIN_SLOTS;
+}
 void pq_dict_prefetch_slot(const pq_dict *d, const char *s, size_t n);
 void pq_dict_prefetch_bytes(const pq_dict *d, const char *s, size_t n);
 

@@ -55,6 +55,7 @@ struct pq_page_reader {
     strbuf text;           /* a string value with escapes, resolved */
     pq_span *rows;         /* hits x ncols value spans of the page read */
     size_t nhits, cap_hits;
+    size_t *ahead;         /* ncols: the columns worth prefetching for, this page */
     pq_span pit_id, scroll_id, sort, hit_sort;
     int saw_hits;
 };
@@ -253,10 +254,11 @@ pq_page_reader *pq_page_reader_new(size_t ncols)
         return NULL;
     r->ncols = ncols;
     r->cand_start = calloc(ncols + 1, sizeof *r->cand_start);
+    r->ahead = calloc(ncols + 1, sizeof *r->ahead);
     json_decode_cfg_default(&r->cfg);
     strbuf_init(&r->key);
     strbuf_init(&r->text);
-    if (r->cand_start == NULL || add_node(r, -1, "", 0) != 0) {
+    if (r->cand_start == NULL || r->ahead == NULL || add_node(r, -1, "", 0) != 0) {
         pq_page_reader_free(r);
         return NULL;
     }
@@ -276,6 +278,7 @@ void pq_page_reader_free(pq_page_reader *r)
     free(r->table);
     free(r->cands);
     free(r->cand_start);
+    free(r->ahead);
     free(r->rows);
     strbuf_free(&r->key);
     strbuf_free(&r->text);
@@ -766,35 +769,39 @@ static int put_span(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v, in
 #define AHEAD_SLOT 8
 #define AHEAD_BYTES 4
 
-/* The prefetch hints for the string columns of row i (see pq_dict_prefetch_slot). */
-static void prefetch_row(const pq_page_reader *r, const pq_writer *w, size_t i, int bytes)
+/* The prefetch hints for row i, in the columns of r->ahead (see pq_dict_prefetch_slot). */
+static void prefetch_row(const pq_page_reader *r, const pq_writer *w, size_t nahead, size_t i, int bytes)
 {
     const pq_span *row = r->rows + i * r->ncols;
-    size_t c;
-    for (c = 0; c < w->ncols; c++) {
-        const pq_column *col = &w->cols[c];
-        pq_span v = row[c];
-        if (col->kind != PQ_STRING || col->dict_full || v.start == NULL || *v.start != '"')
+    size_t k;
+    for (k = 0; k < nahead; k++) {
+        const pq_dict *dict = &w->cols[r->ahead[k]].dict;
+        pq_span v = row[r->ahead[k]];
+        if (v.start == NULL || *v.start != '"')
             continue;
         if (bytes)
-            pq_dict_prefetch_bytes(&col->dict, (const char *)v.start + 1, (size_t)(v.end - v.start) - 2);
+            pq_dict_prefetch_bytes(dict, (const char *)v.start + 1, (size_t)(v.end - v.start) - 2);
         else
-            pq_dict_prefetch_slot(&col->dict, (const char *)v.start + 1, (size_t)(v.end - v.start) - 2);
+            pq_dict_prefetch_slot(dict, (const char *)v.start + 1, (size_t)(v.end - v.start) - 2);
     }
 }
 
 int pq_page_write(pq_page_reader *r, pq_writer *w)
 {
-    size_t i, c;
+    size_t i, c, nahead = 0;
     const pq_span *row = r->rows;
 
     if (w->failed)
         return -1;
+    /* only dictionaries too large to stay cached; one growing past that mid-page waits a page */
+    for (c = 0; c < w->ncols; c++)
+        if (w->cols[c].kind == PQ_STRING && !w->cols[c].dict_full && pq_dict_worth_prefetching(&w->cols[c].dict))
+            r->ahead[nahead++] = c;
     for (i = 0; i < r->nhits; i++, row += r->ncols) {
-        if (i + AHEAD_SLOT < r->nhits)
-            prefetch_row(r, w, i + AHEAD_SLOT, 0);
-        if (i + AHEAD_BYTES < r->nhits)
-            prefetch_row(r, w, i + AHEAD_BYTES, 1);
+        if (nahead > 0 && i + AHEAD_SLOT < r->nhits)
+            prefetch_row(r, w, nahead, i + AHEAD_SLOT, 0);
+        if (nahead > 0 && i + AHEAD_BYTES < r->nhits)
+            prefetch_row(r, w, nahead, i + AHEAD_BYTES, 1);
         for (c = 0; c < w->ncols; c++)
             if (put_span(r, w, &w->cols[c], row[c], 0) != 0)
                 return -1;
