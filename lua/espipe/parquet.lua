@@ -14,7 +14,8 @@
 --   })
 --   w:write_rows(docs)              -- an array of documents (row-major; the C side
 --                                   -- walks each column's path), -> n | nil, err
---   w:write_page(body)              -- one search/scroll response body: one row per hit,
+--   w:write_page(body)              -- one search/scroll response body (a string or the
+--                                   -- transport's response body): one row per hit,
 --                                   -- columns read straight from the bytes, paths inside
 --                                   -- each hit -> n, position | nil, err (err.offset:
 --                                   -- the byte of a malformed body; nothing written)
