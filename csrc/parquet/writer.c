@@ -281,7 +281,11 @@ typedef struct stats {
 
 static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
-    int r = memcmp(a, b, an < bn ? an : bn);   /* memcmp compares as unsigned char */
+    int r;
+    /* most comparisons (page statistics, the dictionary sort) end at the first byte */
+    if (an > 0 && bn > 0 && a[0] != b[0])
+        return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
+    r = memcmp(a, b, an < bn ? an : bn);   /* memcmp compares as unsigned char */
     if (r != 0)
         return r;
     return an < bn ? -1 : an > bn;
