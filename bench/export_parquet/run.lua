@@ -26,6 +26,8 @@
 -- Times are CPU seconds (os.clock) of this process: "decode" is
 -- search_response alone, "write" the rest, "decode+write" the whole loop.
 -- GC=generational|incremental in the environment picks Lua 5.4's collector.
+-- PAGES_DIR=dir also writes the scanned response bodies there (see
+-- write_pages.lua and instructions.sh).
 local ver = jit and "luajit" or _VERSION:match("%d+%.%d+")
 package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
 package.cpath = "./build/" .. ver .. "/?.so;" .. package.cpath
@@ -138,6 +140,15 @@ local function capture_pages()
 end
 
 local pages = capture_pages()
+-- PAGES_DIR=dir keeps the bodies as dir/pageNNN.json for write_pages.lua
+-- (instructions.sh counts write_page alone without a server).
+if os.getenv("PAGES_DIR") then
+  for i, p in ipairs(pages) do
+    local f = assert(io.open(string.format("%s/page%03d.json", os.getenv("PAGES_DIR"), i), "wb"))
+    f:write(p.body)
+    f:close()
+  end
+end
 local page_bytes, page_docs = 0, 0
 for _, p in ipairs(pages) do page_bytes, page_docs = page_bytes + #p.body, page_docs + p.n end
 collectgarbage()

@@ -7,8 +7,10 @@
 **   m = curl_multi.new{ max_inflight =, connect_timeout =, ca_file =, ca_dir =,
 **                       cert =, key =, insecure =, username =, password =,
 **                       auth_header =, max_response_bytes = }
-**   ok, msg, code = m:add(id, url, method, headers, body, timeout, gzip_level)
+**   ok, msg, code = m:add(id, url, method, headers, body, timeout, gzip_level, body_buffer)
 **   done = m:poll(timeout)   -- { { id, status, headers, body, code, message, sent, elapsed }, ... }
+**     body: a string; with body_buffer, a 2xx body is an espipe.response_body
+**     instead (response_body.h): the received bytes themselves, no copy
 **   m:inflight(), m:capacity(), m:close()
 **   curl_multi.now(), curl_multi.sleep(seconds), curl_multi.version()
 */
@@ -23,6 +25,7 @@
 #include "strbuf.h"
 #include "transfer.h"
 #include "curl_codes.h"
+#include "response_body.h"
 
 #define MULTI_MT "espipe.curl_multi"
 #define DEFAULT_MAX_RESPONSE_BYTES ((size_t)256 << 20)
@@ -253,7 +256,7 @@ static void body_bytes(lua_State *L, int idx, const char **p, size_t *len, bulk_
                luaL_typename(L, idx));
 }
 
-/* m:add(id, url, method, headers, body, timeout, gzip_level) -> true | nil, message, code */
+/* m:add(id, url, method, headers, body, timeout, gzip_level, body_buffer) -> true | nil, message, code */
 static int multi_add(lua_State *L)
 {
     multi *m = check_open(L);
@@ -262,7 +265,7 @@ static int multi_add(lua_State *L)
     transfer *t;
     const char *why = NULL;
     bulk_buffer *bulk;
-    int i, n, ref;
+    int i, n, ref, as_buffer;
     CURLMcode mc;
 
     req.url = luaL_checkstring(L, 3);
@@ -272,6 +275,7 @@ static int multi_add(lua_State *L)
     req.timeout_ms = seconds_to_ms(luaL_optnumber(L, 7, 0));
     req.gzip_level = (int)luaL_optinteger(L, 8, 0);
     luaL_argcheck(L, req.gzip_level >= 0 && req.gzip_level <= 9, 8, "gzip level must be 0..9");
+    as_buffer = lua_toboolean(L, 9);
     n = (int)espipe_rawlen(L, 5);
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 5, i);
@@ -307,6 +311,7 @@ static int multi_add(lua_State *L)
         mc = curl_multi_add_handle(m->handle, t->easy);
         if (mc == CURLM_OK) {
             t->state = TRANSFER_RUNNING;
+            t->body_buffer = as_buffer;
             t->started = now_seconds();
             lua_pushboolean(L, 1);
             return 1;
@@ -356,10 +361,16 @@ static void push_headers(lua_State *L, const strbuf *head)
     }
 }
 
-static void push_completion(lua_State *L, transfer *t, double now)
+/*
+** The completion table of t, pushed. A body delivered as a response_body is
+** returned still empty: deliver() moves the bytes in once nothing can raise
+** any more, so a slot re-delivered after a memory error still has them.
+*/
+static response_body *push_completion(lua_State *L, transfer *t, double now)
 {
     long status = 0;
     curl_off_t sent = 0;
+    response_body *b = NULL;
 
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
@@ -370,7 +381,16 @@ static void push_completion(lua_State *L, transfer *t, double now)
     lua_setfield(L, -2, "status");
     push_headers(L, &t->head);
     lua_setfield(L, -2, "headers");
-    lua_pushlstring(L, t->body.data != NULL ? t->body.data : "", t->body.len);
+    if (t->body_buffer && t->result == CURLE_OK && status >= 200 && status < 300) {
+        b = (response_body *)espipe_newuserdata(L, sizeof *b);
+        b->data = NULL;
+        b->len = 0;
+        b->released = 0;
+        luaL_getmetatable(L, ESPIPE_RESPONSE_BODY_MT);
+        lua_setmetatable(L, -2);
+    } else {
+        lua_pushlstring(L, t->body.data != NULL ? t->body.data : "", t->body.len);
+    }
     lua_setfield(L, -2, "body");
     lua_pushnumber(L, (lua_Number)(now - t->started));
     lua_setfield(L, -2, "elapsed");
@@ -389,6 +409,7 @@ static void push_completion(lua_State *L, transfer *t, double now)
             lua_pushstring(L, curl_easy_strerror(t->result));
         lua_setfield(L, -2, "message");
     }
+    return b;
 }
 
 /* Move finished transfers out of curl, then hand every finished one to Lua. */
@@ -415,8 +436,14 @@ static int deliver(lua_State *L, multi *m)
         transfer *t = &m->slots[i];
         if (t->state != TRANSFER_DONE)
             continue;
-        push_completion(L, t, now);
+        response_body *b = push_completion(L, t, now);
         lua_rawseti(L, -2, ++n);
+        if (b != NULL) {
+            /* the bytes move; the transfer's next response starts a new buffer */
+            b->data = t->body.data;
+            b->len = t->body.len;
+            strbuf_init(&t->body);
+        }
         release_slot(L, m, t);
     }
     return n;
@@ -505,6 +532,54 @@ static int cm_version(lua_State *L)
     return 1;
 }
 
+/* ---- espipe.response_body ---- */
+
+static response_body *check_body(lua_State *L)
+{
+    return (response_body *)luaL_checkudata(L, 1, ESPIPE_RESPONSE_BODY_MT);
+}
+
+static int body_release(lua_State *L)
+{
+    response_body *b = check_body(L);
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->released = 1;
+    return 0;
+}
+
+static int body_gc(lua_State *L)
+{
+    response_body *b = check_body(L);
+    free(b->data);
+    b->data = NULL;
+    return 0;
+}
+
+static int body_len(lua_State *L)
+{
+    size_t len = 0;
+    (void)response_body_bytes(L, 1, &len);
+    lua_pushinteger(L, (lua_Integer)len);
+    return 1;
+}
+
+static int body_tostring(lua_State *L)
+{
+    size_t len = 0;
+    const char *p;
+    (void)check_body(L);
+    p = response_body_bytes(L, 1, &len);
+    lua_pushlstring(L, p, len);
+    return 1;
+}
+
+static const luaL_Reg body_methods[] = {
+    { "release", body_release },
+    { NULL, NULL }
+};
+
 static const luaL_Reg multi_methods[] = {
     { "add", multi_add },
     { "poll", multi_poll },
@@ -542,6 +617,17 @@ int luaopen_espipe_curl_multi(lua_State *L)
         lua_pushcfunction(L, multi_close);
         lua_setfield(L, -2, "__close");
         lua_pushcfunction(L, multi_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, ESPIPE_RESPONSE_BODY_MT)) {
+        espipe_newlib(L, body_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, body_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, body_len);
+        lua_setfield(L, -2, "__len");
+        lua_pushcfunction(L, body_tostring);
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);

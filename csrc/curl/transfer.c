@@ -207,6 +207,7 @@ void transfer_reset(transfer *t)
     trim(&t->body);
     /* gz is not trimmed: bulk bodies have a steady size, reusing saves a realloc per batch. */
     t->gz.len = 0;
+    t->body_buffer = 0;
     t->state = TRANSFER_FREE;
     t->body_ref = LUA_NOREF;
 }

@@ -51,6 +51,7 @@ typedef struct transfer {
     strbuf body;
     strbuf gz;                  /* the gzip'd request body */
     size_t max_response_bytes;
+    int body_buffer;            /* deliver a 2xx body as a response_body, not a string */
     int too_large;
     CURLcode result;
     double started;

@@ -84,14 +84,14 @@ static int put_int64_from_double(pq_writer *w, pq_column *c, double d, int count
     return pq_put_int64(w, c, v);
 }
 
-int pq_put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n)
+static int put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n, int utf8_checked)
 {
     int64_t v;
     double d;
 
     switch (c->kind) {
     case PQ_STRING:
-        return pq_utf8_valid(s, n) ? pq_put_bytes(w, c, s, n) : pq_put_invalid(w, c);
+        return utf8_checked || pq_utf8_valid(s, n) ? pq_put_bytes(w, c, s, n) : pq_put_invalid(w, c);
     case PQ_TIMESTAMP:
         return parse_es_date(s, n, &v) == 0 ? pq_put_int64(w, c, v) : pq_put_invalid(w, c);
     case PQ_INT64:
@@ -121,6 +121,16 @@ int pq_put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n)
     default:
         return pq_put_invalid(w, c);
     }
+}
+
+int pq_put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n)
+{
+    return put_string_value(w, c, s, n, 0);
+}
+
+int pq_put_utf8_value(pq_writer *w, pq_column *c, const char *s, size_t n)
+{
+    return put_string_value(w, c, s, n, 1);
 }
 
 int pq_put_bool_value(pq_writer *w, pq_column *c, int b)

@@ -18,6 +18,8 @@ int pq_utf8_valid(const char *s, size_t n);
 int pq_put_invalid(pq_writer *w, pq_column *c);   /* null, counted as invalid */
 int pq_put_coerced_text(pq_writer *w, pq_column *c, const char *s, size_t n);
 int pq_put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n);
+/* The same for text already known to be valid UTF-8 (checked by the JSON scan). */
+int pq_put_utf8_value(pq_writer *w, pq_column *c, const char *s, size_t n);
 int pq_put_bool_value(pq_writer *w, pq_column *c, int b);
 /* A number: an integer (is_int, where Lua has integers) or a double. */
 int pq_put_number_value(pq_writer *w, pq_column *c, int is_int, int64_t i, double d);

@@ -8,7 +8,8 @@
 **              value is found by walking its path (a literal dotted key is
 **              tried when a level is missing). Row-major in, columns built in C.
 **   w:write_page(body) -> n, position | nil, message, kind, offset
-**              body: one search (or scroll) response; one row per hit of
+**              body: one search (or scroll) response, a string or an
+**              espipe.response_body (curl/response_body.h); one row per hit of
 **              hits.hits, each column's path read inside the hit object
 **              straight from the bytes (see page_reader.h), with the rules of
 **              write_rows (coerce.h), except that JSON text (json columns,
@@ -28,6 +29,7 @@
 
 #include "coerce.h"
 #include "compat.h"
+#include "curl/response_body.h"
 #include "datetime.h"
 #include "json_internal.h"
 #include "page_reader.h"
@@ -567,9 +569,10 @@ static int l_write_page(lua_State *L)
     const char *body;
     size_t len, at = 0;
 
-    if (lua_type(L, 2) != LUA_TSTRING)
-        return luaL_error(L, "write_page: body must be a string, got %s", luaL_typename(L, 2));
-    body = lua_tolstring(L, 2, &len);
+    body = response_body_bytes(L, 2, &len);
+    if (body == NULL)
+        return luaL_error(L, "write_page: body must be a string or a response body, got %s",
+                          luaL_typename(L, 2));
     lua_settop(L, 2);
     if (w->failed)
         return push_failure(L, w->err, "io");
@@ -614,9 +617,10 @@ static int l_page_position(lua_State *L)
     const char *body;
     size_t len, at = 0;
 
-    if (lua_type(L, 1) != LUA_TSTRING)
-        return luaL_error(L, "page_position: body must be a string, got %s", luaL_typename(L, 1));
-    body = lua_tolstring(L, 1, &len);
+    body = response_body_bytes(L, 1, &len);
+    if (body == NULL)
+        return luaL_error(L, "page_position: body must be a string or a response body, got %s",
+                          luaL_typename(L, 1));
     if (*r == NULL && (*r = pq_page_reader_new(0)) == NULL)
         return luaL_error(L, "page_position: out of memory");
     if (pq_page_read(*r, body, len, err, &at) != 0) {

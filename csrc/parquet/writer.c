@@ -281,7 +281,11 @@ typedef struct stats {
 
 static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
-    int r = memcmp(a, b, an < bn ? an : bn);   /* memcmp compares as unsigned char */
+    int r;
+    /* most comparisons (page statistics, the dictionary sort) end at the first byte */
+    if (an > 0 && bn > 0 && a[0] != b[0])
+        return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
+    r = memcmp(a, b, an < bn ? an : bn);   /* memcmp compares as unsigned char */
     if (r != 0)
         return r;
     return an < bn ? -1 : an > bn;
@@ -460,7 +464,7 @@ static int ranked_cmp(const void *a, const void *b)
 /* Sort the dictionary once so page bounds are a min/max over integer ranks. */
 static ranked *rank_dictionary(pq_writer *w, pq_column *c)
 {
-    size_t n = c->dict.count, i;
+    size_t n = c->dict.count, i, k;
     ranked *sorted;
     w->scratch.len = 0;
     if (strbuf_reserve(&w->scratch, n * sizeof(ranked)) != 0)
@@ -473,10 +477,14 @@ static ranked *rank_dictionary(pq_writer *w, pq_column *c)
         w->ranks_cap = n;
     }
     sorted = (ranked *)(void *)w->scratch.data;
-    for (i = 0; i < n; i++) {
-        sorted[i].p = pq_dict_bytes(&c->dict, i);
-        sorted[i].len = c->dict.entries[i].len;
-        sorted[i].index = (uint32_t)i;
+    for (i = 0, k = 0; i < c->dict.nslots; i++) {
+        const pq_dict_slot *slot = &c->dict.slots[i];
+        if (slot->index1 == 0)
+            continue;
+        sorted[k].p = pq_dict_slot_bytes(&c->dict, slot);
+        sorted[k].len = slot->len;
+        sorted[k].index = slot->index1 - 1;
+        k++;
     }
     qsort(sorted, n, sizeof *sorted, ranked_cmp);
     for (i = 0; i < n; i++)

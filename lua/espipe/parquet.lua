@@ -14,7 +14,8 @@
 --   })
 --   w:write_rows(docs)              -- an array of documents (row-major; the C side
 --                                   -- walks each column's path), -> n | nil, err
---   w:write_page(body)              -- one search/scroll response body: one row per hit,
+--   w:write_page(body)              -- one search/scroll response body (a string or the
+--                                   -- transport's response body): one row per hit,
 --                                   -- columns read straight from the bytes, paths inside
 --                                   -- each hit -> n, position | nil, err (err.offset:
 --                                   -- the byte of a malformed body; nothing written)
@@ -71,8 +72,8 @@ end
 
 --- Write the hits of one search response body. -> rows, position | nil, err
 function Writer:write_page(body)
-  if type(body) ~= "string" then
-    error("write_page: body must be a string, got " .. type(body), 2)
+  if type(body) ~= "string" and type(body) ~= "userdata" then
+    error("write_page: body must be a string or a response body, got " .. type(body), 2)
   end
   local n, pos, kind, offset = self.w:write_page(body)
   if n == nil then

@@ -190,8 +190,54 @@ describe("parquet w:write_page", function()
   it("raises on a body that is not a string", function()
     support.with_file(function(path)
       local w = assert(parquet.open(path, COLUMNS))
-      assert.has_error(function() w:write_page({}) end, "write_page: body must be a string, got table")
+      assert.has_error(function() w:write_page({}) end, "write_page: body must be a string or a response body, got table")
       assert(w:close())
+    end)
+  end)
+end)
+
+-- Dictionaries large enough for write_page's prefetching (past 8192 slots),
+-- rehashed as they grow, cleared between row groups: DuckDB reads back every
+-- value, in order.
+describe("parquet w:write_page with large dictionaries #duckdb", function()
+  local duckdb = require "parquet.duckdb"
+
+  it("keeps every value of a column with tens of thousands of distinct strings", function()
+    local cols = {
+      { name = "_id", type = "string", path = { "_id" } },
+      { name = "user", type = "string", path = { "_source", "user" } },
+      { name = "ip", type = "string", path = { "_source", "ip" } },
+    }
+    local bodies, want, seed = {}, {}, 7
+    for p = 0, 5 do
+      local hits = {}
+      for i = 1, 5000 do
+        seed = (seed * 16807) % 2147483647
+        local k = p * 5000 + i
+        -- ids sharing a prefix (the case that piled up in few slots), some long
+        local user = (k % 5 == 0) and ("user-with-a-longer-name-" .. seed % 20000) or ("u-" .. seed % 20000)
+        local ip = "10." .. seed % 7 .. "." .. seed % 251 .. "." .. k % 97
+        hits[i] = { _id = "id-" .. k, _source = { user = user, ip = ip }, sort = { k } }
+        want[k] = { user, ip }
+      end
+      bodies[#bodies + 1] = page(hits)
+    end
+    support.with_file(function(path)
+      local w = assert(parquet.open(path, cols, { codec = "snappy", row_group_bytes = 400000 }))
+      for _, body in ipairs(bodies) do assert(w:write_page(body)) end
+      local r = assert(w:close())
+      assert.are.equal(30000, r.rows)
+      assert.is_true(r.row_groups > 1)
+      local rows = duckdb.query({ "SELECT _id, \"user\", ip FROM read_parquet(" .. duckdb.quote(path)
+        .. ", file_row_number = true) ORDER BY file_row_number" })[1]
+      assert.are.equal(30000, #rows)
+      for k = 1, 30000 do
+        local row = rows[k]
+        if row._id ~= "id-" .. k or row.user ~= want[k][1] or row.ip ~= want[k][2] then
+          error(string.format("row %d: got %s %s %s, want id-%d %s %s", k, tostring(row._id),
+            tostring(row.user), tostring(row.ip), k, want[k][1], want[k][2]))
+        end
+      end
     end)
   end)
 end)

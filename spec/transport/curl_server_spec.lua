@@ -83,6 +83,29 @@ describe("transport.curl against nginx #server", function()
     t:close()
   end)
 
+  it("hands a 2xx body over as a response body with body_buffer, other statuses as strings", function()
+    local t = curl.new { hosts = { srv.url } }
+    local res = assert(t:request { path = "/gzip/same", body_buffer = true })
+    assert.equals(200, res.status)
+    assert.equals("userdata", type(res.body))
+    -- the answer's bytes (curl decoded the gzip'd answer into it), no string made
+    local text = tostring(res.body)
+    assert.equals(#text, #res.body)
+    assert.equals("/gzip/same", cjson.decode(text).uri)
+    res.body:release()
+    assert.has_error(function() return #res.body end, "the response body was released")
+    res.body:release()   -- twice is harmless
+    local failed = assert(t:request { path = "/x", query = "status=429", body_buffer = true })
+    assert.equals(429, failed.status)
+    assert.equals("string", type(failed.body))
+    -- the transfer's next body is a fresh buffer: the first one is untouched
+    local a = assert(t:request { path = "/one", body_buffer = true })
+    local b = assert(t:request { path = "/two", body_buffer = true })
+    assert.equals("/one", cjson.decode(tostring(a.body)).uri)
+    assert.equals("/two", cjson.decode(tostring(b.body)).uri)
+    t:close()
+  end)
+
   it("keeps many requests in flight at once", function()
     local t = curl.new { hosts = { srv.url }, max_inflight = 8 }
     for i = 1, 8 do assert(t:submit { path = "/slow", query = "sleep=0.5", ctx = i }) end

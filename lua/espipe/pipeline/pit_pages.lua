@@ -33,6 +33,12 @@
 -- needs a check against the writer's reading and a re-request on mismatch:
 -- more states for a gain only when one slice is used.)
 --
+-- raw_pages asks the transport for each body as a response body where it
+-- can (the curl transport's body_buffer: the received bytes, not a Lua
+-- string copy of them; another transport gives strings): page.body stays
+-- valid until the next page is asked for or the scan is closed, when its
+-- bytes are released. w:write_page and page_position take either.
+--
 -- A resumed job first tries the saved PIT; if it is gone (404) a new PIT is
 -- opened and the unfinished slices start over (r.restarted = true): _shard_doc
 -- positions belong to one PIT. With preserved ids that only re-sends documents.
@@ -77,7 +83,7 @@ function R:_submit(sl)
   if self.nslices > 1 then body.slice = { id = sl.id, max = self.nslices } end
   if sl.after then body.search_after = sl.after end
   local req = { method = "POST", path = "/_search", body = json.encode(body),
-    headers = { ["Content-Type"] = "application/json" } }
+    headers = { ["Content-Type"] = "application/json" }, body_buffer = self.raw_pages or nil }
   local id, err = self.client:_submit(self.owner, req)
   if not id then error(require("espipe.client").transport_error(err, req), 0) end
   sl.req = req
@@ -133,6 +139,12 @@ local function bad_page(sl, derr, offset)
   return errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
     reason = "search response is not a page of hits: " .. tostring(derr),
     request = { method = sl.req.method, path = sl.req.path } }
+end
+
+-- The bytes of a page handed out before, freed now rather than whenever the
+-- collector gets to it (it does not see their size).
+local function release(page)
+  if type(page.body) == "userdata" then page.body:release() end
 end
 
 function R:_complete_raw(sl, body)
@@ -199,6 +211,7 @@ function R:next_page()
   if handed then
     self.handed = nil
     if handed.waiting then self:advance(handed) end
+    release(handed)
   end
   while #self.ready == 0 do
     if self.n_pending == 0 then
@@ -218,7 +231,7 @@ function R:next_page()
     for _, res in ipairs(self.client:_wait(self.owner, 1)) do self:_complete(res) end
   end
   local page = table.remove(self.ready, 1)
-  if page.waiting then self.handed = page end
+  if page.waiting or page.body then self.handed = page end
   return page
 end
 
@@ -229,6 +242,8 @@ end
 function R:close()
   if self.closed then return end
   self.closed = true
+  if self.handed then release(self.handed) self.handed = nil end
+  for _, page in ipairs(self.ready) do release(page) end
   while self.n_pending > 0 do
     for _, res in ipairs(self.client:_wait(self.owner, 1)) do
       if self.pending[res.id] then self.pending[res.id] = nil; self.n_pending = self.n_pending - 1 end

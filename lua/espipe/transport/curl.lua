@@ -306,8 +306,10 @@ function Transport:submit(req)
   local id = self.next_id
   self.next_id = id + 1
   local url = self.hosts[host].url .. path .. (query and ("?" .. query) or "")
+  -- body_buffer: a 2xx body comes back as an espipe.response_body (the
+  -- received bytes, no Lua string copy) for consumers that read it in C.
   local ok, message, code = self.multi:add(id, url, method, lines, body,
-    req.timeout or self.timeout, level)
+    req.timeout or self.timeout, level, req.body_buffer == true)
   if not ok then
     return nil, errors.new {
       kind = code == "busy" and "busy" or "transport", code = code, message = message,
