@@ -11,6 +11,9 @@ local params = require("espipe.server.params")
 local query = require("espipe.server.query")
 local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
+local strbuf = require("string.buffer")
+
+local find = string.find
 
 local M = {}
 
@@ -162,22 +165,113 @@ local function total_of(n, track, as_int)
   return { value = n, relation = "eq" }
 end
 
-local function render(snap, plan, positions, values, sorted, spec)
-  local out = json.array()
-  local compiled = plan.compiled
-  for i, pos in ipairs(positions) do
-    local rec = snap.recs[pos]
-    local h = { _index = snap.shards[snap.ords[pos]].idx.name, _id = rec.id, _score = sorted and json.null or 1.0 }
-    if rec.r then h._routing = rec.r end
-    if spec ~= false then
-      h._source = query.source_filter(json.raw(rec.src), spec)
-    end
-    if sorted then
-      h.sort = values and values[i] or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))
-    end
-    out[#out + 1] = h
+-- Pages are written into one reused string.buffer as JSON text: each hit's
+-- stored source bytes are spliced in as they are, and nothing is interned
+-- per hit (no table per hit, no encode of the page). A worker runs one
+-- handler at a time and app.lua sends the buffer before the next request
+-- is handled, so one buffer serves every response; its memory is freed
+-- after an unusually large page.
+local BUFFERED_MT = require("espipe.server.api_bulk").BUFFERED_MT
+local ob = strbuf.new()
+local KEEP_BYTES = 32 * 1024 * 1024
+
+-- LuaJIT patterns are 5.1's: %z for NUL
+local NEEDS_ESCAPE = '[%z\1-\31"\\]'
+
+local function put_string(buf, s)
+  if find(s, NEEDS_ESCAPE) then buf:put(json.encode(s)) else buf:put('"', s, '"') end
+end
+
+-- '{"_index":"name","_id":' per shard ordinal of the snapshot
+local function hit_prefix(snap, ord)
+  local p = snap.hit_prefix
+  if not p then
+    p = {}
+    snap.hit_prefix = p
   end
-  return out
+  local s = p[ord]
+  if not s then
+    s = '{"_index":' .. json.encode(snap.shards[ord].idx.name) .. ',"_id":'
+    p[ord] = s
+  end
+  return s
+end
+
+-- sort values written without building a hit when the sort reads no field
+local function meta_sort_only(keys)
+  for _, k in ipairs(keys) do
+    if k.field ~= "_doc" and k.field ~= "_shard_doc" and k.field ~= "_score" then return false end
+  end
+  return true
+end
+
+local function put_meta_sort(buf, keys, ord, seq)
+  buf:put(',"sort":[')
+  for k = 1, #keys do
+    if k > 1 then buf:put(",") end
+    local f = keys[k].field
+    if f == "_doc" then
+      buf:putf("%d", seq)
+    elseif f == "_shard_doc" then
+      buf:putf("%d", ord * 4294967296 + seq)
+    else
+      buf:put("1") -- every score is 1.0 (hit_value of sc.hit), written as json.encode does
+    end
+  end
+  buf:put("]")
+end
+
+-- the hits of a page into ob (which it resets); spec = _source filter
+local function render(snap, plan, positions, values, sorted, spec)
+  local buf = ob
+  buf:reset()
+  local recs, ords = snap.recs, snap.ords
+  local compiled = plan.compiled
+  local keys = compiled.sorter.keys
+  local fast_sort = sorted and not values and meta_sort_only(keys)
+  local whole = spec == nil or spec == true or spec == json.null
+  local score = sorted and ',"_score":null' or ',"_score":1'
+  for i = 1, #positions do
+    local pos = positions[i]
+    local rec, ord = recs[pos], ords[pos]
+    if i > 1 then buf:put(",") end
+    buf:put(hit_prefix(snap, ord))
+    put_string(buf, rec.id)
+    buf:put(score)
+    if rec.r then
+      buf:put(',"_routing":')
+      put_string(buf, rec.r)
+    end
+    if whole then
+      buf:put(',"_source":', rec.src)
+    elseif spec ~= false then
+      local src = query.source_filter(json.raw(rec.src), spec)
+      buf:put(',"_source":', json.is_raw(src) and json.raw_text(src) or json.encode(src))
+    end
+    if fast_sort then
+      put_meta_sort(buf, keys, ord, rec.s)
+    elseif sorted then
+      buf:put(',"sort":', json.encode(values and values[i]
+        or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))))
+    end
+    buf:put("}")
+  end
+  buf:put("]}}")
+end
+
+-- the response of a page: head = everything before the hits (fields as
+-- ES orders them), then the hits rendered into ob
+local function page_response(head)
+  return setmetatable({ head, ob, filtered = false, free = #ob > KEEP_BYTES }, BUFFERED_MT)
+end
+
+local function shards_json(n)
+  return '"_shards":{"total":' .. n .. ',"successful":' .. n .. ',"skipped":0,"failed":0}'
+end
+
+local function hits_head(total, max_score)
+  return '"hits":{' .. (total ~= nil and ('"total":' .. json.encode(total) .. ",") or "")
+    .. '"max_score":' .. max_score .. ',"hits":['
 end
 
 local function shards_header(n)
@@ -299,7 +393,6 @@ function M.search(req)
     if not first then return query_error(err) end
   end
 
-  local resp = { took = 0, timed_out = false, _shards = shards_header(snap.nshards) }
   local spec = body._source
   local scroll_secs
   if scroll then
@@ -314,17 +407,21 @@ function M.search(req)
   if not count then return query_error(err) end
   local positions, values = page_of(snap, plan, ordered, first, size)
   if not positions then return query_error(values) end
+  local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
                             plan = plan, ordered = ordered, pos = first - 1 + size, size = size,
                             total = total_of(count, true, as_int), spec = spec, sorted = sorted })
-    resp._scroll_id = encode_id("scroll", n)
+    scroll_id = encode_id("scroll", n)
   end
-  resp.hits = { total = total_of(count, track, as_int), max_score = (sorted or #positions == 0) and json.null or 1.0,
-                hits = render(snap, plan, positions, values, sorted, spec) }
-  if pit_ctx then resp.pit_id = encode_id("pit", pit_n) end
-  resp.took = math.floor((ngx.now() - started) * 1000)
-  return 200, resp
+  render(snap, plan, positions, values, sorted, spec)
+  local head = "{"
+  if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
+  if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
+  head = head .. '"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"timed_out":false,'
+    .. shards_json(snap.nshards) .. ","
+    .. hits_head(total_of(count, track, as_int), (sorted or #positions == 0) and "null" or "1")
+  return 200, page_response(head)
 end
 
 function M.scroll(req)
@@ -344,9 +441,11 @@ function M.scroll(req)
   local positions, values = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
   if not positions then return query_error(values) end
   c.pos = c.pos + c.size
-  return 200, { _scroll_id = id, took = 0, timed_out = false, _shards = shards_header(c.snap.nshards),
-                hits = { total = c.total, max_score = c.sorted and json.null or (#positions > 0 and 1.0 or json.null),
-                         hits = render(c.snap, c.plan, positions, values, c.sorted, c.spec) } }
+  render(c.snap, c.plan, positions, values, c.sorted, c.spec)
+  -- the id is written as the client sent it, as ES does (ids are URL-safe base64)
+  return 200, page_response("{" .. '"_scroll_id":' .. json.encode(id) .. ',"took":0,"timed_out":false,'
+    .. shards_json(c.snap.nshards) .. ","
+    .. hits_head(c.total, (c.sorted or #positions == 0) and "null" or "1"))
 end
 
 local function free(kind, ids)
