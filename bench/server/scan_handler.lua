@@ -51,7 +51,8 @@ local function send(status, resp)
   if getmetatable(resp) == bulk.BUFFERED_MT then
     local buf, prev, last = resp[2], "", resp[1]
     while #buf > 0 do prev, last = last, buf:get(65536) end
-    return resp[1], prev .. last
+    -- the last hit's sort values: in the last slice unless it is short
+    return resp[1], #last < 1024 and prev .. last or last
   end
   local text = json.encode(resp)
   return text, text

@@ -13,7 +13,6 @@ local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
 local strbuf = require("string.buffer")
 
-local find = string.find
 
 local M = {}
 
@@ -118,26 +117,31 @@ local function sorted_list(plan)
   return plan.sorted
 end
 
--- snapshot positions (and sort values when kept) of entries first..first+size-1
+-- The page of entries first..first+size-1: { n =, positions =, values = }
+-- with their snapshot positions (nil when they are the consecutive
+-- positions base+1..base+n, as in a match_all view) and their sort values
+-- when kept.
 local function page_of(snap, plan, ordered, first, size)
-  local positions, values = {}, nil
   if ordered then
+    local base, n = sc.view_range(plan.view, first, size)
+    if base then return { n = n, base = base } end
+    local positions = {}
     for k = first, first + size - 1 do
       local pos, err = sc.view_position(plan.view, k)
       if err then return nil, err end
       if not pos then break end
       positions[#positions + 1] = pos
     end
-  else
-    local list, err = sorted_list(plan)
-    if not list then return nil, err end
-    if list.values then values = {} end
-    for k = first, math.min(first + size - 1, #list.positions) do
-      positions[#positions + 1] = list.positions[k]
-      if values then values[#positions] = list.values[k] end
-    end
+    return { n = #positions, positions = positions }
   end
-  return positions, values
+  local list, err = sorted_list(plan)
+  if not list then return nil, err end
+  local positions, values = {}, list.values and {} or nil
+  for k = first, math.min(first + size - 1, #list.positions) do
+    positions[#positions + 1] = list.positions[k]
+    if values then values[#positions] = list.values[k] end
+  end
+  return { n = #positions, positions = positions, values = values }
 end
 
 -- number of matches for hits.total: up to track + 1 are counted
@@ -175,86 +179,83 @@ local BUFFERED_MT = require("espipe.server.api_bulk").BUFFERED_MT
 local ob = strbuf.new()
 local KEEP_BYTES = 32 * 1024 * 1024
 
--- LuaJIT patterns are 5.1's: %z for NUL
-local NEEDS_ESCAPE = '[%z\1-\31"\\]'
+local ffi = require("ffi")
+local u8p = ffi.typeof("const uint8_t *")
 
-local function put_string(buf, s)
-  if find(s, NEEDS_ESCAPE) then buf:put(json.encode(s)) else buf:put('"', s, '"') end
+-- does s need JSON escapes? (a byte loop the JIT compiles, unlike a pattern)
+local function needs_escape(s)
+  local p = ffi.cast(u8p, s)
+  for j = 0, #s - 1 do
+    local c = p[j]
+    if c < 32 or c == 34 or c == 92 then return true end
+  end
+  return false
 end
 
--- '{"_index":"name","_id":' per shard ordinal of the snapshot
-local function hit_prefix(snap, ord)
+-- '{"_index":"name","_id":"' per shard ordinal of the snapshot, and the same
+-- after a comma (ids are quoted by the caller)
+local function hit_prefixes(snap)
   local p = snap.hit_prefix
   if not p then
-    p = {}
+    p = { [0] = {}, {} }
+    for ord, info in pairs(snap.shards) do
+      local s = '{"_index":' .. json.encode(info.idx.name) .. ',"_id":'
+      p[0][ord], p[1][ord] = s, "," .. s
+    end
     snap.hit_prefix = p
   end
-  local s = p[ord]
-  if not s then
-    s = '{"_index":' .. json.encode(snap.shards[ord].idx.name) .. ',"_id":'
-    p[ord] = s
-  end
-  return s
+  return p
 end
 
--- sort values written without building a hit when the sort reads no field
-local function meta_sort_only(keys)
-  for _, k in ipairs(keys) do
-    if k.field ~= "_doc" and k.field ~= "_shard_doc" and k.field ~= "_score" then return false end
-  end
-  return true
-end
-
-local function put_meta_sort(buf, keys, ord, seq)
-  buf:put(',"sort":[')
-  for k = 1, #keys do
-    if k > 1 then buf:put(",") end
-    local f = keys[k].field
-    if f == "_doc" then
-      buf:putf("%d", seq)
-    elseif f == "_shard_doc" then
-      buf:putf("%d", ord * 4294967296 + seq)
-    else
-      buf:put("1") -- every score is 1.0 (hit_value of sc.hit), written as json.encode does
-    end
-  end
-  buf:put("]")
+-- SORT_SHARD_DOC / SORT_DOC: sort values written straight from the record
+-- when the sort is [_shard_doc] or [_doc] (a PIT's default, a scroll's usual)
+local SORT_SHARD_DOC, SORT_DOC = 1, 2
+local function sort_kind(keys, values)
+  if values or #keys ~= 1 then return nil end
+  local f = keys[1].field
+  return (f == "_shard_doc" and SORT_SHARD_DOC) or (f == "_doc" and SORT_DOC) or nil
 end
 
 -- the hits of a page into ob (which it resets); spec = _source filter
-local function render(snap, plan, positions, values, sorted, spec)
+local function render(snap, plan, page, sorted, spec)
   local buf = ob
   buf:reset()
   local recs, ords = snap.recs, snap.ords
+  local positions, values, base = page.positions, page.values, page.base
   local compiled = plan.compiled
-  local keys = compiled.sorter.keys
-  local fast_sort = sorted and not values and meta_sort_only(keys)
+  local kind = sorted and sort_kind(compiled.sorter.keys, values)
   local whole = spec == nil or spec == true or spec == json.null
   local score = sorted and ',"_score":null' or ',"_score":1'
-  for i = 1, #positions do
-    local pos = positions[i]
+  local mid = score .. (spec == false and "" or ',"_source":')
+  local prefixes = hit_prefixes(snap)
+  local first, rest = prefixes[0], prefixes[1]
+  for i = 1, page.n do
+    local pos = positions and positions[i] or base + i
     local rec, ord = recs[pos], ords[pos]
-    if i > 1 then buf:put(",") end
-    buf:put(hit_prefix(snap, ord))
-    put_string(buf, rec.id)
-    buf:put(score)
-    if rec.r then
-      buf:put(',"_routing":')
-      put_string(buf, rec.r)
+    local id = rec.id
+    local pre = (i == 1 and first or rest)[ord]
+    if rec.r or not whole or needs_escape(id) then
+      buf:put(pre, json.encode(id), score)
+      if rec.r then buf:put(',"_routing":', json.encode(rec.r)) end
+      if whole then
+        buf:put(',"_source":', rec.src)
+      elseif spec ~= false then
+        local src = query.source_filter(json.raw(rec.src), spec)
+        buf:put(',"_source":', json.is_raw(src) and json.raw_text(src) or json.encode(src))
+      end
+    else
+      buf:put(pre, '"', id, '"', mid, rec.src)
     end
-    if whole then
-      buf:put(',"_source":', rec.src)
-    elseif spec ~= false then
-      local src = query.source_filter(json.raw(rec.src), spec)
-      buf:put(',"_source":', json.is_raw(src) and json.raw_text(src) or json.encode(src))
-    end
-    if fast_sort then
-      put_meta_sort(buf, keys, ord, rec.s)
+    if kind == SORT_SHARD_DOC then
+      buf:putf(',"sort":[%d]}', ord * 4294967296 + rec.s)
+    elseif kind == SORT_DOC then
+      buf:putf(',"sort":[%d]}', rec.s)
     elseif sorted then
       buf:put(',"sort":', json.encode(values and values[i]
-        or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))))
+        or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))), "}")
+    else
+      buf:put("}")
     end
-    buf:put("}")
   end
   buf:put("]}}")
 end
@@ -405,8 +406,9 @@ function M.search(req)
   local count
   count, err = count_matches(plan, ordered, track)
   if not count then return query_error(err) end
-  local positions, values = page_of(snap, plan, ordered, first, size)
-  if not positions then return query_error(values) end
+  local page
+  page, err = page_of(snap, plan, ordered, first, size)
+  if not page then return query_error(err) end
   local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
@@ -414,13 +416,13 @@ function M.search(req)
                             total = total_of(count, true, as_int), spec = spec, sorted = sorted })
     scroll_id = encode_id("scroll", n)
   end
-  render(snap, plan, positions, values, sorted, spec)
+  render(snap, plan, page, sorted, spec)
   local head = "{"
   if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
   if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
   head = head .. '"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"timed_out":false,'
     .. shards_json(snap.nshards) .. ","
-    .. hits_head(total_of(count, track, as_int), (sorted or #positions == 0) and "null" or "1")
+    .. hits_head(total_of(count, track, as_int), (sorted or page.n == 0) and "null" or "1")
   return 200, page_response(head)
 end
 
@@ -438,14 +440,14 @@ function M.scroll(req)
     if not secs then return 400, kerr end
     c.expires = ngx.now() + secs
   end
-  local positions, values = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
-  if not positions then return query_error(values) end
+  local page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
+  if not page then return query_error(err) end
   c.pos = c.pos + c.size
-  render(c.snap, c.plan, positions, values, c.sorted, c.spec)
+  render(c.snap, c.plan, page, c.sorted, c.spec)
   -- the id is written as the client sent it, as ES does (ids are URL-safe base64)
   return 200, page_response("{" .. '"_scroll_id":' .. json.encode(id) .. ',"took":0,"timed_out":false,'
     .. shards_json(c.snap.nshards) .. ","
-    .. hits_head(c.total, (c.sorted or #positions == 0) and "null" or "1"))
+    .. hits_head(c.total, (c.sorted or page.n == 0) and "null" or "1"))
 end
 
 local function free(kind, ids)
