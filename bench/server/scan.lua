@@ -56,7 +56,7 @@ end
 local find, sub, match = string.find, string.sub, string.match
 
 -- A page as { ids = { _id... }, sort = the last hit's sort values,
--- pit_id =, scroll_id = }, read as READ says:
+-- context = its pit_id or _scroll_id (member `context`) }, read as READ says:
 --   ids (default): the ids found as text (plain searches for '"_id":"'; the
 --     bench documents have no such key), the last sort decoded, nothing
 --     else: a client this light leaves the server the limit
@@ -74,12 +74,12 @@ local function field(text, name)
   return b and match(text, '^[^"]*', b + 1)
 end
 
-local function read_page(text)
+local function read_page(text, context)
   if READ ~= "ids" then
     local v = READ == "raw" and assert(core.search_response(text, true)) or assert(json.decode(text))
     local ids, hits = {}, v.hits.hits
     for i, h in ipairs(hits) do ids[i] = h._id end
-    return { ids = ids, sort = #hits > 0 and hits[#hits].sort or nil, pit_id = v.pit_id, scroll_id = v._scroll_id }
+    return { ids = ids, sort = #hits > 0 and hits[#hits].sort or nil, context = v[context] }
   end
   local ids, n, at, last = {}, 0, 1, nil
   while true do
@@ -95,8 +95,7 @@ local function read_page(text)
     end
   end
   local sort = last and match(text, '"sort":(%b[])', last)
-  return { ids = ids, sort = sort and json.decode(sort), pit_id = field(text, "pit_id"),
-           scroll_id = field(text, "_scroll_id") }
+  return { ids = ids, sort = sort and json.decode(sort), context = field(text, context) }
 end
 
 local expected = json.decode(call("GET", "/" .. index .. "/_count")).count
@@ -110,8 +109,8 @@ local function pit_scan(slices)
       local body = { size = size, pit = { id = pit, keep_alive = "1m" }, search_after = after,
                      track_total_hits = false }
       if slices > 1 then body.slice = { id = slice, max = slices } end
-      local r = read_page(call("POST", "/_search", body))
-      pit = assert(r.pit_id)
+      local r = read_page(call("POST", "/_search", body), "pit_id")
+      pit = assert(r.context)
       pages = pages + 1
       if #r.ids == 0 then break end
       for _, id in ipairs(r.ids) do
@@ -127,16 +126,17 @@ local function pit_scan(slices)
 end
 
 local function scroll_scan()
-  local r = read_page(call("POST", "/" .. index .. "/_search?scroll=1m", { size = size, sort = { "_doc" } }))
+  local r = read_page(call("POST", "/" .. index .. "/_search?scroll=1m", { size = size, sort = { "_doc" } }),
+    "_scroll_id")
   local pages, seen, n = 1, {}, 0
-  local id = assert(r.scroll_id)
+  local id = assert(r.context)
   while #r.ids > 0 do
     for _, d in ipairs(r.ids) do
       assert(not seen[d], "duplicate " .. d)
       seen[d] = true
     end
     n = n + #r.ids
-    r = read_page(call("POST", "/_search/scroll", { scroll = "1m", scroll_id = id }))
+    r = read_page(call("POST", "/_search/scroll", { scroll = "1m", scroll_id = id }), "_scroll_id")
     pages = pages + 1
   end
   call("DELETE", "/_search/scroll", { scroll_id = id })
