@@ -2,8 +2,9 @@
 # Dev server search path: N documents (~350-byte sources, bodies of 20 000)
 # loaded into a 2-shard index of `espipe serve`, then scanned match_all with
 # pages of SIZE: PIT + search_after, scroll, and a 3-slice PIT scan
-# (bench/server/scan.lua). Tunables: N (default 200000), SIZE (default 1000),
-# MODES (default "pit scroll pit3").
+# (bench/server/scan.lua), with the nginx workers' CPU per document (user +
+# system, from /proc; steadier than docs/s on a shared machine). Tunables: N
+# (default 200000), SIZE (default 1000), MODES (default "pit scroll pit3").
 set -eu
 cd "$(dirname "$0")/../.."
 N=${N:-200000}
@@ -40,5 +41,6 @@ while [ "$left" -gt 0 ]; do
 done
 rm -f "$work/body.ndjson"
 curl -sf -o /dev/null -X POST "$url/scan/_refresh"
+workers=$(ps -o pid= --ppid "$(cat "$pidfile")" | tr -s ' \n' ' ')
 # shellcheck disable=SC2086
-lua5.4 bench/server/scan.lua "$url" scan "$SIZE" $MODES
+WORKERS=$workers CLK_TCK=$(getconf CLK_TCK) lua5.4 bench/server/scan.lua "$url" scan "$SIZE" $MODES

@@ -184,6 +184,49 @@ describe("espipe serve #server: search", function()
     http.json("DELETE", url .. "/s/_doc/late?refresh=true")
   end)
 
+  it("writes hits as ES does: escaped ids, routing, _source filtering, sort values, filter_path", function()
+    http.json("PUT", url .. "/shape", { settings = { number_of_shards = 2, refresh_interval = "-1" } })
+    local odd = 'q"b\\c\1e'
+    http.bulk(url, {
+      { index = { _index = "shape", _id = odd } }, { a = 1, b = { c = "x", d = "y" }, e = {} },
+      { index = { _index = "shape", _id = "r", routing = 'u"1' } }, { a = 2, b = { c = "z" } },
+      { index = { _index = "shape", _id = "plain" } }, { a = 3 },
+    })
+    http.json("POST", url .. "/shape/_refresh")
+    local _, body = http.json("POST", url .. "/shape/_search", { size = 10, sort = { { a = "asc" } } })
+    local hits = body.hits.hits
+    assert.equal(3, #hits)
+    assert.same({ odd, "r", "plain" }, { hits[1]._id, hits[2]._id, hits[3]._id })
+    assert.equal("shape", hits[1]._index)
+    assert.is_nil(hits[1]._routing)
+    assert.equal('u"1', hits[2]._routing)
+    assert.same({ 1 }, hits[1].sort)
+    assert.same({ c = "x", d = "y" }, hits[1]._source.b)
+    assert.same({}, hits[1]._source.e)
+    _, body = http.json("POST", url .. "/shape/_search",
+      { size = 10, sort = { "_doc" }, _source = { includes = { "b.*" }, excludes = { "b.d" } } })
+    for _, h in ipairs(body.hits.hits) do
+      assert.equal("number", type(h.sort[1]))
+      if h._id == odd then assert.same({ b = { c = "x" } }, h._source) end
+      if h._id == "plain" then assert.same({}, h._source) end
+    end
+    _, body = http.json("POST", url .. "/shape/_search?scroll=1m", { size = 2, _source = false })
+    assert.equal(2, #body.hits.hits)
+    assert.is_nil(body.hits.hits[1]._source)
+    assert.equal(1, body.hits.max_score)
+    assert.same({ value = 3, relation = "eq" }, body.hits.total)
+    _, body = http.json("POST", url .. "/_search/scroll?filter_path=hits.hits._id,_scroll_id",
+      { scroll = "1m", scroll_id = body._scroll_id })
+    assert.same({ "_id" }, (function()
+      local keys = {}
+      for k in pairs(body.hits.hits[1]) do keys[#keys + 1] = k end
+      return keys
+    end)())
+    assert.is_string(body._scroll_id)
+    assert.is_nil(body.took)
+    http.json("DELETE", url .. "/shape")
+  end)
+
   it("refuses size 0 in a scroll context", function()
     local status, body = http.json("POST", url .. "/s/_search?scroll=1m", { size = 0 })
     assert.equal(400, status)

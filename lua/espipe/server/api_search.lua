@@ -11,6 +11,8 @@ local params = require("espipe.server.params")
 local query = require("espipe.server.query")
 local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
+local strbuf = require("string.buffer")
+
 
 local M = {}
 
@@ -115,26 +117,31 @@ local function sorted_list(plan)
   return plan.sorted
 end
 
--- snapshot positions (and sort values when kept) of entries first..first+size-1
+-- The page of entries first..first+size-1: { n =, positions =, values = }
+-- with their snapshot positions (nil when they are the consecutive
+-- positions base+1..base+n, as in a match_all view) and their sort values
+-- when kept.
 local function page_of(snap, plan, ordered, first, size)
-  local positions, values = {}, nil
   if ordered then
+    local base, n = sc.view_range(plan.view, first, size)
+    if base then return { n = n, base = base } end
+    local positions = {}
     for k = first, first + size - 1 do
       local pos, err = sc.view_position(plan.view, k)
       if err then return nil, err end
       if not pos then break end
       positions[#positions + 1] = pos
     end
-  else
-    local list, err = sorted_list(plan)
-    if not list then return nil, err end
-    if list.values then values = {} end
-    for k = first, math.min(first + size - 1, #list.positions) do
-      positions[#positions + 1] = list.positions[k]
-      if values then values[#positions] = list.values[k] end
-    end
+    return { n = #positions, positions = positions }
   end
-  return positions, values
+  local list, err = sorted_list(plan)
+  if not list then return nil, err end
+  local positions, values = {}, list.values and {} or nil
+  for k = first, math.min(first + size - 1, #list.positions) do
+    positions[#positions + 1] = list.positions[k]
+    if values then values[#positions] = list.values[k] end
+  end
+  return { n = #positions, positions = positions, values = values }
 end
 
 -- number of matches for hits.total: up to track + 1 are counted
@@ -162,22 +169,110 @@ local function total_of(n, track, as_int)
   return { value = n, relation = "eq" }
 end
 
-local function render(snap, plan, positions, values, sorted, spec)
-  local out = json.array()
-  local compiled = plan.compiled
-  for i, pos in ipairs(positions) do
-    local rec = snap.recs[pos]
-    local h = { _index = snap.shards[snap.ords[pos]].idx.name, _id = rec.id, _score = sorted and json.null or 1.0 }
-    if rec.r then h._routing = rec.r end
-    if spec ~= false then
-      h._source = query.source_filter(json.raw(rec.src), spec)
-    end
-    if sorted then
-      h.sort = values and values[i] or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))
-    end
-    out[#out + 1] = h
+-- Pages are written into one reused string.buffer as JSON text: each hit's
+-- stored source bytes are spliced in as they are, and nothing is interned
+-- per hit (no table per hit, no encode of the page). A worker runs one
+-- handler at a time and app.lua sends the buffer before the next request
+-- is handled, so one buffer serves every response; its memory is freed
+-- after an unusually large page.
+local BUFFERED_MT = require("espipe.server.api_bulk").BUFFERED_MT
+local ob = strbuf.new()
+local KEEP_BYTES = 32 * 1024 * 1024
+
+local ffi = require("ffi")
+local u8p = ffi.typeof("const uint8_t *")
+
+-- does s need JSON escapes? (a byte loop the JIT compiles, unlike a pattern)
+local function needs_escape(s)
+  local p = ffi.cast(u8p, s)
+  for j = 0, #s - 1 do
+    local c = p[j]
+    if c < 32 or c == 34 or c == 92 then return true end
   end
-  return out
+  return false
+end
+
+-- '{"_index":"name","_id":"' per shard ordinal of the snapshot, and the same
+-- after a comma (ids are quoted by the caller)
+local function hit_prefixes(snap)
+  local p = snap.hit_prefix
+  if not p then
+    p = { [0] = {}, {} }
+    for ord, info in pairs(snap.shards) do
+      local s = '{"_index":' .. json.encode(info.idx.name) .. ',"_id":'
+      p[0][ord], p[1][ord] = s, "," .. s
+    end
+    snap.hit_prefix = p
+  end
+  return p
+end
+
+-- SORT_SHARD_DOC / SORT_DOC: sort values written straight from the record
+-- when the sort is [_shard_doc] or [_doc] (a PIT's default, a scroll's usual)
+local SORT_SHARD_DOC, SORT_DOC = 1, 2
+local function sort_kind(keys, values)
+  if values or #keys ~= 1 then return nil end
+  local f = keys[1].field
+  return (f == "_shard_doc" and SORT_SHARD_DOC) or (f == "_doc" and SORT_DOC) or nil
+end
+
+-- the hits of a page into ob (which it resets); spec = _source filter
+local function render(snap, plan, page, sorted, spec)
+  local buf = ob
+  buf:reset()
+  local recs, ords = snap.recs, snap.ords
+  local positions, values, base = page.positions, page.values, page.base
+  local compiled = plan.compiled
+  local kind = sorted and sort_kind(compiled.sorter.keys, values)
+  local whole = spec == nil or spec == true or spec == json.null
+  local score = sorted and ',"_score":null' or ',"_score":1'
+  local mid = score .. (spec == false and "" or ',"_source":')
+  local prefixes = hit_prefixes(snap)
+  local first, rest = prefixes[0], prefixes[1]
+  for i = 1, page.n do
+    local pos = positions and positions[i] or base + i
+    local rec, ord = recs[pos], ords[pos]
+    local id = rec.id
+    local pre = (i == 1 and first or rest)[ord]
+    if rec.r or not whole or needs_escape(id) then
+      buf:put(pre, json.encode(id), score)
+      if rec.r then buf:put(',"_routing":', json.encode(rec.r)) end
+      if whole then
+        buf:put(',"_source":', rec.src)
+      elseif spec ~= false then
+        local src = query.source_filter(json.raw(rec.src), spec)
+        buf:put(',"_source":', json.is_raw(src) and json.raw_text(src) or json.encode(src))
+      end
+    else
+      buf:put(pre, '"', id, '"', mid, rec.src)
+    end
+    if kind == SORT_SHARD_DOC then
+      buf:putf(',"sort":[%d]}', ord * 4294967296 + rec.s)
+    elseif kind == SORT_DOC then
+      buf:putf(',"sort":[%d]}', rec.s)
+    elseif sorted then
+      buf:put(',"sort":', json.encode(values and values[i]
+        or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))), "}")
+    else
+      buf:put("}")
+    end
+  end
+  buf:put("]}}")
+end
+
+-- the response of a page: head = everything before the hits (fields as
+-- ES orders them), then the hits rendered into ob
+local function page_response(head)
+  return setmetatable({ head, ob, filtered = false, free = #ob > KEEP_BYTES }, BUFFERED_MT)
+end
+
+local function shards_json(n)
+  return '"_shards":{"total":' .. n .. ',"successful":' .. n .. ',"skipped":0,"failed":0}'
+end
+
+local function hits_head(total, max_score)
+  return '"hits":{' .. (total ~= nil and ('"total":' .. json.encode(total) .. ",") or "")
+    .. '"max_score":' .. max_score .. ',"hits":['
 end
 
 local function shards_header(n)
@@ -299,7 +394,6 @@ function M.search(req)
     if not first then return query_error(err) end
   end
 
-  local resp = { took = 0, timed_out = false, _shards = shards_header(snap.nshards) }
   local spec = body._source
   local scroll_secs
   if scroll then
@@ -312,19 +406,24 @@ function M.search(req)
   local count
   count, err = count_matches(plan, ordered, track)
   if not count then return query_error(err) end
-  local positions, values = page_of(snap, plan, ordered, first, size)
-  if not positions then return query_error(values) end
+  local page
+  page, err = page_of(snap, plan, ordered, first, size)
+  if not page then return query_error(err) end
+  local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
                             plan = plan, ordered = ordered, pos = first - 1 + size, size = size,
                             total = total_of(count, true, as_int), spec = spec, sorted = sorted })
-    resp._scroll_id = encode_id("scroll", n)
+    scroll_id = encode_id("scroll", n)
   end
-  resp.hits = { total = total_of(count, track, as_int), max_score = (sorted or #positions == 0) and json.null or 1.0,
-                hits = render(snap, plan, positions, values, sorted, spec) }
-  if pit_ctx then resp.pit_id = encode_id("pit", pit_n) end
-  resp.took = math.floor((ngx.now() - started) * 1000)
-  return 200, resp
+  render(snap, plan, page, sorted, spec)
+  local head = "{"
+  if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
+  if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
+  head = head .. '"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"timed_out":false,'
+    .. shards_json(snap.nshards) .. ","
+    .. hits_head(total_of(count, track, as_int), (sorted or page.n == 0) and "null" or "1")
+  return 200, page_response(head)
 end
 
 function M.scroll(req)
@@ -341,12 +440,14 @@ function M.scroll(req)
     if not secs then return 400, kerr end
     c.expires = ngx.now() + secs
   end
-  local positions, values = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
-  if not positions then return query_error(values) end
+  local page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
+  if not page then return query_error(err) end
   c.pos = c.pos + c.size
-  return 200, { _scroll_id = id, took = 0, timed_out = false, _shards = shards_header(c.snap.nshards),
-                hits = { total = c.total, max_score = c.sorted and json.null or (#positions > 0 and 1.0 or json.null),
-                         hits = render(c.snap, c.plan, positions, values, c.sorted, c.spec) } }
+  render(c.snap, c.plan, page, c.sorted, c.spec)
+  -- the id is written as the client sent it, as ES does (ids are URL-safe base64)
+  return 200, page_response("{" .. '"_scroll_id":' .. json.encode(id) .. ',"took":0,"timed_out":false,'
+    .. shards_json(c.snap.nshards) .. ","
+    .. hits_head(c.total, (c.sorted or page.n == 0) and "null" or "1"))
 end
 
 local function free(kind, ids)

@@ -609,6 +609,7 @@ function M.refresh_shard(shard)
     visible[id] = rec
   end
   shard.visible_count = n
+  shard.by_seq = nil -- search_context's ordered list of visible records
   shard.changed = {}
   shard.dirty = false
   shard.last_refresh = now()

@@ -19,7 +19,7 @@
 -- source_filter(source, spec) -> filtered source | nil (spec false)
 -- parse_time("1m") -> seconds | nil, err
 -- parse_date(v) -> epoch millis | nil
--- slice_of(id, shard, max, shards) -> slice number
+-- slice_of(id, shard, max, shards[, id_hash]) -> slice number
 local json = require("espipe.server.json")
 local routing = require("espipe.server.routing")
 local errors = require("espipe.errors")
@@ -869,11 +869,12 @@ end
 
 -- ES: with max <= shards each shard belongs to one slice; with more slices
 -- than shards a shard's documents are split further by a hash of the _id
-function M.slice_of(id, shard, max, shards)
+-- (h: the id's hash when the caller keeps it)
+function M.slice_of(id, shard, max, shards, h)
   shards = shards or 1
   if max <= shards then return shard % max end
   local in_shard = floor(max / shards) + ((max % shards) > shard and 1 or 0)
-  local h = routing.hash(tostring(id)) or 0
+  h = h or routing.hash(tostring(id)) or 0
   return shard + (h % in_shard) * shards
 end
 

@@ -14,6 +14,7 @@
 --   view(snap, compiled, query, slice) -> view
 --   view_count(view, at_least) -> n, complete   (evaluates up to at_least+1 matches, or all when nil)
 --   view_position(view, k) -> snapshot position of the k-th match | nil
+--   view_range(view, first, size) -> base, n when the k-th match is position k
 --   view_first_from(view, p) -> index k of the first match at position >= p
 --   first_after_key(snap, v) -> first snapshot position whose _shard_doc key > v
 --   hit(snap, pos, with_source) -> hit table as query.lua's sorters expect
@@ -22,13 +23,49 @@ local json = require("espipe.server.json")
 local cluster = require("espipe.server.cluster")
 local query = require("espipe.server.query")
 local mapping = require("espipe.server.mapping")
+local routing = require("espipe.server.routing")
 
 local M = {}
 
 local floor = math.floor
 local SHARD_SHIFT = 4294967296 -- 2^32
 
-local function by_seq(a, b) return a.s < b.s end
+local ok_new, new_table = pcall(require, "table.new")
+if not ok_new then new_table = function() return {} end end
+
+-- A shard's visible records in sequence-number order, kept on the shard
+-- until a refresh changes what is visible (cluster.refresh_shard drops it),
+-- so opening a PIT or a scroll does not sort the shard again. Sequence
+-- numbers are unique per shard and below shard.seq + 1: when that range is
+-- not much larger than the shard, each record is placed at its number.
+local function by_seq(shard)
+  local list = shard.by_seq
+  if list then return list end
+  list = {}
+  local slots, k = shard.seq + 1, 0
+  if slots <= 4 * shard.visible_count + 64 then
+    local at = new_table(slots, 0)
+    for _, rec in pairs(shard.visible) do at[rec.s + 1] = rec end
+    for i = 1, slots do
+      local rec = at[i]
+      if rec then
+        k = k + 1
+        list[k] = rec
+      end
+    end
+  else
+    -- mostly overwritten: sort the numbers (no comparator), then look up
+    local seqs, recs = {}, {}
+    for _, rec in pairs(shard.visible) do
+      k = k + 1
+      seqs[k], recs[rec.s] = rec.s, rec
+    end
+    table.sort(seqs)
+    for i = 1, k do list[i] = recs[seqs[i]] end
+  end
+  shard.by_seq = list
+  return list
+end
 
 function M.snapshot(indices, route, unordered)
   local recs, ords, shards, has_docs = {}, {}, {}, {}
@@ -40,16 +77,15 @@ function M.snapshot(indices, route, unordered)
       shards[ord] = { idx = idx, shard = i }
       if not only or only[i] then
         local first = n + 1
-        for _, rec in pairs(idx.shards[i].visible) do
-          n = n + 1
-          recs[n] = rec
-        end
-        if not unordered and n > first then
-          -- sort this shard's slice of recs by sequence number
-          local part = {}
-          for j = first, n do part[j - first + 1] = recs[j] end
-          table.sort(part, by_seq)
-          for j = first, n do recs[j] = part[j - first + 1] end
+        if unordered then
+          for _, rec in pairs(idx.shards[i].visible) do
+            n = n + 1
+            recs[n] = rec
+          end
+        else
+          local list = by_seq(idx.shards[i])
+          for j = 1, #list do recs[n + j] = list[j] end
+          n = n + #list
         end
         for j = first, n do ords[j] = ord end
         if n >= first then has_docs[idx] = true end
@@ -93,13 +129,30 @@ local function is_trivial(q)
 end
 M.is_trivial = is_trivial
 
+local META_SORT = { _doc = true, _shard_doc = true, _score = true }
+
+-- Does compiling this query and sort read the mapping? match_all sorted
+-- on _doc/_shard_doc/_score does not, so a scan leaves the dynamic fields
+-- of the sources written since the last settling (cluster.settle_mapping,
+-- a JSON decode and a mapping walk per source) to whoever reads the mapping.
+local function reads_mapping(q, sort_spec)
+  if not is_trivial(q) then return true end
+  local probe = query.compile_sort(sort_spec, nil)
+  if not probe then return true end
+  for _, k in ipairs(probe.keys) do
+    if not META_SORT[k.field] then return true end
+  end
+  return false
+end
+
 -- Compiles the query and the sort for every index that has documents in
 -- the snapshot (so a bad query fails whatever page it would first touch).
 function M.compile(snap, q, sort_spec)
   local matchers, sorter, first_mapping = {}, nil, nil
+  local settle = reads_mapping(q, sort_spec)
   for _, idx in ipairs(snap.indices) do
     if snap.has_docs[idx] then
-      cluster.settle_mapping(idx)
+      if settle then cluster.settle_mapping(idx) end
       local mp = mapping.to_table(idx.mapping)
       first_mapping = first_mapping or mp
       local m, err = query.compile(q, mp)
@@ -140,8 +193,18 @@ local function passes(v, pos)
   local rec = snap.recs[pos]
   local info = snap.shards[snap.ords[pos]]
   local slice = v.slice
-  if slice and query.slice_of(rec.id, info.shard, slice.max, info.idx.nshards) ~= slice.id then
-    return false
+  if slice then
+    local nshards = info.idx.nshards
+    local h
+    if slice.max > nshards then
+      -- the id's hash, kept in the record: each slice of a scan tests every document
+      h = rec.h
+      if not h then
+        h = routing.hash(tostring(rec.id)) or 0
+        rec.h = h
+      end
+    end
+    if query.slice_of(rec.id, info.shard, slice.max, nshards, h) ~= slice.id then return false end
   end
   if not v.test_query then return true end
   local hit = M.hit(snap, pos, true)
@@ -176,6 +239,14 @@ function M.view_count(v, at_least)
   local ok, err = advance(v, at_least and at_least + 1 or math.huge)
   if not ok then return nil, err end
   return #v.matches, v.scanned >= v.snap.n
+end
+
+-- when the view is the whole snapshot: the page of k = first..first+size-1
+-- as positions base+1..base+n
+function M.view_range(v, first, size)
+  if not v.all then return nil end
+  local last = math.min(first + size - 1, v.snap.n)
+  return first - 1, math.max(last - first + 1, 0)
 end
 
 function M.view_position(v, k)
@@ -215,17 +286,44 @@ function M.sorted(v, compiled)
   local recs, ords = snap.recs, snap.ords
   local out = {}
   local k1, k2 = keys[1], keys[2]
-  if k1.field == "_doc" and not k1.desc and (k2 == nil or (k2.field == "_shard_doc" and not k2.desc))
-      and snap.nshards < 1048576 then
-    -- (sequence number, shard ordinal) packed in one exactly representable number
-    local packed, at = {}, {}
+  if k1.field == "_doc" and not k1.desc and (k2 == nil or (k2.field == "_shard_doc" and not k2.desc)) then
+    -- (sequence number, shard ordinal) order: the view lists each shard's
+    -- matches in sequence order, one shard after the other, so merge those
+    -- runs (at equal numbers the lower ordinal, i.e. the earlier run, first)
+    local pos, seq, starts = {}, {}, {}
+    local last_ord
     for i = 1, count do
-      local pos = position(i)
-      local key = recs[pos].s * 1048576 + ords[pos]
-      packed[i], at[key] = key, pos
+      local p = position(i)
+      pos[i], seq[i] = p, recs[p].s
+      if ords[p] ~= last_ord then
+        starts[#starts + 1] = i
+        last_ord = ords[p]
+      end
     end
-    table.sort(packed)
-    for i = 1, count do out[i] = at[packed[i]] end
+    local runs = #starts
+    if runs <= 1 then return { positions = pos } end
+    if runs > 32 then
+      -- too many runs to pick each entry's from a scan of the run heads
+      local srt = {}
+      for i = 1, count do srt[i] = i end
+      table.sort(srt, function(a, b)
+        if seq[a] ~= seq[b] then return seq[a] < seq[b] end
+        return ords[pos[a]] < ords[pos[b]]
+      end)
+      for i = 1, count do out[i] = pos[srt[i]] end
+      return { positions = out }
+    end
+    local heads, ends = {}, {}
+    for r = 1, runs do heads[r], ends[r] = starts[r], (starts[r + 1] or count + 1) - 1 end
+    for i = 1, count do
+      local best, bs = 0, math.huge
+      for r = 1, runs do
+        local h = heads[r]
+        if h <= ends[r] and seq[h] < bs then best, bs = r, seq[h] end
+      end
+      out[i] = pos[heads[best]]
+      heads[best] = heads[best] + 1
+    end
     return { positions = out }
   end
   local entries = {}
