@@ -628,11 +628,17 @@ static void key_remember(encoder *e, int kidx, const char *s, size_t n)
         json_skip_clean((const unsigned char *)s, (const unsigned char *)s + n) !=
             (const unsigned char *)s + n)
         return;
-    if (c->slot[i].str != NULL) {
-        if (c->slot[i + 1].str == NULL)
-            i++;
-        else
-            i += (c->victim[set] ^= 1);
+    {
+        size_t w = 0;
+
+        while (w < JSON_KEY_WAYS && c->slot[i + w].str != NULL)
+            w++;
+        if (w == JSON_KEY_WAYS) {
+            /* every way taken: replace them in turn */
+            w = c->victim[set];
+            c->victim[set] = (unsigned char)((w + 1) % JSON_KEY_WAYS);
+        }
+        i += w;
     }
     lua_pushlightuserdata(e->L, (void *)&anchors_key);
     lua_rawget(e->L, LUA_REGISTRYINDEX);
@@ -702,10 +708,13 @@ static int encode_members(encoder *e, int idx, enc_path *here)
         json_key_entry *k;
         if (c != NULL && lua_type(L, idx + 1) == LUA_TSTRING) {
             s = lua_tolstring(L, idx + 1, NULL);
+            json_key_entry *end;
+
             k = &c->slot[key_set(s) * JSON_KEY_WAYS];
-            if (k->str != s)
-                k++;
-            if (k->str == s) {
+            end = k + JSON_KEY_WAYS;
+            while (k->str != s && ++k < end)
+                ;
+            if (k < end) {
                 if (strbuf_reserve(b, JSON_KEY_COPY) != 0)
                     return out_of_memory(e);
                 memcpy(b->data + b->len, k->text + first, JSON_KEY_COPY);

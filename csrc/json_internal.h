@@ -68,7 +68,7 @@ static inline const unsigned char *json_skip_clean(const unsigned char *p,
 ** escaping (plain or valid UTF-8) and short enough to fit are cached.
 */
 #define JSON_KEY_SETS 64
-#define JSON_KEY_WAYS 2
+#define JSON_KEY_WAYS 4
 #define JSON_KEY_SLOTS (JSON_KEY_SETS * JSON_KEY_WAYS)
 #define JSON_KEY_COPY 48        /* bytes copied per hit, whatever the length */
 #define JSON_KEY_MAXLEN (JSON_KEY_COPY - 4)

@@ -19,4 +19,8 @@ for op in encode decode; do
     c=$(count cjson "$op")
     n=$((docs * rounds))
     echo "$op: espipe $(( (e - base) / n )) instructions/doc, cjson $(( (c - base) / n )), ratio $(echo "scale=2; ($c - $base) / ($e - $base)" | bc)"
+    if [ "$op" = encode ]; then
+        k=$(count bulk encode)
+        echo "bulk builder index: $(( (k - base) / n )) instructions/doc, encode alone / builder $(echo "scale=2; ($e - $base) / ($k - $base)" | bc)"
+    fi
 done

@@ -2,7 +2,8 @@
 --   lua5.4 bench/json/one_codec.lua espipe|cjson|none encode|decode [docs] [rounds]
 -- "none" only builds the documents: subtract it to get the codec's share.
 -- "walk" and "walk_push" (encode only) are the API-walk floor of
--- bench/json/walk_floor.c, which bench/json/floor.sh builds.
+-- bench/json/walk_floor.c, which bench/json/floor.sh builds. "bulk" (encode
+-- only): the bulk builder's index action with { _index = "logs" } as metadata.
 package.path = "./lua/?.lua;" .. package.path
 local ver = (jit and "luajit") or _VERSION:match("%d+%.%d+")
 package.cpath = "./build/" .. ver .. "/?.so;" .. package.cpath
@@ -36,6 +37,14 @@ if which == "walk" or which == "walk_push" then
     for _ = 1, ROUNDS do
       for i = 1, NDOCS do walk_push(docs[i], lens[i]) end
     end
+  end
+  return
+end
+if which == "bulk" then
+  local b, meta = require("espipe.bulk").new(), { _index = "logs" }
+  for _ = 1, ROUNDS do
+    for i = 1, NDOCS do b:index(meta, docs[i]) end
+    b:reset()
   end
   return
 end
