@@ -263,6 +263,12 @@ local function rejected(op, doc, meta, cmsg, with_source, level)
 end
 
 
+-- While a batch fills, the requests in flight move only when the transport
+-- is driven: without a turn every so many documents, their bodies stall in
+-- full socket buffers and their responses wait, and the next ship finds
+-- every slot still taken.
+local PUMP_EVERY = 256
+
 -- After an append of n items, bytes long: ship a full batch, keep the loop moving.
 function Indexer:_added(n, bytes)
   local stats = self.stats
@@ -271,6 +277,8 @@ function Indexer:_added(n, bytes)
     self:_ship_current()
   elseif self.flush_interval then
     self:tick()
+  elseif n % PUMP_EVERY == 0 and self.n_inflight > 0 then
+    self:_pump(0)
   end
   if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
   return true
@@ -345,6 +353,8 @@ function Indexer:index(doc, meta)
     self:_ship_current()
   elseif self.flush_interval then
     self:tick()
+  elseif n % PUMP_EVERY == 0 and self.n_inflight > 0 then
+    self:_pump(0)
   end
   if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
   return true

@@ -102,6 +102,40 @@ describe("espipe serve #server: _bulk bodies read in pieces", function()
     assert.equal(404, (http.json("GET", url .. "/pbad/_doc/d1")))
   end)
 
+  it("takes the index from the URL for actions that name only _id, mixed with other shapes", function()
+    -- the shape clients batching for one index send; a repeated prefix is the fast path
+    local lines = {}
+    for i = 1, 3000 do
+      lines[#lines + 1] = '{"index":{"_id":"u' .. i .. '"}}\n{"n":' .. i .. '}\n'
+      if i == 1500 then
+        lines[#lines + 1] = '{"index":{"_index":"purl_other","_id":"o1"}}\n{"n":0}\n'
+        lines[#lines + 1] = '{"create":{"_id":"u1"}}\n{"n":-1}\n'
+        lines[#lines + 1] = '{"index":{"_id":"q\\"x"}}\n{"n":-2}\n'
+      end
+    end
+    local status, body = http.json("POST", url .. "/purl/_bulk", table.concat(lines), NDJSON)
+    assert.equal(200, status)
+    assert.equal(3003, #body.items)
+    assert.is_true(body.errors)
+    for i, item in ipairs(body.items) do
+      local op, r = next(item)
+      if i == 1501 then
+        assert.same({ "index", "purl_other", "o1", 201 }, { op, r._index, r._id, r.status })
+      elseif i == 1502 then
+        assert.same({ "create", "purl", "u1", 409 }, { op, r._index, r._id, r.status })
+      elseif i == 1503 then
+        assert.same({ "index", "purl", 'q"x', 201 }, { op, r._index, r._id, r.status })
+      else
+        local n = i <= 1500 and i or i - 3
+        assert.same({ "index", "purl", "u" .. n, 201 }, { op, r._index, r._id, r.status })
+      end
+    end
+    local _, doc = http.json("GET", url .. "/purl/_doc/u2999")
+    assert.same({ n = 2999 }, doc._source)
+    _, doc = http.json("GET", url .. "/purl/_doc/u1")
+    assert.same({ n = 1 }, doc._source)
+  end)
+
   it("answers 406 for a large body of the wrong content type", function()
     local res = http.request { method = "POST", url = url .. "/_bulk", body = cut_body("p406", 3, "\n"),
                                headers = { ["Content-Type"] = "text/plain" } }

@@ -225,6 +225,9 @@ end
 -- Without sources (--blackhole) an id matched so is not made a string
 -- either: ids[n] is true and id_in[n], id_at[n], id_len[n] locate its bytes.
 local FAST_FULL = '^{"(%l+)":{"_index":"([^"\\%c]*)","_id":"()([^"\\%c]*)"}}\r?\n'
+-- the same without _index: the index comes from the URL (POST /i/_bulk),
+-- as clients that batch for one index send it
+local FAST_ID = '^{"(%l+)":{"_id":"()([^"\\%c]*)"}}\r?\n'
 local ops, indices, ids, srcs, metas = {}, {}, {}, {}, {}
 local id_in, id_at, id_len = {}, {}, {}
 
@@ -268,6 +271,10 @@ local function parse(body, pos, skip_sources, n, line_no, last)
     if not s then
       local at
       s, e, op, index, at, id = find(body, FAST_FULL, pos)
+      if not s then
+        s, e, op, at, id = find(body, FAST_ID, pos)
+        index = nil
+      end
       if s then pfx, plen, pfx_op, pfx_index = sub(body, pos, at - 1), at - pos, op, index end
     end
     local meta = false
