@@ -4,6 +4,8 @@
 -- hands it to ngx.print. Separates the server's Lua cost from the transfer
 -- cost that bench/server/run.sh includes.
 --   luajit bench/server/handler.lua BODY_FILE [rounds=5 [storing|blackhole]]
+-- INDEX=name in the environment: the index of the URL (POST /name/_bulk),
+-- for bodies whose actions name only _id (bench/bulk/make_ndjson.lua's).
 -- rounds=0 only loads the body and the modules (the baseline that
 -- bench/server/instructions.sh subtracts).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -41,7 +43,7 @@ for _, mode in ipairs({ "storing", "blackhole" }) do
     local best = math.huge
     for _ = 1, rounds do
       local t = clock()
-      local status, resp = bulk.bulk({ body = pieces, params = {}, args = {}, opts = opts, node = 0 })
+      local status, resp = bulk.bulk({ body = pieces, params = { index = os.getenv("INDEX") }, args = {}, opts = opts, node = 0 })
       assert(status == 200 and drain(resp) > 0)
       best = math.min(best, clock() - t)
     end
