@@ -48,21 +48,38 @@ static const char *const upd_names[U_COUNT] = {
 
 #define PUTLIT(b, s) strbuf_append((b), (s), sizeof(s) - 1)
 
-/* Strings that need no escaping are copied; the rest go through the JSON encoder. */
-static int put_string(lua_State *L, bulk_buffer *b, int idx, char *err)
+/*
+** Strings that need no escaping are copied; the rest go through the JSON
+** encoder (the rare path: it pushes the string for it).
+*/
+static int put_string_bytes(lua_State *L, bulk_buffer *b, const char *str, size_t len, char *err)
 {
-    size_t len, i;
-    const unsigned char *s = (const unsigned char *)lua_tolstring(L, idx, &len);
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i;
+    int rc;
 
     for (i = 0; i < len; i++)
-        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
-            return json_encode_with(L, idx, b->keys, &b->buf, &b->cfg, err);
+        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\') {
+            lua_pushlstring(L, str, len);
+            rc = json_encode_with(L, -1, b->keys, &b->buf, &b->cfg, err);
+            lua_pop(L, 1);
+            return rc;
+        }
     if (strbuf_reserve(&b->buf, len + 2) != 0)
         return -1;
     strbuf_putc_unsafe(&b->buf, '"');
     strbuf_append_unsafe(&b->buf, s, len);
     strbuf_putc_unsafe(&b->buf, '"');
     return 0;
+}
+
+/* The string at stack index idx. */
+static int put_string(lua_State *L, bulk_buffer *b, int idx, char *err)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+
+    return put_string_bytes(L, b, s, len, err);
 }
 
 static int put_int(strbuf *out, int64_t v, int quoted)
@@ -471,28 +488,6 @@ static void reserve_item(lua_State *L, bulk_buffer *b)
     b->items_cap = cap;
 }
 
-/* A metadata string: copied when it needs no escaping, else through the encoder. */
-static int put_meta_string(lua_State *L, bulk_buffer *b, const char *str, size_t len, char *err)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i;
-    int rc;
-
-    for (i = 0; i < len; i++)
-        if (s[i] < 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\') {
-            lua_pushlstring(L, str, len);
-            rc = json_encode_with(L, -1, b->keys, &b->buf, &b->cfg, err);
-            lua_pop(L, 1);
-            return rc;
-        }
-    if (strbuf_reserve(&b->buf, len + 2) != 0)
-        return -1;
-    strbuf_putc_unsafe(&b->buf, '"');
-    strbuf_append_unsafe(&b->buf, s, len);
-    strbuf_putc_unsafe(&b->buf, '"');
-    return 0;
-}
-
 static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m, char *err)
 {
     int first = 1, k;
@@ -511,7 +506,7 @@ static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m
         if (put_key(&b->buf, meta_names[k], &first) != 0)
             return -1;
         switch (m->type[k]) {
-        case LUA_TSTRING: rc = put_meta_string(L, b, m->str[k], m->len[k], err); break;
+        case LUA_TSTRING: rc = put_string_bytes(L, b, m->str[k], m->len[k], err); break;
         case LUA_TNUMBER: rc = put_int(&b->buf, m->num[k], k == M_ID || k == M_ROUTING); break;
         case LUA_TBOOLEAN: rc = m->num[k] ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false"); break;
         default: rc = put_object(L, b, m->templates, "dynamic_templates", err); break;

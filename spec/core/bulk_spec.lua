@@ -139,6 +139,11 @@ describe("bulk update bodies", function()
       .. '"scripted_upsert":true,"upsert":{"n":0}}', line)
   end)
 
+  it("escapes a script string that needs it and keeps UTF-8", function()
+    local line = body_of({ _id = "1" }, { script = 'ctx._source.s = "caf\195\169"\nreturn', lang = "painless" })
+    assert.are.equal('{"script":{"source":"ctx._source.s = \\"caf\195\169\\"\\nreturn","lang":"painless"}}', line)
+  end)
+
   it("encodes a script table as given and _source as bool, string or table", function()
     assert.are.same({ script = { id = "stored", params = { x = 1 } }, _source = true },
       cjson.decode(body_of({ _id = "1" }, { script = { id = "stored", params = { x = 1 } }, _source = true })))
