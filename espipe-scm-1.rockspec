@@ -47,6 +47,7 @@ build = {
     ["espipe.client.indices"] = "lua/espipe/client/indices.lua",
     ["espipe.client.url"] = "lua/espipe/client/url.lua",
     ["espipe.errors"] = "lua/espipe/errors.lua",
+    ["espipe.options"] = "lua/espipe/options.lua",
     ["espipe"] = "lua/espipe/init.lua",
     ["espipe.json"] = "lua/espipe/json.lua",
     ["espipe.ngx.log_shipper"] = "lua/espipe/ngx/log_shipper.lua",
