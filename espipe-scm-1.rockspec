@@ -46,6 +46,7 @@ build = {
     ["espipe.client"] = "lua/espipe/client.lua",
     ["espipe.client.indices"] = "lua/espipe/client/indices.lua",
     ["espipe.client.url"] = "lua/espipe/client/url.lua",
+    ["espipe.client.retry"] = "lua/espipe/client/retry.lua",
     ["espipe.errors"] = "lua/espipe/errors.lua",
     ["espipe.options"] = "lua/espipe/options.lua",
     ["espipe"] = "lua/espipe/init.lua",
