@@ -17,6 +17,7 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --codec C          Parquet page compression: snappy (default) | zstd | gzip | none
   --slices N         sliced scan (default 1)      --size N   hits per page (default 1000)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
+  --timeout S        seconds per request (default 60)
   --quiet / --json   as for load
 
 Parquet columns: _id, then the index mapping's fields (inferred from the first
@@ -27,6 +28,7 @@ invalid and coerced values per column.]]
 local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
+  timeout = "number",
 }
 
 local function total(counts)
@@ -60,7 +62,7 @@ local function run(argv)
   end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
-    client = common.client(url), index = index, query = query, slices = opts.slices, size = opts.size,
+    client = common.client(url, { timeout = opts.timeout }), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
   })
