@@ -101,6 +101,39 @@ describe("espipe load, bad lines and interrupts #server", function()
     assert.same({}, records(dir .. "/dl.input"))
   end)
 
+  it("reports a line over --max-line-bytes with its number, without its bytes, and loads the lines after it", function()
+    local dl = dir .. "/dl"
+    local long = '{"id":"big","v":"' .. string.rep("x", 5000) .. '"}'
+    S.write(dir .. "/long.ndjson", '{"id":"l1"}\n' .. long .. '\n{"id":"l3"}\n{"id":"l4"}\n')
+    local code, _, err = J.espipe("load " .. S.q(dir .. "/long.ndjson") .. " --index longlines --id-field id"
+      .. " --max-line-bytes 1000 --on-bad-line skip --url " .. server.url .. " --dead-letter " .. S.q(dl))
+    assert.equal(1, code, err)
+    assert.matches("line 2, byte 12", err, 1, true)
+    assert.equal(3, count("longlines"))
+    local recs = records(dl .. ".input")
+    assert.equal(1, #recs)
+    assert.same({ line = 2, offset = 12, bytes = #long, error = "line longer than 1000 bytes (--max-line-bytes)" }, recs[1])
+    -- with stop, the same line ends the job after the line before it
+    code, _, err = J.espipe("load " .. S.q(dir .. "/long.ndjson") .. " --index longstop --id-field id"
+      .. " --max-line-bytes 1000 --url " .. server.url .. " --dead-letter " .. S.q(dir .. "/dl2"))
+    assert.equal(1, code, err)
+    assert.matches("line longer than 1000 bytes (--max-line-bytes) at line 2, byte 12", err, 1, true)
+    assert.equal(1, count("longstop"))
+  end)
+
+  it("skips a CSV row with invalid UTF-8 instead of failing the job", function()
+    local dl = dir .. "/dl"
+    S.write(dir .. "/in.csv", "id,name\n1,ok\n2,caf\233\n3,fine\n")
+    local code, _, err = J.espipe("load " .. S.q(dir .. "/in.csv") .. " --format csv --index csvutf --id-field id"
+      .. " --on-bad-line skip --url " .. server.url .. " --dead-letter " .. S.q(dl))
+    assert.equal(1, code, err)
+    assert.equal(2, count("csvutf"))
+    local recs = records(dl .. ".input")
+    assert.equal(1, #recs)
+    assert.equal(3, recs[1].line)
+    assert.matches("invalid UTF%-8 in column name", recs[1].error)
+  end)
+
   it("replays a dead letter holding bad-line records: documents loaded, bad lines counted and named", function()
     local dl = dir .. "/dl"
     S.write(dir .. "/in.ndjson", '{"id":"r1"}\nnot json\n{"id":"r2"}\n')

@@ -261,13 +261,16 @@ function read.csv(job)
     elseif #fields ~= #header then
       if not job:bad(lineno, offset, "expected " .. #header .. " fields, found " .. #fields) then return end
     else
-      local doc = {}
+      local doc, why = {}, nil
       for i, name in ipairs(header) do
         local v = fields[i]
+        local at = utf8_invalid(v)
+        if at then why = "invalid UTF-8 in column " .. name .. " at byte " .. at .. " of the cell" break end
         if opts.csv_types then v = csv.typed(v) end
         doc[name] = v
       end
-      local meta, merr = job:meta_for(doc)
+      local meta, merr
+      if why then merr = why else meta, merr = job:meta_for(doc) end
       if not meta then
         if not job:bad(lineno, offset, merr) then return end
       elseif not job:add(op, doc, meta, meta._index) then
