@@ -134,6 +134,19 @@ describe("espipe load, bad lines and interrupts #server", function()
     assert.matches("invalid UTF%-8 in column name", recs[1].error)
   end)
 
+  it("flushes what it accepted when the job fails mid-load (the bad-line dead letter cannot be written)", function()
+    local f = assert(io.open(dir .. "/e.ndjson", "wb"))
+    for i = 1, 6000 do f:write(i == 3001 and "[1]" or string.format('{"id":"e%d"}', i), "\n") end
+    f:close()
+    assert.equal(0, J.exec("mkdir " .. S.q(dir .. "/dl.input"))) -- a directory where the file should go
+    local code, _, err = J.espipe("load " .. S.q(dir .. "/e.ndjson") .. " --index errpath --id-field id --on-bad-line skip"
+      .. " --batch-docs 700 --url " .. server.url .. " --dead-letter " .. S.q(dir .. "/dl"))
+    assert.equal(1, code, err)
+    assert.matches("cannot open dead letter", err, 1, true)
+    assert.is_nil(err:find("usage:", 1, true))
+    assert.equal(3000, count("errpath"))
+  end)
+
   it("replays a dead letter holding bad-line records: documents loaded, bad lines counted and named", function()
     local dl = dir .. "/dl"
     S.write(dir .. "/in.ndjson", '{"id":"r1"}\nnot json\n{"id":"r2"}\n')
