@@ -164,7 +164,7 @@ function read.ndjson(job)
     if not need_doc then
       local at = utf8_invalid(line)
       if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
-      return job:add(op, line, { _index = opts.index }, opts.index)
+      return job:add(op, line, { _index = opts.index }) -- opts.index is in job.indices already
     end
     local doc, why, at = decode_object(line)
     if not doc then return job:bad(lineno, offset, why, line, at) end
@@ -379,7 +379,7 @@ function M.run(opts)
   local job = setmetatable({
     opts = opts, on_bad = on_bad, name_of = name_of, pattern_fields = pattern_fields,
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
-    reader = reader, progress = opts.progress, indices = {},
+    reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = true } or {},
     bad_dl = deadletter.new(dead .. ".input"),
     summary = { read = 0, bad_lines = 0, unreplayable = 0 },
   }, Job)
