@@ -168,11 +168,12 @@ describe("espipe load, bad lines and interrupts #server", function()
   -- while the job waits for input with a partial batch in hand. Once a write
   -- of 500 kB returns, at most the pipe's 64 kB and one partly read 64 kB
   -- chunk are unread: the job has taken well over 2,000 lines.
-  local function interrupted_load(sig, index)
+  local function interrupted_load(sig, index, from_stdin)
     local fifo = dir .. "/in.fifo"
     assert.equal(0, J.exec("mkfifo " .. S.q(fifo)))
     local log, rcf, pidf = dir .. "/log", dir .. "/rc", dir .. "/pid"
-    J.exec("(env --default-signal=INT,TERM " .. J.bin .. " load " .. S.q(fifo) .. " --index " .. index
+    local input = from_stdin and ("- <" .. S.q(fifo)) or S.q(fifo)
+    J.exec("(env --default-signal=INT,TERM " .. J.bin .. " load " .. input .. " --index " .. index
       .. " --id-field id --json --url " .. server.url .. " --dead-letter " .. S.q(dir .. "/dl")
       .. " >" .. S.q(log) .. " 2>&1 & echo $! >" .. S.q(pidf) .. "; wait $!; echo $? >" .. S.q(rcf) .. ") &")
     local function number_in(path)
@@ -196,10 +197,11 @@ describe("espipe load, bad lines and interrupts #server", function()
     return rc, summary_of(out), out
   end
 
-  for _, case in ipairs { { "INT", 130 }, { "TERM", 143 } } do
-    it("on SIG" .. case[1] .. " mid-load flushes what it accepted: server count == summary, nothing lost", function()
-      local index = "sig-" .. case[1]:lower()
-      local rc, summary, out = interrupted_load(case[1], index)
+  for _, case in ipairs { { "INT", 130 }, { "TERM", 143 }, { "INT", 130, "stdin" } } do
+    local from = case[3] and " reading stdin" or ""
+    it("on SIG" .. case[1] .. from .. " mid-load flushes what it accepted: server count == summary, nothing lost", function()
+      local index = "sig-" .. case[1]:lower() .. (case[3] and "-stdin" or "")
+      local rc, summary, out = interrupted_load(case[1], index, case[3])
       assert.equal(case[2], rc, out)
       assert.is_table(summary, out)
       assert.equal("SIG" .. case[1], summary.interrupted)

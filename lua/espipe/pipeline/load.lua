@@ -395,8 +395,9 @@ function M.run(opts)
     reader:close()
     error(raised, 0) -- the indexer refused its options: a wrong argument
   end
-  local summary, err, partial = job:finish(not ok and raised or nil)
+  local fok, summary, err, partial = pcall(job.finish, job, not ok and raised or nil)
   if trap then core.signals_restore() end
+  if not fok then error(summary, 0) end
   return summary, err, partial
 end
 
