@@ -132,6 +132,7 @@ describe("espipe load, bad lines and interrupts #server", function()
     assert.equal(1, #recs)
     assert.equal(3, recs[1].line)
     assert.matches("invalid UTF%-8 in column name", recs[1].error)
+    assert.equal("2,caf\233", base64_decode(recs[1].raw_base64, dir))
   end)
 
   it("flushes what it accepted when the job fails mid-load (the bad-line dead letter cannot be written)", function()

@@ -5,7 +5,9 @@
 -- A bad input line is kept exactly, whatever its bytes (invalid UTF-8
 -- included), as base64; offset is the byte where the line starts in the
 -- (decompressed) input. A line over max_line has no raw_base64 (it was never
--- held in memory): line and offset say where to find it.
+-- held in memory): line and offset say where to find it. A bad CSV row
+-- keeps its cells re-encoded as one CSV record (a row the parser could not
+-- split has none).
 -- Opened lazily: no file appears unless something is written.
 local M = {}
 local DL = {}

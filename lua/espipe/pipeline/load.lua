@@ -231,6 +231,12 @@ function read.deadletter(job)
   end)
 end
 
+-- A CSV row as the dead letter keeps it: its cells re-encoded as one CSV
+-- record (quoting may differ from the input's, the cells do not).
+local function row_text(fields)
+  return (csv.encode_row(fields):gsub("\n$", ""))
+end
+
 function read.csv(job)
   local opts, reader = job.opts, job.reader
   local header, herr = csv.read(reader)
@@ -259,7 +265,9 @@ function read.csv(job)
     elseif #fields == 1 and fields[1] == "" and #header > 1 then -- luacheck: ignore 542
       -- a blank line
     elseif #fields ~= #header then
-      if not job:bad(lineno, offset, "expected " .. #header .. " fields, found " .. #fields) then return end
+      if not job:bad(lineno, offset, "expected " .. #header .. " fields, found " .. #fields, row_text(fields)) then
+        return
+      end
     else
       local doc, why = {}, nil
       for i, name in ipairs(header) do
@@ -272,7 +280,7 @@ function read.csv(job)
       local meta, merr
       if why then merr = why else meta, merr = job:meta_for(doc) end
       if not meta then
-        if not job:bad(lineno, offset, merr) then return end
+        if not job:bad(lineno, offset, merr, row_text(fields)) then return end
       elseif not job:add(op, doc, meta, meta._index) then
         return
       end
