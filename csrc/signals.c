@@ -10,6 +10,8 @@
 **                           /dev/null, so a read that starts after the check
 **                           "was there a signal?" ends at once instead of
 **                           waiting for input (a read already waiting gets EINTR)
+**   core.signals_watch(file)  -> true the file to switch to /dev/null from now on
+**                           (a file opened after the trap: a FIFO whose open blocks)
 **   core.signals_received() -> "SIGINT" | "SIGTERM" | nil
 **   core.signals_restore()  -> true   the previous handlers again
 **
@@ -35,7 +37,7 @@
 static volatile sig_atomic_t received = 0;
 static struct sigaction previous_int, previous_term;
 static int trapped = 0;
-static int input_fd = -1, null_fd = -1;
+static volatile sig_atomic_t input_fd = -1, null_fd = -1;
 
 static void on_signal(int sig)
 {
@@ -79,13 +81,28 @@ static int trap_one(int sig, struct sigaction *previous)
     return sigaction(sig, &sa, NULL);
 }
 
+/* From now on the first signal switches the descriptor of the file at idx
+** to /dev/null. -1 when /dev/null cannot be opened. */
+static int watch(lua_State *L, int idx)
+{
+    int fd = file_fd(L, idx);
+
+    if (null_fd < 0) {
+        int nfd = open("/dev/null", O_RDONLY);
+        if (nfd < 0)
+            return -1;
+        null_fd = nfd;
+    }
+    input_fd = fd;
+    return 0;
+}
+
 static int l_trap(lua_State *L)
 {
     if (trapped)
         return luaL_error(L, "signals_trap: already trapped (call signals_restore first)");
     received = 0;
-    input_fd = lua_isnoneornil(L, 1) ? -1 : file_fd(L, 1);
-    if (input_fd >= 0 && (null_fd = open("/dev/null", O_RDONLY)) < 0)
+    if (!lua_isnoneornil(L, 1) && watch(L, 1) != 0)
         return luaL_error(L, "signals_trap: /dev/null: %s", strerror(errno));
     if (trap_one(SIGINT, &previous_int) != 0)
         return luaL_error(L, "signals_trap: sigaction(SIGINT): %s", strerror(errno));
@@ -98,6 +115,14 @@ static int l_trap(lua_State *L)
         return luaL_error(L, "signals_trap: sigaction(SIGTERM): %s", strerror(e));
     }
     trapped = 1;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_watch(lua_State *L)
+{
+    if (watch(L, 1) != 0)
+        return luaL_error(L, "signals_watch: /dev/null: %s", strerror(errno));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -134,6 +159,7 @@ void espipe_open_signals(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         { "signals_trap", l_trap },
+        { "signals_watch", l_watch },
         { "signals_received", l_received },
         { "signals_restore", l_restore },
         { NULL, NULL }

@@ -19,6 +19,13 @@ local function base64_decode(s, dir)
   return S.sh("base64 -d " .. S.q(dir .. "/b64"))
 end
 
+local function number_in(path)
+  local p = io.open(path, "rb")
+  local s = p and p:read("*l")
+  if p then p:close() end
+  return tonumber(s)
+end
+
 local function summary_of(text)
   for l in text:gmatch("[^\n]+") do
     if l:sub(1, 1) == "{" then return json.decode(l) end
@@ -177,12 +184,6 @@ describe("espipe load, bad lines and interrupts #server", function()
     J.exec("(env --default-signal=INT,TERM " .. J.bin .. " load " .. input .. " --index " .. index
       .. " --id-field id --json --url " .. server.url .. " --dead-letter " .. S.q(dir .. "/dl")
       .. " >" .. S.q(log) .. " 2>&1 & echo $! >" .. S.q(pidf) .. "; wait $!; echo $? >" .. S.q(rcf) .. ") &")
-    local function number_in(path)
-      local p = io.open(path, "rb")
-      local s = p and p:read("*l")
-      if p then p:close() end
-      return tonumber(s)
-    end
     local w = assert(io.open(fifo, "wb"))
     local pid = J.wait_for(function() return number_in(pidf) end, 30, "the load's pid")
     for i = 1, 5000 do w:write(string.format('{"id":"s%d","pad":"%s"}\n', i, string.rep("x", 80))) end
@@ -197,6 +198,30 @@ describe("espipe load, bad lines and interrupts #server", function()
     local out = S.read(log)
     return rc, summary_of(out), out
   end
+
+  it("on SIGINT while waiting for the first input line, exits at once with nothing lost (nothing read)", function()
+    local fifo = dir .. "/in.fifo"
+    assert.equal(0, J.exec("mkfifo " .. S.q(fifo)))
+    local log, rcf, pidf = dir .. "/log", dir .. "/rc", dir .. "/pid"
+    J.exec("(env --default-signal=INT,TERM " .. J.bin .. " load - <" .. S.q(fifo) .. " --index waiting --json --url "
+      .. server.url .. " >" .. S.q(log) .. " 2>&1 & echo $! >" .. S.q(pidf) .. "; wait $!; echo $? >" .. S.q(rcf) .. ") &")
+    local w = assert(io.open(fifo, "wb"))
+    local pid = J.wait_for(function() return number_in(pidf) end, 30, "the load's pid")
+    -- blocked reading the pipe (the kernel says where the process waits)
+    J.wait_for(function()
+      local f = io.open("/proc/" .. pid .. "/wchan", "rb")
+      local where = f and f:read("*a") or ""
+      if f then f:close() end
+      return where:find("pipe") ~= nil
+    end, 30, "the load to wait for input")
+    assert.equal(0, J.exec("kill -INT " .. pid))
+    local rc = J.wait_for(function() return number_in(rcf) end, 30, "the load to exit")
+    w:close()
+    local out = S.read(log)
+    assert.equal(130, rc, out)
+    assert.equal("SIGINT", summary_of(out).interrupted)
+    assert.equal(0, summary_of(out).read)
+  end)
 
   for _, case in ipairs { { "INT", 130 }, { "TERM", 143 }, { "INT", 130, "stdin" } } do
     local from = case[3] and " reading stdin" or ""

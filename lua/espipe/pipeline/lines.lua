@@ -44,7 +44,7 @@ function M.open(src, opts)
     buf = "", pos = 1, offset = 0, lineno = 0, eof = false,
   }, Reader)
   local first = self:_read()
-  if self.error then
+  if self.error and not self.stopped then
     self:close()
     return nil, self.error
   end

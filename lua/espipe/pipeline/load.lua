@@ -380,10 +380,16 @@ function M.run(opts)
   local name_of, pattern_fields
   if opts.index_pattern then name_of, pattern_fields = index_pattern.compile(opts.index_pattern, 3) end
   local trap = opts.trap_signals
-  local reader, rerr = lines.open(opts.input or "-", { chunk = opts.read_bytes, max_line = opts.max_line_bytes,
-                                                      stop = trap and core.signals_received or nil })
-  if not reader then return nil, rerr end
-  if trap then core.signals_trap(reader.f) end
+  local input = opts.input or "-"
+  -- trapped before the input is opened: opening a FIFO and the first read may wait
+  if trap then core.signals_trap(input == "-" and io.stdin or nil) end
+  local reader, rerr = lines.open(input, { chunk = opts.read_bytes, max_line = opts.max_line_bytes,
+                                           stop = trap and core.signals_received or nil })
+  if not reader then
+    if trap then core.signals_restore() end
+    return nil, rerr
+  end
+  if trap then core.signals_watch(reader.f) end
   local job = setmetatable({
     opts = opts, on_bad = on_bad, name_of = name_of, pattern_fields = pattern_fields,
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
