@@ -386,7 +386,12 @@ function M.run(opts)
   local reader, rerr = lines.open(input, { chunk = opts.read_bytes, max_line = opts.max_line_bytes,
                                            stop = trap and core.signals_received or nil })
   if not reader then
+    local sig = trap and core.signals_received()
     if trap then core.signals_restore() end
+    if sig then -- the open of a FIFO waited, and was interrupted
+      local err = errors.new { kind = "interrupted", message = "interrupted by " .. sig .. " before the input was opened" }
+      return nil, err, { read = 0, interrupted = sig }
+    end
     return nil, rerr
   end
   if trap then core.signals_watch(reader.f) end
