@@ -389,7 +389,8 @@ function M.run(opts)
     local sig = trap and core.signals_received()
     if trap then core.signals_restore() end
     if sig then -- the open of a FIFO waited, and was interrupted
-      local err = errors.new { kind = "interrupted", message = "interrupted by " .. sig .. " before the input was opened" }
+      local err = errors.new { kind = "interrupted",
+                               message = "interrupted by " .. sig .. " before the input was opened" }
       return nil, err, { read = 0, interrupted = sig }
     end
     return nil, rerr
