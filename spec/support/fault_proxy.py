@@ -14,6 +14,7 @@ Bounded: exits after --max-seconds, and when --watch-pid (or, without it,
 the parent process) is gone. Writes the port it bound to --port-file.
 """
 import argparse
+import fnmatch
 import gzip
 import json
 import os
@@ -233,7 +234,6 @@ def fp_match(seg, key):
         return True
     if "*" not in seg:
         return seg == key
-    import fnmatch
     return fnmatch.fnmatchcase(key, seg)
 
 
@@ -401,7 +401,6 @@ class Handler:
             r, _, _ = select.select([self.sock], [], [], 0.2)
             if r and not self.sock.recv(65536):
                 break  # the client gave up
-
 
     def answer_status(self, rule, keep):
         status = int(rule.get("status", 503))
