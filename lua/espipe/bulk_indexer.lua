@@ -25,7 +25,7 @@
 -- (transport error, 429, 5xx, a 200 whose body is not a complete bulk
 -- response with one item per action: never assumed successful) -> retried
 -- the same way; 413 -> split in half; systemic (401, 403, TLS, unknown host,
--- a refused connection to a host that never answered) -> the indexer stops
+-- a refused connection before the cluster ever answered) -> the indexer stops
 -- at once: nothing more is sent and nothing is dead-lettered (the documents
 -- not acknowledged are counted in stats.unsent), every later call returns
 -- nil, err with err.kind == "systemic"; other statuses -> every item
