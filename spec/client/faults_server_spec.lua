@@ -230,6 +230,23 @@ describe("espipe load under faults #server", function()
     assert.same({}, left_behind(dir, "in.ndjson"))
   end)
 
+  it("gives up on a request after --timeout seconds (a timeout is retryable: --retry-for 0 ends it at once)", function()
+    server = devserver.start{}
+    proxy = fault_proxy.start{ upstream = server.url, rules = { { match = "_bulk", action = "stall" } },
+                               max_seconds = 60 }
+    write_docs(dir .. "/in.ndjson", 10)
+    local t0 = os.time()
+    local code, out, err = load(dir, S.q(dir .. "/in.ndjson") .. " --index t --timeout 1 --retry-for 0"
+      .. " --url " .. proxy.url)
+    assert.is_true(os.time() - t0 < 10, "took " .. (os.time() - t0) .. " s")
+    assert.equal(1, code, err)
+    local summary = json.decode(out)
+    assert.equal(10, summary.failed)
+    local rec = json.decode(S.read(dir .. "/dl.ndjson"):match("[^\n]+"))
+    assert.equal("transport", rec.error.type)
+    assert.matches("[Tt]imed? ?out", rec.error.reason)
+  end)
+
   describe("a response lost after the server applied the _bulk request", function()
     local function run(extra)
       server = devserver.start{}
