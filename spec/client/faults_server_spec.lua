@@ -130,6 +130,22 @@ describe("espipe load under faults #server", function()
       assert.is_nil(count(server.url, "t"))
     end)
 
+    it("espipe reindex into a destination that answers 403", function()
+      server = devserver.start{}
+      local body = {}
+      for i = 1, 3000 do body[#body + 1] = '{"index":{"_index":"src","_id":"' .. i .. '"}}\n{"n":' .. i .. '}\n' end
+      assert.equal(200, http.request{ method = "POST", url = server.url .. "/_bulk?refresh=true",
+        body = table.concat(body), headers = { ["Content-Type"] = "application/x-ndjson" } }.status)
+      proxy = fault_proxy.start{ upstream = server.url, max_seconds = 60,
+                                 rules = { { match = "_bulk", action = "status", status = 403 } } }
+      local dl = dir .. "/dl.ndjson"
+      local code, _, err = J.espipe("reindex " .. server.url .. "/src " .. proxy.url .. "/dst --quiet --dead-letter "
+        .. S.q(dl))
+      assert.equal(2, code, err)
+      assert.matches("^espipe reindex: 403 [^\n]+ %(POST /dst/_bulk%) on " .. proxy.url:gsub("%p", "%%%0") .. "\n$", err)
+      assert.same({}, left_behind(dir, "in.ndjson"))
+    end)
+
     it("a TLS certificate that does not verify", function()
       local key, crt = dir .. "/k.pem", dir .. "/c.pem"
       assert.equal(0, J.exec("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout "
