@@ -161,6 +161,7 @@ describe("espipe load under faults #server", function()
           return not J.alive(pid) or J.exec("curl -sk -o /dev/null https://127.0.0.1:" .. port .. "/") == 0
         end, 10, "openssl s_server")
         if up and J.alive(pid) then break end
+        if J.alive(pid) then J.exec("kill " .. pid) end -- slow to start: try another port
         pid = nil
       end
       assert.truthy(pid, "openssl s_server did not start")
