@@ -263,6 +263,16 @@ describe("bulk indexer", function()
     assert.is_true(t.clock - t0 >= 30 and t.clock - t0 < 35, "retried for " .. (t.clock - t0) .. " s")
   end)
 
+  it("still honours the deprecated retries = N as a cap on attempts", function()
+    local t = script.new(function() return { status = 503, body = '{"error":"busy"}' } end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", retries = 2, dead_letter = dead }
+    for i = 1, 3 do bi:index({ n = i }, { id = "r" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(3, stats.failed)
+    assert.are.equal(3, #t.sent)
+    assert.are.equal(3, check_invariant(stats, dead).r1.attempts)
+  end)
+
   it("stops at once on a refused connection before the cluster ever answered: nothing dead-lettered", function()
     local t = script.new(function()
       return { err = errors.new{ kind = "transport", code = "connect", message = "connection refused",

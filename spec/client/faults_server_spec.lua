@@ -208,6 +208,7 @@ describe("espipe load under faults #server", function()
     assert.equal(0, summary.ok)
     assert.matches("all of the first 1000 documents failed", err)
     assert.matches("first: document _id [%w_-]+, index strict: 400 strict_dynamic_mapping_exception", err)
+    assert.truthy(err:find(summary.failed .. " document(s) dead-lettered to " .. dir .. "/dl.ndjson", 1, true), err)
     local lines = 0
     for _ in io.lines(dir .. "/dl.ndjson") do lines = lines + 1 end
     assert.equal(summary.failed, lines)
