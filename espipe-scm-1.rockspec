@@ -67,6 +67,7 @@ build = {
     ["espipe.pipeline.presort"] = "lua/espipe/pipeline/presort.lua",
     ["espipe.pipeline.progress"] = "lua/espipe/pipeline/progress.lua",
     ["espipe.pipeline.reindex"] = "lua/espipe/pipeline/reindex.lua",
+    ["espipe.pipeline.setup"] = "lua/espipe/pipeline/setup.lua",
     ["espipe.pipeline.tune"] = "lua/espipe/pipeline/tune.lua",
     ["espipe.pipeline.writer"] = "lua/espipe/pipeline/writer.lua",
     ["espipe.routing"] = "lua/espipe/routing.lua",

@@ -4,6 +4,7 @@
 local client_mod = require("espipe.client")
 local json = require("espipe.json")
 local script = require("spec.client.support.script_transport")
+local errors = require("espipe.errors")
 
 -- Sources that a decode/encode round trip would change.
 local TRICKY = {
@@ -138,5 +139,103 @@ describe("scan with raw_source against espipe serve #server", function()
 
   it("and with sliced scrolls", function()
     check{ raw_source = true, method = "scroll", slices = 2, size = 40 }
+  end)
+end)
+
+-- A cluster holding `n` hits that serves both a PIT (search_after on the
+-- hit number) and a scroll whose cursor advances when the server reads a
+-- continuation, whether or not its answer reaches the client; `lose(req, k)`
+-- turns the k-th request into a lost response (connection reset after the
+-- server acted on it).
+local function lossy_cluster(n, lose)
+  local cursor, k = 0, 0
+  local function page(from, size, extra)
+    local hits = {}
+    for i = from + 1, math.min(from + size, n) do
+      hits[#hits + 1] = '{"_index":"src","_id":"d' .. i .. '","_source":{"i":' .. i .. '},"sort":[' .. i .. ']}'
+    end
+    return '{' .. extra .. '"hits":{"hits":[' .. table.concat(hits, ",") .. ']}}'
+  end
+  return function(req)
+    k = k + 1
+    local reset = { err = errors.new{ kind = "transport", code = "recv", message = "Connection reset by peer" } }
+    if req.path:match("/_pit$") then return { status = 200, body = '{"id":"pit-1"}' } end
+    if req.method == "DELETE" then return { status = 200, body = '{"succeeded":true}' } end
+    local body = json.decode(req.body)
+    if req.path == "/_search/scroll" or (req.query or ""):match("scroll=") then
+      local size = body.size or 100
+      local from = cursor
+      cursor = cursor + (req.path == "/_search/scroll" and 100 or size)
+      if lose(req, k) then return reset end
+      return { status = 200, body = page(from, 100, '"_scroll_id":"s-1",') }
+    end
+    if lose(req, k) then return reset end
+    local from = body.search_after and body.search_after[1] or 0
+    return { status = 200, body = page(from, body.size, '"pit_id":"pit-1",') }
+  end
+end
+
+describe("scan after a lost response", function()
+  local function nth_scroll(nth)
+    local seen = 0
+    return function(req)
+      if req.path ~= "/_search/scroll" then return false end
+      seen = seen + 1
+      return seen == nth
+    end
+  end
+
+  it("fails a scroll whose continuation was lost, naming the page, instead of skipping it", function()
+    local c = client_mod.new{ transport = script.new(lossy_cluster(1000, nth_scroll(3))) }
+    local s = c:scan("src", nil, { method = "scroll", size = 100 })
+    local n, page, err = 0, nil, nil
+    repeat
+      page, err = s:next_page()
+      if page then n = n + #page.hits end
+    until not page
+    assert.are.equal(300, n) -- pages 1..3 arrived, page 4's answer was lost
+    assert.is_not_nil(err)
+    assert.are.equal(4, err.page)
+    assert.matches("scroll page 4 lost", tostring(err))
+    assert.matches("Connection reset by peer", tostring(err))
+  end)
+
+  it("raises from the for-loop forms", function()
+    local c = client_mod.new{ transport = script.new(lossy_cluster(1000, nth_scroll(2))) }
+    local n = 0
+    local ok, err = pcall(function()
+      for _ in c:scan("src", nil, { method = "scroll", size = 100 }) do n = n + 1 end
+    end)
+    assert.is_false(ok)
+    assert.are.equal(200, n)
+    assert.matches("scroll page 3 lost", tostring(err))
+  end)
+
+  it("asks a PIT page again from the last sort values: every hit once", function()
+    local lost = { [3] = true, [4] = true, [9] = true }
+    local c = client_mod.new{ transport = script.new(lossy_cluster(1000, function(_, k) return lost[k] end)) }
+    local seen, n = {}, 0
+    for hit in c:scan("src", nil, { size = 100 }) do
+      assert.is_nil(seen[hit._id], hit._id)
+      seen[hit._id] = true
+      n = n + 1
+    end
+    assert.are.equal(1000, n)
+  end)
+
+  it("gives up on a PIT page once retry_for is spent", function()
+    local c = client_mod.new{ transport = script.new(lossy_cluster(1000, function(req)
+      return req.path == "/_search" end)) }
+    local s = c:scan("src", nil, { size = 100, retry_for = 2 })
+    local page, err = s:next_page()
+    assert.is_nil(page)
+    assert.matches("PIT page 1: Connection reset by peer", tostring(err))
+    assert.is_true(err.attempts > 1)
+  end)
+
+  it("rejects an unknown option, naming the nearest one", function()
+    local c = client_mod.new{ transport = script.new(pit_server({})) }
+    assert.has_error(function() c:scan("src", nil, { slice = 2 }) end,
+      "scan: unknown option 'slice' (did you mean 'slices'?)")
   end)
 end)

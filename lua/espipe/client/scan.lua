@@ -13,8 +13,9 @@
 --   _shard_doc) | "scroll"; size = hits per page and slice (1000); slices = N
 --   (sliced, fetched concurrently); keep_alive = "1m" (renewed by every
 --   request); sort (PIT only; default { "_shard_doc" }); _source; timeout
---   (per request); retries = 5 (attempts of one page after a retryable
---   failure, with capped backoff and jitter);
+--   (per request); retry = a policy from espipe.client.retry, or retry_for =
+--   seconds (default 600) for one: how long a page is asked for again after
+--   retryable failures (capped exponential backoff with jitter);
 --   raw_source = true: each hit's _source is the JSON text the server sent
 --     (never decoded), for pipelines passing documents through;
 --   raw_pages = true: pages carry the response bytes (page.body, an
@@ -42,8 +43,9 @@
 --
 -- What holds:
 -- * PIT pages are idempotent: a page whose request failed in a retryable way
---   (connection failure or reset, timeout, 429, 502, 503, 504) is asked for
---   again from the same sort values, up to `retries` times.
+--   (connection failure or reset, timeout, 429, 5xx: espipe.client.retry)
+--   is asked for again from the same sort values, for up to retry_for.
+--   Systemic failures (401/403, TLS, unknown host) fail at once.
 -- * A scroll cannot be resumed. A continuation (POST /_search/scroll) is
 --   retried only when the server cannot have seen it (connection refused,
 --   unknown host) or refused it (429); any other lost response fails the
@@ -74,15 +76,16 @@ local core = require("espipe.core")
 local errors = require("espipe.errors")
 local options = require("espipe.options")
 local url = require("espipe.client.url")
+local retry_mod = require("espipe.client.retry")
 
 local type, ipairs, pairs, tostring, error, setmetatable = type, ipairs, pairs, tostring, error, setmetatable
-local min, random, remove = math.min, math.random, table.remove
+local min, remove = math.min, table.remove
 local search_response = core.search_response
 
 local M = {}
 local Scan = {}
 
-local KNOWN = { "method", "size", "slices", "keep_alive", "sort", "_source", "retries", "raw_source",
+local KNOWN = { "method", "size", "slices", "keep_alive", "sort", "_source", "retry", "retry_for", "raw_source",
                 "timeout", "raw_pages", "advance", "resume", "pit_id", "keep_pit" }
 
 local HEADERS = { ["Content-Type"] = "application/json" }
@@ -144,7 +147,8 @@ function M.new(client, index, query, opts, level)
     may_fall_back = opts.method == nil and opts.pit_id == nil and next(opts.resume or {}) == nil,
     size = opts.size or 1000, nslices = slices,
     keep_alive = opts.keep_alive or "1m", sort = opts.sort, source = opts._source,
-    retries = opts.retries or 5, timeout = opts.timeout, raw_source = opts.raw_source == true,
+    retry = opts.retry or retry_mod.new({ retry_for = opts.retry_for }, level + 1),
+    timeout = opts.timeout, raw_source = opts.raw_source == true,
     raw_pages = raw_pages, advance_mode = raw_pages and opts.advance == true,
     keep_pit = opts.keep_pit == true,
     pit_id = opts.pit_id, saved_pit = opts.pit_id ~= nil, restarted = nil,
@@ -155,7 +159,7 @@ function M.new(client, index, query, opts, level)
   local resume = opts.resume or {}
   for i = 0, slices - 1 do
     local saved = resume[tostring(i)] or {}
-    self.slice[i] = { id = i, after = saved.search_after, done = saved.done == true, attempts = 0, number = 0 }
+    self.slice[i] = { id = i, after = saved.search_after, done = saved.done == true, number = 0 }
     if saved.search_after ~= nil or saved.done then
       self.handed_pos[i] = { search_after = saved.search_after, done = saved.done == true or nil }
     end
@@ -214,37 +218,42 @@ local function page_name(self, sl)
   return s
 end
 
--- Can this failed request be sent again without losing or repeating hits?
-function Scan:_retryable(sl, res)
-  if self.method == "scroll" and sl.scroll_id then
+-- "retry" when this failed request can be sent again without losing or
+-- repeating hits, else "systemic" or "permanent" (espipe.client.retry).
+function Scan:_classify(sl, res)
+  local class = self.retry:classify(res, sl.req)
+  if class == "retry" and self.method == "scroll" and sl.scroll_id then
     -- the server may have advanced the scroll unless it never saw the request
-    if res.err then return res.err.code == "connect" or res.err.code == "resolve" end
-    return res.status == 429
+    local refused = res.err and res.err.code == "connect"
+    if not (refused or res.status == 429) then return "lost" end
   end
-  if res.err then return true end
-  local s = res.status
-  return s == 429 or s == 502 or s == 503 or s == 504
+  return class
 end
 
-function Scan:_page_error(sl, res)
+function Scan:_page_error(sl, res, class)
   local cm = client_mod()
   local err = res.err and cm.transport_error(res.err, sl.req) or cm.http_error(res, sl.req)
   err.page, err.slice = sl.number + 1, sl.id
   local what = page_name(self, sl)
-  if self.method == "scroll" and sl.scroll_id and (res.err or res.status >= 500) then
+  if class == "lost" then
     err.reason = what .. " lost (" .. tostring(err.reason or err.message or err.kind) .. "): the server may"
       .. " have advanced the scroll, so it cannot be asked for again without skipping hits; rerun the scan"
       .. " (a PIT scan retries its pages)"
   else
     err.reason = what .. ": " .. tostring(err.reason or err.message or err.kind)
   end
+  if sl.retrying then err.attempts = sl.retrying.attempts + 1 end
+  if class == "systemic" then cm.systemic(err) end
   return err
 end
 
+-- Schedules the page again after the policy's backoff; false once retry_for is spent.
 function Scan:_retry_later(sl)
-  sl.attempts = sl.attempts + 1
-  local delay = min(5, 0.1 * 2 ^ (sl.attempts - 1)) * (0.5 + 0.5 * random())
-  self.delayed[#self.delayed + 1] = { sl = sl, due = self.client:now() + delay }
+  local now = self.client:now()
+  sl.retrying = sl.retrying or self.retry:start(now)
+  local delay = sl.retrying:next_delay(now)
+  if not delay then return false end
+  self.delayed[#self.delayed + 1] = { sl = sl, due = now + delay }
   return true
 end
 
@@ -278,15 +287,16 @@ function Scan:_complete(res)
   if not sl then return true end
   self.pending[res.id] = nil
   self.n_pending = self.n_pending - 1
-  if (res.err or res.status ~= 200) and self:_retryable(sl, res) and sl.attempts < self.retries then
-    return self:_retry_later(sl)
-  end
   if not res.err and res.status == 404 and self.method == "pit" and self.saved_pit then
     self.gone = true -- the saved PIT expired: its slices start again on a new one
     return true
   end
-  if res.err or res.status ~= 200 then return nil, self:_page_error(sl, res) end
-  sl.attempts = 0
+  if res.err or res.status ~= 200 then
+    local class = self:_classify(sl, res)
+    if class == "retry" and self:_retry_later(sl) then return true end
+    return nil, self:_page_error(sl, res, class)
+  end
+  sl.retrying = nil
   self.saved_pit = false -- the PIT answered: from now on a 404 means it expired mid-scan
   local body = res.body or ""
   if self.raw_pages then return self:_complete_raw(sl, body) end
@@ -366,8 +376,8 @@ end
 -- Contexts
 
 function Scan:_open_pit()
-  local r, err = self.client:json_request{ method = "POST", path = "/" .. self.index .. "/_pit",
-                                            query = "keep_alive=" .. self.keep_alive }
+  local r, err = self.client:json_request_retrying({ method = "POST", path = "/" .. self.index .. "/_pit",
+                                                     query = "keep_alive=" .. self.keep_alive }, self.retry)
   if r then
     self.pit_id = r.id
     return true
@@ -408,7 +418,7 @@ function Scan:_restart()
     local sl = self.slice[i]
     if not sl.done then
       self.restarted[#self.restarted + 1] = i
-      sl.after, sl.number, sl.attempts = nil, 0, 0
+      sl.after, sl.number, sl.retrying = nil, 0, nil
       self.handed_pos[i] = nil
       ok, err = self:_submit(sl)
       if not ok then return nil, err end
