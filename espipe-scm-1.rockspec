@@ -61,6 +61,7 @@ build = {
     ["espipe.pipeline.csv"] = "lua/espipe/pipeline/csv.lua",
     ["espipe.pipeline.deadletter"] = "lua/espipe/pipeline/deadletter.lua",
     ["espipe.pipeline.export"] = "lua/espipe/pipeline/export.lua",
+    ["espipe.pipeline.export_dir"] = "lua/espipe/pipeline/export_dir.lua",
     ["espipe.pipeline.index_pattern"] = "lua/espipe/pipeline/index_pattern.lua",
     ["espipe.pipeline.lines"] = "lua/espipe/pipeline/lines.lua",
     ["espipe.pipeline.load"] = "lua/espipe/pipeline/load.lua",
