@@ -49,32 +49,45 @@ describe("espipe export --checkpoint #server", function()
     return rows
   end
 
-  it("resumes after kill -9 with every document on disk exactly once", function()
-    local out, ck = dir .. "/out", dir .. "/ck.json"
-    local args = "export ck --to " .. S.q(out) .. " --checkpoint " .. S.q(ck)
-      .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. server.url
-    local pid = J.spawn(args .. " --rate 3000", dir .. "/log")
-    J.wait_for(function()
-      local st = checkpoint.load(ck)
-      return st and #st.files >= 3
-    end, 60, "the checkpoint to list finished files")
-    J.exec("kill -9 " .. pid)
-    J.wait_for(function() return not J.alive(pid) end, 10, "the export to die")
-    local mid = checkpoint.load(ck)
-    assert.is_nil(mid.done)
-    assert.is_string(mid.pit_id)
-    local code, stdout, err = J.espipe(args .. " --json")
-    assert.equal(0, code, err)
-    local summary = json.decode(stdout)
-    assert.equal(N, summary.rows)
-    assert.equal(N, rows_on_disk(out))
-    local m = json.decode(S.read(out .. "/manifest.json"))
-    assert.equal(N, m.rows)
-    for i, f in ipairs(m.files) do assert.equal(string.format("part-%05d.ndjson", i - 1), f.name) end
-    -- the finished files of the first run were kept as they were
-    for i, f in ipairs(mid.files) do assert.same(f, m.files[i]) end
-    assert.is_true(checkpoint.load(ck).done)
-  end)
+  -- every row of the Parquet files in out/, and how many distinct ids
+  local function parquet_rows(out)
+    local duckdb = require "parquet.duckdb"
+    local r = duckdb.query { "SELECT count(*)::VARCHAR AS n, count(DISTINCT _id)::VARCHAR AS d FROM read_parquet("
+      .. duckdb.quote(out .. "/*.parquet") .. ")" }
+    for _, name in ipairs(S.listdir(out)) do assert.is_nil(name:find("inprogress"), name) end
+    assert.equal(r[1][1].n, r[1][1].d)
+    return tonumber(r[1][1].n)
+  end
+
+  for _, format in ipairs { "ndjson", "parquet" } do
+    it("resumes a " .. format .. " export after kill -9 with every document on disk exactly once"
+      .. (format == "parquet" and " #duckdb" or ""), function()
+      local out, ck = dir .. "/out", dir .. "/ck.json"
+      local args = "export ck --to " .. S.q(out) .. " --format " .. format .. " --checkpoint " .. S.q(ck)
+        .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. server.url
+      local pid = J.spawn(args .. " --rate 3000", dir .. "/log")
+      J.wait_for(function()
+        local st = checkpoint.load(ck)
+        return st and #st.files >= 3
+      end, 60, "the checkpoint to list finished files")
+      J.exec("kill -9 " .. pid)
+      J.wait_for(function() return not J.alive(pid) end, 10, "the export to die")
+      local mid = checkpoint.load(ck)
+      assert.is_nil(mid.done)
+      assert.is_string(mid.pit_id)
+      local code, stdout, err = J.espipe(args .. " --json")
+      assert.equal(0, code, err)
+      local summary = json.decode(stdout)
+      assert.equal(N, summary.rows)
+      assert.equal(N, format == "parquet" and parquet_rows(out) or rows_on_disk(out))
+      local m = json.decode(S.read(out .. "/manifest.json"))
+      assert.equal(N, m.rows)
+      for i, f in ipairs(m.files) do assert.equal(string.format("part-%05d.%s", i - 1, format), f.name) end
+      -- the finished files of the first run were kept as they were
+      for i, f in ipairs(mid.files) do assert.same(f, m.files[i]) end
+      assert.is_true(checkpoint.load(ck).done)
+    end)
+  end
 
   it("refuses a non-empty directory without a checkpoint; --overwrite replaces it", function()
     local out = dir .. "/out"
