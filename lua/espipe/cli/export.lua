@@ -23,6 +23,7 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --overwrite        replace an earlier export in DIR (without it a non-empty DIR is refused)
   --allow-empty      exit 0 even when no document was exported (default: exit 1)
   --rate N           at most N documents per second
+  --timeout S        seconds per request (default 60)
   --quiet / --json   as for load
 
 Parquet columns: _id, then the index mapping's fields (inferred from the first
@@ -34,6 +35,7 @@ local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
   checkpoint = "string", overwrite = "boolean", allow_empty = "boolean", rate = "number",
+  timeout = "number",
 }
 
 local function total(counts)
@@ -67,7 +69,7 @@ local function run(argv)
   end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
-    client = common.client(url), index = index, query = query, slices = opts.slices, size = opts.size,
+    client = common.client(url, { timeout = opts.timeout }), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
     checkpoint = opts.checkpoint, overwrite = opts.overwrite, rate = opts.rate,

@@ -15,8 +15,13 @@ usage: espipe load FILE|- --index NAME [options]
   --strict           decode every NDJSON line (default: a cheap object check; ES rejects the rest)
   --csv-types        CSV cells that are JSON numbers/booleans become numbers/booleans
   --batch-bytes N    bytes per bulk request (default 5 MB)   --batch-docs N (default 1000)
-  --concurrency N    bulk requests in flight (default 4)      --retries N (default 5)
+  --concurrency N    bulk requests in flight (default 4)      --retries N (deprecated: caps attempts)
   --dead-letter PATH where failed documents go (default espipe-deadletter.ndjson)
+  --server-ids       let Elasticsearch pick the _id of documents without one (default: espipe
+                     gives each a time-based id before the first send, so retries cannot
+                     duplicate; with server ids a retry after a lost response can)
+]] .. common.job_usage .. [[
+
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
   --quiet            no progress or summary    --json   summary as JSON on stdout
 Input may be gzip or zstd compressed (detected from its first bytes).]]
@@ -27,6 +32,8 @@ local spec = {
   batch_docs = "number", concurrency = "number", retries = "number", dead_letter = "string",
   url = "string", quiet = "boolean", json = "boolean",
 }
+for k, v in pairs(common.job_flags) do spec[k] = v end
+spec.server_ids = "boolean"
 
 local function run(argv)
   local opts, rest = args.parse(argv, spec)
@@ -38,14 +45,18 @@ local function run(argv)
   if opts.on_bad_line and opts.on_bad_line ~= "stop" and opts.on_bad_line ~= "skip" then
     return common.usage_error("load", "--on-bad-line must be stop or skip", usage)
   end
+  local job, jerr = common.job_options(opts)
+  if not job then return common.usage_error("load", jerr, usage) end
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("load", opts)
   local ok, summary, err, partial = pcall(require("espipe.pipeline.load").run, {
-    client = common.client(opts.url or common.default_url()), input = rest[1], index = opts.index,
+    client = common.client(opts.url or common.default_url(), job), input = rest[1], index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
     batch_bytes = opts.batch_bytes, batch_docs = opts.batch_docs, concurrency = opts.concurrency,
     retries = opts.retries, dead_letter = dead, progress = p,
+    retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
+    server_ids = job.server_ids,
   })
   if not ok then return common.usage_error("load", tostring(summary), usage) end
   return common.finish("load", p, summary or partial, err, { dead, dead .. ".input" })

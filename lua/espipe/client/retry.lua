@@ -49,7 +49,7 @@ function M.new(opts, level)
     error("espipe.client.retry: expects an options table, got " .. type(opts), level)
   end
   opts = opts or {}
-  options.check(opts, KNOWN, "espipe.client.retry", level + 1)
+  options.check(opts, KNOWN, "espipe.client.retry", level)
   local self = setmetatable({
     retry_for = check_number(opts, "retry_for", level, true),
     base = check_number(opts, "base", level),

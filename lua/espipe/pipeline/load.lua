@@ -75,6 +75,8 @@ function M.run(opts)
   local ix = opts.client:bulk_indexer {
     index = opts.index, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
     concurrency = opts.concurrency, retries = opts.retries, dead_letter = opts.dead_letter,
+    retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
+    server_ids = opts.server_ids, error_budget = opts.error_budget,
   }
   local bad_dl = deadletter.new((opts.dead_letter or "espipe-deadletter.ndjson") .. ".input")
   local summary = { read = 0, bad_lines = 0 }
@@ -224,7 +226,8 @@ function M.run(opts)
   bad_dl:close()
 
   -- flush what was accepted, also when stopping on a bad line
-  local stats = ix:close() or {}
+  local stats, ierr = ix:close()
+  failure = failure or ierr -- systemic, stalled, error budget spent
   for k, v in pairs(stats) do summary[k] = v end
   if bad_dl.count > 0 then summary.bad_lines_file = bad_dl.path end
   if failure then return nil, failure, summary end

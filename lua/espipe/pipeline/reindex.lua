@@ -71,7 +71,8 @@ end
 
 local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "checkpoint_interval",
   "tune_dest", "tune_state", "on_tuned", "swap_alias", "checkpoint", "rate", "progress", "dead_letter",
-  "retry_for", "batch_docs", "batch_bytes", "concurrency", "retries" }
+  "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
+  "retries" }
 local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
 
@@ -242,6 +243,8 @@ function M.run(opts)
     index = dst.index, batch_docs = batch_docs, batch_bytes = opts.batch_bytes,
     concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
     on_batch = acks and function(b) acks:settled(b.tokens) end or nil,
+    retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
+    error_budget = opts.error_budget, conflict_ok = op == "create",
   }
   local transform_dl = deadletter.new((opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform")
 
@@ -359,7 +362,9 @@ function M.run(opts)
   -- what was accepted is sent and accounted on every exit path
   hand_all()
   scan:close()
-  local stats = ix:close() or {}
+  local stats, ierr = ix:close()
+  failure = failure or ierr -- systemic, stalled, error budget spent
+  stats = stats or {}
   transform_dl:close()
   for k, v in pairs(stats) do if summary[k] == nil or type(v) == "number" then summary[k] = v end end
   if dl_file then dl_file:close() end
