@@ -59,26 +59,34 @@ describe("espipe export --checkpoint #server", function()
     return tonumber(r[1][1].n)
   end
 
+  -- Starts a checkpointed export and kills it with -9 once three files are
+  -- recorded; returns the command and the checkpoint as it was left.
+  local function killed_export(out, ck, format)
+    local args = "export ck --to " .. S.q(out) .. " --format " .. format .. " --checkpoint " .. S.q(ck)
+      .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. server.url
+    local pid = J.spawn(args .. " --rate 3000", dir .. "/log")
+    J.wait_for(function()
+      local st = checkpoint.load(ck)
+      return st and #st.files >= 3
+    end, 60, "the checkpoint to list finished files")
+    J.exec("kill -9 " .. pid)
+    J.wait_for(function() return not J.alive(pid) end, 10, "the export to die")
+    local mid = checkpoint.load(ck)
+    assert.is_nil(mid.done)
+    assert.is_string(mid.pit_id)
+    return args, mid
+  end
+
   for _, format in ipairs { "ndjson", "parquet" } do
     it("resumes a " .. format .. " export after kill -9 with every document on disk exactly once"
       .. (format == "parquet" and " #duckdb" or ""), function()
       local out, ck = dir .. "/out", dir .. "/ck.json"
-      local args = "export ck --to " .. S.q(out) .. " --format " .. format .. " --checkpoint " .. S.q(ck)
-        .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. server.url
-      local pid = J.spawn(args .. " --rate 3000", dir .. "/log")
-      J.wait_for(function()
-        local st = checkpoint.load(ck)
-        return st and #st.files >= 3
-      end, 60, "the checkpoint to list finished files")
-      J.exec("kill -9 " .. pid)
-      J.wait_for(function() return not J.alive(pid) end, 10, "the export to die")
-      local mid = checkpoint.load(ck)
-      assert.is_nil(mid.done)
-      assert.is_string(mid.pit_id)
+      local args, mid = killed_export(out, ck, format)
       local code, stdout, err = J.espipe(args .. " --json")
       assert.equal(0, code, err)
       local summary = json.decode(stdout)
       assert.equal(N, summary.rows)
+      assert.is_nil(summary.restarted)
       assert.equal(N, format == "parquet" and parquet_rows(out) or rows_on_disk(out))
       local m = json.decode(S.read(out .. "/manifest.json"))
       assert.equal(N, m.rows)
@@ -88,6 +96,19 @@ describe("espipe export --checkpoint #server", function()
       assert.is_true(checkpoint.load(ck).done)
     end)
   end
+
+  it("starts over, exactly, when the saved point in time is gone", function()
+    local out, ck = dir .. "/out", dir .. "/ck.json"
+    local args, mid = killed_export(out, ck, "ndjson")
+    assert(client:json_request { method = "DELETE", path = "/_pit", body = json.encode { id = mid.pit_id },
+      headers = { ["Content-Type"] = "application/json" } })
+    local code, stdout, err = J.espipe(args .. " --json")
+    assert.equal(0, code, err)
+    local summary = json.decode(stdout)
+    assert.is_true(summary.restarted)
+    assert.equal(N, summary.rows)
+    assert.equal(N, rows_on_disk(out))
+  end)
 
   it("refuses a non-empty directory without a checkpoint; --overwrite replaces it", function()
     local out = dir .. "/out"
