@@ -44,7 +44,8 @@ describe("scan through the fault proxy #server", function()
   it("fails a scroll whose continuation response was lost, naming the page", function()
     local c = through { { match = "POST /_search/scroll", action = "reset_response", nth = 3 } }
     local s = c:scan("docs", nil, { method = "scroll", size = 1000, retry_for = 5 })
-    local seen, n, page, err = {}, 0, nil, nil
+    local seen, n = {}, 0
+    local page, err
     repeat
       page, err = s:next_page()
       for _, hit in ipairs(page and page.hits or {}) do
@@ -84,6 +85,7 @@ describe("scan through the fault proxy #server", function()
     assert.equal(0, code, err)
     assert.equal(N, json.decode(out).ok)
     assert.equal(2, proxy:stats().statuses)
+    local _
     proxy:set_rules { { match = "POST /docs/_refresh", action = "status", status = 403 } }
     code, _, err = J.espipe("reindex docs copy2 --json --quiet --source-url " .. proxy.url
       .. " --dest-url " .. server.url)

@@ -188,7 +188,8 @@ describe("scan after a lost response", function()
   it("fails a scroll whose continuation was lost, naming the page, instead of skipping it", function()
     local c = client_mod.new{ transport = script.new(lossy_cluster(1000, nth_scroll(3))) }
     local s = c:scan("src", nil, { method = "scroll", size = 100 })
-    local n, page, err = 0, nil, nil
+    local n = 0
+    local page, err
     repeat
       page, err = s:next_page()
       if page then n = n + #page.hits end

@@ -149,7 +149,8 @@ describe("reindex checkpoints #server", function()
 
   it("rejects unknown options, naming the nearest valid one", function()
     assert.has_error(function()
-      reindex.run { source = { client = client, index = "a" }, dest = { client = client, index = "b" }, chekpoint = "x" }
+      reindex.run { source = { client = client, index = "a" }, dest = { client = client, index = "b" },
+        chekpoint = "x" }
     end, "espipe.reindex: unknown option 'chekpoint' (did you mean 'checkpoint'?)")
     assert.has_error(function()
       reindex.run { source = { client = client, index = "a", slice = 2 }, dest = { client = client, index = "b" } }

@@ -92,7 +92,8 @@ local function run(argv)
   local code = common.finish("export", p, summary, err)
   if code == 0 and manifest and manifest.rows == 0 and not opts.allow_empty then
     -- nothing exported is not a success unless asked for
-    io.stderr:write("espipe export: 0 documents exported (the index or query matched none); --allow-empty accepts that\n")
+    io.stderr:write("espipe export: 0 documents exported (the index or query matched none);",
+      " --allow-empty accepts that\n")
     return 1
   end
   return code

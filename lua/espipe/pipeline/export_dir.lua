@@ -37,7 +37,8 @@ function M.prepare(dir, opts)
     elseif ours(name) and (keep or opts.overwrite) then
       local ok, err = os.remove(dir .. "/" .. name)
       if not ok then
-        return nil, errors.new { kind = "output", message = "cannot remove " .. dir .. "/" .. name .. ": " .. tostring(err) }
+        return nil, errors.new { kind = "output",
+          message = "cannot remove " .. dir .. "/" .. name .. ": " .. tostring(err) }
       end
     else
       stray = stray or name
