@@ -240,3 +240,68 @@ describe("scan after a lost response", function()
       "scan: unknown option 'slice' (did you mean 'slices'?)")
   end)
 end)
+
+describe("scan resume", function()
+  -- 300 hits; a PIT is live when its id is in `live`
+  local function cluster(live)
+    local opened = 0
+    return function(req)
+      if req.path:match("/_pit$") then
+        opened = opened + 1
+        live["new-" .. opened] = true
+        return { status = 200, body = '{"id":"new-' .. opened .. '"}' }
+      end
+      if req.method == "DELETE" then return { status = 200, body = '{"succeeded":true}' } end
+      local body = json.decode(req.body)
+      if not live[body.pit.id] then
+        return { status = 404, body = '{"error":{"type":"search_context_missing_exception","reason":"No search context found"},"status":404}' }
+      end
+      local from = body.search_after and body.search_after[1] or 0
+      local hits = {}
+      for i = from + 1, math.min(from + body.size, 300) do
+        hits[#hits + 1] = '{"_id":"d' .. i .. '","_source":{},"sort":[' .. i .. ']}'
+      end
+      return { status = 200, body = '{"pit_id":"' .. body.pit.id .. '","hits":{"hits":[' .. table.concat(hits, ",") .. ']}}' }
+    end
+  end
+
+  local function ids(s)
+    local out = {}
+    for hit in s do out[#out + 1] = hit._id end
+    return out
+  end
+
+  it("goes on from the saved positions on the saved PIT, opening none", function()
+    local t = script.new(cluster{ old = true })
+    local c = client_mod.new{ transport = t }
+    local s = c:scan("src", nil, { size = 100, pit_id = "old", resume = { ["0"] = { search_after = { 200 } } } })
+    local got = ids(s)
+    assert.are.equal(100, #got)
+    assert.are.equal("d201", got[1])
+    assert.is_nil(s.restarted)
+    for _, r in ipairs(t.sent) do assert.is_false(r.method == "POST" and r.path == "/src/_pit", "a PIT was opened") end
+    assert.are.same({ ["0"] = { search_after = { 300 }, done = true } }, s:positions())
+  end)
+
+  it("starts the unfinished slices again on a new PIT when the saved one is gone", function()
+    local c = client_mod.new{ transport = script.new(cluster{}) }
+    local s = c:scan("src", nil, { size = 100, pit_id = "old", resume = { ["0"] = { search_after = { 200 } } } })
+    local got = ids(s)
+    assert.are.equal(300, #got)
+    assert.are.equal("d1", got[1])
+    assert.are.same({ 0 }, s.restarted)
+  end)
+
+  it("fails a scan whose PIT expires midway instead of starting over", function()
+    local live = {}
+    local c = client_mod.new{ transport = script.new(cluster(live)) }
+    local s = c:scan("src", nil, { size = 100 })
+    assert.is_not_nil(s:next_page())
+    live["new-1"] = nil
+    local page, err
+    repeat page, err = s:next_page() until not page
+    -- (page 2 was already fetched ahead)
+    assert.matches("PIT page 3: No search context found", tostring(err))
+    assert.are.equal(404, err.status)
+  end)
+end)

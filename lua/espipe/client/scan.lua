@@ -411,6 +411,7 @@ end
 -- The saved PIT is gone: a new one, and the unfinished slices from their start.
 function Scan:_restart()
   self.gone, self.saved_pit, self.pit_id = false, false, nil
+  self.delayed = {} -- retries meant for the old PIT: every unfinished slice is asked for below
   local ok, err = self:_open_pit()
   if not ok then return nil, err end
   self.restarted = {}
