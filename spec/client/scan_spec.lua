@@ -254,14 +254,16 @@ describe("scan resume", function()
       if req.method == "DELETE" then return { status = 200, body = '{"succeeded":true}' } end
       local body = json.decode(req.body)
       if not live[body.pit.id] then
-        return { status = 404, body = '{"error":{"type":"search_context_missing_exception","reason":"No search context found"},"status":404}' }
+        return { status = 404, body = '{"error":{"type":"search_context_missing_exception",'
+          .. '"reason":"No search context found"},"status":404}' }
       end
       local from = body.search_after and body.search_after[1] or 0
       local hits = {}
       for i = from + 1, math.min(from + body.size, 300) do
         hits[#hits + 1] = '{"_id":"d' .. i .. '","_source":{},"sort":[' .. i .. ']}'
       end
-      return { status = 200, body = '{"pit_id":"' .. body.pit.id .. '","hits":{"hits":[' .. table.concat(hits, ",") .. ']}}' }
+      return { status = 200,
+        body = '{"pit_id":"' .. body.pit.id .. '","hits":{"hits":[' .. table.concat(hits, ",") .. ']}}' }
     end
   end
 
