@@ -307,3 +307,45 @@ describe("scan resume", function()
     assert.are.equal(404, err.status)
   end)
 end)
+
+describe("scan on a cluster without point in time", function()
+  -- _pit is unknown (400, as Elasticsearch before 7.10 answers); scrolls work
+  local function old_cluster()
+    local sent = 0
+    return function(req)
+      if req.path:match("/_pit$") then
+        return { status = 400, body = '{"error":{"type":"illegal_argument_exception",'
+          .. '"reason":"request [/src/_pit] contains unrecognized parameter: [keep_alive]"},"status":400}' }
+      end
+      if req.method == "DELETE" then return { status = 200, body = '{"succeeded":true}' } end
+      sent = sent + 1
+      local hits = {}
+      if sent <= 2 then
+        for i = 1, 100 do hits[i] = '{"_id":"p' .. sent .. '-' .. i .. '","_source":{},"sort":[' .. i .. ']}' end
+      end
+      return { status = 200, body = '{"_scroll_id":"s-1","hits":{"hits":[' .. table.concat(hits, ",") .. ']}}' }
+    end
+  end
+
+  it("falls back to a scroll when no method was asked for", function()
+    local c = client_mod.new{ transport = script.new(old_cluster()) }
+    local s = c:scan("src", nil, { size = 100 })
+    local n = 0
+    for _ in s do n = n + 1 end
+    assert.are.equal(200, n)
+    assert.are.equal("scroll", s.method)
+    assert.are.same({}, s:positions()) -- a scroll cannot be resumed
+  end)
+
+  for _, opts in ipairs{ { method = "pit" }, { resume = { ["0"] = { search_after = { 5 } } } } } do
+    local what = next(opts)
+    it("never turns a scan with " .. what .. " into a scroll", function()
+      local c = client_mod.new{ transport = script.new(old_cluster()) }
+      opts.size = 100
+      local page, err = c:scan("src", nil, opts):next_page()
+      assert.is_nil(page)
+      assert.are.equal(400, err.status)
+      assert.matches("illegal_argument_exception", tostring(err))
+    end)
+  end
+end)

@@ -32,6 +32,10 @@ describe("espipe export --checkpoint #server", function()
   end)
   before_each(function() dir = S.tmpdir() end)
 
+  local function open_pits()
+    return client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
+  end
+
   -- n of every NDJSON row in out/, counted; fails on a duplicate
   local function rows_on_disk(out)
     local seen, rows = {}, 0
@@ -81,7 +85,9 @@ describe("espipe export --checkpoint #server", function()
     it("resumes a " .. format .. " export after kill -9 with every document on disk exactly once"
       .. (format == "parquet" and " #duckdb" or ""), function()
       local out, ck = dir .. "/out", dir .. "/ck.json"
+      local pits = open_pits()
       local args, mid = killed_export(out, ck, format)
+      assert.equal(pits + 1, open_pits()) -- the killed export's PIT, kept for the resume
       local code, stdout, err = J.espipe(args .. " --json")
       assert.equal(0, code, err)
       local summary = json.decode(stdout)
@@ -94,6 +100,8 @@ describe("espipe export --checkpoint #server", function()
       -- the finished files of the first run were kept as they were
       for i, f in ipairs(mid.files) do assert.same(f, m.files[i]) end
       assert.is_true(checkpoint.load(ck).done)
+      -- the resume used that PIT (no other was opened) and freed it
+      assert.equal(pits, open_pits())
     end)
   end
 

@@ -82,8 +82,8 @@ end
 
 -- Columns of the hits' _source from the mapping response; nil (and no error)
 -- when the mapping names no fields at all, so the caller infers them.
-local function mapping_columns(parquet, client, opts)
-  local mapping, err = client.indices:get_mapping { index = opts.index }
+local function mapping_columns(parquet, client, opts, policy)
+  local mapping, err = setup_mod.new(client, policy):get(opts.index, "_mapping")
   if not mapping then return nil, err end
   local want = { prefix = "_source", meta = { "_id" } }
   if #parquet.schema.from_mapping(mapping, want) == #want.meta then return false end
@@ -254,18 +254,18 @@ function M.run(opts)
   local client, fields = opts.client, opts.fields
   local dir = is_dir_target(opts.to, opts) and opts.to:gsub("/$", "") or nil
 
+  local policy = retry.new({ retry_for = opts.retry_for }, 2)
   local parquet, columns_pq
   if format == "parquet" then
     local ok, mod = pcall(require, "espipe.parquet")
     if not ok then return config_error("Parquet export needs espipe.parquet: " .. tostring(mod)) end
     if not dir then return config_error("Parquet export writes a directory of part files: --to DIR") end
     parquet = mod
-    local cols, err = mapping_columns(parquet, client, opts)
+    local cols, err = mapping_columns(parquet, client, opts, policy)
     if cols == nil then return nil, err end
     columns_pq = cols or nil -- false: the mapping has no fields; infer from documents
   end
 
-  local policy = retry.new({ retry_for = opts.retry_for }, 2)
   local saved, serr = prepare_target(dir, opts)
   if saved == nil then return nil, serr end
   if saved and saved.done then
