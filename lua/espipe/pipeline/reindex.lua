@@ -242,7 +242,10 @@ function M.run(opts)
   local ix = dst.client:bulk_indexer {
     index = dst.index, batch_docs = batch_docs, batch_bytes = opts.batch_bytes,
     concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
-    on_batch = acks and function(b) acks:settled(b.tokens) end or nil,
+    on_batch = acks and function(b)
+      acks:settled(b.tokens)
+      maybe_save() -- also while the scan waits: positions move as batches settle
+    end or nil,
     retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
     error_budget = opts.error_budget, conflict_ok = op == "create",
   }
