@@ -92,5 +92,11 @@ describe("scan through the fault proxy #server", function()
     assert.are_not.equal(0, code)
     assert.matches("403", err)
     assert.matches("_refresh", err)
+    -- an export's count likewise: no "0 documents", no exit 0
+    proxy:set_rules { { match = "/_count", action = "status", status = 403 } }
+    code, _, err = J.espipe("export docs --to " .. S.q(S.tmpdir() .. "/out") .. " --quiet --url " .. proxy.url)
+    assert.are_not.equal(0, code)
+    assert.matches("403", err)
+    assert.matches("_count", err)
   end)
 end)

@@ -145,6 +145,13 @@ describe("espipe export --checkpoint #server", function()
     assert.equal(0, code, err)
   end)
 
+  it("refuses a checkpoint for a single-file target", function()
+    local m, err = export.run { client = client, index = "ck", to = dir .. "/one.ndjson", checkpoint = dir .. "/ck" }
+    assert.is_nil(m)
+    assert.matches("needs a directory target", tostring(err))
+    assert.same({}, S.listdir(dir))
+  end)
+
   it("rejects unknown options, naming the nearest valid one", function()
     assert.has_error(function() export.run { client = client, index = "ck", to = dir, fromat = "csv" } end,
       "espipe.export: unknown option 'fromat' (did you mean 'format'?)")
