@@ -22,8 +22,13 @@ describe("espipe export --checkpoint #server", function()
     local bi = client:bulk_indexer { index = "ck", batch_docs = 1000 }
     for i = 1, N do bi:index({ n = i, s = "row " .. i }, { id = "r" .. i }) end
     assert.equal(N, bi:close().ok)
+    -- no mapped fields: a Parquet export infers its columns from the first documents
+    assert(client.indices:create { index = "ckd", mappings = { dynamic = false } })
+    bi = client:bulk_indexer { index = "ckd", batch_docs = 1000 }
+    for i = 1, N do bi:index({ n = i, s = "row " .. i }, { id = "r" .. i }) end
+    assert.equal(N, bi:close().ok)
     assert(client.indices:create { index = "none" })
-    assert(client:refresh { index = "ck,none" })
+    assert(client:refresh { index = "ck,ckd,none" })
   end)
   teardown(function()
     if client then client:close() end
@@ -65,8 +70,8 @@ describe("espipe export --checkpoint #server", function()
 
   -- Starts a checkpointed export and kills it with -9 once three files are
   -- recorded; returns the command and the checkpoint as it was left.
-  local function killed_export(out, ck, format)
-    local args = "export ck --to " .. S.q(out) .. " --format " .. format .. " --checkpoint " .. S.q(ck)
+  local function killed_export(out, ck, format, index)
+    local args = "export " .. (index or "ck") .. " --to " .. S.q(out) .. " --format " .. format .. " --checkpoint " .. S.q(ck)
       .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. server.url
     local pid = J.spawn(args .. " --rate 3000", dir .. "/log")
     J.wait_for(function()
@@ -81,12 +86,13 @@ describe("espipe export --checkpoint #server", function()
     return args, mid
   end
 
-  for _, format in ipairs { "ndjson", "parquet" } do
-    it("resumes a " .. format .. " export after kill -9 with every document on disk exactly once"
+  for _, case in ipairs { { "ndjson", "ck" }, { "parquet", "ck" }, { "parquet", "ckd" } } do
+    local format, index = case[1], case[2]
+    it("resumes a " .. format .. " export of " .. index .. " after kill -9 with every document on disk exactly once"
       .. (format == "parquet" and " #duckdb" or ""), function()
       local out, ck = dir .. "/out", dir .. "/ck.json"
       local pits = open_pits()
-      local args, mid = killed_export(out, ck, format)
+      local args, mid = killed_export(out, ck, format, index)
       assert.equal(pits + 1, open_pits()) -- the killed export's PIT, kept for the resume
       local code, stdout, err = J.espipe(args .. " --json")
       assert.equal(0, code, err)
@@ -102,6 +108,15 @@ describe("espipe export --checkpoint #server", function()
       assert.is_true(checkpoint.load(ck).done)
       -- the resume used that PIT (no other was opened) and freed it
       assert.equal(pits, open_pits())
+      if index == "ckd" then
+        -- inferred columns: the resume wrote the columns the first run inferred
+        assert.is_table(mid.parquet_columns)
+        assert.same({ "_id", "n", "s" }, (function()
+          local names = {}
+          for i, c in ipairs(m.columns) do names[i] = c.name end
+          return names
+        end)())
+      end
     end)
   end
 

@@ -304,11 +304,15 @@ function M.run(opts)
   local columns, dropped = saved and saved.columns or nil, {}
   -- checkpoint: each completed file, with the positions of the pages it holds
   local parts
+  local inferred  -- columns inferred from documents: kept in the checkpoint, so a resume writes the same
+  local releasing -- held pages being written: handed out, not all in files yet
   local ck_failure
   local ck_state = { files = {}, rows = 0, bytes = 0, positions = {} }
   local function save_checkpoint(w, done)
+    if releasing then return true end
     ck_state.files, ck_state.rows, ck_state.bytes, ck_state.index = w.files, w.rows, w.bytes, w.index
     ck_state.part_index, ck_state.columns = parts and parts.index or nil, columns
+    ck_state.parquet_columns = inferred and columns_pq or nil
     ck_state.positions, ck_state.pit_id, ck_state.done = scan:positions(), scan.pit_id, done or nil
     local ok, err = checkpoint.save(opts.checkpoint, ck_state)
     if not ok then ck_failure = ck_failure or err end
@@ -334,6 +338,9 @@ function M.run(opts)
   end
   -- pages held back until infer_docs documents show what the columns are
   local held, held_docs, infer_docs = {}, 0, opts.infer_docs or 1000
+  if saved and saved.parquet_columns then
+    columns_pq, inferred, held = saved.parquet_columns, true, nil
+  end
 
   local function write_parquet(hits)
     if #hits == 0 then return true end
@@ -346,11 +353,14 @@ function M.run(opts)
       if not cols then return nil, err end
       columns_pq = cols
     end
+    -- the held pages are all handed out, not all written yet: no checkpoint
+    -- until they are (a file finished meanwhile is recorded with the next one)
+    releasing, inferred = true, columns_pq ~= nil
     for _, page in ipairs(held) do
       local ok, err = write_parquet(page.hits)
       if not ok then return nil, err end
     end
-    held = nil
+    held, releasing = nil, false
     return true
   end
 
