@@ -88,8 +88,8 @@ describe("espipe export --checkpoint #server", function()
 
   for _, case in ipairs { { "ndjson", "ck" }, { "parquet", "ck" }, { "parquet", "ckd" } } do
     local format, index = case[1], case[2]
-    it("resumes a " .. format .. " export of " .. index .. " after kill -9 with every document on disk exactly once"
-      .. (format == "parquet" and " #duckdb" or ""), function()
+    it("resumes a " .. format .. " export of " .. index
+      .. " after kill -9 with every document on disk exactly once" .. (format == "parquet" and " #duckdb" or ""), function()
       local out, ck = dir .. "/out", dir .. "/ck.json"
       local pits = open_pits()
       local args, mid = killed_export(out, ck, format, index)
