@@ -71,7 +71,8 @@ describe("espipe export --checkpoint #server", function()
   -- Starts a checkpointed export and kills it with -9 once three files are
   -- recorded; returns the command and the checkpoint as it was left.
   local function killed_export(out, ck, format, index)
-    local args = "export " .. (index or "ck") .. " --to " .. S.q(out) .. " --format " .. format .. " --checkpoint " .. S.q(ck)
+    local args = "export " .. (index or "ck") .. " --to " .. S.q(out) .. " --format " .. format
+      .. " --checkpoint " .. S.q(ck)
       .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. server.url
     local pid = J.spawn(args .. " --rate 3000", dir .. "/log")
     J.wait_for(function()
@@ -88,8 +89,9 @@ describe("espipe export --checkpoint #server", function()
 
   for _, case in ipairs { { "ndjson", "ck" }, { "parquet", "ck" }, { "parquet", "ckd" } } do
     local format, index = case[1], case[2]
+    local tag = format == "parquet" and " #duckdb" or ""
     it("resumes a " .. format .. " export of " .. index
-      .. " after kill -9 with every document on disk exactly once" .. (format == "parquet" and " #duckdb" or ""), function()
+      .. " after kill -9 with every document on disk exactly once" .. tag, function()
       local out, ck = dir .. "/out", dir .. "/ck.json"
       local pits = open_pits()
       local args, mid = killed_export(out, ck, format, index)
