@@ -11,7 +11,7 @@
 --     presort = false, presort_window = shards x batch_docs, checkpoint_interval = 1 (seconds),
 --     tune_dest = false, tune_state =, on_tuned =, swap_alias = nil, checkpoint = nil,
 --     rate = nil (docs/s), progress = nil, dead_letter = PATH, retry_for = 600 (seconds),
---     batch_docs =, batch_bytes =, concurrency =, retries =,
+--     batch_docs =, batch_bytes =, concurrency =, retries =, backoff = (the bulk indexer's),
 --   } -> summary | nil, err, summary
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -72,7 +72,7 @@ end
 local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "checkpoint_interval",
   "tune_dest", "tune_state", "on_tuned", "swap_alias", "checkpoint", "rate", "progress", "dead_letter",
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
-  "retries" }
+  "retries", "backoff" }
 local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
 
@@ -241,7 +241,7 @@ function M.run(opts)
 
   local ix = dst.client:bulk_indexer {
     index = dst.index, batch_docs = batch_docs, batch_bytes = opts.batch_bytes,
-    concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
+    concurrency = opts.concurrency, retries = opts.retries, backoff = opts.backoff, dead_letter = dead,
     on_batch = acks and function(b)
       acks:settled(b.tokens)
       maybe_save() -- also while the scan waits: positions move as batches settle
