@@ -11,7 +11,8 @@ usage: espipe reindex SRC DEST [options]
                      (default $ES_URL or http://127.0.0.1:9200)
   --transform FILE   a Lua file returning function(doc, hit): return the document (changed
                      or not), nil to drop it, or reindex.many{...} to fan out (see
-                     examples/enrich.lua); an error dead-letters that document
+                     examples/enrich.lua); an error dead-letters that document; returning
+                     no value at all (a forgotten `return doc`) stops the job
   --query JSON       only the hits of this query        --slices N   parallel slices
   --op OP            index (default) | create (409s of re-sent documents count as done)
   --presort          order each batch by destination shard (rotated per slice)
