@@ -510,9 +510,9 @@ function Client:bulk_indexer(opts)
   return require("espipe.bulk_indexer").new(self, opts, 2)
 end
 
--- client:scan(index, query, opts) (see espipe.scan)
+-- client:scan(index, query, opts) (see espipe.client.scan)
 function Client:scan(index, query, opts)
-  return require("espipe.scan").new(self, index, query, opts, 2)
+  return require("espipe.client.scan").new(self, index, query, opts, 2)
 end
 
 function Client:close()
