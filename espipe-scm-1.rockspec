@@ -64,6 +64,7 @@ build = {
     ["espipe.pipeline.export"] = "lua/espipe/pipeline/export.lua",
     ["espipe.pipeline.export_dir"] = "lua/espipe/pipeline/export_dir.lua",
     ["espipe.pipeline.index_pattern"] = "lua/espipe/pipeline/index_pattern.lua",
+    ["espipe.pipeline.interrupt"] = "lua/espipe/pipeline/interrupt.lua",
     ["espipe.pipeline.lines"] = "lua/espipe/pipeline/lines.lua",
     ["espipe.pipeline.load"] = "lua/espipe/pipeline/load.lua",
     ["espipe.pipeline.presort"] = "lua/espipe/pipeline/presort.lua",
