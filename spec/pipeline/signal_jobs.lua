@@ -17,7 +17,7 @@ end
 -- default first: a background job of a non-interactive shell starts with
 -- SIGINT ignored. Returns the exit status, stdout and stderr.
 function M.signalled(dir, args, sig, ready)
-  local out, err, rcf, pidf = dir .. "/out", dir .. "/err", dir .. "/rc", dir .. "/pid"
+  local out, err, rcf, pidf = dir .. "/job.stdout", dir .. "/job.stderr", dir .. "/job.rc", dir .. "/job.pid"
   os.remove(rcf)
   os.remove(pidf)
   J.exec("(env --default-signal=INT,TERM " .. J.bin .. " " .. args .. " >" .. S.q(out) .. " 2>" .. S.q(err)

@@ -6,8 +6,8 @@
 --               compress = nil|"gzip"|"zstd", source_url =, progress = p,
 --               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000,
 --               checkpoint = PATH, overwrite = false, rate = docs/s, keep_alive = "5m",
---               retry_for = 600 }
---     -> manifest | nil, err
+--               retry_for = 600, trap_signals = false }
+--     -> manifest | nil, err [, partial summary]
 -- Unknown keys raise, naming the nearest valid one.
 --
 -- A directory target must be empty (files of a checkpointed run excepted);
@@ -22,6 +22,11 @@
 -- the export starts again from the beginning (manifest.restarted = true):
 -- part files mix the slices' rows, so no slice can be taken up alone.
 -- A single-file target (FILE or -) cannot be resumed: checkpoint needs a DIR.
+-- With trap_signals, SIGINT/SIGTERM stop the scan after the current page:
+-- the file in progress is finished and renamed into place, the checkpoint
+-- records it, no manifest is written; run returns nil, err (kind
+-- "interrupted"), { rows =, bytes =, files =, interrupted = "SIGINT" }.
+-- A second signal stops the process at once.
 --
 -- NDJSON rows are the documents' _source (re-encoded by the exact codec:
 -- integers, [] and null survive; key order is kept by the dev server's
@@ -51,6 +56,7 @@ local checkpoint = require "espipe.pipeline.checkpoint"
 local setup_mod = require "espipe.pipeline.setup"
 local retry = require "espipe.client.retry"
 local options = require "espipe.options"
+local interrupt = require "espipe.pipeline.interrupt"
 
 local M = {}
 
@@ -205,7 +211,7 @@ end
 
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
   "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
-  "rate", "retry_for" }
+  "rate", "retry_for", "trap_signals" }
 
 -- The checkpoint of an earlier run (nil: none), after the directory is ready.
 local function prepare_target(dir, opts)
@@ -235,6 +241,30 @@ local function prepare_target(dir, opts)
   return saved or false
 end
 
+-- After a signal: every page taken is written, the file in progress
+-- finished and renamed into place like any other, the checkpoint saved (not
+-- done), no manifest (the export is not complete). nil, err, partial summary.
+local function finish_interrupted(sig, done, w, parts, release_held, dir, opts, save_checkpoint)
+  local ok, err = true, nil
+  if release_held then ok, err = release_held() end
+  if ok and parts then ok, err = parts.finish_file() end
+  if ok then ok, err = w:close_current() end
+  if ok and opts.checkpoint then save_checkpoint(w) end
+  local partial = { rows = w.rows, bytes = w.bytes, files = #w.files, interrupted = sig }
+  if not ok then
+    w:abort()
+    if parts then parts.abort() end
+    return nil, err, partial
+  end
+  local resume = opts.checkpoint and ("checkpoint saved to " .. opts.checkpoint
+    .. " (rerun the same command to resume)")
+    or dir and ("the files in " .. dir .. " are complete but there is no manifest.json;"
+      .. " without --checkpoint a rerun needs --overwrite and starts over")
+    or opts.to == "-" and "they are on stdout"
+    or (opts.to .. " holds them (a single file cannot be resumed)")
+  return nil, interrupt.error(sig, done, "documents", resume), partial
+end
+
 function M.run(opts)
   if type(opts) ~= "table" or not opts.client or not opts.index or not opts.to then
     error("export.run: client, index and to are required", 2)
@@ -251,6 +281,8 @@ function M.run(opts)
   if opts.infer_docs ~= nil and (type(opts.infer_docs) ~= "number" or opts.infer_docs < 1) then
     error("export.run: infer_docs must be a positive number", 2)
   end
+  -- the options are checked: run again with SIGINT/SIGTERM trapped
+  if opts.trap_signals and not interrupt.active() then return interrupt.run(true, M.run, opts) end
   local client, fields = opts.client, opts.fields
   local dir = is_dir_target(opts.to, opts) and opts.to:gsub("/$", "") or nil
 
@@ -454,16 +486,24 @@ function M.run(opts)
     end
     return true
   end
+  local interrupted
   local pok, perr = pcall(function()
     local page, err = first, nil
     while page do
       if not (each_page(page) and paced()) then return end
+      -- Ctrl-C / SIGTERM: no more pages; the file in progress is finished below
+      interrupted = interrupt.received()
+      if interrupted then return end
       page, err = scan:next_page()
     end
     failure = failure or err
   end)
   if not pok then failure = failure or perr end
   scan:close()
+  if interrupted and not failure then
+    return finish_interrupted(interrupted, done, w, parts, parts and held and release_held, dir, opts,
+      save_checkpoint)
+  end
 
   if not failure and parts then
     local ok, err = true, nil

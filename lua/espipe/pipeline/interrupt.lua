@@ -5,6 +5,7 @@
 --
 --   interrupt.run(trap, fn, ...) -> fn(...)'s results, with SIGINT/SIGTERM
 --                                   trapped around it when trap is true
+--   interrupt.active() -> true inside interrupt.run(true, ...)
 --   interrupt.received() -> "SIGINT" | "SIGTERM" | nil (nil when not trapped)
 --   interrupt.error(sig, done, what, resume) -> err (kind "interrupted"):
 --     "interrupted by SIGINT after 1200 documents; <resume>"
@@ -29,6 +30,8 @@ function M.run(trap, fn, ...)
   trapped = true
   return restored(pcall(fn, ...))
 end
+
+function M.active() return trapped end
 
 function M.received()
   return trapped and core.signals_received() or nil
