@@ -84,6 +84,27 @@ describe("espipe reindex, signals and raising transforms #server", function()
     end)
   end
 
+  it("stops at once on a second signal, while the first one's flush waits on a stalled destination", function()
+    local proxy = require("support.fault_proxy").start { upstream = server.url, rules = {}, max_seconds = 120 }
+    load("twice-src", 6000)
+    local ck = dir .. "/ck.json"
+    local args = "reindex twice-src twice-dst --size 200 --batch-docs 200 --timeout 60 --checkpoint " .. S.q(ck)
+      .. " --json --source-url " .. server.url .. " --dest-url " .. proxy.url .. " --rate 1500"
+    local ok, rc, out, err = pcall(SJ.signalled, dir, args, { "INT", "TERM" }, function()
+      local st = checkpoint.load(ck)
+      if not (st and (st.counts.sent or 0) >= 1000) then return false end
+      -- from now on every _bulk request hangs: the flush cannot end for 60 s
+      if not proxy.stalling then proxy:set_rules { { match = "_bulk", action = "stall" } } end
+      proxy.stalling = true
+      return (proxy:stats().stalls or 0) >= 1
+    end, 20)
+    proxy:stop()
+    assert(ok, rc)
+    assert.equal(143, rc, err) -- 128 + SIGTERM: killed by the signal, not an exit of its own
+    assert.equal("", out)
+    assert.is_nil(err:find("interrupted by", 1, true))
+  end)
+
   -- Reindexes n documents of src through a transform of that Lua text; exit
   -- status, summary, stderr and the transform dead letter's length.
   local function transformed(src, n, body, flags)

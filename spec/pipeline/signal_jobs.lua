@@ -13,15 +13,17 @@ local function number_in(path)
 end
 
 -- Starts `espipe args` in dir, waits for ready() (polled, with a deadline),
--- sends SIG<sig> and waits for the exit. The signals are set to their
+-- sends SIG<sig> (sig: "TERM", or a list { "INT", "TERM" } sent one after
+-- the other; different signals, so the kernel cannot merge them) and waits
+-- for the exit (within seconds, default 60). The signals are set to their
 -- default first: a background job of a non-interactive shell starts with
 -- SIGINT ignored. Returns the exit status, stdout and stderr.
-function M.signalled(dir, args, sig, ready)
+function M.signalled(dir, args, sig, ready, seconds)
   local out, err, rcf, pidf = dir .. "/job.stdout", dir .. "/job.stderr", dir .. "/job.rc", dir .. "/job.pid"
   os.remove(rcf)
   os.remove(pidf)
   J.exec("(env --default-signal=INT,TERM " .. J.bin .. " " .. args .. " >" .. S.q(out) .. " 2>" .. S.q(err)
-    .. " & echo $! >" .. S.q(pidf) .. "; wait $!; echo $? >" .. S.q(rcf) .. ") &")
+    .. " & echo $! >" .. S.q(pidf) .. "; wait $!; echo $? >" .. S.q(rcf) .. ") 2>/dev/null &")
   local pid = J.wait_for(function() return number_in(pidf) end, 30, "the job's pid")
   local started, why = pcall(J.wait_for, function()
     if number_in(rcf) then return "ended" end
@@ -32,8 +34,10 @@ function M.signalled(dir, args, sig, ready)
     J.exec("kill -9 " .. pid .. " 2>/dev/null")
     error(why .. "; its stderr: " .. S.read(err), 0)
   end
-  assert(J.exec("kill -" .. sig .. " " .. pid) == 0, "the job ended before the signal")
-  local exited, rc = pcall(J.wait_for, function() return number_in(rcf) end, 60, "the job to exit")
+  for _, one in ipairs(type(sig) == "table" and sig or { sig }) do
+    assert(J.exec("kill -" .. one .. " " .. pid) == 0, "the job ended before the signal")
+  end
+  local exited, rc = pcall(J.wait_for, function() return number_in(rcf) end, seconds or 60, "the job to exit")
   if not exited then
     J.exec("kill -9 " .. pid .. " 2>/dev/null")
     error(rc .. "; its stderr: " .. S.read(err), 0)
