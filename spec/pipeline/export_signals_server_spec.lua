@@ -101,4 +101,24 @@ describe("espipe export, signals #server", function()
       assert.is_true(checkpoint.load(ck).done)
     end)
   end
+
+  it("on SIGTERM finishes a single-file export: every row taken is in the file, none in progress", function()
+    local file = dir .. "/all.ndjson"
+    local rc, stdout, err = SJ.signalled(dir, "export sig --to " .. S.q(file) .. " --size 100 --rate 3000 --json --url "
+      .. server.url, "TERM", function()
+      local f = io.open(file .. ".inprogress", "rb")
+      local size = f and f:seek("end") or 0
+      if f then f:close() end
+      return size > 20000
+    end)
+    assert.equal(143, rc, err)
+    local summary = json.decode(stdout)
+    assert.is_true(summary.rows < N)
+    assert.matches("interrupted by SIGTERM after " .. summary.rows .. " documents; " .. file
+      .. " holds them (a single file cannot be resumed)", err, 1, true)
+    assert.is_nil(io.open(file .. ".inprogress"))
+    local rows = 0
+    for _ in S.read(file):gmatch("[^\n]+") do rows = rows + 1 end
+    assert.equal(summary.rows, rows)
+  end)
 end)
