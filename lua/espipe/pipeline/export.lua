@@ -241,28 +241,15 @@ local function prepare_target(dir, opts)
   return saved or false
 end
 
--- After a signal: every page taken is written, the file in progress
--- finished and renamed into place like any other, the checkpoint saved (not
--- done), no manifest (the export is not complete). nil, err, partial summary.
-local function finish_interrupted(sig, done, w, parts, release_held, dir, opts, save_checkpoint)
-  local ok, err = true, nil
-  if release_held then ok, err = release_held() end
-  if ok and parts then ok, err = parts.finish_file() end
-  if ok then ok, err = w:close_current() end
-  if ok and opts.checkpoint then save_checkpoint(w) end
-  local partial = { rows = w.rows, bytes = w.bytes, files = #w.files, interrupted = sig }
-  if not ok then
-    w:abort()
-    if parts then parts.abort() end
-    return nil, err, partial
-  end
+-- Why an interrupted export stopped, and how it goes on.
+local function interrupted_error(sig, done, dir, opts)
   local resume = opts.checkpoint and ("checkpoint saved to " .. opts.checkpoint
     .. " (rerun the same command to resume)")
     or dir and ("the files in " .. dir .. " are complete but there is no manifest.json;"
       .. " without --checkpoint a rerun needs --overwrite and starts over")
     or opts.to == "-" and "they are on stdout"
     or (opts.to .. " holds them (a single file cannot be resumed)")
-  return nil, interrupt.error(sig, done, "documents", resume), partial
+  return interrupt.error(sig, done, "documents", resume)
 end
 
 function M.run(opts)
@@ -500,9 +487,19 @@ function M.run(opts)
   end)
   if not pok then failure = failure or perr end
   scan:close()
+  local partial = interrupted and { interrupted = interrupted }
   if interrupted and not failure then
-    return finish_interrupted(interrupted, done, w, parts, parts and held and release_held, dir, opts,
-      save_checkpoint)
+    -- every page taken is written: the file in progress is finished and
+    -- renamed like any other, and checkpointed; no manifest (not complete)
+    local ok, err = true, nil
+    if parts and held then ok, err = release_held() end
+    if ok and parts then ok, err = parts.finish_file() end
+    if ok then ok, err = w:close_current() end
+    if ok and opts.checkpoint then save_checkpoint(w) end
+    if ok and ck_failure then ok, err = nil, ck_failure end
+    partial.rows, partial.bytes, partial.files = w.rows, w.bytes, #w.files
+    if ok then return nil, interrupted_error(interrupted, done, dir, opts), partial end
+    failure = err
   end
 
   if not failure and parts then
@@ -514,7 +511,7 @@ function M.run(opts)
   if failure then
     w:abort()
     if parts then parts.abort() end
-    return nil, failure
+    return nil, failure, partial
   end
   local extra = { source = opts.source_url or opts.index, index = opts.index,
     query = opts.query or json.null, total = w.rows }
