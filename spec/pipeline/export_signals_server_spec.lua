@@ -102,6 +102,22 @@ describe("espipe export, signals #server", function()
     end)
   end
 
+  it("ends a long --rate wait on SIGINT and keeps the page it took", function()
+    local pits = client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
+    local out = dir .. "/out"
+    -- 1000 documents at 10 a second: a 100 s wait after the first page
+    local rc, stdout, err = SJ.signalled(dir, "export sig --to " .. S.q(out) .. " --size 1000 --rate 10 --json --url "
+      .. server.url, "INT", function()
+      return client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits > pits
+    end, 15)
+    assert.equal(130, rc, err)
+    local summary = json.decode(stdout)
+    assert.equal(1000, summary.rows)
+    assert.equal(1000, ndjson_rows(out))
+    no_file_in_progress(out)
+    assert.matches("there is no manifest.json; without --checkpoint a rerun needs --overwrite", err, 1, true)
+  end)
+
   it("on SIGTERM finishes a single-file export: every row taken is in the file, none in progress", function()
     local file = dir .. "/all.ndjson"
     local rc, stdout, err = SJ.signalled(dir, "export sig --to " .. S.q(file) .. " --size 100 --rate 3000 --json --url "

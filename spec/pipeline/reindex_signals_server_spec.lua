@@ -84,6 +84,24 @@ describe("espipe reindex, signals and raising transforms #server", function()
     end)
   end
 
+  local function open_pits()
+    return client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
+  end
+
+  it("ends a long --rate wait on SIGTERM and flushes the page it took", function()
+    load("slow-src", 3000)
+    local pits = open_pits()
+    -- 1000 documents at 10 a second: a 100 s wait after the first page
+    local rc, out, err = SJ.signalled(dir, "reindex slow-src slow-dst --size 1000 --batch-docs 100 --rate 10 --json"
+      .. " --source-url " .. server.url, "TERM", function() return open_pits() > pits end, 15)
+    assert.equal(143, rc, err)
+    local summary = json.decode(out)
+    assert.equal("SIGTERM", summary.interrupted)
+    assert.equal(1000, summary.ok)
+    assert.equal(1000, count("slow-dst"))
+    assert.matches("without --checkpoint a rerun starts over", err, 1, true)
+  end)
+
   it("stops at once on a second signal, while the first one's flush waits on a stalled destination", function()
     local proxy = require("support.fault_proxy").start { upstream = server.url, rules = {}, max_seconds = 120 }
     load("twice-src", 6000)

@@ -469,7 +469,7 @@ function M.run(opts)
     if ck_failure then failure = ck_failure return false end
     if opts.rate and opts.rate > 0 then
       local ahead = done / opts.rate - (client:now() - started)
-      if ahead > 0 then client:sleep(ahead) end
+      if ahead > 0 then interrupt.sleep(client, ahead) end
     end
     return true
   end

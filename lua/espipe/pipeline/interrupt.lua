@@ -7,6 +7,7 @@
 --                                   trapped around it when trap is true
 --   interrupt.active() -> true inside interrupt.run(true, ...)
 --   interrupt.received() -> "SIGINT" | "SIGTERM" | nil (nil when not trapped)
+--   interrupt.sleep(client, seconds)  client:sleep, ended early by a signal
 --   interrupt.error(sig, done, what, resume) -> err (kind "interrupted"):
 --     "interrupted by SIGINT after 1200 documents; <resume>"
 --   interrupt.exit_code(sig) -> 130 | 143 | nil
@@ -35,6 +36,18 @@ function M.active() return trapped end
 
 function M.received()
   return trapped and core.signals_received() or nil
+end
+
+-- client:sleep(seconds) in steps, so a signal ends a long wait (--rate)
+-- within a quarter of a second: the C sleep sleeps on through EINTR.
+local STEP = 0.25
+function M.sleep(client, seconds)
+  local deadline = client:now() + seconds
+  while not M.received() do
+    local left = deadline - client:now()
+    if left <= 0 then return end
+    client:sleep(math.min(left, STEP))
+  end
 end
 
 function M.error(sig, done, what, resume)

@@ -354,7 +354,7 @@ local function run_job(opts, src, dst, op)
     end
     if opts.rate and opts.rate > 0 then
       local ahead = summary.scanned / opts.rate - (now(src.client) - started)
-      if ahead > 0 then src.client:sleep(ahead) end
+      if ahead > 0 then interrupt.sleep(src.client, ahead) end
     end
     -- Ctrl-C / SIGTERM: no more pages; what was taken is flushed below
     interrupted = interrupted or interrupt.received()
