@@ -49,7 +49,7 @@ local function restore(path)
   local state, err = require("espipe.pipeline.checkpoint").load(path)
   if err then io.stderr:write("espipe reindex: ", tostring(err), "\n") return 1 end
   if not state then return 0 end
-  local ok, rerr = tune.restore(common.client(state.url or common.default_url()), path)
+  local ok, rerr = tune.restore(common.client(tune.restore_url(state)), path)
   if not ok then io.stderr:write("espipe reindex: restore failed: ", tostring(rerr), "\n") return 1 end
   return 0
 end
@@ -85,7 +85,7 @@ local function run(argv)
       local tune = require "espipe.pipeline.tune"
       local interp = arg and arg[-1] or "lua"
       local script = arg and arg[0] or "espipe"
-      tune.watch(tune.pid(), state_path, interp, script)
+      tune.watch(tune.pid(), state_path, interp, script, durl)
       if not opts.quiet then io.stderr:write("espipe reindex: destination tuned; settings saved in ", state_path, "\n") end
     end
   end

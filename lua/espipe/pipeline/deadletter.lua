@@ -14,7 +14,7 @@ end
 function DL:write(entry)
   local json = require "espipe.json"
   if not self.f then
-    local f, err = io.open(self.path, "ab")
+    local f, err = require("espipe.private_file").open(self.path, "ab")
     -- losing a dead-letter record would break the accounting: stop the job
     if not f then error(require("espipe.errors").new { kind = "output", message = "cannot open dead letter: " .. tostring(err) }, 0) end
     self.f = f

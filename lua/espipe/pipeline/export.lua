@@ -356,7 +356,7 @@ function M.run(opts)
     if parts then parts.abort() end
     return nil, failure
   end
-  local extra = { source = opts.source_url or opts.index, index = opts.index,
+  local extra = { source = require("espipe.client.url").redact(opts.source_url) or opts.index, index = opts.index,
     query = opts.query or json.null, total = done }
   if columns then extra.columns = columns end
   if next(dropped) then extra.dropped_columns = dropped end

@@ -159,7 +159,7 @@ function M.run(opts)
     end
     dl_count = dl_count + 1
     if opts.dead_letter then
-      dl_file = dl_file or assert(io.open(opts.dead_letter, "ab"))
+      dl_file = dl_file or assert(require("espipe.private_file").open(opts.dead_letter, "ab"))
       dl_file:write(item.record)
       dl_file:flush()
     end
