@@ -52,6 +52,7 @@ build = {
     ["espipe"] = "lua/espipe/init.lua",
     ["espipe.json"] = "lua/espipe/json.lua",
     ["espipe.ngx.log_shipper"] = "lua/espipe/ngx/log_shipper.lua",
+    ["espipe.ngx.spool"] = "lua/espipe/ngx/spool.lua",
     ["espipe.parquet"] = "lua/espipe/parquet.lua",
     ["espipe.parquet.schema"] = "lua/espipe/parquet/schema.lua",
     ["espipe.pipeline.checkpoint"] = "lua/espipe/pipeline/checkpoint.lua",

@@ -12,17 +12,41 @@ local M = {}
 
 M.root = os.getenv("PWD") or "."
 
-local function sh(cmd)
+-- Shell helpers of the OpenResty specs.
+function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function output(cmd)
   local p = assert(io.popen(cmd))
   local out = p:read("*a")
   p:close()
   return out
 end
 
+-- true when cmd exits 0
+function M.sh(cmd)
+  local ok, _, code = os.execute(cmd)
+  if type(ok) == "number" then return ok == 0 end
+  return ok == true and code == 0
+end
+
+-- a fresh private (0700) temp directory
+function M.mktemp()
+  return (output("mktemp -d ${TMPDIR:-/tmp}/espipe-openresty.XXXXXX"):gsub("%s+$", ""))
+end
+
+-- the file's contents, "" when there is none
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 -- "user root;" when started by root; nothing otherwise (nginx then cannot
 -- switch users and its workers already run as the invoking user).
 function M.user_line()
-  return sh("id -u"):match("^%s*0%s*$") and "user root;" or ""
+  return output("id -u"):match("^%s*0%s*$") and "user root;" or ""
 end
 
 -- examples/openresty/nginx.conf for a checkout at root, listening on port,
@@ -70,6 +94,7 @@ end
 function M.count(es, index)
   http.request{ method = "POST", url = es.url .. "/" .. index .. "/_refresh" }
   local res = http.request{ url = es.url .. "/" .. index .. "/_count" }
+  if res.status == 404 then return 0 end -- (not created yet)
   assert(res.status == 200, "count: " .. tostring(res.status) .. " " .. tostring(res.body))
   return cjson.decode(res.body).count
 end

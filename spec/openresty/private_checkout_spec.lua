@@ -5,13 +5,7 @@
 local devserver = require "support.devserver"
 local example = require "openresty.example"
 
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  if type(ok) == "number" then return ok == 0 end
-  return ok == true and code == 0
-end
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q, sh = example.q, example.sh
 
 describe("OpenResty example from a 0700 directory #server", function()
   local es, app, private
@@ -23,9 +17,7 @@ describe("OpenResty example from a 0700 directory #server", function()
   end)
 
   it("ships every event (the workers can read the tree)", function()
-    local p = assert(io.popen("mktemp -d ${TMPDIR:-/tmp}/espipe-private.XXXXXX"))
-    private = p:read("*l")
-    p:close()
+    private = example.mktemp()
     assert.equal("700", (io.popen("stat -c %a " .. q(private)):read("*l")))
     -- a copy of what nginx reads, not symlinks into the (readable) original
     local root = private .. "/checkout"

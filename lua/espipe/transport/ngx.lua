@@ -326,8 +326,10 @@ function M:now()
   return now()
 end
 
+-- Under 1 ms, ngx.sleep rounds to 0, which Debian's nginx (without the
+-- "delayed events" patch) answers with a warning per call: sleep 1 ms.
 function M:sleep(seconds)
-  ngx.sleep(seconds)
+  ngx.sleep(seconds > 0.001 and seconds or 0.001)
 end
 
 function M:close()
