@@ -28,6 +28,8 @@ local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
 }
+common.with_tls(spec)
+usage = usage .. "\n" .. common.tls_usage
 
 local function total(counts)
   local n = 0
@@ -60,7 +62,7 @@ local function run(argv)
   end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
-    client = common.client(url), index = index, query = query, slices = opts.slices, size = opts.size,
+    client = common.client(url, opts), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
   })

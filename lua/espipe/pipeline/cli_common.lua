@@ -13,8 +13,51 @@ function M.target(s, base_url)
   return (base_url or M.default_url()):gsub("/$", ""), s
 end
 
-function M.client(url)
-  return require("espipe.client").new { hosts = { url } }
+-- TLS flags of every command that talks to a cluster.
+M.tls_spec = { ca_file = "string", cert = "string", key = "string", insecure = "boolean" }
+M.tls_usage = [[
+  --ca-file FILE      trust the CA certificates (PEM) in FILE, e.g. an Elasticsearch 8 http_ca.crt
+                     (default as curl: $CURL_CA_BUNDLE, $SSL_CERT_DIR, $SSL_CERT_FILE, the system's)
+  --cert FILE --key FILE   client certificate and its private key (PEM)
+  --insecure         do not verify the server's certificate (prints a warning)]]
+
+-- spec + the TLS flags (the usage gets M.tls_usage)
+function M.with_tls(spec)
+  for k, v in pairs(M.tls_spec) do spec[k] = v end
+  return spec
+end
+
+-- The TLS flags again, as arguments for another espipe (the --tune-dest watchdog).
+function M.tls_args(opts)
+  local out = {}
+  for _, k in ipairs { "ca_file", "cert", "key" } do
+    if opts[k] then out[#out + 1] = "--" .. k:gsub("_", "-") .. "=" .. opts[k] end
+  end
+  if opts.insecure then out[#out + 1] = "--insecure" end
+  return out
+end
+
+-- The client's tls table from the parsed flags (nil when none was given).
+function M.tls(opts)
+  if not opts or not (opts.ca_file or opts.cert or opts.key or opts.insecure) then return nil end
+  return { ca_file = opts.ca_file, cert = opts.cert, key = opts.key, insecure = opts.insecure or nil }
+end
+
+-- A TLS failure is no document error: over https the client first asks the
+-- cluster's root, and a handshake or verification failure ends the command
+-- at once with one line and exit status 2.
+local function check_tls(client, url)
+  local res, err = client:perform { method = "GET", path = "/" }
+  if res or not err or err.code ~= "tls" then return end
+  io.stderr:write("espipe: ", require("espipe.client.url").redact(url), ": ", tostring(err.message or err),
+    " (trust its CA with --ca-file FILE or $SSL_CERT_FILE; --insecure skips verification)\n")
+  os.exit(2)
+end
+
+function M.client(url, opts)
+  local client = require("espipe.client").new { hosts = { url }, tls = M.tls(opts) }
+  if url:find("^https://") then check_tls(client, url) end
+  return client
 end
 
 function M.progress(label, opts)

@@ -9,7 +9,8 @@
 --
 --   tune.apply(client, index, state_path, url) -> state | nil, err
 --   tune.restore(client, state_path)           -> true | nil, err
---   tune.watch(pid, state_path, lua, espipe, url) -> starts the watchdog
+--   tune.watch(pid, state_path, lua, espipe, url, args) -> starts the watchdog
+--     (args: more arguments for `espipe reindex --restore`, e.g. TLS flags)
 --   tune.restore_url(state)                    -> the URL to restore through
 --
 -- The state file holds the URL without credentials; the watchdog gets the
@@ -86,10 +87,12 @@ end
 -- exit, then runs `espipe reindex --restore STATE` (a no-op when the job
 -- already restored and removed the file). Lua cannot trap signals; this
 -- process, which outlives the job, is what makes restoring reliable.
-function M.watch(pid, state_path, lua, espipe, url)
+function M.watch(pid, state_path, lua, espipe, url, args)
+  local more = {}
+  for i, a in ipairs(args or {}) do more[i] = " " .. q(a) end
   local cmd = "(trap '' INT TERM HUP; IFS= read -r ESPIPE_RESTORE_URL; export ESPIPE_RESTORE_URL; exec </dev/null; "
     .. "while kill -0 " .. tonumber(pid) .. " 2>/dev/null; do sleep 1; done; "
-    .. "exec " .. q(lua) .. " " .. q(espipe) .. " reindex --restore " .. q(state_path)
+    .. "exec " .. q(lua) .. " " .. q(espipe) .. " reindex --restore " .. q(state_path) .. table.concat(more)
     .. ") >/dev/null 2>&1 &"
   local p = io.popen(cmd, "w")
   if not p then return nil end
