@@ -64,7 +64,7 @@ function M.open(o)
   local probe = self.dir .. "/." .. self.name .. ".probe"
   local f = io.open(probe, "ab")
   if not f then
-    os.execute("mkdir -p " .. q(self.dir))
+    os.execute("mkdir -p " .. q(self.dir) .. " 2>/dev/null")
     local err
     f, err = io.open(probe, "ab")
     if not f then return nil, "spool directory " .. self.dir .. " is not writable: " .. tostring(err) end
