@@ -13,6 +13,8 @@ local function tls_proxy(certs, upstream_port, require_client_cert)
   return nginx.start{ conf = function(port)
     return table.concat({
       "worker_processes 1;",
+      -- its workers write proxy temp files in the (0700) prefix
+      require("openresty.example").user_line(),
       "error_log logs/error.log warn;",
       "pid logs/nginx.pid;",
       "events { worker_connections 64; }",

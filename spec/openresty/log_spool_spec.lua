@@ -21,9 +21,13 @@ end
 
 -- The example with 2 workers, one bulk request in flight per worker (the
 -- order promise) and its spool in spool_dir.
-local function start_app(es_url, spool_dir)
+local function start_app(es_url, spool_dir, flush_interval)
   return example.start(es_url, { edit = function(conf)
     local n
+    if flush_interval then
+      conf, n = conf:gsub("flush_interval = 1,", "flush_interval = " .. flush_interval .. ",")
+      assert(n == 1)
+    end
     conf, n = conf:gsub("\nworker_processes 1;", "\nworker_processes 2;")
     assert(n == 1)
     conf, n = conf:gsub('spool_dir = ngx%.config%.prefix%(%) %.%. "logs/spool",',
@@ -154,6 +158,29 @@ describe("log shipper spool #server", function()
     assert.equal(2, assert_in_order(docs), "events came from both workers")
     assert.is_nil(app.error_log():find("delayed events", 1, true), "ngx.sleep(0) warnings in the error log")
     assert.is_nil(app.error_log():find("dropped", 1, true), app.error_log():sub(-2000))
+  end)
+
+  it("replays what the old workers spooled on a reload (nginx -s reload)", function()
+    es = devserver.start{ data = data }
+    local url, port = es.url, es.port
+    es.stop(); es = nil
+    -- no drain before the reload: the 300 events are in the workers' memory
+    app = start_app(url, spool_dir, 10)
+    example.hit(app, 300)
+    local p = io.popen("pgrep -P " .. app.pid)
+    local old_workers = p:read("*a")
+    p:close()
+    assert(sh("kill -HUP " .. app.pid))
+    assert(nginx.wait_for(function()
+      for pid in old_workers:gmatch("%d+") do
+        if sh("kill -0 " .. pid .. " 2>/dev/null") then return false end
+      end
+      return true
+    end, 20), "the old workers did not exit")
+    es = restart(data, port)
+    assert(nginx.wait_for(function() return example.count(es, INDEX) >= 300 end, 60),
+      "only " .. example.count(es, INDEX) .. " of 300 events arrived\n" .. app.error_log():sub(-3000))
+    assert_pages(all_docs(es, 300), 300)
   end)
 
   it("replays what was spooled after an nginx restart", function()

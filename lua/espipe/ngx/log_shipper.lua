@@ -59,6 +59,10 @@ local counters = { pushed = 0, dropped = 0, shipped = 0, failed = 0, retried = 0
 local last_drop_log, drops_since_log, last_spool_drops = 0, 0, 0
 local id_prefix, id_seq = "", 0
 local backoff, next_try = 0, 0
+-- On a reload the worker this one replaces spools its memory queue as it
+-- exits: look for such files for a while after the start.
+local RESCAN_FOR = 60
+local rescan_until = 0
 
 local function queued() return tail - head + 1 end
 
@@ -187,6 +191,7 @@ local function ship_all()
     hosts = cfg.hosts, auth = cfg.auth, tls = cfg.tls, timeout = cfg.timeout,
   }
   local chunk = cfg.batch_docs * cfg.concurrency
+  if spool and spool:empty() and ngx.now() < rescan_until then spool:rescan() end
   -- Events pushed while this drain yields are picked up by the same loop.
   while not ngx.worker.exiting() do
     if spool and not spool:empty() then
@@ -211,7 +216,7 @@ function drain(premature)
     if spool and not running then spool_memory(); spool:close() end
     return
   end
-  if running or (queued() == 0 and (not spool or spool:empty())) then return end
+  if running or (queued() == 0 and (not spool or (spool:empty() and ngx.now() >= rescan_until))) then return end
   if ngx.now() < next_try then return end
   running = true
   counters.drains = counters.drains + 1
@@ -265,7 +270,8 @@ function M.start(opts)
   if cfg.spool_dir then
     local err
     spool, err = require("espipe.ngx.spool").open{ dir = cfg.spool_dir, name = "worker-" .. worker,
-      max_bytes = cfg.spool_max_bytes, file_bytes = cfg.spool_file_bytes }
+      pid = ngx.worker.pid(), max_bytes = cfg.spool_max_bytes, file_bytes = cfg.spool_file_bytes }
+    rescan_until = ngx.now() + RESCAN_FOR
     if not spool then error("log_shipper.start: " .. tostring(err), 2) end
   end
   local ok, err = ngx.timer.every(cfg.flush_interval, drain)

@@ -1,14 +1,17 @@
 -- The log shipper's on-disk spool: one per nginx worker, a sequence of
 -- append-only files of event lines, oldest first.
 --
---   local s = spool.open{ dir =, name =, max_bytes =, file_bytes = } -> s | nil, err
+--   local s = spool.open{ dir =, name =, pid =, max_bytes =, file_bytes = } -> s | nil, err
 --   s:append(line)        -> true | false (dropped: nothing older could go)
 --   s:prepend(lines)      -- lines older than everything spooled (a failed batch)
 --   s:oldest()            -> entry, lines | nil   (the oldest file, claimed)
 --   s:finish(entry, rest) -- rest: lines of it still to send (nil: all sent)
+--   s:rescan()            -> how many files of this name appeared (another process's)
 --   s:close(), s:empty(), s.bytes, s.files, s.dropped
 --
--- Files are <dir>/<name>-<sequence>.spool (the sequence orders them); a file
+-- Files are <dir>/<name>-<sequence>-<pid>.spool (the sequence orders them;
+-- the pid keeps apart the files of an exiting worker and of the worker that
+-- replaces it on a reload, which share a name); a file
 -- grows to about file_bytes, then the next one starts. The total stays under
 -- max_bytes: past it, the oldest files not being replayed are removed and
 -- their events counted in s.dropped. A file found at open() (left by an
@@ -42,24 +45,43 @@ local function read_lines(path)
   return lines
 end
 
-function Spool:_path(seq) return string.format("%s/%s-%015d.spool", self.dir, self.name, seq) end
+function Spool:_path(seq) return string.format("%s/%s-%015d-%d.spool", self.dir, self.name, seq, self.pid) end
 
--- The files of this name already in dir, in sequence order.
+local function before(a, b) return a.seq < b.seq or (a.seq == b.seq and a.pid < b.pid) end
+
+-- The files of this name in dir: { seq =, pid =, path = }
 local function existing(dir, name)
   local found = {}
   local p = io.popen("ls -1 " .. q(dir) .. " 2>/dev/null")
   if not p then return found end
+  local pattern = "^" .. name:gsub("%p", "%%%0") .. "%-(%d+)%-(%d+)%.spool$"
   for file in p:lines() do
-    local seq = file:match("^" .. name:gsub("%p", "%%%0") .. "%-(%d+)%.spool$")
-    if seq then found[#found + 1] = tonumber(seq) end
+    local seq, pid = file:match(pattern)
+    if seq then found[#found + 1] = { seq = tonumber(seq), pid = tonumber(pid), path = dir .. "/" .. file } end
   end
   p:close()
-  table.sort(found)
   return found
 end
 
+function Spool:rescan()
+  local known, added = {}, 0
+  for _, e in ipairs(self.entries) do known[e.path] = true end
+  for _, f in ipairs(existing(self.dir, self.name)) do
+    local size = not known[f.path] and file_size(f.path)
+    if size then
+      local at = #self.entries + 1
+      for i, e in ipairs(self.entries) do
+        if before(f, e) then at = i break end
+      end
+      table.insert(self.entries, at, { seq = f.seq, pid = f.pid, path = f.path, bytes = size })
+      self.bytes, self.files, added = self.bytes + size, self.files + 1, added + 1
+    end
+  end
+  return added
+end
+
 function M.open(o)
-  local self = setmetatable({ dir = o.dir:gsub("/+$", ""), name = o.name, max_bytes = o.max_bytes,
+  local self = setmetatable({ dir = o.dir:gsub("/+$", ""), name = o.name, pid = o.pid or 0, max_bytes = o.max_bytes,
     file_bytes = o.file_bytes, entries = {}, bytes = 0, files = 0, dropped = 0 }, Spool)
   local probe = self.dir .. "/." .. self.name .. ".probe"
   local f = io.open(probe, "ab")
@@ -71,14 +93,7 @@ function M.open(o)
   end
   f:close()
   os.remove(probe)
-  for _, seq in ipairs(existing(self.dir, self.name)) do
-    local path = self:_path(seq)
-    local size = file_size(path)
-    if size then
-      self.entries[#self.entries + 1] = { seq = seq, path = path, bytes = size }
-      self.bytes, self.files = self.bytes + size, self.files + 1
-    end
-  end
+  self:rescan()
   return self
 end
 
@@ -128,7 +143,7 @@ local function write_all(f, lines)
 end
 
 function Spool:_new_entry(seq, at)
-  local e = { seq = seq, path = self:_path(seq), bytes = 0 }
+  local e = { seq = seq, pid = self.pid, path = self:_path(seq), bytes = 0 }
   table.insert(self.entries, at or (#self.entries + 1), e)
   self.files = self.files + 1
   return e
