@@ -31,7 +31,6 @@ local json = require "espipe.json"
 
 local ngx = ngx
 local type, pairs, pcall, tostring, floor = type, pairs, pcall, tostring, math.floor
-local unpack = unpack or table.unpack -- luacheck: ignore
 
 local M = {}
 
@@ -75,10 +74,18 @@ local function schedule_now()
   end
 end
 
--- Every line is "<_id>\t<event JSON>" in memory and in the spool.
+-- Every line is "<_id>\t<event JSON>" in memory and in the spool (a line
+-- cut short by a crash may have no id: it is sent as it is).
 local function split(line)
   local tab = line:find("\t", 1, true)
+  if not tab then return nil, line end
   return line:sub(1, tab - 1), line:sub(tab + 1)
+end
+
+local function slice(list, from, to)
+  local out = {}
+  for i = from, to or #list do out[#out + 1] = list[i] end
+  return out
 end
 
 local function retryable(item)
@@ -123,8 +130,9 @@ local function ship(client, lines)
     concurrency = cfg.concurrency, retries = cfg.retries,
     dead_letter = not spool and cfg.dead_letter or nil,
     on_error = function(item)
-      if spool and retryable(item) then
-        again[item.action:match('"_id":"([^"]+)"')] = true
+      local id = item.action:match('"_id":"([^"]+)"')
+      if spool and id and retryable(item) then
+        again[id] = true
         return
       end
       ngx.log(ngx.ERR, "espipe log shipper: event failed after ", item.attempts, " attempt(s): ",
@@ -148,8 +156,8 @@ local function ship(client, lines)
   local out, n_again = {}, 0
   for i = 1, #lines do
     local id = split(lines[i])
-    if again[id] then n_again = n_again + 1 end
-    if again[id] or (not ok and spool and i > stats.added) then out[#out + 1] = lines[i] end
+    if id and again[id] then n_again = n_again + 1 end
+    if (id and again[id]) or (not ok and spool and i > stats.added) then out[#out + 1] = lines[i] end
   end
   counters.shipped = counters.shipped + stats.ok
   counters.failed = counters.failed + stats.failed - n_again
@@ -173,11 +181,11 @@ local function replay(client, chunk)
   local entry, lines = spool:oldest()
   local i = 1
   while i <= #lines do
-    local part = { unpack(lines, i, math.min(#lines, i + chunk - 1)) }
+    local part = slice(lines, i, math.min(#lines, i + chunk - 1))
     local failed = ship(client, part)
     counters.replayed = counters.replayed + #part - #failed
     if #failed > 0 then
-      spool:finish(entry, concat(failed, { unpack(lines, i + #part) }))
+      spool:finish(entry, concat(failed, slice(lines, i + #part)))
       return false
     end
     i = i + #part
