@@ -95,9 +95,12 @@ describe("espipe over TLS #server", function()
     assert.equal(3, count(index))
   end)
 
-  it("trusts the CA of $SSL_CERT_FILE and of $CURL_CA_BUNDLE, as curl does", function()
-    for _, var in ipairs { "SSL_CERT_FILE", "CURL_CA_BUNDLE" } do
-      local code, err, index = load(https(proxy), nil, var .. "=" .. S.q(certs .. "/ca.pem"))
+  it("trusts the CA of $SSL_CERT_FILE, $CURL_CA_BUNDLE and $SSL_CERT_DIR, as curl does", function()
+    local hashed = S.tmpdir()
+    assert(os.execute("cp " .. S.q(certs .. "/ca.pem") .. " " .. S.q(hashed) .. " && openssl rehash " .. S.q(hashed)))
+    for var, path in pairs { SSL_CERT_FILE = certs .. "/ca.pem", CURL_CA_BUNDLE = certs .. "/ca.pem",
+                             SSL_CERT_DIR = hashed } do
+      local code, err, index = load(https(proxy), nil, var .. "=" .. S.q(path))
       assert.equal(0, code, var .. ": " .. err)
       assert.equal(3, count(index))
     end
