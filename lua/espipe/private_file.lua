@@ -9,9 +9,8 @@ local M = {}
 
 function M.open(path, mode)
   if type(path) ~= "string" then error("private_file.open: path must be a string", 2) end
-  if mode ~= nil and mode:sub(1, 1) == "r" and not mode:find("+", 1, true) then
-    return io.open(path, mode)
-  end
+  -- only "w" and "a" create a file
+  if mode == nil or mode:sub(1, 1) == "r" then return io.open(path, mode) end
   local ok, err = core.create_private(path)
   if not ok then return nil, err end
   return io.open(path, mode)
