@@ -41,7 +41,12 @@ describe("credentials in the cluster URL #server", function()
     if server then server.stop() end
     S.cleanup()
   end)
+  local pid -- a job running in the background
   before_each(function() dir = S.tmpdir() end)
+  after_each(function()
+    if pid and J.alive(pid) then J.exec("kill " .. pid) end
+    pid = nil
+  end)
 
   -- bin/espipe args run in dir; -> code, stdout, stderr
   local bin = J.bin:sub(1, 1) == "/" and J.bin or (os.getenv("PWD") .. "/" .. J.bin)
@@ -69,8 +74,9 @@ describe("credentials in the cluster URL #server", function()
   it("reindex --tune-dest --checkpoint: the checkpoint and the tune state are 0600 and hold no password", function()
     J.write_docs(dir .. "/src.ndjson", 2000)
     assert.equal(0, (espipe("load src.ndjson --index cred-src --id-field id --quiet --url " .. url)))
-    local pid = J.spawn("reindex " .. S.q(url .. "/cred-src") .. " " .. S.q(url .. "/cred-dst")
-      .. " --tune-dest --checkpoint " .. S.q(dir .. "/ck.json") .. " --rate 1000 --batch-docs 100", dir .. "/log")
+    pid = J.spawn("reindex " .. S.q(url .. "/cred-src") .. " " .. S.q(url .. "/cred-dst")
+      .. " --tune-dest --checkpoint " .. S.q(dir .. "/ck.json") .. " --rate 1000 --batch-docs 100"
+      .. " --dead-letter " .. S.q(dir .. "/dl.ndjson"), dir .. "/log")
     local state = dir .. "/ck.json.tune"
     -- the state file exists while the copy runs (it is removed once restored)
     J.wait_for(function() return io.open(state) ~= nil end, 20, "the tune state file")
@@ -87,8 +93,8 @@ describe("credentials in the cluster URL #server", function()
   it("reindex --tune-dest without a checkpoint: the temp-dir state file is 0600, no password", function()
     J.write_docs(dir .. "/src.ndjson", 2000)
     assert.equal(0, (espipe("load src.ndjson --index cred-src2 --id-field id --quiet --url " .. url)))
-    local pid = J.spawn("reindex " .. S.q(url .. "/cred-src2") .. " " .. S.q(url .. "/cred-dst2")
-      .. " --tune-dest --rate 1000 --batch-docs 100", dir .. "/log")
+    pid = J.spawn("reindex " .. S.q(url .. "/cred-src2") .. " " .. S.q(url .. "/cred-dst2")
+      .. " --tune-dest --rate 1000 --batch-docs 100 --dead-letter " .. S.q(dir .. "/dl.ndjson"), dir .. "/log")
     local state = J.wait_for(function()
       return (S.read_if(dir .. "/log") or ""):match("settings saved in (%S+)")
     end, 20, "the tune state path")
