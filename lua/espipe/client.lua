@@ -55,6 +55,7 @@ function M.new(opts)
   local self = setmetatable({
     transport = t,
     owners = {},          -- request id -> the helper waiting for it
+    reached = {},         -- host URL -> true once it has answered (see espipe.client.retry)
     timeout = opts.timeout or 60,
   }, Client)
   self.indices = require("espipe.client.indices").bind(self)
@@ -75,8 +76,21 @@ local function clock_now(self)
 end
 Client.now = clock_now
 
+-- A transport error of a host that has answered before says so
+-- (err.host_reached): a refused connection then means a restart, not a typo.
+local function note_host(self, res)
+  local host = res.host
+  if not host then return end
+  if res.status and res.status > 0 then
+    self.reached[host] = true
+  elseif type(res.err) == "table" and self.reached[host] then
+    res.err.host_reached = true
+  end
+end
+
 local function distribute(self, done)
   for _, res in ipairs(done) do
+    note_host(self, res)
     local owner = self.owners[res.id]
     if owner then
       self.owners[res.id] = nil
@@ -143,7 +157,7 @@ end
 
 -- The error for a response with status >= 400 (or a 2xx body that is not JSON).
 function M.http_error(res, req)
-  local e = { kind = "http", status = res.status, request = describe_request(req) }
+  local e = { kind = "http", status = res.status, request = describe_request(req), host = res.host }
   local body = res.body
   if body and body ~= "" then
     local v = codec().decode(body)
@@ -199,11 +213,45 @@ function Client:perform(req)
   end
 end
 
--- Send and decode: the decoded body, or nil, err.
-function Client:json_request(req)
-  local res, err = self:perform(req)
-  if not res then return nil, err end
-  if res.status >= 400 or res.status < 200 then return nil, M.http_error(res, req) end
+-- The failure of a finished request, or nil when it succeeded (2xx).
+local function failure_of(res, err, req)
+  if not res then return err end
+  if res.status >= 400 or res.status < 200 then return M.http_error(res, req) end
+  return nil
+end
+
+-- client:request_retrying(req, policy) -> res (2xx) | nil, err
+-- Like perform, but what policy:classify calls retryable is sent again
+-- (waiting on the client's clock) until it succeeds or policy.retry_for is
+-- spent. err: the last failure, with err.attempts and err.elapsed; its kind
+-- is "systemic" when the cluster cannot be used at all (err.cause: the
+-- original kind), so a job stops instead of retrying or dead-lettering.
+function Client:request_retrying(req, policy)
+  if type(req) ~= "table" then error("client:request_retrying expects a request table", 2) end
+  if type(policy) ~= "table" or type(policy.classify) ~= "function" then
+    error("client:request_retrying expects a policy from espipe.client.retry", 2)
+  end
+  local state, attempts = nil, 0
+  while true do
+    local res, terr = self:perform(req)
+    attempts = attempts + 1
+    local err = failure_of(res, terr, req)
+    if not err then return res end
+    local class = policy:classify(err, req)
+    local now = clock_now(self)
+    state = state or policy:start(now)
+    local delay = class == "retry" and state:next_delay(now)
+    if not delay then
+      err.attempts, err.elapsed = attempts, now - state.started
+      if class == "systemic" then M.systemic(err) end
+      return nil, err
+    end
+    if delay > 0 then self:sleep(delay) end
+  end
+end
+
+-- A 2xx response's body decoded, or nil, err.
+local function decoded(res, req)
   local v, derr = codec().decode(res.body or "")
   if v == nil then
     return nil, errors.new{ kind = "json", status = res.status,
@@ -211,6 +259,29 @@ function Client:json_request(req)
   end
   return v
 end
+
+-- client:json_request_retrying(req, policy) -> decoded body | nil, err
+function Client:json_request_retrying(req, policy)
+  local res, err = self:request_retrying(req, policy)
+  if not res then return nil, err end
+  return decoded(res, req)
+end
+
+-- Send and decode: the decoded body, or nil, err.
+function Client:json_request(req)
+  local res, err = self:perform(req)
+  local failure = failure_of(res, err, req)
+  if failure then return nil, failure end
+  return decoded(res, req)
+end
+
+-- Mark err as systemic (the job must stop): kind becomes "systemic", the
+-- original kind is kept in err.cause.
+function M.systemic(err)
+  if err.kind ~= "systemic" then err.cause, err.kind = err.kind, "systemic" end
+  return err
+end
+
 
 ----------------------------------------------------------------------------
 -- Named-parameter API definitions

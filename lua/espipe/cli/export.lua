@@ -17,6 +17,7 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --codec C          Parquet page compression: snappy (default) | zstd | gzip | none
   --slices N         sliced scan (default 1)      --size N   hits per page (default 1000)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
+  --timeout S        seconds per request (default 60)
   --quiet / --json   as for load
 
 Parquet columns: _id, then the index mapping's fields (inferred from the first
@@ -27,6 +28,7 @@ invalid and coerced values per column.]]
 local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
+  timeout = "number",
 }
 common.with_tls(spec)
 usage = usage .. "\n" .. common.tls_usage

@@ -22,6 +22,8 @@ usage: espipe reindex SRC DEST [options]
   --rate N           at most N documents per second
   --batch-docs N / --batch-bytes N / --concurrency N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
+]] .. common.job_usage .. [[
+
   --restore FILE     put back the settings --tune-dest saved in FILE
   --quiet / --json   no progress / summary as JSON on stdout]]
 
@@ -32,6 +34,7 @@ local spec = {
   concurrency = "number", retries = "number", size = "number", dead_letter = "string",
   restore = "string", quiet = "boolean", json = "boolean",
 }
+for k, v in pairs(common.job_flags) do spec[k] = v end
 common.with_tls(spec)
 usage = usage .. "\n" .. common.tls_usage
 
@@ -77,6 +80,8 @@ local function run(argv)
     query, qerr = require("espipe.json").decode(opts.query)
     if type(query) ~= "table" then return common.usage_error("reindex", "--query is not a JSON object: " .. tostring(qerr), usage) end
   end
+  local job, jerr = common.job_options(opts)
+  if not job then return common.usage_error("reindex", jerr, usage) end
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
@@ -98,6 +103,7 @@ local function run(argv)
     swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
     concurrency = opts.concurrency, retries = opts.retries,
+    retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
   })
   if not ok then return common.usage_error("reindex", tostring(summary), usage) end
   return common.finish("reindex", p, summary or partial, err, { dead, dead .. ".transform" })

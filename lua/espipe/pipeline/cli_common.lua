@@ -43,21 +43,35 @@ function M.tls(opts)
   return { ca_file = opts.ca_file, cert = opts.cert, key = opts.key, insecure = opts.insecure or nil }
 end
 
--- A TLS failure is no document error: over https the client first asks the
--- cluster's root, and a handshake or verification failure ends the command
--- at once with one line and exit status 2.
-local function check_tls(client, url)
-  local res, err = client:perform { method = "GET", path = "/" }
-  if res or not err or err.code ~= "tls" then return end
-  io.stderr:write("espipe: ", require("espipe.client.url").redact(url), ": ", tostring(err.message or err),
-    " (trust its CA with --ca-file FILE or $SSL_CERT_FILE; --insecure skips verification)\n")
-  os.exit(2)
+-- opts.timeout: seconds per request (--timeout); opts.ca_file, ... (TLS flags)
+function M.client(url, opts)
+  return require("espipe.client").new { hosts = { url }, timeout = opts and opts.timeout, tls = M.tls(opts) }
 end
 
-function M.client(url, opts)
-  local client = require("espipe.client").new { hosts = { url }, tls = M.tls(opts) }
-  if url:find("^https://") then check_tls(client, url) end
-  return client
+-- The job options the load and reindex commands share (--retry-for,
+-- --max-errors, --timeout, --stall-timeout), checked; nil, message on a bad value.
+M.job_flags = { retry_for = "number", max_errors = "string", stall_timeout = "number", timeout = "number" }
+M.job_usage = [[
+  --retry-for S      retry what can succeed later (429, 503, 5xx, resets, timeouts, a node
+                     restarting) for S seconds per batch (default 600)
+  --max-errors N|P%  stop when more than N (or P percent of the) documents failed (default:
+                     more than 1000, or all of the first 1000); the first error is shown
+  --timeout S        seconds per request (default 60)
+  --stall-timeout S  stop when nothing but timeouts came back for S seconds (default 300)]]
+function M.job_options(opts)
+  local out = { retry_for = opts.retry_for, stall_timeout = opts.stall_timeout, timeout = opts.timeout,
+                server_ids = opts.server_ids }
+  for _, k in ipairs{ "retry_for", "stall_timeout", "timeout" } do
+    if out[k] ~= nil and (out[k] < 0 or (k ~= "retry_for" and out[k] == 0)) then
+      return nil, "--" .. k:gsub("_", "-") .. " must be a positive number of seconds"
+    end
+  end
+  if opts.max_errors ~= nil then
+    local v, err = require("espipe.pipeline.error_budget").parse_flag(opts.max_errors)
+    if v == nil then return nil, err end
+    out.max_errors = v
+  end
+  return out
 end
 
 function M.progress(label, opts)
@@ -70,11 +84,16 @@ function M.finish(name, p, summary, err, dead_paths)
   local json = require "espipe.json"
   summary = summary or {}
   if err then summary.error = tostring(err) end
-  p:finish(summary, json.encode)
+  if not err then p:finish(summary, json.encode) end
   local failed = (summary.failed or 0) + (summary.bad_lines or 0) + (summary.transform_errors or 0)
   if err then
+    -- systemic: the cluster cannot be used (401/403, TLS, unknown host,
+    -- refused at start): one line and exit 2, no summary of a job that never ran
+    local systemic = type(err) == "table" and err.kind == "systemic"
+    if systemic then p.quiet = true end
+    p:finish(summary, json.encode)
     io.stderr:write("espipe ", name, ": ", tostring(err), "\n")
-    return 1
+    return systemic and 2 or 1
   end
   if failed > 0 then
     local where = {}

@@ -167,6 +167,8 @@ function M.run(opts)
   local ix = dst.client:bulk_indexer {
     index = dst.index, batch_docs = batch_docs, batch_bytes = opts.batch_bytes,
     concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
+    retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
+    error_budget = opts.error_budget, conflict_ok = op == "create",
   }
   local transform_dl = deadletter.new((opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform")
 
@@ -281,7 +283,8 @@ function M.run(opts)
   summary.restarted_slices = scan.restarted or nil
   if not failure then hand_all() end
   if not failure then scan:close() end
-  local stats = ix:close() or {}
+  local stats, ierr = ix:close()
+  failure = failure or ierr -- systemic, stalled, error budget spent
   transform_dl:close()
   for k, v in pairs(stats) do if summary[k] == nil or type(v) == "number" then summary[k] = v end end
   if dl_file then dl_file:close() end
