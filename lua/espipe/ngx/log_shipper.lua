@@ -47,7 +47,8 @@ local DEFAULTS = {
   spool_max_bytes = 256 * 1024 * 1024,
   spool_file_bytes = 4 * 1024 * 1024,
 }
-local OTHER_KEYS = { hosts = true, auth = true, tls = true, timeout = true, dead_letter = true, spool_dir = true }
+local OTHER_KEYS = { hosts = true, auth = true, tls = true, timeout = true, dead_letter = true, spool_dir = true,
+                     retry_for = true }
 local MAX_BACKOFF = 5
 
 local cfg, spool
@@ -121,14 +122,20 @@ local function dead_letter(item)
   f:close()
 end
 
--- Sends lines; -> the lines that failed with a retryable error (in their
--- order) when a spool will take them, else {} (they were logged).
+-- Sends lines; -> the lines that failed with a retryable error or were
+-- never settled (the indexer stopped: the cluster refuses connections, or a
+-- 401) in their order when a spool will take them, else {} (they were
+-- logged and counted as failed). Each line's position is its token.
 local function ship(client, lines)
-  local again = {}
+  local again, settled = {}, {}
   local indexer = client:bulk_indexer{
     index = cfg.index, batch_docs = cfg.batch_docs, batch_bytes = cfg.batch_bytes,
-    concurrency = cfg.concurrency, retries = cfg.retries,
+    concurrency = cfg.concurrency, retries = cfg.retries, retry_for = cfg.retry_for,
+    max_errors = "100%", -- a failed event is logged or spooled; the shipper never gives up
     dead_letter = not spool and cfg.dead_letter or nil,
+    on_batch = function(b)
+      for _, t in ipairs(b.tokens) do settled[t] = true end
+    end,
     on_error = function(item)
       local id = item.action:match('"_id":"([^"]+)"')
       if spool and id and retryable(item) then
@@ -144,23 +151,25 @@ local function ship(client, lines)
   local ok, err = pcall(function()
     for i = 1, #lines do
       local id, event = split(lines[i])
-      meta.id = id
-      indexer:index(event, meta)
+      meta.id, meta.token = id, i
+      if not indexer:index(event, meta) then return end -- stopped: see close()
     end
   end)
-  local stats = indexer:close()
-  if not ok then
-    ngx.log(ngx.ERR, "espipe log shipper: drain failed: ", tostring(err))
+  local stats, halt = indexer:close()
+  if not ok or halt then
+    ngx.log(ngx.ERR, "espipe log shipper: ", spool and "spooling: " or "events lost: ", tostring(halt or err))
     counters.errors = counters.errors + 1
   end
-  local out, n_again = {}, 0
+  local out, n_again, unsettled = {}, 0, 0
   for i = 1, #lines do
     local id = split(lines[i])
-    if id and again[id] then n_again = n_again + 1 end
-    if (id and again[id]) or (not ok and spool and i > stats.added) then out[#out + 1] = lines[i] end
+    local retry = id and again[id]
+    if retry then n_again = n_again + 1 end
+    if not settled[i] then unsettled = unsettled + 1 end
+    if spool and (retry or not settled[i]) then out[#out + 1] = lines[i] end
   end
   counters.shipped = counters.shipped + stats.ok
-  counters.failed = counters.failed + stats.failed - n_again
+  counters.failed = counters.failed + stats.failed - n_again + (spool and 0 or unsettled)
   counters.retried = counters.retried + (stats.retried or 0)
   return out
 end
@@ -194,8 +203,10 @@ local function replay(client, chunk)
   return true
 end
 
+local client -- one per worker: it remembers that the cluster answered (a refusal is then a restart)
+
 local function ship_all()
-  local client = require("espipe.client").new{
+  client = client or require("espipe.client").new{
     hosts = cfg.hosts, auth = cfg.auth, tls = cfg.tls, timeout = cfg.timeout,
   }
   local chunk = cfg.batch_docs * cfg.concurrency
