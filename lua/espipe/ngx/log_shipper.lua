@@ -12,13 +12,14 @@
 -- Without a spool, the queue is bounded by max_queue_docs and
 -- max_queue_bytes; when full, push() refuses the event, counts it in
 -- stats().dropped and logs the running count (at most once per log_interval
--- seconds); an event still failing after `retries` attempts is logged and
+-- seconds); an event still failing after retry_for/retries, or of a batch
+-- the indexer gave up on (a cluster that never answered), is logged and
 -- counted in stats().failed.
 --
 -- With spool_dir, each worker keeps an on-disk spool (espipe.ngx.spool): a
 -- chunk whose events still fail with a retryable error (connection refused,
--- timeout, 429, 503, 5xx) after `retries` attempts goes to the spool instead,
--- and so does the memory queue when it is full; while anything is spooled,
+-- timeout, 429, 503, 5xx) after retry_for/retries, or that the indexer gave
+-- up on, goes to the spool instead, and so does the memory queue when full; while anything is spooled,
 -- new events are appended behind it, and the timer replays the spool oldest
 -- first when the cluster answers again (backing off up to 5 s between
 -- attempts). A worker that stops (nginx -s quit/reload) writes its memory
@@ -280,7 +281,7 @@ local function check_options(opts)
 end
 
 -- start{ hosts=, index=, auth=, tls=, flush_interval=, batch_docs=, batch_bytes=,
---        concurrency=, retries=, dead_letter=, max_queue_docs=, max_queue_bytes=,
+--        concurrency=, retry_for=, retries=, dead_letter=, max_queue_docs=, max_queue_bytes=,
 --        spool_dir=, spool_max_bytes=, spool_file_bytes= }
 function M.start(opts)
   cfg = check_options(opts)
