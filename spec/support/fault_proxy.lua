@@ -58,12 +58,14 @@ local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- a command's exit status and its output (stderr included)
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
   local out = p:read("*a")
   p:close()
-  return tonumber(out:match("rc=(%d+)%s*$")) == 0, (out:gsub("rc=%d+%s*$", ""))
+  return tonumber(out:match("rc=(%d+)%s*$")), (out:gsub("rc=%d+%s*$", ""))
 end
+M.sh, M.quote = sh, q -- (the chaos specs' helper uses them too)
 
 local function slurp(path)
   local f = io.open(path, "rb")
@@ -116,8 +118,8 @@ function M.start(o)
       error("fault_proxy.start: unknown option '" .. tostring(k) .. "'", 2)
     end
   end
-  local ok, tmp = sh("mktemp -d ${TMPDIR:-/tmp}/espipe-proxy.XXXXXX")
-  assert(ok, "mktemp failed: " .. tmp)
+  local rc, tmp = sh("mktemp -d ${TMPDIR:-/tmp}/espipe-proxy.XXXXXX")
+  assert(rc == 0, "mktemp failed: " .. tmp)
   tmp = tmp:match("(%S+)")
   local rules_file, port_file, log = tmp .. "/rules.json", tmp .. "/port", tmp .. "/log"
   local f = assert(io.open(rules_file, "wb"))
@@ -129,7 +131,7 @@ function M.start(o)
   local watch = my_pid()
   if watch then args[#args + 1] = "--watch-pid " .. watch end
   local started, out = sh(table.concat(args, " ") .. " > " .. q(log) .. " 2>&1 & echo $!")
-  local pid = started and tonumber(out:match("(%d+)%s*$"))
+  local pid = started == 0 and tonumber(out:match("(%d+)%s*$"))
   if not pid then
     sh("rm -rf " .. q(tmp))
     error("fault_proxy: could not start: " .. out, 2)

@@ -14,6 +14,7 @@ Bounded: exits after --max-seconds, and when --watch-pid (or, without it,
 the parent process) is gone. Writes the port it bound to --port-file.
 """
 import argparse
+import fnmatch
 import gzip
 import json
 import os
@@ -36,6 +37,7 @@ STATUS_ERRORS = {
     503: ("unavailable_shards_exception", "primary shard is not active (fault_proxy)"),
 }
 TWO_LINE_OPS = {"index", "create", "update"}
+BAD_BODY = (ValueError, TypeError, AttributeError, StopIteration, OSError, EOFError, zlib.error)
 
 
 class Closed(Exception):
@@ -163,6 +165,9 @@ def decoded(body, headers):
     return body
 
 
+ES_HEADERS = [("Content-Type", "application/json"), ("X-Elastic-Product", "Elasticsearch")]
+
+
 def serialize_response(status, reason, headers, body, keep_alive):
     lines = ["HTTP/1.1 %d %s" % (status, reason)]
     lines += ["%s: %s" % (k, v) for k, v in headers if k.lower() not in HOP]
@@ -216,11 +221,7 @@ class Upstream:
                 if status != 100:
                     break
             no_body = method == "HEAD" or status in (204, 304)
-            rbody = b"" if no_body else read_body(f, rheaders, until_eof=True)
-            if no_body:
-                # keep the length the server announced (HEAD)
-                rheaders = [(k, v) for k, v in rheaders if k.lower() != "content-length"]
-            return status, reason, rheaders, rbody, no_body
+            return status, reason, rheaders, b"" if no_body else read_body(f, rheaders, until_eof=True)
         finally:
             f.close()
             s.close()
@@ -233,7 +234,6 @@ def fp_match(seg, key):
         return True
     if "*" not in seg:
         return seg == key
-    import fnmatch
     return fnmatch.fnmatchcase(key, seg)
 
 
@@ -299,6 +299,19 @@ def bulk_items(body, url_index):
     return items
 
 
+def bulk_answer(res, n_items):
+    """The decoded 200 answer to a _bulk request with n_items, or None."""
+    status, _, rh, rb = res
+    if status != 200:
+        return None
+    try:
+        resp = json.loads(decoded(rb, rh))
+    except BAD_BODY:
+        return None
+    ok = isinstance(resp, dict) and isinstance(resp.get("items"), list) and len(resp["items"]) == n_items
+    return resp if ok else None
+
+
 def failed_item(op, meta, index, rule):
     status = int(rule.get("status", 429))
     etype, reason = STATUS_ERRORS.get(status, ("fault_proxy_exception", "injected by fault_proxy"))
@@ -326,61 +339,61 @@ class Handler:
             close(self.sock, self.f)
 
     def one(self):
+        """One request; False when the connection is done."""
         line = read_line(self.f).decode("latin-1").rstrip("\r\n")
         if not line:
             return True
         method, target, version = line.split(" ", 2)
         headers = read_headers(self.f)
-        conn = (header(headers, "connection") or "").lower()
-        keep = version == "HTTP/1.1" and conn != "close"
+        keep = version == "HTTP/1.1" and (header(headers, "connection") or "").lower() != "close"
         path = target.split("?", 1)[0]
         if path.startswith("/__proxy/"):
             return self.control(method, path, headers, keep)
-        st = self.state
-        st.bump("requests")
-        rule = st.choose(method, path)
-        action = rule["action"] if rule else "pass"
+        self.state.bump("requests")
+        rule = self.state.choose(method, path) or {"action": "pass"}
+        action = rule["action"]
         if action == "reset_request":
-            st.bump("resets")
-            st.bump("reset_requests")
+            self.f.read(int(rule.get("after_bytes", 0)))  # > 0: mid-body
+            self.state.bump("resets")
+            self.state.bump("reset_requests")
             close(self.sock, self.f, rst=True)
             return False
         if (header(headers, "expect") or "").lower() == "100-continue":
             self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = read_body(self.f, headers)
         if action == "stall":
-            st.bump("stalls")
+            self.state.bump("stalls")
             self.stall(rule.get("seconds"))
             return False
         if action == "status":
-            st.bump("statuses")
+            self.state.bump("statuses")
             self.answer_status(rule, keep)
             return keep
         if action == "delay":
-            st.bump("delays")
+            self.state.bump("delays")
             time.sleep(float(rule.get("seconds", 1)))
         if action == "bulk_items" and "_bulk" in path:
             return self.bulk(rule, method, target, headers, body, keep)
-        status, reason, rh, rb, no_body = self.upstream.send(method, target, headers, body)
-        st.bump("forwarded")
-        if no_body:
-            head, rb = serialize_response(status, reason, rh, b"", keep)
-            self.sock.sendall(head)
-            return keep
-        head, rb = serialize_response(status, reason, rh, rb, keep)
+        res = self.upstream.send(method, target, headers, body)
+        self.state.bump("forwarded")
         if action in ("reset_response", "truncate"):
-            n = rule.get("after_bytes")
-            n = len(head) + len(rb) // 2 if n is None else int(n)
-            self.sock.sendall((head + rb)[:n])
-            if action == "truncate":
-                st.bump("truncations")
-            else:
-                st.bump("resets")
-                st.bump("reset_responses")
-            close(self.sock, self.f, rst=action == "reset_response")
-            return False
-        self.sock.sendall(head + rb)
-        return keep
+            return self.cut(rule, res)
+        return self.relay(res, keep)
+
+    def cut(self, rule, res):
+        """Send part of the answer (default: head + half the body), then
+        RST (reset_response) or FIN (truncate)."""
+        status, reason, rh, rb = res
+        head, rb = serialize_response(status, reason, rh, rb, False)
+        n = rule.get("after_bytes")
+        self.sock.sendall((head + rb)[:len(head) + len(rb) // 2 if n is None else int(n)])
+        if rule["action"] == "truncate":
+            self.state.bump("truncations")
+        else:
+            self.state.bump("resets")
+            self.state.bump("reset_responses")
+        close(self.sock, self.f, rst=rule["action"] == "reset_response")
+        return False
 
     def stall(self, seconds):
         deadline = time.time() + float(seconds) if seconds is not None else None
@@ -389,59 +402,62 @@ class Handler:
             if r and not self.sock.recv(65536):
                 break  # the client gave up
 
-
     def answer_status(self, rule, keep):
         status = int(rule.get("status", 503))
         etype, reason = STATUS_ERRORS.get(status, ("fault_proxy_exception", "injected by fault_proxy"))
         cause = {"type": rule.get("error_type", etype), "reason": reason}
         body = json.dumps({"error": {"root_cause": [cause], "type": cause["type"], "reason": reason},
                            "status": status}).encode()
-        head, body = serialize_response(status, "Fault", [("Content-Type", "application/json")], body, keep)
+        head, body = serialize_response(status, "Fault", ES_HEADERS, body, keep)
         self.sock.sendall(head + body)
 
     def bulk(self, rule, method, target, headers, body, keep):
-        st = self.state
+        """Forward all but the chosen items; answer 429 (or rule.status)
+        for those in their places, in the client's filter_path shape."""
         path, _, query = target.partition("?")
         params = urllib.parse.parse_qsl(query, keep_blank_values=True)
         filter_path = next((v for k, v in params if k == "filter_path"), None)
         rest = [(k, v) for k, v in params if k != "filter_path"]
         segs = [s for s in path.split("/") if s]
-        url_index = urllib.parse.unquote(segs[0]) if len(segs) > 1 else None
-        items = bulk_items(decoded(body, headers), url_index)
-        fraction = float(rule.get("fraction", 0.2))
-        k = min(len(items), int(fraction * len(items) + st.random()))
-        chosen = set(random.Random(st.random()).sample(range(len(items)), k))
-        keep_lines = [ln for i, it in enumerate(items) if i not in chosen for ln in it[2]]
-        fheaders = [(k_, v) for k_, v in headers if k_.lower() != "content-encoding"]
-        if keep_lines:
-            ftarget = path + ("?" + urllib.parse.urlencode(rest) if rest else "")
-            status, reason, rh, rb, _ = self.upstream.send(method, ftarget, fheaders,
-                                                           b"\n".join(keep_lines) + b"\n")
-            st.bump("forwarded")
-            try:
-                resp = json.loads(decoded(rb, rh)) if status == 200 else None
-            except ValueError:
-                resp = None
-            if resp is None or len(resp.get("items", [])) != len(items) - k:
-                # not a bulk response to merge into: pass it on as it is
-                head, rb = serialize_response(status, reason, rh, rb, keep)
-                self.sock.sendall(head + rb)
-                return keep
-        else:
-            resp = {"took": 0, "errors": False, "items": []}
-        upstream_items = iter(resp["items"])
-        merged = []
-        for i, (op, meta, _, index) in enumerate(items):
-            merged.append(failed_item(op, meta, index, rule) if i in chosen else next(upstream_items))
-        resp["items"] = merged
-        resp["errors"] = resp.get("errors", False) or k > 0
-        st.bump("items_failed", k)
-        st.bump("bulk_faulted")
+        try:
+            items = bulk_items(decoded(body, headers), urllib.parse.unquote(segs[0]) if len(segs) > 1 else None)
+        except BAD_BODY:
+            items = None  # not a body to pick items from: the server says what is wrong
+        if not items:
+            return self.relay(self.upstream.send(method, target, headers, body), keep)
+        chosen = self.choose_items(len(items), float(rule.get("fraction", 0.2)))
+        forward = [ln for i, it in enumerate(items) if i not in chosen for ln in it[2]]
+        resp, rh = {"took": 0, "errors": False, "items": []}, ES_HEADERS
+        if forward:
+            fheaders = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+            res = self.upstream.send(method, path + ("?" + urllib.parse.urlencode(rest) if rest else ""),
+                                     fheaders, b"\n".join(forward) + b"\n")
+            self.state.bump("forwarded")
+            resp, rh = bulk_answer(res, len(items) - len(chosen)), res[2]
+            if resp is None:
+                return self.relay(res, keep)  # no bulk answer to merge into: as it is
+        theirs = iter(resp["items"])
+        resp["items"] = [failed_item(op, meta, index, rule) if i in chosen else next(theirs)
+                         for i, (op, meta, _, index) in enumerate(items)]
+        resp["errors"] = resp.get("errors", False) or bool(chosen)
+        self.state.bump("items_failed", len(chosen))
+        self.state.bump("bulk_faulted")
         if filter_path:
             resp = apply_filter_path(resp, filter_path)
-        out = json.dumps(resp, separators=(",", ":")).encode()
-        head, out = serialize_response(200, "OK", [("Content-Type", "application/json")], out, keep)
+        rh = [(k, v) for k, v in rh if k.lower() != "content-encoding"]
+        head, out = serialize_response(200, "OK", rh, json.dumps(resp, separators=(",", ":")).encode(), keep)
         self.sock.sendall(head + out)
+        return keep
+
+    def choose_items(self, n, fraction):
+        """fraction x n positions, rounded at random so the mean is exact."""
+        k = min(n, int(fraction * n + self.state.random()))
+        return set(random.Random(self.state.random()).sample(range(n), k))
+
+    def relay(self, res, keep):
+        status, reason, rh, rb = res
+        head, rb = serialize_response(status, reason, rh, rb, keep)
+        self.sock.sendall(head + rb)
         return keep
 
     def control(self, method, path, headers, keep):

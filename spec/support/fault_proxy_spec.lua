@@ -233,9 +233,48 @@ describe("fault proxy #server", function()
     assert.equal(500, count(server.url, "ix"))
   end)
 
-  it("refuses an upstream that is not loopback", function()
-    assert.has_error(function()
-      fault_proxy.start{ upstream = "http://10.0.0.1:9200" }
+  it("relays chunked and gzip answers, chunked and 100-continue requests (echo server upstream)", function()
+    local echo = require("support.echo_server").start{}
+    local ok, err = pcall(function()
+      proxy = fault_proxy.start{ upstream = echo.url, rules = {} }
+      local function curl(args)
+        local p = io.popen("curl -s " .. args .. " 2>&1; echo \" $?\"")
+        local out = p:read("*a")
+        p:close()
+        return out:match("^(.-)%s*(%d+)%s*$")
+      end
+      -- nginx answers these chunked (and gzip-encoded under /gzip/)
+      local body, rc = curl("--compressed '" .. proxy.url .. "/gzip/a?bytes=100000'")
+      assert.same({ "0", 100000 }, { rc, #body })
+      assert.equal(string.rep("x", 100000), body)
+      body, rc = curl("-H 'Transfer-Encoding: chunked' -H 'Expect: 100-continue' --data-binary 'hello' '"
+        .. proxy.url .. "/echo'")
+      assert.equal("0", rc)
+      local echoed = require("espipe.json").decode(body)
+      assert.same({ "POST", "hello", 5 }, { echoed.method, echoed.body, echoed.received })
+      -- cut after half the (decoded) body: curl sees fewer bytes than announced
+      proxy:set_rules{ { match = "/a", action = "truncate" } }
+      body, rc = curl("'" .. proxy.url .. "/a?bytes=1000'")
+      assert.same({ "18", 500 }, { rc, #body })
     end)
+    echo:stop()
+    assert(ok, err)
+  end)
+
+  it("reset_request with after_bytes resets in the middle of the request body", function()
+    local p = start{ { match = "_doc", action = "reset_request", after_bytes = 10 } }
+    local body = '{"pad":"' .. string.rep("y", 100) .. '"}'
+    local res = http.request{ method = "PUT", url = p.url .. "/mid/_doc/1", body = body }
+    assert.equal(0, res.status)
+    assert.equal(404, doc_status(server.url, "mid", 1))
+    assert.equal(1, p:stats().reset_requests)
+  end)
+
+  it("refuses an upstream that is not loopback", function()
+    local ok, err = pcall(fault_proxy.start, { upstream = "http://10.0.0.1:9200" })
+    assert.is_false(ok)
+    assert.matches("upstream must be http://127.0.0.1:PORT", tostring(err), 1, true)
+    assert.has_error(function() fault_proxy.start{ upstream = server.url, rule = {} } end,
+      "fault_proxy.start: unknown option 'rule'")
   end)
 end)

@@ -49,7 +49,7 @@ local M = {}
 local KNOWN = { "client", "input", "index", "format", "id_field", "index_pattern", "on_bad_line",
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
-  "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget" }
+  "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff" }
 local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
 local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
@@ -411,7 +411,7 @@ function M.run(opts)
       index = opts.index, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
       concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
-      server_ids = opts.server_ids, error_budget = opts.error_budget,
+      server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
     }
     read[format](job)
   end)
