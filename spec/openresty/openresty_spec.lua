@@ -35,6 +35,21 @@ describe("OpenResty example #server", function()
     assert.equal(200, hits[1]._source.status)
   end)
 
+  it("ships without a spool too (no spool_dir)", function()
+    es = devserver.start{ cluster = true }
+    reset(es, "nginx-access")
+    app = example.start(es.url, { edit = function(conf)
+      local out, n = conf:gsub('\n%s*spool_dir = [^\n]*', "")
+      assert(n == 1, "example nginx.conf: spool_dir line not found")
+      return out
+    end })
+    hit(app, 200)
+    local s = settled(app, 200, 30)
+    assert.same({ 200, 0, 0 }, { s.shipped, s.failed, s.dropped })
+    assert.is_nil(s.spool_files)
+    assert.equal(200, count(es, "nginx-access"))
+  end)
+
   it("loses nothing under 429s, 503s and per-item rejections", function()
     es = devserver.start{ chaos = "bulk_429=0.1,item_429=0.2,503=0.05", seed = 7 }
     app = start_example(es.url)
