@@ -409,6 +409,9 @@ function M.search(req)
   local page
   page, err = page_of(snap, plan, ordered, first, size)
   if not page then return query_error(err) end
+  local aggs_text
+  aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body)
+  if aggs_text == false then return query_error(err) end
   local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
@@ -417,6 +420,7 @@ function M.search(req)
     scroll_id = encode_id("scroll", n)
   end
   render(snap, plan, page, sorted, spec)
+  if aggs_text then require("espipe.server.search_aggs").append(ob, aggs_text) end
   local head = "{"
   if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
   if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
@@ -502,6 +506,11 @@ end
 function M.count(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
+  for _, k in ipairs({ "aggs", "aggregations" }) do
+    if body and body[k] ~= nil then
+      return es.fail(400, "parsing_exception", "request does not support [" .. k .. "]")
+    end
+  end
   body = { query = body and body.query }
   if body.query == nil and type(req.args.q) == "string" then
     local f, v = req.args.q:match("^([^:]+):(.+)$")

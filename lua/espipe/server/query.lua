@@ -137,6 +137,7 @@ local function days_from_civil(y, m, d)
   local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   return era * 146097 + doe - 719468
 end
+M.days_from_civil = days_from_civil
 
 local UNIT_MS = { y = 365 * 86400000, M = 30 * 86400000, w = 7 * 86400000, d = 86400000,
   h = 3600000, H = 3600000, m = 60000, s = 1000 }
