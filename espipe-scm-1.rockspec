@@ -92,6 +92,7 @@ build = {
     ["espipe.server.search_context"] = "lua/espipe/server/search_context.lua",
     ["espipe.server.stats"] = "lua/espipe/server/stats.lua",
     ["espipe.server.writes"] = "lua/espipe/server/writes.lua",
+    ["espipe.server.lucene_query"] = "lua/espipe/server/lucene_query.lua",
     ["espipe.server.aggs"] = "lua/espipe/server/aggs.lua",
     ["espipe.server.agg_buckets"] = "lua/espipe/server/agg_buckets.lua",
     ["espipe.server.agg_fields"] = "lua/espipe/server/agg_fields.lua",

@@ -8,21 +8,16 @@
 local json = require("espipe.server.json")
 local query = require("espipe.server.query")
 local dates = require("espipe.server.date_format")
-local errors = require("espipe.errors")
 
 local M = {}
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local null = json.null
 
-local function aerr(reason, typ)
-  return errors.new{ kind = "aggregation", status = 400, type = typ or "x_content_parse_exception",
-    reason = reason, message = reason }
-end
+local function aerr(reason, typ) return query.error(reason, typ or "x_content_parse_exception") end
 M.error = aerr
 
-local NUMERIC = { long = true, integer = true, short = true, byte = true, double = true,
-  float = true, half_float = true, scaled_float = true, unsigned_long = true }
+local NUMERIC = query.NUMERIC
 local INTEGRAL = { long = true, integer = true, short = true, byte = true, unsigned_long = true }
 
 ------------------------------------------------------------------------

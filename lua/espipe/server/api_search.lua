@@ -300,10 +300,7 @@ local function merged_body(req)
     local spec = require("espipe.server.api_docs").source_spec(a)
     if spec ~= nil then body._source = spec end
   end
-  if body.query == nil and type(a.q) == "string" then
-    local f, v = a.q:match("^([^:]+):(.+)$")
-    body.query = f and { match = { [f] = v } } or { match_all = {} }
-  end
+  if body.query == nil then body.query = require("espipe.server.lucene_query").from_args(a) end
   return body
 end
 
@@ -512,10 +509,7 @@ function M.count(req)
     end
   end
   body = { query = body and body.query }
-  if body.query == nil and type(req.args.q) == "string" then
-    local f, v = req.args.q:match("^([^:]+):(.+)$")
-    body.query = f and { match = { [f] = v } } or nil
-  end
+  if body.query == nil then body.query = require("espipe.server.lucene_query").from_args(req.args) end
   local indices
   indices, s, e = cluster.resolve(req.params.index)
   if not indices then return s, e end
