@@ -48,6 +48,10 @@ local ROUTES = {
   { "GET HEAD", "/{index}/_source/{id}", "docs", "source" },
   { "POST", "/{index}/_update/{id}", "docs", "update" },
 
+  { "PUT POST", "/_scripts/{id}", "scripts", "put" },
+  { "GET", "/_scripts/{id}", "scripts", "get" },
+  { "DELETE", "/_scripts/{id}", "scripts", "delete" },
+
   { "POST", "/_aliases", "indices", "update_aliases" },
   { "GET", "/_alias", "indices", "get_alias" },
   { "GET HEAD", "/_alias/{name}", "indices", "get_alias" },
