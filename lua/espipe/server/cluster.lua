@@ -223,6 +223,7 @@ function M.create_index(name, body, restore)
       "Invalid index name [" .. name .. "], an alias with the same name already exists",
       { index_uuid = "_na_", index = name })
   end
+  if not restore then body = require("espipe.server.templates").apply(name, body, M.flat_settings) end
   body = body or {}
   if type(body) ~= "table" then return nil, es.parse_error("request body must be an object") end
   local flat = M.flat_settings(body.settings)
