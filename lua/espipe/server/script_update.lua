@@ -7,7 +7,9 @@
 --
 --   update(idx, sh, id, body, o, writes) -> status, result | status, cause
 --     o: routing, if_seq_no, if_primary_term, retry_on_conflict, pause = fn()
---   script_of(spec) -> program, params | nil, status, cause
+--   script_of(spec) -> program, params | nil, status, cause  (inline or stored script)
+--   run_on(program, params, idx, rec) -> ctx | nil, status, cause
+--   op_of(ctx) -> "index" | "noop" | "delete"
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
@@ -111,8 +113,7 @@ local function upsert(writes, idx, sh, id, body, o, program, script_params)
   if body.scripted_upsert == true then
     local ctx, s, c = run(program, script_params, ctx_for(idx, id, nil, doc, "create"))
     if not ctx then return s, c end
-    local op = OPS[tostring(ctx.op)] or "noop"
-    if op ~= "index" then
+    if M.op_of(ctx) ~= "index" then
       return 200, { _index = idx.name, _id = id, _version = -1, result = "noop",
                     _shards = { total = 0, successful = 0, failed = 0 } }
     end
@@ -125,6 +126,19 @@ local function upsert(writes, idx, sh, id, body, o, program, script_params)
   return 201, writes.result(idx, rec, "created")
 end
 
+-- The script run on a stored document (for _update and _update_by_query):
+-- ctx (ctx._source the new source, ctx.op) | nil, status, cause
+function M.run_on(program, script_params, idx, rec)
+  local doc = json.decode(rec.src)
+  if type(doc) ~= "table" then doc = json.object() end
+  return run(program, script_params, ctx_for(idx, rec.id, rec, doc, "index"))
+end
+
+-- what the script asked for: "index" | "noop" | "delete" (unknown ops are noops, as in ES)
+function M.op_of(ctx)
+  return OPS[tostring(ctx.op)] or "noop"
+end
+
 -- one read-run-write attempt; a 409 is retried by the caller
 local function attempt(writes, idx, sh, id, body, o, program, script_params)
   local cur = idx.shards[sh].docs[id]
@@ -133,11 +147,9 @@ local function attempt(writes, idx, sh, id, body, o, program, script_params)
     return 409, es.version_conflict_cause(idx, sh, id, "required seqNo [" .. o.if_seq_no .. "], primary term ["
       .. o.if_primary_term .. "]. current document has seqNo [" .. cur.s .. "] and primary term [" .. cur.t .. "]")
   end
-  local doc = json.decode(cur.src)
-  if type(doc) ~= "table" then doc = json.object() end
-  local ctx, s, c = run(program, script_params, ctx_for(idx, id, cur, doc, "index"))
+  local ctx, s, c = M.run_on(program, script_params, idx, cur)
   if not ctx then return s, c end
-  local op = OPS[tostring(ctx.op)] or "noop"
+  local op = M.op_of(ctx)
   if op == "noop" then return 200, writes.result(idx, cur, "noop") end
   if o.pause then o.pause() end
   local guard = { routing = o.routing or cur.r, if_seq_no = cur.s, if_primary_term = cur.t }
