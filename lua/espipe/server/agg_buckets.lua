@@ -124,6 +124,15 @@ local function sort_buckets(list, order)
   end)
 end
 
+-- ES's search.max_buckets: a histogram over a wide range with a small
+-- interval is refused, not built (memory bounded by it, not by the range)
+M.MAX_BUCKETS = 65536
+local function too_many(n)
+  error({ agg_error = aerr("Trying to create too many buckets. Must be less than or equal to: ["
+    .. M.MAX_BUCKETS .. "] but was [" .. n .. "]. This limit can be set by changing the [search.max_buckets] "
+    .. "cluster level setting.", "too_many_buckets_exception") }, 0)
+end
+
 local function buckets_of(bl)
   return put(obj(), "buckets", bl)
 end
@@ -321,15 +330,14 @@ local function histo_run(node, docs, run_list)
       if bmin then bmin = key_of(bmin); if lo == nil or bmin < lo then lo = bmin end end
       if bmax then bmax = key_of(bmax); if hi == nil or bmax > hi then hi = bmax end end
     end
-    local k, guard = lo, 0
+    local k = lo
     while k ~= nil and hi ~= nil and k <= hi do
       if not by[k] then
         by[k] = { key = k, docs = {} }
         list[#list + 1] = by[k]
+        if #list > M.MAX_BUCKETS then too_many(#list) end
       end
       k = node.next_key(k)
-      guard = guard + 1
-      if guard > 100000 then break end -- ES's search.max_buckets is 65536
     end
   end
   local results = {}

@@ -6,7 +6,7 @@
 --             compile = fn(query) -> matcher | nil, err,
 --             sorter = fn(sort_spec) -> sorter | nil, err,
 --             all_docs = fn() -> docs }             (terms min_doc_count 0)
---   run(aggs, docs) -> result   docs = { hit, ... } (hit: _id, _index, _source, ...)
+--   run(aggs, docs) -> result | nil, err   docs = { hit, ... } (hit: _id, _index, _source, ...)
 --   encode(result) -> JSON text of the "aggregations" object
 --
 -- Bucket aggregations: terms, date_histogram, histogram, range, date_range,
@@ -287,8 +287,12 @@ local function run_list(list, docs, into)
   return r, values
 end
 
+-- run(list, docs) -> result | nil, err (too many buckets)
 function M.run(list, docs)
-  return (run_list(list, docs))
+  local ok, res = pcall(run_list, list, docs)
+  if ok then return res end
+  if type(res) == "table" and res.agg_error then return nil, res.agg_error end
+  error(res, 0)
 end
 
 M.encode = out.encode

@@ -60,7 +60,10 @@ function M.compute(snap, view, body)
   local docs
   docs, err = matched(snap, view)
   if not docs then return false, err end
-  return aggs.encode(aggs.run(parsed, docs))
+  local result
+  result, err = aggs.run(parsed, docs)
+  if not result then return false, err end
+  return aggs.encode(result)
 end
 
 function M.append(buf, text)

@@ -135,6 +135,12 @@ describe("server aggregations", function()
     assert.matches("cannot accept sub%-aggregations", fails('{"x":{"max":{"field":"n"},"aggs":{}}}').reason)
     assert.matches("Unknown aggregation %[zz%]", fails('{"x":{"terms":{"field":"tag","order":{"zz":"asc"}}}}').reason)
     assert.matches("Invalid interval specified", fails('{"x":{"date_histogram":{"field":"at"}}}').reason)
+    local parsed = aggs.parse(json.decode('{"h":{"date_histogram":{"field":"at","fixed_interval":"1s",'
+      .. '"extended_bounds":{"min":"2000-01-01","max":"2030-01-01"}}}}'), ctx)
+    local res, rerr = aggs.run(parsed, docs)
+    assert.is_nil(res)
+    assert.same({ 400, "too_many_buckets_exception" }, { rerr.status, rerr.type })
+    assert.matches("Must be less than or equal to: %[65536%] but was %[65537%]", rerr.reason)
     assert.matches("unsupported time zone", fails(
       '{"x":{"date_histogram":{"field":"at","calendar_interval":"day","time_zone":"Europe/Paris"}}}').reason)
   end)
