@@ -36,16 +36,17 @@ local rt_error = methods.raise
 ------------------------------------------------------------------------
 -- errors in ES's shape
 
-local function snippet(src, offset, from, to)
-  from, to = from or 0, to or #src
-  if offset - from > 25 then from = offset - 25 end
-  if to - offset > 25 then to = offset + 25 end
-  if to < offset then to = math.min(#src, offset + 1) end
-  return { src:sub(from + 1, to), string.rep(" ", offset - from) .. "^---- HERE" }, from, to
+-- ES's script_stack: the script 25 characters either side of the offset
+-- ("... " and " ..." where it is cut) and a pointer under the offset
+local function snippet(src, offset)
+  local from, to = math.max(0, offset - 25), math.min(#src, offset + 25)
+  local text = (from > 0 and "... " or "") .. src:sub(from + 1, to) .. (to < #src and " ..." or "")
+  local pointer = (from > 0 and "    " or "") .. string.rep(" ", offset - from) .. "^---- HERE"
+  return { text, pointer }, from, to
 end
 
-local function script_exception(src, reason, offset, from, to, cause)
-  local stack, s, e = snippet(src, offset, from, to)
+local function script_exception(src, reason, offset, cause)
+  local stack, s, e = snippet(src, offset)
   return { type = "script_exception", reason = reason, script_stack = json.array(stack), script = src,
            lang = "painless", position = { offset = offset, start = s, ["end"] = e }, caused_by = cause }
 end
@@ -496,7 +497,7 @@ function M.compile(src)
     end
   end
   if not tree then
-    return nil, script_exception(src, "compile error", perr.offset, nil, nil,
+    return nil, script_exception(src, "compile error", perr.offset,
       { type = "illegal_argument_exception", reason = perr.reason })
   end
   return setmetatable({ src = src, tree = tree }, Program)
@@ -509,8 +510,8 @@ function Program:run(ctx, params)
   if not ok then
     if type(err) ~= "table" or not err.painless_rt then error(err, 0) end
     local st = self_.stmt
-    return nil, script_exception(self.src, "runtime error", err.at or (st and st.at) or 0, st and st.from,
-      st and st.to, { type = err.type, reason = err.reason })
+    return nil, script_exception(self.src, "runtime error", err.at or (st and st.at) or 0,
+      { type = err.type, reason = err.reason })
   end
   return self_.result == nil and null or self_.result
 end

@@ -1,7 +1,6 @@
 -- Painless subset: lexer and parser into an AST that
 -- espipe.server.painless interprets. Every node keeps `at`, the 0-based
--- offset of its first character, and every statement its [from, to) span,
--- for ES's script_exception positions.
+-- offset of its first character, for ES's script_exception positions.
 --
 --   parse(src) -> { body = statements } | nil, { offset =, reason = }
 local M = {}
@@ -50,13 +49,7 @@ local function lex(src)
       local e = src:find("\n", i, true)
       i = e and e + 1 or n + 1
     elseif src:sub(i, i + 1) == "/*" then
-      local _, e = src:find("*/", i + 2, true)
-      if not e then return lex_error(i - 1, "unterminated comment") end
-      i = e + 1
-    elseif c == "'" or c == '"' then
-      local s, j = read_string(src, i, c)
-      if not s then return lex_error(i - 1, "unterminated string") end
-      toks[#toks + 1] = { t = "str", v = s, at = i - 1, e = j - 1 }
+      local _ }
       i = j
     elseif c:find("%d") or (c == "." and src:sub(i + 1, i + 1):find("%d")) then
       local num = src:match("^0[xX]%x+", i) or src:match("^%d*%.?%d+[eE][+-]?%d+", i)
@@ -68,11 +61,11 @@ local function lex(src)
         if suffix ~= "l" then is_double = true end
         j = j + 1
       end
-      toks[#toks + 1] = { t = "num", v = tonumber(num), double = is_double, at = i - 1, e = j - 1 }
+      toks[#toks + 1] = { t = "num", v = tonumber(num), double = is_double, at = i - 1 }
       i = j
     elseif c:find("[%a_]") then
       local word = src:match("^[%w_]+", i)
-      toks[#toks + 1] = { t = "id", v = word, at = i - 1, e = i - 1 + #word }
+      toks[#toks + 1] = { t = "id", v = word, at = i - 1 }
       i = i + #word
     else
       local found
@@ -80,11 +73,11 @@ local function lex(src)
         if src:sub(i, i + #p - 1) == p then found = p break end
       end
       if not found then return lex_error(i - 1, "unexpected character [" .. c .. "]") end
-      toks[#toks + 1] = { t = "op", v = found, at = i - 1, e = i - 1 + #found }
+      toks[#toks + 1] = { t = "op", v = found, at = i - 1 }
       i = i + #found
     end
   end
-  toks[#toks + 1] = { t = "eof", v = "<EOF>", at = n, e = n }
+  toks[#toks + 1] = { t = "eof", v = "<EOF>", at = n }
   return toks
 end
 
@@ -177,7 +170,6 @@ local parse_expr
 
 function P:statement()
   local t = self:peek()
-  local from = t.at
   local node
   if self:is("{") then
     node = { k = "block", body = self:block() }
@@ -197,7 +189,7 @@ function P:statement()
     local e
     if not self:is(";") and not self:is("}") and self:peek().t ~= "eof" then e = parse_expr(self) end
     self:semicolon()
-    node = { k = "return", e = e }
+    node = { k = "return" }
   elseif self:is(";") then
     self:next()
     node = { k = "block", body = {} }
@@ -207,10 +199,10 @@ function P:statement()
     node = self:declaration()
     self:semicolon()
   else
-    node = { k = "expr", e = parse_expr(self) }
+    node = { k = "expr" }
     self:semicolon()
   end
-  node.at, node.from, node.to = t.at, from, self:peek(-1).e
+  node.at = t.at
   return node
 end
 
@@ -257,7 +249,7 @@ function P:for_statement()
   end
   local init, cond, step
   if not self:is(";") then
-    init = self:at_declaration() and self:declaration() or { k = "expr", e = parse_expr(self) }
+    init = self:at_declaration() and self:declaration() or { k = "expr" }
   end
   self:expect(";")
   if not self:is(";") then cond = parse_expr(self) end
@@ -325,7 +317,7 @@ parse_expr = function(p)
     if not ASSIGNABLE[left.k] then p:fail(t, "invalid assignment: cannot assign a value to this expression") end
     p:next()
     local value = parse_expr(p)
-    return { k = "assign", target = left, op = ASSIGN[t.v] ~= true and ASSIGN[t.v] or nil, e = value, at = t.at }
+    return { k = "assign", target = left, op = ASSIGN[t.v] ~= true and ASSIGN[t.v] or nil }
   end
   if t.t == "op" and UNSUPPORTED_OPS[t.v] then p:unexpected(t, "an operator") end
   return left
@@ -337,7 +329,7 @@ parse_unary = function(p)
   local t = p:peek()
   if t.t == "op" and (t.v == "!" or t.v == "-" or t.v == "+") then
     p:next()
-    return { k = "un", op = t.v, e = parse_unary(p), at = t.at }
+    return { k = "un", op = t.v }
   end
   if t.t == "op" and (t.v == "++" or t.v == "--") then
     p:next()
@@ -350,7 +342,7 @@ parse_unary = function(p)
     p:next()
     local ty = p:next().v
     p:next()
-    return { k = "cast", ty = ty, e = parse_unary(p), at = t.at }
+    return { k = "cast", ty = ty }
   end
   return parse_postfix(p)
 end
