@@ -49,7 +49,13 @@ local function lex(src)
       local e = src:find("\n", i, true)
       i = e and e + 1 or n + 1
     elseif src:sub(i, i + 1) == "/*" then
-      local _ }
+      local _, e = src:find("*/", i + 2, true)
+      if not e then return lex_error(i - 1, "unterminated comment") end
+      i = e + 1
+    elseif c == "'" or c == '"' then
+      local s, j = read_string(src, i, c)
+      if not s then return lex_error(i - 1, "unterminated string") end
+      toks[#toks + 1] = { t = "str", v = s, at = i - 1 }
       i = j
     elseif c:find("%d") or (c == "." and src:sub(i + 1, i + 1):find("%d")) then
       local num = src:match("^0[xX]%x+", i) or src:match("^%d*%.?%d+[eE][+-]?%d+", i)
@@ -189,7 +195,7 @@ function P:statement()
     local e
     if not self:is(";") and not self:is("}") and self:peek().t ~= "eof" then e = parse_expr(self) end
     self:semicolon()
-    node = { k = "return" }
+    node = { k = "return", e = e }
   elseif self:is(";") then
     self:next()
     node = { k = "block", body = {} }
@@ -199,7 +205,7 @@ function P:statement()
     node = self:declaration()
     self:semicolon()
   else
-    node = { k = "expr" }
+    node = { k = "expr", e = parse_expr(self) }
     self:semicolon()
   end
   node.at = t.at
@@ -249,7 +255,7 @@ function P:for_statement()
   end
   local init, cond, step
   if not self:is(";") then
-    init = self:at_declaration() and self:declaration() or { k = "expr" }
+    init = self:at_declaration() and self:declaration() or { k = "expr", e = parse_expr(self) }
   end
   self:expect(";")
   if not self:is(";") then cond = parse_expr(self) end
@@ -317,7 +323,7 @@ parse_expr = function(p)
     if not ASSIGNABLE[left.k] then p:fail(t, "invalid assignment: cannot assign a value to this expression") end
     p:next()
     local value = parse_expr(p)
-    return { k = "assign", target = left, op = ASSIGN[t.v] ~= true and ASSIGN[t.v] or nil }
+    return { k = "assign", target = left, op = ASSIGN[t.v] ~= true and ASSIGN[t.v] or nil, e = value, at = t.at }
   end
   if t.t == "op" and UNSUPPORTED_OPS[t.v] then p:unexpected(t, "an operator") end
   return left
@@ -329,7 +335,7 @@ parse_unary = function(p)
   local t = p:peek()
   if t.t == "op" and (t.v == "!" or t.v == "-" or t.v == "+") then
     p:next()
-    return { k = "un", op = t.v }
+    return { k = "un", op = t.v, e = parse_unary(p), at = t.at }
   end
   if t.t == "op" and (t.v == "++" or t.v == "--") then
     p:next()
@@ -342,7 +348,7 @@ parse_unary = function(p)
     p:next()
     local ty = p:next().v
     p:next()
-    return { k = "cast", ty = ty }
+    return { k = "cast", ty = ty, e = parse_unary(p), at = t.at }
   end
   return parse_postfix(p)
 end
