@@ -300,7 +300,7 @@ local function merged_body(req)
     local spec = require("espipe.server.api_docs").source_spec(a)
     if spec ~= nil then body._source = spec end
   end
-  if body.query == nil then body.query = require("espipe.server.lucene_query").from_args(a) end
+  if body.query == nil and a.q ~= nil then body.query = require("espipe.server.lucene_query").from_args(a) end
   return body
 end
 
@@ -407,8 +407,10 @@ function M.search(req)
   page, err = page_of(snap, plan, ordered, first, size)
   if not page then return query_error(err) end
   local aggs_text
-  aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body)
-  if aggs_text == false then return query_error(err) end
+  if body.aggs ~= nil or body.aggregations ~= nil then
+    aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body)
+    if aggs_text == false then return query_error(err) end
+  end
   local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
@@ -509,7 +511,9 @@ function M.count(req)
     end
   end
   body = { query = body and body.query }
-  if body.query == nil then body.query = require("espipe.server.lucene_query").from_args(req.args) end
+  if body.query == nil and req.args.q ~= nil then
+    body.query = require("espipe.server.lucene_query").from_args(req.args)
+  end
   local indices
   indices, s, e = cluster.resolve(req.params.index)
   if not indices then return s, e end

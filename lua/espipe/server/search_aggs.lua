@@ -1,6 +1,7 @@
 -- Aggregations of a search: the glue between a search's snapshot and view
 -- (espipe.server.search_context) and espipe.server.aggs.
 --   compute(snap, view, body) -> JSON text of "aggregations" | nil (no aggs) | false, err
+--   (api_search loads this module only for a search that has aggs)
 --   append(buf, text) -> splices ,"aggregations":text before the last "}" of a page in buf
 local cluster = require("espipe.server.cluster")
 local mapping = require("espipe.server.mapping")
