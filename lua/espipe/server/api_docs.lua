@@ -208,7 +208,7 @@ function M.update(req)
   count_write(req, idx, sh)
   local spec = body._source
   if spec == nil then spec = source_spec(req.args) end
-  if spec ~= nil and spec ~= false then
+  if spec ~= nil and spec ~= false and result.result ~= "deleted" then
     local rec = idx.shards[sh].docs[req.params.id]
     result.get = { _seq_no = rec.s, _primary_term = rec.t, found = true,
                    _source = query.source_filter(json.raw(rec.src), spec) }
