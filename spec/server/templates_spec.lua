@@ -49,6 +49,32 @@ describe("espipe serve #server: index templates", function()
     assert.equal("2", body.old.settings.index.number_of_shards)
   end)
 
+  it("keeps templates and stored scripts in --data across kill -9, deletions included", function()
+    local first = devserver.start { data = true }
+    local second
+    local ok, err = pcall(function()
+      local u = first.url
+      assert.equal(200, (http.json("PUT", u .. "/_component_template/c", { template = { settings = {
+        number_of_shards = 2 } } })))
+      assert.equal(200, (http.json("PUT", u .. "/_index_template/t", { index_patterns = { "t-*" },
+        composed_of = { "c" } })))
+      assert.equal(200, (http.json("PUT", u .. "/_template/gone", { index_patterns = { "g-*" } })))
+      assert.equal(200, (http.json("DELETE", u .. "/_template/gone")))
+      assert.equal(200, (http.json("PUT", u .. "/_scripts/s", { script = { lang = "painless", source = "1" } })))
+      first.kill9()
+      second = devserver.start { data = first.data }
+      u = second.url
+      assert.equal(201, (http.json("PUT", u .. "/t-1/_doc/1", { a = 1 })))
+      local _, body = http.json("GET", u .. "/t-1/_settings")
+      assert.equal("2", body["t-1"].settings.index.number_of_shards)
+      assert.equal(404, http.request { method = "HEAD", url = u .. "/_template/gone" }.status)
+      assert.equal(200, (http.json("GET", u .. "/_scripts/s")))
+    end)
+    if second then second.stop() end
+    first.stop()
+    assert(ok, err)
+  end)
+
   it("answers HEAD and DELETE, refuses removing a component in use", function()
     assert.equal(200, http.request { method = "HEAD", url = url .. "/_index_template/logs" }.status)
     assert.equal(404, http.request { method = "HEAD", url = url .. "/_index_template/nope" }.status)

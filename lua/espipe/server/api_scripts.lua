@@ -1,15 +1,20 @@
 -- Stored scripts: PUT/POST/GET/DELETE /_scripts/{id}, and the lookup that
--- a { "id": ... } script reference goes through. Kept in memory (not
--- written to --data).
+-- a { "id": ... } script reference goes through; written to --data and
+-- read back by restore(rec) (rec = { id =, script = | nil }).
 local es = require("espipe.server.es_errors")
 local params = require("espipe.server.params")
 local painless = require("espipe.server.painless")
+local meta_records = require("espipe.server.meta_records")
 
 local M = {}
 
 local scripts = {} -- id -> { lang =, source = }
 
 function M.get_script(id) return scripts[id] end
+
+function M.restore(rec)
+  if type(rec.id) == "string" then scripts[rec.id] = rec.script end
+end
 
 function M.put(req)
   local body, s, e = params.body(req, true)
@@ -29,6 +34,7 @@ function M.put(req)
       reason = "failed to parse/compile stored script [" .. req.params.id .. "]", caused_by = err })
   end
   scripts[req.params.id] = { lang = lang, source = script.source }
+  meta_records.queue({ op = "stored_script", id = req.params.id, script = scripts[req.params.id] })
   return 200, { acknowledged = true }
 end
 
@@ -45,6 +51,7 @@ function M.delete(req)
     return es.fail(404, "resource_not_found_exception", "stored script [" .. id .. "] does not exist")
   end
   scripts[id] = nil
+  meta_records.queue({ op = "stored_script", id = id })
   return 200, { acknowledged = true }
 end
 

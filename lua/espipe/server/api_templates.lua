@@ -4,6 +4,7 @@ local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local params = require("espipe.server.params")
 local templates = require("espipe.server.templates")
+local meta_records = require("espipe.server.meta_records")
 
 local M = {}
 
@@ -38,13 +39,21 @@ local function template_view(t)
   return out
 end
 
-local function put_with(store_fn, req)
+-- a definition (def, nil when deleted) into --data
+local function remember(kind, name, def)
+  meta_records.queue({ op = "template", kind = kind, name = name, def = def })
+end
+
+-- PUT of a template of a kind ("index", "component", "legacy")
+local function put_with(kind, store_fn, req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   local create, cs, ce = params.flag(req.args, "create", false)
   if create == nil then return cs, ce end
-  local status, cause = store_fn(req.params.name, body, create)
+  local name = req.params.name
+  local status, cause = store_fn(name, body, create)
   if status then return es.envelope(status, cause) end
+  remember(kind, name, templates[kind][name])
   return 200, { acknowledged = true }
 end
 
@@ -63,7 +72,7 @@ end
 ------------------------------------------------------------------------
 -- composable index templates
 
-function M.put_index(req) return put_with(templates.put_index, req) end
+function M.put_index(req) return put_with("index", templates.put_index, req) end
 
 local function index_view(t)
   local view = json.object({ index_patterns = t.index_patterns, composed_of = json.array(t.composed_of or {}) })
@@ -87,7 +96,8 @@ end
 
 -- DELETE of the matching names; missing() answers when none matches,
 -- blocked(name) may refuse one
-local function delete_from(store, req, missing, blocked)
+local function delete_from(kind, req, missing, blocked)
+  local store = templates[kind]
   local names = templates.matching_names(store, req.params.name)
   if #names == 0 then return missing(req.params.name) end
   for _, n in ipairs(names) do
@@ -96,7 +106,10 @@ local function delete_from(store, req, missing, blocked)
       if s then return s, e end
     end
   end
-  for _, n in ipairs(names) do store[n] = nil end
+  for _, n in ipairs(names) do
+    store[n] = nil
+    remember(kind, n, nil)
+  end
   return 200, { acknowledged = true }
 end
 
@@ -105,7 +118,7 @@ function M.get_index(req)
 end
 
 function M.delete_index(req)
-  return delete_from(templates.index, req, function(name)
+  return delete_from("index", req, function(name)
     return es.fail(404, "resource_not_found_exception", "index_template [" .. name .. "] missing")
   end)
 end
@@ -113,7 +126,7 @@ end
 ------------------------------------------------------------------------
 -- component templates
 
-function M.put_component(req) return put_with(templates.put_component, req) end
+function M.put_component(req) return put_with("component", templates.put_component, req) end
 
 local function component_view(t)
   local view = json.object({ template = template_view(t.template) })
@@ -128,7 +141,7 @@ function M.get_component(req)
 end
 
 function M.delete_component(req)
-  return delete_from(templates.component, req, function(name)
+  return delete_from("component", req, function(name)
     return es.fail(404, "resource_not_found_exception", name)
   end, function(n)
     local users = templates.component_users(n)
@@ -141,7 +154,7 @@ end
 ------------------------------------------------------------------------
 -- legacy templates
 
-function M.put_legacy(req) return put_with(templates.put_legacy, req) end
+function M.put_legacy(req) return put_with("legacy", templates.put_legacy, req) end
 
 function M.get_legacy(req)
   local names = selected(templates.legacy, req)
@@ -159,7 +172,7 @@ function M.get_legacy(req)
 end
 
 function M.delete_legacy(req)
-  return delete_from(templates.legacy, req, function(name)
+  return delete_from("legacy", req, function(name)
     return es.fail(404, "index_template_missing_exception", "index_template [" .. name .. "] missing")
   end)
 end

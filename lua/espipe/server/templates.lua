@@ -1,6 +1,7 @@
 -- Index templates: composable (_index_template, built from
 -- _component_template pieces) and legacy (_template), and what they give
--- an index being created. Kept in memory (not written to --data).
+-- an index being created. api_templates writes them to --data; restore
+-- reads them back.
 --
 --   apply(name, body, flat_settings) -> body  the creation body with the matching templates
 --     under it: the composable template of highest priority (its components
@@ -11,6 +12,7 @@
 --   put_index / put_component / put_legacy (name, body, create) -> nil | status, cause
 --   index, component, legacy: name -> stored definition
 --   matching_names(store, expr) -> sorted names matching "a,b*"
+--   restore(rec) a --data record { kind = "index"|"component"|"legacy", name =, def = | nil }
 local json = require("espipe.server.json")
 
 local M = {}
@@ -269,6 +271,11 @@ function M.put_legacy(name, body, create)
   if create and M.legacy[name] then return exists_error("index_template", name) end
   M.legacy[name] = t
   return nil
+end
+
+function M.restore(rec)
+  local store = M[rec.kind]
+  if type(store) == "table" and type(rec.name) == "string" then store[rec.name] = rec.def end
 end
 
 -- components no index template may lose: name -> users
