@@ -51,6 +51,14 @@ describe("espipe serve #server: aggregations", function()
     assert.equal("illegal_argument_exception", body.error.type)
   end)
 
+  it("prefixes aggregation names with their types under typed_keys=true", function()
+    local status, body = http.json("POST", url .. "/sales/_search?typed_keys=true&size=0",
+      { aggs = { shops = { terms = { field = "shop" } }, top = { max = { field = "amount" } } } })
+    assert.equal(200, status)
+    assert.equal(3, #body.aggregations["sterms#shops"].buckets)
+    assert.equal(10, body.aggregations["max#top"].value)
+  end)
+
   it("refuses an unknown aggregation type naming it, and aggs on _count", function()
     local status, body = http.json("POST", url .. "/sales/_search",
       { aggs = { p = { percentiles = { field = "amount" } } } })

@@ -5,7 +5,8 @@
 --     ctx = { resolve = fn(field) -> type, path,   (query.resolve_field over the mappings)
 --             compile = fn(query) -> matcher | nil, err,
 --             sorter = fn(sort_spec) -> sorter | nil, err,
---             all_docs = fn() -> docs }             (terms min_doc_count 0)
+--             all_docs = fn() -> docs,              (terms min_doc_count 0)
+--             typed_keys = bool }                   (names as "sterms#name")
 --   run(aggs, docs) -> result | nil, err   docs = { hit, ... } (hit: _id, _index, _source, ...)
 --   encode(result) -> JSON text of the "aggregations" object
 --
@@ -225,6 +226,7 @@ local function parse_one(name, def, ctx)
   end
   if not node then return nil, err end
   node.name, node.type, node.meta = name, agg_type, meta
+  node.key = ctx.typed_keys and (M.typed_name(node) .. "#" .. name) or name
   if subs_spec ~= nil then
     if node.metric then
       return nil, aerr("Aggregator [" .. name .. "] of type [" .. agg_type .. "] cannot accept sub-aggregations",
@@ -260,6 +262,16 @@ function M.parse(spec, ctx)
   return parse_aggs(spec, ctx)
 end
 
+-- the type prefix ES writes with ?typed_keys=true: terms say what their keys are
+function M.typed_name(node)
+  if node.type ~= "terms" then return node.type end
+  local kind = node.reader.kind
+  if kind == "string" then return "sterms" end
+  if kind == nil then return "umterms" end
+  if kind == "number" and not node.reader.integral then return "dterms" end
+  return "lterms"
+end
+
 ------------------------------------------------------------------------
 -- running
 
@@ -281,7 +293,7 @@ local function run_list(list, docs, into)
       for i = 1, res.n do put(wrapped, res.k[i], res.v[i]) end
       res = wrapped
     end
-    put(r, node.name, res)
+    put(r, node.key, res)
     values[node.name] = value
   end
   return r, values

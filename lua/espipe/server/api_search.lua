@@ -408,7 +408,8 @@ function M.search(req)
   if not page then return query_error(err) end
   local aggs_text
   if body.aggs ~= nil or body.aggregations ~= nil then
-    aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body)
+    aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body,
+      req.args.typed_keys == "true")
     if aggs_text == false then return query_error(err) end
   end
   local scroll_id

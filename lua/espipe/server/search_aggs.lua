@@ -1,6 +1,6 @@
 -- Aggregations of a search: the glue between a search's snapshot and view
 -- (espipe.server.search_context) and espipe.server.aggs.
---   compute(snap, view, body) -> JSON text of "aggregations" | nil (no aggs) | false, err
+--   compute(snap, view, body, typed_keys) -> JSON text of "aggregations" | nil (no aggs) | false, err
 --   (api_search loads this module only for a search that has aggs)
 --   append(buf, text) -> splices ,"aggregations":text before the last "}" of a page in buf
 local cluster = require("espipe.server.cluster")
@@ -11,14 +11,14 @@ local aggs = require("espipe.server.aggs")
 
 local M = {}
 
-local function context(snap)
+local function context(snap, typed_keys)
   local mappings = {}
   for _, idx in ipairs(snap.indices) do
     if snap.has_docs[idx] then cluster.settle_mapping(idx) end
     mappings[#mappings + 1] = mapping.to_table(idx.mapping)
   end
   local first = mappings[1]
-  local ctx = {}
+  local ctx = { typed_keys = typed_keys }
   function ctx.resolve(field)
     for _, mp in ipairs(mappings) do
       local ty, path = query.resolve_field(mp, field)
@@ -49,14 +49,14 @@ local function matched(snap, view)
   return docs
 end
 
-function M.compute(snap, view, body)
+function M.compute(snap, view, body, typed_keys)
   local spec = body.aggs
   if spec == nil then spec = body.aggregations
   elseif body.aggregations ~= nil then
     return false, aggs.error("Found two aggregation definitions: [aggs] and [aggregations]", "parsing_exception")
   end
   if spec == nil then return nil end
-  local parsed, err = aggs.parse(spec, context(snap))
+  local parsed, err = aggs.parse(spec, context(snap, typed_keys))
   if not parsed then return false, err end
   local docs
   docs, err = matched(snap, view)

@@ -117,6 +117,19 @@ describe("server aggregations", function()
       run('{"t":{"terms":{"field":"tag"},"aggs":{"h":{"histogram":{"field":"n","interval":10}}}}}'), 1, true)
   end)
 
+  it("names aggregations with their types when typed_keys is asked", function()
+    local typed = {}
+    for k, v in pairs(ctx) do typed[k] = v end
+    typed.typed_keys = true
+    local parsed = assert(aggs.parse(json.decode('{"t":{"terms":{"field":"tag"},"aggs":{"m":{"max":{"field":"n"}}}},'
+      .. '"l":{"terms":{"field":"n"}},"d":{"terms":{"field":"price"}},"h":{"date_histogram":{"field":"at",'
+      .. '"calendar_interval":"year"}}}'), typed))
+    local text = aggs.encode(aggs.run(parsed, docs))
+    for _, key in ipairs({ '"sterms#t":', '"max#m":', '"lterms#l":', '"dterms#d":', '"date_histogram#h":' }) do
+      assert.matches(key, text, 1, true)
+    end
+  end)
+
   it("top_hits: size, sort and _source", function()
     local r = run('{"t":{"top_hits":{"size":1,"sort":[{"n":"desc"}],"_source":["n"]}}}')
     assert.equal('{"t":{"hits":{"total":{"value":5,"relation":"eq"},"max_score":null,"hits":['
