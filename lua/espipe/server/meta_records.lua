@@ -3,14 +3,14 @@
 -- request's other metadata, and read back by cluster.restore.
 --   queue(rec)   rec = { op = "template" | "stored_script", ... }; no-op without --data
 local json = require("espipe.server.json")
-local persist = require("espipe.server.persist")
-local cluster = require("espipe.server.cluster")
 
 local M = {}
 
+-- (persist and cluster are loaded on use: this module stays loadable
+-- outside nginx, for the unit specs of the modules that write records)
 function M.queue(rec)
-  if not persist.enabled() then return end
-  local pending = cluster.state.pending
+  if not require("espipe.server.persist").enabled() then return end
+  local pending = require("espipe.server.cluster").state.pending
   local list = pending["cluster.log"] or {}
   pending["cluster.log"] = list
   list[#list + 1] = json.encode(rec) .. "\n"

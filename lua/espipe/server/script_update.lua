@@ -10,9 +10,14 @@
 --   script_of(spec) -> program, params | nil, status, cause  (inline or stored script)
 --   run_on(program, params, idx, rec) -> ctx | nil, status, cause
 --   op_of(ctx) -> "index" | "noop" | "delete"
+--   hook(spec, ctx) -> true | nil, status, error body   runs a script on an
+--     _update_by_query ctx in place (ctx.op normalised by op_of), the
+--     signature of api_by_query.script_hook
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
-local cluster = require("espipe.server.cluster")
+-- cluster is loaded on use, so that compiling and running scripts (hook,
+-- script_of) works outside nginx too
+local function cluster() return require("espipe.server.cluster") end
 local painless = require("espipe.server.painless")
 local stored = require("espipe.server.api_scripts")
 
@@ -105,7 +110,7 @@ local function store(writes, idx, sh, id, doc, o)
   local src = json.encode(doc)
   local s, c = writes.check_source(idx, id, src, doc)
   if s then return nil, s, c end
-  return cluster.put(idx, sh, id, src, o)
+  return cluster().put(idx, sh, id, src, o)
 end
 
 local function upsert(writes, idx, sh, id, body, o, program, script_params)
@@ -154,13 +159,26 @@ local function attempt(writes, idx, sh, id, body, o, program, script_params)
   if o.pause then o.pause() end
   local guard = { routing = o.routing or cur.r, if_seq_no = cur.s, if_primary_term = cur.t }
   if op == "delete" then
-    local rec, found, cause = cluster.remove(idx, sh, id, guard)
+    local rec, found, cause = cluster().remove(idx, sh, id, guard)
     if not rec then return found, cause end
     return 200, writes.result(idx, rec, "deleted")
   end
   local rec, st, cause = store(writes, idx, sh, id, ctx._source, guard)
   if not rec then return st, cause end
   return 200, writes.result(idx, rec, "updated")
+end
+
+function M.hook(spec, ctx)
+  local program, script_params, cause = M.script_of(spec)
+  if not program then
+    -- _update wraps a script's failure; _update_by_query answers the script_exception itself
+    if cause and cause.reason == "failed to execute script" then cause = cause.caused_by end
+    return nil, es.envelope(script_params, cause)
+  end
+  local _, err = program:run(ctx, deep_copy(script_params))
+  if err then return nil, es.envelope(400, err) end
+  ctx.op = M.op_of(ctx)
+  return true
 end
 
 function M.update(idx, sh, id, body, o, writes)
