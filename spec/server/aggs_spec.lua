@@ -51,6 +51,18 @@ describe("espipe serve #server: aggregations", function()
     assert.equal("illegal_argument_exception", body.error.type)
   end)
 
+  it("answers top_hits per bucket, sorted", function()
+    local status, body = http.json("POST", url .. "/sales/_search", { size = 0, aggs = { shops = {
+      terms = { field = "shop", size = 1 }, aggs = { best = { top_hits = { size = 1, sort = { { amount = "desc" } },
+        _source = { "amount" } } } } } } })
+    assert.equal(200, status)
+    local bucket = body.aggregations.shops.buckets[1]
+    assert.same({ "a", 2 }, { bucket.key, bucket.doc_count })
+    assert.equal(2, body.aggregations.shops.sum_other_doc_count)
+    local hit = bucket.best.hits.hits[1]
+    assert.same({ "1", { amount = 10 }, { 10 } }, { hit._id, hit._source, hit.sort })
+  end)
+
   it("prefixes aggregation names with their types under typed_keys=true", function()
     local status, body = http.json("POST", url .. "/sales/_search?typed_keys=true&size=0",
       { aggs = { shops = { terms = { field = "shop" } }, top = { max = { field = "amount" } } } })

@@ -472,19 +472,20 @@ runners.date_range = range_run
 parsers.filter = function(body, ctx)
   local m, err = ctx.compile(body)
   if not m then return nil, err end
-  return { matcher = m }
+  return { matcher = m, hit_of = fields.hit_of(ctx) }
 end
 
-local function matching(m, docs)
-  local list = {}
-  for _, hit in ipairs(docs) do
-    if m(hit._source or {}, hit) then list[#list + 1] = hit end
+local function matching(node, m, docs)
+  local list, hit_of = {}, node.hit_of
+  for _, doc in ipairs(docs) do
+    local hit = hit_of(doc)
+    if m(hit._source or {}, hit) then list[#list + 1] = doc end
   end
   return list
 end
 
 runners.filter = function(node, docs, run_list)
-  return finish(node, { docs = matching(node.matcher, docs) }, run_list)
+  return finish(node, { docs = matching(node, node.matcher, docs) }, run_list)
 end
 
 local FILTERS_KEYS = set{ "filters", "other_bucket", "other_bucket_key", "keyed" }
@@ -510,7 +511,7 @@ parsers.filters = function(body, ctx, t)
     f.matcher = m
   end
   local other_key = body.other_bucket_key
-  local node = { filters = list, keyed = not anonymous and body.keyed ~= false,
+  local node = { filters = list, keyed = not anonymous and body.keyed ~= false, hit_of = fields.hit_of(ctx),
                  other = body.other_bucket == true or other_key ~= nil, other_key = other_key or "_other_" }
   return node
 end
@@ -519,7 +520,7 @@ runners.filters = function(node, docs, run_list)
   local bl = node.keyed and obj() or out.list()
   local hit_any = {}
   for _, f in ipairs(node.filters) do
-    local b = { docs = matching(f.matcher, docs) }
+    local b = { docs = matching(node, f.matcher, docs) }
     for _, hit in ipairs(b.docs) do hit_any[hit] = true end
     local res = finish(node, b, run_list)
     if node.keyed then put(bl, f.key, res) else bl[#bl + 1] = res end

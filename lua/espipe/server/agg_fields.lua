@@ -2,6 +2,7 @@
 -- as an aggregation reads them, and option checking.
 --   error(reason[, type]) -> err (status 400)
 --   reader(ctx, body, agg_type, need_numeric[, default_kind]) -> reader | nil, err
+--   hit_of(ctx) -> fn(doc handle) -> hit (_id, _index, _routing, _source)
 --     reader = { kind = "number"|"date"|"bool"|"string"|nil, format =, values = fn(hit) -> list }
 --   as_string(reader, v[, offset]) -> ES's *_as_string text | nil
 --   check_keys(agg_type, body, allowed) -> nil | err
@@ -71,7 +72,9 @@ local function field_reader(ctx, body, agg_type, need_numeric, default_kind)
   local miss_value = missing ~= nil and norm(missing) or nil
   local reader = { kind = kind, integral = ty and INTEGRAL[ty] or false, field = field,
                    format = type(body.format) == "string" and body.format or nil }
-  function reader.values(hit)
+  local hit_of = M.hit_of(ctx)
+  function reader.values(doc)
+    local hit = hit_of(doc)
     local list = {}
     for _, v in ipairs(query.field_values(hit._source, path, hit)) do
       if v ~= null then
@@ -85,6 +88,15 @@ local function field_reader(ctx, body, agg_type, need_numeric, default_kind)
   return reader
 end
 M.reader = field_reader
+
+local function same(doc) return doc end
+
+-- documents travel through the aggregations as handles (snapshot
+-- positions in a search, so that no decoded source is kept per document);
+-- ctx.hit turns one into a hit with its _source, decoded anew on each use
+function M.hit_of(ctx)
+  return ctx.hit or same
+end
 
 -- a value as ES prints it in *_as_string, or nil when it has no string form
 local function as_string(reader, v, off)

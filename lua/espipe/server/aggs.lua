@@ -6,8 +6,12 @@
 --             compile = fn(query) -> matcher | nil, err,
 --             sorter = fn(sort_spec) -> sorter | nil, err,
 --             all_docs = fn() -> docs,              (terms min_doc_count 0)
+--             hit = fn(doc) -> hit,                 (a hit from a document handle;
+--                                                    without it, docs are hits)
 --             typed_keys = bool }                   (names as "sterms#name")
---   run(aggs, docs) -> result | nil, err   docs = { hit, ... } (hit: _id, _index, _source, ...)
+--   run(aggs, docs) -> result | nil, err   docs = document handles (hit: _id,
+--     _index, _source...). Nothing is kept per document but its handle in
+--     the buckets it falls in; top_hits keeps from+size hits.
 --   encode(result) -> JSON text of the "aggregations" object
 --
 -- Bucket aggregations: terms, date_histogram, histogram, range, date_range,
@@ -32,12 +36,12 @@ local check_keys = fields.check_keys
 ------------------------------------------------------------------------
 -- metrics
 
-local function numbers(reader, docs)
-  local list = {}
-  for _, hit in ipairs(docs) do
-    for _, v in ipairs(reader.values(hit)) do list[#list + 1] = v end
+-- calls fn(v) for each value of the field in docs (nothing kept per document)
+local function each_value(reader, docs, fn)
+  local values = reader.values
+  for _, doc in ipairs(docs) do
+    for _, v in ipairs(values(doc)) do fn(v) end
   end
-  return list
 end
 
 local function single(reader, value, r)
@@ -50,80 +54,80 @@ local function single(reader, value, r)
   return r
 end
 
+-- count, sum, min, max of a field's values
+local function summary(reader, docs)
+  local st = { count = 0, sum = 0 }
+  each_value(reader, docs, function(v)
+    st.count, st.sum = st.count + 1, st.sum + v
+    if st.min == nil or v < st.min then st.min = v end
+    if st.max == nil or v > st.max then st.max = v end
+  end)
+  if st.count > 0 then st.avg = st.sum / st.count end
+  return st
+end
+
 local metrics = {}
 
-local function extreme(pick)
-  return function(node, docs)
-    local best
-    for _, v in ipairs(numbers(node.reader, docs)) do
-      if best == nil or pick(v, best) then best = v end
-    end
-    return single(node.reader, best), best
+for _, k in ipairs({ "min", "max", "sum", "avg" }) do
+  metrics[k] = function(node, docs)
+    local st = summary(node.reader, docs)
+    return single(node.reader, st[k]), st[k]
   end
-end
-metrics.min = extreme(function(a, b) return a < b end)
-metrics.max = extreme(function(a, b) return a > b end)
-
-metrics.sum = function(node, docs)
-  local s = 0
-  for _, v in ipairs(numbers(node.reader, docs)) do s = s + v end
-  return single(node.reader, s), s
-end
-
-metrics.avg = function(node, docs)
-  local s, n = 0, 0
-  for _, v in ipairs(numbers(node.reader, docs)) do s, n = s + v, n + 1 end
-  local avg = n > 0 and s / n or nil
-  return single(node.reader, avg), avg
 end
 
 metrics.value_count = function(node, docs)
-  local n = #numbers(node.reader, docs)
-  local r = obj()
-  put(r, "value", n)
-  return r, n
+  local n = 0
+  each_value(node.reader, docs, function() n = n + 1 end)
+  return put(obj(), "value", n), n
 end
 
 metrics.cardinality = function(node, docs)
   local seen, n = {}, 0
-  for _, v in ipairs(numbers(node.reader, docs)) do
+  each_value(node.reader, docs, function(v)
     if not seen[v] then seen[v], n = true, n + 1 end
-  end
-  local r = obj()
-  put(r, "value", n)
-  return r, n
+  end)
+  return put(obj(), "value", n), n
 end
 
 metrics.stats = function(node, docs)
-  local list = numbers(node.reader, docs)
-  local lo, hi, s = nil, nil, 0
-  for _, v in ipairs(list) do
-    if lo == nil or v < lo then lo = v end
-    if hi == nil or v > hi then hi = v end
-    s = s + v
-  end
-  local n = #list
-  local avg = n > 0 and s / n or nil
+  local st = summary(node.reader, docs)
   local r = obj()
-  put(r, "count", n)
-  put(r, "min", lo == nil and null or lo)
-  put(r, "max", hi == nil and null or hi)
-  put(r, "avg", avg == nil and null or avg)
-  put(r, "sum", s)
-  if n > 0 and node.reader.kind == "date" then
-    put(r, "min_as_string", as_string(node.reader, lo))
-    put(r, "max_as_string", as_string(node.reader, hi))
-    put(r, "avg_as_string", as_string(node.reader, avg))
-    put(r, "sum_as_string", as_string(node.reader, s))
+  put(r, "count", st.count)
+  put(r, "min", st.min == nil and null or st.min)
+  put(r, "max", st.max == nil and null or st.max)
+  put(r, "avg", st.avg == nil and null or st.avg)
+  put(r, "sum", st.sum)
+  if st.count > 0 and node.reader.kind == "date" then
+    for _, k in ipairs({ "min", "max", "avg", "sum" }) do put(r, k .. "_as_string", as_string(node.reader, st[k])) end
   end
-  return r, { count = n, min = lo, max = hi, avg = avg, sum = s }
+  return r, st
+end
+
+-- the first from+size hits in the sort's order (or the docs' order), kept
+-- as they come: memory bounded by from+size, not by the bucket
+local function best_hits(node, docs)
+  local keep, sorter, hit_of = node.from + node.size, node.sorter, node.hit_of
+  local best = {}
+  for _, doc in ipairs(docs) do
+    if not sorter then
+      if #best >= keep then break end
+      best[#best + 1] = hit_of(doc)
+    else
+      local hit = hit_of(doc)
+      local i = #best
+      if i < keep or sorter.compare(hit, best[i]) then
+        while i > 0 and sorter.compare(hit, best[i]) do best[i + 1] = best[i]; i = i - 1 end
+        best[i + 1] = hit
+        best[keep + 1] = nil
+      end
+    end
+  end
+  return best
 end
 
 metrics.top_hits = function(node, docs)
-  local list = {}
-  for i, hit in ipairs(docs) do list[i] = hit end
+  local list = best_hits(node, docs)
   local sorter = node.sorter
-  if sorter then table.sort(list, sorter.compare) end
   local hits = out.list()
   for i = node.from + 1, math.min(node.from + node.size, #list) do
     local hit = list[i]
@@ -140,11 +144,11 @@ metrics.top_hits = function(node, docs)
     hits[#hits + 1] = h
   end
   local total = obj()
-  put(total, "value", #list)
+  put(total, "value", #docs)
   put(total, "relation", "eq")
   local inner = obj()
   put(inner, "total", total)
-  put(inner, "max_score", (sorter or #list == 0) and null or 1.0)
+  put(inner, "max_score", (sorter or #docs == 0) and null or 1.0)
   put(inner, "hits", hits)
   local r = obj()
   put(r, "hits", inner)
@@ -170,6 +174,7 @@ local function parse_metric(agg_type, body, ctx)
     node.size = tonumber(body.size) or 3
     node.from = tonumber(body.from) or 0
     node.source = body._source
+    node.hit_of = fields.hit_of(ctx)
     if body.sort ~= nil then
       local s, err = ctx.sorter(body.sort)
       if not s then return nil, err end

@@ -28,15 +28,17 @@ local function context(snap, typed_keys)
   end
   function ctx.compile(q) return query.compile(q, first) end
   function ctx.sorter(spec) return query.compile_sort(spec, first) end
+  -- documents are snapshot positions; a hit (its source decoded) is made on each use
+  function ctx.hit(pos) return sc.hit(snap, pos, true) end
   function ctx.all_docs()
     local docs = {}
-    for pos = 1, snap.n do docs[pos] = sc.hit(snap, pos, true) end
+    for pos = 1, snap.n do docs[pos] = pos end
     return docs
   end
   return ctx
 end
 
-local function matched(snap, view)
+local function matched(view)
   local n, err = sc.view_count(view)
   if not n then return nil, err end
   local docs = {}
@@ -44,7 +46,7 @@ local function matched(snap, view)
     local pos
     pos, err = sc.view_position(view, k)
     if not pos then return nil, err end
-    docs[k] = sc.hit(snap, pos, true)
+    docs[k] = pos
   end
   return docs
 end
@@ -59,7 +61,7 @@ function M.compute(snap, view, body, typed_keys)
   local parsed, err = aggs.parse(spec, context(snap, typed_keys))
   if not parsed then return false, err end
   local docs
-  docs, err = matched(snap, view)
+  docs, err = matched(view)
   if not docs then return false, err end
   local result
   result, err = aggs.run(parsed, docs)

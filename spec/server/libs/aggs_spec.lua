@@ -136,6 +136,18 @@ describe("server aggregations", function()
       .. '{"_index":"i","_id":"4","_score":null,"_source":{"n":20},"sort":[20]}]}}}', r)
   end)
 
+  it("takes document handles and makes hits on use when ctx.hit is given", function()
+    local by_handle = {}
+    for k, v in pairs(ctx) do by_handle[k] = v end
+    by_handle.hit = function(i) return docs[i] end
+    local parsed = assert(aggs.parse(json.decode('{"t":{"terms":{"field":"tag"},"aggs":{"top":{"top_hits":'
+      .. '{"size":2,"sort":[{"n":"asc"}],"_source":false}},"f":{"filter":{"range":{"n":{"gte":10}}}}}}}'), by_handle))
+    local text = aggs.encode(aggs.run(parsed, { 1, 2, 3, 4, 5 }))
+    assert.matches('{"key":"a","doc_count":3,"f":{"doc_count":2},"top":{"hits":{"total":{"value":3,"relation":"eq"},'
+      .. '"max_score":null,"hits":[{"_index":"i","_id":"1","_score":null,"sort":[1]},'
+      .. '{"_index":"i","_id":"3","_score":null,"sort":[10]}]}}}', text, 1, true)
+  end)
+
   it("refuses unknown types and options, text fields and bad names with 400s naming them", function()
     local err = fails('{"x":{"percentiles":{"field":"n"}}}')
     assert.same({ 400, "parsing_exception", "Unknown aggregation type [percentiles]" },
