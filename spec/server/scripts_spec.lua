@@ -76,6 +76,8 @@ describe("espipe serve #server: scripts", function()
     assert.same({ "script_exception", "compile error", "painless" }, { se.type, se.reason, se.lang })
     assert.same({ offset = 25, start = 0, ["end"] = 34 }, se.position)
     assert.matches("lambdas", se.caused_by.reason)
+    status, body = http.json("POST", url .. "/s/_update/e", { script = "ctx._source.n = 2", doc = { n = 3 } })
+    assert.same({ 400, "Validation Failed: 1: can't provide both script and doc;" }, { status, body.error.reason })
     status, body = http.json("POST", url .. "/s/_update/e", { script = "ctx._source.missing.x = 1" })
     assert.equal(400, status)
     assert.same({ "runtime error", "null_pointer_exception" }, { body.error.caused_by.reason,

@@ -182,6 +182,14 @@ function M.hook(spec, ctx)
 end
 
 function M.update(idx, sh, id, body, o, writes)
+  if body.doc ~= nil then
+    return 400, { type = "action_request_validation_exception",
+                  reason = "Validation Failed: 1: can't provide both script and doc;" }
+  end
+  if body.doc_as_upsert == true then
+    return 400, { type = "action_request_validation_exception",
+                  reason = "Validation Failed: 1: doc must be specified if doc_as_upsert is enabled;" }
+  end
   local program, script_params, cause = M.script_of(body.script)
   if not program then return script_params, cause end
   local retries = tonumber(o.retry_on_conflict) or 0
