@@ -92,6 +92,7 @@ build = {
     ["espipe.server.search_context"] = "lua/espipe/server/search_context.lua",
     ["espipe.server.stats"] = "lua/espipe/server/stats.lua",
     ["espipe.server.writes"] = "lua/espipe/server/writes.lua",
+    ["espipe.server.agg_composite"] = "lua/espipe/server/agg_composite.lua",
     ["espipe.server.meta_records"] = "lua/espipe/server/meta_records.lua",
     ["espipe.server.templates"] = "lua/espipe/server/templates.lua",
     ["espipe.server.api_templates"] = "lua/espipe/server/api_templates.lua",

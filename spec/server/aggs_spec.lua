@@ -63,6 +63,20 @@ describe("espipe serve #server: aggregations", function()
     assert.same({ "1", { amount = 10 }, { 10 } }, { hit._id, hit._source, hit.sort })
   end)
 
+  it("pages a composite aggregation with after_key", function()
+    local keys, after = {}, nil
+    for _ = 1, 3 do
+      local comp = { size = 2, sources = { { shop = { terms = { field = "shop" } } } }, after = after }
+      local status, body = http.json("POST", url .. "/sales/_search", { size = 0, aggs = { c = { composite = comp } } })
+      assert.equal(200, status)
+      local c = body.aggregations.c
+      for _, b in ipairs(c.buckets) do keys[#keys + 1] = b.key.shop .. "=" .. b.doc_count end
+      if #c.buckets == 0 then break end
+      after = c.after_key
+    end
+    assert.same({ "a=2", "b=1", "c=1" }, keys)
+  end)
+
   it("prefixes aggregation names with their types under typed_keys=true", function()
     local status, body = http.json("POST", url .. "/sales/_search?typed_keys=true&size=0",
       { aggs = { shops = { terms = { field = "shop" } }, top = { max = { field = "amount" } } } })

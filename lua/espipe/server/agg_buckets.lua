@@ -1,5 +1,5 @@
 -- Bucket aggregations: terms, date_histogram, histogram, range, date_range,
--- filter, filters, missing.
+-- filter, filters, missing (and composite, from espipe.server.agg_composite).
 --   parsers[type](body, ctx, type) -> node | nil, err
 --   run(node, docs, run_list) -> result   (run_list runs sub-aggregations
 --     into a bucket: run_list(subs, docs, bucket) -> bucket, metric values)
@@ -44,18 +44,20 @@ local parsers = {}
 M.parsers = parsers
 local runners = {}
 
--- docs grouped by a key function (a doc lands once in each of its keys)
-local function group(docs, keys_of)
+-- docs grouped by a key function (a doc lands once in each of its keys);
+-- id_of(key) names a key that is a table (a composite tuple)
+local function group(docs, keys_of, id_of)
   local by, order = {}, {}
   for _, hit in ipairs(docs) do
     local seen = {}
     for _, k in ipairs(keys_of(hit)) do
-      if not seen[k] then
-        seen[k] = true
-        local b = by[k]
+      local id = id_of and id_of(k) or k
+      if not seen[id] then
+        seen[id] = true
+        local b = by[id]
         if not b then
           b = { key = k, docs = {} }
-          by[k] = b
+          by[id] = b
           order[#order + 1] = b
         end
         b.docs[#b.docs + 1] = hit
@@ -172,11 +174,9 @@ local TERMS_KEYS = set{ "field", "size", "shard_size", "order", "missing", "min_
 parsers.terms = function(body, ctx, t)
   local reader, err = checked_reader(body, ctx, t, TERMS_KEYS, false)
   if not reader then return nil, err end
-  local size = body.size == nil and 10 or tonumber(body.size)
-  if not size or size < 1 then
-    return nil, aerr("[size] must be greater than 0. Found [" .. tostring(body.size) .. "] in [terms]",
-      "illegal_argument_exception")
-  end
+  local size
+  size, err = fields.size(body, t)
+  if not size then return nil, err end
   local order
   order, err = parse_order(body.order, { { key = "_count", desc = true } })
   if not order then return nil, err end
@@ -548,6 +548,15 @@ runners.missing = function(node, docs, run_list)
     if #node.reader.values(hit) == 0 then list[#list + 1] = hit end
   end
   return finish(node, { docs = list }, run_list)
+end
+
+-- composite (its own module)
+local composite = require("espipe.server.agg_composite")
+parsers.composite = function(body, ctx) return composite.parse(body, ctx, parsers) end
+runners.composite = function(node, docs, run_list)
+  return composite.run(node, docs, function(bucket_docs, head)
+    return finish(node, { docs = bucket_docs }, run_list, head)
+  end, group)
 end
 
 function M.run(node, docs, run_list)

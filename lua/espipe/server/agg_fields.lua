@@ -6,6 +6,7 @@
 --     reader = { kind = "number"|"date"|"bool"|"string"|nil, format =, values = fn(hit) -> list }
 --   as_string(reader, v[, offset]) -> ES's *_as_string text | nil
 --   check_keys(agg_type, body, allowed) -> nil | err
+--   size(body, agg_type) -> bucket count asked (default 10) | nil, err
 local json = require("espipe.server.json")
 local query = require("espipe.server.query")
 local dates = require("espipe.server.date_format")
@@ -124,5 +125,15 @@ local function check_keys(agg_type, body, allowed)
   return nil
 end
 M.check_keys = check_keys
+
+-- a bucket aggregation's size (default 10, at least 1) | nil, err
+function M.size(body, agg_type)
+  local size = body.size == nil and 10 or tonumber(body.size)
+  if not size or size < 1 then
+    return nil, aerr("[size] must be greater than 0. Found [" .. tostring(body.size) .. "] in [" .. agg_type .. "]",
+      "illegal_argument_exception")
+  end
+  return size
+end
 
 return M

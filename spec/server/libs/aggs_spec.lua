@@ -130,6 +130,26 @@ describe("server aggregations", function()
     end
   end)
 
+  it("composite: tuples of sources in order, paged with after and after_key, missing_bucket", function()
+    local r = run('{"c":{"composite":{"size":2,"sources":[{"tag":{"terms":{"field":"tag"}}},'
+      .. '{"day":{"date_histogram":{"field":"at","calendar_interval":"month","format":"yyyy-MM"}}}]}}}')
+    assert.equal('{"c":{"after_key":{"tag":"a","day":"2024-02"},"buckets":['
+      .. '{"key":{"tag":"a","day":"2024-01"},"doc_count":2},{"key":{"tag":"a","day":"2024-02"},"doc_count":1}]}}', r)
+    r = run('{"c":{"composite":{"size":5,"after":{"tag":"a","day":"2024-02"},"sources":[{"tag":{"terms":'
+      .. '{"field":"tag"}}},{"day":{"date_histogram":{"field":"at","calendar_interval":"month",'
+      .. '"format":"yyyy-MM"}}}]}}}')
+    assert.equal('{"c":{"after_key":{"tag":"c","day":"2024-02"},"buckets":['
+      .. '{"key":{"tag":"b","day":"2024-01"},"doc_count":1},{"key":{"tag":"c","day":"2024-02"},"doc_count":1}]}}', r)
+    r = run('{"c":{"composite":{"sources":[{"p":{"histogram":{"field":"price","interval":2,"order":"desc",'
+      .. '"missing_bucket":true}}}]},"aggs":{"n":{"sum":{"field":"n"}}}}}')
+    assert.equal('{"c":{"after_key":{"p":null},"buckets":[{"key":{"p":4},"doc_count":1,"n":{"value":20}},'
+      .. '{"key":{"p":2},"doc_count":1,"n":{"value":5}},{"key":{"p":0},"doc_count":1,"n":{"value":1}},'
+      .. '{"key":{"p":null},"doc_count":2,"n":{"value":10}}]}}', r)
+    assert.matches("must be one of terms", fails('{"c":{"composite":{"sources":[{"x":{"range":{}}}]}}}').reason)
+    assert.matches("no value for source %[t%]",
+      fails('{"c":{"composite":{"after":{},"sources":[{"t":{"terms":{"field":"tag"}}}]}}}').reason)
+  end)
+
   it("top_hits: size, sort and _source", function()
     local r = run('{"t":{"top_hits":{"size":1,"sort":[{"n":"desc"}],"_source":["n"]}}}')
     assert.equal('{"t":{"hits":{"total":{"value":5,"relation":"eq"},"max_score":null,"hits":['
