@@ -110,7 +110,17 @@ local P = {}
 P.__index = P
 
 local function parser(toks, src)
-  return setmetatable({ toks = toks, k = 1, src = src }, P)
+  return setmetatable({ toks = toks, k = 1, src = src, depth = 0 }, P)
+end
+
+-- nesting deeper than this is refused (a script, not the Lua stack, fails)
+local MAX_DEPTH = 256
+
+function P:enter()
+  self.depth = self.depth + 1
+  if self.depth > MAX_DEPTH then
+    self:fail(self:peek(), "espipe serve's Painless subset does not nest deeper than " .. MAX_DEPTH .. " levels")
+  end
 end
 
 function P:peek(d) return self.toks[self.k + (d or 0)] end
@@ -175,6 +185,7 @@ end
 local parse_expr
 
 function P:statement()
+  self:enter()
   local t = self:peek()
   local node
   if self:is("{") then
@@ -209,6 +220,7 @@ function P:statement()
     self:semicolon()
   end
   node.at = t.at
+  self.depth = self.depth - 1
   return node
 end
 
@@ -331,7 +343,16 @@ end
 
 local parse_postfix
 
+local parse_unary_inner
+
 parse_unary = function(p)
+  p:enter()
+  local e = parse_unary_inner(p)
+  p.depth = p.depth - 1
+  return e
+end
+
+parse_unary_inner = function(p)
   local t = p:peek()
   if t.t == "op" and (t.v == "!" or t.v == "-" or t.v == "+") then
     p:next()
