@@ -134,12 +134,16 @@ local function read_range(sc)
 end
 
 local parse_query
+local MAX_DEPTH = 256 -- a query, not the Lua stack, fails beyond it
 
 local function read_value(sc, field)
   local c = peek(sc)
   if c == "(" then
     sc.i = sc.i + 1
+    sc.depth = (sc.depth or 0) + 1
+    if sc.depth > MAX_DEPTH then fail(sc, "groups nest deeper than " .. MAX_DEPTH .. " levels") end
     local q = parse_query(sc, field, true)
+    sc.depth = sc.depth - 1
     if peek(sc) == ")" then
       sc.i = sc.i + 1
     elseif not sc.simple then

@@ -99,6 +99,8 @@ describe("server Lucene query syntax", function()
     assert.matches("^Failed to parse query %[title:%(quick%]", err.reason)
     assert.matches("Failed to parse query", parse_error('"open').reason)
     assert.matches("fuzzy terms", parse_error("quikc~2").reason)
+    assert.matches("nest deeper than 256", parse_error(string.rep("(", 5000) .. "a" .. string.rep(")", 5000)).reason)
+    assert.equal("1,3", ids(string.rep("(", 50) .. "title:quick" .. string.rep(")", 50)))
     assert.matches("does not support %[qurey%]", select(2, query.compile({ query_string = { qurey = "x" } })).reason)
   end)
 
