@@ -82,6 +82,9 @@ describe("espipe serve #server: scripts", function()
     assert.equal(400, status)
     assert.same({ "runtime error", "null_pointer_exception" }, { body.error.caused_by.reason,
       body.error.caused_by.caused_by.type })
+    status, body = http.json("POST", url .. "/s/_update/e", { script = "ctx._source.self = ctx._source" })
+    assert.same({ 400, "failed to execute script" }, { status, body.error.reason })
+    assert.matches("cannot be written as JSON", body.error.caused_by.reason)
     assert.same({ n = 1 }, source("s", "e"))
   end)
 

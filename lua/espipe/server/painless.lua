@@ -193,7 +193,9 @@ end
 
 local function arith(op, a, b, at, double)
   if op == "+" and (type(a) == "string" or type(b) == "string") then
-    return java_string(a) .. java_string(b)
+    local r = java_string(a) .. java_string(b)
+    methods.charge(#r, at)
+    return r
   end
   if a == null or b == null then
     rt_error("null_pointer_exception", "Cannot invoke \"Object.getClass()\" because \"callArgs[0]\" is null", at)
@@ -388,7 +390,10 @@ evaluators.new = function(self, e, scope)
   if kind == "string" then return a and java_string(a) or "" end
   local out = kind == "list" and json.array() or json.object()
   if type(a) == "table" and a ~= null then
-    for k, v in pairs(a) do out[k] = v end
+    for k, v in pairs(a) do
+      methods.charge(8, e.at)
+      out[k] = v
+    end
   end
   return out
 end
@@ -505,6 +510,7 @@ end
 
 function Program:run(ctx, params)
   local self_ = setmetatable({ loops = 0 }, I)
+  methods.reset_budget()
   local root = { vars = { ctx = { v = ctx == nil and null or ctx }, params = { v = params or json.object() } } }
   local ok, err = pcall(exec_body, self_, self.tree.body, root)
   if not ok then

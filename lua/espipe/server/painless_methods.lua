@@ -5,6 +5,7 @@
 --   call(receiver, name, args, at) -> value       (raises a runtime error)
 --   raise(type, reason, at)                       runtime error (caught by painless.run)
 --   is_list(v), is_map(v), class_of(v), java_string(v), equals(a, b)
+--   charge(bytes, at) / reset_budget()   what a run may build (BUDGET)
 local json = require("espipe.server.json")
 
 local M = {}
@@ -18,6 +19,24 @@ function M.raise(typ, reason, at)
   error({ painless_rt = true, type = typ, reason = reason, at = at }, 0)
 end
 local raise = M.raise
+
+-- What a run may build, in bytes: string bytes, and 8 per collection
+-- element, counted as they are made, so a script growing a string or a list
+-- in a loop stops (the worker serves every other request) instead of
+-- running for minutes or exhausting memory. One script runs at a time in a
+-- worker: painless.run resets the count.
+M.BUDGET = 8 * 1024 * 1024
+local spent = 0
+function M.reset_budget() spent = 0 end
+function M.charge(bytes, at)
+  spent = spent + bytes
+  if spent > M.BUDGET then
+    raise("painless_error", "espipe serve stops a script that builds more than " .. M.BUDGET
+      .. " bytes of strings and collections", at)
+  end
+end
+local charge = M.charge
+local function charge_elements(n, at) charge(8 * n, at) end
 
 function M.is_list(v)
   if type(v) ~= "table" or v == null then return false end
@@ -112,6 +131,7 @@ end
 
 local LIST = {}
 function LIST.add(l, a, at)
+  charge_elements(1, at)
   as_array(l)
   if #a == 2 then
     local i = int_arg(a[1], at)
@@ -122,9 +142,12 @@ function LIST.add(l, a, at)
   end
   return true
 end
-function LIST.addAll(l, a)
+function LIST.addAll(l, a, at)
+  local from = a[1]
+  local n = #from -- (from may be l itself)
+  charge_elements(n, at)
   as_array(l)
-  for _, v in ipairs(a[1]) do l[#l + 1] = v end
+  for i = 1, n do l[#l + 1] = from[i] end
   return true
 end
 function LIST.remove(l, a, at)
@@ -167,13 +190,17 @@ function MAP.containsValue(m, a)
 end
 function MAP.get(m, a) return get_or(m, a[1], null) end
 function MAP.getOrDefault(m, a) return get_or(m, a[1], a[2]) end
-function MAP.put(m, a)
+function MAP.put(m, a, at)
+  charge_elements(1, at)
   local old = get_or(m, a[1], null)
   m[a[1]] = a[2]
   return old
 end
-function MAP.putAll(m, a)
-  for k, v in pairs(a[1]) do m[k] = v end
+function MAP.putAll(m, a, at)
+  for k, v in pairs(a[1]) do
+    charge_elements(1, at)
+    m[k] = v
+  end
   return null
 end
 function MAP.remove(m, a)
@@ -223,7 +250,8 @@ function STRING.substring(s, a, at)
   end
   return s:sub(from + 1, to)
 end
-function STRING.replace(s, a)
+function STRING.replace(s, a, at)
+  charge(#s, at)
   local from, to = java_string(a[1]), java_string(a[2])
   if from == "" then return s end
   local out, i = {}, 1

@@ -107,7 +107,11 @@ end
 local OPS = { index = "index", create = "index", delete = "delete", none = "noop", noop = "noop" }
 
 local function store(writes, idx, sh, id, doc, o)
-  local src = json.encode(doc)
+  local ok, src = pcall(json.encode, doc)
+  if not ok then -- a script can make ctx._source hold itself
+    return nil, failed({ type = "illegal_argument_exception", reason = "ctx._source cannot be written as JSON: "
+      .. tostring(src) })
+  end
   local s, c = writes.check_source(idx, id, src, doc)
   if s then return nil, s, c end
   return cluster().put(idx, sh, id, src, o)
