@@ -14,7 +14,8 @@
 -- declarations, = += -= *= /= %=, ++ and --, + - * / %, comparisons,
 -- && || !, ?: and ?., string concatenation, field access with dots and
 -- ['x'], list/map literals, new ArrayList()/HashMap(), if/else,
--- for (x in list), for (def x : list), for (;;), return, and the methods in
+-- for (x in list), for (def x : list), for (;;), while, do/while, break,
+-- continue, return, and the methods in
 -- espipe.server.painless_methods. Numbers are Lua numbers: / on two
 -- integral values divides as longs do. Anything else is a compile error
 -- naming the construct.
@@ -121,10 +122,19 @@ check_stmt = function(st, scope)
     if st.no then check_stmt(st.no, { names = {}, parent = scope }) end
   elseif k == "foreach" then
     check_expr(st.list, scope)
-    local inner = { names = { [st.name] = true }, parent = scope }
+    local inner = { names = { [st.name] = true }, parent = scope, loop = true }
     check_stmt(st.body, inner)
+  elseif k == "while" or k == "dowhile" then
+    check_expr(st.cond, scope)
+    check_stmt(st.body, { names = {}, parent = scope, loop = true })
+  elseif k == "break" or k == "continue" then
+    local s = scope
+    while s and not s.loop do s = s.parent end
+    if not s then
+      error({ painless = true, offset = st.at, reason = "invalid " .. k .. " statement: not inside a loop" }, 0)
+    end
   elseif k == "for" then
-    local inner = { names = {}, parent = scope }
+    local inner = { names = {}, parent = scope, loop = true }
     if st.init then check_stmt(st.init, inner) end
     check_expr(st.cond, inner)
     check_expr(st.step, inner)
@@ -409,8 +419,14 @@ eval = function(self, e, scope)
   return evaluators[e.k](self, e, scope)
 end
 
-local RETURN = {}
+-- what a statement may end with besides running on: return, break, continue
+local RETURN, BREAK, CONTINUE = {}, {}, {}
 local exec
+
+-- a loop body's signal: true when the loop stops (return propagates)
+local function loop_stops(signal)
+  return signal == RETURN or signal == BREAK
+end
 
 function I:loop_tick(at)
   self.loops = self.loops + 1
@@ -422,7 +438,7 @@ end
 local function exec_body(self, list, scope)
   for _, st in ipairs(list) do
     local r = exec(self, st, scope)
-    if r == RETURN then return RETURN end
+    if r then return r end
   end
 end
 
@@ -466,8 +482,8 @@ runners.foreach = function(self, st, scope)
   end
   for i = 1, #items do
     self:loop_tick(st.at)
-    local inner = { vars = { [st.name] = { v = items[i] } }, parent = scope }
-    if exec(self, st.body, inner) == RETURN then return RETURN end
+    local r = exec(self, st.body, { vars = { [st.name] = { v = items[i] } }, parent = scope })
+    if loop_stops(r) then return r == RETURN and RETURN or nil end
   end
 end
 runners["for"] = function(self, st, scope)
@@ -475,10 +491,27 @@ runners["for"] = function(self, st, scope)
   if st.init then exec(self, st.init, inner) end
   while st.cond == nil or truthy(eval(self, st.cond, inner), st.at) do
     self:loop_tick(st.at)
-    if exec(self, st.body, { vars = {}, parent = inner }) == RETURN then return RETURN end
+    local r = exec(self, st.body, { vars = {}, parent = inner })
+    if loop_stops(r) then return r == RETURN and RETURN or nil end
     if st.step then eval(self, st.step, inner) end
   end
 end
+runners["while"] = function(self, st, scope)
+  while truthy(eval(self, st.cond, scope), st.at) do
+    self:loop_tick(st.at)
+    local r = exec(self, st.body, { vars = {}, parent = scope })
+    if loop_stops(r) then return r == RETURN and RETURN or nil end
+  end
+end
+runners.dowhile = function(self, st, scope)
+  repeat
+    self:loop_tick(st.at)
+    local r = exec(self, st.body, { vars = {}, parent = scope })
+    if loop_stops(r) then return r == RETURN and RETURN or nil end
+  until not truthy(eval(self, st.cond, scope), st.at)
+end
+runners["break"] = function() return BREAK end
+runners["continue"] = function() return CONTINUE end
 
 exec = function(self, st, scope)
   self.stmt = st

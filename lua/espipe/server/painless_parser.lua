@@ -102,9 +102,8 @@ local UNSUPPORTED_OPS = { ["->"] = "lambdas (->)", ["::"] = "method references (
   ["|="] = "compound assignment (|=)", ["^="] = "compound assignment (^=)", ["<<="] = "compound assignment (<<=)",
   [">>="] = "compound assignment (>>=)", [">>>="] = "compound assignment (>>>=)", ["==="] = "identity equality (===)",
   ["!=="] = "identity equality (!==)" }
-local UNSUPPORTED_WORDS = { ["while"] = "while loops", ["do"] = "do/while loops", switch = "switch statements",
-  try = "try/catch", throw = "throw", catch = "try/catch", instanceof = "instanceof", ["break"] = "break",
-  continue = "continue" }
+local UNSUPPORTED_WORDS = { switch = "switch statements", try = "try/catch", throw = "throw",
+  catch = "try/catch", instanceof = "instanceof" }
 
 local P = {}
 P.__index = P
@@ -201,6 +200,24 @@ function P:statement()
     node = { k = "if", cond = cond, yes = yes, no = no }
   elseif self:is("for") then
     node = self:for_statement()
+  elseif self:is("while") then
+    self:next()
+    self:expect("(")
+    local cond = parse_expr(self)
+    self:expect(")")
+    node = { k = "while", cond = cond, body = self:statement() }
+  elseif self:is("do") then
+    self:next()
+    local body = self:statement()
+    self:expect("while")
+    self:expect("(")
+    local cond = parse_expr(self)
+    self:expect(")")
+    self:semicolon()
+    node = { k = "dowhile", cond = cond, body = body }
+  elseif self:is("break") or self:is("continue") then
+    node = { k = self:next().v }
+    self:semicolon()
   elseif self:is("return") then
     self:next()
     local e
