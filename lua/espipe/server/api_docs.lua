@@ -201,12 +201,14 @@ function M.update(req)
     require_alias = params.flag(req.args, "require_alias", false) }
   if not idx then return cause_reply(sh, route) end
   o.routing = route
+  -- a scripted update lets other requests run between its read and its write (conflicts happen, as in ES)
+  o.retry_on_conflict, o.pause = tonumber(req.args.retry_on_conflict), function() ngx.sleep(0) end
   local status, result = writes.update(idx, sh, req.params.id, body, o)
   if status >= 300 then return cause_reply(status, result) end
   count_write(req, idx, sh)
   local spec = body._source
   if spec == nil then spec = source_spec(req.args) end
-  if spec ~= nil and spec ~= false then
+  if spec ~= nil and spec ~= false and result.result ~= "deleted" then
     local rec = idx.shards[sh].docs[req.params.id]
     result.get = { _seq_no = rec.s, _primary_term = rec.t, found = true,
                    _source = query.source_filter(json.raw(rec.src), spec) }

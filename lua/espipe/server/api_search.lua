@@ -300,10 +300,7 @@ local function merged_body(req)
     local spec = require("espipe.server.api_docs").source_spec(a)
     if spec ~= nil then body._source = spec end
   end
-  if body.query == nil and type(a.q) == "string" then
-    local f, v = a.q:match("^([^:]+):(.+)$")
-    body.query = f and { match = { [f] = v } } or { match_all = {} }
-  end
+  if body.query == nil and a.q ~= nil then body.query = require("espipe.server.lucene_query").from_args(a) end
   return body
 end
 
@@ -409,6 +406,12 @@ function M.search(req)
   local page
   page, err = page_of(snap, plan, ordered, first, size)
   if not page then return query_error(err) end
+  local aggs_text
+  if body.aggs ~= nil or body.aggregations ~= nil then
+    aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body,
+      req.args.typed_keys == "true")
+    if aggs_text == false then return query_error(err) end
+  end
   local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
@@ -417,6 +420,7 @@ function M.search(req)
     scroll_id = encode_id("scroll", n)
   end
   render(snap, plan, page, sorted, spec)
+  if aggs_text then require("espipe.server.search_aggs").append(ob, aggs_text) end
   local head = "{"
   if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
   if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
@@ -502,10 +506,14 @@ end
 function M.count(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
+  for _, k in ipairs({ "aggs", "aggregations" }) do
+    if body and body[k] ~= nil then
+      return es.fail(400, "parsing_exception", "request does not support [" .. k .. "]")
+    end
+  end
   body = { query = body and body.query }
-  if body.query == nil and type(req.args.q) == "string" then
-    local f, v = req.args.q:match("^([^:]+):(.+)$")
-    body.query = f and { match = { [f] = v } } or nil
+  if body.query == nil and req.args.q ~= nil then
+    body.query = require("espipe.server.lucene_query").from_args(req.args)
   end
   local indices
   indices, s, e = cluster.resolve(req.params.index)

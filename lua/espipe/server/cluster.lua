@@ -223,6 +223,7 @@ function M.create_index(name, body, restore)
       "Invalid index name [" .. name .. "], an alias with the same name already exists",
       { index_uuid = "_na_", index = name })
   end
+  if not restore then body = require("espipe.server.templates").apply(name, body, M.flat_settings) end
   body = body or {}
   if type(body) ~= "table" then return nil, es.parse_error("request body must be an object") end
   local flat = M.flat_settings(body.settings)
@@ -637,7 +638,9 @@ function M.restore()
   local defs = {}
   persist.replay_meta(function(rec)
     if rec.op == "index" then defs[rec.name] = rec
-    elseif rec.op == "delete" and defs[rec.name] and defs[rec.name].uuid == rec.uuid then defs[rec.name] = nil end
+    elseif rec.op == "delete" and defs[rec.name] and defs[rec.name].uuid == rec.uuid then defs[rec.name] = nil
+    elseif rec.op == "template" then require("espipe.server.templates").restore(rec)
+    elseif rec.op == "stored_script" then require("espipe.server.api_scripts").restore(rec) end
   end)
   for name, def in pairs(defs) do
     local idx = M.create_index(name, def, true)

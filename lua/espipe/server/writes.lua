@@ -91,6 +91,8 @@ local function missing(idx, sh, id)
                 index_uuid = idx.uuid, shard = tostring(sh), index = idx.name }
 end
 
+M.missing = missing
+
 -- Deep merge of a partial doc; returns whether anything changed.
 local function merge(dst, src)
   local changed = false
@@ -116,10 +118,7 @@ function M.update(idx, sh, id, body, o)
   if type(body) ~= "table" then
     return 400, { type = "illegal_argument_exception", reason = "update body must be an object" }
   end
-  if body.script ~= nil then
-    return 400, { type = "illegal_argument_exception",
-      reason = "scripts are not supported by espipe serve; use a partial doc ({\"doc\":{...}}) instead" }
-  end
+  if body.script ~= nil then return require("espipe.server.script_update").update(idx, sh, id, body, o, M) end
   local shard = idx.shards[sh]
   local cur = shard.docs[id]
   if not cur then
