@@ -765,6 +765,16 @@ static int put_span(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v, in
     }
 }
 
+const pq_span *pq_page_row(const pq_page_reader *r, size_t i)
+{
+    return r->rows + i * r->ncols;
+}
+
+int pq_page_put_value(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v)
+{
+    return put_span(r, w, c, v, 0);
+}
+
 /* Rows ahead whose dictionary slots, then bytes, are fetched early. */
 #define AHEAD_SLOT 8
 #define AHEAD_BYTES 4
