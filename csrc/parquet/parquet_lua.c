@@ -1000,6 +1000,32 @@ static int collect_metadata(lua_State *L, int t1, int t2)
     return merged;
 }
 
+static int key_less(const char *a, size_t an, const char *b, size_t bn)
+{
+    int r = memcmp(a, b, an < bn ? an : bn);
+    return r < 0 || (r == 0 && an < bn);
+}
+
+/* By key, so the footer is the same bytes for the same metadata (insertion sort: a few keys). */
+static void sort_metadata(const char **keys, size_t *klens, const char **vals, size_t *vlens, size_t n)
+{
+    size_t i, j;
+    for (i = 1; i < n; i++) {
+        const char *k = keys[i], *v = vals[i];
+        size_t kl = klens[i], vl = vlens[i];
+        for (j = i; j > 0 && key_less(k, kl, keys[j - 1], klens[j - 1]); j--) {
+            keys[j] = keys[j - 1];
+            klens[j] = klens[j - 1];
+            vals[j] = vals[j - 1];
+            vlens[j] = vlens[j - 1];
+        }
+        keys[j] = k;
+        klens[j] = kl;
+        vals[j] = v;
+        vlens[j] = vl;
+    }
+}
+
 static int l_close(lua_State *L)
 {
     lwriter *u = check_writer(L);
@@ -1049,6 +1075,7 @@ static int l_close(lua_State *L)
             i++;
             lua_pop(L, 1);
         }
+        sort_metadata(keys, klens, vals, vlens, nkv);
         rc = pq_writer_finish(w, keys, klens, vals, vlens, nkv, created_by);
     }
     free(keys);

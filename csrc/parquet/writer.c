@@ -12,7 +12,7 @@
 enum { T_BOOLEAN = 0, T_INT64 = 2, T_DOUBLE = 5, T_BYTE_ARRAY = 6 };
 enum { ENC_PLAIN = 0, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8 };
 enum { PAGE_DATA = 0, PAGE_DICTIONARY = 2 };
-enum { CT_UTF8 = 0, CT_MAP = 1, CT_LIST = 3, CT_TIMESTAMP_MILLIS = 9, CT_JSON = 19 };
+enum { CT_UTF8 = 0, CT_MAP = 1, CT_LIST = 3, CT_DECIMAL = 5, CT_TIMESTAMP_MILLIS = 9, CT_JSON = 19 };
 
 /* Values seen before a chunk judges whether its dictionary pays off. */
 #define DICT_PROBE_VALUES 16384
@@ -21,7 +21,7 @@ enum { CT_UTF8 = 0, CT_MAP = 1, CT_LIST = 3, CT_TIMESTAMP_MILLIS = 9, CT_JSON = 
 #define STATS_MAX_BYTES 512
 
 static const char *const kind_names[] = {
-    "string", "json", "int64", "timestamp", "double", "boolean"
+    "string", "json", "int64", "timestamp", "double", "boolean", "timestamp_ns", "decimal"
 };
 
 int pq_kind_from_name(const char *name)
@@ -41,7 +41,7 @@ const char *pq_kind_name(pq_kind kind)
 static int physical_type(pq_kind k)
 {
     switch (k) {
-    case PQ_INT64: case PQ_TIMESTAMP: return T_INT64;
+    case PQ_INT64: case PQ_TIMESTAMP: case PQ_TIMESTAMP_NS: return T_INT64;
     case PQ_DOUBLE: return T_DOUBLE;
     case PQ_BOOLEAN: return T_BOOLEAN;
     default: return T_BYTE_ARRAY;
@@ -50,7 +50,7 @@ static int physical_type(pq_kind k)
 
 static int is_bytes(pq_kind k)
 {
-    return k == PQ_STRING || k == PQ_JSON;
+    return k == PQ_STRING || k == PQ_JSON || k == PQ_DECIMAL;
 }
 
 static int fail(pq_writer *w, const char *fmt, ...)
@@ -475,7 +475,7 @@ static void stats_merge(stats *into, const stats *s, pq_kind kind)
         stats_double(into, s->dmin);
         stats_double(into, s->dmax);
         break;
-    case PQ_STRING: case PQ_JSON:
+    case PQ_STRING: case PQ_JSON: case PQ_DECIMAL:
         stats_bytes(into, s->smin, s->sminlen);
         stats_bytes(into, s->smax, s->smaxlen);
         break;
@@ -508,7 +508,8 @@ static void write_stats(tc_writer *tc, int16_t id, const stats *s, pq_kind kind)
         hi[0] = (unsigned char)s->imax;
         minn = maxn = 1;
         break;
-    case PQ_STRING: case PQ_JSON:
+    case PQ_STRING: case PQ_JSON: case PQ_DECIMAL:
+        /* decimals: fixed-length, non-negative, so byte order is numeric order */
         minp = s->smin;
         maxp = s->smax;
         minn = s->sminlen;
@@ -522,7 +523,8 @@ static void write_stats(tc_writer *tc, int16_t id, const stats *s, pq_kind kind)
     }
     tc_struct(tc, id);
     /* the deprecated signed-order fields, only where signed order is right */
-    if (bounds && (kind == PQ_INT64 || kind == PQ_TIMESTAMP || kind == PQ_BOOLEAN)) {
+    if (bounds && (kind == PQ_INT64 || kind == PQ_TIMESTAMP || kind == PQ_TIMESTAMP_NS
+                   || kind == PQ_BOOLEAN)) {
         tc_binary(tc, 1, maxp, maxn);
         tc_binary(tc, 2, minp, minn);
     }
@@ -847,14 +849,28 @@ static void schema_leaf(tc_writer *tc, const char *name, pq_kind kind, int repet
         tc_end(tc);
         break;
     case PQ_TIMESTAMP:
-        tc_i32(tc, 6, CT_TIMESTAMP_MILLIS);
+    case PQ_TIMESTAMP_NS:
+        /* NANOS has no converted type */
+        if (kind == PQ_TIMESTAMP)
+            tc_i32(tc, 6, CT_TIMESTAMP_MILLIS);
         tc_struct(tc, 10);
-        tc_struct(tc, 8);       /* TIMESTAMP { isAdjustedToUTC, unit: MILLIS {} } */
+        tc_struct(tc, 8);       /* TIMESTAMP { isAdjustedToUTC, unit: MILLIS {} | NANOS {} } */
         tc_bool(tc, 1, 1);
         tc_struct(tc, 2);
-        tc_struct(tc, 1);
+        tc_struct(tc, kind == PQ_TIMESTAMP ? 1 : 3);
         tc_end(tc);
         tc_end(tc);
+        tc_end(tc);
+        tc_end(tc);
+        break;
+    case PQ_DECIMAL:
+        tc_i32(tc, 6, CT_DECIMAL);
+        tc_i32(tc, 7, 0);       /* scale */
+        tc_i32(tc, 8, 20);      /* precision */
+        tc_struct(tc, 10);
+        tc_struct(tc, 5);       /* DECIMAL { scale, precision } */
+        tc_i32(tc, 1, 0);
+        tc_i32(tc, 2, 20);
         tc_end(tc);
         tc_end(tc);
         break;

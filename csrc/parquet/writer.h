@@ -18,10 +18,15 @@
 #include "strbuf.h"
 
 typedef enum pq_kind {
-    PQ_STRING, PQ_JSON, PQ_INT64, PQ_TIMESTAMP, PQ_DOUBLE, PQ_BOOLEAN
+    PQ_STRING, PQ_JSON, PQ_INT64, PQ_TIMESTAMP, PQ_DOUBLE, PQ_BOOLEAN,
+    PQ_TIMESTAMP_NS,        /* INT64 TIMESTAMP(NANOS, UTC) */
+    PQ_DECIMAL              /* DECIMAL(20,0) as 9-byte big-endian BYTE_ARRAY: unsigned_long */
 } pq_kind;
 
-/* Kind from its name ("string", "json", "int64", "timestamp", "double", "boolean"); -1 if unknown. */
+#define PQ_DECIMAL_BYTES 9
+
+/* Kind from its name ("string", "json", "int64", "timestamp", "double", "boolean",
+   "timestamp_ns", "decimal"); -1 if unknown. */
 int pq_kind_from_name(const char *name);
 const char *pq_kind_name(pq_kind kind);
 

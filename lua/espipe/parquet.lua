@@ -39,6 +39,16 @@
 --              text as ES indexes them (1 -> "1", 1.5 -> "1.5"); an array -> its
 --              JSON text (counted as coerced); an object -> invalid
 --   json       any value as JSON text (numbers as espipe.json writes them)
+--   timestamp_ns  as timestamp, in nanoseconds (date_nanos: ISO fractions to 9 digits)
+--   decimal    DECIMAL(20,0), for unsigned_long: integers 0 .. 2^64-1 exactly
+--              (in write_page also past 2^53), numeric strings; else invalid
+-- Nested fields (see espipe.parquet_writer): { name =, type = "struct",
+--   fields = { field, ... } }, { type = "list", element = field },
+--   { type = "geo_point" } (struct<lat, lon> from an object, "lat,lon",
+--   [lon, lat], a geohash or POINT (lon lat)), { type = "map", value =
+--   "string"|"json" }; a field's JSON key is its name unless key = is given.
+--   A LIST column takes a single value as a one-element list, [] as an empty
+--   list and null/absent as null.
 -- Every scalar column: [] is null (ES: no value); [x] is x; longer arrays invalid.
 -- write_page follows the same rules, with one difference: JSON text (json
 -- columns, arrays in string columns) is the value's bytes as the server sent
@@ -50,11 +60,18 @@ local writer = require "espipe.parquet_writer"
 
 local M = { schema = schema }
 
-local function encode_json(v)
-  local ok, json = pcall(require, "espipe.json")
-  if ok then return json.encode(v) end
-  return require("cjson").encode(v)
+local json = require "espipe.json"
+
+-- A JSON object of string pairs with its keys in byte order: the same
+-- metadata gives the same footer bytes.
+local function sorted_object(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = json.encode(k) .. ":" .. json.encode(t[k]) end
+  return "{" .. table.concat(keys, ",") .. "}"
 end
+M.sorted_object = sorted_object
 
 local Writer = {}
 Writer.__index = Writer
@@ -131,7 +148,7 @@ function M.open(path, columns, opts)
     end
     origin[col.name] = col.field or col.name
   end
-  meta["espipe.columns"] = encode_json(origin)
+  meta["espipe.columns"] = sorted_object(origin)
   copts.metadata = meta
   local ok, w, msg, kind = pcall(writer.open, path, columns, copts)
   if not ok then error("parquet.open: " .. tostring(w), 2) end

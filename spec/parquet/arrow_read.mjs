@@ -2,9 +2,9 @@
 // implementation, independent of DuckDB) and print them as JSON.
 //   node spec/parquet/arrow_read.mjs FILE...
 // stdout: a JSON array with, per file, { schema: [{ name, type }], metadata:
-// { key: value }, rows: [ { column: value } ] }. Lists are arrays, structs
-// objects, maps arrays of { key, value }, timestamps their epoch value in the
-// column's unit and 64-bit integers strings (no precision lost).
+// { key: value }, metadata_keys: [ key ] in the footer's order, rows: [ { column: value } ] }. Lists are arrays, structs
+// objects, maps arrays of { key, value }, top-level timestamps their epoch value in
+// the column's unit (as text) and 64-bit integers strings (no precision lost).
 // Exit 2 when parquet-wasm cannot be loaded, 1 when a file cannot be read.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,18 @@ function plain(v, type) {
   return v;
 }
 
+// A top-level 64-bit column's value i exactly (the getters round timestamps to milliseconds).
+function rawInt64(vector, i) {
+  for (const data of vector.data) {
+    if (i < data.length) {
+      if (data.nullCount > 0 && !vector.isValid(i)) return null;
+      return data.values[data.offset + i].toString();
+    }
+    i -= data.length;
+  }
+  return null;
+}
+
 const results = [];
 for (const file of process.argv.slice(2)) {
   try {
@@ -56,12 +68,17 @@ for (const file of process.argv.slice(2)) {
     const rows = [];
     for (let i = 0; i < table.numRows; i++) {
       const row = {};
-      for (const f of fields) row[f.name] = plain(table.getChild(f.name).get(i), f.type);
+      for (const f of fields) {
+        const col = table.getChild(f.name);
+        row[f.name] = arrow.DataType.isTimestamp(f.type) ? (col.isValid(i) ? rawInt64(col, i) : null)
+          : plain(col.get(i), f.type);
+      }
       rows.push(row);
     }
     const metadata = {};
     for (const [k, v] of table.schema.metadata) metadata[k] = v;
-    results.push({ schema: fields.map((f) => ({ name: f.name, type: String(f.type) })), metadata, rows });
+    results.push({ schema: fields.map((f) => ({ name: f.name, type: String(f.type) })), metadata,
+      metadata_keys: Object.keys(metadata), rows });
   } catch (e) {
     process.stderr.write(`parquet-wasm failed on ${file}: ${e.stack || e}\n`);
     process.exit(1);
