@@ -1096,6 +1096,8 @@ static int l_close(lua_State *L)
     lua_setfield(L, -2, "bytes");
     push_count(L, w->row_groups);
     lua_setfield(L, -2, "row_groups");
+    push_count(L, w->flushed);
+    lua_setfield(L, -2, "data_bytes");
     push_count(L, w->peak_buffered);
     lua_setfield(L, -2, "peak_buffered_bytes");
     push_counts(L, w, 1);
@@ -1109,6 +1111,12 @@ static int l_close(lua_State *L)
 static int l_bytes_written(lua_State *L)
 {
     push_count(L, check_writer(L)->w->offset);
+    return 1;
+}
+
+static int l_flushed_bytes(lua_State *L)
+{
+    push_count(L, check_writer(L)->w->flushed);
     return 1;
 }
 
@@ -1175,6 +1183,7 @@ static const luaL_Reg writer_methods[] = {
     { "counts", l_counts },
     { "bytes_written", l_bytes_written },
     { "buffered_bytes", l_buffered_bytes },
+    { "flushed_bytes", l_flushed_bytes },
     { "peak_buffered_bytes", l_peak_buffered_bytes },
     { "rows", l_rows },
     { "row_groups", l_row_groups },

@@ -818,6 +818,7 @@ static int flush_row_group(pq_writer *w)
         return fail(w, "out of memory");
     }
     w->rows += w->rg_rows;
+    w->flushed += w->buffered;
     w->row_groups++;
     w->rg_rows = 0;
     w->buffered = 0;

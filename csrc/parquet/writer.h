@@ -85,6 +85,7 @@ typedef struct pq_writer {
     size_t max_row_bytes;
     size_t row_start;       /* buffered when the current row began */
     uint64_t rows;          /* rows flushed so far */
+    uint64_t flushed;       /* buffered bytes of the row groups flushed so far */
     uint64_t offset;        /* bytes written to the file */
     uint32_t row_groups;
     strbuf rg_meta;         /* the RowGroup structs written so far, Thrift-encoded */

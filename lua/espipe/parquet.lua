@@ -21,7 +21,7 @@
 --                                   -- the byte of a malformed body; nothing written)
 --                                   -- position = { hits, pit_id, scroll_id, search_after }
 --   local result = w:close()        -- { rows, bytes, row_groups, invalid, coerced,
---                                   --   peak_buffered_bytes } | nil, err
+--                                   --   peak_buffered_bytes, data_bytes } | nil, err
 --
 -- Values that do not fit their column (see README of spec/parquet or the
 -- rules below) are written as null and counted per column in result.invalid;
@@ -121,6 +121,9 @@ end
 -- is that row group's data (uncompressed, bounded by row_group_bytes).
 function Writer:bytes_written() return self.w:bytes_written() end
 function Writer:buffered_bytes() return self.w:buffered_bytes() end
+-- The buffered bytes of the row groups flushed so far: with bytes_written,
+-- the compression ratio (close() reports the file's total as data_bytes).
+function Writer:flushed_bytes() return self.w:flushed_bytes() end
 function Writer:peak_buffered_bytes() return self.w:peak_buffered_bytes() end
 function Writer:rows() return self.w:rows() end
 function Writer:counts() return self.w:counts() end

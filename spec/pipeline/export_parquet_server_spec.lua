@@ -105,7 +105,7 @@ describe("espipe export --format parquet #server #duckdb", function()
   before_each(function() dir = S.tmpdir() end)
 
   local function export(out, extra)
-    return J.espipe("export " .. server.url .. "/logs --to " .. S.q(out) .. " --format parquet --quiet --json "
+    return J.espipe("export " .. server.url .. "/logs --to " .. S.q(out) .. " --format parquet --flatten --quiet --json "
       .. (extra or ""))
   end
 
@@ -283,7 +283,7 @@ describe("espipe export --format parquet #server #duckdb", function()
     assert.equal(120, bi:close().ok)
     client:refresh { index = "bare" }
     local out = dir .. "/bare"
-    local code, _, err = J.espipe("export " .. server.url .. "/bare --to " .. S.q(out) .. " --format parquet --quiet --size 50")
+    local code, _, err = J.espipe("export " .. server.url .. "/bare --to " .. S.q(out) .. " --format parquet --flatten --quiet --size 50")
     assert.equal(0, code, err)
     local m = read_manifest(out)
     local types = {}

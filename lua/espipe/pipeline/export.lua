@@ -4,7 +4,9 @@
 --   export.run{ client =, index =, query =, slices =, size =, to = DIR | FILE | "-",
 --               format = "ndjson"|"csv"|"parquet", file_bytes =, fields = {..},
 --               compress = nil|"gzip"|"zstd", source_url =, progress = p,
---               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000 }
+--               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000,
+--               parquet_flatten = false, parquet_rename = { [field] = column },
+--               row_group_bytes = 128 MiB }
 --     -> manifest | nil, err
 --
 -- NDJSON rows are the documents' _source (re-encoded by the exact codec:
@@ -14,16 +16,19 @@
 -- documents (objects flattened, arrays as JSON text); values of columns not
 -- in the header are counted in manifest.dropped_columns.
 --
--- Parquet: an "_id" column, then the leaves of the index mapping (or of the
--- first `infer_docs` documents when the mapping has no fields, e.g. dynamic:
--- false), `fields` selecting among them. When the columns come from the
+-- Parquet: an "_id" column, then the index mapping's fields (or the first
+-- `infer_docs` documents' when the mapping has none, e.g. dynamic: false),
+-- `fields` selecting among them: nested (objects as STRUCTs, fields the first
+-- documents hold as arrays and `nested` as LISTs, geo_point struct<lat,lon>;
+-- espipe.parquet.tree) or with parquet_flatten the flat leaf columns of
+-- espipe.parquet.schema. to = "x.parquet" writes that one file. When the columns come from the
 -- mapping, each page goes to the writer as the bytes the server sent
 -- (pit_pages raw_pages, w:write_page: columns read hit._source.<path> in C,
 -- no Lua table per document; the position write_page returns is handed back
 -- to the scan, so each page is parsed once); inferred columns need the first documents
 -- decoded, so that case writes decoded hits (w:write_rows).
--- A file is finished when the bytes in it plus the row group still buffered
--- (uncompressed, so files end up smaller) reach file_bytes (default 64 MiB).
+-- A file is finished when the bytes in it plus the row group still buffered,
+-- scaled by the compression ratio seen so far, reach file_bytes (default 64 MiB).
 -- Values that do not fit their column are written as null and counted per
 -- column (manifest.invalid, and per file); values converted the way
 -- Elasticsearch coerces them are counted in manifest.coerced.
@@ -61,19 +66,47 @@ local function add_counts(into, counts)
   for col, n in pairs(counts or {}) do into[col] = (into[col] or 0) + n end
 end
 
+-- The Parquet layout: nested fields (espipe.parquet.tree: lists, structs,
+-- geo points, maps; arrays seen in a sample of documents) or, with
+-- parquet_flatten, flat leaf columns (espipe.parquet.schema).
+local function layout(parquet, opts)
+  if opts.parquet_flatten then return parquet.schema end
+  return require "espipe.parquet.tree"
+end
+
+-- The first documents of the export's query: where the nested layout sees arrays.
+local function sample_docs(client, opts)
+  local resp, err = client:search { index = opts.index,
+    body = { size = math.min(opts.infer_docs or 1000, 1000), query = opts.query } }
+  if not resp then return nil, err end
+  local docs = {}
+  for _, hit in ipairs(type(resp.hits) == "table" and resp.hits.hits or {}) do
+    if type(hit._source) == "table" then docs[#docs + 1] = hit._source end
+  end
+  return docs
+end
+
 -- Columns of the hits' _source from the mapping response; nil (and no error)
 -- when the mapping names no fields at all, so the caller infers them.
+-- columns.renamed: the fields whose names were changed ({ field =, column = }).
 local function mapping_columns(parquet, client, opts)
   local mapping, err = client.indices:get_mapping { index = opts.index }
   if not mapping then return nil, err end
-  local want = { prefix = "_source", meta = { "_id" } }
-  if #parquet.schema.from_mapping(mapping, want) == #want.meta then return false end
+  local schema = layout(parquet, opts)
+  local want = { prefix = "_source", meta = { "_id" },
+    rename = not opts.parquet_flatten and opts.parquet_rename or nil }
+  if #schema.from_mapping(mapping, want) == #want.meta then return false end
+  if not opts.parquet_flatten then
+    want.sample, err = sample_docs(client, opts)
+    if not want.sample then return nil, err end
+  end
   want.fields = opts.fields
-  local columns = parquet.schema.from_mapping(mapping, want)
+  local columns, renamed = schema.from_mapping(mapping, want)
   if #columns == #want.meta then
     return config_error("none of the fields " .. table.concat(opts.fields, ",")
       .. " is in the mapping of " .. opts.index)
   end
+  columns.renamed = renamed
   return columns
 end
 
@@ -82,8 +115,10 @@ local function inferred_columns(parquet, pages, opts)
   for _, page in ipairs(pages) do
     for _, hit in ipairs(page.hits) do docs[#docs + 1] = hit._source end
   end
-  local columns = parquet.schema.infer(docs,
-    { prefix = "_source", meta = { "_id" }, fields = opts.fields, sample = #docs })
+  local columns, renamed = layout(parquet, opts).infer(docs,
+    { prefix = "_source", meta = { "_id" }, fields = opts.fields, sample = not opts.parquet_flatten and docs or #docs,
+      rename = not opts.parquet_flatten and opts.parquet_rename or nil })
+  columns.renamed = renamed
   if #columns == 1 then
     return config_error("no fields to export: the mapping of " .. opts.index .. " has none and the first "
       .. #docs .. " documents have none" .. (opts.fields and (" of " .. table.concat(opts.fields, ",")) or ""))
@@ -91,14 +126,37 @@ local function inferred_columns(parquet, pages, opts)
   return columns
 end
 
--- Parquet part files in dir, registered with the export writer w when complete.
+-- { field = column } of the fields whose column name differs.
+local function renamed_map(columns)
+  local m = {}
+  for _, r in ipairs(columns.renamed or {}) do m[r.field] = r.column end
+  return m
+end
+
+local DEFAULT_ROW_GROUP_BYTES = 128 * 1024 * 1024
+
+-- Parquet part files in dir (or the one file opts.to when dir is nil, never
+-- rotated), registered with the export writer w when complete. A file is
+-- finished when its bytes plus the buffered row group, scaled by the
+-- compression ratio seen so far, reach file_bytes: finished files come out
+-- at file_bytes, compressed.
 local function parquet_parts(parquet, dir, w, opts)
   local file_bytes = opts.file_bytes or DEFAULT_FILE_BYTES
   local popts = { codec = opts.parquet_codec or "snappy",
     -- a row group never outgrows a file: the buffer is the memory bound
-    row_group_bytes = math.min(64 * 1024 * 1024, math.max(1, math.floor(file_bytes))) }
+    row_group_bytes = math.max(1, math.floor(math.min(opts.row_group_bytes or DEFAULT_ROW_GROUP_BYTES,
+      dir and file_bytes or math.huge))) }
   local parts = { index = 0, invalid = {}, coerced = {} }
+  -- buffered bytes flushed and file bytes they became, in the files finished so far
+  local flushed_in, flushed_out = 0, 0
   local cur
+
+  -- compressed file bytes per buffered byte, from every row group flushed so far
+  local function ratio()
+    local data = flushed_in + cur.w:flushed_bytes()
+    if data == 0 then return 1 end
+    return (flushed_out + cur.w:bytes_written()) / data
+  end
 
   function parts.finish_file()
     if not cur then return true end
@@ -106,7 +164,9 @@ local function parquet_parts(parquet, dir, w, opts)
     cur = nil
     local info, err = c.w:close()
     if not info then os.remove(c.tmp) return nil, err end
-    local ok, rerr = os.rename(c.tmp, dir .. "/" .. c.name)
+    flushed_in, flushed_out = flushed_in + info.data_bytes, flushed_out + info.bytes
+    local final = dir and (dir .. "/" .. c.name) or opts.to
+    local ok, rerr = os.rename(c.tmp, final)
     if not ok then
       os.remove(c.tmp)
       return nil, errors.new { kind = "output", message = "renaming " .. c.tmp .. ": " .. tostring(rerr) }
@@ -120,8 +180,9 @@ local function parquet_parts(parquet, dir, w, opts)
 
   local function open_file(columns)
     if not cur then
-      local name = string.format("part-%05d.parquet", parts.index)
-      local tmp = dir .. "/." .. name .. ".inprogress"
+      local name = dir and string.format("part-%05d.parquet", parts.index) or opts.to:match("[^/]*$")
+      local tmp = dir and (dir .. "/." .. name .. ".inprogress") or (opts.to .. ".inprogress")
+      popts.metadata = { ["espipe.renamed"] = parquet.sorted_object(renamed_map(columns)) }
       local pw, err = parquet.open(tmp, columns, popts)
       if not pw then return nil, err end
       parts.index = parts.index + 1
@@ -132,9 +193,8 @@ local function parquet_parts(parquet, dir, w, opts)
 
   function parts.is_open() return cur ~= nil end
 
-  -- a file is finished once its bytes plus the buffered row group reach file_bytes
   function parts.rotate_if_full()
-    if cur and cur.w:bytes_written() + cur.w:buffered_bytes() >= file_bytes then
+    if cur and dir and cur.w:bytes_written() + cur.w:buffered_bytes() * ratio() >= file_bytes then
       return parts.finish_file()
     end
     return true
@@ -178,7 +238,9 @@ end
 
 local function is_dir_target(to, opts)
   if to == "-" then return false end
-  if to:sub(-1) == "/" or opts.file_bytes or opts.format == "parquet" then return true end
+  -- Parquet: a directory of part files, unless the target names one .parquet file
+  if opts.format == "parquet" then return not to:find("%.parquet$") end
+  if to:sub(-1) == "/" or opts.file_bytes then return true end
   local f = io.open(to .. "/.")
   if f then f:close() return true end
   return not to:find("%.[%w]+$") -- "out" is a directory, "out.ndjson" a file
@@ -206,7 +268,9 @@ function M.run(opts)
   if format == "parquet" then
     local ok, mod = pcall(require, "espipe.parquet")
     if not ok then return config_error("Parquet export needs espipe.parquet: " .. tostring(mod)) end
-    if not dir then return config_error("Parquet export writes a directory of part files: --to DIR") end
+    if not dir and opts.file_bytes then
+      return config_error("--file-bytes rotates part files in a directory; " .. opts.to .. " is one file")
+    end
     parquet = mod
     local cols, err = mapping_columns(parquet, client, opts)
     if cols == nil then return nil, err end
@@ -363,11 +427,13 @@ function M.run(opts)
   if parts then
     extra.compression = opts.parquet_codec or "snappy"
     extra.invalid, extra.coerced = parts.invalid, parts.coerced
-    local cols = {}
+    local cols, sql_type = {}, layout(parquet, opts).type_string
     for i, c in ipairs(columns_pq or {}) do
-      cols[i] = { name = c.name, field = c.field, type = c.type, es_type = c.es_type }
+      cols[i] = { name = c.name, field = c.field, type = c.type, es_type = c.es_type,
+        sql_type = sql_type and sql_type(c) or nil }
     end
     extra.columns = json.array(cols)
+    extra.renamed = json.array((columns_pq or {}).renamed or {})
   end
   return w:close(extra)
 end
