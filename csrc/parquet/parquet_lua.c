@@ -1098,6 +1098,8 @@ static int l_close(lua_State *L)
     lua_setfield(L, -2, "row_groups");
     push_count(L, w->flushed);
     lua_setfield(L, -2, "data_bytes");
+    push_count(L, w->rg_meta.len);
+    lua_setfield(L, -2, "metadata_bytes");
     push_count(L, w->peak_buffered);
     lua_setfield(L, -2, "peak_buffered_bytes");
     push_counts(L, w, 1);
@@ -1117,6 +1119,61 @@ static int l_bytes_written(lua_State *L)
 static int l_flushed_bytes(lua_State *L)
 {
     push_count(L, check_writer(L)->w->flushed);
+    return 1;
+}
+
+/* The footer's row group entries so far: what each row group adds to it. */
+static int l_metadata_bytes(lua_State *L)
+{
+    push_count(L, check_writer(L)->w->rg_meta.len);
+    return 1;
+}
+
+static int l_flush(lua_State *L)
+{
+    pq_writer *w = check_writer(L)->w;
+    if (pq_writer_flush(w) != 0)
+        return push_failure(L, w->err, "io");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_measure(lua_State *L)
+{
+    pq_writer *w = check_writer(L)->w;
+    uint64_t n;
+    if (pq_writer_measure(w, &n) != 0)
+        return push_failure(L, w->err, "io");
+    push_count(L, n);
+    return 1;
+}
+
+/* The footer if the file were closed now (with open's metadata), less the buffered row group. */
+static int l_footer_bytes(lua_State *L)
+{
+    lwriter *u = check_writer(L);
+    size_t n, kv = 0, kl, vl;
+    const char *created_by;
+    lua_settop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->keys_ref);
+    lua_getfield(L, 2, "options");
+    lua_getfield(L, 3, "created_by");
+    created_by = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "espipe";
+    lua_getfield(L, 3, "metadata");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 5) != 0) {
+            /* a KeyValue: two field headers, two lengths, the bytes, a stop */
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                (void)lua_tolstring(L, -2, &kl);
+                (void)lua_tolstring(L, -1, &vl);
+                kv += kl + vl + 2 * 5 + 3;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    n = pq_writer_footer_size(u->w, created_by);
+    push_count(L, n + kv + 5);
     return 1;
 }
 
@@ -1184,6 +1241,10 @@ static const luaL_Reg writer_methods[] = {
     { "bytes_written", l_bytes_written },
     { "buffered_bytes", l_buffered_bytes },
     { "flushed_bytes", l_flushed_bytes },
+    { "metadata_bytes", l_metadata_bytes },
+    { "footer_bytes", l_footer_bytes },
+    { "flush", l_flush },
+    { "measure", l_measure },
     { "peak_buffered_bytes", l_peak_buffered_bytes },
     { "rows", l_rows },
     { "row_groups", l_row_groups },

@@ -110,6 +110,10 @@ static int flush_row_group(pq_writer *w);
 
 static int write_bytes(pq_writer *w, const void *p, size_t n)
 {
+    if (w->measuring) {
+        w->offset += n;
+        return 0;
+    }
     if (n > 0 && fwrite(p, 1, n, w->fp) != n)
         return fail(w, "write failed after %llu bytes: %s",
                     (unsigned long long)w->offset, strerror(errno));
@@ -784,16 +788,13 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
     return rg->failed ? fail(w, "out of memory") : 0;
 }
 
-static int flush_row_group(pq_writer *w)
+/* The buffered rows' column chunks and RowGroup entry, leaving the buffers as they are. */
+static int write_row_group(pq_writer *w)
 {
     uint64_t start = w->offset, total = 0;
     size_t i, saved = w->rg_meta.len;
     tc_writer rg;
 
-    if (w->failed)
-        return -1;
-    if (w->rg_rows == 0)
-        return 0;
     if (w->row_groups >= INT16_MAX)
         return fail(w, "more than %d row groups in one file", INT16_MAX);
     tc_begin(&rg, &w->rg_meta);
@@ -817,6 +818,18 @@ static int flush_row_group(pq_writer *w)
         w->rg_meta.len = saved;
         return fail(w, "out of memory");
     }
+    return 0;
+}
+
+static int flush_row_group(pq_writer *w)
+{
+    size_t i;
+    if (w->failed)
+        return -1;
+    if (w->rg_rows == 0)
+        return 0;
+    if (write_row_group(w) != 0)
+        return -1;
     w->rows += w->rg_rows;
     w->flushed += w->buffered;
     w->row_groups++;
@@ -927,25 +940,24 @@ static void write_schema(tc_writer *tc, const pq_writer *w)
     }
 }
 
-int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
-                     const char *const *vals, const size_t *vlens, size_t nkv,
-                     const char *created_by)
+/* The FileMetaData; without_row_groups: as if none were written yet. 0, or -1 (no memory). */
+static int encode_footer(pq_writer *w, strbuf *footer, const char *const *keys, const size_t *klens,
+                         const char *const *vals, const size_t *vlens, size_t nkv,
+                         const char *created_by, int without_row_groups)
 {
-    strbuf footer;
     tc_writer tc;
-    unsigned char len4[4];
     size_t i;
-    int rc;
 
-    if (flush_row_group(w) != 0)
-        return -1;
-    strbuf_init(&footer);
-    tc_begin(&tc, &footer);
+    tc_begin(&tc, footer);
     tc_i32(&tc, 1, 1);
     write_schema(&tc, w);
     tc_i64(&tc, 3, (int64_t)w->rows);
-    tc_list(&tc, 4, TC_STRUCT, w->row_groups);
-    tc_raw(&tc, w->rg_meta.data, w->rg_meta.len);
+    if (without_row_groups) {
+        tc_list(&tc, 4, TC_STRUCT, 0);
+    } else {
+        tc_list(&tc, 4, TC_STRUCT, w->row_groups);
+        tc_raw(&tc, w->rg_meta.data, w->rg_meta.len);
+    }
     if (nkv > 0) {
         tc_list(&tc, 5, TC_STRUCT, nkv);
         for (i = 0; i < nkv; i++) {
@@ -964,7 +976,57 @@ int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
         tc_end(&tc);
     }
     tc_end(&tc);
-    if (tc.failed || footer.len > UINT32_MAX) {
+    return tc.failed ? -1 : 0;
+}
+
+int pq_writer_flush(pq_writer *w)
+{
+    return flush_row_group(w);
+}
+
+int pq_writer_measure(pq_writer *w, uint64_t *bytes)
+{
+    uint64_t offset = w->offset;
+    size_t meta = w->rg_meta.len;
+    int rc;
+    *bytes = 0;
+    if (w->failed)
+        return -1;
+    if (w->rg_rows == 0)
+        return 0;
+    w->measuring = 1;
+    rc = write_row_group(w);
+    w->measuring = 0;
+    *bytes = (w->offset - offset) + (w->rg_meta.len - meta);
+    w->offset = offset;
+    w->rg_meta.len = meta;
+    return rc;
+}
+
+size_t pq_writer_footer_size(pq_writer *w, const char *created_by)
+{
+    size_t n;
+    w->scratch.len = 0;
+    if (encode_footer(w, &w->scratch, NULL, NULL, NULL, NULL, 0, created_by, 1) != 0)
+        return 0;
+    n = w->scratch.len;
+    w->scratch.len = 0;
+    return n + w->rg_meta.len + 8;   /* + its length and "PAR1" */
+}
+
+int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
+                     const char *const *vals, const size_t *vlens, size_t nkv,
+                     const char *created_by)
+{
+    strbuf footer;
+    unsigned char len4[4];
+    int rc;
+
+    if (flush_row_group(w) != 0)
+        return -1;
+    strbuf_init(&footer);
+    if (encode_footer(w, &footer, keys, klens, vals, vlens, nkv, created_by, 0) != 0
+        || footer.len > UINT32_MAX) {
         strbuf_free(&footer);
         return fail(w, "out of memory");
     }

@@ -74,6 +74,7 @@ typedef struct pq_column {
 typedef struct pq_writer {
     FILE *fp;
     int failed;
+    int measuring;          /* pq_writer_measure: pages are encoded and counted, not written */
     char err[256];
     pq_options opt;
     pq_compressor comp;
@@ -120,6 +121,21 @@ int pq_put_bool(pq_writer *w, pq_column *c, int v);
 int pq_put_bytes(pq_writer *w, pq_column *c, const char *s, size_t n);
 /* Ends the row; may write a row group. 0 or -1 with w->failed and w->err set. */
 int pq_writer_end_row(pq_writer *w);
+
+/* Writes the buffered rows as a row group now. 0, or -1 with w->err set. */
+int pq_writer_flush(pq_writer *w);
+/*
+** The bytes the buffered rows would add to the file as a row group (pages
+** and footer entry), by encoding and compressing them without writing; the
+** buffers stay as they are. 0, or -1 with w->err set.
+*/
+int pq_writer_measure(pq_writer *w, uint64_t *bytes);
+
+/*
+** The footer's size if the file were finished now, less its key/value
+** metadata and the row group still buffered (0 when out of memory).
+*/
+size_t pq_writer_footer_size(pq_writer *w, const char *created_by);
 
 /* Flush, write the footer, close the file. kv: nkv key/value pairs. 0 or -1. */
 int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,

@@ -21,7 +21,7 @@
 --                                   -- the byte of a malformed body; nothing written)
 --                                   -- position = { hits, pit_id, scroll_id, search_after }
 --   local result = w:close()        -- { rows, bytes, row_groups, invalid, coerced,
---                                   --   peak_buffered_bytes, data_bytes } | nil, err
+--                                   --   peak_buffered_bytes, data_bytes, metadata_bytes } | nil, err
 --
 -- Values that do not fit their column (see README of spec/parquet or the
 -- rules below) are written as null and counted per column in result.invalid;
@@ -124,6 +124,27 @@ function Writer:buffered_bytes() return self.w:buffered_bytes() end
 -- The buffered bytes of the row groups flushed so far: with bytes_written,
 -- the compression ratio (close() reports the file's total as data_bytes).
 function Writer:flushed_bytes() return self.w:flushed_bytes() end
+-- The footer's row group entries so far (close() reports them as metadata_bytes).
+function Writer:metadata_bytes() return self.w:metadata_bytes() end
+function Writer:row_groups() return self.w:row_groups() end
+-- The footer's size if the file were closed now, less the buffered row group's entry.
+function Writer:footer_bytes() return self.w:footer_bytes() end
+
+--- The bytes the buffered rows would add as a row group (pages and footer
+-- entry), compressed for real but not written. -> n | nil, err
+function Writer:measure()
+  local n, msg, kind = self.w:measure()
+  if not n then return failure(self, msg, kind) end
+  return n
+end
+
+--- Write the buffered rows as a row group now (the file's size is then
+-- exact so far). -> true | nil, err
+function Writer:flush()
+  local ok, msg, kind = self.w:flush()
+  if not ok then return failure(self, msg, kind) end
+  return true
+end
 function Writer:peak_buffered_bytes() return self.w:peak_buffered_bytes() end
 function Writer:rows() return self.w:rows() end
 function Writer:counts() return self.w:counts() end

@@ -134,28 +134,39 @@ local function renamed_map(columns)
 end
 
 local DEFAULT_ROW_GROUP_BYTES = 128 * 1024 * 1024
+local ROW_GROUPS_PER_FILE = 4
+local MIN_ROW_GROUP_BYTES = 1024 * 1024
+-- how full (by estimate) a file is when its buffered row group is measured
+local MEASURE_AT = { 0.85, 0.97 }
 
 -- Parquet part files in dir (or the one file opts.to when dir is nil, never
 -- rotated), registered with the export writer w when complete. A file is
--- finished when its bytes plus the buffered row group, scaled by the
--- compression ratio seen so far, reach file_bytes: finished files come out
--- at file_bytes, compressed.
+-- finished when its bytes, plus the buffered row group scaled by the
+-- compression ratio seen so far, plus its footer reach file_bytes: finished
+-- files come out at file_bytes, compressed. A row group holds at most what
+-- compresses to a quarter file (row_group_bytes, uncompressed, is the memory bound).
 local function parquet_parts(parquet, dir, w, opts)
   local file_bytes = opts.file_bytes or DEFAULT_FILE_BYTES
-  local popts = { codec = opts.parquet_codec or "snappy",
-    -- a row group never outgrows a file: the buffer is the memory bound
-    row_group_bytes = math.max(1, math.floor(math.min(opts.row_group_bytes or DEFAULT_ROW_GROUP_BYTES,
-      dir and file_bytes or math.huge))) }
+  local row_group_bytes = opts.row_group_bytes or DEFAULT_ROW_GROUP_BYTES
+  local popts = { codec = opts.parquet_codec or "snappy" }
   local parts = { index = 0, invalid = {}, coerced = {} }
-  -- buffered bytes flushed and file bytes they became, in the files finished so far
-  local flushed_in, flushed_out = 0, 0
+  -- in the files finished so far: buffered bytes flushed, the file bytes they
+  -- became, footer bytes of row group entries, row groups
+  local flushed_in, flushed_out, meta_out, groups = 0, 0, 0, 0
   local cur
 
   -- compressed file bytes per buffered byte, from every row group flushed so far
   local function ratio()
-    local data = flushed_in + cur.w:flushed_bytes()
+    local data = flushed_in + (cur and cur.w:flushed_bytes() or 0)
     if data == 0 then return 1 end
-    return (flushed_out + cur.w:bytes_written()) / data
+    return (flushed_out + (cur and cur.w:bytes_written() or 0)) / data
+  end
+
+  -- the footer once the buffered row group is flushed too: its entry like the average one
+  local function footer_estimate()
+    local n = groups + cur.w:row_groups()
+    local per_group = n > 0 and (meta_out + cur.w:metadata_bytes()) / n or 0
+    return cur.w:footer_bytes() + (cur.w:buffered_bytes() > 0 and per_group or 0)
   end
 
   function parts.finish_file()
@@ -164,7 +175,8 @@ local function parquet_parts(parquet, dir, w, opts)
     cur = nil
     local info, err = c.w:close()
     if not info then os.remove(c.tmp) return nil, err end
-    flushed_in, flushed_out = flushed_in + info.data_bytes, flushed_out + info.bytes
+    flushed_in, flushed_out = flushed_in + info.data_bytes, flushed_out + info.bytes - info.metadata_bytes
+    meta_out, groups = meta_out + info.metadata_bytes, groups + info.row_groups
     local final = dir and (dir .. "/" .. c.name) or opts.to
     local ok, rerr = os.rename(c.tmp, final)
     if not ok then
@@ -183,6 +195,10 @@ local function parquet_parts(parquet, dir, w, opts)
       local name = dir and string.format("part-%05d.parquet", parts.index) or opts.to:match("[^/]*$")
       local tmp = dir and (dir .. "/." .. name .. ".inprogress") or (opts.to .. ".inprogress")
       popts.metadata = { ["espipe.renamed"] = parquet.sorted_object(renamed_map(columns)) }
+      -- row groups of a quarter file: the one still buffered is a small part of the
+      -- estimate, and the ratio is learned from row groups of its own size
+      popts.row_group_bytes = math.max(1, math.floor(math.min(row_group_bytes,
+        dir and math.max(MIN_ROW_GROUP_BYTES, file_bytes / ratio() / ROW_GROUPS_PER_FILE) or math.huge)))
       local pw, err = parquet.open(tmp, columns, popts)
       if not pw then return nil, err end
       parts.index = parts.index + 1
@@ -194,9 +210,20 @@ local function parquet_parts(parquet, dir, w, opts)
   function parts.is_open() return cur ~= nil end
 
   function parts.rotate_if_full()
-    if cur and dir and cur.w:bytes_written() + cur.w:buffered_bytes() * ratio() >= file_bytes then
-      return parts.finish_file()
+    if not (cur and dir) then return true end
+    local buffered = cur.w:buffered_bytes()
+    if cur.measured and buffered < cur.measured.at then cur.measured = nil end -- a row group was flushed
+    local pending = buffered * (cur.measured and cur.measured.ratio or ratio())
+    local estimate = cur.w:bytes_written() + pending + footer_estimate()
+    local step = cur.measured and cur.measured.step or 0
+    if buffered > 0 and step < #MEASURE_AT and estimate >= MEASURE_AT[step + 1] * file_bytes then
+      -- close to the end: the buffered row group's real compressed size
+      local n, err = cur.w:measure()
+      if not n then return nil, err end
+      cur.measured = { at = buffered, ratio = n / buffered, step = step + 1 }
+      estimate = cur.w:bytes_written() + n + cur.w:footer_bytes()
     end
+    if estimate >= file_bytes then return parts.finish_file() end
     return true
   end
 
