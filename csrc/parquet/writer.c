@@ -285,16 +285,19 @@ void pq_writer_free(pq_writer *w)
 /* ---- appending values ---- */
 
 /* The levels of one entry: both reserved before either is written. */
-static int put_levels(pq_writer *w, pq_column *c, int rep, int def)
+static inline int put_levels(pq_writer *w, pq_column *c, int rep, int def)
 {
-    if (strbuf_reserve(&c->defs, 1) != 0 || (c->max_rep > 0 && strbuf_reserve(&c->reps, 1) != 0))
+    if (c->max_rep == 0) {   /* flat and struct leaves: definition levels only */
+        if (strbuf_putc(&c->defs, (char)def) != 0)
+            return fail(w, "out of memory");
+        w->buffered += 1;
+        return 0;
+    }
+    if (strbuf_reserve(&c->defs, 1) != 0 || strbuf_reserve(&c->reps, 1) != 0)
         return fail(w, "out of memory");
     strbuf_putc_unsafe(&c->defs, (char)def);
-    if (c->max_rep > 0) {
-        strbuf_putc_unsafe(&c->reps, (char)rep);
-        w->buffered += 1;
-    }
-    w->buffered += 1;
+    strbuf_putc_unsafe(&c->reps, (char)rep);
+    w->buffered += 2;
     return 0;
 }
 
