@@ -55,6 +55,7 @@ build = {
     ["espipe.parquet.schema"] = "lua/espipe/parquet/schema.lua",
     ["espipe.parquet.tree"] = "lua/espipe/parquet/tree.lua",
     ["espipe.parquet.names"] = "lua/espipe/parquet/names.lua",
+    ["espipe.pipeline.export.parquet_sink"] = "lua/espipe/pipeline/export/parquet_sink.lua",
     ["espipe.pipeline.checkpoint"] = "lua/espipe/pipeline/checkpoint.lua",
     ["espipe.pipeline.cli_common"] = "lua/espipe/pipeline/cli_common.lua",
     ["espipe.pipeline.codec"] = "lua/espipe/pipeline/codec.lua",

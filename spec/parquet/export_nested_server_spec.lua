@@ -3,7 +3,8 @@
 -- forms, date and date_nanos, unsigned_long, unicode and Athena-hostile
 -- keys. Both readers (DuckDB and parquet-wasm) give back every document as
 -- the reference mapping says (compared by _id), and the queries analysts
--- write (UNNEST, geo.lat, list_contains, GROUP BY) the documents' answers.
+-- write (UNNEST, geo.lat, list_contains, GROUP BY) the documents' answers;
+-- Hive partitions are pruned (EXPLAIN ANALYZE shows the filter on files).
 local devserver = require "support.devserver"
 local client_mod = require "espipe.client"
 local json = require "espipe.json"
@@ -71,8 +72,10 @@ local function message(i)
   return table.concat(words, " ")
 end
 
+local STEP_MS = 7 * 3600 * 1000 + 1237 -- 1200 documents over about 350 days
+
 local function doc(i)
-  local ms = BASE_MS + i * 1237
+  local ms = BASE_MS + i * STEP_MS
   local d = {
     ["@timestamp"] = ms,
     seen_ns = os.date("!%Y-%m-%dT%H:%M:%S", math.floor(ms / 1000))
@@ -221,5 +224,47 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
     for _, row in ipairs(r[4]) do got[row.l] = tonumber(row.n) end
     assert.same(by_login, got)
     assert.equal(qty, tonumber(r[5][1].s))
+  end)
+
+  it("writes Hive partitions that DuckDB prunes, with a cap on open files", function()
+    local out = dir .. "/hive"
+    local code, stdout, err = export(out,
+      "--partition-by 'month={@timestamp:%Y-%m}' --max-open-partitions 2 --size 100")
+    assert.equal(0, code, err)
+    local per_month = {}
+    for _, d in ipairs(docs) do
+      local m = os.date("!%Y-%m", math.floor(d["@timestamp"] / 1000))
+      per_month[m] = (per_month[m] or 0) + 1
+    end
+    local m = json.decode(S.read(out .. "/manifest.json"))
+    assert.equal(N, json.decode(stdout).rows)
+    local listed = {}
+    for _, p in ipairs(m.partitions) do listed[p.name] = p.rows end
+    local want = {}
+    for month, n in pairs(per_month) do want["month=" .. month] = n end
+    assert.same(want, listed)
+    for _, f in ipairs(m.files) do
+      assert.matches("^month=%d%d%d%d%-%d%d/part%-%d%d%d%d%d%.parquet$", f.name)
+      assert.equal(f.bytes, #S.read(out .. "/" .. f.name))
+    end
+    local src = "read_parquet(" .. duckdb.quote(out .. "/*/*.parquet") .. ", hive_partitioning = true)"
+    local month = "2024-09"
+    local r = duckdb.query {
+      "SELECT month::VARCHAR AS m, count(*) n FROM " .. src .. " GROUP BY 1",
+      "EXPLAIN ANALYZE SELECT _id FROM " .. src .. " WHERE month = '" .. month .. "'",
+      "SELECT count(*) n FROM " .. src .. " WHERE month = '" .. month .. "'",
+    }
+    local got = {}
+    for _, row in ipairs(r[1]) do got[row.m] = tonumber(row.n) end
+    assert.same(per_month, got)
+    local in_month = 0
+    for _, f in ipairs(m.files) do
+      if f.name:find("month=" .. month .. "/", 1, true) then in_month = in_month + 1 end
+    end
+    -- the filter went to the partitions: only that directory's files are read
+    local plan = r[2][1].explain_value:gsub("\226\148\130", " "):gsub("%s+", " ")
+    assert.truthy(plan:find("File Filters: (month = '" .. month .. "')", 1, true), plan)
+    assert.truthy(plan:find("Scanning Files: " .. in_month .. "/" .. #m.files .. " ", 1, true), plan)
+    assert.equal(per_month[month], tonumber(r[3][1].n))
   end)
 end)

@@ -20,6 +20,10 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --rename f=g,...   Parquet: column name g for field f (a path, e.g. user.name=user_name)
   --row-group-bytes N  Parquet row group size, uncompressed (default 128 MB, capped by
                      --file-bytes): the memory a file in progress holds
+  --partition-by P   Parquet: Hive partitions, e.g. 'dt={@timestamp:%Y-%m-%d}' (date
+                     formats as load's --index-pattern) -> DIR/dt=2024-01-15/part-*.parquet
+  --max-open-partitions N  partitions with a file open at once (default 16): one more
+                     finishes the least recently used one's file
   --slices N         sliced scan (default 1)      --size N   hits per page (default 1000)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
   --quiet / --json   as for load
@@ -36,7 +40,8 @@ invalid and coerced values per column.]]
 local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
-  flatten = "boolean", rename = "list", row_group_bytes = "number",
+  flatten = "boolean", rename = "list", row_group_bytes = "number", partition_by = "string",
+  max_open_partitions = "number",
 }
 
 -- --rename a=b,c.d=e -> { a = "b", ["c.d"] = "e" }, or nil and the bad item
@@ -82,8 +87,9 @@ local function run(argv)
   end
   local rename, bad = renames(opts.rename)
   if bad then return common.usage_error("export", "--rename expects field=column, got '" .. bad .. "'", usage) end
-  if (opts.flatten or rename or opts.row_group_bytes) and opts.format ~= "parquet" then
-    return common.usage_error("export", "--flatten, --rename and --row-group-bytes are for --format parquet", usage)
+  if (opts.flatten or rename or opts.row_group_bytes or opts.partition_by) and opts.format ~= "parquet" then
+    return common.usage_error("export",
+      "--flatten, --rename, --row-group-bytes and --partition-by are for --format parquet", usage)
   end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
@@ -91,6 +97,7 @@ local function run(argv)
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
     parquet_flatten = opts.flatten, parquet_rename = rename, row_group_bytes = opts.row_group_bytes,
+    partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
   })
   if not ok then return common.usage_error("export", tostring(manifest), usage) end
   local summary = {}

@@ -6,7 +6,8 @@
 --               compress = nil|"gzip"|"zstd", source_url =, progress = p,
 --               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000,
 --               parquet_flatten = false, parquet_rename = { [field] = column },
---               row_group_bytes = 128 MiB }
+--               row_group_bytes = 128 MiB, partition_by = "dt={@timestamp:%Y-%m-%d}",
+--               max_open_partitions = 16 }
 --     -> manifest | nil, err
 --
 -- NDJSON rows are the documents' _source (re-encoded by the exact codec:
@@ -21,7 +22,10 @@
 -- `fields` selecting among them: nested (objects as STRUCTs, fields the first
 -- documents hold as arrays and `nested` as LISTs, geo_point struct<lat,lon>;
 -- espipe.parquet.tree) or with parquet_flatten the flat leaf columns of
--- espipe.parquet.schema. to = "x.parquet" writes that one file. When the columns come from the
+-- espipe.parquet.schema. to = "x.parquet" writes that one file. partition_by
+-- (a pattern as load's index_pattern) writes DIR/dt=2024-01-15/part-*.parquet
+-- (Hive style: Athena and DuckDB prune on it), from decoded hits; see
+-- espipe.pipeline.export.parquet_sink. When the columns come from the
 -- mapping, each page goes to the writer as the bytes the server sent
 -- (pit_pages raw_pages, w:write_page: columns read hit._source.<path> in C,
 -- no Lua table per document; the position write_page returns is handed back
@@ -56,14 +60,8 @@ local function pick(doc, fields)
   return out
 end
 
-local DEFAULT_FILE_BYTES = 64 * 1024 * 1024
-
 local function config_error(msg)
   return nil, errors.new { kind = "config", message = msg }
-end
-
-local function add_counts(into, counts)
-  for col, n in pairs(counts or {}) do into[col] = (into[col] or 0) + n end
 end
 
 -- The Parquet layout: nested fields (espipe.parquet.tree: lists, structs,
@@ -126,142 +124,7 @@ local function inferred_columns(parquet, pages, opts)
   return columns
 end
 
--- { field = column } of the fields whose column name differs.
-local function renamed_map(columns)
-  local m = {}
-  for _, r in ipairs(columns.renamed or {}) do m[r.field] = r.column end
-  return m
-end
-
-local DEFAULT_ROW_GROUP_BYTES = 128 * 1024 * 1024
-local ROW_GROUPS_PER_FILE = 4
-local MIN_ROW_GROUP_BYTES = 1024 * 1024
--- how full (by estimate) a file is when its buffered row group is measured
-local MEASURE_AT = { 0.85, 0.97 }
-
--- Parquet part files in dir (or the one file opts.to when dir is nil, never
--- rotated), registered with the export writer w when complete. A file is
--- finished when its bytes, plus the buffered row group scaled by the
--- compression ratio seen so far, plus its footer reach file_bytes: finished
--- files come out at file_bytes, compressed. A row group holds at most what
--- compresses to a quarter file (row_group_bytes, uncompressed, is the memory bound).
-local function parquet_parts(parquet, dir, w, opts)
-  local file_bytes = opts.file_bytes or DEFAULT_FILE_BYTES
-  local row_group_bytes = opts.row_group_bytes or DEFAULT_ROW_GROUP_BYTES
-  local popts = { codec = opts.parquet_codec or "snappy" }
-  local parts = { index = 0, invalid = {}, coerced = {} }
-  -- in the files finished so far: buffered bytes flushed, the file bytes they
-  -- became, footer bytes of row group entries, row groups
-  local flushed_in, flushed_out, meta_out, groups = 0, 0, 0, 0
-  local cur
-
-  -- compressed file bytes per buffered byte, from every row group flushed so far
-  local function ratio()
-    local data = flushed_in + (cur and cur.w:flushed_bytes() or 0)
-    if data == 0 then return 1 end
-    return (flushed_out + (cur and cur.w:bytes_written() or 0)) / data
-  end
-
-  -- the footer once the buffered row group is flushed too: its entry like the average one
-  local function footer_estimate()
-    local n = groups + cur.w:row_groups()
-    local per_group = n > 0 and (meta_out + cur.w:metadata_bytes()) / n or 0
-    return cur.w:footer_bytes() + (cur.w:buffered_bytes() > 0 and per_group or 0)
-  end
-
-  function parts.finish_file()
-    if not cur then return true end
-    local c = cur
-    cur = nil
-    local info, err = c.w:close()
-    if not info then os.remove(c.tmp) return nil, err end
-    flushed_in, flushed_out = flushed_in + info.data_bytes, flushed_out + info.bytes - info.metadata_bytes
-    meta_out, groups = meta_out + info.metadata_bytes, groups + info.row_groups
-    local final = dir and (dir .. "/" .. c.name) or opts.to
-    local ok, rerr = os.rename(c.tmp, final)
-    if not ok then
-      os.remove(c.tmp)
-      return nil, errors.new { kind = "output", message = "renaming " .. c.tmp .. ": " .. tostring(rerr) }
-    end
-    add_counts(parts.invalid, info.invalid)
-    add_counts(parts.coerced, info.coerced)
-    w:add_file(c.name, info.rows, info.bytes, { invalid = info.invalid, coerced = info.coerced,
-      row_groups = info.row_groups })
-    return true
-  end
-
-  local function open_file(columns)
-    if not cur then
-      local name = dir and string.format("part-%05d.parquet", parts.index) or opts.to:match("[^/]*$")
-      local tmp = dir and (dir .. "/." .. name .. ".inprogress") or (opts.to .. ".inprogress")
-      popts.metadata = { ["espipe.renamed"] = parquet.sorted_object(renamed_map(columns)) }
-      -- row groups of a quarter file: the one still buffered is a small part of the
-      -- estimate, and the ratio is learned from row groups of its own size
-      popts.row_group_bytes = math.max(1, math.floor(math.min(row_group_bytes,
-        dir and math.max(MIN_ROW_GROUP_BYTES, file_bytes / ratio() / ROW_GROUPS_PER_FILE) or math.huge)))
-      local pw, err = parquet.open(tmp, columns, popts)
-      if not pw then return nil, err end
-      parts.index = parts.index + 1
-      cur = { name = name, tmp = tmp, w = pw }
-    end
-    return true
-  end
-
-  function parts.is_open() return cur ~= nil end
-
-  function parts.rotate_if_full()
-    if not (cur and dir) then return true end
-    local buffered = cur.w:buffered_bytes()
-    if cur.measured and buffered < cur.measured.at then cur.measured = nil end -- a row group was flushed
-    local pending = buffered * (cur.measured and cur.measured.ratio or ratio())
-    local estimate = cur.w:bytes_written() + pending + footer_estimate()
-    local step = cur.measured and cur.measured.step or 0
-    if buffered > 0 and step < #MEASURE_AT and estimate >= MEASURE_AT[step + 1] * file_bytes then
-      -- close to the end: the buffered row group's real compressed size
-      local n, err = cur.w:measure()
-      if not n then return nil, err end
-      cur.measured = { at = buffered, ratio = n / buffered, step = step + 1 }
-      estimate = cur.w:bytes_written() + n + cur.w:footer_bytes()
-    end
-    if estimate >= file_bytes then return parts.finish_file() end
-    return true
-  end
-
-  function parts.write(columns, hits)
-    local ok, err = open_file(columns)
-    if not ok then return nil, err end
-    ok, err = cur.w:write_rows(hits)
-    if not ok then return nil, err end
-    return parts.rotate_if_full()
-  end
-
-  -- one raw search response body, its rows straight from the bytes; returns
-  -- the page's position (write_page reads it anyway); no rotation here, so
-  -- the scan can be given the position before a file is closed
-  function parts.write_page(columns, body)
-    local ok, err = open_file(columns)
-    if not ok then return nil, err end
-    local n, pos, kind, offset = cur.w:write_page(body)
-    if not n then
-      if kind == "parse" then
-        return nil, errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
-          reason = "search response is not a page of hits: " .. tostring(pos) }
-      end
-      return nil, errors.new { kind = "output", message = "writing " .. cur.tmp .. ": " .. tostring(pos) }
-    end
-    return pos
-  end
-
-  function parts.abort()
-    if cur then
-      cur.w:close()
-      os.remove(cur.tmp)
-      cur = nil
-    end
-  end
-
-  return parts
-end
+local parquet_sink = require "espipe.pipeline.export.parquet_sink"
 
 local function is_dir_target(to, opts)
   if to == "-" then return false end
@@ -295,6 +158,9 @@ function M.run(opts)
   if format == "parquet" then
     local ok, mod = pcall(require, "espipe.parquet")
     if not ok then return config_error("Parquet export needs espipe.parquet: " .. tostring(mod)) end
+    if not dir and opts.partition_by then
+      return config_error("--partition-by writes partition directories; " .. opts.to .. " is one file")
+    end
     if not dir and opts.file_bytes then
       return config_error("--file-bytes rotates part files in a directory; " .. opts.to .. " is one file")
     end
@@ -314,7 +180,7 @@ function M.run(opts)
       -- whole documents to NDJSON: the server's bytes, never decoded
       raw_source = format == "ndjson" and not fields,
       -- Parquet with the mapping's columns: pages stay bytes until the writer reads them
-      raw_pages = format == "parquet" and columns_pq ~= nil,
+      raw_pages = format == "parquet" and columns_pq ~= nil and not opts.partition_by,
       -- ... and each is parsed once, by the writer, which reports its position
       advance = true })
 
@@ -326,7 +192,7 @@ function M.run(opts)
       for _, c in ipairs(columns or fields or {}) do cols[#cols + 1] = c end
       return csv.encode_row(cols)
     end or nil }
-  local parts = parquet and parquet_parts(parquet, dir, w, opts)
+  local parts = parquet and parquet_sink.new(parquet, dir, w, opts)
   -- pages held back until infer_docs documents show what the columns are
   local held, held_docs, infer_docs = {}, 0, opts.infer_docs or 1000
 
@@ -461,6 +327,7 @@ function M.run(opts)
     end
     extra.columns = json.array(cols)
     extra.renamed = json.array((columns_pq or {}).renamed or {})
+    if parts.partitions then extra.partitions = json.array(parts.partitions) end
   end
   return w:close(extra)
 end
