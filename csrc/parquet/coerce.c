@@ -239,9 +239,16 @@ int pq_put_number_value(pq_writer *w, pq_column *c, int is_int, int64_t i, doubl
         int64_t ns;
         if (is_int)
             return millis_to_nanos(i, &ns) == 0 ? pq_put_int64(w, c, ns) : pq_put_invalid(w, c);
-        if (!isfinite(d) || d * 1e6 < -TWO63 || d * 1e6 >= TWO63)
+        if (!isfinite(d) || d < -TWO63 || d >= TWO63)
             return pq_put_invalid(w, c);
-        return pq_put_int64(w, c, (int64_t)floor(d * 1e6));
+        {
+            /* whole milliseconds exactly (doubles hold them to 2^53), then the fraction */
+            double whole = floor(d);
+            int64_t frac = (int64_t)floor((d - whole) * 1e6);
+            if (millis_to_nanos((int64_t)whole, &ns) != 0 || ns > INT64_MAX - frac)
+                return pq_put_invalid(w, c);
+            return pq_put_int64(w, c, ns + frac);
+        }
     }
     case PQ_DECIMAL:
         if (is_int)
