@@ -38,6 +38,7 @@ local MAPPING = {
     ["a:b"] = { type = "keyword" },
     big = { type = "unsigned_long" },
     message = { type = "text" },
+    labels = { type = "flattened" },
   },
 }
 
@@ -48,6 +49,7 @@ local COLUMNS = {
   { name = "a_b", key = "a:b", type = "string" },
   { name = "big", type = "decimal" },
   { name = "geo", type = "geo_point" },
+  { name = "labels", type = "map" },
   { name = "message", type = "string" },
   { name = "items", type = "list", element = { type = "struct", fields = {
     { name = "qty", type = "int64" }, { name = "sku", type = "string" } } } },
@@ -87,6 +89,7 @@ local function doc(i)
     ["a:b"] = "v" .. (i % 2),
     big = "1844674407370955" .. string.format("%04d", i),
     message = message(i),
+    labels = { env = "e" .. (i % 2), tier = tostring(i % 3) },
   }
   if i % 10 == 0 then d.tags = json.array {} -- an empty list
   elseif i % 10 == 1 then d.tags = "solo" -- one value: a one-element list
@@ -172,7 +175,7 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
     end
     assert.same({
       _id = "VARCHAR", ["@timestamp"] = "TIMESTAMP WITH TIME ZONE", seen_ns = "TIMESTAMP WITH TIME ZONE",
-      a_b = "VARCHAR", big = "DECIMAL(20,0)", message = "VARCHAR", geo = "STRUCT(lat DOUBLE, lon DOUBLE)",
+      a_b = "VARCHAR", big = "DECIMAL(20,0)", message = "VARCHAR", labels = "MAP(VARCHAR, VARCHAR)", geo = "STRUCT(lat DOUBLE, lon DOUBLE)",
       items = "STRUCT(qty BIGINT, sku VARCHAR)[]", scores = "DOUBLE[]", tags = "VARCHAR[]",
       user = "STRUCT(addr STRUCT(city VARCHAR, zip STRUCT(code BIGINT)), \"caf\195\169\" VARCHAR, \"name\" VARCHAR)",
     }, types)
@@ -266,5 +269,24 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
     assert.truthy(plan:find("File Filters: (month = '" .. month .. "')", 1, true), plan)
     assert.truthy(plan:find("Scanning Files: " .. in_month .. "/" .. #m.files .. " ", 1, true), plan)
     assert.equal(per_month[month], tonumber(r[3][1].n))
+  end)
+
+  it("infers lists and structs from the documents when the mapping has no fields", function()
+    assert(client.indices:create { index = "bare", mappings = { dynamic = false } })
+    local bi = client:bulk_indexer { index = "bare", batch_docs = 100 }
+    for i = 1, 50 do bi:index({ tags = { "a", "b" .. i }, user = { name = "u" .. i, age = i } }, { id = "b" .. i }) end
+    assert.equal(50, bi:close().ok)
+    client:refresh { index = "bare" }
+    local out = dir .. "/bare.parquet"
+    local code, _, err = J.espipe("export " .. server.url .. "/bare --to " .. S.q(out) .. " --format parquet --quiet")
+    assert.equal(0, code, err)
+    local types = {}
+    for _, r in ipairs(duckdb.query { "DESCRIBE SELECT * FROM read_parquet(" .. duckdb.quote(out) .. ")" }[1]) do
+      types[r.column_name] = r.column_type
+    end
+    assert.same({ _id = "VARCHAR", tags = "VARCHAR[]", user = "STRUCT(age BIGINT, \"name\" VARCHAR)" }, types)
+    local r = duckdb.query { "SELECT sum(user.age) s, count(*) FILTER (WHERE list_contains(tags, 'b7')) n FROM read_parquet("
+      .. duckdb.quote(out) .. ")" }[1][1]
+    assert.same({ s = "1275", n = "1" }, r)
   end)
 end)

@@ -91,6 +91,9 @@ local function run(argv)
     return common.usage_error("export",
       "--flatten, --rename, --row-group-bytes and --partition-by are for --format parquet", usage)
   end
+  if rename and opts.flatten then
+    return common.usage_error("export", "--rename names nested fields; --flatten names its columns itself", usage)
+  end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
     client = common.client(url), index = index, query = query, slices = opts.slices, size = opts.size,
