@@ -175,7 +175,8 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
     end
     assert.same({
       _id = "VARCHAR", ["@timestamp"] = "TIMESTAMP WITH TIME ZONE", seen_ns = "TIMESTAMP WITH TIME ZONE",
-      a_b = "VARCHAR", big = "DECIMAL(20,0)", message = "VARCHAR", labels = "MAP(VARCHAR, VARCHAR)", geo = "STRUCT(lat DOUBLE, lon DOUBLE)",
+      a_b = "VARCHAR", big = "DECIMAL(20,0)", message = "VARCHAR", labels = "MAP(VARCHAR, VARCHAR)",
+      geo = "STRUCT(lat DOUBLE, lon DOUBLE)",
       items = "STRUCT(qty BIGINT, sku VARCHAR)[]", scores = "DOUBLE[]", tags = "VARCHAR[]",
       user = "STRUCT(addr STRUCT(city VARCHAR, zip STRUCT(code BIGINT)), \"caf\195\169\" VARCHAR, \"name\" VARCHAR)",
     }, types)
@@ -285,8 +286,8 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
       types[r.column_name] = r.column_type
     end
     assert.same({ _id = "VARCHAR", tags = "VARCHAR[]", user = "STRUCT(age BIGINT, \"name\" VARCHAR)" }, types)
-    local r = duckdb.query { "SELECT sum(user.age) s, count(*) FILTER (WHERE list_contains(tags, 'b7')) n FROM read_parquet("
-      .. duckdb.quote(out) .. ")" }[1][1]
+    local r = duckdb.query { "SELECT sum(user.age) s, count(*) FILTER (WHERE list_contains(tags, 'b7')) n "
+      .. "FROM read_parquet(" .. duckdb.quote(out) .. ")" }[1][1]
     assert.same({ s = "1275", n = "1" }, r)
   end)
 end)
