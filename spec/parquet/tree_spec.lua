@@ -54,8 +54,10 @@ describe("espipe.parquet.tree", function()
   end)
 
   it("raises on wrong arguments", function()
-    assert.has_error(function() tree.from_mapping("x") end, "from_mapping expects the decoded mapping table, got string")
-    assert.has_error(function() tree.infer({}, { rename = 1 }) end, "rename must be a table of field = column name, got number")
+    assert.has_error(function() tree.from_mapping("x") end,
+      "from_mapping expects the decoded mapping table, got string")
+    assert.has_error(function() tree.infer({}, { rename = 1 }) end,
+      "rename must be a table of field = column name, got number")
   end)
 end)
 
