@@ -74,6 +74,57 @@ static void decoder(json_decoder *d, pq_span v, char *err)
     d->err = err;
 }
 
+/* Past the string at p (a quote); NULL when it is cut off at end. */
+static const unsigned char *past_string(const unsigned char *p, const unsigned char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '"')
+            return p + 1;
+        if (*p == '\\')
+            p++;
+    }
+    return NULL;
+}
+
+/*
+** Past the value at d->p, which was checked as JSON already (a page read
+** whole, or the encoder's text): strings and brackets only, no validation.
+** Never reads past d->end; -1 when the value is cut off there.
+*/
+static int skip_checked(json_decoder *d)
+{
+    const unsigned char *p = d->p, *end = d->end;
+    size_t depth = 0;
+    if (p >= end)
+        return -1;
+    if (*p == '"') {
+        p = past_string(p, end);
+    } else if (*p == '{' || *p == '[') {
+        while (p != NULL && p < end) {
+            if (*p == '"') {
+                p = past_string(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0)
+                break;
+            p++;
+        }
+        if (p == NULL || p == end)
+            return -1;
+        p++;
+    } else {
+        while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' '
+               && *p != '\n' && *p != '\r' && *p != '\t')
+            p++;
+    }
+    if (p == NULL)
+        return -1;
+    d->p = p;
+    return 0;
+}
+
 /* Every column under n gets one entry with these levels. */
 static int nulls(pq_writer *w, const pq_shred_node *n, int rep, int def)
 {
@@ -172,7 +223,7 @@ static int collect_members(pq_shape *s, size_t node, pq_span v)
             return -1;
         json_dec_space(&d);
         vs = d.p;
-        if (json_dec_skip(&d) != 0)
+        if (skip_checked(&d) != 0)
             return -1;
         if (child != 0) {
             s->spans[child].start = vs;
@@ -201,7 +252,7 @@ static int each_element(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t nod
         int more;
         json_dec_space(&d);
         e.start = d.p;
-        if (json_dec_skip(&d) != 0)
+        if (skip_checked(&d) != 0)
             return -1;
         e.end = d.p;
         if (fn(s, r, w, elem, e, *count == 0 ? rep : s->nodes[node].rep, def) != 0)
@@ -237,7 +288,7 @@ static int single_element(pq_span v, pq_span *one)
         return 0;
     json_dec_space(&d);
     one->start = d.p;
-    if (json_dec_skip(&d) != 0)
+    if (skip_checked(&d) != 0)
         return 0;
     one->end = d.p;
     return json_dec_next(&d, ']') == 0;
@@ -418,14 +469,14 @@ static int geo_point(pq_shape *s, size_t node, pq_span v, double *lat, double *l
             return -1;
         json_dec_space(&d);
         a.start = d.p;
-        if (json_dec_skip(&d) != 0)
+        if (skip_checked(&d) != 0)
             return -1;
         a.end = d.p;
         if (json_dec_next(&d, ']') != 1)
             return -1;
         json_dec_space(&d);
         b.start = d.p;
-        if (json_dec_skip(&d) != 0)
+        if (skip_checked(&d) != 0)
             return -1;
         b.end = d.p;
         if (*a.start == '"' || *b.start == '"')
@@ -495,7 +546,7 @@ static int shred_map(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node, 
             return -1;
         json_dec_space(&d);
         e.start = d.p;
-        if (json_dec_skip(&d) != 0)
+        if (skip_checked(&d) != 0)
             return -1;
         e.end = d.p;
         val->null_def = n->def + 1;
