@@ -22,7 +22,7 @@ end
 
 describe("espipe.parquet.tree", function()
   it("types fields the way analytics engines expect, lists where the sample holds arrays", function()
-    local sample = json.decode [[ [ {"tags":["a","b"],"geo":[1.5,2.5],"spots":[[1,2],"3,4"]}, {"tags":"c"} ] ]]
+    local sample = json.decode [=[ [ {"tags":["a","b"],"geo":[1.5,2.5],"spots":[[1,2],"3,4"]}, {"tags":"c"} ] ]=]
     local columns, renamed = tree.from_mapping(MAPPING, { sample = sample, meta = { "_id" }, prefix = "_source" })
     assert.same({
       _id = "string", ["@timestamp"] = "timestamp", seen = "timestamp", big = "decimal(20,0)", ip = "string",
