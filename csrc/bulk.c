@@ -14,6 +14,7 @@
 #include "core.h"
 #include "json_internal.h"
 #include "luanum.h"
+#include "time_id.h"
 
 static const char *const op_names[] = { "index", "create", "update", "delete" };
 
@@ -251,6 +252,7 @@ typedef struct meta_vals {
     size_t len[M_COUNT];
     int64_t num[M_COUNT];     /* integer values (and _id/routing given as integers), booleans */
     int templates;            /* stack index of dynamic_templates */
+    int made_id;              /* str[M_ID] is a time id: URL-safe, written without the escape check */
 } meta_vals;
 
 #define HAS(m, k) ((m)->type[k] != LUA_TNONE)
@@ -326,6 +328,7 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
 
     for (k = 0; k < M_COUNT; k++)
         m->type[k] = LUA_TNONE;
+    m->made_id = 0;
     if (lua_type(L, meta) == LUA_TNIL || lua_type(L, meta) == LUA_TNONE) {
         if (op == BULK_UPDATE || op == BULK_DELETE)
             luaL_error(L, "bulk %s: metadata with _id is required", opn);
@@ -505,7 +508,16 @@ static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m
             continue;
         if (put_key(&b->buf, meta_names[k], &first) != 0)
             return -1;
-        switch (m->type[k]) {
+        /* LUA_TNONE (never the type of a given value) stands for a made id */
+        switch (k == M_ID && m->made_id ? LUA_TNONE : m->type[k]) {
+        case LUA_TNONE:
+            rc = strbuf_reserve(&b->buf, ESPIPE_TIME_ID_LEN + 2);
+            if (rc == 0) {
+                strbuf_putc_unsafe(&b->buf, '"');
+                strbuf_append_unsafe(&b->buf, m->str[k], ESPIPE_TIME_ID_LEN);
+                strbuf_putc_unsafe(&b->buf, '"');
+            }
+            break;
         case LUA_TSTRING: rc = put_string_bytes(L, b, m->str[k], m->len[k], err); break;
         case LUA_TNUMBER: rc = put_int(&b->buf, m->num[k], k == M_ID || k == M_ROUTING); break;
         case LUA_TBOOLEAN: rc = m->num[k] ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false"); break;
@@ -578,8 +590,9 @@ static int append(lua_State *L, bulk_buffer *b, int op, int meta, int src)
     meta_vals m;
     upd_vals u;
     char err[ESPIPE_JSON_ERRLEN];
+    char id[ESPIPE_TIME_ID_LEN];
     size_t start = b->buf.len, src_start = 0;
-    int top, st, rc;
+    int top, st, rc, auto_id = 0;
     bulk_item *it;
 
     /* A missing source becomes nil in its slot, so metadata values pushed later never alias it. */
@@ -598,6 +611,13 @@ static int append(lua_State *L, bulk_buffer *b, int op, int meta, int src)
         collect_update(L, src, &u);
     }
     reserve_item(L, b);
+    if (b->auto_ids && (op == BULK_INDEX || op == BULK_CREATE) && !HAS(&m, M_ID)) {
+        espipe_time_id(id);
+        m.type[M_ID] = LUA_TSTRING;
+        m.str[M_ID] = id;
+        m.len[M_ID] = sizeof id;
+        m.made_id = auto_id = 1;
+    }
 
     err[0] = '\0';
     rc = write_action(L, b, op, &m, err);
@@ -618,6 +638,7 @@ static int append(lua_State *L, bulk_buffer *b, int op, int meta, int src)
     it = &b->items[b->count++];
     it->offset = start;
     it->op = op;
+    it->auto_id = auto_id;
     if (op == BULK_DELETE) {
         it->action_len = b->buf.len - start;
         it->source_len = 0;
@@ -693,6 +714,52 @@ static int raw_op(const char *s, size_t len)
     return j < len ? find_name(op_names, 4, s + i, j - i) : -1;
 }
 
+/* "_id":"<id>", : the most an id adds to a raw action line */
+#define RAW_ID_BYTES (7 + ESPIPE_TIME_ID_LEN + 2)
+
+static size_t skip_blanks(const char *s, size_t i, size_t len)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return i;
+}
+
+/*
+** Where an _id goes in a raw action line without one: just after the '{'
+** of its metadata object; 0 when it has an "_id" already or its shape is
+** not the plain {"op":{...}} (then the line is sent as it is).
+*/
+static size_t raw_id_slot(const char *s, size_t len)
+{
+    size_t i = skip_blanks(s, 0, len), k;
+
+    if (i >= len || s[i] != '{')
+        return 0;
+    i = skip_blanks(s, i + 1, len);
+    if (i >= len || s[i] != '"')
+        return 0;
+    for (i++; i < len && s[i] != '"'; i++)
+        ;
+    i = skip_blanks(s, i + 1, len);
+    if (i >= len || s[i] != ':')
+        return 0;
+    i = skip_blanks(s, i + 1, len);
+    if (i >= len || s[i] != '{')
+        return 0;
+    for (k = i; k + 5 <= len; k++)
+        if (memcmp(s + k, "\"_id\"", 5) == 0)
+            return 0;
+    return i + 1;
+}
+
+/* Whether s (what follows the metadata object's '{') starts with its '}'. */
+static int object_closes(const char *s, size_t len)
+{
+    size_t i = skip_blanks(s, 0, len);
+
+    return i < len && s[i] == '}';
+}
+
 /*
 ** b:raw(action_line, [source]) -> count, bytes: a pre-built action line (one
 ** JSON object whose key is the action), then the source as for index/create.
@@ -704,6 +771,7 @@ static int l_raw(lua_State *L)
     size_t alen, start = b->buf.len, src_start;
     const char *action;
     int op, st, rc;
+    size_t idat;
     bulk_item *it;
 
     lua_settop(L, 3);
@@ -724,8 +792,20 @@ static int l_raw(lua_State *L)
                    op_names[op], luaL_typename(L, 3));
     reserve_item(L, b);
     err[0] = '\0';
-    rc = strbuf_reserve(&b->buf, alen + 1);
-    if (rc == 0) {
+    idat = b->auto_ids && (op == BULK_INDEX || op == BULK_CREATE) ? raw_id_slot(action, alen) : 0;
+    rc = strbuf_reserve(&b->buf, alen + 1 + (idat ? RAW_ID_BYTES : 0));
+    if (rc == 0 && idat) {
+        /* {"index":{  +  "_id":"<20>"  +  , (unless the object is empty)  +  the rest */
+        strbuf_append_unsafe(&b->buf, action, idat);
+        strbuf_append_unsafe(&b->buf, "\"_id\":\"", 7);
+        espipe_time_id(b->buf.data + b->buf.len);
+        b->buf.len += ESPIPE_TIME_ID_LEN;
+        strbuf_putc_unsafe(&b->buf, '"');
+        if (!object_closes(action + idat, alen - idat))
+            strbuf_putc_unsafe(&b->buf, ',');
+        strbuf_append_unsafe(&b->buf, action + idat, alen - idat);
+        strbuf_putc_unsafe(&b->buf, '\n');
+    } else if (rc == 0) {
         strbuf_append_unsafe(&b->buf, action, alen);
         strbuf_putc_unsafe(&b->buf, '\n');
     }
@@ -742,6 +822,7 @@ static int l_raw(lua_State *L)
     it = &b->items[b->count++];
     it->offset = start;
     it->op = op;
+    it->auto_id = idat != 0;
     it->action_len = src_start - start;
     it->source_len = b->buf.len - src_start;
     return push_size(L, b);
@@ -749,7 +830,7 @@ static int l_raw(lua_State *L)
 
 /* ---- reading and reshaping ----------------------------------------------- */
 
-static bulk_buffer *push_new(lua_State *L, const json_encode_cfg *cfg)
+static bulk_buffer *push_new(lua_State *L, const json_encode_cfg *cfg, int auto_ids)
 {
     bulk_buffer *b = (bulk_buffer *)espipe_newuserdata(L, sizeof *b);
 
@@ -758,6 +839,7 @@ static bulk_buffer *push_new(lua_State *L, const json_encode_cfg *cfg)
     b->items = NULL;
     b->items_cap = 0;
     b->pins = 0;
+    b->auto_ids = auto_ids;
     b->cfg = *cfg;
     b->keys = json_context(L);
     luaL_getmetatable(L, ESPIPE_BULK_MT);
@@ -825,6 +907,16 @@ static int l_item(lua_State *L)
     return 3;
 }
 
+/* b:auto_id(i) -> whether the builder made item i's _id (so a 409 on its create was our own earlier attempt) */
+static int l_auto_id(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+    size_t i = check_pos(L, b, 2, "position");
+
+    lua_pushboolean(L, b->items[i].auto_id);
+    return 1;
+}
+
 /* b:span(i) -> 0-based byte offset of item i in the body, its length (action + source lines) */
 static int l_span(lua_State *L)
 {
@@ -844,7 +936,7 @@ static int l_slice(lua_State *L)
 
     if (j < i)
         luaL_error(L, "bulk: slice end %d is before start %d", (int)j + 1, (int)i + 1);
-    nb = push_new(L, &b->cfg);
+    nb = push_new(L, &b->cfg, b->auto_ids);
     reserve_copy(L, nb, j - i + 1,
                  b->items[j].offset + item_size(b, j) - b->items[i].offset);
     for (k = i; k <= j; k++)
@@ -865,7 +957,7 @@ static int l_split(lua_State *L)
     for (h = 0; h < 2; h++) {
         lo = h == 0 ? 0 : mid;
         hi = h == 0 ? mid : b->count;
-        half = push_new(L, &b->cfg);
+        half = push_new(L, &b->cfg, b->auto_ids);
         reserve_copy(L, half, hi - lo,
                      (hi == b->count ? b->buf.len : b->items[hi].offset) - b->items[lo].offset);
         for (k = lo; k < hi; k++)
@@ -887,7 +979,7 @@ static int l_subset(lua_State *L)
         bytes += item_size(b, check_pos(L, b, -1, "position"));
         lua_pop(L, 1);
     }
-    nb = push_new(L, &b->cfg);
+    nb = push_new(L, &b->cfg, b->auto_ids);
     reserve_copy(L, nb, n, bytes);
     for (k = 1; k <= n; k++) {
         int64_t i = 0;
@@ -977,11 +1069,13 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-/* bulk_new([opts]) with opts.max_depth and opts.utf8 = "error" | "replace" as for json.encode */
+/* bulk_new([opts]) with opts.max_depth and opts.utf8 = "error" | "replace" as for json.encode,
+** opts.auto_ids = true: index/create actions without an _id get a time-based one */
 static int l_new(lua_State *L)
 {
     json_encode_cfg cfg;
     int64_t v = 0;
+    int auto_ids = 0;
 
     json_encode_cfg_default(&cfg);
     if (!lua_isnoneornil(L, 1)) {
@@ -1002,9 +1096,11 @@ static int l_new(lua_State *L)
             else
                 luaL_error(L, "bulk.new: utf8 must be \"error\" or \"replace\"");
         }
-        lua_pop(L, 2);
+        lua_getfield(L, 1, "auto_ids");
+        auto_ids = lua_toboolean(L, -1);
+        lua_pop(L, 3);
     }
-    push_new(L, &cfg);
+    push_new(L, &cfg, auto_ids);
     return 1;
 }
 
@@ -1013,7 +1109,7 @@ void espipe_open_bulk(lua_State *L)
     static const luaL_Reg methods[] = {
         { "index", l_index }, { "create", l_create }, { "update", l_update }, { "delete", l_delete },
         { "add", l_add }, { "put", l_put }, { "raw", l_raw }, { "body", l_body }, { "count", l_count }, { "bytes", l_bytes },
-        { "capacity", l_capacity }, { "reset", l_reset }, { "item", l_item }, { "span", l_span },
+        { "capacity", l_capacity }, { "reset", l_reset }, { "item", l_item }, { "auto_id", l_auto_id }, { "span", l_span },
         { "slice", l_slice }, { "split", l_split }, { "subset", l_subset },
         { "append_from", l_append_from }, { NULL, NULL }
     };

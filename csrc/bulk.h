@@ -27,6 +27,7 @@ typedef struct bulk_item {
     size_t action_len;   /* action line including its '\n' */
     size_t source_len;   /* source line including its '\n'; 0 for delete */
     int op;              /* enum bulk_op */
+    int auto_id;         /* 1 when the builder made the _id (auto_ids) */
 } bulk_item;
 
 typedef struct bulk_buffer {
@@ -35,6 +36,7 @@ typedef struct bulk_buffer {
     bulk_item *items;
     size_t items_cap;
     int pins;            /* > 0 while another module reads buf.data in place */
+    int auto_ids;        /* give index/create actions without _id a time-based one */
     json_encode_cfg cfg;
     struct json_key_cache *keys;    /* the state's encoder context (json_context) */
 } bulk_buffer;

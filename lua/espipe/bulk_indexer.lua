@@ -18,12 +18,36 @@
 -- documents pass through.
 --
 -- Outcomes per item: success; retryable (429, 503,
--- es_rejected_execution_exception) -> re-sent later with exponential backoff
--- and jitter, up to `retries` attempts; anything else -> on_error and the
--- dead letter. Whole request: transport error, 429 or 5xx -> the batch is
--- retried the same way; 413 -> split in half; other statuses -> every item
--- dead-lettered; a 200 whose body is not a complete bulk response with one
--- item per action -> retried (never assumed successful).
+-- es_rejected_execution_exception) -> re-sent later with capped exponential
+-- backoff and full jitter for as long as `retry_for` seconds (600) allow,
+-- counted from the batch's first failure; anything else -> on_error and the
+-- dead letter. Whole request: classified by espipe.client.retry: retryable
+-- (transport error, 429, 5xx, a 200 whose body is not a complete bulk
+-- response with one item per action: never assumed successful) -> retried
+-- the same way; 413 -> split in half; systemic (401, 403, TLS, unknown host,
+-- a refused connection before the cluster ever answered) -> the indexer stops
+-- at once: nothing more is sent and nothing is dead-lettered (the documents
+-- not acknowledged are counted in stats.unsent), every later call returns
+-- nil, err with err.kind == "systemic"; other statuses -> every item
+-- dead-lettered. `retries = N` (deprecated) also caps the attempts.
+--
+-- Ids (server_ids = false, the default): every index/create action without
+-- an _id gets a time-based one (20 URL-safe characters, like Elasticsearch's
+-- own) when it is added, before the first send, so a retry after a lost
+-- response overwrites instead of duplicating, and a 409 on the create of an
+-- id the indexer made is its own earlier attempt: counted as done.
+-- server_ids = true leaves the _id to Elasticsearch: a retry after a lost
+-- response can then index a document twice.
+--
+-- Stopping early: the error budget (max_errors = N | "P%", or error_budget =
+-- an espipe.pipeline.error_budget shared with the caller; default: more than
+-- 1000 failed, or all of the first 1000) and stall_timeout (300 s: requests
+-- pending and no answer but timeouts for that long). Once either trips,
+-- index() and friends return nil, err and take nothing more (a document
+-- they returned true for was taken, and is accounted). The budget
+-- still lets flush()/close() send everything accepted (added == ok + failed);
+-- a stall, like a systemic error, abandons what is pending (stats.unsent).
+-- flush() and close() return stats, err.
 --
 -- Dead letter (dead_letter = PATH | function(record)): one NDJSON line per
 -- failed document, appended and flushed per batch:
@@ -47,29 +71,33 @@ local core = require("espipe.core")
 local json = require("espipe.json")
 local errors = require("espipe.errors")
 local url = require("espipe.client.url")
+local retry = require("espipe.client.retry")
+local error_budget = require("espipe.pipeline.error_budget")
 
 local type, pairs, ipairs, tostring, error, setmetatable, pcall =
   type, pairs, ipairs, tostring, error, setmetatable, pcall
 local remove = table.remove
-local min, random, floor = math.min, math.random, math.floor
+local floor = math.floor
 local encode = json.encode
 local scan_response = core.bulk_response
 local bulk_new = core.bulk_new
 
 -- The buffer methods, called directly: no method lookup per document.
 local B = getmetatable(bulk_new()).__index
-local put, put_raw, item_of, reset, split, append_from =
-  B.put, B.raw, B.item, B.reset, B.split, B.append_from
+local put, put_raw, item_of, reset, split, append_from, auto_id_of =
+  B.put, B.raw, B.item, B.reset, B.split, B.append_from, B.auto_id
 
 local M = {}
 local Indexer = {}
 Indexer.__index = Indexer
 
 local FILTER_PATH = "errors,items.*.status,items.*.error,items.*.result"
+local AUTO_IDS = { auto_ids = true }
 local HEADERS = { ["Content-Type"] = "application/x-ndjson" }
 
 local DEFAULTS = {
-  batch_docs = 1000, batch_bytes = 5 * 1024 * 1024, concurrency = 4, retries = 5,
+  batch_docs = 1000, batch_bytes = 5 * 1024 * 1024, concurrency = 4, retry_for = 600,
+  stall_timeout = 300,
 }
 
 local KNOWN = {
@@ -78,6 +106,8 @@ local KNOWN = {
   compress = true, refresh = true, pipeline = true, routing = true, timeout = true,
   max_retry_bytes = true, require_alias = true, filter_path = true,
   shard_aware = true, shard_map = true, on_log = true, on_batch = true, conflict_ok = true,
+  retry_for = true, retry = true, server_ids = true, max_errors = true, error_budget = true,
+  stall_timeout = true,
 }
 
 local function check_positive(opts, k, level, integer)
@@ -99,6 +129,16 @@ function M.new(client, opts, level)
     check_positive(opts, k, level, true)
   end
   check_positive(opts, "flush_interval", level)
+  check_positive(opts, "stall_timeout", level)
+  if opts.retry_for ~= nil and (type(opts.retry_for) ~= "number" or opts.retry_for < 0) then
+    error("bulk_indexer: retry_for must be a number of seconds >= 0", level)
+  end
+  if opts.retry ~= nil and getmetatable(opts.retry) ~= retry.Policy then
+    error("bulk_indexer: retry must be a policy from espipe.client.retry.new", level)
+  end
+  if opts.error_budget ~= nil and getmetatable(opts.error_budget) ~= error_budget.Budget then
+    error("bulk_indexer: error_budget must come from espipe.pipeline.error_budget.new", level)
+  end
   if opts.retries ~= nil and (type(opts.retries) ~= "number" or opts.retries < 0) then
     error("bulk_indexer: retries must be a number >= 0", level)
   end
@@ -107,6 +147,9 @@ function M.new(client, opts, level)
   end
   local backoff = opts.backoff or {}
   if type(backoff) ~= "table" then error("bulk_indexer: backoff must be a table { base =, max = }", level) end
+  local policy = opts.retry or retry.new({ retry_for = opts.retry_for or DEFAULTS.retry_for,
+                                           base = backoff.base, max = backoff.max }, level + 1)
+  local budget = opts.error_budget or error_budget.new({ max_errors = opts.max_errors }, level + 1)
   local dl = opts.dead_letter
   if dl ~= nil and type(dl) ~= "string" and type(dl) ~= "function" then
     error("bulk_indexer: dead_letter must be a path or a function", level)
@@ -128,9 +171,12 @@ function M.new(client, opts, level)
     batch_docs = opts.batch_docs or DEFAULTS.batch_docs,
     batch_bytes = opts.batch_bytes or DEFAULTS.batch_bytes,
     concurrency = opts.concurrency or DEFAULTS.concurrency,
-    retries = opts.retries or DEFAULTS.retries,
-    backoff_base = backoff.base or 0.1,
-    backoff_max = backoff.max or 10,
+    retries = opts.retries,  -- deprecated: a cap on attempts besides retry_for
+    policy = policy,
+    budget = budget,
+    auto_ids = not opts.server_ids,
+    stall_timeout = opts.stall_timeout or DEFAULTS.stall_timeout,
+    halt = nil,           -- the error that stopped the indexer taking documents
     flush_interval = opts.flush_interval,
     on_error = opts.on_error,
     on_batch = opts.on_batch,
@@ -145,7 +191,7 @@ function M.new(client, opts, level)
     pool = {},            -- empty buffers kept for reuse
     closed = false,
     stats = { added = 0, ok = 0, created = 0, updated = 0, deleted = 0, noop = 0, not_found = 0,
-              failed = 0, retried = 0, requests = 0, bytes = 0, elapsed = 0 },
+              failed = 0, retried = 0, requests = 0, bytes = 0, elapsed = 0, unsent = 0 },
   }, Indexer)
   self.max_retry_bytes = opts.max_retry_bytes or self.batch_bytes * self.concurrency
   self.path = (opts.index and ("/" .. url.segment(opts.index, "index")) or "") .. "/_bulk"
@@ -155,7 +201,8 @@ function M.new(client, opts, level)
   self.query = url.query(q)
   if self.query == "" then self.query = nil end
   self.started = client:now()
-  self.cur = bulk_new()
+  self.last_answer = self.started
+  self.cur = self:_new_buffer()
   self.cur_born = self.started
 
   -- Dead-letter files are opened now, so an unwritable path fails before any
@@ -193,10 +240,14 @@ end
 ----------------------------------------------------------------------------
 -- Buffers
 
+function Indexer:_new_buffer()
+  return bulk_new(self.auto_ids and AUTO_IDS or nil)
+end
+
 function Indexer:_take_buffer()
   local pool = self.pool
   local n = #pool
-  if n == 0 then return bulk_new() end
+  if n == 0 then return self:_new_buffer() end
   local b = pool[n]
   pool[n] = nil
   return b
@@ -286,6 +337,7 @@ end
 
 function Indexer:_add(op, doc, meta, with_source)
   if self.closed then error("bulk_indexer: already closed", 3) end
+  if self.halt then return nil, self.halt end
   local ok, n, bytes = pcall(put, self.cur, op, meta, doc)
   if not ok then rejected(op, doc, meta, n, with_source, 4) end
   return self:_added(n, bytes)
@@ -296,6 +348,7 @@ end
 -- position beside the buffer and handed back when the document settles).
 function Indexer:_add_general(op, doc, meta, with_source)
   if self.closed then error("bulk_indexer: already closed", 3) end
+  if self.halt then return nil, self.halt end
   local token
   if self.on_batch and type(meta) == "table" and meta.token ~= nil then
     token = meta.token
@@ -344,6 +397,7 @@ end
 function Indexer:index(doc, meta)
   if self.general then return self:_add_general("index", doc, meta, true) end
   if self.closed then error("bulk_indexer: already closed", 2) end
+  if self.halt then return nil, self.halt end
   local ok, n, bytes = pcall(put, self.cur, "index", meta, doc)
   if not ok then rejected("index", doc, meta, n, true) end
   -- _added, inlined: this is the per-document path
@@ -390,6 +444,7 @@ end
 -- :raw(action_json, source_json?) appends two pre-built _bulk lines as they are.
 function Indexer:raw(action, source)
   if self.closed then error("bulk_indexer: already closed", 2) end
+  if self.halt then return nil, self.halt end
   if type(action) ~= "string" or action:find("[\r\n]") then
     error("bulk_indexer: raw action must be one line of JSON", 2)
   end
@@ -412,16 +467,23 @@ function Indexer:_submit(batch)
   stats.bytes = stats.bytes + batch.bytes
   if not id then
     -- the transport refused outright (closed, bad host): same as a failed request
-    return self:_batch_failed(batch, require("espipe.client").transport_error(err, req), 0)
+    local terr = require("espipe.client").transport_error(err, req)
+    return self:_batch_failed(batch, terr, 0, self.policy:classify(terr))
   end
   self.inflight[id] = batch
   self.n_inflight = self.n_inflight + 1
 end
 
--- Wait for a free slot, then send.
+-- Wait for a free slot, then send. A batch that finds the indexer stopped
+-- is not sent (its documents count as unsent).
 function Indexer:_send(batch)
   self:_pump(0)
-  while self.n_inflight >= self.concurrency do self:_pump(1) end
+  while self.n_inflight >= self.concurrency and not self.stopped do self:_pump(1) end
+  if self.stopped then return self:_abandon(batch) end
+  if self.n_inflight == 0 and #self.retryq == 0 then
+    -- nothing was pending: the stall clock starts now, not at the last answer
+    self.last_answer = self.client:now()
+  end
   self:_submit(batch)
 end
 
@@ -461,7 +523,7 @@ function Indexer:_earliest()
 end
 
 function Indexer:_send_due()
-  while self.n_inflight < self.concurrency and #self.retryq > 0 do
+  while self.n_inflight < self.concurrency and #self.retryq > 0 and not self.stopped do
     local b, at = self:_earliest()
     if b.due > self.client:now() then return end
     remove(self.retryq, at)
@@ -472,15 +534,16 @@ end
 
 -- One turn of the loop: send due retries, wait at most `wait` for completions.
 function Indexer:_pump(wait)
+  if self.stopped then return end
   self:_send_due()
   if self.n_inflight == 0 then
     if wait > 0 and #self.retryq > 0 then
       local b = self:_earliest()
       local d = b.due - self.client:now()
-      if d > 0 then self.client:sleep(min(d, wait)) end
+      if d > 0 then self.client:sleep(d < wait and d or wait) end
       self:_send_due()
     end
-    return
+    return self:_check_stall()
   end
   local done = self.client:_wait(self.owner, wait)
   local failure
@@ -490,14 +553,48 @@ function Indexer:_pump(wait)
   end
   if failure then error(failure, 0) end
   self:_send_due()
+  self:_check_stall()
 end
 
 function Indexer:_drain_retries()
-  while self.retry_bytes > self.max_retry_bytes do self:_pump(1) end
+  while self.retry_bytes > self.max_retry_bytes and not self.stopped do self:_pump(1) end
 end
 
-local function is_retryable_item(f)
-  return f.status == 429 or f.status == 503 or f.type == "es_rejected_execution_exception"
+----------------------------------------------------------------------------
+-- Stopping
+
+-- Stop at once: nothing more is sent, what is pending is abandoned and
+-- counted as unsent (never dead-lettered: the documents are not at fault).
+function Indexer:_stop(err)
+  if self.stopped then return end
+  self.stopped, self.halt = err, err
+  for id, batch in pairs(self.inflight) do
+    self.inflight[id] = nil
+    self.client.owners[id] = nil
+    self:_abandon(batch, true)
+  end
+  self.n_inflight = 0
+  for _, batch in ipairs(self.retryq) do self:_abandon(batch) end
+  self.retryq, self.retry_bytes = {}, 0
+end
+
+function Indexer:_abandon(batch, in_flight)
+  self.stats.unsent = self.stats.unsent + batch.n
+  if not in_flight then self:_release(batch.buf) end -- a buffer in flight stays pinned
+end
+
+-- Requests pending and no answer (only timeouts, or nothing) for stall_timeout.
+function Indexer:_check_stall()
+  if self.stopped or (self.n_inflight == 0 and #self.retryq == 0) then return end
+  local now = self.client:now()
+  local quiet = now - self.last_answer
+  if quiet < self.stall_timeout then return end
+  self:_stop(errors.new{
+    kind = "stalled", host = self.last_host, seconds = quiet,
+    message = string.format("stalled: no answer from the cluster for %.0f s (stall_timeout %g s) with %d "
+      .. "request(s) in flight and %d waiting to be retried; the documents not acknowledged are not "
+      .. "dead-lettered", quiet, self.stall_timeout, self.n_inflight, #self.retryq),
+  })
 end
 
 function Indexer:_complete(res)
@@ -506,9 +603,12 @@ function Indexer:_complete(res)
   self.inflight[res.id] = nil
   self.n_inflight = self.n_inflight - 1
   local req = { method = "POST", path = self.path }
+  self.last_host = res.host
+  if not (res.err and res.err.code == "timeout") then self.last_answer = self.client:now() end
   if res.err then
     if batch.host and self.on_node_failure then self:on_node_failure(batch, res) end
-    return self:_batch_failed(batch, require("espipe.client").transport_error(res.err, req), 0)
+    local err = require("espipe.client").transport_error(res.err, req)
+    return self:_batch_failed(batch, err, 0, self.policy:classify(err))
   end
   local status = res.status
   if status == 200 then
@@ -519,13 +619,14 @@ function Indexer:_complete(res)
     local reason = r and ("bulk response has " .. r.count .. " items for " .. batch.n .. " actions")
       or ("unreadable bulk response: " .. tostring(msg) .. " at byte " .. tostring(off))
     return self:_batch_failed(batch, errors.new{ kind = "http", status = 200, reason = reason,
-                                                 type = "bad_response", request = req }, 200)
+                                                 type = "bad_response", request = req }, 200, "retry")
   end
   if status == 413 then return self:_split(batch) end
   local err = require("espipe.client").http_error(res, req)
-  if status == 429 or status >= 500 then
+  local class = self.policy:classify(err)
+  if class ~= "permanent" then
     if batch.host and status >= 500 and self.on_node_failure then self:on_node_failure(batch, res) end
-    return self:_batch_failed(batch, err, status)
+    return self:_batch_failed(batch, err, status, class)
   end
   -- any other status: this request can never succeed as it is
   local raw = '{"type":' .. encode(err.type or "http_error") .. ',"reason":' .. encode(err.reason or "") .. '}'
@@ -567,14 +668,20 @@ function Indexer:_items_done(batch, r)
   local attempts = batch.att + 1
   local tokens = batch.tokens
   local ok, dead = r.ok, 0
+  local wait -- before the retry of this batch's retryable items; false: retry_for is spent
+  local function can_retry()
+    if wait == nil then wait = self:_retry_delay(batch, attempts) or false end
+    return wait
+  end
   for _, f in ipairs(r.failures) do
     local pos = f.pos
-    if self.conflict_ok and f.status == 409 and f.op == "create" then
-      -- the document is there already: done, as the caller asked
+    if f.status == 409 and f.op == "create" and (self.conflict_ok or (batch.att > 0 and auto_id_of(buf, pos))) then
+      -- the document is there already: done, as the caller asked, or our
+      -- own earlier attempt whose response was lost (an id we made)
       ok = ok + 1
       stats.ok = stats.ok + 1
-      stats.conflicts = stats.conflicts + 1
-    elseif is_retryable_item(f) and attempts <= self.retries then
+      stats.conflicts = (stats.conflicts or 0) + 1
+    elseif self.policy:classify_item(f) == "retry" and can_retry() then
       if not again then again, n, kept = self:_take_buffer(), 0, {} end
       append_from(again, buf, pos)
       n = n + 1
@@ -588,21 +695,41 @@ function Indexer:_items_done(batch, r)
       self:_dead(buf, pos, attempts, f.status, f.error or encode(f.reason or ""), f.type, f.reason)
     end
   end
+  self.budget:ok(ok)
   if self.on_batch then self:_settled(batch, ok, dead, kept) end
   if again then
     local b = new_batch(again, attempts, n, again:bytes())
     b.tokens = again_tokens
     b.host = batch.host
+    b.rs = batch.rs
     if self.on_item_retry then self:on_item_retry(batch, r) end
-    self:_queue_retry(b)
+    self:_queue_retry(b, wait)
   end
   self:_flush_dead()
   self:_release(buf)
 end
 
--- Whole-request failure: retry every item that has attempts left.
-function Indexer:_batch_failed(batch, err, status)
-  local retries = self.retries
+-- The wait before attempt `attempts` + 1 of batch's documents, or nil when
+-- retry_for (counted from the batch's first failure) or the deprecated
+-- retries is spent.
+function Indexer:_retry_delay(batch, attempts)
+  if self.retries and attempts > self.retries then return nil end
+  local now = self.client:now()
+  local rs = batch.rs
+  if not rs then
+    rs = self.policy:start(now)
+    batch.rs = rs
+  end
+  return rs:next_delay(now)
+end
+
+-- Whole-request failure, classified by the retry policy: retried as a whole
+-- while retry_for lasts, else every item dead-lettered; systemic: stop.
+function Indexer:_batch_failed(batch, err, status, class)
+  if class == "systemic" then
+    self:_abandon(batch)
+    return self:_stop(require("espipe.client").systemic(err))
+  end
   local raw
   local function dead(pos, attempts)
     raw = raw or ('{"type":' .. encode(err.type or err.kind or "error") .. ',"reason":'
@@ -611,10 +738,11 @@ function Indexer:_batch_failed(batch, err, status)
                err.reason or err.message)
   end
   local attempts = batch.att + 1
-  if attempts <= retries then
+  local delay = class == "retry" and self:_retry_delay(batch, attempts)
+  if delay then
     -- the same buffer goes again as it is
     batch.att = attempts
-    return self:_queue_retry(batch)
+    return self:_queue_retry(batch, delay)
   end
   for i = 1, batch.n do dead(i, attempts) end
   self:_flush_dead()
@@ -622,14 +750,10 @@ function Indexer:_batch_failed(batch, err, status)
   self:_release(batch.buf)
 end
 
-function Indexer:_backoff(attempt)
-  local d = min(self.backoff_max, self.backoff_base * 2 ^ (attempt - 1))
-  return d * (0.5 + 0.5 * random()) -- jitter: retries of many batches spread out
-end
-
-function Indexer:_queue_retry(batch)
-  local att = batch.att
-  batch.due = self.client:now() + (att > 0 and self:_backoff(att) or 0)
+-- Queue batch to be sent again after delay seconds (its retry state,
+-- batch.rs, goes with it).
+function Indexer:_queue_retry(batch, delay)
+  batch.due = self.client:now() + (delay or 0)
   self.stats.retried = self.stats.retried + batch.n
   self.retryq[#self.retryq + 1] = batch
   self.retry_bytes = self.retry_bytes + batch.bytes
@@ -659,6 +783,7 @@ function Indexer:_split(batch)
   end
   for _, part in ipairs{ p1, p2 } do
     part.host = batch.host
+    part.rs = batch.rs
     part.due = self.client:now()
     self.retryq[#self.retryq + 1] = part
     self.retry_bytes = self.retry_bytes + part.bytes
@@ -681,6 +806,10 @@ function Indexer:_dead(buf, pos, attempts, status, raw_error, etype, reason)
   local rec = '{"action":' .. action .. (source and (',"source":' .. source) or "")
     .. (status and (',"status":' .. status) or "") .. ',"error":' .. raw_error
     .. ',"attempts":' .. attempts .. '}\n'
+  local over = self.budget:fail{ id = action:match('"_id":"([^"]*)"') or action:match('"_id":(%d+)'),
+                                 index = action:match('"_index":"([^"]*)"') or self.index_name,
+                                 status = status, type = etype, reason = reason }
+  if over and not self.halt then self.halt = over end
   if self.dead_file then self.dead_file:write(rec) end
   if self.dead_bulk then self.dead_bulk:write(action, "\n", source and (source .. "\n") or "") end
   if self.dead_fn or self.on_error then
@@ -700,11 +829,33 @@ end
 -- Ending
 
 -- Send everything and wait until every document is acknowledged or dead-lettered.
+-- Returns stats, err: err when the indexer stopped (systemic, stalled) or
+-- its error budget is spent.
 function Indexer:flush()
   if self.closed then error("bulk_indexer: already closed", 2) end
-  if self.route then self:_ship_all_routed() else self:_ship_current() end
-  while self.n_inflight > 0 or #self.retryq > 0 do self:_pump(1) end
-  return self:stats_now()
+  if self.stopped then
+    self:_abandon_current()
+  elseif self.route then
+    self:_ship_all_routed()
+  else
+    self:_ship_current()
+  end
+  while (self.n_inflight > 0 or #self.retryq > 0) and not self.stopped do self:_pump(1) end
+  return self:stats_now(), self.halt
+end
+
+-- The documents added after a stop: never sent.
+function Indexer:_abandon_current()
+  local n = self.cur and #self.cur or 0
+  if n > 0 then
+    self.stats.unsent = self.stats.unsent + n
+    reset(self.cur)
+  end
+  for host, g in pairs(self.groups or {}) do
+    self.stats.unsent = self.stats.unsent + #g.buf
+    reset(g.buf)
+    self.groups[host] = nil
+  end
 end
 
 function Indexer:stats_now()
@@ -716,7 +867,7 @@ end
 
 -- Flush, close the dead letter, and return the final stats.
 function Indexer:close()
-  if self.closed then return self.final end
+  if self.closed then return self.final, self.halt end
   local ok, err = pcall(self.flush, self)
   self.closed = true
   if self.dead_file then
@@ -730,7 +881,7 @@ function Indexer:close()
   self.final = self:stats_now()
   self.pool, self.cur, self.groups = {}, nil, nil
   if not ok then error(err, 0) end
-  return self.final
+  return self.final, self.halt
 end
 
 M.Indexer = Indexer

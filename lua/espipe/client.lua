@@ -55,6 +55,7 @@ function M.new(opts)
   local self = setmetatable({
     transport = t,
     owners = {},          -- request id -> the helper waiting for it
+    reached = false,      -- true once any host has answered (see espipe.client.retry)
     timeout = opts.timeout or 60,
   }, Client)
   self.indices = require("espipe.client.indices").bind(self)
@@ -75,8 +76,20 @@ local function clock_now(self)
 end
 Client.now = clock_now
 
+-- A transport error after the cluster has answered this client says so
+-- (err.cluster_reached): a refused connection then means a node restarting
+-- or gone, not a wrong URL.
+local function note_answer(self, res)
+  if res.status and res.status > 0 then
+    self.reached = true
+  elseif self.reached and type(res.err) == "table" then
+    res.err.cluster_reached = true
+  end
+end
+
 local function distribute(self, done)
   for _, res in ipairs(done) do
+    note_answer(self, res)
     local owner = self.owners[res.id]
     if owner then
       self.owners[res.id] = nil
@@ -143,7 +156,7 @@ end
 
 -- The error for a response with status >= 400 (or a 2xx body that is not JSON).
 function M.http_error(res, req)
-  local e = { kind = "http", status = res.status, request = describe_request(req) }
+  local e = { kind = "http", status = res.status, request = describe_request(req), host = res.host }
   local body = res.body
   if body and body ~= "" then
     local v = codec().decode(body)
@@ -199,11 +212,45 @@ function Client:perform(req)
   end
 end
 
--- Send and decode: the decoded body, or nil, err.
-function Client:json_request(req)
-  local res, err = self:perform(req)
-  if not res then return nil, err end
-  if res.status >= 400 or res.status < 200 then return nil, M.http_error(res, req) end
+-- The failure of a finished request, or nil when it succeeded (2xx).
+local function failure_of(res, err, req)
+  if not res then return err end
+  if res.status >= 400 or res.status < 200 then return M.http_error(res, req) end
+  return nil
+end
+
+-- client:request_retrying(req, policy) -> res (2xx) | nil, err
+-- Like perform, but what policy:classify calls retryable is sent again
+-- (waiting on the client's clock) until it succeeds or policy.retry_for is
+-- spent. err: the last failure, with err.attempts and err.elapsed; its kind
+-- is "systemic" when the cluster cannot be used at all (err.cause: the
+-- original kind), so a job stops instead of retrying or dead-lettering.
+function Client:request_retrying(req, policy)
+  if type(req) ~= "table" then error("client:request_retrying expects a request table", 2) end
+  if type(policy) ~= "table" or type(policy.classify) ~= "function" then
+    error("client:request_retrying expects a policy from espipe.client.retry", 2)
+  end
+  local state, attempts = nil, 0
+  while true do
+    local res, terr = self:perform(req)
+    attempts = attempts + 1
+    local err = failure_of(res, terr, req)
+    if not err then return res end
+    local class = policy:classify(err, req)
+    local now = clock_now(self)
+    state = state or policy:start(now)
+    local delay = class == "retry" and state:next_delay(now)
+    if not delay then
+      err.attempts, err.elapsed = attempts, now - state.started
+      if class == "systemic" then M.systemic(err) end
+      return nil, err
+    end
+    if delay > 0 then self:sleep(delay) end
+  end
+end
+
+-- A 2xx response's body decoded, or nil, err.
+local function decoded(res, req)
   local v, derr = codec().decode(res.body or "")
   if v == nil then
     return nil, errors.new{ kind = "json", status = res.status,
@@ -211,6 +258,29 @@ function Client:json_request(req)
   end
   return v
 end
+
+-- client:json_request_retrying(req, policy) -> decoded body | nil, err
+function Client:json_request_retrying(req, policy)
+  local res, err = self:request_retrying(req, policy)
+  if not res then return nil, err end
+  return decoded(res, req)
+end
+
+-- Send and decode: the decoded body, or nil, err.
+function Client:json_request(req)
+  local res, err = self:perform(req)
+  local failure = failure_of(res, err, req)
+  if failure then return nil, failure end
+  return decoded(res, req)
+end
+
+-- Mark err as systemic (the job must stop): kind becomes "systemic", the
+-- original kind is kept in err.cause.
+function M.systemic(err)
+  if err.kind ~= "systemic" then err.cause, err.kind = err.kind, "systemic" end
+  return err
+end
+
 
 ----------------------------------------------------------------------------
 -- Named-parameter API definitions
@@ -440,9 +510,9 @@ function Client:bulk_indexer(opts)
   return require("espipe.bulk_indexer").new(self, opts, 2)
 end
 
--- client:scan(index, query, opts) (see espipe.scan)
+-- client:scan(index, query, opts) (see espipe.client.scan)
 function Client:scan(index, query, opts)
-  return require("espipe.scan").new(self, index, query, opts, 2)
+  return require("espipe.client.scan").new(self, index, query, opts, 2)
 end
 
 function Client:close()

@@ -1,6 +1,10 @@
 -- The one error shape of espipe: runtime failures return nil, err where err
 -- is a table with these fields (each optional but message/kind):
---   kind     "json" | "http" | "transport" | "input" | "config" | ...
+--   kind     "json" | "http" | "transport" | "input" | "config" | "systemic" | ...
+--            ("systemic": the cluster cannot be used at all — 401/403, TLS,
+--            unknown host, refused at start; a job stops at once; the
+--            original kind is in cause)
+--   host     the cluster URL a transport or systemic error concerns
 --   message  the human text
 --   status   HTTP status, type/reason from an Elasticsearch error envelope
 --   request  { method =, path = } (never credentials)
@@ -27,6 +31,11 @@ function mt.__tostring(e)
   s = s .. where(e)
   if e.request and e.request.method then
     s = s .. " (" .. e.request.method .. " " .. (e.request.path or "") .. ")"
+  end
+  -- a job stopped by its cluster names the cluster (never with credentials)
+  local host = e.host
+  if host and (e.kind == "systemic" or e.kind == "transport") and not s:find(host, 1, true) then
+    s = s .. " on " .. host
   end
   return s
 end

@@ -244,20 +244,85 @@ describe("bulk indexer", function()
     check_invariant(stats, dead)
   end)
 
-  it("dead-letters everything with the transport error when the cluster stays unreachable", function()
+  it("retries a refused connection once the cluster has answered for retry_for, then dead-letters", function()
     local t = script.new(function()
-      return { err = errors.new{ kind = "transport", code = "connect", message = "connection refused" } }
+      return { err = errors.new{ kind = "transport", code = "connect", message = "connection refused",
+                                 cluster_reached = true } }
     end)
-    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 7, retries = 2,
-      backoff = { base = 0.001 }, dead_letter = dead }
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 7, retry_for = 30,
+      backoff = { base = 0.5, max = 4 }, dead_letter = dead }
+    local t0 = t.clock
     for i = 1, 20 do bi:index({ n = i }, { id = "t" .. i }) end
     local stats = bi:close()
     assert.are.equal(20, stats.failed)
     assert.are.equal(0, stats.ok)
     local ids = check_invariant(stats, dead)
     assert.are.equal("transport", ids.t1.error.type)
-    assert.are.equal(3, ids.t1.attempts)
-    assert.are.equal(3 * 3, #t.sent)
+    -- by time, not by count: many attempts, spread over the 30 s budget
+    assert.is_true(ids.t1.attempts > 6, "attempts " .. ids.t1.attempts)
+    assert.is_true(t.clock - t0 >= 30 and t.clock - t0 < 35, "retried for " .. (t.clock - t0) .. " s")
+  end)
+
+  it("still honours the deprecated retries = N as a cap on attempts", function()
+    local t = script.new(function() return { status = 503, body = '{"error":"busy"}' } end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", retries = 2, dead_letter = dead }
+    for i = 1, 3 do bi:index({ n = i }, { id = "r" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(3, stats.failed)
+    assert.are.equal(3, #t.sent)
+    assert.are.equal(3, check_invariant(stats, dead).r1.attempts)
+  end)
+
+  it("stops at once on a refused connection before the cluster ever answered: nothing dead-lettered", function()
+    local t = script.new(function()
+      return { err = errors.new{ kind = "transport", code = "connect", message = "connection refused",
+                                 host = "http://127.0.0.1:1" } }
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 7, dead_letter = dead }
+    local ok, err
+    for i = 1, 20 do
+      ok, err = bi:index({ n = i }, { id = "t" .. i })
+      if not ok then break end
+    end
+    assert.is_nil(ok)
+    assert.are.equal("systemic", err.kind)
+    assert.truthy(tostring(err):find("127.0.0.1:1", 1, true), tostring(err))
+    local stats, cerr = bi:close()
+    assert.are.equal(err, cerr)
+    assert.are.equal(0, stats.failed)
+    assert.are.equal(stats.added, stats.ok + stats.failed + stats.unsent)
+    assert.are.equal(1, #t.sent)
+    assert.is_nil(io.open(dead), "a dead letter was left behind")
+  end)
+
+  it("stops at once on 401/403, dead-letters on another 4xx, with the reason", function()
+    for _, status in ipairs{ 401, 403 } do
+      local t = script.new(function()
+        return { status = status, body = '{"error":{"type":"security_exception","reason":'
+          .. '"action [indices:data/write/bulk] is unauthorized"},"status":' .. status .. '}' }
+      end)
+      local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", dead_letter = dead }
+      for i = 1, 5 do bi:index('{"raw":' .. i .. '}', { id = "f" .. i }) end
+      local stats, err = bi:close()
+      assert.are.equal("systemic", err.kind)
+      assert.are.equal(status, err.status)
+      assert.are.equal(0, stats.failed)
+      assert.are.equal(5, stats.unsent)
+      assert.is_nil(io.open(dead))
+    end
+    local t = script.new(function()
+      return { status = 400,
+               body = '{"error":{"type":"illegal_argument_exception","reason":"bad request"},"status":400}' }
+    end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", dead_letter = dead }
+    for i = 1, 5 do bi:index('{"raw":' .. i .. '}', { id = "f" .. i }) end
+    local stats, err = bi:close()
+    assert.is_nil(err)
+    assert.are.equal(5, stats.failed)
+    local ids = check_invariant(stats, dead)
+    assert.are.equal("illegal_argument_exception", ids.f3.error.type)
+    assert.are.same({ raw = 3 }, ids.f3.source)
+    assert.are.equal(1, #t.sent)
   end)
 
   it("splits on 413 down to single documents", function()
@@ -274,20 +339,6 @@ describe("bulk indexer", function()
     assert.are.equal(1, stats.failed)
     local ids = check_invariant(stats, dead)
     assert.are.equal(413, ids.s17.status)
-  end)
-
-  it("dead-letters the whole batch on another 4xx, with the reason", function()
-    local t = script.new(function()
-      return { status = 403, body = '{"error":{"type":"security_exception","reason":"action [indices:data/write/bulk] is unauthorized"},"status":403}' }
-    end)
-    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", dead_letter = dead }
-    for i = 1, 5 do bi:index('{"raw":' .. i .. '}', { id = "f" .. i }) end
-    local stats = bi:close()
-    assert.are.equal(5, stats.failed)
-    local ids = check_invariant(stats, dead)
-    assert.are.equal("security_exception", ids.f3.error.type)
-    assert.are.same({ raw = 3 }, ids.f3.source)
-    assert.are.equal(1, #t.sent)
   end)
 
   it("sends a batch older than flush_interval at the next call", function()

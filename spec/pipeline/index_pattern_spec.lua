@@ -30,4 +30,32 @@ describe("index_pattern", function()
     assert.is_nil(v)
     assert.matches("not a date", tostring(err))
   end)
+
+  it("rejects, when compiled, a pattern that cannot name an index", function()
+    local cases = {
+      { "logs-{ts:%Y.%q}", "unknown directive '%q'" },
+      { "logs-{ts:%Y.%}", "unknown directive '%'" },
+      { "logs-{:%Y}", "no document can have the field ''" },
+      { "logs-{ :%Y}", "no document can have the field ' '" },
+      { "logs-{a..b:%Y}", "no document can have the field 'a..b'" },
+      { "logs-{a.:%Y}", "no document can have the field 'a.'" },
+      { "logs-{ts}", "cannot be part of an index name" },
+      { "logs-{ts:%Y", "cannot be part of an index name" },
+      { "Logs-{ts:%Y}", "cannot be part of an index name" },
+      { "logs {ts:%Y}", "cannot be part of an index name" },
+      { "logs-{ts:%Y/%m}", "cannot be part of an index name" },
+      { "_logs-{ts:%Y}", "cannot start with '_'" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(index_pattern.compile, c[1])
+      assert.is_false(ok, c[1])
+      assert.matches(c[2], err, 1, true)
+    end
+  end)
+
+  it("names the first pattern field a CSV header lacks", function()
+    local _, fields = index_pattern.compile("logs-{ts:%Y}-{kind:%m}")
+    assert.is_nil(index_pattern.fields_missing(fields, { "kind", "ts", "x" }))
+    assert.equal("kind", index_pattern.fields_missing(fields, { "ts", "x" }))
+  end)
 end)

@@ -1,29 +1,16 @@
 -- espipe load against the dev server: formats, ids, month indices, bad
 -- lines with their line numbers, gzip input, dead-letter replay.
-local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
 
 describe("espipe load #server", function()
+  local env = require("pipeline.load_env").new()
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
   local server, client, dir
+  before_each(function() server, client, dir = env.server, env.client, env.dir end)
 
-  setup(function()
-    server = devserver.start { nodes = 1 }
-    client = client_mod.new { hosts = { server.url } }
-  end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
-
-  local function count(index)
-    client:refresh { index = index }
-    return client:count { index = index }.count
-  end
+  local count = env.count
 
   it("loads NDJSON with ids from a field, gzip-compressed, exactly as written", function()
     J.write_docs(dir .. "/docs.ndjson", 1200)
@@ -70,7 +57,7 @@ describe("espipe load #server", function()
     for l in S.read(dir .. "/dl.input"):gmatch("[^\n]+") do lines[#lines + 1] = json.decode(l) end
     assert.equal(2, #lines)
     assert.equal(2, lines[1].line)
-    assert.equal("not json", lines[1].raw)
+    assert.equal("bm90IGpzb24=", lines[1].raw_base64) -- base64 of "not json"
     assert.equal(4, lines[2].line)
     assert.equal(#'{"a":1}\n' + #"not json\n" + #'{"a":3}\n', lines[2].offset)
   end)

@@ -26,6 +26,13 @@ usage: espipe export SRC --to DIR|FILE|- [options]
                      finishes the least recently used one's file
   --slices N         sliced scan (default 1)      --size N   hits per page (default 1000)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
+  --checkpoint FILE  record each completed file (and the scan's position and point in time);
+                     rerunning the same command resumes: finished files are kept, the partial
+                     one is written again, no row twice (needs --to DIR)
+  --overwrite        replace an earlier export in DIR (without it a non-empty DIR is refused)
+  --allow-empty      exit 0 even when no document was exported (default: exit 1)
+  --rate N           at most N documents per second
+  --timeout S        seconds per request (default 60)
   --quiet / --json   as for load
 
 Parquet columns: _id, then the index mapping's fields (inferred from the first
@@ -40,6 +47,8 @@ invalid and coerced values per column.]]
 local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
+  checkpoint = "string", overwrite = "boolean", allow_empty = "boolean", rate = "number",
+  timeout = "number",
   flatten = "boolean", rename = "list", row_group_bytes = "number", partition_by = "string",
   max_open_partitions = "number",
 }
@@ -96,16 +105,18 @@ local function run(argv)
   end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
-    client = common.client(url), index = index, query = query, slices = opts.slices, size = opts.size,
+    client = common.client(url, { timeout = opts.timeout }), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
+    checkpoint = opts.checkpoint, overwrite = opts.overwrite, rate = opts.rate,
     parquet_flatten = opts.flatten, parquet_rename = rename, row_group_bytes = opts.row_group_bytes,
     partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
   })
   if not ok then return common.usage_error("export", tostring(manifest), usage) end
   local summary = {}
   if manifest then
-    summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files }
+    summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files,
+      already_done = manifest.already_done, restarted = manifest.restarted }
     if manifest.renamed and #manifest.renamed > 0 then
       local list = {}
       for i, r in ipairs(manifest.renamed) do list[i] = r.field .. " -> " .. r.column end
@@ -122,7 +133,14 @@ local function run(argv)
       end
     end
   end
-  return common.finish("export", p, summary, err)
+  local code = common.finish("export", p, summary, err)
+  if code == 0 and manifest and manifest.rows == 0 and not opts.allow_empty then
+    -- nothing exported is not a success unless asked for
+    io.stderr:write("espipe export: 0 documents exported (the index or query matched none);",
+      " --allow-empty accepts that\n")
+    return 1
+  end
+  return code
 end
 
 return { summary = "export an index to NDJSON, CSV or Parquet files", usage = usage, run = run }

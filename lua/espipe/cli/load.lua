@@ -11,22 +11,40 @@ usage: espipe load FILE|- --index NAME [options]
   --index-pattern P  index per document from a date field, e.g. 'logs-{@timestamp:%Y.%m}'
   --id-field F       take each document's _id from field F
   --op OP            index (default) | create
-  --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (dead-letter it)
+  --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (into DEAD-LETTER.input,
+                     raw bytes in base64); a bad line: not a JSON object, invalid UTF-8, no id field, ...
+  --max-line-bytes N a longer line is a bad line, skipped to its newline (default 100 MB,
+                     Elasticsearch's http.max_content_length)
+  --no-refresh       do not refresh the destination at the end (default: refresh, so a search
+                     right after the load sees every document)
+  --allow-empty      exit 0 also when nothing was indexed (default: exit 1)
   --strict           decode every NDJSON line (default: a cheap object check; ES rejects the rest)
   --csv-types        CSV cells that are JSON numbers/booleans become numbers/booleans
   --batch-bytes N    bytes per bulk request (default 5 MB)   --batch-docs N (default 1000)
-  --concurrency N    bulk requests in flight (default 4)      --retries N (default 5)
+  --concurrency N    bulk requests in flight (default 4)      --retries N (deprecated: caps attempts)
   --dead-letter PATH where failed documents go (default espipe-deadletter.ndjson)
+  --server-ids       let Elasticsearch pick the _id of documents without one (default: espipe
+                     gives each a time-based id before the first send, so retries cannot
+                     duplicate; with server ids a retry after a lost response can)
+]] .. common.job_usage .. [[
+
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
   --quiet            no progress or summary    --json   summary as JSON on stdout
-Input may be gzip or zstd compressed (detected from its first bytes).]]
+Input may be gzip or zstd compressed (detected from its first bytes).
+Ctrl-C or SIGTERM stops reading; what was read is flushed and counted (exit 130/143).
+A second one stops at once.]]
 
 local spec = {
   index = "string", format = "string", index_pattern = "string", id_field = "string", op = "string",
   on_bad_line = "string", strict = "boolean", csv_types = "boolean", batch_bytes = "number",
   batch_docs = "number", concurrency = "number", retries = "number", dead_letter = "string",
   url = "string", quiet = "boolean", json = "boolean",
+  max_line_bytes = "number", refresh = "boolean", allow_empty = "boolean",
 }
+for k, v in pairs(common.job_flags) do spec[k] = v end
+spec.server_ids = "boolean"
+
+local SIGNAL_EXIT = { SIGINT = 130, SIGTERM = 143 }
 
 local function run(argv)
   local opts, rest = args.parse(argv, spec)
@@ -38,17 +56,30 @@ local function run(argv)
   if opts.on_bad_line and opts.on_bad_line ~= "stop" and opts.on_bad_line ~= "skip" then
     return common.usage_error("load", "--on-bad-line must be stop or skip", usage)
   end
+  local job, jerr = common.job_options(opts)
+  if not job then return common.usage_error("load", jerr, usage) end
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("load", opts)
   local ok, summary, err, partial = pcall(require("espipe.pipeline.load").run, {
-    client = common.client(opts.url or common.default_url()), input = rest[1], index = opts.index,
+    client = common.client(opts.url or common.default_url(), job), input = rest[1], index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
     batch_bytes = opts.batch_bytes, batch_docs = opts.batch_docs, concurrency = opts.concurrency,
     retries = opts.retries, dead_letter = dead, progress = p,
+    max_line_bytes = opts.max_line_bytes, refresh = opts.refresh, allow_empty = opts.allow_empty,
+    trap_signals = true,
+    retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
+    server_ids = job.server_ids,
   })
-  if not ok then return common.usage_error("load", tostring(summary), usage) end
-  return common.finish("load", p, summary or partial, err, { dead, dead .. ".input" })
+  -- a raise is a wrong argument: say what, without the Lua source position
+  if not ok then return common.usage_error("load", (tostring(summary):gsub("^[^:]*:%d+: ", "")), usage) end
+  local s = summary or partial or {}
+  if (s.bad_lines or 0) > 0 and opts.on_bad_line == "skip" then
+    io.stderr:write("espipe load: ", s.bad_lines, " bad line(s) skipped into ", dead, ".input; the first: ",
+      s.first_bad_line, "\n")
+  end
+  local code = common.finish("load", p, s, err, { dead, dead .. ".input" })
+  return SIGNAL_EXIT[s.interrupted] or code
 end
 
 return { summary = "bulk-load NDJSON, bulk or CSV files into an index", usage = usage, run = run }

@@ -11,17 +11,24 @@ usage: espipe reindex SRC DEST [options]
                      (default $ES_URL or http://127.0.0.1:9200)
   --transform FILE   a Lua file returning function(doc, hit): return the document (changed
                      or not), nil to drop it, or reindex.many{...} to fan out (see
-                     examples/enrich.lua); an error dead-letters that document
+                     examples/enrich.lua); an error dead-letters that document; returning
+                     no value at all (a forgotten `return doc`) stops the job
   --query JSON       only the hits of this query        --slices N   parallel slices
   --op OP            index (default) | create (409s of re-sent documents count as done)
   --presort          order each batch by destination shard (rotated per slice)
   --tune-dest        refresh_interval -1 and 0 replicas during the copy, restored after
                      (also after SIGTERM/Ctrl-C/kill -9, by a watchdog process)
   --swap-alias A     at the end, point alias A at DEST (one atomic _aliases request)
-  --checkpoint FILE  save progress; rerunning the same command resumes
+  --checkpoint FILE  save progress (acknowledged positions and the point in time, at most
+                     once a second); rerunning the same command resumes on the same PIT,
+                     or restarts the unfinished slices when it has expired
+  --no-refresh       do not refresh the destination at the end (default: refresh once, so
+                     what was copied is searchable when the command returns)
   --rate N           at most N documents per second
   --batch-docs N / --batch-bytes N / --concurrency N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
+]] .. common.job_usage .. [[
+
   --restore FILE     put back the settings --tune-dest saved in FILE
   --quiet / --json   no progress / summary as JSON on stdout]]
 
@@ -30,8 +37,9 @@ local spec = {
   slices = "number", op = "string", presort = "boolean", tune_dest = "boolean", swap_alias = "string",
   checkpoint = "string", rate = "number", batch_docs = "number", batch_bytes = "number",
   concurrency = "number", retries = "number", size = "number", dead_letter = "string",
-  restore = "string", quiet = "boolean", json = "boolean",
+  restore = "string", quiet = "boolean", json = "boolean", refresh = "boolean",
 }
+for k, v in pairs(common.job_flags) do spec[k] = v end
 
 local function load_transform(path)
   local chunk, err = loadfile(path)
@@ -75,8 +83,10 @@ local function run(argv)
     query, qerr = require("espipe.json").decode(opts.query)
     if type(query) ~= "table" then return common.usage_error("reindex", "--query is not a JSON object: " .. tostring(qerr), usage) end
   end
-  local sclient = common.client(surl)
-  local dclient = durl == surl and sclient or common.client(durl)
+  local job, jerr = common.job_options(opts)
+  if not job then return common.usage_error("reindex", jerr, usage) end
+  local sclient = common.client(surl, job)
+  local dclient = durl == surl and sclient or common.client(durl, job)
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("reindex", opts)
   local on_tuned
@@ -91,11 +101,12 @@ local function run(argv)
   end
   local ok, summary, err, partial = pcall(require("espipe.pipeline.reindex").run, {
     source = { client = sclient, index = sindex, query = query, slices = opts.slices, size = opts.size },
-    dest = { client = dclient, index = dindex, op = opts.op, url = durl },
+    dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest, on_tuned = on_tuned,
     swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
     concurrency = opts.concurrency, retries = opts.retries,
+    retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
   })
   if not ok then return common.usage_error("reindex", tostring(summary), usage) end
   return common.finish("reindex", p, summary or partial, err, { dead, dead .. ".transform" })

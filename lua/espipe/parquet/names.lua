@@ -41,6 +41,22 @@ local function assign_level(fields, rename, renamed)
   end
 end
 
+--- The fields whose column name differs from their key, in order:
+-- { { field =, column = }, ... } (what assign returned, from the columns alone).
+function M.renamed(fields)
+  local out = {}
+  local function walk(list)
+    for _, f in ipairs(list) do
+      if f.key and f.field and f.name ~= f.key then out[#out + 1] = { field = f.field, column = f.name } end
+      local inner = f
+      while inner.type == "list" do inner = inner.element end
+      if inner.type == "struct" then walk(inner.fields) end
+    end
+  end
+  walk(fields or {})
+  return out
+end
+
 --- Set `name` on every field (top-level and inside structs); rename maps a
 -- field path to the name it must get. -> { { field =, column = }, ... }
 function M.assign(fields, rename)

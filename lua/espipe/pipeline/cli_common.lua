@@ -13,8 +13,35 @@ function M.target(s, base_url)
   return (base_url or M.default_url()):gsub("/$", ""), s
 end
 
-function M.client(url)
-  return require("espipe.client").new { hosts = { url } }
+-- opts.timeout: seconds per request (--timeout)
+function M.client(url, opts)
+  return require("espipe.client").new { hosts = { url }, timeout = opts and opts.timeout }
+end
+
+-- The job options the load and reindex commands share (--retry-for,
+-- --max-errors, --timeout, --stall-timeout), checked; nil, message on a bad value.
+M.job_flags = { retry_for = "number", max_errors = "string", stall_timeout = "number", timeout = "number" }
+M.job_usage = [[
+  --retry-for S      retry what can succeed later (429, 503, 5xx, resets, timeouts, a node
+                     restarting) for S seconds per batch (default 600)
+  --max-errors N|P%  stop when more than N (or P percent of the) documents failed (default:
+                     more than 1000, or all of the first 1000); the first error is shown
+  --timeout S        seconds per request (default 60)
+  --stall-timeout S  stop when nothing but timeouts came back for S seconds (default 300)]]
+function M.job_options(opts)
+  local out = { retry_for = opts.retry_for, stall_timeout = opts.stall_timeout, timeout = opts.timeout,
+                server_ids = opts.server_ids }
+  for _, k in ipairs{ "retry_for", "stall_timeout", "timeout" } do
+    if out[k] ~= nil and (out[k] < 0 or (k ~= "retry_for" and out[k] == 0)) then
+      return nil, "--" .. k:gsub("_", "-") .. " must be a positive number of seconds"
+    end
+  end
+  if opts.max_errors ~= nil then
+    local v, err = require("espipe.pipeline.error_budget").parse_flag(opts.max_errors)
+    if v == nil then return nil, err end
+    out.max_errors = v
+  end
+  return out
 end
 
 function M.progress(label, opts)
@@ -23,30 +50,38 @@ end
 
 -- Prints the summary and returns the exit status: 0, or 1 when anything
 -- failed or was dead-lettered (naming where it went).
+-- The dead-letter files of a job that hold something.
+local function written(paths)
+  local where = {}
+  for _, path in ipairs(paths or {}) do
+    local f = io.open(path, "rb")
+    if f then
+      if f:seek("end") > 0 then where[#where + 1] = path end
+      f:close()
+    end
+  end
+  return where
+end
+
 function M.finish(name, p, summary, err, dead_paths)
   local json = require "espipe.json"
   summary = summary or {}
   if err then summary.error = tostring(err) end
-  p:finish(summary, json.encode)
   local failed = (summary.failed or 0) + (summary.bad_lines or 0) + (summary.transform_errors or 0)
-  if err then
-    io.stderr:write("espipe ", name, ": ", tostring(err), "\n")
-    return 1
-  end
-  if failed > 0 then
-    local where = {}
-    for _, path in ipairs(dead_paths or {}) do
-      local f = io.open(path, "rb")
-      if f then
-        if f:seek("end") > 0 then where[#where + 1] = path end
-        f:close()
-      end
-    end
+  -- systemic: the cluster cannot be used (401/403, TLS, unknown host,
+  -- refused at start): one line and exit 2, no summary of a job that never ran
+  local systemic = type(err) == "table" and err.kind == "systemic"
+  if systemic then p.quiet = true end
+  p:finish(summary, json.encode)
+  if err then io.stderr:write("espipe ", name, ": ", tostring(err), "\n") end
+  if failed > 0 and not systemic then
+    -- also when the job stopped early (error budget, stall): say where its failures went
+    local where = written(dead_paths)
     io.stderr:write("espipe ", name, ": ", failed, " document(s) dead-lettered",
       #where > 0 and (" to " .. table.concat(where, ", ")) or "", "\n")
-    return 1
   end
-  return 0
+  if err then return systemic and 2 or 1 end
+  return failed > 0 and 1 or 0
 end
 
 function M.usage_error(name, msg, usage)

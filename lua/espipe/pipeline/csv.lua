@@ -2,6 +2,7 @@
 -- quote inside a quoted field doubled, quoted fields may span lines.
 --
 --   csv.read(reader) -> fields, lineno, offset | nil (end) | nil, err
+--       (err also for a line over the reader's max_line: reading can go on)
 --       reader is an espipe.pipeline.lines reader; lineno/offset are those
 --       of the record's first line.
 --   csv.encode_row(values, ncols) -> "a,\"b,c\",d\n"   (values[i] strings or nil)
@@ -17,7 +18,8 @@ local function bad(msg, lineno, offset, field)
 end
 
 function M.read(reader)
-  local line, lineno, offset = reader:next()
+  local line, lineno, offset, too_long = reader:next()
+  if line == false then return nil, too_long end
   if not line then
     if reader.error then return nil, reader.error end
     return nil
@@ -33,7 +35,8 @@ function M.read(reader)
         if not q then
           parts[#parts + 1] = line:sub(pos)
           parts[#parts + 1] = "\n"
-          local nxt = reader:next()
+          local nxt, _, _, over = reader:next()
+          if nxt == false then return nil, over end
           if not nxt then
             if reader.error then return nil, reader.error end
             return bad("unterminated quoted field", lineno, offset, tostring(n))

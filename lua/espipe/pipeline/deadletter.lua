@@ -1,7 +1,13 @@
 -- The pipelines' own dead letter for input that never reached Elasticsearch
 -- (unparseable lines, transforms that raised). One JSON object per line:
---   {"line":N,"offset":B,"error":"...","raw":"<the input line>"}      (load)
---   {"_id":"...","_index":"...","error":"...","source":<hit _source>} (reindex)
+--   {"line":N,"offset":B,"error":"...","bytes":L,"raw_base64":"<the line>"}   (load)
+--   {"_id":"...","_index":"...","error":"...","source":<hit _source>}         (reindex)
+-- A bad input line is kept exactly, whatever its bytes (invalid UTF-8
+-- included), as base64; offset is the byte where the line starts in the
+-- (decompressed) input. A line over max_line has no raw_base64 (it was never
+-- held in memory): line and offset say where to find it. A bad CSV row
+-- keeps its cells re-encoded as one CSV record (a row the parser could not
+-- split has none).
 -- Opened lazily: no file appears unless something is written.
 local M = {}
 local DL = {}
@@ -11,16 +17,33 @@ function M.new(path)
   return setmetatable({ path = path, count = 0 }, DL)
 end
 
+-- The record of a bad input line; raw may be nil (a line too long to keep).
+function M.bad_line(lineno, offset, why, raw, bytes)
+  return { line = lineno, offset = offset, error = why, bytes = raw and #raw or bytes,
+           raw_base64 = raw and require("espipe.core").base64_encode(raw) or nil }
+end
+
+-- A record M.bad_line wrote (or the older {"raw": ...} form): input, not a document.
+function M.is_bad_line(rec)
+  return type(rec) == "table" and rec.action == nil and rec.line ~= nil and rec.error ~= nil
+end
+
+-- Losing a dead-letter record would break the accounting: a failure to
+-- write raises, and the job stops (after flushing what it accepted).
+local function fail(msg)
+  error(require("espipe.errors").new { kind = "output", message = msg }, 0)
+end
+
 function DL:write(entry)
   local json = require "espipe.json"
   if not self.f then
     local f, err = io.open(self.path, "ab")
-    -- losing a dead-letter record would break the accounting: stop the job
-    if not f then error(require("espipe.errors").new { kind = "output", message = "cannot open dead letter: " .. tostring(err) }, 0) end
+    if not f then fail("cannot open dead letter: " .. tostring(err)) end
     self.f = f
   end
-  self.f:write(json.encode(entry), "\n")
-  self.f:flush()
+  local ok, err = self.f:write(json.encode(entry), "\n")
+  if ok then ok, err = self.f:flush() end
+  if not ok then fail("cannot write dead letter " .. self.path .. ": " .. tostring(err)) end
   self.count = self.count + 1
   return true
 end

@@ -4,6 +4,12 @@
 -- The field holds ISO-8601 text (2024-03-05, 2024-03-05T10:00:00Z, with an
 -- offset the local date part is used as written) or epoch milliseconds.
 -- Formats: %Y %m %d %H (UTC for epoch millis), %% a percent sign.
+-- A pattern that cannot work is a wrong argument, raised before any input
+-- is read or any request sent: an unknown % directive, a '{' or '}' outside
+-- a {field:format}, a field no document can have (empty, blank, or with an
+-- empty path segment such as "a..b"), or text an index name cannot hold
+-- (uppercase, \ / * ? " < > | , # : or a space; -, _ or + first).
+--   index_pattern.fields_missing(fields, columns) -> name | nil   (CSV headers)
 local errors = require "espipe.errors"
 
 local M = {}
@@ -53,17 +59,49 @@ local function lookup(doc, path)
   return v
 end
 
-function M.compile(pattern)
-  if type(pattern) ~= "string" then error("index_pattern.compile: pattern must be a string", 2) end
+local DIRECTIVES = { Y = true, m = true, d = true, H = true, ["%"] = true }
+
+local function check_literal(text, pattern, first, level)
+  local bad = text:match('[{}%u\\/%*%?"<>|,#: ]')
+  if bad then
+    error(("index_pattern: %q cannot be part of an index name (in '%s'; fields go in {field:format})")
+      :format(bad, pattern), level + 1)
+  end
+  if first and text:find("^[%-_+]") then
+    error("index_pattern: an index name cannot start with '" .. text:sub(1, 1) .. "' (in '" .. pattern .. "')",
+      level + 1)
+  end
+end
+
+local function check_piece(field, fmt, pattern, level)
+  if field:find("^%s*$") or field:find("^%.") or field:find("%.$") or field:find("%.%.") then
+    error("index_pattern: no document can have the field '" .. field .. "' (in '" .. pattern .. "')", level + 1)
+  end
+  for c in fmt:gsub("%%%%", ""):gmatch("%%(.?)") do
+    if not DIRECTIVES[c] then
+      error("index_pattern: unknown directive '%" .. c .. "' in '" .. pattern
+        .. "' (known: %Y %m %d %H %%)", level + 1)
+    end
+  end
+  check_literal((fmt:gsub("%%.", "")), pattern, false, level + 1)
+end
+
+-- level: where a wrong pattern is reported (default: compile's caller).
+function M.compile(pattern, level)
+  level = (level or 1) + 1
+  if type(pattern) ~= "string" then error("index_pattern.compile: pattern must be a string", level) end
   local pieces = {}
   local pos = 1
   while true do
-    local s, e, field, fmt = pattern:find("{([^:}]+):([^}]*)}", pos)
+    local s, e, field, fmt = pattern:find("{([^:{}]*):([^{}]*)}", pos)
     if not s then break end
+    check_literal(pattern:sub(pos, s - 1), pattern, pos == 1, level)
+    check_piece(field, fmt, pattern, level)
     pieces[#pieces + 1] = pattern:sub(pos, s - 1)
     pieces[#pieces + 1] = { field = field, fmt = fmt }
     pos = e + 1
   end
+  check_literal(pattern:sub(pos), pattern, pos == 1, level)
   pieces[#pieces + 1] = pattern:sub(pos)
   local fields = {}
   for _, p in ipairs(pieces) do if type(p) == "table" then fields[#fields + 1] = p.field end end
@@ -92,6 +130,16 @@ function M.compile(pattern)
     end
     return table.concat(out)
   end, fields
+end
+
+-- The first of fields that is not one of columns (a CSV header): no row can have it.
+function M.fields_missing(fields, columns)
+  local have = {}
+  for _, c in ipairs(columns) do have[c] = true end
+  for _, f in ipairs(fields) do
+    if not have[f] then return f end
+  end
+  return nil
 end
 
 return M

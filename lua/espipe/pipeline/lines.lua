@@ -1,16 +1,25 @@
 -- A line reader over a file or stream, transparently decompressing gzip and
 -- zstd input (detected by its magic bytes, not by its name). Memory stays
--- bounded: input is read in chunk-sized pieces and a line longer than
--- max_line bytes is an error rather than an ever-growing buffer.
+-- bounded and time linear: input is read in chunk-sized pieces, a line that
+-- spans pieces is gathered in a list and joined once, and a line longer than
+-- max_line bytes is skipped to its newline (never held whole) and reported.
 --
---   local r, err = lines.open(path_or_"-"_or_file, { chunk = 65536, max_line = 64 MiB })
---   for line, lineno, offset in r:iter() do ... end   -- offset: byte of the line start
---   r.error   -- set (an errors.new table) when iteration stopped on bad input
+--   local r, err = lines.open(path_or_"-"_or_file, { chunk = 65536, max_line = 100 MiB,
+--                                                   stop = function() -> reason|nil })
+--   for line, lineno, offset, err in r:iter() do ... end  -- offset: byte of the line start
+--     line == false: the line was longer than max_line; err says so (kind "input")
+--   r.error    -- set (an errors.new table) when iteration stopped on bad input
+--   r.stopped  -- the reason stop() gave, when reading ended because of it
+--                 (checked before each read: Ctrl-C ends a job between chunks)
 --   r:close()
 local codec = require "espipe.pipeline.codec"
 local errors = require "espipe.errors"
 
+local find, sub, concat = string.find, string.sub, table.concat
+
 local M = {}
+-- Elasticsearch's default http.max_content_length: a longer line cannot be indexed.
+M.MAX_LINE = 100 * 1024 * 1024
 local Reader = {}
 Reader.__index = Reader
 
@@ -30,11 +39,16 @@ function M.open(src, opts)
     error("lines.open: expected a path, \"-\" or a file, got " .. type(src), 2)
   end
   local self = setmetatable({
-    f = f, owned = owned, name = name,
-    chunk = opts.chunk or 65536, max_line = opts.max_line or 64 * 1024 * 1024,
+    f = f, owned = owned, name = name, stop = opts.stop,
+    chunk = opts.chunk or 65536, max_line = opts.max_line or M.MAX_LINE,
     buf = "", pos = 1, offset = 0, lineno = 0, eof = false,
   }, Reader)
-  local first = f:read(self.chunk) or ""
+  local first = self:_read()
+  if self.error and not self.stopped then
+    self:close()
+    return nil, self.error
+  end
+  first = first or ""
   self.compression = codec.detect(first)
   if self.compression then
     self.dec = codec.decoder(self.compression)
@@ -46,12 +60,24 @@ function M.open(src, opts)
   return self
 end
 
+-- One read of the underlying file; a read error (EINTR on a signal
+-- included) ends the input with self.error.
+function Reader:_read()
+  if self.stop then
+    local why = self.stop()
+    if why then self.stopped = why return nil end
+  end
+  local s, err = self.f:read(self.chunk)
+  if s == nil and err then
+    self.error = errors.new { kind = "input", message = self.name .. ": " .. tostring(err), offset = self.offset }
+  end
+  if self.stop and not self.stopped then self.stopped = self.stop() end
+  return s
+end
+
 -- Next piece of decompressed input, or nil at the end (or on error: self.error).
 function Reader:more()
-  if not self.dec then
-    local s = self.f:read(self.chunk)
-    return s
-  end
+  if not self.dec then return self:_read() end
   while true do
     local out, msg, at = self.dec:pull(self.chunk)
     if not out then
@@ -66,46 +92,69 @@ function Reader:more()
       end
       return nil
     end
-    local s = self.f:read(self.chunk)
-    if s then self.dec:push(s) else self.raw_eof = true end
+    local s = self:_read()
+    if s then self.dec:push(s) elseif self.error or self.stopped then return nil else self.raw_eof = true end
   end
+end
+
+-- A line of len bytes (its "\n" not counted) has been consumed: number it.
+function Reader:_took(len, newline)
+  local at = self.offset
+  self.offset = at + len + (newline and 1 or 0)
+  self.lineno = self.lineno + 1
+  return self.lineno, at
+end
+
+function Reader:_too_long(len, newline)
+  local lineno, at = self:_took(len, newline)
+  return false, lineno, at, errors.new { kind = "input", line = lineno, offset = at, bytes = len,
+    message = self.name .. ": line longer than " .. self.max_line .. " bytes (--max-line-bytes)" }
+end
+
+local function chomp(line)
+  if line:byte(-1) == 13 then return sub(line, 1, -2) end
+  return line
 end
 
 -- Returns line (without "\n" or "\r\n"), line number, byte offset; nil at the end.
 function Reader:next()
+  local buf, pos = self.buf, self.pos
+  local nl = find(buf, "\n", pos, true)
+  if not nl then return self:_spanning() end
+  self.pos = nl + 1
+  local len = nl - pos
+  if len > self.max_line then return self:_too_long(len, true) end
+  local lineno, at = self:_took(len, true)
+  return chomp(sub(buf, pos, nl - 1)), lineno, at
+end
+
+-- A line that continues past the current piece: gather its parts (or, past
+-- max_line, only count them) until its newline or the end of the input.
+function Reader:_spanning()
+  local parts, len = {}, 0
   while true do
-    local nl = self.buf:find("\n", self.pos, true)
-    if nl then
-      local line = self.buf:sub(self.pos, nl - 1)
-      local at = self.offset
-      self.offset = self.offset + (nl - self.pos + 1)
-      self.pos = nl + 1
-      self.lineno = self.lineno + 1
-      if line:byte(-1) == 13 then line = line:sub(1, -2) end
-      return line, self.lineno, at
-    end
-    if #self.buf - self.pos + 1 > self.max_line then
-      self.error = errors.new { kind = "input", line = self.lineno + 1, offset = self.offset,
-        message = self.name .. ": line longer than " .. self.max_line .. " bytes" }
-      return nil
-    end
+    local tail = self.pos == 1 and self.buf or sub(self.buf, self.pos)
+    len = len + #tail
+    if parts and len > self.max_line then parts = nil end
+    if parts and tail ~= "" then parts[#parts + 1] = tail end
     local s = not self.eof and self:more()
+    self.buf, self.pos = s or "", 1
     if not s then
       self.eof = true
-      if self.pos <= #self.buf and not self.error then
-        -- a last line without its newline
-        local line = self.buf:sub(self.pos)
-        local at = self.offset
-        self.offset = self.offset + #line
-        self.pos = #self.buf + 1
-        self.lineno = self.lineno + 1
-        if line:byte(-1) == 13 then line = line:sub(1, -2) end
-        return line, self.lineno, at
-      end
-      return nil
+      if len == 0 or self.error or self.stopped then return nil end
+      if not parts then return self:_too_long(len, false) end
+      local lineno, at = self:_took(len, false) -- a last line without its newline
+      return chomp(concat(parts)), lineno, at
     end
-    self.buf = self.buf:sub(self.pos) .. s
-    self.pos = 1
+    local nl = find(s, "\n", 1, true)
+    if nl then
+      self.pos = nl + 1
+      len = len + nl - 1
+      if not parts or len > self.max_line then return self:_too_long(len, true) end
+      parts[#parts + 1] = sub(s, 1, nl - 1)
+      local lineno, at = self:_took(len, true)
+      return chomp(concat(parts)), lineno, at
+    end
   end
 end
 

@@ -1,11 +1,14 @@
 -- Bulk load: NDJSON documents, bulk-format NDJSON (also a dead letter to
 -- replay) or CSV, from a file or stdin, plain or gzip/zstd compressed.
 --
---   load.run{ client =, input = PATH | "-", index = NAME, format = "ndjson"|"bulk"|"csv",
+--   load.run{ client =, input = PATH | "-", index = NAME, format = "ndjson"|"bulk"|"csv"|"deadletter",
 --             id_field =, index_pattern = "logs-{@timestamp:%Y.%m}", on_bad_line = "stop"|"skip",
 --             strict = false, csv_types = false, dead_letter = PATH, op = "index"|"create",
---             batch_bytes =, batch_docs =, concurrency =, retries =, progress = p }
+--             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
+--             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
+--             progress = p }
 --     -> summary | nil, err, summary
+-- An unknown option key raises, naming the nearest valid one.
 --
 -- Speed vs strictness (NDJSON): a line is passed to Elasticsearch as raw
 -- bytes after a cheap check (first non-blank byte '{', last '}'); it is only
@@ -15,17 +18,42 @@
 -- CSV: a header row names the columns; cells stay strings unless csv_types
 -- (JSON-number-looking cells become numbers, true/false booleans, empty
 -- cells are left out).
--- Bad lines carry their line number (and byte offset): with "stop" the job
--- flushes what was accepted before the bad line and fails; with "skip" the
--- line goes to the dead letter (dead_letter path + ".input") and the job goes on.
+-- Bad lines (not a JSON object, invalid UTF-8, longer than max_line_bytes,
+-- no id field, ...) carry their line number and byte offset: with "stop"
+-- the job flushes what was accepted before the bad line and fails; with
+-- "skip" the line goes to the dead letter (dead_letter path + ".input", the
+-- raw bytes in base64, see espipe.pipeline.deadletter) and the job goes on.
+-- Replaying a dead letter (format "deadletter") counts a bad-line record as
+-- unreplayable (it is input, not a document) and fails the job at the end.
+--
+-- Nothing accepted is lost on any exit path: an error raised while reading
+-- (a dead letter that cannot be written, ...) and, with trap_signals, a
+-- SIGINT/SIGTERM end the reading; what was handed to the indexer is then
+-- flushed and counted before run returns (summary.interrupted names the
+-- signal). At the end the destination is refreshed (refresh = false skips
+-- it), so a search right after the load sees every document; a load that
+-- indexed nothing fails unless allow_empty.
 local json = require "espipe.json"
+local core = require "espipe.core"
 local lines = require "espipe.pipeline.lines"
 local csv = require "espipe.pipeline.csv"
 local index_pattern = require "espipe.pipeline.index_pattern"
 local deadletter = require "espipe.pipeline.deadletter"
 local errors = require "espipe.errors"
+local options = require "espipe.options"
+
+local utf8_invalid = core.utf8_invalid
 
 local M = {}
+
+local KNOWN = { "client", "input", "index", "format", "id_field", "index_pattern", "on_bad_line",
+  "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
+  "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
+  "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff" }
+local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
+local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
+local DEFAULT_DEAD = "espipe-deadletter.ndjson"
+local BULK_EXPECTED = 'expected a bulk action line {"index"|"create"|"update"|"delete": {...}}'
 
 local function looks_like_object(line)
   return line:find("^%s*{") ~= nil and line:find("}%s*$") ~= nil
@@ -33,202 +61,369 @@ end
 
 local function is_blank(line) return line:find("^%s*$") ~= nil end
 
+-- doc | nil, why, byte of the line where it went wrong
 local function decode_object(line)
   local v, err = json.decode(line)
   if type(v) ~= "table" or json.is_array(v) then
-    if v == nil then return nil, err and (err.message or tostring(err)) or "not JSON", err and err.offset end
+    if v == nil then return nil, err and tostring(err) or "not JSON", err and err.offset end
     return nil, "not a JSON object"
   end
   return v
 end
 
-local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
+----------------------------------------------------------------------------
+-- The job: its reader, indexer, bad-line dead letter and counts
 
--- The indexer's dead letter: {"action":{...},"source":{...},"status":..,"error":..}
-local function replay_record(line)
-  local rec, err = json.decode(line)
-  if type(rec) ~= "table" or type(rec.action) ~= "table" then
-    return nil, rec == nil and ("not JSON: " .. tostring(err and err.message or err)) or "not a dead-letter record (no action)"
+local Job = {}
+Job.__index = Job
+
+-- A bad input line. at: the byte of the line where it went wrong (1-based),
+-- when known. Returns true to go on (skip), false to stop.
+function Job:bad(lineno, offset, why, raw, at, bytes)
+  local s = self.summary
+  s.bad_lines = s.bad_lines + 1
+  local e = errors.new { kind = "input", message = self.name .. ": " .. why:gsub(" at byte %d+$", ""),
+                         line = lineno, offset = at and offset + at - 1 or offset }
+  if not s.first_bad_line then s.first_bad_line = tostring(e) end
+  if self.on_bad == "skip" then
+    self.bad_dl:write(deadletter.bad_line(lineno, offset, why, raw, bytes))
+    return true
   end
+  self.failure = e
+  return false
+end
+
+-- A line the reader could not hold (over max_line_bytes).
+function Job:too_long(lineno, offset, err)
+  return self:bad(lineno, offset, "line longer than " .. self.reader.max_line .. " bytes (--max-line-bytes)",
+    nil, nil, err.bytes)
+end
+
+function Job:add(action, source, meta, index)
+  local ix = self.ix
+  local ok, err
+  if action == "raw" then ok, err = ix:raw(meta, source)
+  elseif action == "index" then ok, err = ix:index(source, meta)
+  elseif action == "create" then ok, err = ix:create(source, meta)
+  elseif action == "update" then ok, err = ix:update(source, meta)
+  else ok, err = ix:delete(meta) end
+  if ok == nil and err then self.failure = err return false end
+  if index then self.indices[index] = true end
+  local s = self.summary
+  s.read = s.read + 1
+  if self.progress and s.read % 1000 == 0 then
+    local st = ix:stats_now()
+    self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed }
+  end
+  return true
+end
+
+function Job:meta_for(doc)
+  local meta = {}
+  if self.name_of then
+    local name, nerr = self.name_of(doc)
+    if not name then return nil, nerr.message .. (nerr.field and (" (field " .. nerr.field .. ")") or "") end
+    meta._index = name
+  elseif self.opts.index then
+    meta._index = self.opts.index
+  end
+  local id_field = self.opts.id_field
+  if id_field then
+    local id = doc[id_field]
+    if id == nil or id == json.null then return nil, "missing id field " .. id_field end
+    if type(id) ~= "string" and type(id) ~= "number" then
+      return nil, "id field " .. id_field .. " is not a string or number"
+    end
+    meta._id = id
+  end
+  return meta
+end
+
+-- Every line of the input, blank ones left out; an over-long line goes to
+-- Job:too_long. each(line, lineno, offset) returns false to stop.
+function Job:each_line(each)
+  for line, lineno, offset, err in self.reader:iter() do
+    if line == false then
+      if not self:too_long(lineno, offset, err) then return end
+    elseif not is_blank(line) then
+      if not each(line, lineno, offset) then return end
+    end
+  end
+end
+
+----------------------------------------------------------------------------
+-- Formats
+
+local read = {}
+
+function read.ndjson(job)
+  local opts = job.opts
+  local need_doc = opts.id_field or job.name_of or opts.strict
+  local op = opts.op or "index"
+  job:each_line(function(line, lineno, offset)
+    if not looks_like_object(line) then return job:bad(lineno, offset, "not a JSON object", line) end
+    if not need_doc then
+      local at = utf8_invalid(line)
+      if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
+      return job:add(op, line, { _index = opts.index }) -- opts.index is in job.indices already
+    end
+    local doc, why, at = decode_object(line)
+    if not doc then return job:bad(lineno, offset, why, line, at) end
+    local meta, merr = job:meta_for(doc)
+    if not meta then return job:bad(lineno, offset, merr, line) end
+    return job:add(op, line, meta, meta._index)
+  end)
+end
+
+function read.bulk(job)
+  local pending -- the action line waiting for its source line
+  job:each_line(function(line, lineno, offset)
+    if pending then
+      local p = pending
+      pending = nil
+      if not looks_like_object(line) then
+        return job:bad(lineno, offset, "bulk source line is not a JSON object", line)
+      end
+      local at = utf8_invalid(line)
+      if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
+      return job:add("raw", line, p.line, p.index)
+    end
+    local v, why, at = decode_object(line)
+    local action = v and next(v)
+    if not v or not BULK_ACTIONS[action] or next(v, action) ~= nil or type(v[action]) ~= "table" then
+      return job:bad(lineno, offset, v and BULK_EXPECTED or ("action line: " .. tostring(why)), line, at)
+    end
+    local index = v[action]._index or job.opts.index
+    if action == "delete" then return job:add("raw", nil, line, index) end
+    pending = { line = line, index = index }
+    return true
+  end)
+  if pending and not job.failure and not job.reader.stopped then
+    job:bad(job.reader.lineno, job.reader.offset, "bulk action line without its source line")
+  end
+end
+
+-- A record of the indexer's dead letter: {"action":{...},"source":{...},...}
+local function replay_record(rec)
+  if type(rec) ~= "table" or type(rec.action) ~= "table" then return nil, "not a dead-letter record (no action)" end
   local action = next(rec.action)
   if not BULK_ACTIONS[action] then return nil, "dead-letter record with an unknown action" end
   if action ~= "delete" and rec.source == nil then return nil, "dead-letter record without its source" end
-  return json.encode(rec.action), rec.source ~= nil and json.encode(rec.source) or nil
+  local meta = rec.action[action]
+  return json.encode(rec.action), rec.source ~= nil and json.encode(rec.source) or nil,
+    type(meta) == "table" and meta._index or nil
+end
+
+function read.deadletter(job)
+  local s = job.summary
+  job:each_line(function(line, lineno, offset)
+    local rec, err = json.decode(line)
+    if rec == nil then return job:bad(lineno, offset, "not JSON: " .. tostring(err), line, err and err.offset) end
+    if deadletter.is_bad_line(rec) then
+      -- input that never was a document: cannot be replayed, only counted
+      s.unreplayable = s.unreplayable + 1
+      s.first_unreplayable = s.first_unreplayable or ("line " .. lineno .. " (line " .. tostring(rec.line)
+        .. " of the original input: " .. tostring(rec.error) .. ")")
+      return true
+    end
+    local action, source, index = replay_record(rec)
+    if not action then return job:bad(lineno, offset, source, line) end
+    return job:add("raw", source, action, index or job.opts.index)
+  end)
+end
+
+-- A CSV row as the dead letter keeps it: its cells re-encoded as one CSV
+-- record (quoting may differ from the input's, the cells do not).
+local function row_text(fields)
+  return (csv.encode_row(fields):gsub("\n$", ""))
+end
+
+function read.csv(job)
+  local opts, reader = job.opts, job.reader
+  local header, herr = csv.read(reader)
+  if not header then
+    job.failure = herr or errors.new { kind = "input", message = "CSV input has no header row", line = 1 }
+    return
+  end
+  local missing = index_pattern.fields_missing(job.pattern_fields or {}, header)
+    or (opts.id_field and index_pattern.fields_missing({ opts.id_field }, header))
+  if missing then
+    job.failure = errors.new { kind = "input", line = 1, message = job.name .. ": the CSV header has no column '"
+      .. missing .. "' (columns: " .. table.concat(header, ", ") .. ")" }
+    return
+  end
+  local op = opts.op or "index"
+  while true do
+    local fields, lineno, offset = csv.read(reader)
+    if not fields then
+      -- lineno holds the parser's error, if any; a reader error ends the loop
+      if not lineno or reader.error then return end
+      local err = lineno
+      local go_on
+      if err.bytes then go_on = job:too_long(err.line, err.offset, err)
+      else go_on = job:bad(err.line, err.offset, err.message) end
+      if not go_on then return end
+    elseif #fields == 1 and fields[1] == "" and #header > 1 then -- luacheck: ignore 542
+      -- a blank line
+    elseif #fields ~= #header then
+      if not job:bad(lineno, offset, "expected " .. #header .. " fields, found " .. #fields, row_text(fields)) then
+        return
+      end
+    else
+      local doc, why = {}, nil
+      for i, name in ipairs(header) do
+        local v = fields[i]
+        local at = utf8_invalid(v)
+        if at then why = "invalid UTF-8 in column " .. name .. " at byte " .. at .. " of the cell" break end
+        if opts.csv_types then v = csv.typed(v) end
+        doc[name] = v
+      end
+      local meta, merr
+      if why then merr = why else meta, merr = job:meta_for(doc) end
+      if not meta then
+        if not job:bad(lineno, offset, merr, row_text(fields)) then return end
+      elseif not job:add(op, doc, meta, meta._index) then
+        return
+      end
+    end
+  end
+end
+
+----------------------------------------------------------------------------
+-- Running and ending
+
+local function check(opts)
+  if type(opts) ~= "table" then error("espipe.load expects an options table, got " .. type(opts), 3) end
+  options.check(opts, KNOWN, "espipe.load", 2)
+  if not opts.client then error("espipe.load: opts.client is required", 3) end
+  local format = opts.format or "ndjson"
+  if not FORMATS[format] then
+    error("espipe.load: format must be ndjson, bulk, csv or deadletter, got " .. tostring(format), 3)
+  end
+  if format ~= "bulk" and format ~= "deadletter" and not opts.index and not opts.index_pattern then
+    error("espipe.load: opts.index or opts.index_pattern is required", 3)
+  end
+  local on_bad = opts.on_bad_line or "stop"
+  if on_bad ~= "stop" and on_bad ~= "skip" then error("espipe.load: on_bad_line must be stop or skip", 3) end
+  local m = opts.max_line_bytes
+  if m ~= nil and (type(m) ~= "number" or m < 1) then
+    error("espipe.load: max_line_bytes must be a positive number", 3)
+  end
+  local dead = opts.dead_letter or DEFAULT_DEAD
+  if opts.input and (opts.input == dead or opts.input == dead .. ".input") then
+    error("espipe.load: the input " .. opts.input .. " is also where this job's dead letter goes;"
+      .. " pass another dead_letter", 3)
+  end
+  return format, on_bad, dead
+end
+
+-- The indices written to, refreshed in groups so the URL stays short.
+local function refresh(client, indices)
+  local names = {}
+  for name in pairs(indices) do names[#names + 1] = name end
+  table.sort(names)
+  for i = 1, #names, 50 do
+    local group = {}
+    for j = i, math.min(i + 49, #names) do group[#group + 1] = names[j] end
+    local ok, err = client:refresh { index = group, ignore_unavailable = true }
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+-- Flush what was accepted, refresh, and decide the outcome.
+function Job:finish(raised)
+  local s, opts = self.summary, self.opts
+  if raised ~= nil and not self.failure then
+    self.failure = errors.is(raised) and raised or errors.new { kind = "internal", message = tostring(raised) }
+  end
+  local r = self.reader
+  if r.stopped then
+    s.interrupted = r.stopped
+    self.failure = self.failure or errors.new { kind = "interrupted", line = r.lineno, offset = r.offset,
+      message = "interrupted by " .. r.stopped .. " after " .. s.read
+        .. " documents; what was read is flushed, input stops" }
+  elseif r.error and not self.failure then
+    self.failure = r.error
+  end
+  r:close()
+  self.bad_dl:close()
+  local ok, stats, ierr = pcall(self.ix.close, self.ix)
+  if not ok then
+    self.failure = self.failure or stats
+    stats = self.ix.final or self.ix:stats_now()
+  else
+    self.failure = self.failure or ierr -- systemic, stalled, error budget spent
+  end
+  for k, v in pairs(stats) do s[k] = v end
+  if self.bad_dl.count > 0 then s.bad_lines_file = self.bad_dl.path end
+  if opts.refresh ~= false and (s.ok or 0) > 0 then
+    local rok, rerr = refresh(opts.client, self.indices)
+    if not rok then
+      self.failure = self.failure or errors.new { kind = "refresh",
+        message = "refresh after the load failed: " .. tostring(rerr) }
+    end
+  end
+  if not self.failure and s.unreplayable > 0 then
+    self.failure = errors.new { kind = "input", message = s.unreplayable .. " record(s) of " .. self.name
+      .. " are bad input lines, not documents, and cannot be replayed; the first: " .. s.first_unreplayable
+      .. ". Fix the line (raw_base64) and load it again" }
+  end
+  if not self.failure and (s.ok or 0) == 0 and not opts.allow_empty and s.unreplayable == 0 then
+    local n = s.read + s.bad_lines
+    self.failure = errors.new { kind = "empty", message = n > 0 and ("indexed 0 of " .. n .. " documents")
+      or ("indexed 0 documents: " .. self.name .. " holds none") .. " (allow_empty / --allow-empty accepts that)" }
+  end
+  if self.failure then return nil, self.failure, s end
+  return s
 end
 
 function M.run(opts)
-  if type(opts) ~= "table" or not opts.client then error("load.run: opts.client is required", 2) end
-  local format = opts.format or "ndjson"
-  if format ~= "ndjson" and format ~= "bulk" and format ~= "csv" and format ~= "deadletter" then
-    error("load.run: format must be ndjson, bulk, csv or deadletter, got " .. tostring(format), 2)
+  local format, on_bad, dead = check(opts)
+  local name_of, pattern_fields
+  if opts.index_pattern then name_of, pattern_fields = index_pattern.compile(opts.index_pattern, 3) end
+  local trap = opts.trap_signals
+  local input = opts.input or "-"
+  -- trapped before the input is opened: opening a FIFO and the first read may wait
+  if trap then core.signals_trap(input == "-" and io.stdin or nil) end
+  local reader, rerr = lines.open(input, { chunk = opts.read_bytes, max_line = opts.max_line_bytes,
+                                           stop = trap and core.signals_received or nil })
+  if not reader then
+    local sig = trap and core.signals_received()
+    if trap then core.signals_restore() end
+    if sig then -- the open of a FIFO waited, and was interrupted
+      local err = errors.new { kind = "interrupted",
+                               message = "interrupted by " .. sig .. " before the input was opened" }
+      return nil, err, { read = 0, interrupted = sig }
+    end
+    return nil, rerr
   end
-  if format ~= "bulk" and format ~= "deadletter" and not opts.index and not opts.index_pattern then
-    error("load.run: opts.index or opts.index_pattern is required", 2)
+  if trap then core.signals_watch(reader.f) end
+  local job = setmetatable({
+    opts = opts, on_bad = on_bad, name_of = name_of, pattern_fields = pattern_fields,
+    name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
+    reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = true } or {},
+    bad_dl = deadletter.new(dead .. ".input"),
+    summary = { read = 0, bad_lines = 0, unreplayable = 0 },
+  }, Job)
+  local ok, raised = pcall(function()
+    job.ix = opts.client:bulk_indexer {
+      index = opts.index, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
+      concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
+      retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
+      server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
+    }
+    read[format](job)
+  end)
+  if not job.ix then
+    if trap then core.signals_restore() end
+    reader:close()
+    error(raised, 0) -- the indexer refused its options: a wrong argument
   end
-  local on_bad = opts.on_bad_line or "stop"
-  local name_of = opts.index_pattern and index_pattern.compile(opts.index_pattern)
-  local op = opts.op or "index"
-
-  local reader, rerr = lines.open(opts.input or "-", { chunk = opts.read_bytes })
-  if not reader then return nil, rerr end
-
-  local ix = opts.client:bulk_indexer {
-    index = opts.index, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
-    concurrency = opts.concurrency, retries = opts.retries, dead_letter = opts.dead_letter,
-  }
-  local bad_dl = deadletter.new((opts.dead_letter or "espipe-deadletter.ndjson") .. ".input")
-  local summary = { read = 0, bad_lines = 0 }
-  local failure
-
-  local function bad(lineno, offset, why, raw)
-    summary.bad_lines = summary.bad_lines + 1
-    local e = errors.new { kind = "input", message = (opts.input or "stdin") .. ": " .. why, line = lineno, offset = offset }
-    if on_bad == "skip" then
-      bad_dl:write { line = lineno, offset = offset, error = why, raw = raw }
-      return true
-    end
-    failure = e
-    return false
-  end
-
-  local function add(action, source, meta)
-    local ok, err
-    if action == "raw" then ok, err = ix:raw(meta, source)
-    elseif action == "index" then ok, err = ix:index(source, meta)
-    elseif action == "create" then ok, err = ix:create(source, meta)
-    elseif action == "update" then ok, err = ix:update(source, meta)
-    else ok, err = ix:delete(meta) end
-    if ok == nil and err then failure = err return false end
-    summary.read = summary.read + 1
-    if opts.progress and summary.read % 1000 == 0 then
-      local s = ix:stats_now()
-      opts.progress:update { done = s.ok or summary.read, retries = s.retried, failed = s.failed }
-    end
-    return true
-  end
-
-  local function meta_for(doc, lineno, offset)
-    local meta = {}
-    if name_of then
-      local name, nerr = name_of(doc)
-      if not name then return nil, tostring(nerr) end
-      meta._index = name
-    elseif opts.index then
-      meta._index = opts.index
-    end
-    if opts.id_field then
-      local id = doc[opts.id_field]
-      if id == nil or id == json.null then return nil, "missing id field " .. opts.id_field end
-      if type(id) ~= "string" and type(id) ~= "number" then return nil, "id field " .. opts.id_field .. " is not a string or number" end
-      meta._id = id
-    end
-    return meta
-  end
-
-  if format == "ndjson" then
-    local need_doc = opts.id_field or name_of or opts.strict
-    for line, lineno, offset in reader:iter() do
-      if not is_blank(line) then
-        local meta, source = nil, line
-        if not looks_like_object(line) then
-          if not bad(lineno, offset, "not a JSON object", line) then break end
-        elseif need_doc then
-          local doc, why, at = decode_object(line)
-          if doc then
-            local merr
-            meta, merr = meta_for(doc, lineno, offset)
-            if not meta then
-              if not bad(lineno, offset, merr, line) then break end
-            end
-          else
-            if not bad(lineno, at and offset + at - 1 or offset, why, line) then break end
-          end
-        else
-          meta = { _index = opts.index }
-        end
-        if meta and not add(op, source, meta) then break end
-      end
-    end
-  elseif format == "bulk" then
-    local pending -- action, meta waiting for its source line
-    for line, lineno, offset in reader:iter() do
-      if not is_blank(line) then
-        if pending then
-          if not looks_like_object(line) then
-            if not bad(lineno, offset, "bulk source line is not a JSON object", line) then break end
-          elseif not add("raw", line, pending.line) then
-            break
-          end
-          pending = nil
-        else
-          local v, why = decode_object(line)
-          local action = v and next(v)
-          if not v or not BULK_ACTIONS[action] or next(v, action) ~= nil or type(v[action]) ~= "table" then
-            if not bad(lineno, offset, v and "expected a bulk action line {\"index\"|\"create\"|\"update\"|\"delete\": {...}}" or ("action line: " .. tostring(why)), line) then break end
-          else
-            if action == "delete" then
-              if not add("raw", nil, line) then break end
-            else
-              pending = { action = action, line = line }
-            end
-          end
-        end
-      end
-    end
-    if pending and not failure then bad(reader.lineno, reader.offset, "bulk action line without its source line") end
-  elseif format == "deadletter" then
-    for line, lineno, offset in reader:iter() do
-      if not is_blank(line) then
-        local action, source = replay_record(line)
-        if not action then
-          if not bad(lineno, offset, source, line) then break end
-        elseif not add("raw", source, action) then
-          break
-        end
-      end
-    end
-  else -- csv
-    local header, herr = csv.read(reader)
-    if not header then
-      failure = herr or errors.new { kind = "input", message = "CSV input has no header row", line = 1 }
-    else
-      while true do
-        local fields, lineno, offset = csv.read(reader)
-        if not fields then
-          -- lineno holds the parser's error, if any; a reader error ends the loop below
-          if not lineno or reader.error then break end
-          if not bad(lineno.line, lineno.offset, lineno.message) then break end
-        elseif #fields == 1 and fields[1] == "" and #header > 1 then
-          -- a blank line
-        elseif #fields ~= #header then
-          if not bad(lineno, offset, "expected " .. #header .. " fields, found " .. #fields) then break end
-        else
-          local doc = {}
-          for i, name in ipairs(header) do
-            local v = fields[i]
-            if opts.csv_types then v = csv.typed(v) end
-            doc[name] = v
-          end
-          local meta, merr = meta_for(doc, lineno, offset)
-          if not meta then
-            if not bad(lineno, offset, merr) then break end
-          elseif not add(op, doc, meta) then
-            break
-          end
-        end
-      end
-    end
-  end
-  if not failure and reader.error then failure = reader.error end
-  reader:close()
-  bad_dl:close()
-
-  -- flush what was accepted, also when stopping on a bad line
-  local stats = ix:close() or {}
-  for k, v in pairs(stats) do summary[k] = v end
-  if bad_dl.count > 0 then summary.bad_lines_file = bad_dl.path end
-  if failure then return nil, failure, summary end
-  return summary
+  local fok, summary, err, partial = pcall(job.finish, job, not ok and raised or nil)
+  if trap then core.signals_restore() end
+  if not fok then error(summary, 0) end
+  return summary, err, partial
 end
 
 return M

@@ -11,6 +11,7 @@
 --   sink.invalid, sink.coerced: per-column counts; sink.partitions (partitioned)
 local errors = require "espipe.errors"
 local index_pattern = require "espipe.pipeline.index_pattern"
+local names = require "espipe.parquet.names"
 
 local M = {}
 
@@ -23,7 +24,7 @@ end
 -- { field = column } of the fields whose column name differs.
 local function renamed_map(columns)
   local m = {}
-  for _, r in ipairs(columns.renamed or {}) do m[r.field] = r.column end
+  for _, r in ipairs(names.renamed(columns)) do m[r.field] = r.column end
   return m
 end
 
@@ -231,10 +232,10 @@ local function partitioned(parquet, dir, w, opts)
   function sink.is_open() return next(open) ~= nil end
 
   function sink.finish_file()
-    local names = {}
-    for name in pairs(by_name) do names[#names + 1] = name end
-    table.sort(names)
-    for _, name in ipairs(names) do
+    local order = {}
+    for name in pairs(by_name) do order[#order + 1] = name end
+    table.sort(order)
+    for _, name in ipairs(order) do
       local p = by_name[name]
       local ok, err = p.parts.finish_file()
       if not ok then return nil, err end

@@ -1,0 +1,24 @@
+-- espipe.load{} checks its options before it reads anything.
+local espipe = require "espipe"
+
+describe("espipe.load options", function()
+  local client = setmetatable({}, { __index = function() error("no request may be made", 2) end })
+
+  it("rejects an unknown key instead of reading stdin", function()
+    local ok, err = pcall(espipe.load, { client = client, file = "docs.ndjson", index = "i" })
+    assert.is_false(ok)
+    assert.matches("espipe.load: unknown option 'file'", err, 1, true)
+  end)
+
+  it("names the nearest valid key of a typo", function()
+    local ok, err = pcall(espipe.load, { client = client, input = "-", index = "i", idfield = "id" })
+    assert.is_false(ok)
+    assert.matches("unknown option 'idfield' (did you mean 'id_field'?)", err, 1, true)
+  end)
+
+  it("rejects a wrong index pattern before opening the input", function()
+    local ok, err = pcall(espipe.load, { client = client, input = "/nonexistent/in.ndjson", index_pattern = "l-{t:%Y%q}" })
+    assert.is_false(ok)
+    assert.matches("unknown directive '%q'", err, 1, true)
+  end)
+end)
