@@ -65,7 +65,7 @@ for target in spec/fuzz/fuzz_*.c; do
     bin="$fuzz_dir/$name"
     extra_src="" extra_libs=""
     # targets that link the Parquet writer (fuzz_parquet_encoding includes its own parts)
-    case $name in fuzz_parquet_page) extra_src=$(ls csrc/parquet/*.c | grep -v parquet_lua.c) extra_libs=-lsnappy ;; esac
+    case $name in fuzz_parquet_page|fuzz_parquet_shred) extra_src=$(ls csrc/parquet/*.c | grep -v parquet_lua.c) extra_libs=-lsnappy ;; esac
     if ! clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 \
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -I/usr/include/lua5.4 -Icsrc -o "$bin" "$target" $core_src $extra_src \
