@@ -576,7 +576,8 @@ static int write_page(pq_writer *w, int type, const strbuf *body, int32_t num_va
         tc_i32(&tc, 2, encoding);
         tc_i32(&tc, 3, ENC_RLE);
         tc_i32(&tc, 4, ENC_RLE);
-        write_stats(&tc, 5, st, kind);
+        if (st != NULL) /* statistics are optional in a data page header */
+            write_stats(&tc, 5, st, kind);
         tc_end(&tc);
     } else {
         tc_struct(&tc, 7);
