@@ -279,11 +279,21 @@ local function shards_header(n)
   return { total = n, successful = n, skipped = 0, failed = 0 }
 end
 
+-- the keys of a search body (SearchSourceBuilder's); any other is refused
+local SEARCH_KEYS = {}
+for k in ([[query from size sort _source fields docvalue_fields stored_fields track_total_hits
+  track_scores search_after slice pit aggs aggregations post_filter highlight min_score indices_boost
+  timeout terminate_after version seq_no_primary_term explain script_fields rescore suggest collapse
+  profile runtime_mappings knn stats ext rank retriever]]):gmatch("%S+") do SEARCH_KEYS[k] = true end
+M.SEARCH_KEYS = SEARCH_KEYS
+
 -- query-string parameters folded into the body (the body wins)
 local function merged_body(req)
   local body, s, e = params.body(req)
   if body == false then return nil, s, e end
   body = body or {}
+  s, e = params.check_keys(req, body, SEARCH_KEYS)
+  if s then return nil, s, e end
   local a = req.args
   if body.size == nil and a.size then body.size = tonumber(a.size) end
   if body.from == nil and a.from then body.from = tonumber(a.from) end
@@ -502,6 +512,10 @@ end
 function M.count(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
+  for k in pairs(body or {}) do
+    -- RestActions.getQueryContent: a count body holds a query and nothing else
+    if k ~= "query" then return es.fail(400, "parsing_exception", "request does not support [" .. k .. "]") end
+  end
   body = { query = body and body.query }
   if body.query == nil and type(req.args.q) == "string" then
     local f, v = req.args.q:match("^([^:]+):(.+)$")
