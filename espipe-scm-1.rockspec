@@ -80,6 +80,7 @@ build = {
     ["espipe.server.cluster"] = "lua/espipe/server/cluster.lua",
     ["espipe.server.es_errors"] = "lua/espipe/server/es_errors.lua",
     ["espipe.server.filter_path"] = "lua/espipe/server/filter_path.lua",
+    ["espipe.server.index_names"] = "lua/espipe/server/index_names.lua",
     ["espipe.server.gzip"] = "lua/espipe/server/gzip.lua",
     ["espipe.server.json"] = "lua/espipe/server/json.lua",
     ["espipe.server.mapping"] = "lua/espipe/server/mapping.lua",

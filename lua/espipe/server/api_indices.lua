@@ -3,6 +3,7 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local index_names = require("espipe.server.index_names")
 local mapping = require("espipe.server.mapping")
 local params = require("espipe.server.params")
 
@@ -40,9 +41,19 @@ local function aliases_of(idx)
 end
 
 function M.create(req)
-  local name = req.params.index
+  local name, derr = index_names.date_math(req.params.index)
+  if not name then return es.bad_request(derr) end
   local body, s, e = params.body(req)
   if body == false then return s, e end
+  if type(body) == "table" and type(body.aliases) == "table" then
+    local aliases = {}
+    for a, props in pairs(body.aliases) do
+      local resolved, aerr = index_names.date_math(a)
+      if not resolved then return es.bad_request(aerr) end
+      aliases[resolved] = props
+    end
+    body.aliases = aliases
+  end
   local idx
   idx, s, e = cluster.create_index(name, body)
   if not idx then return s, e end
@@ -50,7 +61,7 @@ function M.create(req)
 end
 
 function M.get(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
@@ -63,29 +74,43 @@ function M.get(req)
 end
 
 function M.exists(req)
-  local indices = cluster.resolve(req.params.index)
+  local indices = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices or #indices == 0 then return 404, "" end
   return 200, ""
 end
 
+-- Deleting never reaches an index through an alias: an alias named outright
+-- is refused, and wildcards match index names only (open and closed).
 function M.delete(req)
-  local targets = {}
-  for part in req.params.index:gmatch("[^,]+") do
-    if not part:find("*", 1, true) and part ~= "_all" and not cluster.state.indices[part]
-        and cluster.alias_indices(part) then
-      return es.bad_request("The provided expression [" .. part
-        .. "] matches an alias, specify the corresponding concrete indices instead.")
-    end
-  end
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
+    { expand_wildcards = "open,closed", wildcard_aliases = false, concrete_aliases = false }))
   if not indices then return s, e end
-  for _, idx in ipairs(indices) do targets[#targets + 1] = idx end
-  for _, idx in ipairs(targets) do cluster.delete_index(idx) end
+  for _, idx in ipairs(indices) do cluster.delete_index(idx) end
   return 200, { acknowledged = true }
 end
 
+-- _close / _open: a closed index keeps its documents and refuses reads and
+-- writes with index_closed_exception
+local function set_closed(req, closed)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
+    { expand_wildcards = closed and "open" or "closed" }))
+  if not indices then return s, e end
+  local shards_acked = json.object()
+  for _, idx in ipairs(indices) do
+    idx.closed = closed or nil
+    shards_acked[idx.name] = { closed = true }
+  end
+  if closed then
+    return 200, { acknowledged = true, shards_acknowledged = true, indices = shards_acked }
+  end
+  return 200, { acknowledged = true, shards_acknowledged = true }
+end
+
+function M.close(req) return set_closed(req, true) end
+function M.open(req) return set_closed(req, false) end
+
 function M.get_settings(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
@@ -97,7 +122,7 @@ function M.put_settings(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local settings = body.settings or body
   for _, idx in ipairs(indices) do
@@ -108,7 +133,7 @@ function M.put_settings(req)
 end
 
 function M.get_mapping(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local out = json.object()
   for _, idx in ipairs(indices) do
@@ -122,7 +147,7 @@ function M.put_mapping(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   for _, idx in ipairs(indices) do
     cluster.settle_mapping(idx)
@@ -144,14 +169,14 @@ local function shards_header(indices)
 end
 
 function M.refresh(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   for _, idx in ipairs(indices) do cluster.refresh(idx) end
   return 200, { _shards = shards_header(indices) }
 end
 
 function M.forcemerge(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   if req.args.wait_for_completion == "false" then
     return 200, { task = "espipe-node-0:1" }
@@ -243,32 +268,39 @@ function M.update_aliases(req)
   return 200, { acknowledged = true, errors = false }
 end
 
+-- GET _alias: every index (open or closed) with the aliases asked for; names
+-- (not patterns) that match no alias make it a 404 that still lists the rest
 function M.get_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { expand_wildcards = "all" }))
   if not indices then return s, e end
   local want = req.params.name
-  local pat
-  if want then
-    pat = {}
-    for w in want:gmatch("[^,]+") do
-      pat[#pat + 1] = "^" .. w:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
-    end
+  local any_alias = want == "_all" or want == "*"
+  if any_alias then want = nil end
+  local pats, seen = {}, {}
+  for w in (want or ""):gmatch("[^,]+") do
+    pats[#pats + 1] = { name = w, pat = "^" .. w:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$" }
   end
-  local out, found = json.object(), false
+  local out = json.object()
   for _, idx in ipairs(indices) do
     local aliases = json.object()
     for a, props in pairs(idx.aliases) do
-      local hit = not pat
-      if pat then for _, p in ipairs(pat) do if a:match(p) then hit = true end end end
-      if hit then
-        aliases[a] = next(props) and props or json.object()
-        found = true
-      end
+      local hit = not want
+      for _, p in ipairs(pats) do if a:match(p.pat) then hit = true; seen[p.name] = true end end
+      if hit then aliases[a] = next(props) and props or json.object() end
     end
-    if not pat or next(aliases) then out[idx.name] = { aliases = aliases } end
+    if (not want and not any_alias) or next(aliases) then out[idx.name] = { aliases = aliases } end
   end
-  if want and not found then
-    return 404, { error = "alias [" .. want .. "] missing", status = 404 }
+  local missing = {}
+  for _, p in ipairs(pats) do
+    if not seen[p.name] and not p.name:find("*", 1, true) then missing[#missing + 1] = p.name end
+  end
+  if want and (#missing > 0 or not next(out)) then
+    if req.method == "HEAD" then return 404, "" end
+    table.sort(missing)
+    if #missing == 0 then missing = { want } end
+    out.error = (#missing > 1 and "aliases [" or "alias [") .. table.concat(missing, ",") .. "] missing"
+    out.status = 404
+    return 404, out
   end
   if req.method == "HEAD" then return 200, "" end
   return 200, out
@@ -278,7 +310,7 @@ function M.put_alias(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   for _, idx in ipairs(indices) do
     idx.aliases[req.params.name] = alias_props(body or {})
@@ -288,7 +320,7 @@ function M.put_alias(req)
 end
 
 function M.delete_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local any = false
   for _, idx in ipairs(indices) do

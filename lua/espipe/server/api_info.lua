@@ -57,7 +57,7 @@ end
 local RANK = { green = 0, yellow = 1, red = 2 }
 
 function M.health(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local status, primaries, shards, unassigned = health_of(indices)
   local nodes = cluster.state.node_count
@@ -79,7 +79,7 @@ function M.health(req)
 end
 
 function M.state_metadata(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local out = json.object()
   for _, idx in ipairs(indices) do
@@ -152,7 +152,7 @@ local function cat(req, columns, rows)
 end
 
 function M.cat_shards(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local rows = {}
   local host = host_of(req)
@@ -179,7 +179,7 @@ function M.cat_shards(req)
 end
 
 function M.cat_indices(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local rows = {}
   for _, idx in ipairs(indices) do
@@ -198,7 +198,7 @@ function M.cat_indices(req)
 end
 
 function M.search_shards(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local nodes = json.object()
   local port = req.opts.port or 9200

@@ -373,7 +373,7 @@ function M.search(req)
     snap = c.snap
   else
     local indices
-    indices, s, e = cluster.resolve(req.params.index, { ignore_unavailable = req.args.ignore_unavailable == "true" })
+    indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { forbid_closed = true }))
     if not indices then return s, e end
     snap = sc.snapshot(indices, params.str(req.args, "routing"))
   end
@@ -494,7 +494,7 @@ function M.open_pit(req)
   if not ka then return es.validation({ "[keep_alive] is not specified" }) end
   local secs, kerr = keep_alive(ka, "keep_alive")
   if not secs then return 400, kerr end
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local n = sc.register({ kind = "pit", expires = ngx.now() + secs, snap = snap })
@@ -522,7 +522,7 @@ function M.count(req)
     body.query = f and { match = { [f] = v } } or nil
   end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"), true)
   if sc.is_trivial(body.query) then

@@ -8,6 +8,7 @@ local routing = require("espipe.server.routing")
 local mapping = require("espipe.server.mapping")
 local persist = require("espipe.server.persist")
 local es = require("espipe.server.es_errors")
+local index_names = require("espipe.server.index_names")
 
 local M = {}
 
@@ -311,10 +312,6 @@ function M.alias_indices(alias)
   return list
 end
 
-local function glob_to_pattern(g)
-  return "^" .. g:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
-end
-
 local function sorted_names()
   local names = {}
   for name in pairs(state.indices) do names[#names + 1] = name end
@@ -323,53 +320,16 @@ local function sorted_names()
 end
 M.sorted_names = sorted_names
 
--- resolve(expr[, opts]) -> list of indices (sorted, unique), alias routing
--- by index | nil, status, body. expr: "a,b*,alias" / "_all" / "*" / nil.
+-- resolve(expr[, opts]) -> list of indices (sorted, unique) | nil, status,
+-- body. expr: "a,b*,alias,<logs-{now/d}>" / "_all" / "*" / nil; opts: the
+-- index options (espipe.server.index_names).
 function M.resolve(expr, opts)
-  opts = opts or {}
-  local out, seen = {}, {}
-  local function add(idx)
-    if not seen[idx.name] then
-      seen[idx.name] = true
-      out[#out + 1] = idx
-    end
-  end
-  if expr == nil or expr == "" or expr == "_all" or expr == "*" then
-    for _, name in ipairs(sorted_names()) do add(state.indices[name]) end
-    return out
-  end
-  for part in tostring(expr):gmatch("[^,]+") do
-    local exclude = part:sub(1, 1) == "-" and #out > 0
-    if exclude then part = part:sub(2) end
-    if part:find("*", 1, true) then
-      local pat = glob_to_pattern(part)
-      for _, name in ipairs(sorted_names()) do
-        local idx = state.indices[name]
-        local hit = name:match(pat) ~= nil
-        if not hit then
-          for a in pairs(idx.aliases) do if a:match(pat) then hit = true break end end
-        end
-        if hit then
-          if exclude then
-            seen[name] = true
-            for i = #out, 1, -1 do if out[i].name == name then table.remove(out, i) end end
-          else
-            add(idx)
-          end
-        end
-      end
-    elseif state.indices[part] then
-      add(state.indices[part])
-    else
-      local names = M.alias_indices(part)
-      if names then
-        for _, n in ipairs(names) do add(state.indices[n]) end
-      elseif not opts.ignore_unavailable then
-        return nil, es.index_not_found(part)
-      end
-    end
-  end
-  return out
+  return index_names.resolve(state.indices, M.alias_indices, expr, opts)
+end
+
+-- the index options of a request (query parameters over an API's defaults)
+function M.index_options(req, defaults)
+  return index_names.options(req.args, defaults)
 end
 
 -- Write target for a name: an index, or an alias's write index. Returns

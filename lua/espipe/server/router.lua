@@ -69,6 +69,8 @@ local ROUTES = {
   { "GET POST", "/{index}/_refresh", "indices", "refresh" },
   { "POST", "/_forcemerge", "indices", "forcemerge" },
   { "POST", "/{index}/_forcemerge", "indices", "forcemerge" },
+  { "POST", "/{index}/_close", "indices", "close" },
+  { "POST", "/{index}/_open", "indices", "open" },
   { "PUT", "/{index}", "indices", "create" },
   { "GET", "/{index}", "indices", "get" },
   { "HEAD", "/{index}", "indices", "exists" },
