@@ -180,6 +180,14 @@ function M.handle()
 
   local req = { method = method, path = path, args = args, body = body, node = node, headers = headers,
                 opts = opts }
+  if opts.auth then
+    local principal, s, b, challenge = require("espipe.server.api_security").authenticate(req, opts.auth)
+    if not principal then
+      ngx.header["WWW-Authenticate"] = challenge
+      return send(s, b, out_type, method == "HEAD")
+    end
+    req.principal = principal
+  end
   local ok, status, resp, rtype = pcall(router.dispatch, req)
   if not ok then
     ngx.log(ngx.ERR, "espipe serve: ", status)

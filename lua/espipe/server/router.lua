@@ -24,6 +24,10 @@ local ROUTES = {
   { "GET POST", "/_search_shards", "info", "search_shards" },
   { "GET POST", "/{index}/_search_shards", "info", "search_shards" },
 
+  { "POST PUT", "/_security/api_key", "security", "create_api_key" },
+  { "DELETE", "/_security/api_key", "security", "invalidate_api_key" },
+  { "GET", "/_security/_authenticate", "security", "authenticate_api" },
+
   { "POST PUT", "/_bulk", "bulk", "bulk" },
   { "POST PUT", "/{index}/_bulk", "bulk", "bulk" },
 
