@@ -4,11 +4,18 @@ local devserver = require("spec.support.devserver")
 local http = require("spec.support.http")
 local json = require("espipe.server.json")
 
+-- RFC 4648 base64, written here rather than taken from the code under test
+local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local function b64(s)
-  local p = io.popen("printf '%s' '" .. s .. "' | base64 -w0")
-  local out = p:read("*a")
-  p:close()
-  return out
+  return ((s:gsub(".", function(c)
+    local bits, b = "", c:byte()
+    for i = 8, 1, -1 do bits = bits .. (math.floor(b / 2 ^ (i - 1)) % 2) end
+    return bits
+  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(x)
+    if #x < 6 then return "" end
+    local n = tonumber(x, 2)
+    return ALPHABET:sub(n + 1, n + 1)
+  end) .. ({ "", "==", "=" })[#s % 3 + 1])
 end
 
 describe("espipe serve #server: --auth", function()

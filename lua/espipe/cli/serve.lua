@@ -255,7 +255,8 @@ function M.run(args)
   end
 
   if o.tls then
-    local files, terr = require("espipe.server.tls").ensure((o.data or prefix) .. "/tls", o.host)
+    local files, terr = require("espipe.server.tls").ensure((o.data or prefix) .. "/tls", o.host,
+      { q = q, exists = file_exists, run = shell_ok })
     if not files then
       io.stderr:write("espipe serve: ", terr, "\n")
       if temp then shell_ok("rm -rf " .. q(prefix)) end

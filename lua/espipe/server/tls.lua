@@ -4,25 +4,13 @@
 -- Pure Lua (no ngx): used by `espipe serve` before nginx starts.
 local M = {}
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function exists(path)
-  local f = io.open(path, "r")
-  if f then f:close() return true end
-  return false
-end
-
-local function run(cmd)
-  local a, _, c = os.execute(cmd .. " >/dev/null 2>&1")
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
-end
-
--- ensure(dir, host) -> { ca =, cert =, key = } | nil, err. Files already in
--- dir are kept (a --data server keeps the CA its clients trust).
-function M.ensure(dir, host)
+-- sh = { q = shell quoting, exists = file test, run = command succeeds },
+-- the helpers of the command that calls this
+-- ensure(dir, host, sh) -> { ca =, cert =, key = } | nil, err. Files already
+-- in dir are kept (a --data server keeps the CA its clients trust).
+function M.ensure(dir, host, sh)
+  local q, exists = sh.q, sh.exists
+  local function run(cmd) return sh.run(cmd .. " >/dev/null 2>&1") end
   local files = { ca = dir .. "/ca.crt", ca_key = dir .. "/ca.key", cert = dir .. "/server.crt",
                   key = dir .. "/server.key" }
   if exists(files.ca) and exists(files.cert) and exists(files.key) then return files end
