@@ -175,7 +175,8 @@ local function banner(o)
   local lines = {}
   local last = o.port + o.nodes - 1
   lines[#lines + 1] = string.format("espipe serve: Elasticsearch 8 dev server listening on %s://%s:%d/%s",
-    o.tls and "https" or "http", o.host, o.port, o.nodes > 1 and string.format(" (%d nodes, ports %d-%d)", o.nodes, o.port, last) or "")
+    o.tls and "https" or "http", o.host, o.port,
+    o.nodes > 1 and string.format(" (%d nodes, ports %d-%d)", o.nodes, o.port, last) or "")
   if o.blackhole then
     lines[#lines + 1] = "  blackhole: bulk items are acknowledged but not stored"
   elseif o.data then

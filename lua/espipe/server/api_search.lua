@@ -18,18 +18,31 @@ local M = {}
 
 local MAX_KEEP_ALIVE = 24 * 3600
 
--- URL-safe base64, as ES's ids, so they can travel in a query string
-local function encode_id(kind, n)
-  return (ngx.encode_base64("espipe:" .. kind .. ":" .. n, true):gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+-- URL-safe base64, as ES's ids, so they can travel in a query string. An id
+-- names this start of the server too: after a restart (--data keeps the
+-- indices, not the contexts) an old id is a missing context, never the
+-- context that happens to get its number again.
+local boot
+local function boot_id()
+  if not boot then boot = string.format("%x%04x", math.floor(ngx.now() * 1000), math.random(0, 65535)) end
+  return boot
 end
 
+local function encode_id(kind, n)
+  return (ngx.encode_base64("espipe:" .. kind .. ":" .. boot_id() .. ":" .. n, true)
+    :gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+end
+
+-- decode_id(kind, id) -> n | false (well-formed, from another start) | nil
 local function decode_id(kind, id)
   if type(id) ~= "string" then return nil end
   id = id:gsub("[-_]", { ["-"] = "+", ["_"] = "/" }):gsub("=+$", "")
   id = id .. string.rep("=", (4 - #id % 4) % 4)
   local s = ngx.decode_base64(id)
-  local n = s and s:match("^espipe:" .. kind .. ":(%d+)$")
-  return n and tonumber(n)
+  local b, n = (s or ""):match("^espipe:" .. kind .. ":(%x+):(%d+)$")
+  if not b then return nil end
+  if b ~= boot_id() then return false end
+  return tonumber(n)
 end
 
 local function keep_alive(v, name)
@@ -45,11 +58,11 @@ end
 
 local function context(kind, id)
   local n = decode_id(kind, id)
-  if not n then
+  if n == nil then
     return nil, es.bad_request("Cannot parse " .. (kind == "pit" and "point in time" or "scroll") .. " id")
   end
-  local c = sc.get(n)
-  if not c then return nil, es.context_missing(n) end
+  local c = n and sc.get(n)
+  if not c then return nil, es.context_missing(n or id) end
   return c, n
 end
 

@@ -29,7 +29,7 @@ local M = {}
 local ok_cjson, cjson = pcall(require, "cjson")
 if not ok_cjson then cjson = nil end
 
-local type, pairs, next, tostring, tonumber = type, pairs, next, tostring, tonumber
+local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local setmetatable, getmetatable, error, pcall = setmetatable, getmetatable, error, pcall
 local byte, sub, find, format, gsub, char = string.byte, string.sub, string.find,
   string.format, string.gsub, string.char
