@@ -71,6 +71,7 @@ build = {
     ["espipe.routing"] = "lua/espipe/routing.lua",
     ["espipe.scan"] = "lua/espipe/scan.lua",
     ["espipe.server.api_bulk"] = "lua/espipe/server/api_bulk.lua",
+    ["espipe.server.api_by_query"] = "lua/espipe/server/api_by_query.lua",
     ["espipe.server.api_docs"] = "lua/espipe/server/api_docs.lua",
     ["espipe.server.api_indices"] = "lua/espipe/server/api_indices.lua",
     ["espipe.server.api_info"] = "lua/espipe/server/api_info.lua",

@@ -481,9 +481,18 @@ def contains(actual, expected):
     return same(expected, actual)
 
 
+class Loader(yaml.SafeLoader):
+    """YAML as Elasticsearch's runner reads it: dates stay strings"""
+
+
+Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def load_file(path):
     with open(path) as f:
-        docs = [d for d in yaml.safe_load_all(f) if d]
+        docs = [d for d in yaml.load_all(f, Loader=Loader) if d]
     setup, teardown, tests = [], [], []
     for d in docs:
         for name, steps in d.items():

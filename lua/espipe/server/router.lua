@@ -42,6 +42,10 @@ local ROUTES = {
   { "GET POST", "/_count", "search", "count" },
   { "GET POST", "/{index}/_count", "search", "count" },
 
+  { "POST", "/{index}/_delete_by_query", "by_query", "delete_by_query" },
+  { "POST", "/{index}/_update_by_query", "by_query", "update_by_query" },
+  { "GET", "/_tasks/{task_id}", "by_query", "get_task" },
+
   { "GET POST", "/_mget", "docs", "mget" },
   { "GET POST", "/{index}/_mget", "docs", "mget" },
   { "POST PUT", "/{index}/_doc", "docs", "index_auto" },
