@@ -113,8 +113,8 @@ class Api:
         path = best["path"]
         for part in best.get("parts", {}):
             value = encode_param(params.pop(part))
-            path = path.replace("{%s}" % part, urllib.parse.quote(value, safe=",*<>{}/") if part != "id"
-                                else urllib.parse.quote(value, safe=""))
+            # as the clients do: everything but ',' and '*' percent-encoded
+            path = path.replace("{%s}" % part, urllib.parse.quote(value, safe=",*" if part != "id" else ""))
         known = set(spec.get("params", {})) | {"error_trace", "filter_path", "human", "pretty", "ignore"}
         for k in params:
             if k not in known:

@@ -10,18 +10,7 @@ local params = require("espipe.server.params")
 local M = {}
 
 local function nested_settings(idx)
-  local out = json.object()
-  for k, v in pairs(idx.settings) do
-    local t = out
-    local parts = {}
-    for p in k:gmatch("[^.]+") do parts[#parts + 1] = p end
-    for i = 1, #parts - 1 do
-      if type(t[parts[i]]) ~= "table" then t[parts[i]] = json.object() end
-      t = t[parts[i]]
-    end
-    t[parts[#parts]] = v
-  end
-  return out
+  return cluster.nest_settings(idx.settings)
 end
 M.nested_settings = nested_settings
 

@@ -17,6 +17,7 @@ local strbuf = require("string.buffer")
 local M = {}
 
 local MAX_KEEP_ALIVE = 24 * 3600
+local PIT_WITH_INDICES = "[indices] cannot be used with point in time. Do not specify any index with point in time."
 
 -- URL-safe base64, as ES's ids, so they can travel in a query string. An id
 -- names this start of the server too: after a restart (--data keeps the
@@ -49,8 +50,11 @@ local function keep_alive(v, name)
   local secs, err = query.parse_time(v)
   if not secs then return nil, es.bad_request("failed to parse setting [" .. name .. "] with value ["
     .. tostring(v) .. "] as a time value: " .. tostring(err and err.reason or err)) end
-  if secs > MAX_KEEP_ALIVE then
-    return nil, es.bad_request("Keep alive for request (" .. tostring(v) .. ") is too large. It must be less than (1d). "
+  local max_text = require("espipe.server.api_cluster").setting("search.max_keep_alive")
+  local max = max_text and query.parse_time(max_text) or MAX_KEEP_ALIVE
+  if secs > max then
+    return nil, es.bad_request("Keep alive for request (" .. tostring(v) .. ") is too large. It must be less than ("
+      .. (max_text or "1d") .. "). "
       .. "This limit can be set by changing the [search.max_keep_alive] cluster level setting.")
   end
   return secs
@@ -72,6 +76,8 @@ end
 
 local function check_slice(slice)
   if slice == nil then return nil end
+  -- ES reads id and max as integers, from numbers or numeric strings
+  if type(slice) == "table" then slice.id, slice.max = tonumber(slice.id), tonumber(slice.max) end
   if type(slice) ~= "table" or type(slice.id) ~= "number" or type(slice.max) ~= "number" then
     return es.bad_request("[slice] needs numeric id and max")
   end
@@ -81,7 +87,9 @@ local function check_slice(slice)
 end
 
 -- a PIT search always ends its sort with the _shard_doc tiebreaker
-local function with_tiebreak(sort_spec)
+-- (not when search_after holds exactly the values of the sort asked for: a
+-- page after one read without the tiebreaker, as ES allows)
+local function with_tiebreak(sort_spec, search_after)
   local list = json.array()
   if sort_spec ~= nil then
     if type(sort_spec) == "table" and (json.is_array(sort_spec) or sort_spec[1] ~= nil) then
@@ -93,6 +101,7 @@ local function with_tiebreak(sort_spec)
   for _, s in ipairs(list) do
     if s == "_shard_doc" or (type(s) == "table" and s._shard_doc) then return list end
   end
+  if type(search_after) == "table" and #list > 0 and #search_after == #list then return list end
   list[#list + 1] = "_shard_doc"
   return list
 end
@@ -367,11 +376,23 @@ function M.search(req)
   end
   if track == -1 or (as_int and track ~= false) then track = true end
   local scroll = params.str(req.args, "scroll")
+  local search_type = params.str(req.args, "search_type")
+  if search_type and search_type ~= "query_then_fetch" and search_type ~= "dfs_query_then_fetch" then
+    return es.bad_request("No search type for [" .. search_type .. "]")
+  end
+  if scroll then
+    local problems = {}
+    if body.size == 0 then problems[#problems + 1] = "[size] cannot be [0] in a scroll context" end
+    if req.args.request_cache == "true" then
+      problems[#problems + 1] = "[request_cache] cannot be used in a scroll context"
+    end
+    if #problems > 0 then return es.validation(problems) end
+  end
 
   local snap, pit_ctx, pit_n
   if body.pit ~= nil then
     if req.params.index then
-      return es.validation({ "[indices] cannot be used with point in time. Do not specify any index with point in time." })
+      return es.validation({ PIT_WITH_INDICES })
     end
     if scroll then return es.validation({ "using [point in time] is not allowed in a scroll context" }) end
     if type(body.pit) ~= "table" then return es.bad_request("[pit] must be an object") end
@@ -379,8 +400,8 @@ function M.search(req)
     if not c then return n, cb end
     pit_ctx, pit_n = c, n
     if body.pit.keep_alive then
-      local secs, kerr = keep_alive(body.pit.keep_alive, "keep_alive")
-      if not secs then return 400, kerr end
+      local secs, ks, kb = keep_alive(body.pit.keep_alive, "keep_alive")
+      if not secs then return ks, kb end
       c.expires = ngx.now() + secs
     end
     snap = c.snap
@@ -392,9 +413,12 @@ function M.search(req)
   end
   s, e = check_slice(body.slice)
   if s then return s, e end
+  require("espipe.server.terms_lookup").rewrite(body.query)
+  s, e = require("espipe.server.search_limits").check(snap.indices, body, scroll)
+  if s then return s, e end
 
   local sort_spec = body.sort
-  if pit_ctx then sort_spec = with_tiebreak(sort_spec) end
+  if pit_ctx then sort_spec = with_tiebreak(sort_spec, body.search_after) end
   local sorted = sort_spec ~= nil
   local plan, err = plan_for(pit_ctx, snap, body, sort_spec)
   if not plan then return query_error(err) end
@@ -420,10 +444,9 @@ function M.search(req)
   local spec = body._source
   local scroll_secs
   if scroll then
-    if size == 0 then return es.fail(400, "action_request_validation_exception", "Validation Failed: 1: [size] cannot be [0] in a scroll context;") end
-    local kerr
-    scroll_secs, kerr = keep_alive(scroll, "scroll")
-    if not scroll_secs then return 400, kerr end
+    local ks, kb
+    scroll_secs, ks, kb = keep_alive(scroll, "scroll")
+    if not scroll_secs then return ks, kb end
     track = true
   end
   local count
@@ -449,6 +472,63 @@ function M.search(req)
   return 200, page_response(head)
 end
 
+-- _msearch: header and body lines in pairs, each searched as its own
+-- request (header index/routing/search_type/... as its parameters), each
+-- answer with its status; one failed search is one error item
+local MSEARCH_ARGS = { "rest_total_hits_as_int", "typed_keys", "ccs_minimize_roundtrips" }
+
+local function msearch_item(req, header, text)
+  local args = {}
+  for _, k in ipairs(MSEARCH_ARGS) do args[k] = req.args[k] end
+  for k, v in pairs(header) do
+    if k ~= "index" then args[k] = type(v) == "table" and table.concat(v, ",") or tostring(v) end
+  end
+  local index = header.index
+  if type(index) == "table" then index = table.concat(index, ",") end
+  local sub = { method = "POST", path = req.path, args = args, body = text, node = req.node,
+                headers = req.headers, opts = req.opts, params = { index = index or req.params.index } }
+  local status, resp = M.search(sub)
+  if getmetatable(resp) == BUFFERED_MT then
+    local body = require("espipe.server.api_bulk").text(resp)
+    return body:sub(1, -2) .. ',"status":' .. status .. "}"
+  end
+  if type(resp) == "table" then resp.status = resp.status or status end
+  return json.encode(resp)
+end
+
+function M.msearch(req)
+  local started = ngx.now()
+  local text = req.body or ""
+  local lines = {}
+  for line in text:gmatch("[^\n]+") do
+    if not line:match("^%s*$") then lines[#lines + 1] = line end
+  end
+  if #lines == 0 then return es.validation({ "no requests added" }) end
+  local items = {}
+  for i = 1, #lines, 2 do
+    local header = json.decode(lines[i])
+    if type(header) ~= "table" or json.is_array(header) then
+      return es.parse_error("msearch header at line " .. i .. " must be a JSON object")
+    end
+    local body_text = lines[i + 1]
+    if not body_text then return es.parse_error("msearch header at line " .. i .. " has no search body") end
+    local b = json.decode(body_text)
+    if type(b) == "table" and b.pit ~= nil and (header.index or req.params.index) then
+      return es.validation({ PIT_WITH_INDICES })
+    end
+    if type(b) == "table" and type(b.track_total_hits) == "number"
+        and params.flag(req.args, "rest_total_hits_as_int") then
+      return es.validation({ "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not "
+        .. "accurate, got " .. b.track_total_hits })
+    end
+    items[#items + 1] = { header = header, text = body_text }
+  end
+  local out = {}
+  for i, item in ipairs(items) do out[i] = msearch_item(req, item.header, item.text) end
+  return 200, '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"responses":[' .. table.concat(out, ",")
+    .. "]}"
+end
+
 function M.scroll(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
@@ -459,8 +539,8 @@ function M.scroll(req)
   local c, n, cb = context("scroll", id)
   if not c then return n, cb end
   if ka then
-    local secs, kerr = keep_alive(ka, "scroll")
-    if not secs then return 400, kerr end
+    local secs, ks, kb = keep_alive(ka, "scroll")
+    if not secs then return ks, kb end
     c.expires = ngx.now() + secs
   end
   local page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
@@ -505,8 +585,8 @@ end
 function M.open_pit(req)
   local ka = params.str(req.args, "keep_alive")
   if not ka then return es.validation({ "[keep_alive] is not specified" }) end
-  local secs, kerr = keep_alive(ka, "keep_alive")
-  if not secs then return 400, kerr end
+  local secs, ks, kb = keep_alive(ka, "keep_alive")
+  if not secs then return ks, kb end
   local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))

@@ -109,6 +109,22 @@ function M.flat_settings(body)
   return out
 end
 
+-- the inverse: { ["a.b"] = v } -> { a = { b = v } }
+function M.nest_settings(flat)
+  local out = json.object()
+  for k, v in pairs(flat) do
+    local t = out
+    local parts = {}
+    for p in k:gmatch("[^.]+") do parts[#parts + 1] = p end
+    for i = 1, #parts - 1 do
+      if type(t[parts[i]]) ~= "table" then t[parts[i]] = json.object() end
+      t = t[parts[i]]
+    end
+    t[parts[#parts]] = v
+  end
+  return out
+end
+
 function M.parse_interval(s)
   if s == nil or s == json.null then return 1 end
   s = tostring(s)

@@ -10,6 +10,8 @@ local ROUTES = {
   { "GET HEAD", "/", "info", "root" },
   { "GET", "/_espipe/stats", "info", "stats" },
   { "POST", "/_espipe/stats/reset", "info", "stats_reset" },
+  { "GET", "/_cluster/settings", "cluster", "get_settings" },
+  { "PUT", "/_cluster/settings", "cluster", "put_settings" },
   { "GET", "/_cluster/health", "info", "health" },
   { "GET", "/_cluster/health/{index}", "info", "health" },
   { "GET", "/_cluster/state/metadata/{index}", "info", "state_metadata" },
@@ -33,6 +35,8 @@ local ROUTES = {
 
   { "GET POST", "/_search", "search", "search" },
   { "GET POST", "/{index}/_search", "search", "search" },
+  { "GET POST", "/_msearch", "search", "msearch" },
+  { "GET POST", "/{index}/_msearch", "search", "msearch" },
   { "GET POST", "/_search/scroll", "search", "scroll" },
   { "GET POST", "/_search/scroll/{scroll_id}", "search", "scroll" },
   { "DELETE", "/_search/scroll", "search", "clear_scroll" },

@@ -1,0 +1,62 @@
+-- _msearch, _cluster/settings, the index-level search limits and terms
+-- lookup, as Elasticsearch answers them.
+local devserver = require("spec.support.devserver")
+local http = require("spec.support.http")
+
+describe("espipe serve #server: search APIs", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+  http.json("PUT", url .. "/m", { settings = { max_result_window = 5, max_terms_count = 2 } })
+  http.bulk(url, {
+    { index = { _index = "m", _id = "1" } }, { user = "u1", followers = { "u2", "u3" } },
+    { index = { _index = "m", _id = "2" } }, { user = "u2", followers = { "u1", "u3", "u4" } },
+    { index = { _index = "m", _id = "3" } }, { user = "u3" },
+  })
+  http.json("POST", url .. "/m/_refresh")
+
+  it("answers _msearch item by item, an error as one item", function()
+    local body = http.ndjson({ { index = "m" }, { query = { term = { user = "u1" } }, size = 1 },
+                               { index = "nope" }, { query = { match_all = {} } },
+                               {}, { size = 0 } })
+    local status, res = http.json("POST", url .. "/_msearch", body,
+      { ["Content-Type"] = "application/x-ndjson" })
+    assert.equal(200, status)
+    assert.equal(3, #res.responses)
+    assert.equal(1, res.responses[1].hits.total.value)
+    assert.equal(200, res.responses[1].status)
+    assert.equal("index_not_found_exception", res.responses[2].error.type)
+    assert.equal(404, res.responses[2].status)
+    assert.equal(3, res.responses[3].hits.total.value)
+  end)
+
+  it("keeps cluster settings and honours search.max_keep_alive", function()
+    local status, res = http.json("PUT", url .. "/_cluster/settings",
+      { persistent = { search = { max_keep_alive = "1m" } }, transient = { ["a.b"] = "c" } })
+    assert.equal(200, status)
+    assert.same({ search = { max_keep_alive = "1m" } }, res.persistent)
+    local body
+    status, body = http.json("POST", url .. "/m/_search?scroll=2m", { size = 1 })
+    assert.equal(400, status)
+    assert.matches("Keep alive for request %(2m%) is too large. It must be less than %(1m%)", body.error.reason)
+    http.json("PUT", url .. "/_cluster/settings", { persistent = { ["search.max_keep_alive"] = require("espipe.server.json").null } })
+    status, res = http.json("GET", url .. "/_cluster/settings?flat_settings=true")
+    assert.equal(200, status)
+    assert.same({ ["a.b"] = "c" }, res.transient)
+  end)
+
+  it("enforces max_result_window, max_terms_count and reads terms lookups", function()
+    local status, body = http.json("POST", url .. "/m/_search", { from = 3, size = 3 })
+    assert.equal(400, status)
+    assert.matches("Result window is too large, from %+ size must be less than or equal to: %[5%] but was %[6%]",
+      body.error.reason)
+    status, body = http.json("POST", url .. "/m/_search",
+      { size = 1, query = { terms = { user = { "a", "b", "c" } } } })
+    assert.equal(400, status)
+    assert.matches("The number of terms %[3%] used in the Terms Query request", body.error.reason)
+    status, body = http.json("POST", url .. "/m/_search",
+      { size = 5, query = { terms = { user = { index = "m", id = "1", path = "followers" } } } })
+    assert.equal(200, status)
+    assert.equal(2, body.hits.total.value)
+  end)
+end)
