@@ -94,6 +94,7 @@ build = {
     ["espipe.server.router"] = "lua/espipe/server/router.lua",
     ["espipe.server.routing"] = "lua/espipe/server/routing.lua",
     ["espipe.server.search_context"] = "lua/espipe/server/search_context.lua",
+    ["espipe.server.search_hits"] = "lua/espipe/server/search_hits.lua",
     ["espipe.server.search_limits"] = "lua/espipe/server/search_limits.lua",
     ["espipe.server.stats"] = "lua/espipe/server/stats.lua",
     ["espipe.server.terms_lookup"] = "lua/espipe/server/terms_lookup.lua",

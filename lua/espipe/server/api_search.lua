@@ -11,6 +11,7 @@ local params = require("espipe.server.params")
 local query = require("espipe.server.query")
 local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
+local search_hits = require("espipe.server.search_hits")
 local strbuf = require("string.buffer")
 
 
@@ -282,6 +283,58 @@ local function render(snap, plan, page, sorted, spec)
   buf:put("]}}")
 end
 
+-- hits with docvalue_fields, version, matched_queries, ... (search_hits)
+-- into ob, one table per hit; returns the page's max_score text
+local function render_rich(snap, plan, page, sorted, spec, extras)
+  local buf = ob
+  buf:reset()
+  local compiled = plan.compiled
+  local max
+  for i = 1, page.n do
+    local pos = page.positions and page.positions[i] or page.base + i
+    local rec, ord = snap.recs[pos], snap.ords[pos]
+    local sv
+    if sorted then
+      sv = page.values and page.values[i] or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))
+    end
+    local h = search_hits.hit(extras, snap.shards[ord], rec, spec, sv, sorted)
+    if type(h._score) == "number" and (not max or h._score > max) then max = h._score end
+    if i > 1 then buf:put(",") end
+    buf:put(json.encode(h))
+  end
+  buf:put("]}}")
+  return max and json.encode(max) or "null"
+end
+
+local function render_page(snap, plan, page, sorted, spec, extras)
+  if extras then return render_rich(snap, plan, page, sorted, spec, extras) end
+  render(snap, plan, page, sorted, spec)
+  return (sorted or page.n == 0) and "null" or "1"
+end
+
+-- indices_boost without a sort: hits by boost (highest first), ties in
+-- snapshot order
+local function boosted_page(snap, plan, boosts, first, size)
+  local all = {}
+  local k = 1
+  while true do
+    local pos, err = sc.view_position(plan.view, k)
+    if err then return nil, err end
+    if not pos then break end
+    all[k] = pos
+    k = k + 1
+  end
+  local function boost(pos) return boosts[snap.shards[snap.ords[pos]].idx.name] or 1 end
+  table.sort(all, function(a, b)
+    local ba, bb = boost(a), boost(b)
+    if ba ~= bb then return ba > bb end
+    return a < b
+  end)
+  local positions = {}
+  for i = first, math.min(first + size - 1, #all) do positions[#positions + 1] = all[i] end
+  return { n = #positions, positions = positions }
+end
+
 -- the response of a page: head = everything before the hits (fields as
 -- ES orders them), then the hits rendered into ob
 local function page_response(head)
@@ -328,10 +381,9 @@ local function merged_body(req)
     local v = a.track_total_hits
     body.track_total_hits = (v == "true" or v == true) and true or (v == "false" and false) or tonumber(v)
   end
-  if body._source == nil then
-    local spec = require("espipe.server.api_docs").source_spec(a)
-    if spec ~= nil then body._source = spec end
-  end
+  -- _source, _source_includes, _source_excludes in the URL win over the body's _source
+  local url_spec = require("espipe.server.api_docs").source_spec(a)
+  if url_spec ~= nil then body._source = url_spec end
   if body.query == nil and type(a.q) == "string" then
     local f, v = a.q:match("^([^:]+):(.+)$")
     body.query = f and { match = { [f] = v } } or { match_all = {} }
@@ -442,6 +494,8 @@ function M.search(req)
   end
 
   local spec = body._source
+  local extras, xs, xe = search_hits.options(body, req.args)
+  if extras == false then return xs, xe end
   local scroll_secs
   if scroll then
     local ks, kb
@@ -453,22 +507,27 @@ function M.search(req)
   count, err = count_matches(plan, ordered, track)
   if not count then return query_error(err) end
   local page
-  page, err = page_of(snap, plan, ordered, first, size)
+  if extras and extras.boosts and not sorted then
+    page, err = boosted_page(snap, plan, extras.boosts, first, size)
+  else
+    page, err = page_of(snap, plan, ordered, first, size)
+  end
   if not page then return query_error(err) end
   local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
                             plan = plan, ordered = ordered, pos = first - 1 + size, size = size,
-                            total = total_of(count, true, as_int), spec = spec, sorted = sorted })
+                            total = total_of(count, true, as_int), spec = spec, sorted = sorted,
+                            extras = extras })
     scroll_id = encode_id("scroll", n)
   end
-  render(snap, plan, page, sorted, spec)
+  local max_score = render_page(snap, plan, page, sorted, spec, extras)
   local head = "{"
   if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
   if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
   head = head .. '"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"timed_out":false,'
     .. shards_json(snap.nshards) .. ","
-    .. hits_head(total_of(count, track, as_int), (sorted or page.n == 0) and "null" or "1")
+    .. hits_head(total_of(count, track, as_int), max_score)
   return 200, page_response(head)
 end
 
@@ -546,11 +605,11 @@ function M.scroll(req)
   local page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
   if not page then return query_error(err) end
   c.pos = c.pos + c.size
-  render(c.snap, c.plan, page, c.sorted, c.spec)
+  local max_score = render_page(c.snap, c.plan, page, c.sorted, c.spec, c.extras)
   -- the id is written as the client sent it, as ES does (ids are URL-safe base64)
   return 200, page_response("{" .. '"_scroll_id":' .. json.encode(id) .. ',"took":0,"timed_out":false,'
     .. shards_json(c.snap.nshards) .. ","
-    .. hits_head(c.total, (c.sorted or page.n == 0) and "null" or "1"))
+    .. hits_head(c.total, max_score))
 end
 
 local function free(kind, ids)
