@@ -29,6 +29,38 @@ local function aliases_of(idx)
   return out
 end
 
+local ALIAS_PROPS = { "filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden" }
+
+-- an alias name as MetadataCreateIndexService/AliasValidator check it
+local function invalid_alias(name)
+  local function bad(why)
+    return es.fail(400, "invalid_alias_name_exception", "Invalid alias name [" .. name .. "]" .. why,
+      { index_uuid = "_na_", index = name })
+  end
+  if cluster.state.indices[name] then
+    return bad(", an index or data stream exists with the same name as the alias")
+  end
+  local s, e = cluster.validate_index_name(name)
+  if s then
+    local why = e.error.reason:match("^Invalid index name %[.-%](, .*)$") or ""
+    -- aliases may hold upper case letters
+    if not why:find("lowercase", 1, true) then return bad(why) end
+  end
+  return nil
+end
+M.invalid_alias = invalid_alias
+
+local function alias_props(a)
+  local props = {}
+  for _, k in ipairs(ALIAS_PROPS) do if a[k] ~= nil then props[k] = a[k] end end
+  if props.routing then
+    props.index_routing = props.index_routing or props.routing
+    props.search_routing = props.search_routing or props.routing
+    props.routing = nil
+  end
+  return props
+end
+
 function M.create(req)
   local name, derr = index_names.date_math(req.params.index)
   if not name then return es.bad_request(derr) end
@@ -39,7 +71,9 @@ function M.create(req)
     for a, props in pairs(body.aliases) do
       local resolved, aerr = index_names.date_math(a)
       if not resolved then return es.bad_request(aerr) end
-      aliases[resolved] = props
+      s, e = invalid_alias(resolved)
+      if s then return s, e end
+      aliases[resolved] = type(props) == "table" and alias_props(props) or props
     end
     body.aliases = aliases
   end
@@ -140,8 +174,8 @@ function M.put_mapping(req)
   if not indices then return s, e end
   for _, idx in ipairs(indices) do
     cluster.settle_mapping(idx)
-    local err = mapping.put(idx.mapping, body)
-    if err then return es.bad_request(err) end
+    local err, kind = mapping.put(idx.mapping, body)
+    if err then return es.fail(400, kind or "illegal_argument_exception", err) end
     cluster.persist_meta(idx)
   end
   return 200, { acknowledged = true }
@@ -182,18 +216,6 @@ local function list_of(v)
   return { v }
 end
 
-local ALIAS_PROPS = { "filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden" }
-
-local function alias_props(a)
-  local props = {}
-  for _, k in ipairs(ALIAS_PROPS) do if a[k] ~= nil then props[k] = a[k] end end
-  if props.routing then
-    props.index_routing = props.index_routing or props.routing
-    props.search_routing = props.search_routing or props.routing
-    props.routing = nil
-  end
-  return props
-end
 
 function M.update_aliases(req)
   local body, s, e = params.body(req, true)
@@ -208,10 +230,16 @@ function M.update_aliases(req)
     if kind ~= "add" and kind ~= "remove" and kind ~= "remove_index" then
       return es.bad_request("Unknown action [" .. tostring(kind) .. "]")
     end
-    local index_names = list_of(a.indices or a.index)
+    local given = list_of(a.indices or a.index)
     local alias_names = list_of(a.aliases or a.alias)
+    if kind == "add" then
+      for _, an in ipairs(alias_names) do
+        s, e = invalid_alias(an)
+        if s then return s, e end
+      end
+    end
     local indices = {}
-    for _, n in ipairs(index_names) do
+    for _, n in ipairs(given) do
       local found
       found, s, e = cluster.resolve(n)
       if not found then return s, e end
@@ -221,7 +249,7 @@ function M.update_aliases(req)
     if kind ~= "remove_index" and #alias_names == 0 then
       return es.validation({ "One of [alias] or [aliases] is required" })
     end
-    local result = { action = { type = kind, indices = index_names, aliases = alias_names }, status = 200 }
+    local result = { action = { type = kind, indices = given, aliases = alias_names }, status = 200 }
     if kind == "remove" then
       local any = false
       for _, idx in ipairs(indices) do
@@ -301,6 +329,8 @@ function M.put_alias(req)
   local indices
   indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
+  s, e = invalid_alias(req.params.name)
+  if s then return s, e end
   for _, idx in ipairs(indices) do
     idx.aliases[req.params.name] = alias_props(body or {})
     cluster.persist_meta(idx)

@@ -176,6 +176,10 @@ local function apply_settings(idx, flat, creating)
   if func ~= "legacy" and func ~= "modulo" then
     return "unknown value [" .. tostring(func) .. "] for [index.routing.function], expected legacy or modulo"
   end
+  if creating and (flat["soft_deletes.enabled"] == "false") then
+    return "Creating indices with soft-deletes disabled is no longer supported. Please do not specify a value "
+      .. "for setting [index.soft_deletes.enabled]."
+  end
   if creating then
     local default_r = routing.default_routing_shards(shards, created and created < 7000099 and 6 or nil)
     rshards, err = int_setting(flat, "number_of_routing_shards", default_r, shards, 1048576)
@@ -253,8 +257,8 @@ function M.create_index(name, body, restore)
   }
   local err = apply_settings(idx, flat, true)
   if err then return nil, es.bad_request(err) end
-  local m, merr = mapping.new(body.mappings)
-  if not m then return nil, es.fail(400, "mapper_parsing_exception", merr) end
+  local m, merr, mkind = mapping.new(body.mappings)
+  if not m then return nil, es.fail(400, mkind or "mapper_parsing_exception", merr) end
   if restore and body.check ~= nil then m.check = body.check end
   idx.mapping = m
   flat.number_of_routing_shards = nil -- ES drops it after creation

@@ -112,7 +112,10 @@ function M.resolve(indices, alias_indices, expr, opts)
     local resolved, derr = M.date_math(part)
     if not resolved then return nil, es.fail(400, "illegal_argument_exception", derr) end
     part = resolved
-    if part:find("*", 1, true) then
+    if part:find("*", 1, true) and states.none and not (states.open or states.closed) then
+      -- expand_wildcards=none: the expression names an index literally (ES 8.6+)
+      if not exclude and not opts.ignore_unavailable then return nil, es.index_not_found(part) end
+    elseif part:find("*", 1, true) then
       local pat = glob_to_pattern(part)
       local any = false
       for _, name in ipairs(names) do
