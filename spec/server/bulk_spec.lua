@@ -13,6 +13,19 @@ describe("espipe serve #server: _bulk", function()
   end)
   teardown(function() server.stop() end)
 
+  it("returns the updated source in an update item's get when the action, body or URL asks", function()
+    http.bulk(url, { { index = { _index = "bg", _id = "1" } }, { foo = "bar", bar = "foo" } })
+    local _, body = http.bulk(url, {
+      { update = { _index = "bg", _id = "1", _source = { includes = "foo" } } }, { doc = { foo = "baz" } },
+      { update = { _index = "bg", _id = "1" } }, { doc = { foo = "qux" } },
+    })
+    assert.same({ foo = "baz" }, body.items[1].update.get._source)
+    assert.is_true(body.items[1].update.get.found)
+    assert.is_nil(body.items[2].update.get)
+    _, body = http.bulk(url .. "/bg", { { update = { _id = "1" } }, { doc = { foo = "x" } } }, "?_source_includes=bar")
+    assert.same({ bar = "foo" }, body.items[1].update.get._source)
+  end)
+
   it("runs all four actions and answers per item, 200 even when items fail", function()
     local status, body = http.bulk(url, {
       { index = { _index = "b1", _id = "1" } }, { a = 1 },

@@ -10,6 +10,7 @@ local cluster = require("espipe.server.cluster")
 local params = require("espipe.server.params")
 local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
+local query = require("espipe.server.query")
 local chaos_mod = require("espipe.server.chaos")
 
 -- LuaJIT 2.1's string.buffer (OpenResty's LuaJIT, which the nginx Lua
@@ -121,6 +122,9 @@ end
 local ITEM_FIELDS = { _index = 1, _id = 2, _version = 3, result = 4, forced_refresh = 5,
                       _shards = 6, _seq_no = 7, _primary_term = 8, status = 9, error = 10 }
 local item_filter -- the parsed spec of the request being answered, or nil
+-- the request's _source/_source_includes/_source_excludes (the "get" of
+-- update items): false when the URL has none
+local url_source = false
 
 local function parse_item_filter(spec)
   if type(spec) ~= "string" or spec == "" then return nil end
@@ -196,14 +200,29 @@ local function filtered_ok_item(f, op, index, id, version, result, forced, shard
   ob:put("}}")
 end
 
-local function ok_item(op, idx, rec, result, status, forced)
+local function ok_item(op, idx, rec, result, status, forced, get)
   if item_filter then
     return filtered_ok_item(item_filter, op, idx.name, rec.id, rec.v, result, forced,
                             shards_json(idx), rec.s, rec.t, status)
   end
   ob:put(sep(), '{"', op, '":{"_index":', jstr(idx.name), ',"_id":', jstr(rec.id), ',"_version":', rec.v,
     ',"result":"', result, forced and '","forced_refresh":true,' or '",', shards_json(idx),
-    ',"_seq_no":', rec.s, ',"_primary_term":', rec.t, ',"status":', status, '}}')
+    ',"_seq_no":', rec.s, ',"_primary_term":', rec.t, ',"status":', status,
+    get and (',"get":' .. json.encode(get) .. '}}') or '}}')
+end
+
+-- the "get" of an update item when its action, its body or the URL asks
+-- for the source: { _seq_no, _primary_term, found, _source }
+local function update_get(idx, sh, id, meta, body)
+  local spec = meta._source
+  if spec == nil and type(body) == "table" then spec = body._source end
+  if spec == nil then spec = url_source end
+  if spec == false or spec == nil then return nil end
+  local rec = idx.shards[sh].docs[id]
+  if not rec then return nil end
+  if spec == true then spec = nil end
+  local src = query.source_filter(json.raw(rec.src), spec)
+  return { _seq_no = rec.s, _primary_term = rec.t, found = true, _source = src or json.object() }
 end
 
 local function num(v)
@@ -511,6 +530,12 @@ function M.bulk(req)
     end
   end
   item_filter = parse_item_filter(req.args.filter_path)
+  local a = req.args
+  url_source = false
+  if a._source ~= nil or a._source_includes ~= nil or a._source_excludes ~= nil then
+    url_source = require("espipe.server.api_docs").source_spec(a)
+    if url_source == nil then url_source = true end
+  end
   -- from here to the response nothing yields: ob is this request's
   ob:reset()
   nitems = 0
@@ -638,7 +663,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
   end
   local o = { routing = r2, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),
               version = num(meta.version), version_type = meta.version_type }
-  local status, rec, cause, result
+  local status, rec, cause, result, get
   if op == "update" then
     if o.version ~= nil or o.version_type ~= nil then
       status, cause = 400, { type = "action_request_validation_exception",
@@ -653,6 +678,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
         if status < 300 then
           rec = { id = id, v = res._version, s = res._seq_no, t = res._primary_term }
           result = res.result
+          get = update_get(idx, sh, id, meta, ub)
         else
           cause = res
         end
@@ -687,7 +713,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
     end
   end
   if result then
-    ok_item(out_op, idx, rec, result, status, forced)
+    ok_item(out_op, idx, rec, result, status, forced, get)
     return idx.shards[sh], true
   end
   item_error(out_op, idx.name, id, status, cause)
