@@ -97,6 +97,7 @@ build = {
     ["espipe.server.search_hits"] = "lua/espipe/server/search_hits.lua",
     ["espipe.server.search_limits"] = "lua/espipe/server/search_limits.lua",
     ["espipe.server.stats"] = "lua/espipe/server/stats.lua",
+    ["espipe.server.url_params"] = "lua/espipe/server/url_params.lua",
     ["espipe.server.terms_lookup"] = "lua/espipe/server/terms_lookup.lua",
     ["espipe.server.tls"] = "lua/espipe/server/tls.lua",
     ["espipe.server.writes"] = "lua/espipe/server/writes.lua",

@@ -1,6 +1,7 @@
 -- REST routing: path templates to handlers, with ES's answers for an unknown
 -- path (400 "no handler found") and a known path with another method (405).
 local stats = require("espipe.server.stats")
+local url_params = require("espipe.server.url_params")
 
 local M = {}
 
@@ -134,6 +135,8 @@ function M.dispatch(req)
     local params = match(route, segs)
     if params then
       if route.methods[method] then
+        local us, ub = url_params.check(route.module, route.fn, req.path, req.args)
+        if us then return us, ub end
         req.params = params
         local mod = modules[route.module]
         if not mod then
