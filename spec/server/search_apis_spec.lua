@@ -105,3 +105,28 @@ describe("espipe serve #server: hit fields", function()
     assert.equal(404, status)
   end)
 end)
+
+describe("espipe serve #server: search_after", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+  local lines = {}
+  for i = 1, 5 do
+    lines[#lines + 1] = { index = { _index = "sa", _id = tostring(i) } }
+    lines[#lines + 1] = { n = i }
+  end
+  http.bulk(url, lines, "?refresh=true")
+
+  it("reads string search_after values on _shard_doc as the numbers they are", function()
+    local _, pit = http.json("POST", url .. "/sa/_pit?keep_alive=1m")
+    local _, first = http.json("POST", url .. "/_search", { size = 2, pit = { id = pit.id }, sort = { "_shard_doc" } })
+    local after = first.hits.hits[2].sort[1]
+    local _, page = http.json("POST", url .. "/_search",
+      { size = 10, pit = { id = pit.id }, sort = { "_shard_doc" }, search_after = { tostring(after) } })
+    assert.equal(3, #page.hits.hits)
+    local status, body = http.json("POST", url .. "/_search",
+      { pit = { id = pit.id }, sort = { "_shard_doc" }, search_after = { "x9" } })
+    assert.equal(400, status)
+    assert.equal("Failed to parse search_after value for field [_shard_doc].", body.error.reason)
+  end)
+end)

@@ -183,3 +183,17 @@ describe("espipe serve #server: URL parameters", function()
     assert.equal(201, (http.json("PUT", url .. "/p/_doc/1?refresh=true&filter_path=result", { a = 1 })))
   end)
 end)
+
+describe("espipe serve #server: exact numbers", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+
+  it("keeps integers beyond 2^53 exact through filter_path", function()
+    http.json("PUT", url .. "/big/_doc/1?refresh=true", '{"n":9007199254741493,"m":-9007199254741493,"f":1.5}')
+    local res = http.request{ url = url .. "/big/_doc/1?filter_path=_source" }
+    assert.equal('{"_source":{"n":9007199254741493,"m":-9007199254741493,"f":1.5}}', res.body)
+    res = http.request{ url = url .. "/big/_search?filter_path=hits.hits._source.n" }
+    assert.equal('{"hits":{"hits":[{"_source":{"n":9007199254741493}}]}}', res.body)
+  end)
+end)

@@ -131,6 +131,25 @@ local function snapshot_order(plan, body, explicit_sort)
   return not explicit_sort and sa == nil
 end
 
+-- search_after values for _doc, _shard_doc and _score may come as strings
+-- ("99"), which ES parses as the numbers they are (a PIT export that saved
+-- its position as text must not get an empty page)
+local NUMERIC_SORTS = { _doc = true, _shard_doc = true, _score = true }
+local function numeric_after(keys, sa)
+  if type(sa) ~= "table" then return nil end
+  for i, key in ipairs(keys) do
+    local v = sa[i]
+    if type(v) == "string" and NUMERIC_SORTS[key.field] then
+      local n = (key.field == "_score" or v:match("^%-?%d+$")) and tonumber(v)
+      if not n then
+        return es.bad_request("Failed to parse search_after value for field [" .. key.field .. "].")
+      end
+      sa[i] = n
+    end
+  end
+  return nil
+end
+
 local function sorted_list(plan)
   if not plan.sorted then
     local list, err = sc.sorted(plan.view, plan.compiled)
@@ -474,6 +493,8 @@ function M.search(req)
   local sorted = sort_spec ~= nil
   local plan, err = plan_for(pit_ctx, snap, body, sort_spec)
   if not plan then return query_error(err) end
+  s, e = numeric_after(plan.compiled.sorter.keys, body.search_after)
+  if s then return s, e end
   local ordered = snapshot_order(plan, body, sorted)
 
   local first = from + 1

@@ -105,7 +105,7 @@ local function filter(body, spec)
   local fp = require("espipe.server.filter_path")
   if getmetatable(body) == BUFFERED_MT then body = api_bulk.text(body) end
   if type(body) == "string" then
-    local decoded = json.decode(body)
+    local decoded = json.decode_exact(body)
     if decoded == nil then return body end
     body = decoded
   end

@@ -322,6 +322,8 @@ local function decode_string(s, pos)
   end
 end
 
+local exact_numbers = false
+
 local function decode_number(s, pos)
   local a, b = find(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
   if not a then decode_error("unexpected character '" .. sub(s, pos, pos) .. "'", pos) end
@@ -333,6 +335,11 @@ local function decode_number(s, pos)
   end
   local v = tonumber(text)
   if not v then decode_error("invalid number '" .. text .. "'", pos) end
+  -- decode_exact: an integer a double cannot hold stays its text, written back verbatim
+  if exact_numbers and (v >= MAX_SAFE or v <= -MAX_SAFE) and not find(text, "[.eE]")
+      and not (math_type and math_type(v) == "integer") then
+    return M.raw(text), b + 1
+  end
   return v, b + 1
 end
 
@@ -411,6 +418,17 @@ function M.decode_marked(s)
   return v
 end
 local decode_marked = M.decode_marked
+
+-- decode_exact(s): as decode_marked, but integers beyond 2^53 (which a
+-- double would round) come back as raw fragments that encode as they were
+-- read: for rewriting a response (filter_path) without changing its numbers
+function M.decode_exact(s)
+  exact_numbers = true
+  local ok, v, err = pcall(decode_marked, s)
+  exact_numbers = false
+  if not ok then error(v, 0) end
+  return v, err
+end
 
 -- a private cjson instance: strict numbers (no NaN/Infinity/hex), without
 -- touching the settings of the shared module other code in the VM may use.
