@@ -78,6 +78,7 @@ build = {
     ["espipe.server.api_info"] = "lua/espipe/server/api_info.lua",
     ["espipe.server.api_search"] = "lua/espipe/server/api_search.lua",
     ["espipe.server.api_security"] = "lua/espipe/server/api_security.lua",
+    ["espipe.server.api_stats"] = "lua/espipe/server/api_stats.lua",
     ["espipe.server.app"] = "lua/espipe/server/app.lua",
     ["espipe.server.chaos"] = "lua/espipe/server/chaos.lua",
     ["espipe.server.cluster"] = "lua/espipe/server/cluster.lua",

@@ -26,6 +26,15 @@ describe("espipe serve #server: _bulk", function()
     assert.same({ bar = "foo" }, body.items[1].update.get._source)
   end)
 
+  it("answers an index action with op_type create as a create", function()
+    local _, body = http.bulk(url, {
+      { index = { _index = "bo", _id = "1", op_type = "create" } }, { a = 1 },
+      { index = { _index = "bo", _id = "1", op_type = "create" } }, { a = 2 },
+    })
+    assert.equal(201, body.items[1].create.status)
+    assert.equal(409, body.items[2].create.status)
+  end)
+
   it("runs all four actions and answers per item, 200 even when items fail", function()
     local status, body = http.bulk(url, {
       { index = { _index = "b1", _id = "1" } }, { a = 1 },

@@ -130,3 +130,24 @@ describe("espipe serve #server: search_after", function()
     assert.equal("Failed to parse search_after value for field [_shard_doc].", body.error.reason)
   end)
 end)
+
+describe("espipe serve #server: _stats", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+
+  it("counts refreshed documents, stored bytes and indexing totals", function()
+    http.bulk(url, { { index = { _index = "st", _id = "1" } }, { a = 1 },
+                     { index = { _index = "st", _id = "2" } }, { a = 22 },
+                     { delete = { _index = "st", _id = "2" } } }, "?refresh=true")
+    local status, body = http.json("GET", url .. "/st/_stats")
+    assert.equal(200, status)
+    local p = body.indices.st.primaries
+    assert.equal(1, p.docs.count)
+    assert.equal(#'{"a":1}', p.store.size_in_bytes)
+    assert.equal(2, p.indexing.index_total)
+    assert.equal(1, p.indexing.delete_total)
+    _, body = http.json("GET", url .. "/_stats")
+    assert.equal(1, body._all.primaries.docs.count)
+  end)
+end)

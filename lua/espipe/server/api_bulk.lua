@@ -644,7 +644,8 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
     return nil, false
   end
   local out_op = op
-  if op == "index" and meta.op_type == "create" then op = "create" end
+  -- an index action with op_type create is a create, and answered as one
+  if op == "index" and meta.op_type == "create" then op, out_op = "create", "create" end
   if not id then
     if op ~= "index" and op ~= "create" then
       item_error(op, index, nil, 400, { type = "action_request_validation_exception",

@@ -208,7 +208,7 @@ local function new_shard(idx, n)
   local node = state.next_node % state.node_count
   state.next_node = state.next_node + 1
   return { n = n, node = node, docs = {}, count = 0, tomb = {}, seq = -1, term = 1,
-           visible = {}, visible_count = 0, changed = {}, dirty = false, last_refresh = now(),
+           index_total = 0, delete_total = 0, visible = {}, visible_count = 0, changed = {}, dirty = false, last_refresh = now(),
            index = idx }
 end
 
@@ -521,6 +521,7 @@ function M.put(idx, sh, id, src, o)
   local rec = { id = id, src = src, v = v, s = shard.seq, t = shard.term, r = o.routing }
   shard.docs[id] = rec
   shard.tomb[id] = nil
+  shard.index_total = shard.index_total + 1
   if not cur then shard.count = shard.count + 1 end
   mark(shard, id)
   if persist.enabled() then queue(idx, persist.doc_record("I", sh, rec)) end
@@ -544,6 +545,7 @@ function M.remove(idx, sh, id, o)
   if cur then
     shard.docs[id] = nil
     shard.count = shard.count - 1
+    shard.delete_total = shard.delete_total + 1
     mark(shard, id)
   end
   shard.tomb[id] = v

@@ -82,6 +82,8 @@ local ROUTES = {
   { "GET POST", "/{index}/_refresh", "indices", "refresh" },
   { "POST", "/_forcemerge", "indices", "forcemerge" },
   { "POST", "/{index}/_forcemerge", "indices", "forcemerge" },
+  { "GET", "/_stats", "stats", "stats" },
+  { "GET", "/{index}/_stats", "stats", "stats" },
   { "POST", "/{index}/_close", "indices", "close" },
   { "POST", "/{index}/_open", "indices", "open" },
   { "PUT", "/{index}", "indices", "create" },
