@@ -238,14 +238,15 @@ class Server:
     def __init__(self):
         self.work = tempfile.mkdtemp(prefix="espipe-yaml-rest.")
         self.pidfile = os.path.join(self.work, "serve.pid")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
         env = dict(os.environ, TMPDIR=self.work)
-        r = subprocess.run(["lua5.4", "bin/espipe", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                            "--daemon", "--pid-file", self.pidfile], cwd=ROOT, env=env,
-                           capture_output=True, text=True)
+        # two nodes, as Elasticsearch's test cluster: one replica can be assigned (green)
+        for _ in range(20):
+            self.port = free_port_pair()
+            r = subprocess.run(["lua5.4", "bin/espipe", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                "--nodes", "2", "--daemon", "--pid-file", self.pidfile], cwd=ROOT, env=env,
+                               capture_output=True, text=True)
+            if r.returncode == 0 or "Address already in use" not in (r.stderr + r.stdout):
+                break
         if r.returncode != 0:
             self.stop()
             raise RuntimeError("espipe serve did not start: " + (r.stderr or r.stdout).strip())
@@ -264,6 +265,23 @@ class Server:
                         time.sleep(0.05)
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+def free_port_pair():
+    """a loopback port p with p + 1 free too (at the time of asking)"""
+    while True:
+        a = socket.socket()
+        a.bind(("127.0.0.1", 0))
+        p = a.getsockname()[1]
+        b = socket.socket()
+        try:
+            b.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+        finally:
+            a.close()
+            b.close()
 
 
 def alive(pid):

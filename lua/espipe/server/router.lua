@@ -11,6 +11,7 @@ local ROUTES = {
   { "GET HEAD", "/", "info", "root" },
   { "GET", "/_espipe/stats", "info", "stats" },
   { "POST", "/_espipe/stats/reset", "info", "stats_reset" },
+  { "GET", "/_capabilities", "info", "capabilities" },
   { "GET", "/_cluster/settings", "cluster", "get_settings" },
   { "PUT", "/_cluster/settings", "cluster", "put_settings" },
   { "GET", "/_cluster/health", "info", "health" },

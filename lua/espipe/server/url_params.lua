@@ -57,6 +57,7 @@ local APIS = {
   ["indices.close"] = INDEX_OPTIONS .. " master_timeout timeout wait_for_active_shards",
   ["stats.stats"] = INDEX_OPTIONS .. [[ completion_fields fielddata_fields fields forbid_closed_indices groups
     include_segment_file_sizes include_unloaded_segments level]],
+  ["info.capabilities"] = "method path parameters capabilities local_only",
   ["cluster.get_settings"] = "flat_settings include_defaults local master_timeout timeout",
   ["cluster.put_settings"] = "flat_settings master_timeout timeout",
   ["info.health"] = [[expand_wildcards level local master_timeout timeout wait_for_active_shards wait_for_events
