@@ -92,6 +92,7 @@ build = {
     ["espipe.server.params"] = "lua/espipe/server/params.lua",
     ["espipe.server.persist"] = "lua/espipe/server/persist.lua",
     ["espipe.server.query"] = "lua/espipe/server/query.lua",
+    ["espipe.server.query_patterns"] = "lua/espipe/server/query_patterns.lua",
     ["espipe.server.router"] = "lua/espipe/server/router.lua",
     ["espipe.server.routing"] = "lua/espipe/server/routing.lua",
     ["espipe.server.search_context"] = "lua/espipe/server/search_context.lua",
