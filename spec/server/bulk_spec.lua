@@ -225,3 +225,30 @@ describe("espipe serve #server: _bulk", function()
     assert.equal(0, stats.bulk.requests)
   end)
 end)
+
+describe("espipe serve #server: _bulk refuses what ES refuses", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+
+  it("fails items whose _id is over 512 bytes or whose source is not UTF-8, keeping the rest", function()
+    local long = string.rep("x", 513)
+    local body = http.ndjson({ { index = { _index = "u", _id = long } }, { a = 1 },
+                               { index = { _index = "u", _id = "bad" } }, '{"a":"\255\254"}',
+                               { index = { _index = "u", _id = "ok" } }, '{"a":"Γειά 🙂"}',
+                               { index = { _index = "u", _id = "cut" } }, '{"a":"\206"}' })
+    local status, res = http.json("POST", url .. "/_bulk?refresh=true", body,
+      { ["Content-Type"] = "application/x-ndjson" })
+    assert.equal(200, status)
+    assert.equal(400, res.items[1].index.status)
+    assert.matches("is too long, must be no longer than 512 bytes but was: 513", res.items[1].index.error.reason)
+    assert.equal("document_parsing_exception", res.items[2].index.error.type)
+    assert.matches("^%[1:7%] failed to parse: Invalid UTF%-8 start byte 0xff", res.items[2].index.error.reason)
+    assert.equal(201, res.items[3].index.status)
+    assert.equal(400, res.items[4].index.status)
+    local _, count = http.json("GET", url .. "/u/_count")
+    assert.equal(1, count.count)
+    status = http.json("PUT", url .. "/u/_doc/x", '{"a":"\255"}')
+    assert.equal(400, status)
+  end)
+end)

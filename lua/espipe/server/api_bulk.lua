@@ -575,13 +575,16 @@ function M.bulk(req)
       -- the common case: index/create with _index and _id only
       local idx = t.idx
       local sh, herr = cluster.shard_for(idx, id, nil)
-      local s, c
-      if not sh then
-        s, c = 400, { type = "illegal_argument_exception", reason = herr }
-      elseif idx.mapping.check then
-        s, c = writes.check_source(idx, id, src, nil)
-      elseif #idx.pending_sources < 10000 then
-        cluster.defer_mapping(idx, src)
+      local s, c = writes.check_id(id)
+      if s == nil then
+        if not sh then
+          s, c = 400, { type = "illegal_argument_exception", reason = herr }
+        elseif idx.mapping.check then
+          s, c = writes.check_source(idx, id, src, nil)
+        else
+          s, c = writes.check_utf8(src)
+          if not s and #idx.pending_sources < 10000 then cluster.defer_mapping(idx, src) end
+        end
       end
       local rec, created, cause
       if not s then
@@ -642,6 +645,13 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
     item_error(op, index, id, 400, { type = "illegal_argument_exception",
       reason = "if _id is specified it must not be empty" })
     return nil, false
+  end
+  if id then
+    local s, c = writes.check_id(id)
+    if s then
+      item_error(op, index, id, s, c)
+      return nil, false
+    end
   end
   local out_op = op
   -- an index action with op_type create is a create, and answered as one

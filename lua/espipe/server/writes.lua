@@ -55,7 +55,80 @@ end
 
 -- Checks and learns the mapping for a source about to be stored.
 -- Returns nil or status, cause.
+-- the offset of the first byte >= 0x80 in s, or nil. In LuaJIT 8 bytes at a
+-- time (a pattern find costs tens of instructions a byte, and every bulk
+-- source goes through here)
+local first_high
+local has_ffi, ffi = pcall(require, "ffi")
+if has_ffi then
+  local bit = require("bit")
+  local u8p, u64p = ffi.typeof("const uint8_t *"), ffi.typeof("const uint64_t *")
+  local HIGH, ZERO = ffi.new("uint64_t", 0x80808080) * 4294967296 + 0x80808080, ffi.new("uint64_t", 0)
+  first_high = function(s)
+    local n = #s
+    local p = ffi.cast(u8p, s)
+    local i = 0
+    while i + 8 <= n do
+      if bit.band(ffi.cast(u64p, p + i)[0], HIGH) ~= ZERO then break end
+      i = i + 8
+    end
+    while i < n do
+      if p[i] >= 0x80 then return i + 1 end
+      i = i + 1
+    end
+    return nil
+  end
+else
+  first_high = function(s) return (s:find("[\128-\255]")) end
+end
+
+-- the byte offset of the first invalid UTF-8 sequence in s, or nil
+local byte = string.byte
+function M.invalid_utf8(s)
+  local i = first_high(s)
+  if not i then return nil end
+  local n = #s
+  while i <= n do
+    local c = byte(s, i)
+    local len, min
+    if c < 0x80 then len = 1
+    elseif c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
+    elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
+    elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
+    else return i, c end
+    if len > 1 then
+      if i + len - 1 > n then return i, c end
+      local cp = c % (2 ^ (7 - len))
+      for k = 1, len - 1 do
+        local cc = byte(s, i + k)
+        if cc < 0x80 or cc > 0xBF then return i, c end
+        cp = cp * 64 + cc % 64
+      end
+      if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return i, c end
+    end
+    i = i + len
+  end
+  return nil
+end
+
+-- ES refuses a source that is not UTF-8: status, cause | nil
+function M.check_utf8(src)
+  local at, c = M.invalid_utf8(src)
+  if not at then return nil end
+  return 400, { type = "document_parsing_exception",
+                reason = string.format("[1:%d] failed to parse: Invalid UTF-8 start byte 0x%02x", at, c) }
+end
+
+-- an _id ES refuses (over 512 bytes): status, cause | nil
+function M.check_id(id)
+  if #id <= 512 then return nil end
+  return 400, { type = "action_request_validation_exception", reason = "Validation Failed: 1: id [" .. id
+    .. "] is too long, must be no longer than 512 bytes but was: " .. #id .. ";" }
+end
+
 function M.check_source(idx, id, src, doc)
+  local us, uc = M.check_utf8(src)
+  if us then return us, uc end
   local m = idx.mapping
   if not m.check then
     if doc == nil and #idx.pending_sources < 10000 then cluster.defer_mapping(idx, src) end
