@@ -55,22 +55,24 @@ end
 
 -- Checks and learns the mapping for a source about to be stored.
 -- Returns nil or status, cause.
--- the offset of the first byte >= 0x80 in s, or nil. In LuaJIT 8 bytes at a
--- time (a pattern find costs tens of instructions a byte, and every bulk
+-- the offset of the first byte >= 0x80 in s, or nil. In LuaJIT 32 bytes at
+-- a time (a pattern find costs tens of instructions a byte, and every bulk
 -- source goes through here)
 local first_high
 local has_ffi, ffi = pcall(require, "ffi")
 if has_ffi then
-  local bit = require("bit")
-  local u8p, u64p = ffi.typeof("const uint8_t *"), ffi.typeof("const uint64_t *")
-  local HIGH, ZERO = ffi.new("uint64_t", 0x80808080) * 4294967296 + 0x80808080, ffi.new("uint64_t", 0)
+  local bor, band = require("bit").bor, require("bit").band
+  local u8p, u32p = ffi.typeof("const uint8_t *"), ffi.typeof("const uint32_t *")
   first_high = function(s)
     local n = #s
     local p = ffi.cast(u8p, s)
-    local i = 0
-    while i + 8 <= n do
-      if bit.band(ffi.cast(u64p, p + i)[0], HIGH) ~= ZERO then break end
-      i = i + 8
+    local q = ffi.cast(u32p, p)
+    local i, k = 0, 0
+    -- 32 bytes a step: eight 32-bit words or'ed, one test of their top bits
+    while i + 32 <= n do
+      local w = bor(q[k], q[k + 1], q[k + 2], q[k + 3], q[k + 4], q[k + 5], q[k + 6], q[k + 7])
+      if band(w, 0x80808080) ~= 0 then break end
+      i, k = i + 32, k + 8
     end
     while i < n do
       if p[i] >= 0x80 then return i + 1 end
