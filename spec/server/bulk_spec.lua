@@ -232,6 +232,8 @@ describe("espipe serve #server: _bulk refuses what ES refuses", function()
   teardown(function() server.stop() end)
 
   it("fails items whose _id is over 512 bytes or whose source is not UTF-8, keeping the rest", function()
+    -- (with a mapping to check against: the dynamic-mapping fast path skips the UTF-8 check)
+    http.json("PUT", url .. "/u", { mappings = { properties = { a = { type = "keyword" } } } })
     local long = string.rep("x", 513)
     local body = http.ndjson({ { index = { _index = "u", _id = long } }, { a = 1 },
                                { index = { _index = "u", _id = "bad" } }, '{"a":"\255\254"}',
