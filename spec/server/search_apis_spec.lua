@@ -178,3 +178,29 @@ describe("espipe serve #server: health levels and capabilities", function()
     assert.is_false(body.supported)
   end)
 end)
+
+describe("espipe serve #server: searching through an alias", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+
+  it("applies the alias's filter and search_routing", function()
+    http.json("PUT", url .. "/al", { settings = { number_of_shards = 5 } })
+    local lines = {}
+    for i = 1, 20 do
+      lines[#lines + 1] = { index = { _index = "al", _id = tostring(i), routing = tostring(i % 2) } }
+      lines[#lines + 1] = { n = i, kind = (i % 4 == 0) and "x" or "y" }
+    end
+    http.bulk(url, lines, "?refresh=true")
+    http.json("POST", url .. "/_aliases", { actions = {
+      { add = { index = "al", alias = "only_x", filter = { term = { kind = "x" } } } },
+      { add = { index = "al", alias = "even", search_routing = "0" } } } })
+    local _, body = http.json("POST", url .. "/only_x/_search", { size = 0 })
+    assert.equal(5, body.hits.total.value)
+    _, body = http.json("POST", url .. "/only_x/_count", { query = { range = { n = { lte = 10 } } } })
+    assert.equal(2, body.count)
+    _, body = http.json("POST", url .. "/even/_search", { size = 20, query = { range = { n = { lte = 10 } } } })
+    for _, h in ipairs(body.hits.hits) do assert.equal("0", h._routing) end
+    assert.is_true(#body.hits.hits >= 5)
+  end)
+end)

@@ -381,6 +381,23 @@ for k in ([[query from size sort _source fields docvalue_fields stored_fields tr
   profile runtime_mappings knn stats ext rank retriever]]):gmatch("%S+") do SEARCH_KEYS[k] = true end
 M.SEARCH_KEYS = SEARCH_KEYS
 
+-- A search through one alias sees what the alias shows: its search_routing
+-- (unless the request routes) and its filter, and'ed with the query.
+-- Returns the routing to search with.
+local function alias_view(req, body)
+  local route = params.str(req.args, "routing")
+  local name = req.params.index
+  if not name or name:find("[,*]") or cluster.state.indices[name] then return route end
+  local targets = cluster.alias_indices(name)
+  if not targets or #targets ~= 1 then return route end
+  local alias = cluster.state.indices[targets[1]].aliases[name]
+  if route == nil and alias.search_routing ~= nil then route = tostring(alias.search_routing) end
+  if type(alias.filter) == "table" then
+    body.query = { bool = { must = { body.query or { match_all = json.object() } }, filter = { alias.filter } } }
+  end
+  return route
+end
+
 -- query-string parameters folded into the body (the body wins)
 local function merged_body(req)
   local body, s, e = params.body(req)
@@ -480,7 +497,7 @@ function M.search(req)
     local indices
     indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { forbid_closed = true }))
     if not indices then return s, e end
-    snap = sc.snapshot(indices, params.str(req.args, "routing"))
+    snap = sc.snapshot(indices, alias_view(req, body))
   end
   s, e = check_slice(body.slice)
   if s then return s, e end
@@ -697,7 +714,7 @@ function M.count(req)
   local indices
   indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
-  local snap = sc.snapshot(indices, params.str(req.args, "routing"), true)
+  local snap = sc.snapshot(indices, alias_view(req, body), true)
   if sc.is_trivial(body.query) then
     return 200, { count = snap.n, _shards = shards_header(snap.nshards) }
   end
