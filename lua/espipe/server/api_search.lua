@@ -332,18 +332,18 @@ local function render_page(snap, plan, page, sorted, spec, extras)
 end
 
 -- indices_boost without a sort: hits by boost (highest first), ties in
--- snapshot order
-local function boosted_page(snap, plan, boosts, first, size)
+-- snapshot order; with min_score, only the indices boosted to it
+local function boosted_page(snap, plan, boosts, first, size, min_score)
+  local function boost(pos) return boosts[snap.shards[snap.ords[pos]].idx.name] or 1 end
   local all = {}
   local k = 1
   while true do
     local pos, err = sc.view_position(plan.view, k)
     if err then return nil, err end
     if not pos then break end
-    all[k] = pos
+    if not min_score or boost(pos) >= min_score then all[#all + 1] = pos end
     k = k + 1
   end
-  local function boost(pos) return boosts[snap.shards[snap.ords[pos]].idx.name] or 1 end
   table.sort(all, function(a, b)
     local ba, bb = boost(a), boost(b)
     if ba ~= bb then return ba > bb end
@@ -351,7 +351,7 @@ local function boosted_page(snap, plan, boosts, first, size)
   end)
   local positions = {}
   for i = first, math.min(first + size - 1, #all) do positions[#positions + 1] = all[i] end
-  return { n = #positions, positions = positions }
+  return { n = #positions, positions = positions, total = #all }
 end
 
 -- the response of a page: head = everything before the hits (fields as
@@ -545,8 +545,14 @@ function M.search(req)
   count, err = count_matches(plan, ordered, track)
   if not count then return query_error(err) end
   local page
+  local min_score = tonumber(body.min_score)
+  local none_score = false
   if extras and extras.boosts and not sorted then
-    page, err = boosted_page(snap, plan, extras.boosts, first, size)
+    page, err = boosted_page(snap, plan, extras.boosts, first, size, min_score)
+    if page and min_score then count = page.total end
+  elseif min_score and min_score > 1 then
+    -- every score is 1 (see search_hits): nothing reaches a higher min_score
+    page, count, none_score = { n = 0, positions = {} }, 0, true
   else
     page, err = page_of(snap, plan, ordered, first, size)
   end
@@ -556,7 +562,7 @@ function M.search(req)
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
                             plan = plan, ordered = ordered, pos = first - 1 + size, size = size,
                             total = total_of(count, true, as_int), spec = spec, sorted = sorted,
-                            extras = extras })
+                            extras = extras, empty = none_score })
     scroll_id = encode_id("scroll", n)
   end
   local max_score = render_page(snap, plan, page, sorted, spec, extras)
@@ -640,7 +646,12 @@ function M.scroll(req)
     if not secs then return ks, kb end
     c.expires = ngx.now() + secs
   end
-  local page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
+  local page, err
+  if c.empty then
+    page = { n = 0, positions = {} }
+  else
+    page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
+  end
   if not page then return query_error(err) end
   c.pos = c.pos + c.size
   local max_score = render_page(c.snap, c.plan, page, c.sorted, c.spec, c.extras)
@@ -715,6 +726,11 @@ function M.count(req)
   indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local snap = sc.snapshot(indices, alias_view(req, body), true)
+  local min_score = tonumber(params.str(req.args, "min_score"))
+  if min_score and min_score > 1 then
+    -- every score is 1: nothing reaches a higher min_score
+    return 200, { count = 0, _shards = shards_header(snap.nshards) }
+  end
   if sc.is_trivial(body.query) then
     return 200, { count = snap.n, _shards = shards_header(snap.nshards) }
   end
