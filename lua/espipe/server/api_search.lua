@@ -534,6 +534,7 @@ function M.search(req)
   local spec = body._source
   local extras, xs, xe = search_hits.options(body, req.args)
   if extras == false then return xs, xe end
+  if not extras and search_hits.hides_source(snap.indices) then extras = {} end
   local scroll_secs
   if scroll then
     local ks, kb

@@ -149,6 +149,14 @@ local function add_fields(fields, list, source, props, meta, with_patterns)
   end
 end
 
+-- does an index of the search keep no _source (mappings _source.enabled: false)?
+function M.hides_source(indices)
+  for _, idx in ipairs(indices) do
+    if not mapping.source_enabled(idx.mapping) then return true end
+  end
+  return false
+end
+
 -- hit(o, info, rec, spec, sort_values, sorted) -> table for json.encode
 function M.hit(o, info, rec, spec, sort_values, sorted)
   local idx = info.idx
@@ -162,7 +170,7 @@ function M.hit(o, info, rec, spec, sort_values, sorted)
   local needs_source = o.docvalue or o.fields or o.named
   local source = needs_source and json.decode(rec.src) or nil
   local meta = { _id = rec.id, _index = idx.name, _routing = rec.r }
-  local keep_source = spec ~= false and (not o.stored or o.stored_source)
+  local keep_source = spec ~= false and (not o.stored or o.stored_source) and mapping.source_enabled(idx.mapping)
   if keep_source then
     if spec == nil or spec == true or spec == json.null then
       h._source = json.raw(rec.src)
