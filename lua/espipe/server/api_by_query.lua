@@ -63,6 +63,41 @@ local function apply(op, body, info, rec)
   return "updated"
 end
 
+-- the matches of one view (a slice, or all): counts into counts, a failure
+-- that aborts into failures -> total | nil, status, body
+local function run_slice(op, body, snap, view, counts, failures, touched, total, max_docs, conflicts)
+  local k = 1
+  while not max_docs or total < max_docs do
+    local pos, verr = sc.view_position(view, k)
+    if verr then return nil, es.fail(400, verr.type or "parsing_exception", verr.reason) end
+    if not pos then break end
+    k = k + 1
+    total = total + 1
+    local info = snap.shards[snap.ords[pos]]
+    local result, failure = apply(op, body, info, snap.recs[pos])
+    if result == "error" then return nil, failure.status, failure.body end
+    counts[result] = counts[result] + 1
+    touched[info.idx] = true
+    if result == "conflict" and conflicts == "abort" then
+      failures[#failures + 1] = failure
+      break
+    end
+  end
+  return total
+end
+
+-- slices=N|auto (auto: the shards of the first index) -> n | nil, status, body
+local function slice_count(req, indices)
+  local v = params.str(req.args, "slices")
+  if v == nil then return 1 end
+  if v == "auto" then return indices[1] and indices[1].nshards or 1 end
+  local n = tonumber(v)
+  if not n or n < 1 or n ~= math.floor(n) then
+    return nil, es.bad_request("Failed to parse int parameter [slices] with value [" .. v .. "]")
+  end
+  return n
+end
+
 local function run(req, op)
   local started = ngx.now()
   local body, s, e = params.body(req)
@@ -90,25 +125,33 @@ local function run(req, op)
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local compiled, err = sc.compile(snap, body.query, nil)
   if not compiled then return es.fail(err.status or 400, err.type or "parsing_exception", err.reason) end
-  local view = sc.view(snap, compiled, body.query, body.slice)
+  local n_slices
+  n_slices, s, e = slice_count(req, indices)
+  if s then return s, e end
+  local slices = { body.slice or false } -- false: the whole view
+  if n_slices > 1 and body.slice == nil then
+    slices = {}
+    for i = 0, n_slices - 1 do slices[#slices + 1] = { id = i, max = n_slices } end
+  end
   local counts = { deleted = 0, updated = 0, noop = 0, conflict = 0 }
-  local failures, total, touched = json.array(), 0, {}
-  local k = 1
-  while not max_docs or total < max_docs do
-    local pos, verr = sc.view_position(view, k)
-    if verr then return es.fail(400, verr.type or "parsing_exception", verr.reason) end
-    if not pos then break end
-    k = k + 1
-    total = total + 1
-    local info = snap.shards[snap.ords[pos]]
-    local result, failure = apply(op, body, info, snap.recs[pos])
-    if result == "error" then return failure.status, failure.body end
-    counts[result] = counts[result] + 1
-    touched[info.idx] = true
-    if result == "conflict" and conflicts == "abort" then
-      failures[#failures + 1] = failure
-      break
+  local failures, total, touched, statuses = json.array(), 0, {}, json.array()
+  for i, slice in ipairs(slices) do
+    local before = { total = total, deleted = counts.deleted, updated = counts.updated, noop = counts.noop,
+                     conflict = counts.conflict }
+    local view = sc.view(snap, compiled, body.query, slice or nil)
+    local fs, fb
+    total, fs, fb = run_slice(op, body, snap, view, counts, failures, touched, total, max_docs, conflicts)
+    if not total then return fs, fb end
+    if #slices > 1 then
+      local st = { slice_id = i - 1, total = total - before.total, deleted = counts.deleted - before.deleted,
+                   batches = math.max(1, math.ceil((total - before.total) / scroll_size)),
+                   version_conflicts = counts.conflict - before.conflict, noops = counts.noop - before.noop,
+                   retries = { bulk = 0, search = 0 }, throttled_millis = 0, requests_per_second = -1,
+                   throttled_until_millis = 0 }
+      if op == "update" then st.updated = counts.updated - before.updated end
+      statuses[#statuses + 1] = st
     end
+    if #failures > 0 then break end
   end
   if params.refresh(req.args) then
     for idx in pairs(touched) do cluster.refresh(idx) end
@@ -119,6 +162,7 @@ local function run(req, op)
                  requests_per_second = -1, throttled_until_millis = 0, failures = failures }
   resp.deleted = counts.deleted
   if op == "update" then resp.updated = counts.updated end
+  if #statuses > 0 then resp.slices = statuses end
   return #failures > 0 and 409 or 200, resp
 end
 
