@@ -103,6 +103,8 @@ describe("espipe serve #server: hit fields", function()
     assert.equal(3, body.hits.max_score)
     local status = http.json("POST", url .. "/h*/_search", { indices_boost = { { nope = 2 } } })
     assert.equal(404, status)
+    status = http.json("POST", url .. "/h*/_search?ignore_unavailable=true", { indices_boost = { { nope = 2 } } })
+    assert.equal(200, status)
   end)
 end)
 

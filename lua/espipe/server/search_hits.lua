@@ -52,7 +52,7 @@ function M.options(body, args)
   local names = named(body.query, {})
   if #names > 0 then o.named = names end
   if body.indices_boost ~= nil then
-    local boosts, err = M.boosts(body.indices_boost)
+    local boosts, err = M.boosts(body.indices_boost, args.ignore_unavailable == "true")
     if not boosts then return false, es.bad_request(err) end
     if err == "missing" then return false, boosts.status, boosts.missing end
     o.boosts = boosts
@@ -69,8 +69,9 @@ function M.options(body, args)
 end
 
 -- indices_boost: [{name: boost}, ...] or {name: boost}; names may be
--- aliases or patterns; the first entry that names an index wins
-function M.boosts(spec)
+-- aliases or patterns; the first entry that names an index wins; a missing
+-- name is an error unless ignore_unavailable
+function M.boosts(spec, ignore_unavailable)
   local entries = {}
   if json.is_array(spec) or spec[1] ~= nil then
     for _, e in ipairs(spec) do
@@ -85,7 +86,7 @@ function M.boosts(spec)
   end
   local by_index = {}
   for _, e in ipairs(entries) do
-    local list, s, b = cluster.resolve(e[1])
+    local list, s, b = cluster.resolve(e[1], { ignore_unavailable = ignore_unavailable })
     if not list then return { missing = b, status = s }, "missing" end
     for _, idx in ipairs(list) do
       if by_index[idx.name] == nil then by_index[idx.name] = tonumber(e[2]) or 1 end
