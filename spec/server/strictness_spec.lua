@@ -201,3 +201,18 @@ describe("espipe serve #server: exact numbers", function()
     assert.equal('{"hits":{"hits":[{"_source":{"n":9007199254741493}}]}}', res.body)
   end)
 end)
+
+describe("espipe serve #server: nested objects limit", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+
+  it("refuses a document with more nested objects than index.mapping.nested_objects.limit", function()
+    http.json("PUT", url .. "/n", { settings = { ["index.mapping.nested_objects.limit"] = 2 },
+      mappings = { properties = { n1 = { type = "nested" } } } })
+    assert.equal(201, (http.json("PUT", url .. "/n/_create/1", { n1 = { { a = 1 }, { a = 2 } } })))
+    local status, body = http.json("PUT", url .. "/n/_create/2", { n1 = { { a = 1 }, { a = 2 }, { a = 3 } } })
+    assert.equal(400, status)
+    assert.matches("The number of nested documents has exceeded the allowed limit of %[2%]", body.error.reason)
+  end)
+end)

@@ -157,6 +157,30 @@ function M.put(m, body)
   return nil
 end
 
+-- the nested documents a source makes (each object under a nested field,
+-- at any depth), for index.mapping.nested_objects.limit
+local function nested_count(props, obj)
+  local n = 0
+  if type(props) ~= "table" or type(obj) ~= "table" then return 0 end
+  for name, def in pairs(props) do
+    local v = obj[name]
+    if type(def) == "table" and v ~= nil and v ~= json.null then
+      local list = (type(v) == "table" and v[1] ~= nil) and v or { v }
+      for _, item in ipairs(list) do
+        if type(item) == "table" then
+          if def.type == "nested" then n = n + 1 end
+          n = n + nested_count(def.properties, item)
+        end
+      end
+    end
+  end
+  return n
+end
+
+function M.nested_count(m, doc)
+  return nested_count(m.properties, doc)
+end
+
 -- is the _source kept for reads (mappings _source.enabled: false says no)
 function M.source_enabled(m)
   return not (type(m.extra__source) == "table" and m.extra__source.enabled == false)

@@ -144,6 +144,12 @@ function M.check_source(idx, id, src, doc)
       return 400, { type = "document_parsing_exception", reason = "[1:1] failed to parse: " .. tostring(err) }
     end
   end
+  local limit = tonumber(idx.settings["mapping.nested_objects.limit"]) or 10000
+  if mapping.nested_count(m, doc) > limit then
+    return 400, { type = "document_parsing_exception", reason = "The number of nested documents has exceeded "
+      .. "the allowed limit of [" .. limit .. "]. This limit can be set by changing the "
+      .. "[index.mapping.nested_objects.limit] index level setting." }
+  end
   local before = m.changed_marker
   local s, c = mapping.apply(m, doc, id, src)
   if s then return s, c end
