@@ -890,4 +890,8 @@ function M.slice_of(id, shard, max, shards, h)
   return shard + (h % in_shard) * shards
 end
 
+-- regexp and fuzzy live in their own module
+M.single_field = single_field
+require("espipe.server.query_patterns").register(M, compilers)
+
 return M

@@ -1,6 +1,7 @@
 -- REST routing: path templates to handlers, with ES's answers for an unknown
 -- path (400 "no handler found") and a known path with another method (405).
 local stats = require("espipe.server.stats")
+local url_params = require("espipe.server.url_params")
 
 local M = {}
 
@@ -10,6 +11,9 @@ local ROUTES = {
   { "GET HEAD", "/", "info", "root" },
   { "GET", "/_espipe/stats", "info", "stats" },
   { "POST", "/_espipe/stats/reset", "info", "stats_reset" },
+  { "GET", "/_capabilities", "info", "capabilities" },
+  { "GET", "/_cluster/settings", "cluster", "get_settings" },
+  { "PUT", "/_cluster/settings", "cluster", "put_settings" },
   { "GET", "/_cluster/health", "info", "health" },
   { "GET", "/_cluster/health/{index}", "info", "health" },
   { "GET", "/_cluster/state/metadata/{index}", "info", "state_metadata" },
@@ -24,11 +28,17 @@ local ROUTES = {
   { "GET POST", "/_search_shards", "info", "search_shards" },
   { "GET POST", "/{index}/_search_shards", "info", "search_shards" },
 
+  { "POST PUT", "/_security/api_key", "security", "create_api_key" },
+  { "DELETE", "/_security/api_key", "security", "invalidate_api_key" },
+  { "GET", "/_security/_authenticate", "security", "authenticate_api" },
+
   { "POST PUT", "/_bulk", "bulk", "bulk" },
   { "POST PUT", "/{index}/_bulk", "bulk", "bulk" },
 
   { "GET POST", "/_search", "search", "search" },
   { "GET POST", "/{index}/_search", "search", "search" },
+  { "GET POST", "/_msearch", "search", "msearch" },
+  { "GET POST", "/{index}/_msearch", "search", "msearch" },
   { "GET POST", "/_search/scroll", "search", "scroll" },
   { "GET POST", "/_search/scroll/{scroll_id}", "search", "scroll" },
   { "DELETE", "/_search/scroll", "search", "clear_scroll" },
@@ -37,6 +47,10 @@ local ROUTES = {
   { "DELETE", "/_pit", "search", "close_pit" },
   { "GET POST", "/_count", "search", "count" },
   { "GET POST", "/{index}/_count", "search", "count" },
+
+  { "POST", "/{index}/_delete_by_query", "by_query", "delete_by_query" },
+  { "POST", "/{index}/_update_by_query", "by_query", "update_by_query" },
+  { "GET", "/_tasks/{task_id}", "by_query", "get_task" },
 
   { "GET POST", "/_mget", "docs", "mget" },
   { "GET POST", "/{index}/_mget", "docs", "mget" },
@@ -85,6 +99,10 @@ local ROUTES = {
   { "GET POST", "/{index}/_refresh", "indices", "refresh" },
   { "POST", "/_forcemerge", "indices", "forcemerge" },
   { "POST", "/{index}/_forcemerge", "indices", "forcemerge" },
+  { "GET", "/_stats", "stats", "stats" },
+  { "GET", "/{index}/_stats", "stats", "stats" },
+  { "POST", "/{index}/_close", "indices", "close" },
+  { "POST", "/{index}/_open", "indices", "open" },
   { "PUT", "/{index}", "indices", "create" },
   { "GET", "/{index}", "indices", "get" },
   { "HEAD", "/{index}", "indices", "exists" },
@@ -136,6 +154,8 @@ function M.dispatch(req)
     local params = match(route, segs)
     if params then
       if route.methods[method] then
+        local us, ub = url_params.check(route.module, route.fn, req.path, req.args)
+        if us then return us, ub end
         req.params = params
         local mod = modules[route.module]
         if not mod then
