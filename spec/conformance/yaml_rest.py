@@ -10,8 +10,8 @@ rest-api-spec). Starts its own dev server on a free loopback port unless
 
 Prints PASS/FAIL/SKIP per test (a failure with its first failed assertion),
 a per-API summary and "N passed, N failed, N skipped". With --tap it writes
-TAP instead: a passed test is `ok`, a skipped one `ok # SKIP`, a failed one a
-comment, and one last test line says whether the pass rate reaches
+TAP instead: a passed test is `ok`, a skipped one `ok # SKIP`, a failed one
+`not ok`, and one last test line says whether the pass rate reaches
 --threshold percent of the tests not skipped.
 """
 import argparse
@@ -639,9 +639,8 @@ def main():
                         print("ok %d - %s" % (n, key))
                     elif status == "SKIP":
                         print("ok %d - %s # SKIP %s" % (n, key, detail1))
-                    else:
-                        n -= 1
-                        print("# FAIL %s: %s" % (key, detail1))
+                    else:  # every test that ran is counted: a failure is a failure
+                        print("not ok %d - %s: %s" % (n, key, detail1))
                 else:
                     print("%s %s%s" % (status, key, (": " + detail1) if detail1 else ""))
                 out.flush()
