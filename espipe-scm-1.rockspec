@@ -47,6 +47,7 @@ build = {
     ["espipe.client.indices"] = "lua/espipe/client/indices.lua",
     ["espipe.client.url"] = "lua/espipe/client/url.lua",
     ["espipe.client.retry"] = "lua/espipe/client/retry.lua",
+    ["espipe.client.adaptive"] = "lua/espipe/client/adaptive.lua",
     ["espipe.errors"] = "lua/espipe/errors.lua",
     ["espipe.options"] = "lua/espipe/options.lua",
     ["espipe"] = "lua/espipe/init.lua",
