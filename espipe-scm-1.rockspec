@@ -80,6 +80,7 @@ build = {
     ["espipe.server.api_search"] = "lua/espipe/server/api_search.lua",
     ["espipe.server.app"] = "lua/espipe/server/app.lua",
     ["espipe.server.chaos"] = "lua/espipe/server/chaos.lua",
+    ["espipe.server.capacity"] = "lua/espipe/server/capacity.lua",
     ["espipe.server.cluster"] = "lua/espipe/server/cluster.lua",
     ["espipe.server.es_errors"] = "lua/espipe/server/es_errors.lua",
     ["espipe.server.filter_path"] = "lua/espipe/server/filter_path.lua",
