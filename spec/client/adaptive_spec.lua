@@ -211,6 +211,19 @@ describe("espipe.client.adaptive batch size", function()
 end)
 
 describe("espipe.client.adaptive interface", function()
+  it("reads a bulk response's 429 items for the indexer, and ignores requests without an answer", function()
+    local clock = fake_clock()
+    local ctl = adaptive.new { max_concurrency = 8, batch_bytes = 2 * MB, now = clock.now }
+    drive(ctl, clock, steady, 200)
+    local c, b = ctl:observe(100, 2 * MB, 0.05, 0, nil)
+    assert.same({ 8, 2 * MB }, { c, b })
+    c = ctl:observe(100, 2 * MB, 0.05, 200, { { status = 400 }, { status = 409 } })
+    assert.equal(8, c)
+    c = ctl:observe(100, 2 * MB, 0.05, 200, { { status = 400 }, { status = 429 } })
+    assert.equal(4, c)
+    assert.equal(1, ctl:state().rejected_items)
+  end)
+
   it("labels the current values for the progress line", function()
     local ctl = adaptive.new { concurrency = 6, batch_bytes = 8 * MB }
     assert.equal("c=6 b=8MB", ctl:label())

@@ -171,6 +171,21 @@ function Ctl:on_response(r)
   adapt_batch(self, r, t)
 end
 
+-- For the bulk indexer: one completed request of `docs` items and `bytes`,
+-- sent `rtt` seconds ago, with its HTTP status (0: no answer) and the
+-- failed items of its response (each with .status). Returns the concurrency
+-- and the batch size to use from now on.
+function Ctl:observe(docs, bytes, rtt, status, failures)
+  local rejected = 0
+  for _, f in ipairs(failures or {}) do
+    if f.status == 429 then rejected = rejected + 1 end
+  end
+  if status ~= 0 then
+    self:on_response { rtt = rtt, docs = docs, bytes = bytes, rejected_items = rejected, status = status }
+  end
+  return self:concurrency(), self:batch_bytes()
+end
+
 local function size_label(b)
   if b >= MB then return string.format("%.0fMB", b / MB) end
   return string.format("%.0fkB", b / 1024)
