@@ -24,7 +24,7 @@ M.EPOCH_SECONDS = 2
 M.EPOCH_RESPONSES = 4
 M.NEAR_FLOOR = 1.5   -- RTT per byte within this factor of the floor: room to grow
 M.JUMP = 2.5         -- beyond this factor: the server queues, back off
-M.FLOOR_DRIFT = 1.002 -- the floor forgets by 0.2% a response (capacity changes)
+M.FLOOR_DRIFT = 0.02 -- the floor forgets by 2% a second (the cluster's capacity changes)
 M.BATCH_STEP = 1.5
 
 local KNOWN = { concurrency = true, batch_bytes = true, max_concurrency = true,
@@ -114,17 +114,14 @@ local function cut(self, factor, reason)
   self.since_cut = 0
 end
 
-local function adapt_concurrency(self, r, per_byte)
+local function adapt_concurrency(self, r, per_byte, t)
   if (r.rejected_items or 0) > 0 then return cut(self, 0.5, "rejected items") end
   if r.status == 429 or r.status == 503 then return cut(self, 0.5, "status " .. r.status) end
   if not per_byte then return end
   local fl = self.floor
-  if not fl or per_byte < fl then
-    self.floor = per_byte
-    fl = per_byte
-  else
-    self.floor = fl * M.FLOOR_DRIFT
-  end
+  if fl then fl = fl * (1 + M.FLOOR_DRIFT * math.max(0, t - self.floor_at)) end
+  if not fl or per_byte < fl then fl = per_byte end
+  self.floor, self.floor_at = fl, t
   if per_byte > fl * M.JUMP then return cut(self, 0.75, "rtt jump") end
   if self.fixed_c or per_byte > fl * M.NEAR_FLOOR then return end
   set_c(self, self.c + 1 / max(1, floor(self.c)), "rtt near floor")
@@ -167,7 +164,7 @@ function Ctl:on_response(r)
     return
   end
   local per_byte = r.rtt and r.bytes and r.bytes > 0 and r.rtt / r.bytes or nil
-  adapt_concurrency(self, r, per_byte)
+  adapt_concurrency(self, r, per_byte, t)
   adapt_batch(self, r, t)
 end
 
