@@ -146,3 +146,61 @@ describe("espipe serve #server: --capacity", function()
     assert.matches("%-%-capacity needs the stored path", out)
   end)
 end)
+
+describe("espipe serve #server: --capacity and the bulk indexer's auto settings", function()
+  local server, client
+  local MB = 1024 * 1024
+  setup(function()
+    server = devserver.start { nodes = 3, args = { "--capacity",
+      "docs_per_s=4000,per_request_ms=5,per_shard_ms=2,hop_ms=1,queue=6,nodes=3" } }
+    client = require("espipe.client").new { hosts = { server.url }, max_inflight = 32 }
+  end)
+  teardown(function() server.stop() end)
+
+  local function run(index, opts, n)
+    assert(client.indices:create { index = index, body = { settings = { index = { number_of_shards = 6 } } } })
+    opts.index, opts.max_batch_bytes = index, MB
+    local bi = client:bulk_indexer(opts)
+    for i = 1, n do assert(bi:index({ n = i, text = string.rep("x", 200) })) end
+    local st = assert(bi:close())
+    assert.equal(n, st.ok)
+    assert.equal(0, st.failed)
+    http.json("POST", server.url .. "/" .. index .. "/_refresh")
+    local _, count = http.json("GET", server.url .. "/" .. index .. "/_count")
+    assert.equal(n, count.count)
+    return st
+  end
+
+  it("backs off where a fixed concurrency past the queue gets its items rejected", function()
+    local fixed = run("fixed16", { concurrency = 16, batch_bytes = 256 * 1024, batch_docs = 1e9 }, 30000)
+    local auto = run("auto", { concurrency = "auto", batch_bytes = 256 * 1024, batch_docs = 1e9 }, 30000)
+    assert.is_true(fixed.retried > 0, "16 requests of 2 shard tasks a node overflow a queue of 6")
+    assert.is_true(auto.retried < fixed.retried / 2, auto.retried .. " vs " .. fixed.retried)
+    local a = auto.adaptive
+    assert.equal("auto", a.concurrency_mode)
+    assert.equal("fixed", a.batch_mode)
+    assert.is_true(a.concurrency >= 1 and a.concurrency <= 16)
+    assert.matches("^c=%d+ b=256kB$", auto.tuning)
+  end)
+
+  it("espipe load picks both automatically and reports them in --json", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. q(dir)))
+    local f = assert(io.open(dir .. "/in.ndjson", "w"))
+    for i = 1, 5000 do f:write('{"n":', i, '}\n') end
+    f:close()
+    local p = io.popen((devserver.root) .. "/bin/espipe load " .. q(dir .. "/in.ndjson") .. " --index cli --json"
+      .. " --url " .. server.url .. " --dead-letter " .. q(dir .. "/dl.ndjson") .. " 2>" .. q(dir .. "/err"))
+    local out = p:read("*a")
+    p:close()
+    local err = slurp(dir .. "/err")
+    assert(os.execute("rm -rf " .. q(dir)))
+    local summary = json.decode(out)
+    assert.is_table(summary, out .. err)
+    assert.equal(5000, summary.ok)
+    assert.equal("auto", summary.adaptive.concurrency_mode)
+    assert.equal("auto", summary.adaptive.batch_mode)
+    assert.matches("tuning=c=%d+ b=%d+MB", err)
+  end)
+end)
