@@ -27,7 +27,7 @@ usage: espipe reindex SRC DEST [options]
   --no-refresh       do not refresh the destination at the end (default: refresh once, so
                      what was copied is searchable when the command returns)
   --rate N           at most N documents per second
-  --batch-docs N / --batch-bytes N / --concurrency N / --retries N / --size N (page size)
+  --batch-docs N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
 ]] .. common.job_usage .. [[
 
@@ -110,8 +110,9 @@ local function run(argv)
     dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest, on_tuned = on_tuned,
     swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
-    dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
-    concurrency = opts.concurrency, retries = opts.retries,
+    dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = job.batch_bytes,
+    concurrency = job.concurrency, retries = opts.retries,
+    max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
     retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
     trap_signals = true,
   })

@@ -80,7 +80,7 @@ end
 local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "checkpoint_interval",
   "tune_dest", "tune_state", "on_tuned", "swap_alias", "checkpoint", "rate", "progress", "dead_letter",
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
-  "retries", "backoff", "trap_signals" }
+  "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes" }
 local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
 
@@ -250,8 +250,11 @@ local function run_job(opts, src, dst, op)
   end
 
   local ix = dst.client:bulk_indexer {
-    index = dst.index, batch_docs = batch_docs, batch_bytes = opts.batch_bytes,
+    index = dst.index, batch_bytes = opts.batch_bytes,
+    -- an auto batch size is bounded by bytes only, unless the caller set batch_docs
+    batch_docs = (opts.batch_docs or opts.batch_bytes ~= "auto") and batch_docs or nil,
     concurrency = opts.concurrency, retries = opts.retries, backoff = opts.backoff, dead_letter = dead,
+    max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
     on_batch = acks and function(b)
       acks:settled(b.tokens)
       maybe_save() -- also while the scan waits: positions move as batches settle
@@ -350,7 +353,7 @@ local function run_job(opts, src, dst, op)
     maybe_save()
     if opts.progress then
       local s = ix:stats_now()
-      opts.progress:update { done = summary.scanned, retries = s.retried, failed = s.failed }
+      opts.progress:update { done = summary.scanned, retries = s.retried, failed = s.failed, tuning = s.tuning }
     end
     if opts.rate and opts.rate > 0 then
       local ahead = summary.scanned / opts.rate - (now(src.client) - started)
