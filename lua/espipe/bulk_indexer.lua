@@ -73,6 +73,7 @@
 local core = require("espipe.core")
 local json = require("espipe.json")
 local errors = require("espipe.errors")
+local options = require("espipe.options")
 local url = require("espipe.client.url")
 local retry = require("espipe.client.retry")
 local error_budget = require("espipe.pipeline.error_budget")
@@ -126,9 +127,7 @@ function M.new(client, opts, level)
   level = level or 2
   opts = opts or {}
   if type(opts) ~= "table" then error("bulk_indexer expects an options table", level) end
-  for k in pairs(opts) do
-    if not KNOWN[k] then error("bulk_indexer: unknown option '" .. tostring(k) .. "'", level) end
-  end
+  options.check(opts, KNOWN, "bulk_indexer", level)
   for _, k in ipairs{ "batch_docs", "batch_bytes", "concurrency", "max_retry_bytes" } do
     if opts[k] ~= "auto" or k == "batch_docs" or k == "max_retry_bytes" then check_positive(opts, k, level, true) end
   end

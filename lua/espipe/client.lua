@@ -9,6 +9,7 @@
 -- transport: completions are routed to the helper that submitted them, so
 -- none of them steals another's responses.
 local errors = require("espipe.errors")
+local options = require("espipe.options")
 local url = require("espipe.client.url")
 
 local type, pairs, ipairs, tostring, setmetatable, error = type, pairs, ipairs, tostring, setmetatable, error
@@ -30,6 +31,10 @@ local TRANSPORT_OPTIONS = {
   "dead_host_retry", "headers", "pool_size", "keepalive_timeout", "max_response_bytes",
 }
 
+-- A typo'd key (`hots`) must not fall back to the default host.
+local CLIENT_OPTIONS = { transport = true }
+for _, k in ipairs(TRANSPORT_OPTIONS) do CLIENT_OPTIONS[k] = true end
+
 local function default_transport(opts)
   local topts = {}
   for _, k in ipairs(TRANSPORT_OPTIONS) do topts[k] = opts[k] end
@@ -44,6 +49,7 @@ function M.new(opts)
     error("espipe.client expects an options table, got " .. type(opts), 2)
   end
   opts = opts or {}
+  options.check(opts, CLIENT_OPTIONS, "espipe.client", 2)
   local t = opts.transport
   if t ~= nil then
     if type(t) ~= "table" and type(t) ~= "userdata" then

@@ -376,7 +376,8 @@ describe("bulk indexer", function()
   it("raises on wrong arguments and after close", function()
     local c = client_mod.new{ transport = script.new(bulk_responder({})) }
     assert.has_error(function() c:bulk_indexer{ batch_docs = 0 } end, "bulk_indexer: batch_docs must be a positive integer")
-    assert.has_error(function() c:bulk_indexer{ concurency = 2 } end, "bulk_indexer: unknown option 'concurency'")
+    assert.has_error(function() c:bulk_indexer{ concurency = 2 } end,
+      "bulk_indexer: unknown option 'concurency' (did you mean 'concurrency'?)")
     local bi = c:bulk_indexer{ index = "x" }
     assert.has_error(function() bi:index(42) end, "bulk_indexer: document must be a table or a raw JSON string, got number")
     assert.has_error(function() bi:index('{"a":\n1}') end)

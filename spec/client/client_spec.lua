@@ -150,3 +150,20 @@ describe("client answers", function()
     assert.are.equal("json", err.kind)
   end)
 end)
+
+describe("espipe.client options", function()
+  it("rejects an unknown key, naming the nearest valid one (a typo must not fall back to localhost)", function()
+    local ok, err = pcall(client_mod.new, { hots = { "http://127.0.0.1:1" } })
+    assert.is_false(ok)
+    assert.matches("espipe.client: unknown option 'hots' %(did you mean 'hosts'%?%)", err)
+    ok, err = pcall(client_mod.new, { hosts = { "http://127.0.0.1:1" }, timout = 3 })
+    assert.is_false(ok)
+    assert.matches("unknown option 'timout' %(did you mean 'timeout'%?%)", err)
+  end)
+
+  it("takes every transport option and a transport of its own", function()
+    local c = client_mod.new{ hosts = { "http://127.0.0.1:1" }, timeout = 3, connect_timeout = 1,
+                             max_inflight = 2, dead_host_retry = 5, compress = false }
+    c:close()
+  end)
+end)
