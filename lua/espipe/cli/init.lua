@@ -19,7 +19,13 @@ local function usage(out)
     local cmd = load_command(name)
     if cmd then out:write(string.format("  %-9s %s\n", name, cmd.summary or "")) end
   end
-  out:write("\n`espipe <command> --help` describes one command.\n")
+  out:write("\n`espipe <command> --help` describes one command; `espipe --version` the version.\n")
+end
+
+-- "espipe 0.2.0 (Lua 5.4)": the version and the interpreter running it
+-- (a LuaRocks wrapper picks the interpreter; this shows which one it picked)
+function M.version()
+  return require("espipe")._VERSION .. " (" .. (jit and jit.version or _VERSION) .. ")"
 end
 
 function M.main(argv)
@@ -27,6 +33,10 @@ function M.main(argv)
   if name == nil or name == "-h" or name == "--help" or name == "help" then
     usage(name and io.stdout or io.stderr)
     return name and 0 or 2
+  end
+  if name == "--version" or name == "version" then
+    io.stdout:write(M.version(), "\n")
+    return 0
   end
   local cmd = load_command(name)
   if not cmd then
