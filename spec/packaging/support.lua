@@ -1,0 +1,43 @@
+-- Shell helpers for the packaging specs: run a command, get its output and
+-- whether it exited 0; a temporary directory removed by the caller.
+local M = {}
+
+function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- ok, output (stdout and stderr)
+function M.sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"rc=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc == 0, (out:gsub("rc=%d+%s*$", ""))
+end
+
+function M.run(cmd)
+  local ok, out = M.sh(cmd)
+  assert(ok, cmd .. " failed:\n" .. out)
+  return out
+end
+
+function M.tmpdir()
+  return (M.run("mktemp -d ${TMPDIR:-/tmp}/espipe-pkg-spec.XXXXXX"):match("%S+"))
+end
+
+function M.remove(dir)
+  if dir and dir:match("/espipe%-pkg%-spec%.%w+$") then M.run("rm -rf " .. M.q(dir)) end
+end
+
+function M.write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+return M
