@@ -1,8 +1,7 @@
 -- Shell helpers for the packaging specs: run a command, get its output and
 -- whether it exited 0; a temporary directory removed by the caller.
-local M = {}
-
-function M.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local files = require "pipeline.support"
+local M = { q = files.q, read = files.read, write = files.write }
 
 -- ok, output (stdout and stderr)
 function M.sh(cmd)
@@ -25,19 +24,6 @@ end
 
 function M.remove(dir)
   if dir and dir:match("/espipe%-pkg%-spec%.%w+$") then M.run("rm -rf " .. M.q(dir)) end
-end
-
-function M.write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-function M.read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
 end
 
 return M
