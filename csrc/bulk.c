@@ -252,6 +252,7 @@ typedef struct meta_vals {
     size_t len[M_COUNT];
     int64_t num[M_COUNT];     /* integer values (and _id/routing given as integers), booleans */
     int templates;            /* stack index of dynamic_templates */
+    int made_id;              /* str[M_ID] is a time id: URL-safe, written without the escape check */
 } meta_vals;
 
 #define HAS(m, k) ((m)->type[k] != LUA_TNONE)
@@ -327,6 +328,7 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
 
     for (k = 0; k < M_COUNT; k++)
         m->type[k] = LUA_TNONE;
+    m->made_id = 0;
     if (lua_type(L, meta) == LUA_TNIL || lua_type(L, meta) == LUA_TNONE) {
         if (op == BULK_UPDATE || op == BULK_DELETE)
             luaL_error(L, "bulk %s: metadata with _id is required", opn);
@@ -506,7 +508,16 @@ static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m
             continue;
         if (put_key(&b->buf, meta_names[k], &first) != 0)
             return -1;
-        switch (m->type[k]) {
+        /* LUA_TNONE (never the type of a given value) stands for a made id */
+        switch (k == M_ID && m->made_id ? LUA_TNONE : m->type[k]) {
+        case LUA_TNONE:
+            rc = strbuf_reserve(&b->buf, ESPIPE_TIME_ID_LEN + 2);
+            if (rc == 0) {
+                strbuf_putc_unsafe(&b->buf, '"');
+                strbuf_append_unsafe(&b->buf, m->str[k], ESPIPE_TIME_ID_LEN);
+                strbuf_putc_unsafe(&b->buf, '"');
+            }
+            break;
         case LUA_TSTRING: rc = put_string_bytes(L, b, m->str[k], m->len[k], err); break;
         case LUA_TNUMBER: rc = put_int(&b->buf, m->num[k], k == M_ID || k == M_ROUTING); break;
         case LUA_TBOOLEAN: rc = m->num[k] ? PUTLIT(&b->buf, "true") : PUTLIT(&b->buf, "false"); break;
@@ -605,7 +616,7 @@ static int append(lua_State *L, bulk_buffer *b, int op, int meta, int src)
         m.type[M_ID] = LUA_TSTRING;
         m.str[M_ID] = id;
         m.len[M_ID] = sizeof id;
-        auto_id = 1;
+        m.made_id = auto_id = 1;
     }
 
     err[0] = '\0';

@@ -264,14 +264,13 @@ outputs["position-sr"] = position_only(function(body)
   return hits and hits[#hits].sort and #hits
 end, "search_response(body, true) for the last sort values")
 
--- The scan itself (pit_pages raw_pages, one slice, 1000 hits a page) from
+-- The scan itself (client:scan raw_pages, one slice, 1000 hits a page) from
 -- the dev server into write_page, full scans repeated until `total`
 -- documents: scan-pos-* reads each page's position with page_position before
 -- handing it out (the old export path), scan-* hands the page out unread and
 -- takes the position back from write_page (r:advance: what export does now).
 -- CPU of this process (curl, request bodies, the scan's Lua, the writer); the
 -- server's CPU is another process's.
-local pit_pages = require "espipe.pipeline.pit_pages"
 for _, codec in ipairs { "none", "snappy", "zstd", "gzip" } do
   for _, mode in ipairs { "scan-pos-", "scan-" } do
     local advance = mode == "scan-"
@@ -280,7 +279,7 @@ for _, codec in ipairs { "none", "snappy", "zstd", "gzip" } do
       local clock = os.clock
       local docs, t0, wall = 0, clock(), require("espipe.curl_multi").now()
       while docs < total do
-        local r = pit_pages.new(client, "logs", nil, { size = 1000, raw_pages = true, advance = advance })
+        local r = client:scan("logs", nil, { size = 1000, raw_pages = true, advance = advance })
         for page in r:pages() do
           local n, pos = assert(w:write_page(page.body))
           if advance then r:advance(page, pos) end

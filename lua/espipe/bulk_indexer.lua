@@ -25,7 +25,7 @@
 -- (transport error, 429, 5xx, a 200 whose body is not a complete bulk
 -- response with one item per action: never assumed successful) -> retried
 -- the same way; 413 -> split in half; systemic (401, 403, TLS, unknown host,
--- a refused connection to a host that never answered) -> the indexer stops
+-- a refused connection before the cluster ever answered) -> the indexer stops
 -- at once: nothing more is sent and nothing is dead-lettered (the documents
 -- not acknowledged are counted in stats.unsent), every later call returns
 -- nil, err with err.kind == "systemic"; other statuses -> every item
@@ -43,7 +43,8 @@
 -- an espipe.pipeline.error_budget shared with the caller; default: more than
 -- 1000 failed, or all of the first 1000) and stall_timeout (300 s: requests
 -- pending and no answer but timeouts for that long). Once either trips,
--- index() and friends return nil, err and take nothing more. The budget
+-- index() and friends return nil, err and take nothing more (a document
+-- they returned true for was taken, and is accounted). The budget
 -- still lets flush()/close() send everything accepted (added == ok + failed);
 -- a stall, like a systemic error, abandons what is pending (stats.unsent).
 -- flush() and close() return stats, err.
@@ -331,7 +332,6 @@ function Indexer:_added(n, bytes)
     self:_pump(0)
   end
   if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
-  if self.halt then return nil, self.halt end
   return true
 end
 
@@ -389,7 +389,6 @@ function Indexer:_add_general(op, doc, meta, with_source)
     self:tick()
   end
   if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
-  if self.halt then return nil, self.halt end
   return true
 end
 
@@ -412,7 +411,6 @@ function Indexer:index(doc, meta)
     self:_pump(0)
   end
   if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
-  if self.halt then return nil, self.halt end
   return true
 end
 

@@ -55,7 +55,7 @@ function M.new(opts)
   local self = setmetatable({
     transport = t,
     owners = {},          -- request id -> the helper waiting for it
-    reached = {},         -- host URL -> true once it has answered (see espipe.client.retry)
+    reached = false,      -- true once any host has answered (see espipe.client.retry)
     timeout = opts.timeout or 60,
   }, Client)
   self.indices = require("espipe.client.indices").bind(self)
@@ -76,21 +76,20 @@ local function clock_now(self)
 end
 Client.now = clock_now
 
--- A transport error of a host that has answered before says so
--- (err.host_reached): a refused connection then means a restart, not a typo.
-local function note_host(self, res)
-  local host = res.host
-  if not host then return end
+-- A transport error after the cluster has answered this client says so
+-- (err.cluster_reached): a refused connection then means a node restarting
+-- or gone, not a wrong URL.
+local function note_answer(self, res)
   if res.status and res.status > 0 then
-    self.reached[host] = true
-  elseif type(res.err) == "table" and self.reached[host] then
-    res.err.host_reached = true
+    self.reached = true
+  elseif self.reached and type(res.err) == "table" then
+    res.err.cluster_reached = true
   end
 end
 
 local function distribute(self, done)
   for _, res in ipairs(done) do
-    note_host(self, res)
+    note_answer(self, res)
     local owner = self.owners[res.id]
     if owner then
       self.owners[res.id] = nil
@@ -511,9 +510,9 @@ function Client:bulk_indexer(opts)
   return require("espipe.bulk_indexer").new(self, opts, 2)
 end
 
--- client:scan(index, query, opts) (see espipe.scan)
+-- client:scan(index, query, opts) (see espipe.client.scan)
 function Client:scan(index, query, opts)
-  return require("espipe.scan").new(self, index, query, opts, 2)
+  return require("espipe.client.scan").new(self, index, query, opts, 2)
 end
 
 function Client:close()

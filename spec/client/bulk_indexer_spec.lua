@@ -244,10 +244,10 @@ describe("bulk indexer", function()
     check_invariant(stats, dead)
   end)
 
-  it("retries a refused connection to a host that answered before for retry_for, then dead-letters", function()
+  it("retries a refused connection once the cluster has answered for retry_for, then dead-letters", function()
     local t = script.new(function()
       return { err = errors.new{ kind = "transport", code = "connect", message = "connection refused",
-                                 host_reached = true } }
+                                 cluster_reached = true } }
     end)
     local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 7, retry_for = 30,
       backoff = { base = 0.5, max = 4 }, dead_letter = dead }
@@ -263,7 +263,17 @@ describe("bulk indexer", function()
     assert.is_true(t.clock - t0 >= 30 and t.clock - t0 < 35, "retried for " .. (t.clock - t0) .. " s")
   end)
 
-  it("stops at once on a refused connection to a host that never answered: nothing dead-lettered", function()
+  it("still honours the deprecated retries = N as a cap on attempts", function()
+    local t = script.new(function() return { status = 503, body = '{"error":"busy"}' } end)
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", retries = 2, dead_letter = dead }
+    for i = 1, 3 do bi:index({ n = i }, { id = "r" .. i }) end
+    local stats = bi:close()
+    assert.are.equal(3, stats.failed)
+    assert.are.equal(3, #t.sent)
+    assert.are.equal(3, check_invariant(stats, dead).r1.attempts)
+  end)
+
+  it("stops at once on a refused connection before the cluster ever answered: nothing dead-lettered", function()
     local t = script.new(function()
       return { err = errors.new{ kind = "transport", code = "connect", message = "connection refused",
                                  host = "http://127.0.0.1:1" } }

@@ -130,6 +130,22 @@ describe("espipe load under faults #server", function()
       assert.is_nil(count(server.url, "t"))
     end)
 
+    it("espipe reindex into a destination that answers 403", function()
+      server = devserver.start{}
+      local body = {}
+      for i = 1, 3000 do body[#body + 1] = '{"index":{"_index":"src","_id":"' .. i .. '"}}\n{"n":' .. i .. '}\n' end
+      assert.equal(200, http.request{ method = "POST", url = server.url .. "/_bulk?refresh=true",
+        body = table.concat(body), headers = { ["Content-Type"] = "application/x-ndjson" } }.status)
+      proxy = fault_proxy.start{ upstream = server.url, max_seconds = 60,
+                                 rules = { { match = "_bulk", action = "status", status = 403 } } }
+      local dl = dir .. "/dl.ndjson"
+      local code, _, err = J.espipe("reindex " .. server.url .. "/src " .. proxy.url .. "/dst --quiet --dead-letter "
+        .. S.q(dl))
+      assert.equal(2, code, err)
+      assert.matches("^espipe reindex: 403 [^\n]+ %(POST /dst/_bulk%) on " .. proxy.url:gsub("%p", "%%%0") .. "\n$", err)
+      assert.same({}, left_behind(dir, "in.ndjson"))
+    end)
+
     it("a TLS certificate that does not verify", function()
       local key, crt = dir .. "/k.pem", dir .. "/c.pem"
       assert.equal(0, J.exec("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout "
@@ -145,6 +161,7 @@ describe("espipe load under faults #server", function()
           return not J.alive(pid) or J.exec("curl -sk -o /dev/null https://127.0.0.1:" .. port .. "/") == 0
         end, 10, "openssl s_server")
         if up and J.alive(pid) then break end
+        if J.alive(pid) then J.exec("kill " .. pid) end -- slow to start: try another port
         pid = nil
       end
       assert.truthy(pid, "openssl s_server did not start")
@@ -191,6 +208,7 @@ describe("espipe load under faults #server", function()
     assert.equal(0, summary.ok)
     assert.matches("all of the first 1000 documents failed", err)
     assert.matches("first: document _id [%w_-]+, index strict: 400 strict_dynamic_mapping_exception", err)
+    assert.truthy(err:find(summary.failed .. " document(s) dead-lettered to " .. dir .. "/dl.ndjson", 1, true), err)
     local lines = 0
     for _ in io.lines(dir .. "/dl.ndjson") do lines = lines + 1 end
     assert.equal(summary.failed, lines)
@@ -228,6 +246,23 @@ describe("espipe load under faults #server", function()
     assert.equal(summary.added, summary.ok + summary.failed + summary.unsent)
     assert.is_true(proxy:stats().stalls >= 1)
     assert.same({}, left_behind(dir, "in.ndjson"))
+  end)
+
+  it("gives up on a request after --timeout seconds (a timeout is retryable: --retry-for 0 ends it at once)", function()
+    server = devserver.start{}
+    proxy = fault_proxy.start{ upstream = server.url, rules = { { match = "_bulk", action = "stall" } },
+                               max_seconds = 60 }
+    write_docs(dir .. "/in.ndjson", 10)
+    local t0 = os.time()
+    local code, out, err = load(dir, S.q(dir .. "/in.ndjson") .. " --index t --timeout 1 --retry-for 0"
+      .. " --url " .. proxy.url)
+    assert.is_true(os.time() - t0 < 10, "took " .. (os.time() - t0) .. " s")
+    assert.equal(1, code, err)
+    local summary = json.decode(out)
+    assert.equal(10, summary.failed)
+    local rec = json.decode(S.read(dir .. "/dl.ndjson"):match("[^\n]+"))
+    assert.equal("transport", rec.error.type)
+    assert.matches("[Tt]imed? ?out", rec.error.reason)
   end)
 
   describe("a response lost after the server applied the _bulk request", function()

@@ -48,7 +48,7 @@ describe("retry policy", function()
     end
     -- refused: a wrong port at start, a restarting node once it has answered
     assert.equal("systemic", policy:classify(terr("connect")))
-    assert.equal("retry", policy:classify(terr("connect", { host_reached = true })))
+    assert.equal("retry", policy:classify(terr("connect", { cluster_reached = true })))
     assert.equal("systemic", policy:classify(errors.new{ kind = "systemic", message = "x" }))
   end)
 
@@ -89,7 +89,7 @@ end)
 describe("client:request_retrying", function()
   it("retries what is retryable on the client's clock, then returns the answer", function()
     local t = script_transport.new(function(_, n)
-      if n == 1 then return { status = 0, err = terr("recv", { host_reached = true }) } end
+      if n == 1 then return { status = 0, err = terr("recv", { cluster_reached = true }) } end
       if n == 2 then return { status = 503, body = '{"error":"busy"}' } end
       return { status = 200, body = '{"ok":true}' }
     end)
@@ -148,7 +148,7 @@ describe("client:request_retrying against a real server #server", function()
     assert.is_true(c:now() - t0 >= 1 - 0.05)
     c:close()
 
-    -- a client that never reached that port: systemic, one attempt, names the host
+    -- a client that never reached that cluster: systemic, one attempt, names the host
     local fresh = client_mod.new{ hosts = { server.url }, timeout = 5 }
     local _, serr = fresh:request_retrying({ method = "GET", path = "/" }, policy)
     assert.equal("systemic", serr.kind)

@@ -88,7 +88,7 @@ describe("client against espipe serve #server", function()
     assert.are.equal(N, assert(c:count{ index = "chaos" }).count)
     local seen, n = {}, 0
     for page in c:scan("chaos", nil, { slices = 4, size = 2000 }):pages() do
-      for _, hit in ipairs(page) do
+      for _, hit in ipairs(page.hits) do
         assert.is_nil(seen[hit._id])
         seen[hit._id] = true
         n = n + 1

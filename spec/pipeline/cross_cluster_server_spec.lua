@@ -55,7 +55,7 @@ describe("reindex across clusters #server", function()
     local summary = assert(espipe.reindex{
       source = { client = ca, index = "people", slices = 3 },
       dest = { client = cb, index = "people-odd" },
-      transform = function(doc) if doc.n % 2 == 1 then doc.odd = true return doc end end,
+      transform = function(doc) if doc.n % 2 == 1 then doc.odd = true return doc end return nil end,
       dead_letter = dir .. "/dl.ndjson",
     })
     assert.same({ 2000, 1000, 1000, 0 }, { summary.scanned, summary.dropped, summary.ok, summary.failed })

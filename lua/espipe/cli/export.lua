@@ -17,6 +17,12 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --codec C          Parquet page compression: snappy (default) | zstd | gzip | none
   --slices N         sliced scan (default 1)      --size N   hits per page (default 1000)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
+  --checkpoint FILE  record each completed file (and the scan's position and point in time);
+                     rerunning the same command resumes: finished files are kept, the partial
+                     one is written again, no row twice (needs --to DIR)
+  --overwrite        replace an earlier export in DIR (without it a non-empty DIR is refused)
+  --allow-empty      exit 0 even when no document was exported (default: exit 1)
+  --rate N           at most N documents per second
   --timeout S        seconds per request (default 60)
   --quiet / --json   as for load
 
@@ -28,6 +34,7 @@ invalid and coerced values per column.]]
 local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
+  checkpoint = "string", overwrite = "boolean", allow_empty = "boolean", rate = "number",
   timeout = "number",
 }
 
@@ -65,11 +72,13 @@ local function run(argv)
     client = common.client(url, { timeout = opts.timeout }), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
+    checkpoint = opts.checkpoint, overwrite = opts.overwrite, rate = opts.rate,
   })
   if not ok then return common.usage_error("export", tostring(manifest), usage) end
   local summary = {}
   if manifest then
-    summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files }
+    summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files,
+      already_done = manifest.already_done, restarted = manifest.restarted }
     if manifest.invalid then
       summary.invalid, summary.coerced = manifest.invalid, manifest.coerced
       summary.invalid_values, summary.coerced_values = total(manifest.invalid), total(manifest.coerced)
@@ -80,7 +89,14 @@ local function run(argv)
       end
     end
   end
-  return common.finish("export", p, summary, err)
+  local code = common.finish("export", p, summary, err)
+  if code == 0 and manifest and manifest.rows == 0 and not opts.allow_empty then
+    -- nothing exported is not a success unless asked for
+    io.stderr:write("espipe export: 0 documents exported (the index or query matched none);",
+      " --allow-empty accepts that\n")
+    return 1
+  end
+  return code
 end
 
 return { summary = "export an index to NDJSON, CSV or Parquet files", usage = usage, run = run }

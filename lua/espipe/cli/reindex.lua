@@ -11,14 +11,19 @@ usage: espipe reindex SRC DEST [options]
                      (default $ES_URL or http://127.0.0.1:9200)
   --transform FILE   a Lua file returning function(doc, hit): return the document (changed
                      or not), nil to drop it, or reindex.many{...} to fan out (see
-                     examples/enrich.lua); an error dead-letters that document
+                     examples/enrich.lua); an error dead-letters that document; returning
+                     no value at all (a forgotten `return doc`) stops the job
   --query JSON       only the hits of this query        --slices N   parallel slices
   --op OP            index (default) | create (409s of re-sent documents count as done)
   --presort          order each batch by destination shard (rotated per slice)
   --tune-dest        refresh_interval -1 and 0 replicas during the copy, restored after
                      (also after SIGTERM/Ctrl-C/kill -9, by a watchdog process)
   --swap-alias A     at the end, point alias A at DEST (one atomic _aliases request)
-  --checkpoint FILE  save progress; rerunning the same command resumes
+  --checkpoint FILE  save progress (acknowledged positions and the point in time, at most
+                     once a second); rerunning the same command resumes on the same PIT,
+                     or restarts the unfinished slices when it has expired
+  --no-refresh       do not refresh the destination at the end (default: refresh once, so
+                     what was copied is searchable when the command returns)
   --rate N           at most N documents per second
   --batch-docs N / --batch-bytes N / --concurrency N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
@@ -32,7 +37,7 @@ local spec = {
   slices = "number", op = "string", presort = "boolean", tune_dest = "boolean", swap_alias = "string",
   checkpoint = "string", rate = "number", batch_docs = "number", batch_bytes = "number",
   concurrency = "number", retries = "number", size = "number", dead_letter = "string",
-  restore = "string", quiet = "boolean", json = "boolean",
+  restore = "string", quiet = "boolean", json = "boolean", refresh = "boolean",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
 
@@ -96,7 +101,7 @@ local function run(argv)
   end
   local ok, summary, err, partial = pcall(require("espipe.pipeline.reindex").run, {
     source = { client = sclient, index = sindex, query = query, slices = opts.slices, size = opts.size },
-    dest = { client = dclient, index = dindex, op = opts.op, url = durl },
+    dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest, on_tuned = on_tuned,
     swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,

@@ -9,10 +9,11 @@
 --
 -- Retryable: 429, 5xx on the whole request, es_rejected_execution_exception,
 -- a timeout, a connection reset/closed mid-response, a refused connection
--- to a host that has answered this client before (a restart, not a typo).
+-- once the cluster has answered this client (a node restarting, not a typo:
+-- the client sets err.cluster_reached).
 -- Systemic (the job cannot succeed; stop it, dead-letter nothing): 401,
--- 403, TLS failure, unknown host, a refused connection to a host that never
--- answered, 404 on the cluster root. Permanent: anything else (400, 404,
+-- 403, TLS failure, unknown host, a refused connection before any request
+-- to the cluster succeeded, 404 on the cluster root. Permanent: anything else (400, 404,
 -- 409, ...): the request, or the document, is wrong as it is.
 --
 -- Waits are capped exponential with full jitter (a random fraction of
@@ -82,8 +83,8 @@ M.classify_status = classify_status
 local function classify_transport(err)
   local code = err.code
   if code == "connect" then
-    -- refused: a typo'd port at start, a restarting node later
-    return err.host_reached and "retry" or "systemic"
+    -- refused: a wrong URL at start, a node restarting or gone later
+    return err.cluster_reached and "retry" or "systemic"
   end
   if SYSTEMIC_CODES[code] then return "systemic" end
   if RETRY_CODES[code] or err.kind == "transport" then return "retry" end

@@ -5,6 +5,17 @@
 --   checkpoint.save(path, state) -> true | nil, err
 --   checkpoint.load(path)        -> state | nil (no file) | nil, err (unreadable)
 --   checkpoint.remove(path)
+--
+-- Acknowledged positions of a sliced scan whose documents go through a bulk
+-- indexer (nothing drained, nothing waited for):
+--   local acks = checkpoint.acks(positions)   -- positions: as saved before, or {}
+--   local token = acks:page(slice, { search_after =, done = })  -- a page handed over
+--   acks:add(token)      -- one document of it given to the indexer (meta.token = token)
+--   acks:sealed(token)   -- every document of the page given (or dropped)
+--   acks:settled(tokens) -- the indexer's on_batch tokens: those documents are done
+--   acks:positions()     -- per slice, the last page all of whose documents
+--                        -- are done, and all pages before it: a resume from
+--                        -- there repeats nothing that is not re-sent safely
 local errors = require "espipe.errors"
 
 local M = {}
@@ -43,6 +54,56 @@ function M.load(path)
   end
   return state
 end
+
+local Acks = {}
+Acks.__index = Acks
+
+function M.acks(positions)
+  local saved = {}
+  for k, v in pairs(positions or {}) do saved[k] = v end
+  return setmetatable({ saved = saved, queues = {} }, Acks)
+end
+
+function Acks:page(slice, position)
+  local q = self.queues[slice]
+  if not q then
+    q = { first = 1, last = 0 }
+    self.queues[slice] = q
+  end
+  local token = { slice = slice, position = position, left = 0, sealed = false }
+  q.last = q.last + 1
+  q[q.last] = token
+  return token
+end
+
+function Acks.add(_, token) token.left = token.left + 1 end
+
+-- The slice's position moves over every leading page that is done.
+function Acks:_advance(slice)
+  local q = self.queues[slice]
+  while q.first <= q.last do
+    local t = q[q.first]
+    if not (t.sealed and t.left == 0) then break end
+    self.saved[tostring(slice)] = t.position
+    q[q.first] = nil
+    q.first = q.first + 1
+  end
+end
+
+function Acks:sealed(token)
+  token.sealed = true
+  if token.left == 0 then self:_advance(token.slice) end
+end
+
+function Acks:settled(tokens)
+  for i = 1, #tokens do
+    local t = tokens[i]
+    t.left = t.left - 1
+    if t.left == 0 and t.sealed then self:_advance(t.slice) end
+  end
+end
+
+function Acks:positions() return self.saved end
 
 function M.remove(path)
   os.remove(path)

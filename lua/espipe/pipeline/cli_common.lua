@@ -50,35 +50,38 @@ end
 
 -- Prints the summary and returns the exit status: 0, or 1 when anything
 -- failed or was dead-lettered (naming where it went).
+-- The dead-letter files of a job that hold something.
+local function written(paths)
+  local where = {}
+  for _, path in ipairs(paths or {}) do
+    local f = io.open(path, "rb")
+    if f then
+      if f:seek("end") > 0 then where[#where + 1] = path end
+      f:close()
+    end
+  end
+  return where
+end
+
 function M.finish(name, p, summary, err, dead_paths)
   local json = require "espipe.json"
   summary = summary or {}
   if err then summary.error = tostring(err) end
-  if not err then p:finish(summary, json.encode) end
   local failed = (summary.failed or 0) + (summary.bad_lines or 0) + (summary.transform_errors or 0)
-  if err then
-    -- systemic: the cluster cannot be used (401/403, TLS, unknown host,
-    -- refused at start): one line and exit 2, no summary of a job that never ran
-    local systemic = type(err) == "table" and err.kind == "systemic"
-    if systemic then p.quiet = true end
-    p:finish(summary, json.encode)
-    io.stderr:write("espipe ", name, ": ", tostring(err), "\n")
-    return systemic and 2 or 1
-  end
-  if failed > 0 then
-    local where = {}
-    for _, path in ipairs(dead_paths or {}) do
-      local f = io.open(path, "rb")
-      if f then
-        if f:seek("end") > 0 then where[#where + 1] = path end
-        f:close()
-      end
-    end
+  -- systemic: the cluster cannot be used (401/403, TLS, unknown host,
+  -- refused at start): one line and exit 2, no summary of a job that never ran
+  local systemic = type(err) == "table" and err.kind == "systemic"
+  if systemic then p.quiet = true end
+  p:finish(summary, json.encode)
+  if err then io.stderr:write("espipe ", name, ": ", tostring(err), "\n") end
+  if failed > 0 and not systemic then
+    -- also when the job stopped early (error budget, stall): say where its failures went
+    local where = written(dead_paths)
     io.stderr:write("espipe ", name, ": ", failed, " document(s) dead-lettered",
       #where > 0 and (" to " .. table.concat(where, ", ")) or "", "\n")
-    return 1
   end
-  return 0
+  if err then return systemic and 2 or 1 end
+  return failed > 0 and 1 or 0
 end
 
 function M.usage_error(name, msg, usage)

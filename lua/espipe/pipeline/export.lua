@@ -4,8 +4,24 @@
 --   export.run{ client =, index =, query =, slices =, size =, to = DIR | FILE | "-",
 --               format = "ndjson"|"csv"|"parquet", file_bytes =, fields = {..},
 --               compress = nil|"gzip"|"zstd", source_url =, progress = p,
---               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000 }
+--               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000,
+--               checkpoint = PATH, overwrite = false, rate = docs/s, keep_alive = "5m",
+--               retry_for = 600 }
 --     -> manifest | nil, err
+-- Unknown keys raise, naming the nearest valid one.
+--
+-- A directory target must be empty (files of a checkpointed run excepted);
+-- overwrite = true first removes the files an export writes there (part
+-- files, files in progress, manifest.json), and still refuses a directory
+-- holding anything else. With checkpoint = PATH, each completed part file is
+-- recorded (with the scan's positions and PIT id) as soon as it is renamed
+-- into place; a rerun of the same job keeps those files, removes the
+-- partial one and any part file the checkpoint does not list, and goes on
+-- from the recorded positions on the same PIT: no row is written twice.
+-- When the saved PIT is gone, the files of the earlier run are removed and
+-- the export starts again from the beginning (manifest.restarted = true):
+-- part files mix the slices' rows, so no slice can be taken up alone.
+-- A single-file target (FILE or -) cannot be resumed: checkpoint needs a DIR.
 --
 -- NDJSON rows are the documents' _source (re-encoded by the exact codec:
 -- integers, [] and null survive; key order is kept by the dev server's
@@ -18,7 +34,7 @@
 -- first `infer_docs` documents when the mapping has no fields, e.g. dynamic:
 -- false), `fields` selecting among them. When the columns come from the
 -- mapping, each page goes to the writer as the bytes the server sent
--- (pit_pages raw_pages, w:write_page: columns read hit._source.<path> in C,
+-- (client:scan raw_pages, w:write_page: columns read hit._source.<path> in C,
 -- no Lua table per document; the position write_page returns is handed back
 -- to the scan, so each page is parsed once); inferred columns need the first documents
 -- decoded, so that case writes decoded hits (w:write_rows).
@@ -31,7 +47,10 @@ local json = require "espipe.json"
 local csv = require "espipe.pipeline.csv"
 local writer_mod = require "espipe.pipeline.writer"
 local errors = require "espipe.errors"
-local pit_pages = require "espipe.pipeline.pit_pages"
+local checkpoint = require "espipe.pipeline.checkpoint"
+local setup_mod = require "espipe.pipeline.setup"
+local retry = require "espipe.client.retry"
+local options = require "espipe.options"
 
 local M = {}
 
@@ -63,8 +82,8 @@ end
 
 -- Columns of the hits' _source from the mapping response; nil (and no error)
 -- when the mapping names no fields at all, so the caller infers them.
-local function mapping_columns(parquet, client, opts)
-  local mapping, err = client.indices:get_mapping { index = opts.index }
+local function mapping_columns(parquet, client, opts, policy)
+  local mapping, err = setup_mod.new(client, policy):get(opts.index, "_mapping")
   if not mapping then return nil, err end
   local want = { prefix = "_source", meta = { "_id" } }
   if #parquet.schema.from_mapping(mapping, want) == #want.meta then return false end
@@ -184,10 +203,43 @@ local function is_dir_target(to, opts)
   return not to:find("%.[%w]+$") -- "out" is a directory, "out.ndjson" a file
 end
 
+local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
+  "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
+  "rate", "retry_for" }
+
+-- The checkpoint of an earlier run (nil: none), after the directory is ready.
+local function prepare_target(dir, opts)
+  local saved
+  if opts.checkpoint then
+    local lerr
+    saved, lerr = checkpoint.load(opts.checkpoint)
+    if lerr then return nil, lerr end
+  end
+  if not dir then
+    if opts.checkpoint then return config_error("--checkpoint needs a directory target (--to DIR)") end
+    return false
+  end
+  local ignore = {}
+  if opts.checkpoint then
+    local base = opts.checkpoint:match("([^/]+)$")
+    ignore[base], ignore[base .. ".tmp"] = true, true
+  end
+  local keep
+  if saved and not saved.done then
+    keep = {}
+    for _, f in ipairs(saved.files or {}) do keep[f.name] = true end
+  end
+  local ok, err = require("espipe.pipeline.export_dir").prepare(dir, { overwrite = opts.overwrite, keep = keep,
+    ignore = ignore })
+  if not ok then return nil, err end
+  return saved or false
+end
+
 function M.run(opts)
   if type(opts) ~= "table" or not opts.client or not opts.index or not opts.to then
     error("export.run: client, index and to are required", 2)
   end
+  options.check(opts, KNOWN, "espipe.export", 2)
   local format = opts.format or "ndjson"
   if format ~= "ndjson" and format ~= "csv" and format ~= "parquet" then
     error("export.run: format must be ndjson, csv or parquet, got " .. tostring(format), 2)
@@ -202,42 +254,93 @@ function M.run(opts)
   local client, fields = opts.client, opts.fields
   local dir = is_dir_target(opts.to, opts) and opts.to:gsub("/$", "") or nil
 
+  local policy = retry.new({ retry_for = opts.retry_for }, 2)
   local parquet, columns_pq
   if format == "parquet" then
     local ok, mod = pcall(require, "espipe.parquet")
     if not ok then return config_error("Parquet export needs espipe.parquet: " .. tostring(mod)) end
     if not dir then return config_error("Parquet export writes a directory of part files: --to DIR") end
     parquet = mod
-    local cols, err = mapping_columns(parquet, client, opts)
+    local cols, err = mapping_columns(parquet, client, opts, policy)
     if cols == nil then return nil, err end
     columns_pq = cols or nil -- false: the mapping has no fields; infer from documents
   end
 
-  local total
-  local cresp = client:count { index = opts.index, body = opts.query and { query = opts.query } or nil }
-  if cresp then total = tonumber(cresp.count) end
+  local saved, serr = prepare_target(dir, opts)
+  if saved == nil then return nil, serr end
+  if saved and saved.done then
+    return { already_done = true, rows = saved.rows, bytes = saved.bytes, files = saved.files or {} }
+  end
+  local total, cerr = setup_mod.new(client, policy):count(opts.index, opts.query)
+  if not total then return nil, cerr end
   if opts.progress then opts.progress.total = total end
 
-  local scan = pit_pages.new(client, opts.index, opts.query,
-    { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m",
-      -- whole documents to NDJSON: the server's bytes, never decoded
-      raw_source = format == "ndjson" and not fields,
-      -- Parquet with the mapping's columns: pages stay bytes until the writer reads them
-      raw_pages = format == "parquet" and columns_pq ~= nil,
-      -- ... and each is parsed once, by the writer, which reports its position
-      advance = true })
+  local function open_scan(resume, pit_id)
+    return client:scan(opts.index, opts.query,
+      { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m",
+        resume = resume, pit_id = pit_id, keep_pit = opts.checkpoint and true or nil, retry = policy,
+        -- whole documents to NDJSON: the server's bytes, never decoded
+        raw_source = format == "ndjson" and not fields,
+        -- Parquet with the mapping's columns: pages stay bytes until the writer reads them
+        raw_pages = format == "parquet" and columns_pq ~= nil,
+        -- ... and each is parsed once, by the writer, which reports its position
+        advance = true })
+  end
+  local scan = open_scan(saved and saved.positions or nil, saved and saved.pit_id or nil)
+  local first, ferr = scan:next_page()
+  if first == nil and ferr then return nil, ferr end
+  local restarted = false
+  if saved and scan.restarted then
+    -- the saved PIT is gone: part files mix the slices, so everything again
+    scan:close()
+    for _, f in ipairs(saved.files or {}) do os.remove(dir .. "/" .. f.name) end
+    saved, restarted = false, true
+    scan = open_scan()
+    first, ferr = scan:next_page()
+    if first == nil and ferr then return nil, ferr end
+  end
 
-  local columns, dropped = nil, {}
+  -- CSV columns: from the first page, or the earlier run's
+  local columns, dropped = saved and saved.columns or nil, {}
+  -- checkpoint: each completed file, with the positions of the pages it holds
+  local parts
+  local inferred  -- columns inferred from documents: kept in the checkpoint, so a resume writes the same
+  local releasing -- held pages being written: handed out, not all in files yet
+  local ck_failure
+  local ck_state = { files = {}, rows = 0, bytes = 0, positions = {} }
+  local function save_checkpoint(w, done)
+    if releasing then return true end
+    ck_state.files, ck_state.rows, ck_state.bytes, ck_state.index = w.files, w.rows, w.bytes, w.index
+    ck_state.part_index, ck_state.columns = parts and parts.index or nil, columns
+    ck_state.parquet_columns = inferred and columns_pq or nil
+    ck_state.positions, ck_state.pit_id, ck_state.done = scan:positions(), scan.pit_id, done or nil
+    local ok, err = checkpoint.save(opts.checkpoint, ck_state)
+    if not ok then ck_failure = ck_failure or err end
+    return true
+  end
+
   local w = writer_mod.new { dir = dir, file = not dir and opts.to or nil, format = format,
     ext = format, file_bytes = opts.file_bytes, compress = opts.compress,
     header = format == "csv" and function()
       local cols = { "_id" }
       for _, c in ipairs(columns or fields or {}) do cols[#cols + 1] = c end
       return csv.encode_row(cols)
-    end or nil }
-  local parts = parquet and parquet_parts(parquet, dir, w, opts)
+    end or nil,
+    on_file = opts.checkpoint and save_checkpoint or nil,
+    resume = saved and { files = saved.files, index = saved.index } or nil }
+  parts = parquet and parquet_parts(parquet, dir, w, opts)
+  if parts and saved then
+    parts.index = saved.part_index or 0
+    for _, f in ipairs(saved.files or {}) do
+      add_counts(parts.invalid, f.invalid)
+      add_counts(parts.coerced, f.coerced)
+    end
+  end
   -- pages held back until infer_docs documents show what the columns are
   local held, held_docs, infer_docs = {}, 0, opts.infer_docs or 1000
+  if saved and saved.parquet_columns then
+    columns_pq, inferred, held = saved.parquet_columns, true, nil
+  end
 
   local function write_parquet(hits)
     if #hits == 0 then return true end
@@ -250,11 +353,14 @@ function M.run(opts)
       if not cols then return nil, err end
       columns_pq = cols
     end
+    -- the held pages are all handed out, not all written yet: no checkpoint
+    -- until they are (a file finished meanwhile is recorded with the next one)
+    releasing, inferred = true, columns_pq ~= nil
     for _, page in ipairs(held) do
       local ok, err = write_parquet(page.hits)
       if not ok then return nil, err end
     end
-    held = nil
+    held, releasing = nil, false
     return true
   end
 
@@ -265,10 +371,12 @@ function M.run(opts)
         -- read once: the writer's reading gives the scan its next position
         local pos, err = parts.write_page(columns_pq, page.body)
         if not pos then failure = err return false end
-        scan:advance(page, pos)
+        local aok, aerr = scan:advance(page, pos)
+        if not aok then failure = aerr return false end
       else
         -- no file open: learn the hit count first, so an empty page opens none
-        scan:advance(page)
+        local aok, aerr = scan:advance(page)
+        if not aok then failure = aerr return false end
         if page.n > 0 then
           local pos, err = parts.write_page(columns_pq, page.body)
           if not pos then failure = err return false end
@@ -337,10 +445,22 @@ function M.run(opts)
     if opts.progress then opts.progress:update { done = done } end
     return true
   end
-  local pok, perr = pcall(function()
-    for page in scan:pages() do
-      if not each_page(page) then break end
+  local started = client:now()
+  local function paced()
+    if ck_failure then failure = ck_failure return false end
+    if opts.rate and opts.rate > 0 then
+      local ahead = done / opts.rate - (client:now() - started)
+      if ahead > 0 then client:sleep(ahead) end
     end
+    return true
+  end
+  local pok, perr = pcall(function()
+    local page, err = first, nil
+    while page do
+      if not (each_page(page) and paced()) then return end
+      page, err = scan:next_page()
+    end
+    failure = failure or err
   end)
   if not pok then failure = failure or perr end
   scan:close()
@@ -357,7 +477,7 @@ function M.run(opts)
     return nil, failure
   end
   local extra = { source = opts.source_url or opts.index, index = opts.index,
-    query = opts.query or json.null, total = done }
+    query = opts.query or json.null, total = w.rows }
   if columns then extra.columns = columns end
   if next(dropped) then extra.dropped_columns = dropped end
   if parts then
@@ -369,7 +489,14 @@ function M.run(opts)
     end
     extra.columns = json.array(cols)
   end
-  return w:close(extra)
+  if restarted then extra.restarted = true end
+  local manifest, merr = w:close(extra)
+  if manifest and opts.checkpoint then
+    save_checkpoint(w, true)
+    if ck_failure then return nil, ck_failure end
+  end
+  if not manifest then return nil, merr end
+  return manifest
 end
 
 return M

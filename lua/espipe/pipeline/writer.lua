@@ -8,6 +8,9 @@
 --   w:add_file(name, rows, bytes [, extra])  -- a part some other writer completed
 --   w:close(extra) -> manifest   -- extra fields merged into manifest.json
 -- or writer.new{ file = PATH | "-" } for one file without rotation or manifest.
+-- on_file = function(w) is called each time a file is complete (renamed into
+-- place or registered), e.g. to checkpoint; resume = { files =, index = } goes
+-- on after the files of an earlier run (their entries, the next part number).
 -- A file in progress is named ".part-00000.ndjson.inprogress"; readers that
 -- list DIR only ever see complete part files.
 local codec = require "espipe.pipeline.codec"
@@ -30,8 +33,15 @@ function M.new(opts)
     dir = opts.dir, file = opts.file, ext = opts.ext or opts.format or "ndjson",
     format = opts.format or "ndjson", file_bytes = opts.file_bytes or 64 * 1024 * 1024,
     compress = opts.compress, header = opts.header, files = {}, rows = 0, bytes = 0,
-    index = 0,
+    index = 0, on_file = opts.on_file,
   }, Writer)
+  if opts.resume then
+    for _, f in ipairs(opts.resume.files or {}) do
+      self.files[#self.files + 1] = f
+      self.rows, self.bytes = self.rows + (f.rows or 0), self.bytes + (f.bytes or 0)
+    end
+    self.index = opts.resume.index or 0
+  end
   if self.dir then
     os.execute("mkdir -p '" .. self.dir:gsub("'", "'\\''") .. "'")
   end
@@ -93,6 +103,7 @@ function Writer:close_current()
   end
   self.files[#self.files + 1] = { name = c.name, rows = c.rows, bytes = c.bytes }
   self.bytes = self.bytes + c.bytes
+  if self.on_file and self.dir then return self.on_file(self) end
   return true
 end
 
@@ -119,6 +130,8 @@ function Writer:add_file(name, rows, bytes, extra)
   self.files[#self.files + 1] = entry
   self.rows = self.rows + rows
   self.bytes = self.bytes + bytes
+  if self.on_file then return self.on_file(self) end
+  return true
 end
 
 function Writer:abort()

@@ -1,4 +1,4 @@
--- pit_pages in the mode Parquet export uses (raw_pages, advance = true): each
+-- client:scan in the mode Parquet export uses (raw_pages, advance = true): each
 -- page is parsed once by the consumer, which reports the position back; a
 -- slice's next page is requested only then; every document comes out exactly
 -- once; a page not advanced is advanced by the scan itself; positions resume.
@@ -6,7 +6,6 @@ local devserver = require "support.devserver"
 local client_mod = require "espipe.client"
 local core = require "espipe.core"
 local parquet = require "espipe.parquet"
-local pit_pages = require "espipe.pipeline.pit_pages"
 local S = require "pipeline.support"
 
 local N = 730
@@ -24,7 +23,7 @@ local function read_page(body)
   return ids, last and last.sort
 end
 
-describe("pit_pages raw_pages with advance #server", function()
+describe("scan raw_pages with advance #server", function()
   local server, client, dir
 
   setup(function()
@@ -50,7 +49,7 @@ describe("pit_pages raw_pages with advance #server", function()
   for _, slices in ipairs { 1, 3 } do
     it("hands each page out once, parsed by write_page, with " .. slices .. " slice(s)", function()
       local w = assert(parquet.open(dir .. "/out.parquet", columns, { codec = "none" }))
-      local r = pit_pages.new(client, "docs", nil, { slices = slices, size = 100, raw_pages = true, advance = true })
+      local r = client:scan("docs", nil, { slices = slices, size = 100, raw_pages = true, advance = true })
       local seen, count, pages = {}, 0, 0
       for page in r:pages() do
         assert.is_true(page.waiting)
@@ -80,7 +79,7 @@ describe("pit_pages raw_pages with advance #server", function()
   end
 
   it("advances a page the consumer did not advance, reading its position itself", function()
-    local r = pit_pages.new(client, "docs", nil, { slices = 2, size = 50, raw_pages = true, advance = true })
+    local r = client:scan("docs", nil, { slices = 2, size = 50, raw_pages = true, advance = true })
     local held, count = {}, 0
     for page in r:pages() do
       -- a body is only valid until the next page is asked for: read it now
@@ -100,16 +99,15 @@ describe("pit_pages raw_pages with advance #server", function()
   end)
 
   it("resumes from an advanced page's position without repeating it", function()
-    local r = pit_pages.new(client, "docs", nil, { size = 100, raw_pages = true, advance = true })
-    r.keep_pit = true
+    local r = client:scan("docs", nil, { size = 100, raw_pages = true, advance = true, keep_pit = true })
     local first = {}
     local page = r:next_page()
     r:advance(page, assert(parquet.page_position(page.body)))
     for _, id in ipairs(read_page(page.body)) do first[id] = true end
     local saved, pit_id = page.search_after, page.pit_id
     r:close()
-    local r2 = pit_pages.new(client, "docs", nil, { size = 100, raw_pages = true, advance = true, pit_id = pit_id,
-      resume = { ["0"] = { search_after = saved } } })
+    local r2 = client:scan("docs", nil, { size = 100, raw_pages = true, advance = true,
+      pit_id = pit_id, resume = { ["0"] = { search_after = saved } } })
     local count = 100
     for p in r2:pages() do
       local n = assert(parquet.open(dir .. "/x.parquet", columns, {})) -- a writer per page is fine here
@@ -122,12 +120,12 @@ describe("pit_pages raw_pages with advance #server", function()
       end
       count = count + p.n
     end
-    assert.is_false(r2.restarted or false)
+    assert.is_nil(r2.restarted)
     assert.equal(N, count)
   end)
 
   it("rejects what is not a page or a position", function()
-    local r = pit_pages.new(client, "docs", nil, { size = 100, raw_pages = true, advance = true })
+    local r = client:scan("docs", nil, { size = 100, raw_pages = true, advance = true })
     local page = r:next_page()
     assert.has_error(function() r:advance({}, { hits = 1 }) end, "advance: page must be a page of this scan")
     assert.has_error(function() r:advance(page, { hits = "7" }) end,
