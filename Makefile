@@ -6,6 +6,7 @@
 #   make bench            the benchmarks of bench/ (see bench/README.md)
 #   make demo             the demo of README.md
 #   make rock             espipe-<version>-1.rockspec and the source rocks, offline (.ci/make-rock)
+#   make cli-reference    README's option reference from each command's --help
 
 LUA ?= 5.4
 ALL_LUAS := 5.4 5.3 5.2 5.1 luajit
@@ -37,7 +38,7 @@ ifneq ($(PARQUET_SRC),)
 MODULES += $(BUILD)/espipe/parquet_writer.so
 endif
 
-.PHONY: all test check bench demo clean all-luas rock
+.PHONY: all test check bench demo clean all-luas rock cli-reference
 all: $(MODULES)
 
 $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h csrc/*/*.h) Makefile
@@ -73,6 +74,9 @@ demo: all
 
 rock:
 	@sh .ci/make-rock
+
+cli-reference:
+	@lua5.4 .ci/cli-reference
 
 clean:
 	rm -rf build

@@ -1,5 +1,6 @@
 -- Command dispatch for bin/espipe. Each command is a module espipe.cli.<name>
--- returning { summary = "...", usage = "...", run = function(args) -> exit code }.
+-- returning { summary = "...", usage = "...", run = function(args) -> exit code,
+-- flags = the option table it parses (name -> kind), which usage lists }.
 local M = {}
 
 M.commands = { "serve", "load", "reindex", "export", "route", "demo" }

@@ -112,4 +112,4 @@ local function run(argv)
   return common.finish("reindex", p, summary or partial, err, { dead, dead .. ".transform" })
 end
 
-return { summary = "copy an index, optionally through a Lua transform", usage = usage, run = run }
+return { summary = "copy an index, optionally through a Lua transform", usage = usage, flags = spec, run = run }
