@@ -35,7 +35,7 @@ function M.main(argv)
     usage(name and io.stdout or io.stderr)
     return name and 0 or 2
   end
-  if name == "--version" or name == "version" then
+  if name == "--version" then
     io.stdout:write(M.version(), "\n")
     return 0
   end
