@@ -40,10 +40,10 @@ print("scanned", n)   --> scanned 99501
 local summary = assert(espipe.reindex{
   source = { client = es, index = "logs", slices = 2 },
   dest = { client = es, index = "logs-odd" },
-  transform = function(doc)
-    if doc.n % 2 == 0 then return nil end
-    doc.odd = true
-    return doc
+  transform = function(log)
+    if log.n % 2 == 0 then return nil end
+    log.odd = true
+    return log
   end,
   progress = false,
 })

@@ -4,6 +4,7 @@
 # Needs the bodies saved by run.lua once:
 #   mkdir -p /tmp/pages && PAGES_DIR=/tmp/pages lua5.4 bench/export_parquet/run.lua 1000 100000 position
 #   make && sh bench/export_parquet/instructions.sh /tmp/pages [docs=200000] [codecs="none snappy zstd"]
+# LAYOUT=nested counts the nested layout (see write_pages.lua).
 set -eu
 cd "$(dirname "$0")/../.."
 dir=$1

@@ -40,10 +40,9 @@ local devserver = require "support.devserver"
 
 local total = tonumber(arg[1]) or 1000000
 local indexed = tonumber(arg[2]) or 100000
-local wanted, order = {}, {}
+local order = {}
 for name in (arg[3] or "ndjson-raw,ndjson,none,snappy,zstd,gzip,page-none,page-snappy,page-zstd,page-gzip,position,position-sr,"
   .. "scan-pos-none,scan-none,scan-pos-snappy,scan-snappy,scan-pos-zstd,scan-zstd,scan-pos-gzip,scan-gzip"):gmatch("[^,]+") do
-  wanted[name] = true
   order[#order + 1] = name
 end
 local search_response = core.search_response

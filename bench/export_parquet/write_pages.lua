@@ -2,7 +2,9 @@
 -- pages cycled until `docs` documents: write_page alone, no server, for
 -- profilers (perf record, callgrind; see instructions.sh).
 --   lua5.4 bench/export_parquet/write_pages.lua dir [codec=none] [docs=1000000] [out=os.tmpname()]
--- LEVEL=n in the environment sets the codec level.
+-- LEVEL=n in the environment sets the codec level; LAYOUT=nested writes the
+-- nested layout of `espipe export` (espipe.parquet.tree: tags as a list, host,
+-- http and user as structs; arrays seen in the first page), else the flat one.
 local ver = jit and "luajit" or _VERSION:match("%d+%.%d+")
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/" .. ver .. "/?.so;" .. package.cpath
@@ -23,7 +25,6 @@ local MAPPING = { properties = {
   tags = { type = "keyword" },
   message = { type = "match_only_text" },
 } }
-local columns = parquet.schema.from_mapping(MAPPING, { prefix = "_source", meta = { "_id" } })
 
 local pages = {}
 while true do
@@ -33,6 +34,16 @@ while true do
   f:close()
 end
 assert(#pages > 0, "no " .. dir .. "/page001.json: run run.lua with PAGES_DIR=" .. dir .. " first")
+
+local columns
+if os.getenv("LAYOUT") == "nested" then
+  local sample = {}
+  for i, hit in ipairs(require("espipe.json").decode(pages[1]).hits.hits) do sample[i] = hit._source end
+  columns = require("espipe.parquet.tree").from_mapping(MAPPING,
+    { prefix = "_source", meta = { "_id" }, sample = sample })
+else
+  columns = parquet.schema.from_mapping(MAPPING, { prefix = "_source", meta = { "_id" } })
+end
 
 local w = assert(parquet.open(out, columns, { codec = codec, level = tonumber(os.getenv("LEVEL")) }))
 local t0, docs, i = os.clock(), 0, 0

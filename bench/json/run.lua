@@ -6,7 +6,6 @@ local ver = (jit and "luajit") or _VERSION:match("%d+%.%d+")
 package.cpath = "./build/" .. ver .. "/?.so;" .. package.cpath
 
 local json = require "espipe.json"
-local core = require "espipe.core"
 local ok_cjson, cjson = pcall(require, "cjson")
 
 local NDOCS = tonumber(arg[1]) or 20000

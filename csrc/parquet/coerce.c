@@ -84,6 +84,62 @@ static int put_int64_from_double(pq_writer *w, pq_column *c, double d, int count
     return pq_put_int64(w, c, v);
 }
 
+/* 2^64 as a double: past the unsigned_long range. */
+#define TWO64 18446744073709551616.0
+
+static int put_decimal(pq_writer *w, pq_column *c, uint64_t v)
+{
+    unsigned char b[PQ_DECIMAL_BYTES];
+    int i;
+    b[0] = 0;   /* the sign byte: 20 digits need 65 bits of two's complement */
+    for (i = 8; i >= 1; i--) {
+        b[i] = (unsigned char)v;
+        v >>= 8;
+    }
+    return pq_put_bytes(w, c, (const char *)b, sizeof b);
+}
+
+/* An unsigned_long from a double: truncated (*truncated set when it had a fraction). 0 or -1. */
+static int decimal_from_double(double d, uint64_t *v, int *truncated)
+{
+    double t;
+    if (!(d >= 0) || d >= TWO64)
+        return -1;
+    t = floor(d);
+    *truncated = t != d;
+    *v = (uint64_t)t;
+    return 0;
+}
+
+/* Digits exactly (to 2^64-1), else any number text through a double. 0 or -1. */
+static int decimal_from_text(const char *s, size_t n, uint64_t *v, int *truncated)
+{
+    size_t i;
+    double d;
+    *v = 0;
+    *truncated = 0;
+    for (i = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned digit = (unsigned)(s[i] - '0');
+        if (*v > (UINT64_MAX - digit) / 10)
+            return -1;
+        *v = *v * 10 + digit;
+    }
+    if (i == n && n > 0)
+        return 0;
+    return parse_number_text(s, n, &d) == 0 ? decimal_from_double(d, v, truncated) : -1;
+}
+
+int pq_put_decimal_text(pq_writer *w, pq_column *c, const char *s, size_t n)
+{
+    uint64_t v;
+    int truncated;
+    if (decimal_from_text(s, n, &v, &truncated) != 0)
+        return pq_put_invalid(w, c);
+    if (truncated)
+        c->coerced++;
+    return put_decimal(w, c, v);
+}
+
 static int put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n, int utf8_checked)
 {
     int64_t v;
@@ -94,6 +150,16 @@ static int put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n,
         return utf8_checked || pq_utf8_valid(s, n) ? pq_put_bytes(w, c, s, n) : pq_put_invalid(w, c);
     case PQ_TIMESTAMP:
         return parse_es_date(s, n, &v) == 0 ? pq_put_int64(w, c, v) : pq_put_invalid(w, c);
+    case PQ_TIMESTAMP_NS:
+        return parse_es_date_nanos(s, n, &v) == 0 ? pq_put_int64(w, c, v) : pq_put_invalid(w, c);
+    case PQ_DECIMAL: {
+        uint64_t u;
+        int truncated;
+        if (decimal_from_text(s, n, &u, &truncated) != 0)
+            return pq_put_invalid(w, c);
+        c->coerced++;   /* a number in a string */
+        return put_decimal(w, c, u);
+    }
     case PQ_INT64:
         if (parse_epoch_millis(s, n, &v) == 0) {
             c->coerced++;
@@ -169,6 +235,33 @@ int pq_put_number_value(pq_writer *w, pq_column *c, int is_int, int64_t i, doubl
     case PQ_INT64:
     case PQ_TIMESTAMP:
         return is_int ? pq_put_int64(w, c, i) : put_int64_from_double(w, c, d, 0);
+    case PQ_TIMESTAMP_NS: {
+        int64_t ns;
+        if (is_int)
+            return millis_to_nanos(i, &ns) == 0 ? pq_put_int64(w, c, ns) : pq_put_invalid(w, c);
+        if (!isfinite(d) || d < -TWO63 || d >= TWO63)
+            return pq_put_invalid(w, c);
+        {
+            /* whole milliseconds exactly (doubles hold them to 2^53), then the fraction */
+            double whole = floor(d);
+            int64_t frac = (int64_t)floor((d - whole) * 1e6);
+            if (millis_to_nanos((int64_t)whole, &ns) != 0 || ns > INT64_MAX - frac)
+                return pq_put_invalid(w, c);
+            return pq_put_int64(w, c, ns + frac);
+        }
+    }
+    case PQ_DECIMAL:
+        if (is_int)
+            return i >= 0 ? put_decimal(w, c, (uint64_t)i) : pq_put_invalid(w, c);
+        {
+            uint64_t u;
+            int truncated;
+            if (decimal_from_double(d, &u, &truncated) != 0)
+                return pq_put_invalid(w, c);
+            if (truncated)
+                c->coerced++;
+            return put_decimal(w, c, u);
+        }
     case PQ_DOUBLE:
         if (is_int)
             d = (double)i;

@@ -21,6 +21,8 @@ int pq_put_string_value(pq_writer *w, pq_column *c, const char *s, size_t n);
 /* The same for text already known to be valid UTF-8 (checked by the JSON scan). */
 int pq_put_utf8_value(pq_writer *w, pq_column *c, const char *s, size_t n);
 int pq_put_bool_value(pq_writer *w, pq_column *c, int b);
+/* A number's JSON text into a decimal column (big integers stay exact); other kinds: -1 unused. */
+int pq_put_decimal_text(pq_writer *w, pq_column *c, const char *s, size_t n);
 /* A number: an integer (is_int, where Lua has integers) or a double. */
 int pq_put_number_value(pq_writer *w, pq_column *c, int is_int, int64_t i, double d);
 

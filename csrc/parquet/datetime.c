@@ -38,9 +38,11 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-int parse_iso8601_ms(const char *s, size_t n, int64_t *ms)
+/* Seconds since the epoch and the nanoseconds of the fraction (0..999999999). */
+static int parse_iso8601(const char *s, size_t n, int64_t *secs, int32_t *nanos)
 {
-    int year, month = 1, day = 1, hour = 0, minute = 0, second = 0, frac_ms = 0;
+    int year, month = 1, day = 1, hour = 0, minute = 0, second = 0;
+    int32_t frac = 0;
     int64_t offset_min = 0, total;
     size_t i = 0;
 
@@ -73,15 +75,14 @@ int parse_iso8601_ms(const char *s, size_t n, int64_t *ms)
                     size_t k = 0;
                     i++;
                     while (i < n && s[i] >= '0' && s[i] <= '9' && k < 9) {
-                        if (k < 3)
-                            frac_ms = frac_ms * 10 + (s[i] - '0');
+                        frac = frac * 10 + (s[i] - '0');
                         i++;
                         k++;
                     }
                     if (k == 0)
                         return -1;
-                    for (; k < 3; k++)
-                        frac_ms *= 10;
+                    for (; k < 9; k++)
+                        frac *= 10;
                 }
             }
         }
@@ -108,7 +109,39 @@ int parse_iso8601_ms(const char *s, size_t n, int64_t *ms)
         return -1;
     total = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
     total -= offset_min * 60;
-    *ms = total * 1000 + frac_ms;
+    *secs = total;
+    *nanos = frac;
+    return 0;
+}
+
+int parse_iso8601_ms(const char *s, size_t n, int64_t *ms)
+{
+    int64_t secs;
+    int32_t nanos;
+    if (parse_iso8601(s, n, &secs, &nanos) != 0)
+        return -1;
+    *ms = secs * 1000 + nanos / 1000000;
+    return 0;
+}
+
+/* About +-292 years around 1970 fit int64 nanoseconds. */
+#define NS_SECS_LIMIT 9223372035LL
+
+int parse_iso8601_ns(const char *s, size_t n, int64_t *ns)
+{
+    int64_t secs;
+    int32_t nanos;
+    if (parse_iso8601(s, n, &secs, &nanos) != 0 || secs >= NS_SECS_LIMIT || secs <= -NS_SECS_LIMIT)
+        return -1;
+    *ns = secs * 1000000000 + nanos;
+    return 0;
+}
+
+int millis_to_nanos(int64_t ms, int64_t *ns)
+{
+    if (ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000)
+        return -1;
+    *ns = ms * 1000000;
     return 0;
 }
 
@@ -143,4 +176,12 @@ int parse_es_date(const char *s, size_t n, int64_t *ms)
     if (parse_iso8601_ms(s, n, ms) == 0)
         return 0;
     return parse_epoch_millis(s, n, ms);
+}
+
+int parse_es_date_nanos(const char *s, size_t n, int64_t *ns)
+{
+    int64_t ms;
+    if (parse_iso8601_ns(s, n, ns) == 0)
+        return 0;
+    return parse_epoch_millis(s, n, &ms) == 0 ? millis_to_nanos(ms, ns) : -1;
 }

@@ -20,4 +20,10 @@ int parse_epoch_millis(const char *s, size_t n, int64_t *ms);
 /* ISO first, as Elasticsearch tries its formats in order: "2024" is a year. */
 int parse_es_date(const char *s, size_t n, int64_t *ms);
 
+/* The same to epoch nanoseconds, for date_nanos (strict_date_optional_time_nanos||epoch_millis). */
+int parse_iso8601_ns(const char *s, size_t n, int64_t *ns);
+int parse_es_date_nanos(const char *s, size_t n, int64_t *ns);
+/* 0, or -1 past the int64 range. */
+int millis_to_nanos(int64_t ms, int64_t *ns);
+
 #endif

@@ -699,6 +699,8 @@ static int put_number(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v)
     char err[ESPIPE_JSON_ERRLEN];
     double x;
 
+    if (c->kind == PQ_DECIMAL)   /* unsigned_long: the digits, exactly */
+        return pq_put_decimal_text(w, c, (const char *)v.start, (size_t)(v.end - v.start));
     decoder_init(r, &d, v.start, v.start, v.end, err);
     if (json_dec_number(&d, &n) != 0)
         return pq_put_invalid(w, c);   /* beyond the double range */
@@ -763,6 +765,16 @@ static int put_span(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v, in
     default:
         return put_number(r, w, c, v);
     }
+}
+
+const pq_span *pq_page_row(const pq_page_reader *r, size_t i)
+{
+    return r->rows + i * r->ncols;
+}
+
+int pq_page_put_value(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v)
+{
+    return put_span(r, w, c, v, 0);
 }
 
 /* Rows ahead whose dictionary slots, then bytes, are fetched early. */

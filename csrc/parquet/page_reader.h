@@ -46,6 +46,12 @@ pq_span pq_page_pit_id(const pq_page_reader *r);
 pq_span pq_page_scroll_id(const pq_page_reader *r);
 pq_span pq_page_last_sort(const pq_page_reader *r);
 
+/* The value spans of hit i of the page just read, one per column path. */
+const pq_span *pq_page_row(const pq_page_reader *r, size_t i);
+
+/* One value (start NULL: absent) into a leaf column, with the rules of coerce.h. */
+int pq_page_put_value(pq_page_reader *r, pq_writer *w, pq_column *c, pq_span v);
+
 /* Writes one row per hit of the page just read. 0, or -1 with w->err set. */
 int pq_page_write(pq_page_reader *r, pq_writer *w);
 

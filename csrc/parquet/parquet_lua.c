@@ -34,6 +34,7 @@
 #include "json_internal.h"
 #include "page_reader.h"
 #include "json.h"
+#include "shred.h"
 #include "utf8.h"
 #include "writer.h"
 
@@ -47,7 +48,9 @@ typedef struct col_path {
 
 typedef struct lwriter {
     pq_writer *w;
-    pq_page_reader *page;   /* built on the first write_page */
+    pq_page_reader *page;   /* built on the first write_page (at open for a nested shape) */
+    pq_shape *shape;        /* NULL: every field is a flat leaf column */
+    size_t nfields;         /* the top-level fields (the columns argument) */
     col_path *paths;
     int keys_ref;      /* registry ref to the keys table */
     int closed;
@@ -104,6 +107,8 @@ static void release(lua_State *L, lwriter *u)
     }
     pq_page_reader_free(u->page);
     u->page = NULL;
+    pq_shape_free(u->shape);
+    u->shape = NULL;
     free(u->paths);
     u->paths = NULL;
     strbuf_free(&u->text);
@@ -128,6 +133,9 @@ static int push_failure(lua_State *L, const char *msg, const char *kind)
     return 3;
 }
 
+static int field_form(const char *type);
+static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys);
+
 /*
 ** Checks columns (arg 2) and builds the keys table on the stack top:
 ** the path segments of each column, then its dotted remainders.
@@ -149,8 +157,9 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
             luaL_error(L, "columns[%d].name must be a non-empty string", (int)i);
         lua_pop(L, 1);
         lua_getfield(L, col, "type");
-        if (lua_type(L, -1) != LUA_TSTRING || pq_kind_from_name(lua_tostring(L, -1)) < 0)
-            luaL_error(L, "columns[%d].type must be one of string, json, int64, timestamp, double, boolean", (int)i);
+        if (lua_type(L, -1) != LUA_TSTRING || field_form(lua_tostring(L, -1)) < 0)
+            luaL_error(L, "columns[%d].type must be one of string, json, int64, timestamp, "
+                       "timestamp_ns, double, boolean, struct, list, geo_point, map", (int)i);
         lua_pop(L, 1);
         lua_getfield(L, col, "path");
         path = lua_gettop(L);
@@ -183,6 +192,269 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
     }
 }
 
+/* ---- nested fields: the schema tree and the shredding shape ---- */
+
+#define NEST_MAX 32
+enum { F_LEAF, F_STRUCT, F_LIST, F_GEO, F_MAP };
+
+static int field_form(const char *type)
+{
+    if (strcmp(type, "struct") == 0) return F_STRUCT;
+    if (strcmp(type, "list") == 0) return F_LIST;
+    if (strcmp(type, "geo_point") == 0) return F_GEO;
+    if (strcmp(type, "map") == 0) return F_MAP;
+    return pq_kind_from_name(type) >= 0 ? F_LEAF : -1;
+}
+
+typedef struct tree_counts {
+    size_t elems, leaves, nodes;
+    int nested;
+} tree_counts;
+
+/* The form of the field spec at idx, checked (raises); counts what it adds. */
+static int count_field(lua_State *L, int idx, const char *where, int depth, int named, tree_counts *n)
+{
+    int form, i, len;
+    const char *type;
+    if (depth > NEST_MAX)
+        return luaL_error(L, "%s: nested deeper than %d", where, NEST_MAX);
+    luaL_checkstack(L, 6, "nested fields");
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return luaL_error(L, "%s must be a table, got %s", where, luaL_typename(L, idx));
+    lua_getfield(L, idx, "type");
+    type = lua_tostring(L, -1);
+    form = lua_type(L, -1) == LUA_TSTRING ? field_form(type) : -1;
+    if (form < 0)
+        return luaL_error(L, "%s.type must be one of string, json, int64, timestamp, timestamp_ns, "
+                          "double, boolean, struct, list, geo_point, map", where);
+    lua_pop(L, 1);
+    if (named) {
+        lua_getfield(L, idx, "name");
+        if (lua_type(L, -1) != LUA_TSTRING || espipe_rawlen(L, -1) == 0)
+            return luaL_error(L, "%s.name must be a non-empty string", where);
+        lua_pop(L, 1);
+    }
+    n->nodes++;
+    switch (form) {
+    case F_LEAF:
+        n->elems++;
+        n->leaves++;
+        break;
+    case F_GEO:
+        n->elems += 3;
+        n->leaves += 2;
+        n->nodes += 2;
+        n->nested = 1;
+        break;
+    case F_MAP:
+        lua_getfield(L, idx, "value");
+        if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TSTRING
+                                   && (strcmp(lua_tostring(L, -1), "string") == 0
+                                       || strcmp(lua_tostring(L, -1), "json") == 0)))
+            return luaL_error(L, "%s.value must be string or json", where);
+        lua_pop(L, 1);
+        n->elems += 4;
+        n->leaves += 2;
+        n->nested = 1;
+        break;
+    case F_LIST:
+        n->elems += 2;
+        n->nested = 1;
+        lua_getfield(L, idx, "element");
+        lua_pushfstring(L, "%s.element", where);
+        count_field(L, lua_gettop(L) - 1, lua_tostring(L, -1), depth + 1, 0, n);
+        lua_pop(L, 2);
+        break;
+    default:
+        n->elems++;
+        n->nested = 1;
+        lua_getfield(L, idx, "fields");
+        len = lua_type(L, -1) == LUA_TTABLE ? (int)espipe_rawlen(L, -1) : 0;
+        if (len == 0)
+            return luaL_error(L, "%s.fields must be a non-empty array of fields", where);
+        for (i = 1; i <= len; i++) {
+            lua_rawgeti(L, -1, i);
+            lua_pushfstring(L, "%s.fields[%d]", where, i);
+            count_field(L, lua_gettop(L) - 1, lua_tostring(L, -1), depth + 1, 1, n);
+            lua_pop(L, 2);
+        }
+        lua_pop(L, 1);
+    }
+    return form;
+}
+
+typedef struct tree_build {
+    pq_schema_elem *elems;
+    size_t nelems, ncols;
+    pq_shape *shape;
+    size_t nnodes;
+    int failed;
+} tree_build;
+
+static char *dup_lua_string(lua_State *L, int idx, const char *field, const char *def)
+{
+    const char *v;
+    size_t n;
+    char *p;
+    lua_getfield(L, idx, field);
+    v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : (n = strlen(def), def);
+    p = malloc(n + 1);
+    if (p != NULL) {
+        memcpy(p, v, n);
+        p[n] = '\0';
+    }
+    lua_pop(L, 1);
+    return p;
+}
+
+static void add_elem(tree_build *b, char *name, int repetition, int nchildren, int kind, int group)
+{
+    pq_schema_elem *e = &b->elems[b->nelems++];
+    if (name == NULL)
+        b->failed = 1;
+    e->name = name;
+    e->repetition = repetition;
+    e->nchildren = nchildren;
+    e->kind = kind;
+    e->group = group;
+}
+
+static pq_shred_node *add_node(tree_build *b, int kind, char *key, int def, int rep, size_t ncols)
+{
+    pq_shred_node *n = &b->shape->nodes[b->nnodes++];
+    n->kind = kind;
+    n->key = key;
+    n->klen = key ? strlen(key) : 0;
+    n->def = def;
+    n->rep = rep;
+    n->first_col = b->ncols;
+    n->ncols = ncols;
+    n->end = b->nnodes;
+    if (key == NULL)
+        b->failed = 1;
+    return n;
+}
+
+static char *dup_c(const char *s)
+{
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p != NULL)
+        memcpy(p, s, n + 1);
+    return p;
+}
+
+/* The field spec at idx (checked by count_field) into schema elements and shape nodes. */
+static void build_field(lua_State *L, int idx, tree_build *b, const char *name_override,
+                        int def, int rep)
+{
+    char *name, *key;
+    const char *type;
+    size_t node = b->nnodes, i, len, col0 = b->ncols;
+    int form;
+
+    lua_getfield(L, idx, "type");
+    type = lua_tostring(L, -1);
+    form = field_form(type);
+    name = name_override ? dup_c(name_override) : dup_lua_string(L, idx, "name", "");
+    lua_getfield(L, idx, "name");
+    key = dup_lua_string(L, idx, "key", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
+    lua_pop(L, 1);
+    switch (form) {
+    case F_LEAF:
+        add_elem(b, name, PQ_OPTIONAL, 0, pq_kind_from_name(type), 0);
+        add_node(b, PQ_NODE_LEAF, key, def + 1, rep, 1);
+        b->ncols++;
+        break;
+    case F_GEO:
+        add_elem(b, name, PQ_OPTIONAL, 2, 0, PQ_GROUP_PLAIN);
+        add_elem(b, dup_c("lat"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
+        add_elem(b, dup_c("lon"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
+        add_node(b, PQ_NODE_GEO, key, def + 1, rep, 2);
+        add_node(b, PQ_NODE_LEAF, dup_c("lat"), def + 2, rep, 1);
+        b->ncols++;
+        add_node(b, PQ_NODE_LEAF, dup_c("lon"), def + 2, rep, 1);
+        b->ncols++;
+        break;
+    case F_MAP: {
+        const char *vt;
+        lua_getfield(L, idx, "value");
+        vt = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "string";
+        add_elem(b, name, PQ_OPTIONAL, 1, 0, PQ_GROUP_MAP);
+        add_elem(b, dup_c("key_value"), PQ_REPEATED, 2, 0, PQ_GROUP_PLAIN);
+        add_elem(b, dup_c("key"), PQ_REQUIRED, 0, PQ_STRING, 0);
+        add_elem(b, dup_c("value"), PQ_OPTIONAL, 0, pq_kind_from_name(vt), 0);
+        lua_pop(L, 1);
+        add_node(b, PQ_NODE_MAP, key, def + 1, rep + 1, 2);
+        b->ncols += 2;
+        break;
+    }
+    case F_LIST:
+        add_elem(b, name, PQ_OPTIONAL, 1, 0, PQ_GROUP_LIST);
+        add_elem(b, dup_c("list"), PQ_REPEATED, 1, 0, PQ_GROUP_PLAIN);
+        add_node(b, PQ_NODE_LIST, key, def + 1, rep + 1, 0);
+        lua_getfield(L, idx, "element");
+        build_field(L, lua_gettop(L), b, "element", def + 2, rep + 1);
+        lua_pop(L, 1);
+        break;
+    default:
+        lua_getfield(L, idx, "fields");
+        len = espipe_rawlen(L, -1);
+        add_elem(b, name, PQ_OPTIONAL, (int)len, 0, PQ_GROUP_PLAIN);
+        add_node(b, PQ_NODE_STRUCT, key, def + 1, rep, 0);
+        for (i = 1; i <= len; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            build_field(L, lua_gettop(L), b, NULL, def + 1, rep);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);   /* type */
+    b->shape->nodes[node].ncols = b->ncols - col0;
+    b->shape->nodes[node].end = b->nnodes;
+}
+
+/* The schema tree and shape of the fields (arg 2), set on u; 0, or -1 with msg set. */
+static int build_tree(lua_State *L, lwriter *u, const tree_counts *n, char *msg)
+{
+    tree_build b;
+    size_t i;
+    int rc = -1;
+
+    memset(&b, 0, sizeof b);
+    b.elems = calloc(n->elems, sizeof *b.elems);
+    b.shape = pq_shape_new(n->nodes, u->nfields);
+    if (b.elems == NULL || b.shape == NULL) {
+        snprintf(msg, 256, "out of memory");
+        goto done;
+    }
+    for (i = 0; i < u->nfields; i++) {
+        b.shape->roots[i] = b.nnodes;
+        lua_rawgeti(L, 2, (int)i + 1);
+        build_field(L, lua_gettop(L), &b, NULL, 0, 0);
+        lua_pop(L, 1);
+    }
+    if (b.failed) {
+        snprintf(msg, 256, "out of memory");
+        goto done;
+    }
+    if (pq_writer_set_schema(u->w, b.elems, b.nelems) != 0) {
+        snprintf(msg, 256, "%s", u->w->err);
+        goto done;
+    }
+    if (pq_shape_check(b.shape, u->w, msg) != 0)
+        goto done;
+    u->shape = b.shape;
+    b.shape = NULL;
+    rc = 0;
+done:
+    for (i = 0; b.elems != NULL && i < b.nelems; i++)
+        free(b.elems[i].name);
+    free(b.elems);
+    pq_shape_free(b.shape);
+    return rc;
+}
+
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -190,6 +462,8 @@ static int l_open(lua_State *L)
     size_t ncols, i;
     int keys, codec, k = 0;
     pq_options opt;
+    tree_counts counts;
+    char tree_msg[256];
     lwriter *u;
     FILE *fp;
 
@@ -205,6 +479,13 @@ static int l_open(lua_State *L)
         return luaL_argerror(L, 2, "at least one column is needed");
     if (ncols > 32767)
         return luaL_argerror(L, 2, "too many columns");
+    memset(&counts, 0, sizeof counts);
+    for (i = 1; i <= ncols; i++) {
+        lua_rawgeti(L, 2, (int)i);
+        lua_pushfstring(L, "columns[%d]", (int)i);
+        count_field(L, lua_gettop(L) - 1, lua_tostring(L, -1), 0, 0, &counts);
+        lua_pop(L, 2);
+    }
     codec_name = opt_string(L, 3, "codec", "snappy");
     codec = pq_codec_from_name(codec_name);
     if (codec < 0)
@@ -253,7 +534,8 @@ static int l_open(lua_State *L)
         release(L, u);
         return push_failure(L, msg, "io");
     }
-    if (pq_writer_init(u->w, fp, &opt, ncols) != 0) {
+    u->nfields = ncols;
+    if (pq_writer_init(u->w, fp, &opt, counts.leaves) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, u->w->err);
         lua_pushliteral(L, "io");
@@ -270,12 +552,20 @@ static int l_open(lua_State *L)
         u->paths[i].base = k + 1;
         u->paths[i].nsegs = nsegs;
         k += 2 * nsegs - 1;
-        if (pq_writer_set_column(u->w, i, lua_tostring(L, -3),
-                                 (pq_kind)pq_kind_from_name(lua_tostring(L, -2))) != 0) {
+        if (!counts.nested && pq_writer_set_column(u->w, i, lua_tostring(L, -3),
+                                                   (pq_kind)pq_kind_from_name(lua_tostring(L, -2))) != 0) {
             release(L, u);
             return push_failure(L, "out of memory", "memory");
         }
         lua_pop(L, 4);
+    }
+    if (counts.nested && build_tree(L, u, &counts, tree_msg) != 0) {
+        release(L, u);
+        return push_failure(L, tree_msg, "memory");
+    }
+    if (counts.nested && page_reader(L, u, 4) == NULL) {
+        release(L, u);
+        return push_failure(L, "out of memory", "memory");
     }
     lua_settop(L, 5);
     return 1;
@@ -414,6 +704,30 @@ static void push_field(lua_State *L, int row, int keys, const col_path *p)
     push_path(L, row, keys, p, 0);
 }
 
+/* Field c's value at vi: a flat leaf directly, a nested field shredded from its JSON text. */
+static int put_field(lua_State *L, lwriter *u, size_t c, int vi)
+{
+    const pq_shred_node *n;
+    pq_span v;
+    int t;
+    if (u->shape == NULL)
+        return put_value(L, u, &u->w->cols[c], vi, 0);
+    n = &u->shape->nodes[u->shape->roots[c]];
+    if (n->kind == PQ_NODE_LEAF)
+        return put_value(L, u, &u->w->cols[n->first_col], vi, 0);
+    t = lua_type(L, vi);
+    if (t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, vi) == NULL)) {
+        v.start = v.end = NULL;
+    } else if (json_text(L, u, vi) != 0) {
+        u->w->cols[n->first_col].invalid++;
+        v.start = v.end = NULL;
+    } else {
+        v.start = (const unsigned char *)u->text.data;
+        v.end = v.start + u->text.len;
+    }
+    return pq_shred(u->shape, u->page, u->w, u->shape->roots[c], v);
+}
+
 static int l_write_rows(lua_State *L)
 {
     lwriter *u = check_writer(L);
@@ -445,9 +759,9 @@ static int l_write_rows(lua_State *L)
         int row;
         lua_rawgeti(L, rows, (int)i);
         row = lua_gettop(L);
-        for (c = 0; c < w->ncols; c++) {
+        for (c = 0; c < u->nfields; c++) {
             push_field(L, row, keys, &u->paths[c]);
-            if (put_value(L, u, &w->cols[c], row + 1, 0) != 0)
+            if (put_field(L, u, c, row + 1) != 0)
                 return push_failure(L, w->err, "memory");
             lua_settop(L, row);
         }
@@ -462,7 +776,6 @@ static int l_write_rows(lua_State *L)
 /* The page reader for u's columns, from the keys table at index keys. NULL: no memory. */
 static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys)
 {
-    pq_writer *w = u->w;
     const char **segs;
     size_t *lens, c;
     int maxsegs = 1, j, ok = 1;
@@ -470,16 +783,16 @@ static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys)
 
     if (u->page != NULL)
         return u->page;
-    for (c = 0; c < w->ncols; c++)
+    for (c = 0; c < u->nfields; c++)
         if (u->paths[c].nsegs > maxsegs)
             maxsegs = u->paths[c].nsegs;
-    r = pq_page_reader_new(w->ncols);
+    r = pq_page_reader_new(u->nfields);
     segs = malloc((size_t)maxsegs * sizeof *segs);
     lens = malloc((size_t)maxsegs * sizeof *lens);
     /* nothing below raises: the key strings are already in the keys table */
     if (r == NULL || segs == NULL || lens == NULL)
         ok = 0;
-    for (c = 0; ok && c < w->ncols; c++) {
+    for (c = 0; ok && c < u->nfields; c++) {
         const col_path *p = &u->paths[c];
         for (j = 0; j < p->nsegs; j++) {
             lua_rawgeti(L, keys, p->base + j);
@@ -593,7 +906,7 @@ static int l_write_page(lua_State *L)
         lua_insert(L, -2);
         return 4;
     }
-    if (pq_page_write(r, w) != 0)
+    if ((u->shape ? pq_shape_write_page(u->shape, r, w) : pq_page_write(r, w)) != 0)
         return push_failure(L, w->err, "io");
     lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
     lua_insert(L, -2);
@@ -687,6 +1000,32 @@ static int collect_metadata(lua_State *L, int t1, int t2)
     return merged;
 }
 
+static int key_less(const char *a, size_t an, const char *b, size_t bn)
+{
+    int r = memcmp(a, b, an < bn ? an : bn);
+    return r < 0 || (r == 0 && an < bn);
+}
+
+/* By key, so the footer is the same bytes for the same metadata (insertion sort: a few keys). */
+static void sort_metadata(const char **keys, size_t *klens, const char **vals, size_t *vlens, size_t n)
+{
+    size_t i, j;
+    for (i = 1; i < n; i++) {
+        const char *k = keys[i], *v = vals[i];
+        size_t kl = klens[i], vl = vlens[i];
+        for (j = i; j > 0 && key_less(k, kl, keys[j - 1], klens[j - 1]); j--) {
+            keys[j] = keys[j - 1];
+            klens[j] = klens[j - 1];
+            vals[j] = vals[j - 1];
+            vlens[j] = vlens[j - 1];
+        }
+        keys[j] = k;
+        klens[j] = kl;
+        vals[j] = v;
+        vlens[j] = vl;
+    }
+}
+
 static int l_close(lua_State *L)
 {
     lwriter *u = check_writer(L);
@@ -736,6 +1075,7 @@ static int l_close(lua_State *L)
             i++;
             lua_pop(L, 1);
         }
+        sort_metadata(keys, klens, vals, vlens, nkv);
         rc = pq_writer_finish(w, keys, klens, vals, vlens, nkv, created_by);
     }
     free(keys);
@@ -756,6 +1096,10 @@ static int l_close(lua_State *L)
     lua_setfield(L, -2, "bytes");
     push_count(L, w->row_groups);
     lua_setfield(L, -2, "row_groups");
+    push_count(L, w->flushed);
+    lua_setfield(L, -2, "data_bytes");
+    push_count(L, w->rg_meta.len);
+    lua_setfield(L, -2, "metadata_bytes");
     push_count(L, w->peak_buffered);
     lua_setfield(L, -2, "peak_buffered_bytes");
     push_counts(L, w, 1);
@@ -769,6 +1113,67 @@ static int l_close(lua_State *L)
 static int l_bytes_written(lua_State *L)
 {
     push_count(L, check_writer(L)->w->offset);
+    return 1;
+}
+
+static int l_flushed_bytes(lua_State *L)
+{
+    push_count(L, check_writer(L)->w->flushed);
+    return 1;
+}
+
+/* The footer's row group entries so far: what each row group adds to it. */
+static int l_metadata_bytes(lua_State *L)
+{
+    push_count(L, check_writer(L)->w->rg_meta.len);
+    return 1;
+}
+
+static int l_flush(lua_State *L)
+{
+    pq_writer *w = check_writer(L)->w;
+    if (pq_writer_flush(w) != 0)
+        return push_failure(L, w->err, "io");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_measure(lua_State *L)
+{
+    pq_writer *w = check_writer(L)->w;
+    uint64_t n;
+    if (pq_writer_measure(w, &n) != 0)
+        return push_failure(L, w->err, "io");
+    push_count(L, n);
+    return 1;
+}
+
+/* The footer if the file were closed now (with open's metadata), less the buffered row group. */
+static int l_footer_bytes(lua_State *L)
+{
+    lwriter *u = check_writer(L);
+    size_t n, kv = 0, kl, vl;
+    const char *created_by;
+    lua_settop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->keys_ref);
+    lua_getfield(L, 2, "options");
+    lua_getfield(L, 3, "created_by");
+    created_by = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "espipe";
+    lua_getfield(L, 3, "metadata");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 5) != 0) {
+            /* a KeyValue: two field headers, two lengths, the bytes, a stop */
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                (void)lua_tolstring(L, -2, &kl);
+                (void)lua_tolstring(L, -1, &vl);
+                kv += kl + vl + 2 * 5 + 3;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    n = pq_writer_footer_size(u->w, created_by);
+    push_count(L, n + kv + 5);
     return 1;
 }
 
@@ -835,6 +1240,11 @@ static const luaL_Reg writer_methods[] = {
     { "counts", l_counts },
     { "bytes_written", l_bytes_written },
     { "buffered_bytes", l_buffered_bytes },
+    { "flushed_bytes", l_flushed_bytes },
+    { "metadata_bytes", l_metadata_bytes },
+    { "footer_bytes", l_footer_bytes },
+    { "flush", l_flush },
+    { "measure", l_measure },
     { "peak_buffered_bytes", l_peak_buffered_bytes },
     { "rows", l_rows },
     { "row_groups", l_row_groups },

@@ -14,7 +14,8 @@ int put_uvarint(strbuf *b, uint64_t v)
 
 static uint64_t zigzag64(int64_t v)
 {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    /* all ones for a negative v, without a signed shift (implementation-defined) */
+    return ((uint64_t)v << 1) ^ ((uint64_t)0 - ((uint64_t)v >> 63));
 }
 
 static void put_byte(tc_writer *tc, unsigned char c)

@@ -12,8 +12,7 @@
 enum { T_BOOLEAN = 0, T_INT64 = 2, T_DOUBLE = 5, T_BYTE_ARRAY = 6 };
 enum { ENC_PLAIN = 0, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8 };
 enum { PAGE_DATA = 0, PAGE_DICTIONARY = 2 };
-enum { CT_UTF8 = 0, CT_TIMESTAMP_MILLIS = 9, CT_JSON = 19 };
-enum { REP_OPTIONAL = 1 };
+enum { CT_UTF8 = 0, CT_MAP = 1, CT_LIST = 3, CT_DECIMAL = 5, CT_TIMESTAMP_MILLIS = 9, CT_JSON = 19 };
 
 /* Values seen before a chunk judges whether its dictionary pays off. */
 #define DICT_PROBE_VALUES 16384
@@ -22,7 +21,7 @@ enum { REP_OPTIONAL = 1 };
 #define STATS_MAX_BYTES 512
 
 static const char *const kind_names[] = {
-    "string", "json", "int64", "timestamp", "double", "boolean"
+    "string", "json", "int64", "timestamp", "double", "boolean", "timestamp_ns", "decimal"
 };
 
 int pq_kind_from_name(const char *name)
@@ -42,7 +41,7 @@ const char *pq_kind_name(pq_kind kind)
 static int physical_type(pq_kind k)
 {
     switch (k) {
-    case PQ_INT64: case PQ_TIMESTAMP: return T_INT64;
+    case PQ_INT64: case PQ_TIMESTAMP: case PQ_TIMESTAMP_NS: return T_INT64;
     case PQ_DOUBLE: return T_DOUBLE;
     case PQ_BOOLEAN: return T_BOOLEAN;
     default: return T_BYTE_ARRAY;
@@ -51,7 +50,7 @@ static int physical_type(pq_kind k)
 
 static int is_bytes(pq_kind k)
 {
-    return k == PQ_STRING || k == PQ_JSON;
+    return k == PQ_STRING || k == PQ_JSON || k == PQ_DECIMAL;
 }
 
 static int fail(pq_writer *w, const char *fmt, ...)
@@ -70,15 +69,29 @@ static void column_init(pq_column *c)
 {
     memset(c, 0, sizeof *c);
     strbuf_init(&c->defs);
+    strbuf_init(&c->reps);
     strbuf_init(&c->values);
+    c->max_def = 1;
     strbuf_init(&c->indices);
     pq_dict_init(&c->dict);
+}
+
+static void free_path(pq_column *c)
+{
+    int i;
+    for (i = 0; c->path != NULL && i < c->npath; i++)
+        free(c->path[i]);
+    free(c->path);
+    c->path = NULL;
+    c->npath = 0;
 }
 
 static void column_free(pq_column *c)
 {
     free(c->name);
+    free_path(c);
     strbuf_free(&c->defs);
+    strbuf_free(&c->reps);
     strbuf_free(&c->values);
     strbuf_free(&c->indices);
     pq_dict_free(&c->dict);
@@ -86,7 +99,7 @@ static void column_free(pq_column *c)
 
 static void column_reset(pq_column *c)
 {
-    c->defs.len = c->values.len = c->indices.len = 0;
+    c->defs.len = c->reps.len = c->values.len = c->indices.len = 0;
     pq_dict_clear(&c->dict);
     c->dict_full = 0;
     c->dict_values = 0;
@@ -97,6 +110,10 @@ static int flush_row_group(pq_writer *w);
 
 static int write_bytes(pq_writer *w, const void *p, size_t n)
 {
+    if (w->measuring) {
+        w->offset += n;
+        return 0;
+    }
     if (n > 0 && fwrite(p, 1, n, w->fp) != n)
         return fail(w, "write failed after %llu bytes: %s",
                     (unsigned long long)w->offset, strerror(errno));
@@ -125,15 +142,118 @@ int pq_writer_init(pq_writer *w, FILE *fp, const pq_options *opt, size_t ncols)
     return write_bytes(w, "PAR1", 4);
 }
 
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p != NULL)
+        memcpy(p, s, n + 1);
+    return p;
+}
+
 int pq_writer_set_column(pq_writer *w, size_t i, const char *name, pq_kind kind)
 {
-    size_t n = strlen(name);
     pq_column *c = &w->cols[i];
-    c->name = malloc(n + 1);
-    if (c->name == NULL)
+    free(c->name);
+    free_path(c);
+    c->name = copy_string(name);
+    c->path = malloc(sizeof *c->path);
+    if (c->name == NULL || c->path == NULL || (c->path[0] = copy_string(name)) == NULL)
         return fail(w, "out of memory");
-    memcpy(c->name, name, n + 1);
+    c->npath = 1;
     c->kind = kind;
+    return 0;
+}
+
+/* The dotted field path of a leaf: its ancestors' names, less LIST/MAP's inner levels. */
+static char *display_name(const pq_schema_elem *e, const int *stack, int depth)
+{
+    strbuf b;
+    int i;
+    strbuf_init(&b);
+    for (i = 0; i < depth; i++) {
+        const pq_schema_elem *x = &e[stack[i]];
+        int parent = i > 0 ? e[stack[i - 1]].group : PQ_GROUP_PLAIN;
+        int grandparent = i > 1 ? e[stack[i - 2]].group : PQ_GROUP_PLAIN;
+        /* LIST's "list" and "element", MAP's "key_value" */
+        if (parent != PQ_GROUP_PLAIN || grandparent == PQ_GROUP_LIST)
+            continue;
+        if ((b.len > 0 && strbuf_putc(&b, '.') != 0) || strbuf_append(&b, x->name, strlen(x->name)) != 0) {
+            strbuf_free(&b);
+            return NULL;
+        }
+    }
+    if (strbuf_putc(&b, '\0') != 0) {
+        strbuf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* Leaf column k from the schema path stack[0..depth): its path and levels. */
+static int leaf_column(pq_writer *w, size_t k, const int *stack, int depth)
+{
+    const pq_schema_elem *leaf = &w->schema[stack[depth - 1]];
+    pq_column *c = &w->cols[k];
+    int i;
+    free(c->name);
+    free_path(c);
+    c->kind = (pq_kind)leaf->kind;
+    c->max_def = c->max_rep = 0;
+    c->path = calloc((size_t)depth, sizeof *c->path);
+    if (c->path == NULL || (c->name = display_name(w->schema, stack, depth)) == NULL)
+        return fail(w, "out of memory");
+    c->npath = depth;
+    for (i = 0; i < depth; i++) {
+        const pq_schema_elem *x = &w->schema[stack[i]];
+        if ((c->path[i] = copy_string(x->name)) == NULL)
+            return fail(w, "out of memory");
+        if (x->repetition != PQ_REQUIRED)
+            c->max_def++;
+        if (x->repetition == PQ_REPEATED)
+            c->max_rep++;
+    }
+    if (c->max_def > 255 || c->max_rep > 255)
+        return fail(w, "column %s is nested too deep", c->name);
+    return 0;
+}
+
+#define SCHEMA_MAX_DEPTH 64
+
+int pq_writer_set_schema(pq_writer *w, const pq_schema_elem *elems, size_t n)
+{
+    int stack[SCHEMA_MAX_DEPTH], left[SCHEMA_MAX_DEPTH], depth = 0;
+    size_t i, k = 0;
+
+    w->schema = calloc(n ? n : 1, sizeof *w->schema);
+    if (w->schema == NULL)
+        return fail(w, "out of memory");
+    w->nschema = n;
+    for (i = 0; i < n; i++) {
+        w->schema[i] = elems[i];
+        if ((w->schema[i].name = copy_string(elems[i].name)) == NULL)
+            return fail(w, "out of memory");
+    }
+    /* depth-first: left[d] counts the children still expected at depth d (the root: all tops) */
+    left[0] = -1;
+    for (i = 0; i < n; i++) {
+        const pq_schema_elem *e = &w->schema[i];
+        if (depth >= SCHEMA_MAX_DEPTH - 1)
+            return fail(w, "the schema is nested deeper than %d", SCHEMA_MAX_DEPTH);
+        stack[depth] = (int)i;
+        if (e->nchildren > 0) {
+            left[++depth] = e->nchildren;
+            continue;
+        }
+        if (k >= w->ncols)
+            return fail(w, "the schema has more leaves than the %zu columns", w->ncols);
+        if (leaf_column(w, k++, stack, depth + 1) != 0)
+            return -1;
+        while (depth > 0 && --left[depth] == 0)
+            depth--;
+    }
+    if (depth != 0 || k != w->ncols)
+        return fail(w, "the schema tree does not match its %zu leaf columns", w->ncols);
     return 0;
 }
 
@@ -145,6 +265,10 @@ void pq_writer_free(pq_writer *w)
     w->fp = NULL;
     for (i = 0; w->cols != NULL && i < w->ncols; i++)
         column_free(&w->cols[i]);
+    for (i = 0; w->schema != NULL && i < w->nschema; i++)
+        free(w->schema[i].name);
+    free(w->schema);
+    w->schema = NULL;
     free(w->cols);
     w->cols = NULL;
     w->ncols = 0;
@@ -160,23 +284,42 @@ void pq_writer_free(pq_writer *w)
 
 /* ---- appending values ---- */
 
+/* The levels of one entry: both reserved before either is written. */
+static inline int put_levels(pq_writer *w, pq_column *c, int rep, int def)
+{
+    if (c->max_rep == 0) {   /* flat and struct leaves: definition levels only */
+        if (strbuf_putc(&c->defs, (char)def) != 0)
+            return fail(w, "out of memory");
+        w->buffered += 1;
+        return 0;
+    }
+    if (strbuf_reserve(&c->defs, 1) != 0 || strbuf_reserve(&c->reps, 1) != 0)
+        return fail(w, "out of memory");
+    strbuf_putc_unsafe(&c->defs, (char)def);
+    strbuf_putc_unsafe(&c->reps, (char)rep);
+    w->buffered += 2;
+    return 0;
+}
+
+int pq_put_level(pq_writer *w, pq_column *c, int rep, int def)
+{
+    return put_levels(w, c, rep, def);
+}
+
 int pq_put_null(pq_writer *w, pq_column *c)
 {
-    if (strbuf_putc(&c->defs, 0) != 0)
-        return fail(w, "out of memory");
-    w->buffered += 1;
-    return 0;
+    return put_levels(w, c, c->cur_rep, c->null_def);
 }
 
 static int put_fixed(pq_writer *w, pq_column *c, uint64_t bits)
 {
     unsigned char b[8];
-    if (strbuf_reserve(&c->values, 8) != 0 || strbuf_putc(&c->defs, 1) != 0)
+    if (strbuf_reserve(&c->values, 8) != 0 || put_levels(w, c, c->cur_rep, c->max_def) != 0)
         return fail(w, "out of memory");
     put_le64(b, bits);
     strbuf_append_unsafe(&c->values, b, 8);
     c->nonnull++;
-    w->buffered += 9;
+    w->buffered += 8;
     return 0;
 }
 
@@ -194,11 +337,11 @@ int pq_put_double(pq_writer *w, pq_column *c, double v)
 
 int pq_put_bool(pq_writer *w, pq_column *c, int v)
 {
-    if (strbuf_reserve(&c->values, 1) != 0 || strbuf_putc(&c->defs, 1) != 0)
+    if (strbuf_reserve(&c->values, 1) != 0 || put_levels(w, c, c->cur_rep, c->max_def) != 0)
         return fail(w, "out of memory");
     strbuf_putc_unsafe(&c->values, v ? 1 : 0);
     c->nonnull++;
-    w->buffered += 2;
+    w->buffered += 1;
     return 0;
 }
 
@@ -222,9 +365,8 @@ int pq_put_bytes(pq_writer *w, pq_column *c, const char *s, size_t n)
 
     if (n > UINT32_MAX - 64)
         return fail(w, "a value of %zu bytes in column %s is too large for Parquet", n, c->name);
-    if (strbuf_putc(&c->defs, 1) != 0)
-        return fail(w, "out of memory");
-    w->buffered += 1;
+    if (put_levels(w, c, c->cur_rep, c->max_def) != 0)
+        return -1;
     c->nonnull++;
     /* Once the dictionary is full, the rest of the chunk stays PLAIN. */
     if (c->dict_full)
@@ -340,7 +482,7 @@ static void stats_merge(stats *into, const stats *s, pq_kind kind)
         stats_double(into, s->dmin);
         stats_double(into, s->dmax);
         break;
-    case PQ_STRING: case PQ_JSON:
+    case PQ_STRING: case PQ_JSON: case PQ_DECIMAL:
         stats_bytes(into, s->smin, s->sminlen);
         stats_bytes(into, s->smax, s->smaxlen);
         break;
@@ -373,7 +515,8 @@ static void write_stats(tc_writer *tc, int16_t id, const stats *s, pq_kind kind)
         hi[0] = (unsigned char)s->imax;
         minn = maxn = 1;
         break;
-    case PQ_STRING: case PQ_JSON:
+    case PQ_STRING: case PQ_JSON: case PQ_DECIMAL:
+        /* decimals: fixed-length, non-negative, so byte order is numeric order */
         minp = s->smin;
         maxp = s->smax;
         minn = s->sminlen;
@@ -387,7 +530,8 @@ static void write_stats(tc_writer *tc, int16_t id, const stats *s, pq_kind kind)
     }
     tc_struct(tc, id);
     /* the deprecated signed-order fields, only where signed order is right */
-    if (bounds && (kind == PQ_INT64 || kind == PQ_TIMESTAMP || kind == PQ_BOOLEAN)) {
+    if (bounds && (kind == PQ_INT64 || kind == PQ_TIMESTAMP || kind == PQ_TIMESTAMP_NS
+                   || kind == PQ_BOOLEAN)) {
         tc_binary(tc, 1, maxp, maxn);
         tc_binary(tc, 2, minp, minn);
     }
@@ -432,7 +576,8 @@ static int write_page(pq_writer *w, int type, const strbuf *body, int32_t num_va
         tc_i32(&tc, 2, encoding);
         tc_i32(&tc, 3, ENC_RLE);
         tc_i32(&tc, 4, ENC_RLE);
-        write_stats(&tc, 5, st, kind);
+        if (st != NULL) /* statistics are optional in a data page header */
+            write_stats(&tc, 5, st, kind);
         tc_end(&tc);
     } else {
         tc_struct(&tc, 7);
@@ -492,31 +637,43 @@ static ranked *rank_dictionary(pq_writer *w, pq_column *c)
     return sorted;
 }
 
-static int build_levels(pq_writer *w, const unsigned char *defs, size_t n)
+/* One level stream of a v1 page: its 4-byte length, then the RLE hybrid. */
+static int append_levels(strbuf *page, const unsigned char *levels, size_t n, int max)
 {
-    size_t at;
-    w->page.len = 0;
-    if (strbuf_append(&w->page, "\0\0\0\0", 4) != 0)
+    size_t at = page->len;
+    if (strbuf_append(page, "\0\0\0\0", 4) != 0)
         return -1;
-    at = w->page.len;
-    if (rle_hybrid_u8(&w->page, defs, n, 1) != 0)
+    if (rle_hybrid_u8(page, levels, n, bit_width_for((uint32_t)max)) != 0)
         return -1;
-    put_le32((unsigned char *)w->page.data, (uint32_t)(w->page.len - at));
+    put_le32((unsigned char *)page->data + at, (uint32_t)(page->len - at - 4));
     return 0;
+}
+
+/* Repetition levels (repeated columns only), then definition levels. */
+static int build_levels(pq_writer *w, const pq_column *c, size_t e0, size_t n)
+{
+    w->page.len = 0;
+    if (c->max_rep > 0
+        && append_levels(&w->page, (const unsigned char *)c->reps.data + e0, n, c->max_rep) != 0)
+        return -1;
+    return append_levels(&w->page, (const unsigned char *)c->defs.data + e0, n, c->max_def);
 }
 
 static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chunk_unc)
 {
     const unsigned char *defs = (const unsigned char *)c->defs.data;
     const unsigned char *vals = (const unsigned char *)c->values.data;
+    const unsigned char *reps = c->max_rep > 0 ? (const unsigned char *)c->reps.data : NULL;
     const uint32_t *idx = (const uint32_t *)(void *)c->indices.data;
-    size_t nrows = w->rg_rows, r = 0, v = 0, pos = 0;
+    const unsigned char present = (unsigned char)c->max_def;
+    size_t nrows = c->defs.len, r = 0, v = 0, pos = 0;   /* r: entries (rows when flat) */
     uint64_t dict_off = 0, data_off;
     int used_dict = is_bytes(c->kind) && c->dict.count > 0;
     int bw = used_dict ? bit_width_for((uint32_t)(c->dict.count - 1)) : 0;
     ranked *sorted = NULL;
     chunk_totals t = { 0, 0 };
     stats chunk;
+    int k;
 
     memset(&chunk, 0, sizeof chunk);
     if (used_dict) {
@@ -535,8 +692,9 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
         stats ps;
 
         memset(&ps, 0, sizeof ps);
-        while (r < nrows && est < w->opt.page_bytes) {
-            if (!defs[r]) {
+        /* a page of a repeated column ends at a row's first entry */
+        while (r < nrows && (est < w->opt.page_bytes || (reps != NULL && reps[r] != 0))) {
+            if (defs[r] != present) {
                 ps.nulls++;
                 r++;
                 continue;
@@ -577,7 +735,7 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
             ps.smax = sorted[rmax].p;
             ps.smaxlen = sorted[rmax].len;
         }
-        if (build_levels(w, defs + r0, r - r0) != 0)
+        if (build_levels(w, c, r0, r - r0) != 0)
             return fail(w, "out of memory");
         if (dict_mode) {
             if (strbuf_putc(&w->page, (char)bw) != 0
@@ -617,8 +775,9 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
         tc_elem_i32(rg, ENC_PLAIN);
         tc_elem_i32(rg, ENC_RLE);
     }
-    tc_list(rg, 3, TC_BINARY, 1);
-    tc_elem_binary(rg, c->name, strlen(c->name));
+    tc_list(rg, 3, TC_BINARY, (size_t)c->npath);
+    for (k = 0; k < c->npath; k++)
+        tc_elem_binary(rg, c->path[k], strlen(c->path[k]));
     tc_i32(rg, 4, (int32_t)w->opt.codec);
     tc_i64(rg, 5, (int64_t)nrows);
     tc_i64(rg, 6, (int64_t)t.uncompressed);
@@ -633,16 +792,13 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
     return rg->failed ? fail(w, "out of memory") : 0;
 }
 
-static int flush_row_group(pq_writer *w)
+/* The buffered rows' column chunks and RowGroup entry, leaving the buffers as they are. */
+static int write_row_group(pq_writer *w)
 {
     uint64_t start = w->offset, total = 0;
     size_t i, saved = w->rg_meta.len;
     tc_writer rg;
 
-    if (w->failed)
-        return -1;
-    if (w->rg_rows == 0)
-        return 0;
     if (w->row_groups >= INT16_MAX)
         return fail(w, "more than %d row groups in one file", INT16_MAX);
     tc_begin(&rg, &w->rg_meta);
@@ -666,7 +822,20 @@ static int flush_row_group(pq_writer *w)
         w->rg_meta.len = saved;
         return fail(w, "out of memory");
     }
+    return 0;
+}
+
+static int flush_row_group(pq_writer *w)
+{
+    size_t i;
+    if (w->failed)
+        return -1;
+    if (w->rg_rows == 0)
+        return 0;
+    if (write_row_group(w) != 0)
+        return -1;
     w->rows += w->rg_rows;
+    w->flushed += w->buffered;
     w->row_groups++;
     w->rg_rows = 0;
     w->buffered = 0;
@@ -676,13 +845,13 @@ static int flush_row_group(pq_writer *w)
     return 0;
 }
 
-static void schema_leaf(tc_writer *tc, const pq_column *c)
+static void schema_leaf(tc_writer *tc, const char *name, pq_kind kind, int repetition)
 {
     tc_elem_struct(tc);
-    tc_i32(tc, 1, physical_type(c->kind));
-    tc_i32(tc, 3, REP_OPTIONAL);
-    tc_binary(tc, 4, c->name, strlen(c->name));
-    switch (c->kind) {
+    tc_i32(tc, 1, physical_type(kind));
+    tc_i32(tc, 3, repetition);
+    tc_binary(tc, 4, name, strlen(name));
+    switch (kind) {
     case PQ_STRING:
         tc_i32(tc, 6, CT_UTF8);
         tc_struct(tc, 10);
@@ -698,14 +867,28 @@ static void schema_leaf(tc_writer *tc, const pq_column *c)
         tc_end(tc);
         break;
     case PQ_TIMESTAMP:
-        tc_i32(tc, 6, CT_TIMESTAMP_MILLIS);
+    case PQ_TIMESTAMP_NS:
+        /* NANOS has no converted type */
+        if (kind == PQ_TIMESTAMP)
+            tc_i32(tc, 6, CT_TIMESTAMP_MILLIS);
         tc_struct(tc, 10);
-        tc_struct(tc, 8);       /* TIMESTAMP { isAdjustedToUTC, unit: MILLIS {} } */
+        tc_struct(tc, 8);       /* TIMESTAMP { isAdjustedToUTC, unit: MILLIS {} | NANOS {} } */
         tc_bool(tc, 1, 1);
         tc_struct(tc, 2);
-        tc_struct(tc, 1);
+        tc_struct(tc, kind == PQ_TIMESTAMP ? 1 : 3);
         tc_end(tc);
         tc_end(tc);
+        tc_end(tc);
+        tc_end(tc);
+        break;
+    case PQ_DECIMAL:
+        tc_i32(tc, 6, CT_DECIMAL);
+        tc_i32(tc, 7, 0);       /* scale */
+        tc_i32(tc, 8, 20);      /* precision */
+        tc_struct(tc, 10);
+        tc_struct(tc, 5);       /* DECIMAL { scale, precision } */
+        tc_i32(tc, 1, 0);
+        tc_i32(tc, 2, 20);
         tc_end(tc);
         tc_end(tc);
         break;
@@ -715,31 +898,70 @@ static void schema_leaf(tc_writer *tc, const pq_column *c)
     tc_end(tc);
 }
 
-int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
-                     const char *const *vals, const size_t *vlens, size_t nkv,
-                     const char *created_by)
+static void schema_group(tc_writer *tc, const pq_schema_elem *e)
 {
-    strbuf footer;
-    tc_writer tc;
-    unsigned char len4[4];
-    size_t i;
-    int rc;
+    tc_elem_struct(tc);
+    tc_i32(tc, 3, e->repetition);
+    tc_binary(tc, 4, e->name, strlen(e->name));
+    tc_i32(tc, 5, e->nchildren);
+    if (e->group != PQ_GROUP_PLAIN) {
+        tc_i32(tc, 6, e->group == PQ_GROUP_LIST ? CT_LIST : CT_MAP);
+        tc_struct(tc, 10);
+        tc_struct(tc, e->group == PQ_GROUP_LIST ? 3 : 2);   /* LIST {} / MAP {} */
+        tc_end(tc);
+        tc_end(tc);
+    }
+    tc_end(tc);
+}
 
-    if (flush_row_group(w) != 0)
-        return -1;
-    strbuf_init(&footer);
-    tc_begin(&tc, &footer);
+/* The SchemaElements: the root, then the tree (or the flat columns). */
+static void write_schema(tc_writer *tc, const pq_writer *w)
+{
+    size_t i, tops = 0;
+    for (i = 0; w->schema != NULL && i < w->nschema; ) {
+        /* count the root's children: skip each top-level subtree */
+        size_t pending = 1;
+        tops++;
+        while (pending > 0 && i < w->nschema)
+            pending += (size_t)w->schema[i++].nchildren - 1;
+    }
+    tc_list(tc, 2, TC_STRUCT, (w->schema ? w->nschema : w->ncols) + 1);
+    tc_elem_struct(tc);
+    tc_binary(tc, 4, "schema", 6);
+    tc_i32(tc, 5, (int32_t)(w->schema ? tops : w->ncols));
+    tc_end(tc);
+    if (w->schema == NULL) {
+        for (i = 0; i < w->ncols; i++)
+            schema_leaf(tc, w->cols[i].name, w->cols[i].kind, PQ_OPTIONAL);
+        return;
+    }
+    for (i = 0; i < w->nschema; i++) {
+        const pq_schema_elem *e = &w->schema[i];
+        if (e->nchildren > 0)
+            schema_group(tc, e);
+        else
+            schema_leaf(tc, e->name, (pq_kind)e->kind, e->repetition);
+    }
+}
+
+/* The FileMetaData; without_row_groups: as if none were written yet. 0, or -1 (no memory). */
+static int encode_footer(pq_writer *w, strbuf *footer, const char *const *keys, const size_t *klens,
+                         const char *const *vals, const size_t *vlens, size_t nkv,
+                         const char *created_by, int without_row_groups)
+{
+    tc_writer tc;
+    size_t i;
+
+    tc_begin(&tc, footer);
     tc_i32(&tc, 1, 1);
-    tc_list(&tc, 2, TC_STRUCT, w->ncols + 1);
-    tc_elem_struct(&tc);
-    tc_binary(&tc, 4, "schema", 6);
-    tc_i32(&tc, 5, (int32_t)w->ncols);
-    tc_end(&tc);
-    for (i = 0; i < w->ncols; i++)
-        schema_leaf(&tc, &w->cols[i]);
+    write_schema(&tc, w);
     tc_i64(&tc, 3, (int64_t)w->rows);
-    tc_list(&tc, 4, TC_STRUCT, w->row_groups);
-    tc_raw(&tc, w->rg_meta.data, w->rg_meta.len);
+    if (without_row_groups) {
+        tc_list(&tc, 4, TC_STRUCT, 0);
+    } else {
+        tc_list(&tc, 4, TC_STRUCT, w->row_groups);
+        tc_raw(&tc, w->rg_meta.data, w->rg_meta.len);
+    }
     if (nkv > 0) {
         tc_list(&tc, 5, TC_STRUCT, nkv);
         for (i = 0; i < nkv; i++) {
@@ -758,7 +980,57 @@ int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
         tc_end(&tc);
     }
     tc_end(&tc);
-    if (tc.failed || footer.len > UINT32_MAX) {
+    return tc.failed ? -1 : 0;
+}
+
+int pq_writer_flush(pq_writer *w)
+{
+    return flush_row_group(w);
+}
+
+int pq_writer_measure(pq_writer *w, uint64_t *bytes)
+{
+    uint64_t offset = w->offset;
+    size_t meta = w->rg_meta.len;
+    int rc;
+    *bytes = 0;
+    if (w->failed)
+        return -1;
+    if (w->rg_rows == 0)
+        return 0;
+    w->measuring = 1;
+    rc = write_row_group(w);
+    w->measuring = 0;
+    *bytes = (w->offset - offset) + (w->rg_meta.len - meta);
+    w->offset = offset;
+    w->rg_meta.len = meta;
+    return rc;
+}
+
+size_t pq_writer_footer_size(pq_writer *w, const char *created_by)
+{
+    size_t n;
+    w->scratch.len = 0;
+    if (encode_footer(w, &w->scratch, NULL, NULL, NULL, NULL, 0, created_by, 1) != 0)
+        return 0;
+    n = w->scratch.len;
+    w->scratch.len = 0;
+    return n + w->rg_meta.len + 8;   /* + its length and "PAR1" */
+}
+
+int pq_writer_finish(pq_writer *w, const char *const *keys, const size_t *klens,
+                     const char *const *vals, const size_t *vlens, size_t nkv,
+                     const char *created_by)
+{
+    strbuf footer;
+    unsigned char len4[4];
+    int rc;
+
+    if (flush_row_group(w) != 0)
+        return -1;
+    strbuf_init(&footer);
+    if (encode_footer(w, &footer, keys, klens, vals, vlens, nkv, created_by, 0) != 0
+        || footer.len > UINT32_MAX) {
         strbuf_free(&footer);
         return fail(w, "out of memory");
     }

@@ -40,9 +40,7 @@ function M.new(opts)
   return core.bulk_new(opts)
 end
 
-local probe = core.bulk_new()
-local mt = getmetatable(probe)
-probe = nil
+local mt = getmetatable(core.bulk_new())
 
 -- true when v is a bulk buffer
 function M.is(v)

@@ -215,7 +215,7 @@ function M.new(client, opts, level)
   end
   if type(dl) == "string" then
     self.dead_file_existed = existed(dl)
-    local f, err = io.open(dl, "a")
+    local f, err = require("espipe.private_file").open(dl, "a")
     if not f then error("bulk_indexer: cannot open dead letter " .. dl .. ": " .. tostring(err), level) end
     self.dead_file, self.stats.dead_letter = f, dl
   elseif type(dl) == "function" then
@@ -223,7 +223,7 @@ function M.new(client, opts, level)
   end
   if opts.dead_letter_bulk then
     self.dead_bulk_existed = existed(opts.dead_letter_bulk)
-    local f, err = io.open(opts.dead_letter_bulk, "a")
+    local f, err = require("espipe.private_file").open(opts.dead_letter_bulk, "a")
     if not f then
       error("bulk_indexer: cannot open " .. opts.dead_letter_bulk .. ": " .. tostring(err), level)
     end

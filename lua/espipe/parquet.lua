@@ -21,7 +21,7 @@
 --                                   -- the byte of a malformed body; nothing written)
 --                                   -- position = { hits, pit_id, scroll_id, search_after }
 --   local result = w:close()        -- { rows, bytes, row_groups, invalid, coerced,
---                                   --   peak_buffered_bytes } | nil, err
+--                                   --   peak_buffered_bytes, data_bytes, metadata_bytes } | nil, err
 --
 -- Values that do not fit their column (see README of spec/parquet or the
 -- rules below) are written as null and counted per column in result.invalid;
@@ -39,6 +39,16 @@
 --              text as ES indexes them (1 -> "1", 1.5 -> "1.5"); an array -> its
 --              JSON text (counted as coerced); an object -> invalid
 --   json       any value as JSON text (numbers as espipe.json writes them)
+--   timestamp_ns  as timestamp, in nanoseconds (date_nanos: ISO fractions to 9 digits)
+--   decimal    DECIMAL(20,0), for unsigned_long: integers 0 .. 2^64-1 exactly
+--              (in write_page also past 2^53), numeric strings; else invalid
+-- Nested fields (see espipe.parquet_writer): { name =, type = "struct",
+--   fields = { field, ... } }, { type = "list", element = field },
+--   { type = "geo_point" } (struct<lat, lon> from an object, "lat,lon",
+--   [lon, lat], a geohash or POINT (lon lat)), { type = "map", value =
+--   "string"|"json" }; a field's JSON key is its name unless key = is given.
+--   A LIST column takes a single value as a one-element list, [] as an empty
+--   list and null/absent as null.
 -- Every scalar column: [] is null (ES: no value); [x] is x; longer arrays invalid.
 -- write_page follows the same rules, with one difference: JSON text (json
 -- columns, arrays in string columns) is the value's bytes as the server sent
@@ -50,11 +60,18 @@ local writer = require "espipe.parquet_writer"
 
 local M = { schema = schema }
 
-local function encode_json(v)
-  local ok, json = pcall(require, "espipe.json")
-  if ok then return json.encode(v) end
-  return require("cjson").encode(v)
+local json = require "espipe.json"
+
+-- A JSON object of string pairs with its keys in byte order: the same
+-- metadata gives the same footer bytes.
+local function sorted_object(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = json.encode(k) .. ":" .. json.encode(t[k]) end
+  return "{" .. table.concat(keys, ",") .. "}"
 end
+M.sorted_object = sorted_object
 
 local Writer = {}
 Writer.__index = Writer
@@ -104,6 +121,30 @@ end
 -- is that row group's data (uncompressed, bounded by row_group_bytes).
 function Writer:bytes_written() return self.w:bytes_written() end
 function Writer:buffered_bytes() return self.w:buffered_bytes() end
+-- The buffered bytes of the row groups flushed so far: with bytes_written,
+-- the compression ratio (close() reports the file's total as data_bytes).
+function Writer:flushed_bytes() return self.w:flushed_bytes() end
+-- The footer's row group entries so far (close() reports them as metadata_bytes).
+function Writer:metadata_bytes() return self.w:metadata_bytes() end
+function Writer:row_groups() return self.w:row_groups() end
+-- The footer's size if the file were closed now, less the buffered row group's entry.
+function Writer:footer_bytes() return self.w:footer_bytes() end
+
+--- The bytes the buffered rows would add as a row group (pages and footer
+-- entry), compressed for real but not written. -> n | nil, err
+function Writer:measure()
+  local n, msg, kind = self.w:measure()
+  if not n then return failure(self, msg, kind) end
+  return n
+end
+
+--- Write the buffered rows as a row group now (the file's size is then
+-- exact so far). -> true | nil, err
+function Writer:flush()
+  local ok, msg, kind = self.w:flush()
+  if not ok then return failure(self, msg, kind) end
+  return true
+end
 function Writer:peak_buffered_bytes() return self.w:peak_buffered_bytes() end
 function Writer:rows() return self.w:rows() end
 function Writer:counts() return self.w:counts() end
@@ -131,7 +172,7 @@ function M.open(path, columns, opts)
     end
     origin[col.name] = col.field or col.name
   end
-  meta["espipe.columns"] = encode_json(origin)
+  meta["espipe.columns"] = sorted_object(origin)
   copts.metadata = meta
   local ok, w, msg, kind = pcall(writer.open, path, columns, copts)
   if not ok then error("parquet.open: " .. tostring(w), 2) end

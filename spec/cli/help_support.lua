@@ -21,8 +21,20 @@ function M.parsed(cmd)
   return out
 end
 
+local is_command = set_of(M.commands)
+
+-- what text says about other programs' flags: `curl --cacert ...`, and
+-- another command's flag named as such ("formats as load's --index-pattern")
+local function own_words(text)
+  text = text:gsub("curl [^\n`]*", "")
+  return (text:gsub("(%w+)'s %-%-[%w%-]+", function(cmd)
+    if is_command[cmd] then return "" end
+  end))
+end
+
 -- every --flag token in text, with --no-x read as --x when x is a boolean of known
 function M.named(text, known)
+  text = own_words(text)
   local out = {}
   for flag in text:gmatch("%-%-(%a[%w%-]*%w)") do
     local name = "--" .. flag

@@ -4,6 +4,7 @@
 # loopback port. Prints one TAP stream on stdout (suites renumbered into one
 # plan); exits 1 when anything failed. The server is stopped by its pid and
 # the work directory removed on every exit path.
+# Then Elasticsearch's own YAML REST tests (yaml_rest.py, which starts its own server).
 set -u
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -106,6 +107,14 @@ else
     else
         fail_line "node suite: @elastic/elasticsearch is not installed (npm install --prefix spec/node)"
     fi
+fi
+
+# Elasticsearch's own YAML REST tests, with their own server
+echo "# Elasticsearch YAML REST tests (../shared/reference/es-rest-tests)"
+if "$python" -c 'import yaml' 2>/dev/null; then
+    run_suite yaml-rest "$python" spec/conformance/yaml_rest.py --tap
+else
+    fail_line "yaml-rest suite: /usr/bin/python3 cannot import yaml (apt-get install python3-yaml)"
 fi
 
 total=$(grep -c '^\(not \)\?ok ' "$results")

@@ -6,6 +6,7 @@ local echo_server = require "support.echo_server"
 local http = require "support.http"
 local nginx = require "support.nginx"
 local cjson = require "cjson"
+local example = require "openresty.example"
 
 local ROOT = os.getenv("PWD") or "."
 
@@ -15,6 +16,7 @@ local function conf(trusted_ca)
       "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
       "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
       "worker_processes 1;",
+      example.user_line(),
       "error_log logs/error.log warn;",
       "pid logs/nginx.pid;",
       "events { worker_connections 256; }",

@@ -5,63 +5,10 @@ local devserver = require "support.devserver"
 local http = require "support.http"
 local nginx = require "support.nginx"
 local cjson = require "cjson"
+local example = require "openresty.example"
 
-local ROOT = os.getenv("PWD") or "."
-
-local function example_conf(port)
-  local f = assert(io.open(ROOT .. "/examples/openresty/nginx.conf"))
-  local conf = f:read("*a")
-  f:close()
-  local replaced
-  conf, replaced = conf:gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:" .. port .. ";")
-  assert(replaced == 1, "example nginx.conf: listen line not found")
-  conf = conf:gsub("%$prefix/lua/", ROOT .. "/examples/openresty/lua/")
-  conf = conf:gsub("%$prefix/%.%./%.%./", ROOT .. "/")
-  return conf
-end
-
-local function start_example(es_url)
-  return nginx.start{
-    conf = example_conf,
-    env = { ES_URL = es_url },
-  }
-end
-
-local function stats_of(app)
-  local res = http.request{ url = app.url .. "/_shipper/stats" }
-  assert(res.status == 200, "stats: " .. tostring(res.status) .. " " .. tostring(res.body))
-  return cjson.decode(res.body)
-end
-
--- Poll until every pushed event is shipped, failed or dropped.
-local function settled(app, n, seconds)
-  local s
-  nginx.wait_for(function()
-    s = stats_of(app)
-    return s.shipped + s.failed + s.dropped >= n and s.queued == 0 and not s.draining
-  end, seconds)
-  return s
-end
-
-local function count(es, index)
-  http.request{ method = "POST", url = es.url .. "/" .. index .. "/_refresh" }
-  local res = http.request{ url = es.url .. "/" .. index .. "/_count" }
-  assert(res.status == 200, "count: " .. tostring(res.status) .. " " .. tostring(res.body))
-  return cjson.decode(res.body).count
-end
-
--- Specs may run against a real cluster (ES_URL): start from no index.
-local function reset(es, index)
-  local res = http.request{ method = "DELETE", url = es.url .. "/" .. index }
-  assert(res.status == 200 or res.status == 404, "delete " .. index .. ": " .. tostring(res.status))
-end
-
-local function hit(app, n)
-  for i = 1, n do
-    local res = http.request{ url = app.url .. "/page/" .. i .. "?q=" .. i }
-    assert(res.status == 200, "request " .. i .. ": " .. tostring(res.status))
-  end
-end
+local start_example, settled, count, reset, hit = example.start, example.settled, example.count,
+  example.reset, example.hit
 
 describe("OpenResty example #server", function()
   local es, app
@@ -86,6 +33,21 @@ describe("OpenResty example #server", function()
     assert.equal(1, #hits)
     assert.equal("17", hits[1]._source.args:match("q=(%d+)"))
     assert.equal(200, hits[1]._source.status)
+  end)
+
+  it("ships without a spool too (no spool_dir)", function()
+    es = devserver.start{ cluster = true }
+    reset(es, "nginx-access")
+    app = example.start(es.url, { edit = function(conf)
+      local out, n = conf:gsub('\n%s*spool_dir = [^\n]*', "")
+      assert(n == 1, "example nginx.conf: spool_dir line not found")
+      return out
+    end })
+    hit(app, 200)
+    local s = settled(app, 200, 30)
+    assert.same({ 200, 0, 0 }, { s.shipped, s.failed, s.dropped })
+    assert.is_nil(s.spool_files)
+    assert.equal(200, count(es, "nginx-access"))
   end)
 
   it("loses nothing under 429s, 503s and per-item rejections", function()

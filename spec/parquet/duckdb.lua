@@ -1,6 +1,8 @@
--- Test helper: run SQL through DuckDB (spec/support/duckdb_query.mjs) and
--- return the rows. When DuckDB cannot be run, it raises, so a spec that needs
--- it fails with the reason instead of passing quietly.
+-- Test helper: the two independent Parquet readers. SQL through DuckDB
+-- (spec/support/duckdb_query.mjs), and whole files through parquet-wasm, the
+-- Rust Arrow/Parquet implementation (spec/parquet/arrow_read.mjs). When a
+-- reader cannot be run, it raises, so a spec that needs it fails with the
+-- reason instead of passing quietly.
 local json = require "espipe.json"
 
 local M = {}
@@ -18,26 +20,39 @@ local function exit_ok(a, b, c)
   return a == true and b == "exit" and c == 0
 end
 
---- query({ sql, ... }) -> { rows_of_sql1, ... } ; each row a table keyed by column.
--- BIGINT values come back as strings (exact), other numbers as numbers.
-function M.query(statements)
+-- node script args < stdin_text: its decoded JSON output, or raises.
+local function run_node(what, script, args, stdin_text)
   local input, output, errfile = os.tmpname(), os.tmpname(), os.tmpname()
   local f = assert(io.open(input, "wb"))
-  f:write(json.encode(statements))
+  f:write(stdin_text)
   f:close()
   local ok = exit_ok(os.execute(string.format(
     -- no sanitizer runtimes (make check preloads them) inside node
-    "env -u LD_PRELOAD %s spec/support/duckdb_query.mjs < %s > %s 2> %s", os.getenv("ESPIPE_NODE") or "node",
-    input, output, errfile)))
+    "env -u LD_PRELOAD %s %s %s < %s > %s 2> %s", os.getenv("ESPIPE_NODE") or "node",
+    script, args, input, output, errfile)))
   local out, err = read_all(output), read_all(errfile)
   os.remove(input)
   os.remove(output)
   os.remove(errfile)
   if not ok then
-    error("DuckDB query failed (is node installed and `npm install --prefix spec/node` done?): "
-      .. err, 2)
+    error(what .. " failed (is node installed and `npm install --prefix spec/node` done?): "
+      .. err, 3)
   end
   return json.decode(out)
+end
+
+--- query({ sql, ... }) -> { rows_of_sql1, ... } ; each row a table keyed by column.
+-- BIGINT values come back as strings (exact), other numbers as numbers.
+function M.query(statements)
+  return run_node("DuckDB query", "spec/support/duckdb_query.mjs", "", json.encode(statements))
+end
+
+--- arrow({ path, ... }) -> { { schema = { {name, type} }, metadata = {k = v}, rows = { row } }, ... }
+-- read by parquet-wasm; values in the same JSON forms as query's.
+function M.arrow(paths)
+  local quoted = {}
+  for i, p in ipairs(paths) do quoted[i] = "'" .. p:gsub("'", "'\\''") .. "'" end
+  return run_node("parquet-wasm read", "spec/parquet/arrow_read.mjs", table.concat(quoted, " "), "")
 end
 
 --- A SQL string literal.

@@ -1,6 +1,5 @@
 -- Files written with every codec, read back by DuckDB: aggregates, null
 -- counts, distinct counts and rows value by value against the Lua data.
-local parquet = require "espipe.parquet"
 local json = require "espipe.json"
 local duckdb = require "parquet.duckdb"
 local support = require "parquet.support"

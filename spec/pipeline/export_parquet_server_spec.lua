@@ -105,7 +105,7 @@ describe("espipe export --format parquet #server #duckdb", function()
   before_each(function() dir = S.tmpdir() end)
 
   local function export(out, extra)
-    return J.espipe("export " .. server.url .. "/logs --to " .. S.q(out) .. " --format parquet --quiet --json "
+    return J.espipe("export " .. server.url .. "/logs --to " .. S.q(out) .. " --format parquet --flatten --quiet --json "
       .. (extra or ""))
   end
 
@@ -221,7 +221,7 @@ describe("espipe export --format parquet #server #duckdb", function()
 
   it("rotates at a small --file-bytes into complete files, each listed with its rows and bytes", function()
     local out = dir .. "/rot"
-    local code, _, err = export(out, "--file-bytes 40000 --size 200")
+    local code, _, err = export(out, "--file-bytes 20000 --size 200") -- compressed bytes per file
     assert.equal(0, code, err)
     local m = read_manifest(out)
     assert.is_true(#m.files >= 4, #m.files .. " files")
@@ -243,7 +243,7 @@ describe("espipe export --format parquet #server #duckdb", function()
       rows = rows + f.rows
       invalid = invalid + ((f.invalid or {}).code or 0)
       -- nothing bigger than the limit plus the page that crossed it
-      assert.is_true(f.bytes < 40000 + 200 * 400, f.name .. " has " .. f.bytes .. " bytes")
+      assert.is_true(f.bytes < 20000 + 200 * 400, f.name .. " has " .. f.bytes .. " bytes")
     end
     assert.equal(N, rows)
     assert.equal(N, m.rows)
@@ -283,7 +283,7 @@ describe("espipe export --format parquet #server #duckdb", function()
     assert.equal(120, bi:close().ok)
     client:refresh { index = "bare" }
     local out = dir .. "/bare"
-    local code, _, err = J.espipe("export " .. server.url .. "/bare --to " .. S.q(out) .. " --format parquet --quiet --size 50")
+    local code, _, err = J.espipe("export " .. server.url .. "/bare --to " .. S.q(out) .. " --format parquet --flatten --quiet --size 50")
     assert.equal(0, code, err)
     local m = read_manifest(out)
     local types = {}

@@ -11,6 +11,15 @@ function M.read(path)
   return s
 end
 
+-- The file's contents, or nil when there is no such file (yet).
+function M.read_if(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 function M.write(path, s)
   local f = assert(io.open(path, "wb"))
   f:write(s)

@@ -13,6 +13,28 @@ describe("espipe serve #server: _bulk", function()
   end)
   teardown(function() server.stop() end)
 
+  it("returns the updated source in an update item's get when the action, body or URL asks", function()
+    http.bulk(url, { { index = { _index = "bg", _id = "1" } }, { foo = "bar", bar = "foo" } })
+    local _, body = http.bulk(url, {
+      { update = { _index = "bg", _id = "1", _source = { includes = "foo" } } }, { doc = { foo = "baz" } },
+      { update = { _index = "bg", _id = "1" } }, { doc = { foo = "qux" } },
+    })
+    assert.same({ foo = "baz" }, body.items[1].update.get._source)
+    assert.is_true(body.items[1].update.get.found)
+    assert.is_nil(body.items[2].update.get)
+    _, body = http.bulk(url .. "/bg", { { update = { _id = "1" } }, { doc = { foo = "x" } } }, "?_source_includes=bar")
+    assert.same({ bar = "foo" }, body.items[1].update.get._source)
+  end)
+
+  it("answers an index action with op_type create as a create", function()
+    local _, body = http.bulk(url, {
+      { index = { _index = "bo", _id = "1", op_type = "create" } }, { a = 1 },
+      { index = { _index = "bo", _id = "1", op_type = "create" } }, { a = 2 },
+    })
+    assert.equal(201, body.items[1].create.status)
+    assert.equal(409, body.items[2].create.status)
+  end)
+
   it("runs all four actions and answers per item, 200 even when items fail", function()
     local status, body = http.bulk(url, {
       { index = { _index = "b1", _id = "1" } }, { a = 1 },
@@ -201,5 +223,34 @@ describe("espipe serve #server: _bulk", function()
     _, stats = http.json("GET", url .. "/_espipe/stats")
     assert.equal(0, stats.nodes["node-0"].docs)
     assert.equal(0, stats.bulk.requests)
+  end)
+end)
+
+describe("espipe serve #server: _bulk refuses what ES refuses", function()
+  local server = devserver.start()
+  local url = server.url
+  teardown(function() server.stop() end)
+
+  it("fails items whose _id is over 512 bytes or whose source is not UTF-8, keeping the rest", function()
+    -- (with a mapping to check against: the dynamic-mapping fast path skips the UTF-8 check)
+    http.json("PUT", url .. "/u", { mappings = { properties = { a = { type = "keyword" } } } })
+    local long = string.rep("x", 513)
+    local body = http.ndjson({ { index = { _index = "u", _id = long } }, { a = 1 },
+                               { index = { _index = "u", _id = "bad" } }, '{"a":"\255\254"}',
+                               { index = { _index = "u", _id = "ok" } }, '{"a":"Γειά 🙂"}',
+                               { index = { _index = "u", _id = "cut" } }, '{"a":"\206"}' })
+    local status, res = http.json("POST", url .. "/_bulk?refresh=true", body,
+      { ["Content-Type"] = "application/x-ndjson" })
+    assert.equal(200, status)
+    assert.equal(400, res.items[1].index.status)
+    assert.matches("is too long, must be no longer than 512 bytes but was: 513", res.items[1].index.error.reason)
+    assert.equal("document_parsing_exception", res.items[2].index.error.type)
+    assert.matches("^%[1:7%] failed to parse: Invalid UTF%-8 start byte 0xff", res.items[2].index.error.reason)
+    assert.equal(201, res.items[3].index.status)
+    assert.equal(400, res.items[4].index.status)
+    local _, count = http.json("GET", url .. "/u/_count")
+    assert.equal(1, count.count)
+    status = http.json("PUT", url .. "/u/_doc/x", '{"a":"\255"}')
+    assert.equal(400, status)
   end)
 end)

@@ -134,9 +134,10 @@ describe("espipe serve #server: documents", function()
     assert.equal(201, status)
     _, got = http.json("GET", url .. "/upd/_doc/u2")
     assert.same({ a = 0 }, got._source)
-    status, body = http.json("POST", url .. "/upd/_update/1", { script = { source = "ctx._source.a++" } })
+    status, body = http.json("POST", url .. "/upd/_update/1",
+      { script = { source = "ctx._source.a.removeIf(x -> x)" } })
     assert.equal(400, status)
-    assert.matches("scripts are not supported", body.error.reason)
+    assert.equal("script_exception", body.error.caused_by.type)
   end)
 
   it("gets many documents with _mget in request order", function()

@@ -62,6 +62,32 @@ describe("espipe serve #server: --data", function()
     assert(ok, err)
   end)
 
+  it("answers 404 for a PIT or scroll id of an earlier start, never another context's pages", function()
+    local first = devserver.start { data = true }
+    local second
+    local ok, err = pcall(function()
+      http.json("PUT", first.url .. "/a/_doc/1?refresh=true", { n = 1 })
+      local _, pit = http.json("POST", first.url .. "/a/_pit?keep_alive=5m")
+      local _, page = http.json("POST", first.url .. "/a/_search?scroll=5m", { size = 1 })
+      first.kill9() -- (stop would remove the data directory with the rest of its files)
+      second = devserver.start { data = first.data }
+      assert.equal(1, select(2, http.json("GET", second.url .. "/a/_count")).count)
+      http.json("PUT", second.url .. "/b/_doc/1?refresh=true", { n = 2 })
+      -- the new start's first contexts get the numbers the old ids carried
+      local _, new_pit = http.json("POST", second.url .. "/b/_pit?keep_alive=5m")
+      http.json("POST", second.url .. "/b/_search?scroll=5m", { size = 1 })
+      assert.are_not.equal(pit.id, new_pit.id)
+      local status, body = http.json("POST", second.url .. "/_search", { pit = { id = pit.id } })
+      assert.equal(404, status)
+      assert.equal("search_context_missing_exception", body.error.caused_by.type)
+      status = http.json("POST", second.url .. "/_search/scroll", { scroll_id = page._scroll_id })
+      assert.equal(404, status)
+    end)
+    if second then second.stop() end
+    first.stop()
+    assert(ok, err)
+  end)
+
   it("says the data is in memory only without --data", function()
     local server = devserver.start()
     local out = server.output

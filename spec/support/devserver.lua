@@ -1,7 +1,7 @@
 -- Starts and stops `espipe serve` for specs.
 --   devserver.start{ cluster =, nodes =, data = dir | true, chaos =, seed =, blackhole =,
---                    args = { extra flags } }
---     -> { url =, port =, pid =, data =, stop = fn, kill9 = fn }
+--                    auth = "user:password", tls = true, args = { extra flags } }
+--     -> { url =, port =, pid =, data =, ca = CA file with tls, stop = fn, kill9 = fn }
 -- Picks free loopback ports (random candidates, retried on "Address already
 -- in use"), waits until GET / answers (deadline, no fixed sleeps), and on
 -- stop kills by pid, waits for the exit and removes its temporary files.
@@ -81,14 +81,16 @@ function M.start(o)
     if o.chaos then args[#args + 1] = "--chaos " .. q(o.chaos) end
     if o.seed then args[#args + 1] = "--seed " .. o.seed end
     if o.blackhole then args[#args + 1] = "--blackhole" end
+    if o.auth then args[#args + 1] = "--auth " .. q(o.auth) end
+    if o.tls then args[#args + 1] = "--tls" end
     for _, a in ipairs(o.args or {}) do args[#args + 1] = q(a) end
     local started, out = sh(table.concat(args, " "))
     if started then
       local f = io.open(pid_file)
       local pid = f and tonumber(f:read("*a"):match("%d+"))
       if f then f:close() end
-      local server = { url = "http://127.0.0.1:" .. port, port = port, pid = pid, data = data, tmp = tmp,
-                       output = out }
+      local server = { url = (o.tls and "https" or "http") .. "://127.0.0.1:" .. port, port = port, pid = pid,
+                       data = data, tmp = tmp, output = out, ca = out:match("TLS: CA certificate (%S+)") }
       function server.stop()
         if server.pid and alive(server.pid) then
           sh("kill -TERM " .. server.pid)

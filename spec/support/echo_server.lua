@@ -179,6 +179,9 @@ local function make_certs(dir)
     .. " -addext extendedKeyUsage=clientAuth")
 end
 
+-- ca.pem/ca.key, server.pem/server.key (for 127.0.0.1), client.pem/client.key in dir
+M.make_certs = make_certs
+
 local Server = {}
 Server.__index = Server
 

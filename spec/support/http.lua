@@ -1,6 +1,6 @@
 -- A test-only HTTP client for specs: runs the `curl` command, so what the
 -- specs observe does not depend on espipe's own C transport.
---   http.request{ method =, url =, body =, headers = {k = v}, gzip = bool }
+--   http.request{ method =, url =, body =, headers = {k = v}, gzip = bool, cacert = file }
 --     -> { status =, body =, headers = {lowercase name = value}, curl_exit = }
 --   http.json(method, url[, body]) -> status, decoded body, raw response
 --     (a table body is encoded as JSON; a string is sent as is)
@@ -26,6 +26,7 @@ function M.request(r)
                  "-w", "'%{http_code}'", "-X", q(r.method or "GET") }
   if r.method == "HEAD" then args[#args] = "-I" args[#args - 1] = "" end
   local headers = r.headers or {}
+  if r.cacert then args[#args + 1] = "--cacert " .. q(r.cacert) end
   if r.body ~= nil then
     local f = assert(io.open(body_file, "wb"))
     f:write(r.body)

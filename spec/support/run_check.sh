@@ -4,6 +4,8 @@
 #     build/asan-5.4, and every non-server spec run against them on Lua 5.4
 #     (the sanitizer runtimes are preloaded, since lua5.4 is not built with them);
 #  2. the specs of the C-heavy modules under valgrind;
+#  0. luacheck (.luacheckrc) over lua/ spec/ bench/ examples/ bin/, and
+#     cppcheck over csrc/ and spec/fuzz/: zero findings each;
 #  3. every spec/fuzz/fuzz_*.c built with clang -fsanitize=fuzzer,address,undefined
 #     and run for FUZZ_TIME seconds (default 30), seeded from
 #     spec/fuzz/seeds/<target>/ when present and, for fuzz_json_*, spec/json/corpus.
@@ -20,6 +22,26 @@ status=0
 rm -rf "$tap_dir" && mkdir -p "$tap_dir"
 fuzz_tap="$tap_dir/fuzz.tap"
 : > "$fuzz_tap"
+
+echo "== luacheck and cppcheck (zero findings)"
+lint_tap="$tap_dir/lint.tap"
+: > "$lint_tap"
+if luacheck -q --no-color lua spec bench examples bin/espipe > "$tap_dir/luacheck.log" 2>&1; then
+    echo "ok - luacheck" | tee -a "$lint_tap"
+else
+    grep ": " "$tap_dir/luacheck.log" | head -n 40
+    echo "not ok - luacheck (see $tap_dir/luacheck.log)" | tee -a "$lint_tap"
+    status=1
+fi
+# --error-exitcode counts every finding of the enabled classes
+if cppcheck --enable=warning,performance,portability --std=c99 --quiet --error-exitcode=3 \
+        --inline-suppr -Icsrc -I/usr/include/lua5.4 csrc spec/fuzz > "$tap_dir/cppcheck.log" 2>&1; then
+    echo "ok - cppcheck" | tee -a "$lint_tap"
+else
+    head -n 40 "$tap_dir/cppcheck.log"
+    echo "not ok - cppcheck (see $tap_dir/cppcheck.log)" | tee -a "$lint_tap"
+    status=1
+fi
 
 echo "== sanitizer build ($asan_dir)"
 if ! make --no-print-directory LUA=5.4 CC=gcc BUILD="$asan_dir" OPT=-O1 \
@@ -65,7 +87,7 @@ for target in spec/fuzz/fuzz_*.c; do
     bin="$fuzz_dir/$name"
     extra_src="" extra_libs=""
     # targets that link the Parquet writer (fuzz_parquet_encoding includes its own parts)
-    case $name in fuzz_parquet_page) extra_src=$(ls csrc/parquet/*.c | grep -v parquet_lua.c) extra_libs=-lsnappy ;; esac
+    case $name in fuzz_parquet_page|fuzz_parquet_shred) extra_src=$(ls csrc/parquet/*.c | grep -v parquet_lua.c) extra_libs=-lsnappy ;; esac
     if ! clang -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 \
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -I/usr/include/lua5.4 -Icsrc -o "$bin" "$target" $core_src $extra_src \

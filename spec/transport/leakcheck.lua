@@ -41,7 +41,7 @@ local ok, err = pcall(function()
   bad:close()
   -- Left for the garbage collector, requests still in flight.
   for _ = 1, 2 do tls:submit { path = "/slow", query = "sleep=1", body = b } end
-  tls = nil
+  tls = nil -- luacheck: ignore 311 (dropping the only reference is the point)
   collectgarbage()
   collectgarbage()
   local cm = require "espipe.curl_multi"

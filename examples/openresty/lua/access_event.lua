@@ -20,6 +20,7 @@ function M.push()
     remote_addr = var.remote_addr,
     user_agent = var.http_user_agent,
     request_id = var.request_id,
+    worker = ngx.worker.id(),
   }
 end
 

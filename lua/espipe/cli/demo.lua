@@ -57,7 +57,6 @@ local function run(argv)
   sh("mkdir -p " .. q(out_dir))
   local url, pid = os.getenv("ES_URL"), nil
   if not url then
-    local err
     url, pid = start_server(r, tmp)
     if not url then
       io.stderr:write("espipe demo: cannot start espipe serve: ", tostring(pid), "\n")
@@ -65,7 +64,6 @@ local function run(argv)
       return 1
     end
     io.stdout:write("dev server: ", url, " (3 nodes)\n")
-    err = nil
   end
   local interp = arg and arg[-1] or "lua5.4"
   local env = "ES_URL=" .. q(url) .. " LUA=" .. q(interp) .. " ESPIPE_FLAGS=--quiet "

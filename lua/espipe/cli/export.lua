@@ -12,9 +12,18 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --fields a,b.c     only these fields (CSV columns in this order, after _id)
   --query JSON       a query, e.g. '{"term":{"level":"error"}}'
   --file-bytes N     rotate files at about N bytes (default 64 MB; for Parquet, the
-                     bytes written plus the row group still buffered, uncompressed)
+                     size of finished compressed files, within 10%)
   --compress C       gzip | zstd (NDJSON and CSV files)
   --codec C          Parquet page compression: snappy (default) | zstd | gzip | none
+  --flatten          Parquet: flat leaf columns (host_name, arrays as JSON text)
+                     instead of lists, structs and geo structs
+  --rename f=g,...   Parquet: column name g for field f (a path, e.g. user.name=user_name)
+  --row-group-bytes N  Parquet row group size, uncompressed (default 128 MB, capped by
+                     --file-bytes): the memory a file in progress holds
+  --partition-by P   Parquet: Hive partitions, e.g. 'dt={@timestamp:%Y-%m-%d}' (date
+                     formats as load's --index-pattern) -> DIR/dt=2024-01-15/part-*.parquet
+  --max-open-partitions N  partitions with a file open at once (default 16): one more
+                     finishes the least recently used one's file
   --slices N         sliced scan (default 1)      --size N   hits per page (default 1000)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
   --checkpoint FILE  record each completed file (and the scan's position and point in time);
@@ -27,7 +36,11 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --quiet / --json   as for load
 
 Parquet columns: _id, then the index mapping's fields (inferred from the first
-1000 documents when the mapping has none). A value that does not fit its column
+1000 documents when the mapping has none): objects as structs, fields the first
+1000 documents hold as arrays (and nested fields) as lists. --to out.parquet
+writes one file. Names are kept unless Athena/Glue cannot take them (a dot, one
+of : , < > ` ", a case clash): renamed ones are printed and recorded in the
+manifest and the files' metadata. A value that does not fit its column
 is written as null and counted: the summary, --json and manifest.json list the
 invalid and coerced values per column.]]
 
@@ -36,7 +49,23 @@ local spec = {
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
   checkpoint = "string", overwrite = "boolean", allow_empty = "boolean", rate = "number",
   timeout = "number",
+  flatten = "boolean", rename = "list", row_group_bytes = "number", partition_by = "string",
+  max_open_partitions = "number",
 }
+common.with_tls(spec)
+usage = usage .. "\n" .. common.tls_usage
+
+-- --rename a=b,c.d=e -> { a = "b", ["c.d"] = "e" }, or nil and the bad item
+local function renames(list)
+  if not list then return nil end
+  local map = {}
+  for _, item in ipairs(list) do
+    local field, name = item:match("^([^=]+)=(.+)$")
+    if not field then return nil, item end
+    map[field] = name
+  end
+  return map
+end
 
 local function total(counts)
   local n = 0
@@ -67,18 +96,35 @@ local function run(argv)
   if opts.codec and opts.format ~= "parquet" then
     return common.usage_error("export", "--codec is for --format parquet (use --compress for " .. (opts.format or "ndjson") .. ")", usage)
   end
+  local rename, bad = renames(opts.rename)
+  if bad then return common.usage_error("export", "--rename expects field=column, got '" .. bad .. "'", usage) end
+  if (opts.flatten or rename or opts.row_group_bytes or opts.partition_by) and opts.format ~= "parquet" then
+    return common.usage_error("export",
+      "--flatten, --rename, --row-group-bytes and --partition-by are for --format parquet", usage)
+  end
+  if rename and opts.flatten then
+    return common.usage_error("export", "--rename names nested fields; --flatten names its columns itself", usage)
+  end
   local p = common.progress("export", opts)
   local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
-    client = common.client(url, { timeout = opts.timeout }), index = index, query = query, slices = opts.slices, size = opts.size,
+    client = common.client(url, opts), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
     checkpoint = opts.checkpoint, overwrite = opts.overwrite, rate = opts.rate,
+    parquet_flatten = opts.flatten, parquet_rename = rename, row_group_bytes = opts.row_group_bytes,
+    partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
   })
   if not ok then return common.usage_error("export", tostring(manifest), usage) end
   local summary = {}
   if manifest then
     summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files,
       already_done = manifest.already_done, restarted = manifest.restarted }
+    if manifest.renamed and #manifest.renamed > 0 then
+      local list = {}
+      for i, r in ipairs(manifest.renamed) do list[i] = r.field .. " -> " .. r.column end
+      summary.renamed = manifest.renamed
+      io.stderr:write("espipe export: renamed for Athena/Glue: ", table.concat(list, ", "), "\n")
+    end
     if manifest.invalid then
       summary.invalid, summary.coerced = manifest.invalid, manifest.coerced
       summary.invalid_values, summary.coerced_values = total(manifest.invalid), total(manifest.coerced)

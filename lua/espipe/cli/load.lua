@@ -45,6 +45,8 @@ for k, v in pairs(common.job_flags) do spec[k] = v end
 spec.server_ids = "boolean"
 
 local SIGNAL_EXIT = { SIGINT = 130, SIGTERM = 143 }
+common.with_tls(spec)
+usage = usage .. "\n" .. common.tls_usage
 
 local function run(argv)
   local opts, rest = args.parse(argv, spec)
@@ -61,7 +63,7 @@ local function run(argv)
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("load", opts)
   local ok, summary, err, partial = pcall(require("espipe.pipeline.load").run, {
-    client = common.client(opts.url or common.default_url(), job), input = rest[1], index = opts.index,
+    client = common.client(opts.url or common.default_url(), opts), input = rest[1], index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
     batch_bytes = opts.batch_bytes, batch_docs = opts.batch_docs, concurrency = opts.concurrency,

@@ -40,6 +40,8 @@ local spec = {
   restore = "string", quiet = "boolean", json = "boolean", refresh = "boolean",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
+common.with_tls(spec)
+usage = usage .. "\n" .. common.tls_usage
 
 local function load_transform(path)
   local chunk, err = loadfile(path)
@@ -51,13 +53,13 @@ local function load_transform(path)
   return fn
 end
 
-local function restore(path)
+local function restore(path, opts)
   local tune = require "espipe.pipeline.tune"
   if tune.empty(path) then os.remove(path) return 0 end
   local state, err = require("espipe.pipeline.checkpoint").load(path)
   if err then io.stderr:write("espipe reindex: ", tostring(err), "\n") return 1 end
   if not state then return 0 end
-  local ok, rerr = tune.restore(common.client(state.url or common.default_url()), path)
+  local ok, rerr = tune.restore(common.client(tune.restore_url(state), opts), path)
   if not ok then io.stderr:write("espipe reindex: restore failed: ", tostring(rerr), "\n") return 1 end
   return 0
 end
@@ -65,7 +67,7 @@ end
 local function run(argv)
   local opts, rest = args.parse(argv, spec)
   if not opts then return common.usage_error("reindex", rest, usage) end
-  if opts.restore then return restore(opts.restore) end
+  if opts.restore then return restore(opts.restore, opts) end
   if #rest ~= 2 then return common.usage_error("reindex", "expected SRC and DEST", usage) end
   local surl, sindex = common.target(rest[1], opts.source_url)
   local durl, dindex = common.target(rest[2], opts.dest_url or opts.source_url)
@@ -85,8 +87,8 @@ local function run(argv)
   end
   local job, jerr = common.job_options(opts)
   if not job then return common.usage_error("reindex", jerr, usage) end
-  local sclient = common.client(surl, job)
-  local dclient = durl == surl and sclient or common.client(durl, job)
+  local sclient = common.client(surl, opts)
+  local dclient = durl == surl and sclient or common.client(durl, opts)
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("reindex", opts)
   local on_tuned
@@ -95,7 +97,7 @@ local function run(argv)
       local tune = require "espipe.pipeline.tune"
       local interp = arg and arg[-1] or "lua"
       local script = arg and arg[0] or "espipe"
-      tune.watch(tune.pid(), state_path, interp, script)
+      tune.watch(tune.pid(), state_path, interp, script, durl, common.tls_args(opts))
       if not opts.quiet then io.stderr:write("espipe reindex: destination tuned; settings saved in ", state_path, "\n") end
     end
   end

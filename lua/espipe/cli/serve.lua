@@ -22,6 +22,10 @@ usage: espipe serve [options]
   --workers N            nginx workers; more than 1 only with --blackhole, since
                          the cluster state lives in one worker
   --max-content-length S http.max_content_length, e.g. 100mb (default), 512kb
+  --auth USER:PASSWORD   require basic auth (or an API key from POST /_security/api_key),
+                         answering 401 security_exception as ES does
+  --tls                  serve HTTPS with a CA and server certificate generated at start
+                         (under --data DIR/tls, else the temporary directory); prints the CA path
   --daemon               return once the server answers; stop it with --stop
   --pid-file F           pid file (default $TMPDIR/espipe-serve-<port>.pid)
   --stop                 stop a server started with --daemon
@@ -73,7 +77,7 @@ end
 local FLAGS = {
   host = "value", port = "int", data = "value", nodes = "int", chaos = "value",
   seed = "int", workers = "int", blackhole = "bool", daemon = "bool", stop = "bool",
-  ["pid-file"] = "value", ["max-content-length"] = "value",
+  ["pid-file"] = "value", ["max-content-length"] = "value", auth = "value", tls = "bool",
 }
 M.flags = FLAGS -- for the help spec: what --help must list
 
@@ -117,6 +121,9 @@ function M.parse_args(args)
   o.max_content_length = parse_size(o["max-content-length"])
   if not o.max_content_length or o.max_content_length < 1 then
     return nil, "--max-content-length needs a size like 100mb, got " .. o["max-content-length"]
+  end
+  if o.auth and not o.auth:match("^[^:]+:.+$") then
+    return nil, "--auth needs USER:PASSWORD, got " .. o.auth
   end
   if o.chaos then
     local ok, err = require("espipe.server.chaos").parse(o.chaos)
@@ -168,8 +175,9 @@ end
 local function banner(o)
   local lines = {}
   local last = o.port + o.nodes - 1
-  lines[#lines + 1] = string.format("espipe serve: Elasticsearch 8 dev server listening on http://%s:%d/%s",
-    o.host, o.port, o.nodes > 1 and string.format(" (%d nodes, ports %d-%d)", o.nodes, o.port, last) or "")
+  lines[#lines + 1] = string.format("espipe serve: Elasticsearch 8 dev server listening on %s://%s:%d/%s",
+    o.tls and "https" or "http", o.host, o.port,
+    o.nodes > 1 and string.format(" (%d nodes, ports %d-%d)", o.nodes, o.port, last) or "")
   if o.blackhole then
     lines[#lines + 1] = "  blackhole: bulk items are acknowledged but not stored"
   elseif o.data then
@@ -178,17 +186,21 @@ local function banner(o)
     lines[#lines + 1] = "  data is kept in memory only; use --data DIR to persist"
   end
   if o.chaos then lines[#lines + 1] = "  chaos: " .. o.chaos .. " (seed " .. o.seed .. ")" end
+  if o.auth then lines[#lines + 1] = "  auth: basic user " .. o.auth:match("^[^:]+") .. ", or an API key" end
+  if o.tls_files then lines[#lines + 1] = "  TLS: CA certificate " .. o.tls_files.ca end
   return table.concat(lines, "\n")
 end
 
 local function wait_answering(o, pid, seconds)
-  local url = string.format("http://%s:%d/", o.host == "0.0.0.0" and "127.0.0.1" or o.host, o.port)
+  local url = string.format("%s://%s:%d/", o.tls and "https" or "http",
+    o.host == "0.0.0.0" and "127.0.0.1" or o.host, o.port)
+  local cacert = o.tls_files and (" --cacert " .. q(o.tls_files.ca)) or ""
   local have_curl = shell_ok("command -v curl >/dev/null 2>&1")
   local deadline = os.time() + seconds
   while os.time() <= deadline do
     if not pid_alive(pid) then return false end
     if not have_curl then return true end -- the master bound its sockets before writing the pid
-    if shell_ok("curl -s -o /dev/null --max-time 1 " .. q(url)) then return true end
+    if shell_ok("curl -s -o /dev/null --max-time 1" .. cacert .. " " .. q(url)) then return true end
     shell_ok("sleep 0.05")
   end
   return false
@@ -244,15 +256,26 @@ function M.run(args)
     temp = true
   end
 
+  if o.tls then
+    local files, terr = require("espipe.server.tls").ensure((o.data or prefix) .. "/tls", o.host,
+      { q = q, exists = file_exists, run = shell_ok })
+    if not files then
+      io.stderr:write("espipe serve: ", terr, "\n")
+      if temp then shell_ok("rm -rf " .. q(prefix)) end
+      return 1
+    end
+    o.tls_files = files
+  end
+
   local is_root = (shell_read("id -u") or ""):match("^0%s*$") ~= nil
   local conf = nginx_conf.build {
     prefix = prefix, pid_file = pid_file, host = o.host, port = o.port, nodes = o.nodes,
     workers = o.workers, lua_root = lua_root, max_content_length = o.max_content_length,
-    run_as_root = is_root,
+    run_as_root = is_root, tls = o.tls_files,
     app = {
       host = o.host, port = o.port, nodes = o.nodes, data = o.data, chaos = o.chaos,
       seed = o.seed, blackhole = o.blackhole or false,
-      max_content_length = o.max_content_length,
+      max_content_length = o.max_content_length, auth = o.auth,
     },
   }
   local f = assert(io.open(prefix .. "/nginx.conf", "w"))

@@ -54,4 +54,11 @@ function M.query(params)
   return concat(parts, "&")
 end
 
+-- A URL without its userinfo ("http://elastic:secret@host:9200/x" ->
+-- "http://host:9200/x"): the form written to files, logs and summaries.
+function M.redact(u)
+  if type(u) ~= "string" then return u end
+  return (u:gsub("^(%a[%w+.-]*://)[^/]*@", "%1", 1))
+end
+
 return M

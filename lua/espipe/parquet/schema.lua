@@ -85,6 +85,8 @@ local function mapping_roots(mapping)
   return roots
 end
 
+M.mapping_roots = mapping_roots
+
 local function walk_properties(props, prefix, leaves, order)
   for _, name in ipairs(sorted_keys(props)) do
     local def = props[name]

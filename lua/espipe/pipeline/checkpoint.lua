@@ -25,7 +25,7 @@ local function json() return require "espipe.json" end
 function M.save(path, state)
   local body = json().encode(state)
   local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
+  local f, err = require("espipe.private_file").open(tmp, "wb")
   if not f then return nil, errors.new { kind = "checkpoint", message = "cannot write " .. tmp .. ": " .. err } end
   local ok, werr = f:write(body, "\n")
   if ok then ok, werr = f:flush() end

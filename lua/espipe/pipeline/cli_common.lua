@@ -13,9 +13,39 @@ function M.target(s, base_url)
   return (base_url or M.default_url()):gsub("/$", ""), s
 end
 
--- opts.timeout: seconds per request (--timeout)
+-- TLS flags of every command that talks to a cluster.
+M.tls_spec = { ca_file = "string", cert = "string", key = "string", insecure = "boolean" }
+M.tls_usage = [[
+  --ca-file FILE      trust the CA certificates (PEM) in FILE, e.g. an Elasticsearch 8 http_ca.crt
+                     (default as curl: $CURL_CA_BUNDLE, $SSL_CERT_DIR, $SSL_CERT_FILE, the system's)
+  --cert FILE --key FILE   client certificate and its private key (PEM)
+  --insecure         do not verify the server's certificate (prints a warning)]]
+
+-- spec + the TLS flags (the usage gets M.tls_usage)
+function M.with_tls(spec)
+  for k, v in pairs(M.tls_spec) do spec[k] = v end
+  return spec
+end
+
+-- The TLS flags again, as arguments for another espipe (the --tune-dest watchdog).
+function M.tls_args(opts)
+  local out = {}
+  for _, k in ipairs { "ca_file", "cert", "key" } do
+    if opts[k] then out[#out + 1] = "--" .. k:gsub("_", "-") .. "=" .. opts[k] end
+  end
+  if opts.insecure then out[#out + 1] = "--insecure" end
+  return out
+end
+
+-- The client's tls table from the parsed flags (nil when none was given).
+function M.tls(opts)
+  if not opts or not (opts.ca_file or opts.cert or opts.key or opts.insecure) then return nil end
+  return { ca_file = opts.ca_file, cert = opts.cert, key = opts.key, insecure = opts.insecure or nil }
+end
+
+-- opts.timeout: seconds per request (--timeout); opts.ca_file, ... (TLS flags)
 function M.client(url, opts)
-  return require("espipe.client").new { hosts = { url }, timeout = opts and opts.timeout }
+  return require("espipe.client").new { hosts = { url }, timeout = opts and opts.timeout, tls = M.tls(opts) }
 end
 
 -- The job options the load and reindex commands share (--retry-for,

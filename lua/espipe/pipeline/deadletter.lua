@@ -37,7 +37,7 @@ end
 function DL:write(entry)
   local json = require "espipe.json"
   if not self.f then
-    local f, err = io.open(self.path, "ab")
+    local f, err = require("espipe.private_file").open(self.path, "ab")
     if not f then fail("cannot open dead letter: " .. tostring(err)) end
     self.f = f
   end

@@ -6,7 +6,9 @@
 --               compress = nil|"gzip"|"zstd", source_url =, progress = p,
 --               parquet_codec = "snappy"|"zstd"|"gzip"|"none", infer_docs = 1000,
 --               checkpoint = PATH, overwrite = false, rate = docs/s, keep_alive = "5m",
---               retry_for = 600 }
+--               retry_for = 600, parquet_flatten = false, parquet_rename = { [field] = column },
+--               row_group_bytes = 128 MiB, partition_by = "dt={@timestamp:%Y-%m-%d}",
+--               max_open_partitions = 16 }
 --     -> manifest | nil, err
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -30,16 +32,22 @@
 -- documents (objects flattened, arrays as JSON text); values of columns not
 -- in the header are counted in manifest.dropped_columns.
 --
--- Parquet: an "_id" column, then the leaves of the index mapping (or of the
--- first `infer_docs` documents when the mapping has no fields, e.g. dynamic:
--- false), `fields` selecting among them. When the columns come from the
+-- Parquet: an "_id" column, then the index mapping's fields (or the first
+-- `infer_docs` documents' when the mapping has none, e.g. dynamic: false),
+-- `fields` selecting among them: nested (objects as STRUCTs, fields the first
+-- documents hold as arrays and `nested` as LISTs, geo_point struct<lat,lon>;
+-- espipe.parquet.tree) or with parquet_flatten the flat leaf columns of
+-- espipe.parquet.schema. to = "x.parquet" writes that one file. partition_by
+-- (a pattern as load's index_pattern) writes DIR/dt=2024-01-15/part-*.parquet
+-- (Hive style: Athena and DuckDB prune on it), from decoded hits; see
+-- espipe.pipeline.export.parquet_sink. When the columns come from the
 -- mapping, each page goes to the writer as the bytes the server sent
 -- (client:scan raw_pages, w:write_page: columns read hit._source.<path> in C,
 -- no Lua table per document; the position write_page returns is handed back
 -- to the scan, so each page is parsed once); inferred columns need the first documents
 -- decoded, so that case writes decoded hits (w:write_rows).
--- A file is finished when the bytes in it plus the row group still buffered
--- (uncompressed, so files end up smaller) reach file_bytes (default 64 MiB).
+-- A file is finished when the bytes in it plus the row group still buffered,
+-- scaled by the compression ratio seen so far, reach file_bytes (default 64 MiB).
 -- Values that do not fit their column are written as null and counted per
 -- column (manifest.invalid, and per file); values converted the way
 -- Elasticsearch coerces them are counted in manifest.coerced.
@@ -70,14 +78,28 @@ local function pick(doc, fields)
   return out
 end
 
-local DEFAULT_FILE_BYTES = 64 * 1024 * 1024
-
 local function config_error(msg)
   return nil, errors.new { kind = "config", message = msg }
 end
 
-local function add_counts(into, counts)
-  for col, n in pairs(counts or {}) do into[col] = (into[col] or 0) + n end
+-- The Parquet layout: nested fields (espipe.parquet.tree: lists, structs,
+-- geo points, maps; arrays seen in a sample of documents) or, with
+-- parquet_flatten, flat leaf columns (espipe.parquet.schema).
+local function layout(parquet, opts)
+  if opts.parquet_flatten then return parquet.schema end
+  return require "espipe.parquet.tree"
+end
+
+-- The first documents of the export's query: where the nested layout sees arrays.
+local function sample_docs(client, opts)
+  local resp, err = client:search { index = opts.index,
+    body = { size = math.min(opts.infer_docs or 1000, 1000), query = opts.query } }
+  if not resp then return nil, err end
+  local docs = {}
+  for _, hit in ipairs(type(resp.hits) == "table" and resp.hits.hits or {}) do
+    if type(hit._source) == "table" then docs[#docs + 1] = hit._source end
+  end
+  return docs
 end
 
 -- Columns of the hits' _source from the mapping response; nil (and no error)
@@ -85,10 +107,16 @@ end
 local function mapping_columns(parquet, client, opts, policy)
   local mapping, err = setup_mod.new(client, policy):get(opts.index, "_mapping")
   if not mapping then return nil, err end
-  local want = { prefix = "_source", meta = { "_id" } }
-  if #parquet.schema.from_mapping(mapping, want) == #want.meta then return false end
+  local schema = layout(parquet, opts)
+  local want = { prefix = "_source", meta = { "_id" },
+    rename = not opts.parquet_flatten and opts.parquet_rename or nil }
+  if #schema.from_mapping(mapping, want) == #want.meta then return false end
+  if not opts.parquet_flatten then
+    want.sample, err = sample_docs(client, opts)
+    if not want.sample then return nil, err end
+  end
   want.fields = opts.fields
-  local columns = parquet.schema.from_mapping(mapping, want)
+  local columns = schema.from_mapping(mapping, want)
   if #columns == #want.meta then
     return config_error("none of the fields " .. table.concat(opts.fields, ",")
       .. " is in the mapping of " .. opts.index)
@@ -101,8 +129,9 @@ local function inferred_columns(parquet, pages, opts)
   for _, page in ipairs(pages) do
     for _, hit in ipairs(page.hits) do docs[#docs + 1] = hit._source end
   end
-  local columns = parquet.schema.infer(docs,
-    { prefix = "_source", meta = { "_id" }, fields = opts.fields, sample = #docs })
+  local columns = layout(parquet, opts).infer(docs,
+    { prefix = "_source", meta = { "_id" }, fields = opts.fields, sample = not opts.parquet_flatten and docs or #docs,
+      rename = not opts.parquet_flatten and opts.parquet_rename or nil })
   if #columns == 1 then
     return config_error("no fields to export: the mapping of " .. opts.index .. " has none and the first "
       .. #docs .. " documents have none" .. (opts.fields and (" of " .. table.concat(opts.fields, ",")) or ""))
@@ -110,94 +139,17 @@ local function inferred_columns(parquet, pages, opts)
   return columns
 end
 
--- Parquet part files in dir, registered with the export writer w when complete.
-local function parquet_parts(parquet, dir, w, opts)
-  local file_bytes = opts.file_bytes or DEFAULT_FILE_BYTES
-  local popts = { codec = opts.parquet_codec or "snappy",
-    -- a row group never outgrows a file: the buffer is the memory bound
-    row_group_bytes = math.min(64 * 1024 * 1024, math.max(1, math.floor(file_bytes))) }
-  local parts = { index = 0, invalid = {}, coerced = {} }
-  local cur
+local parquet_sink = require "espipe.pipeline.export.parquet_sink"
 
-  function parts.finish_file()
-    if not cur then return true end
-    local c = cur
-    cur = nil
-    local info, err = c.w:close()
-    if not info then os.remove(c.tmp) return nil, err end
-    local ok, rerr = os.rename(c.tmp, dir .. "/" .. c.name)
-    if not ok then
-      os.remove(c.tmp)
-      return nil, errors.new { kind = "output", message = "renaming " .. c.tmp .. ": " .. tostring(rerr) }
-    end
-    add_counts(parts.invalid, info.invalid)
-    add_counts(parts.coerced, info.coerced)
-    w:add_file(c.name, info.rows, info.bytes, { invalid = info.invalid, coerced = info.coerced,
-      row_groups = info.row_groups })
-    return true
-  end
-
-  local function open_file(columns)
-    if not cur then
-      local name = string.format("part-%05d.parquet", parts.index)
-      local tmp = dir .. "/." .. name .. ".inprogress"
-      local pw, err = parquet.open(tmp, columns, popts)
-      if not pw then return nil, err end
-      parts.index = parts.index + 1
-      cur = { name = name, tmp = tmp, w = pw }
-    end
-    return true
-  end
-
-  function parts.is_open() return cur ~= nil end
-
-  -- a file is finished once its bytes plus the buffered row group reach file_bytes
-  function parts.rotate_if_full()
-    if cur and cur.w:bytes_written() + cur.w:buffered_bytes() >= file_bytes then
-      return parts.finish_file()
-    end
-    return true
-  end
-
-  function parts.write(columns, hits)
-    local ok, err = open_file(columns)
-    if not ok then return nil, err end
-    ok, err = cur.w:write_rows(hits)
-    if not ok then return nil, err end
-    return parts.rotate_if_full()
-  end
-
-  -- one raw search response body, its rows straight from the bytes; returns
-  -- the page's position (write_page reads it anyway); no rotation here, so
-  -- the scan can be given the position before a file is closed
-  function parts.write_page(columns, body)
-    local ok, err = open_file(columns)
-    if not ok then return nil, err end
-    local n, pos, kind, offset = cur.w:write_page(body)
-    if not n then
-      if kind == "parse" then
-        return nil, errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
-          reason = "search response is not a page of hits: " .. tostring(pos) }
-      end
-      return nil, errors.new { kind = "output", message = "writing " .. cur.tmp .. ": " .. tostring(pos) }
-    end
-    return pos
-  end
-
-  function parts.abort()
-    if cur then
-      cur.w:close()
-      os.remove(cur.tmp)
-      cur = nil
-    end
-  end
-
-  return parts
+local function add_counts(into, counts)
+  for col, n in pairs(counts or {}) do into[col] = (into[col] or 0) + n end
 end
 
 local function is_dir_target(to, opts)
   if to == "-" then return false end
-  if to:sub(-1) == "/" or opts.file_bytes or opts.format == "parquet" then return true end
+  -- Parquet: a directory of part files, unless the target names one .parquet file
+  if opts.format == "parquet" then return not to:find("%.parquet$") end
+  if to:sub(-1) == "/" or opts.file_bytes then return true end
   local f = io.open(to .. "/.")
   if f then f:close() return true end
   return not to:find("%.[%w]+$") -- "out" is a directory, "out.ndjson" a file
@@ -205,7 +157,8 @@ end
 
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
   "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
-  "rate", "retry_for" }
+  "rate", "retry_for", "parquet_flatten", "parquet_rename", "row_group_bytes", "partition_by",
+  "max_open_partitions" }
 
 -- The checkpoint of an earlier run (nil: none), after the directory is ready.
 local function prepare_target(dir, opts)
@@ -259,7 +212,15 @@ function M.run(opts)
   if format == "parquet" then
     local ok, mod = pcall(require, "espipe.parquet")
     if not ok then return config_error("Parquet export needs espipe.parquet: " .. tostring(mod)) end
-    if not dir then return config_error("Parquet export writes a directory of part files: --to DIR") end
+    if not dir and opts.partition_by then
+      return config_error("--partition-by writes partition directories; " .. opts.to .. " is one file")
+    end
+    if opts.partition_by and opts.checkpoint then
+      return config_error("--partition-by cannot resume from a checkpoint yet")
+    end
+    if not dir and opts.file_bytes then
+      return config_error("--file-bytes rotates part files in a directory; " .. opts.to .. " is one file")
+    end
     parquet = mod
     local cols, err = mapping_columns(parquet, client, opts, policy)
     if cols == nil then return nil, err end
@@ -282,7 +243,7 @@ function M.run(opts)
         -- whole documents to NDJSON: the server's bytes, never decoded
         raw_source = format == "ndjson" and not fields,
         -- Parquet with the mapping's columns: pages stay bytes until the writer reads them
-        raw_pages = format == "parquet" and columns_pq ~= nil,
+        raw_pages = format == "parquet" and columns_pq ~= nil and not opts.partition_by,
         -- ... and each is parsed once, by the writer, which reports its position
         advance = true })
   end
@@ -328,7 +289,7 @@ function M.run(opts)
     end or nil,
     on_file = opts.checkpoint and save_checkpoint or nil,
     resume = saved and { files = saved.files, index = saved.index } or nil }
-  parts = parquet and parquet_parts(parquet, dir, w, opts)
+  parts = parquet and parquet_sink.new(parquet, dir, w, opts)
   if parts and saved then
     parts.index = saved.part_index or 0
     for _, f in ipairs(saved.files or {}) do
@@ -476,18 +437,21 @@ function M.run(opts)
     if parts then parts.abort() end
     return nil, failure
   end
-  local extra = { source = opts.source_url or opts.index, index = opts.index,
+  local extra = { source = require("espipe.client.url").redact(opts.source_url) or opts.index, index = opts.index,
     query = opts.query or json.null, total = w.rows }
   if columns then extra.columns = columns end
   if next(dropped) then extra.dropped_columns = dropped end
   if parts then
     extra.compression = opts.parquet_codec or "snappy"
     extra.invalid, extra.coerced = parts.invalid, parts.coerced
-    local cols = {}
+    local cols, sql_type = {}, layout(parquet, opts).type_string
     for i, c in ipairs(columns_pq or {}) do
-      cols[i] = { name = c.name, field = c.field, type = c.type, es_type = c.es_type }
+      cols[i] = { name = c.name, field = c.field, type = c.type, es_type = c.es_type,
+        sql_type = sql_type and sql_type(c) or nil }
     end
     extra.columns = json.array(cols)
+    extra.renamed = json.array(require("espipe.parquet.names").renamed(columns_pq))
+    if parts.partitions then extra.partitions = json.array(parts.partitions) end
   end
   if restarted then extra.restarted = true end
   local manifest, merr = w:close(extra)

@@ -212,7 +212,7 @@ function M.run(opts)
     dl_count = dl_count + 1
     if opts.dead_letter and not failure then
       if not dl_file then
-        local f, ferr = io.open(opts.dead_letter, "ab")
+        local f, ferr = require("espipe.private_file").open(opts.dead_letter, "ab")
         if not f then
           failure = errors.new { kind = "output",
             message = "cannot open the dead letter " .. opts.dead_letter .. ": " .. tostring(ferr) }

@@ -9,7 +9,12 @@
 --
 --   tune.apply(client, index, state_path, url) -> state | nil, err
 --   tune.restore(client, state_path)           -> true | nil, err
---   tune.watch(pid, state_path, lua, espipe)   -> starts the watchdog
+--   tune.watch(pid, state_path, lua, espipe, url, args) -> starts the watchdog
+--     (args: more arguments for `espipe reindex --restore`, e.g. TLS flags)
+--   tune.restore_url(state)                    -> the URL to restore through
+--
+-- The state file holds the URL without credentials; the watchdog gets the
+-- full URL on its stdin (never on a command line, which `ps` shows).
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
 local errors = require "espipe.errors"
@@ -39,7 +44,7 @@ function M.apply(client, index, state_path, url)
       if v == nil then v = json.null end -- unset: restoring null puts the default back
       original[k] = v
     end
-    state = { index = index, url = url, settings = original }
+    state = { index = index, url = require("espipe.client.url").redact(url), settings = original }
     local ok, serr = checkpoint.save(state_path, state)
     if not ok then return nil, serr end
   end
@@ -82,11 +87,28 @@ end
 -- exit, then runs `espipe reindex --restore STATE` (a no-op when the job
 -- already restored and removed the file). Lua cannot trap signals; this
 -- process, which outlives the job, is what makes restoring reliable.
-function M.watch(pid, state_path, lua, espipe)
-  local cmd = "(trap '' INT TERM HUP; while kill -0 " .. tonumber(pid) .. " 2>/dev/null; do sleep 1; done; "
-    .. "exec " .. q(lua) .. " " .. q(espipe) .. " reindex --restore " .. q(state_path)
-    .. ") </dev/null >/dev/null 2>&1 &"
-  return os.execute(cmd)
+function M.watch(pid, state_path, lua, espipe, url, args)
+  local more = {}
+  for i, a in ipairs(args or {}) do more[i] = " " .. q(a) end
+  local cmd = "(trap '' INT TERM HUP; IFS= read -r ESPIPE_RESTORE_URL; export ESPIPE_RESTORE_URL; exec </dev/null; "
+    .. "while kill -0 " .. tonumber(pid) .. " 2>/dev/null; do sleep 1; done; "
+    .. "exec " .. q(lua) .. " " .. q(espipe) .. " reindex --restore " .. q(state_path) .. table.concat(more)
+    .. ") >/dev/null 2>&1 &"
+  local p = io.popen(cmd, "w")
+  if not p then return nil end
+  p:write(url or "", "\n")
+  return p:close()
+end
+
+-- The state names its cluster without credentials: take them from the
+-- watchdog's URL or $ES_URL when either is that same cluster.
+function M.restore_url(state)
+  local redact = require("espipe.client.url").redact
+  local function same(u) return u and state.url and redact(u):gsub("/$", "") == state.url:gsub("/$", "") end
+  for _, u in ipairs { os.getenv("ESPIPE_RESTORE_URL"), os.getenv("ES_URL") } do
+    if u ~= "" and same(u) then return u end
+  end
+  return state.url or os.getenv("ES_URL") or "http://127.0.0.1:9200"
 end
 
 return M

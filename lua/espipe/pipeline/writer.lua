@@ -157,7 +157,7 @@ function Writer:close(extra, encode)
   for k, v in pairs(extra or {}) do manifest[k] = v end
   if self.dir then
     local path = self.dir .. "/manifest.json"
-    local f, ferr = io.open(path .. ".inprogress", "wb")
+    local f, ferr = require("espipe.private_file").open(path .. ".inprogress", "wb")
     if not f then return nil, errors.new { kind = "output", message = "cannot write manifest: " .. tostring(ferr) } end
     encode = encode or json.encode
     f:write(encode(manifest), "\n")

@@ -10,6 +10,7 @@ local cluster = require("espipe.server.cluster")
 local params = require("espipe.server.params")
 local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
+local query = require("espipe.server.query")
 local chaos_mod = require("espipe.server.chaos")
 
 -- LuaJIT 2.1's string.buffer (OpenResty's LuaJIT, which the nginx Lua
@@ -121,6 +122,9 @@ end
 local ITEM_FIELDS = { _index = 1, _id = 2, _version = 3, result = 4, forced_refresh = 5,
                       _shards = 6, _seq_no = 7, _primary_term = 8, status = 9, error = 10 }
 local item_filter -- the parsed spec of the request being answered, or nil
+-- the request's _source/_source_includes/_source_excludes (the "get" of
+-- update items): false when the URL has none
+local url_source = false
 
 local function parse_item_filter(spec)
   if type(spec) ~= "string" or spec == "" then return nil end
@@ -196,14 +200,29 @@ local function filtered_ok_item(f, op, index, id, version, result, forced, shard
   ob:put("}}")
 end
 
-local function ok_item(op, idx, rec, result, status, forced)
+local function ok_item(op, idx, rec, result, status, forced, get)
   if item_filter then
     return filtered_ok_item(item_filter, op, idx.name, rec.id, rec.v, result, forced,
                             shards_json(idx), rec.s, rec.t, status)
   end
   ob:put(sep(), '{"', op, '":{"_index":', jstr(idx.name), ',"_id":', jstr(rec.id), ',"_version":', rec.v,
     ',"result":"', result, forced and '","forced_refresh":true,' or '",', shards_json(idx),
-    ',"_seq_no":', rec.s, ',"_primary_term":', rec.t, ',"status":', status, '}}')
+    ',"_seq_no":', rec.s, ',"_primary_term":', rec.t, ',"status":', status,
+    get and (',"get":' .. json.encode(get) .. '}}') or '}}')
+end
+
+-- the "get" of an update item when its action, its body or the URL asks
+-- for the source: { _seq_no, _primary_term, found, _source }
+local function update_get(idx, sh, id, meta, body)
+  local spec = meta._source
+  if spec == nil and type(body) == "table" then spec = body._source end
+  if spec == nil then spec = url_source end
+  if spec == false or spec == nil then return nil end
+  local rec = idx.shards[sh].docs[id]
+  if not rec then return nil end
+  if spec == true then spec = nil end
+  local src = query.source_filter(json.raw(rec.src), spec)
+  return { _seq_no = rec.s, _primary_term = rec.t, found = true, _source = src or json.object() }
 end
 
 local function num(v)
@@ -511,6 +530,12 @@ function M.bulk(req)
     end
   end
   item_filter = parse_item_filter(req.args.filter_path)
+  local a = req.args
+  url_source = false
+  if a._source ~= nil or a._source_includes ~= nil or a._source_excludes ~= nil then
+    url_source = require("espipe.server.api_docs").source_spec(a)
+    if url_source == nil then url_source = true end
+  end
   -- from here to the response nothing yields: ob is this request's
   ob:reset()
   nitems = 0
@@ -550,13 +575,17 @@ function M.bulk(req)
       -- the common case: index/create with _index and _id only
       local idx = t.idx
       local sh, herr = cluster.shard_for(idx, id, nil)
-      local s, c
-      if not sh then
-        s, c = 400, { type = "illegal_argument_exception", reason = herr }
-      elseif idx.mapping.check then
-        s, c = writes.check_source(idx, id, src, nil)
-      elseif #idx.pending_sources < 10000 then
-        cluster.defer_mapping(idx, src)
+      local s, c = writes.check_id(id)
+      if s == nil then
+        if not sh then
+          s, c = 400, { type = "illegal_argument_exception", reason = herr }
+        elseif idx.mapping.check then
+          s, c = writes.check_source(idx, id, src, nil)
+        elseif #idx.pending_sources < 10000 then
+          -- (no UTF-8 check on this path: it would cost the fast path ~15 %;
+          -- checked mappings and every other write path check)
+          cluster.defer_mapping(idx, src)
+        end
       end
       local rec, created, cause
       if not s then
@@ -618,8 +647,16 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
       reason = "if _id is specified it must not be empty" })
     return nil, false
   end
+  if id then
+    local s, c = writes.check_id(id)
+    if s then
+      item_error(op, index, id, s, c)
+      return nil, false
+    end
+  end
   local out_op = op
-  if op == "index" and meta.op_type == "create" then op = "create" end
+  -- an index action with op_type create is a create, and answered as one
+  if op == "index" and meta.op_type == "create" then op, out_op = "create", "create" end
   if not id then
     if op ~= "index" and op ~= "create" then
       item_error(op, index, nil, 400, { type = "action_request_validation_exception",
@@ -638,7 +675,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
   end
   local o = { routing = r2, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),
               version = num(meta.version), version_type = meta.version_type }
-  local status, rec, cause, result
+  local status, rec, cause, result, get
   if op == "update" then
     if o.version ~= nil or o.version_type ~= nil then
       status, cause = 400, { type = "action_request_validation_exception",
@@ -653,6 +690,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
         if status < 300 then
           rec = { id = id, v = res._version, s = res._seq_no, t = res._primary_term }
           result = res.result
+          get = update_get(idx, sh, id, meta, ub)
         else
           cause = res
         end
@@ -687,7 +725,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
     end
   end
   if result then
-    ok_item(out_op, idx, rec, result, status, forced)
+    ok_item(out_op, idx, rec, result, status, forced, get)
     return idx.shards[sh], true
   end
   item_error(out_op, idx.name, id, status, cause)

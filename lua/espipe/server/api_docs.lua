@@ -7,6 +7,7 @@ local params = require("espipe.server.params")
 local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
 local query = require("espipe.server.query")
+local mapping = require("espipe.server.mapping")
 
 local M = {}
 
@@ -125,16 +126,65 @@ end
 M.source_spec = source_spec
 
 -- body of a found document
-local function get_result(idx, rec, spec)
+-- stored_fields: "a,b" / ["a", "b"] -> list | nil
+local function stored_list(v)
+  if v == nil then return nil end
+  if type(v) == "table" then return v end
+  local out = {}
+  for p in tostring(v):gmatch("[^,]+") do out[#out + 1] = p end
+  return out
+end
+
+-- the values of the stored fields asked for (mapped with store: true)
+local function stored_fields(idx, rec, list)
+  local props = mapping.to_table(idx.mapping)
+  local fields, src = json.object(), nil
+  for _, f in ipairs(list) do
+    local ty, path = query.resolve_field(props, f)
+    local def = props.properties and props.properties[path]
+    if ty and type(def) == "table" and def.store == true then
+      src = src or json.decode(rec.src)
+      local vals = json.array()
+      for _, v in ipairs(query.field_values(src, path)) do
+        if v ~= json.null then vals[#vals + 1] = v end
+      end
+      if #vals > 0 then fields[f] = vals end
+    end
+  end
+  return fields
+end
+
+-- get_result(idx, rec, spec[, stored, asked]) -> a GET answer for rec;
+-- with stored fields the source comes only when listed or asked for (_source=)
+local function get_result(idx, rec, spec, stored, asked)
   local r = { _index = idx.name, _id = rec.id, _version = rec.v, _seq_no = rec.s, _primary_term = rec.t,
               found = true }
   if rec.r then r._routing = rec.r end
-  if spec ~= false then r._source = query.source_filter(json.raw(rec.src), spec) end
+  local with_source = spec ~= false and mapping.source_enabled(idx.mapping)
+  if stored then
+    local keep = asked == true
+    for _, f in ipairs(stored) do if f == "_source" then keep = true end end
+    with_source = with_source and keep
+    local fields = stored_fields(idx, rec, stored)
+    if next(fields) then r.fields = fields end
+  end
+  if with_source then r._source = query.source_filter(json.raw(rec.src), spec) end
   return r
 end
 
+-- realtime reads see every acknowledged write; realtime=false only what was
+-- refreshed (refresh=true refreshes the shard first)
+local function read_mode(args)
+  local realtime, s, e = params.flag(args, "realtime", true)
+  if realtime == nil then return nil, s, e end
+  local refresh
+  refresh, s, e = params.flag(args, "refresh", false)
+  if refresh == nil then return nil, s, e end
+  return { realtime = realtime, refresh = refresh }
+end
+
 -- finds a document for reading: idx, rec | nil, status, body
-local function lookup(index_name, id, route)
+local function lookup(index_name, id, route, mode)
   local indices, s, e = cluster.resolve(index_name)
   if not indices then return nil, s, e end
   local idx = indices[1]
@@ -146,24 +196,55 @@ local function lookup(index_name, id, route)
   if name_alias and name_alias.search_routing and not route then route = tostring(name_alias.search_routing) end
   local sh, herr = cluster.shard_for(idx, id, route)
   if not sh then return nil, es.bad_request(herr) end
-  return idx, idx.shards[sh].docs[id]
+  local shard = idx.shards[sh]
+  if mode and mode.refresh then cluster.refresh_shard(shard) end
+  if mode and not mode.realtime then return idx, shard.visible[id], sh end
+  return idx, shard.docs[id], sh
+end
+
+-- GET with ?version=: the stored version must be that one
+local function version_check(req, idx, sh, rec)
+  local v = req.args.version
+  if v == nil or not rec then return nil end
+  local want = tonumber(v)
+  if not want then
+    return es.bad_request("Failed to parse long parameter [version] with value [" .. tostring(v) .. "]")
+  end
+  if rec.v ~= want then
+    return es.envelope(409, es.version_conflict_cause(idx, sh, rec.id,
+      "current version [" .. rec.v .. "] is different than the one provided [" .. want .. "]"))
+  end
+  return nil
 end
 
 function M.get(req)
-  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"))
+  local mode, ms, me = read_mode(req.args)
+  if not mode then return ms, me end
+  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
   if not idx then return rec, e end
   if not rec then return 404, { _index = idx.name, _id = req.params.id, found = false } end
+  local vs, vb = version_check(req, idx, e, rec)
+  if vs then return vs, vb end
   if req.method == "HEAD" then return 200, "" end
-  return 200, get_result(idx, rec, source_spec(req.args))
+  return 200, get_result(idx, rec, source_spec(req.args), stored_list(req.args.stored_fields),
+    req.args._source ~= nil or req.args._source_includes ~= nil)
 end
 
 function M.source(req)
-  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"))
+  local mode, ms, me = read_mode(req.args)
+  if not mode then return ms, me end
+  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
   if not idx then return rec, e end
   if not rec then
     return es.fail(404, "resource_not_found_exception",
       "Document not found [" .. idx.name .. "]/[" .. req.params.id .. "]")
   end
+  if not mapping.source_enabled(idx.mapping) then
+    return es.fail(404, "resource_not_found_exception",
+      "Source not available [" .. idx.name .. "]/[" .. req.params.id .. "]")
+  end
+  local vs, vb = version_check(req, idx, e, rec)
+  if vs then return vs, vb end
   if req.method == "HEAD" then return 200, "" end
   local spec = source_spec(req.args)
   if spec == nil then return 200, rec.src end
@@ -201,12 +282,14 @@ function M.update(req)
     require_alias = params.flag(req.args, "require_alias", false) }
   if not idx then return cause_reply(sh, route) end
   o.routing = route
+  -- a scripted update lets other requests run between its read and its write (conflicts happen, as in ES)
+  o.retry_on_conflict, o.pause = tonumber(req.args.retry_on_conflict), function() ngx.sleep(0) end
   local status, result = writes.update(idx, sh, req.params.id, body, o)
   if status >= 300 then return cause_reply(status, result) end
   count_write(req, idx, sh)
   local spec = body._source
   if spec == nil then spec = source_spec(req.args) end
-  if spec ~= nil and spec ~= false then
+  if spec ~= nil and spec ~= false and result.result ~= "deleted" then
     local rec = idx.shards[sh].docs[req.params.id]
     result.get = { _seq_no = rec.s, _primary_term = rec.t, found = true,
                    _source = query.source_filter(json.raw(rec.src), spec) }
@@ -235,10 +318,14 @@ function M.mget(req)
   end
   if #missing > 0 then return es.validation(missing) end
   local default_spec = source_spec(req.args)
+  local mode, ms, me = read_mode(req.args)
+  if not mode then return ms, me end
+  local default_stored = stored_list(req.args.stored_fields)
   local docs = json.array()
   for _, d in ipairs(items) do
     local name, id = d._index or default_index, tostring(d._id)
-    local idx, rec, eb = lookup(name, id, d.routing and tostring(d.routing) or params.str(req.args, "routing"))
+    local route = d.routing and tostring(d.routing) or params.str(req.args, "routing")
+    local idx, rec, eb = lookup(name, id, route, mode)
     if not idx then
       local cause = eb.error and eb.error.root_cause and eb.error.root_cause[1] or { type = "exception", reason = "failed" }
       docs[#docs + 1] = { _index = name, _id = id, error = cause }
@@ -247,7 +334,8 @@ function M.mget(req)
     else
       local spec = d._source
       if spec == nil then spec = default_spec end
-      docs[#docs + 1] = get_result(idx, rec, spec)
+      docs[#docs + 1] = get_result(idx, rec, spec, stored_list(d.stored_fields) or default_stored,
+        d._source ~= nil or req.args._source ~= nil)
     end
   end
   return 200, { docs = docs }

@@ -3,24 +3,14 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local index_names = require("espipe.server.index_names")
 local mapping = require("espipe.server.mapping")
 local params = require("espipe.server.params")
 
 local M = {}
 
 local function nested_settings(idx)
-  local out = json.object()
-  for k, v in pairs(idx.settings) do
-    local t = out
-    local parts = {}
-    for p in k:gmatch("[^.]+") do parts[#parts + 1] = p end
-    for i = 1, #parts - 1 do
-      if type(t[parts[i]]) ~= "table" then t[parts[i]] = json.object() end
-      t = t[parts[i]]
-    end
-    t[parts[#parts]] = v
-  end
-  return out
+  return cluster.nest_settings(idx.settings)
 end
 M.nested_settings = nested_settings
 
@@ -39,10 +29,54 @@ local function aliases_of(idx)
   return out
 end
 
+local ALIAS_PROPS = { "filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden" }
+
+-- an alias name as MetadataCreateIndexService/AliasValidator check it
+local function invalid_alias(name)
+  local function bad(why)
+    return es.fail(400, "invalid_alias_name_exception", "Invalid alias name [" .. name .. "]" .. why,
+      { index_uuid = "_na_", index = name })
+  end
+  if cluster.state.indices[name] then
+    return bad(", an index or data stream exists with the same name as the alias")
+  end
+  local s, e = cluster.validate_index_name(name)
+  if s then
+    local why = e.error.reason:match("^Invalid index name %[.-%](, .*)$") or ""
+    -- aliases may hold upper case letters
+    if not why:find("lowercase", 1, true) then return bad(why) end
+  end
+  return nil
+end
+M.invalid_alias = invalid_alias
+
+local function alias_props(a)
+  local props = {}
+  for _, k in ipairs(ALIAS_PROPS) do if a[k] ~= nil then props[k] = a[k] end end
+  if props.routing then
+    props.index_routing = props.index_routing or props.routing
+    props.search_routing = props.search_routing or props.routing
+    props.routing = nil
+  end
+  return props
+end
+
 function M.create(req)
-  local name = req.params.index
+  local name, derr = index_names.date_math(req.params.index)
+  if not name then return es.bad_request(derr) end
   local body, s, e = params.body(req)
   if body == false then return s, e end
+  if type(body) == "table" and type(body.aliases) == "table" then
+    local aliases = {}
+    for a, props in pairs(body.aliases) do
+      local resolved, aerr = index_names.date_math(a)
+      if not resolved then return es.bad_request(aerr) end
+      s, e = invalid_alias(resolved)
+      if s then return s, e end
+      aliases[resolved] = type(props) == "table" and alias_props(props) or props
+    end
+    body.aliases = aliases
+  end
   local idx
   idx, s, e = cluster.create_index(name, body)
   if not idx then return s, e end
@@ -50,7 +84,7 @@ function M.create(req)
 end
 
 function M.get(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
@@ -63,29 +97,43 @@ function M.get(req)
 end
 
 function M.exists(req)
-  local indices = cluster.resolve(req.params.index)
+  local indices = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices or #indices == 0 then return 404, "" end
   return 200, ""
 end
 
+-- Deleting never reaches an index through an alias: an alias named outright
+-- is refused, and wildcards match index names only (open and closed).
 function M.delete(req)
-  local targets = {}
-  for part in req.params.index:gmatch("[^,]+") do
-    if not part:find("*", 1, true) and part ~= "_all" and not cluster.state.indices[part]
-        and cluster.alias_indices(part) then
-      return es.bad_request("The provided expression [" .. part
-        .. "] matches an alias, specify the corresponding concrete indices instead.")
-    end
-  end
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
+    { expand_wildcards = "open,closed", wildcard_aliases = false, concrete_aliases = false }))
   if not indices then return s, e end
-  for _, idx in ipairs(indices) do targets[#targets + 1] = idx end
-  for _, idx in ipairs(targets) do cluster.delete_index(idx) end
+  for _, idx in ipairs(indices) do cluster.delete_index(idx) end
   return 200, { acknowledged = true }
 end
 
+-- _close / _open: a closed index keeps its documents and refuses reads and
+-- writes with index_closed_exception
+local function set_closed(req, closed)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
+    { expand_wildcards = closed and "open" or "closed" }))
+  if not indices then return s, e end
+  local shards_acked = json.object()
+  for _, idx in ipairs(indices) do
+    idx.closed = closed or nil
+    shards_acked[idx.name] = { closed = true }
+  end
+  if closed then
+    return 200, { acknowledged = true, shards_acknowledged = true, indices = shards_acked }
+  end
+  return 200, { acknowledged = true, shards_acknowledged = true }
+end
+
+function M.close(req) return set_closed(req, true) end
+function M.open(req) return set_closed(req, false) end
+
 function M.get_settings(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
@@ -97,7 +145,7 @@ function M.put_settings(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local settings = body.settings or body
   for _, idx in ipairs(indices) do
@@ -108,7 +156,7 @@ function M.put_settings(req)
 end
 
 function M.get_mapping(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local out = json.object()
   for _, idx in ipairs(indices) do
@@ -122,12 +170,12 @@ function M.put_mapping(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   for _, idx in ipairs(indices) do
     cluster.settle_mapping(idx)
-    local err = mapping.put(idx.mapping, body)
-    if err then return es.bad_request(err) end
+    local err, kind = mapping.put(idx.mapping, body)
+    if err then return es.fail(400, kind or "illegal_argument_exception", err) end
     cluster.persist_meta(idx)
   end
   return 200, { acknowledged = true }
@@ -144,14 +192,14 @@ local function shards_header(indices)
 end
 
 function M.refresh(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   for _, idx in ipairs(indices) do cluster.refresh(idx) end
   return 200, { _shards = shards_header(indices) }
 end
 
 function M.forcemerge(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   if req.args.wait_for_completion == "false" then
     return 200, { task = "espipe-node-0:1" }
@@ -168,18 +216,6 @@ local function list_of(v)
   return { v }
 end
 
-local ALIAS_PROPS = { "filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden" }
-
-local function alias_props(a)
-  local props = {}
-  for _, k in ipairs(ALIAS_PROPS) do if a[k] ~= nil then props[k] = a[k] end end
-  if props.routing then
-    props.index_routing = props.index_routing or props.routing
-    props.search_routing = props.search_routing or props.routing
-    props.routing = nil
-  end
-  return props
-end
 
 function M.update_aliases(req)
   local body, s, e = params.body(req, true)
@@ -194,10 +230,16 @@ function M.update_aliases(req)
     if kind ~= "add" and kind ~= "remove" and kind ~= "remove_index" then
       return es.bad_request("Unknown action [" .. tostring(kind) .. "]")
     end
-    local index_names = list_of(a.indices or a.index)
+    local given = list_of(a.indices or a.index)
     local alias_names = list_of(a.aliases or a.alias)
+    if kind == "add" then
+      for _, an in ipairs(alias_names) do
+        s, e = invalid_alias(an)
+        if s then return s, e end
+      end
+    end
     local indices = {}
-    for _, n in ipairs(index_names) do
+    for _, n in ipairs(given) do
       local found
       found, s, e = cluster.resolve(n)
       if not found then return s, e end
@@ -207,7 +249,7 @@ function M.update_aliases(req)
     if kind ~= "remove_index" and #alias_names == 0 then
       return es.validation({ "One of [alias] or [aliases] is required" })
     end
-    local result = { action = { type = kind, indices = index_names, aliases = alias_names }, status = 200 }
+    local result = { action = { type = kind, indices = given, aliases = alias_names }, status = 200 }
     if kind == "remove" then
       local any = false
       for _, idx in ipairs(indices) do
@@ -243,32 +285,39 @@ function M.update_aliases(req)
   return 200, { acknowledged = true, errors = false }
 end
 
+-- GET _alias: every index (open or closed) with the aliases asked for; names
+-- (not patterns) that match no alias make it a 404 that still lists the rest
 function M.get_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { expand_wildcards = "all" }))
   if not indices then return s, e end
   local want = req.params.name
-  local pat
-  if want then
-    pat = {}
-    for w in want:gmatch("[^,]+") do
-      pat[#pat + 1] = "^" .. w:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
-    end
+  local any_alias = want == "_all" or want == "*"
+  if any_alias then want = nil end
+  local pats, seen = {}, {}
+  for w in (want or ""):gmatch("[^,]+") do
+    pats[#pats + 1] = { name = w, pat = "^" .. w:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$" }
   end
-  local out, found = json.object(), false
+  local out = json.object()
   for _, idx in ipairs(indices) do
     local aliases = json.object()
     for a, props in pairs(idx.aliases) do
-      local hit = not pat
-      if pat then for _, p in ipairs(pat) do if a:match(p) then hit = true end end end
-      if hit then
-        aliases[a] = next(props) and props or json.object()
-        found = true
-      end
+      local hit = not want
+      for _, p in ipairs(pats) do if a:match(p.pat) then hit = true; seen[p.name] = true end end
+      if hit then aliases[a] = next(props) and props or json.object() end
     end
-    if not pat or next(aliases) then out[idx.name] = { aliases = aliases } end
+    if (not want and not any_alias) or next(aliases) then out[idx.name] = { aliases = aliases } end
   end
-  if want and not found then
-    return 404, { error = "alias [" .. want .. "] missing", status = 404 }
+  local missing = {}
+  for _, p in ipairs(pats) do
+    if not seen[p.name] and not p.name:find("*", 1, true) then missing[#missing + 1] = p.name end
+  end
+  if want and (#missing > 0 or not next(out)) then
+    if req.method == "HEAD" then return 404, "" end
+    table.sort(missing)
+    if #missing == 0 then missing = { want } end
+    out.error = (#missing > 1 and "aliases [" or "alias [") .. table.concat(missing, ",") .. "] missing"
+    out.status = 404
+    return 404, out
   end
   if req.method == "HEAD" then return 200, "" end
   return 200, out
@@ -278,8 +327,10 @@ function M.put_alias(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
+  s, e = invalid_alias(req.params.name)
+  if s then return s, e end
   for _, idx in ipairs(indices) do
     idx.aliases[req.params.name] = alias_props(body or {})
     cluster.persist_meta(idx)
@@ -288,7 +339,7 @@ function M.put_alias(req)
 end
 
 function M.delete_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index)
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local any = false
   for _, idx in ipairs(indices) do

@@ -11,33 +11,51 @@ local params = require("espipe.server.params")
 local query = require("espipe.server.query")
 local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
+local search_hits = require("espipe.server.search_hits")
 local strbuf = require("string.buffer")
 
 
 local M = {}
 
 local MAX_KEEP_ALIVE = 24 * 3600
+local PIT_WITH_INDICES = "[indices] cannot be used with point in time. Do not specify any index with point in time."
 
--- URL-safe base64, as ES's ids, so they can travel in a query string
-local function encode_id(kind, n)
-  return (ngx.encode_base64("espipe:" .. kind .. ":" .. n, true):gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+-- URL-safe base64, as ES's ids, so they can travel in a query string. An id
+-- names this start of the server too: after a restart (--data keeps the
+-- indices, not the contexts) an old id is a missing context, never the
+-- context that happens to get its number again.
+local boot
+local function boot_id()
+  if not boot then boot = string.format("%x%04x", math.floor(ngx.now() * 1000), math.random(0, 65535)) end
+  return boot
 end
 
+local function encode_id(kind, n)
+  return (ngx.encode_base64("espipe:" .. kind .. ":" .. boot_id() .. ":" .. n, true)
+    :gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
+end
+
+-- decode_id(kind, id) -> n | false (well-formed, from another start) | nil
 local function decode_id(kind, id)
   if type(id) ~= "string" then return nil end
   id = id:gsub("[-_]", { ["-"] = "+", ["_"] = "/" }):gsub("=+$", "")
   id = id .. string.rep("=", (4 - #id % 4) % 4)
   local s = ngx.decode_base64(id)
-  local n = s and s:match("^espipe:" .. kind .. ":(%d+)$")
-  return n and tonumber(n)
+  local b, n = (s or ""):match("^espipe:" .. kind .. ":(%x+):(%d+)$")
+  if not b then return nil end
+  if b ~= boot_id() then return false end
+  return tonumber(n)
 end
 
 local function keep_alive(v, name)
   local secs, err = query.parse_time(v)
   if not secs then return nil, es.bad_request("failed to parse setting [" .. name .. "] with value ["
     .. tostring(v) .. "] as a time value: " .. tostring(err and err.reason or err)) end
-  if secs > MAX_KEEP_ALIVE then
-    return nil, es.bad_request("Keep alive for request (" .. tostring(v) .. ") is too large. It must be less than (1d). "
+  local max_text = require("espipe.server.api_cluster").setting("search.max_keep_alive")
+  local max = max_text and query.parse_time(max_text) or MAX_KEEP_ALIVE
+  if secs > max then
+    return nil, es.bad_request("Keep alive for request (" .. tostring(v) .. ") is too large. It must be less than ("
+      .. (max_text or "1d") .. "). "
       .. "This limit can be set by changing the [search.max_keep_alive] cluster level setting.")
   end
   return secs
@@ -45,11 +63,11 @@ end
 
 local function context(kind, id)
   local n = decode_id(kind, id)
-  if not n then
+  if n == nil then
     return nil, es.bad_request("Cannot parse " .. (kind == "pit" and "point in time" or "scroll") .. " id")
   end
-  local c = sc.get(n)
-  if not c then return nil, es.context_missing(n) end
+  local c = n and sc.get(n)
+  if not c then return nil, es.context_missing(n or id) end
   return c, n
 end
 
@@ -59,6 +77,8 @@ end
 
 local function check_slice(slice)
   if slice == nil then return nil end
+  -- ES reads id and max as integers, from numbers or numeric strings
+  if type(slice) == "table" then slice.id, slice.max = tonumber(slice.id), tonumber(slice.max) end
   if type(slice) ~= "table" or type(slice.id) ~= "number" or type(slice.max) ~= "number" then
     return es.bad_request("[slice] needs numeric id and max")
   end
@@ -68,7 +88,9 @@ local function check_slice(slice)
 end
 
 -- a PIT search always ends its sort with the _shard_doc tiebreaker
-local function with_tiebreak(sort_spec)
+-- (not when search_after holds exactly the values of the sort asked for: a
+-- page after one read without the tiebreaker, as ES allows)
+local function with_tiebreak(sort_spec, search_after)
   local list = json.array()
   if sort_spec ~= nil then
     if type(sort_spec) == "table" and (json.is_array(sort_spec) or sort_spec[1] ~= nil) then
@@ -80,6 +102,7 @@ local function with_tiebreak(sort_spec)
   for _, s in ipairs(list) do
     if s == "_shard_doc" or (type(s) == "table" and s._shard_doc) then return list end
   end
+  if type(search_after) == "table" and #list > 0 and #search_after == #list then return list end
   list[#list + 1] = "_shard_doc"
   return list
 end
@@ -106,6 +129,25 @@ local function snapshot_order(plan, body, explicit_sort)
     return sa == nil or (type(sa) == "table" and type(sa[1]) == "number")
   end
   return not explicit_sort and sa == nil
+end
+
+-- search_after values for _doc, _shard_doc and _score may come as strings
+-- ("99"), which ES parses as the numbers they are (a PIT export that saved
+-- its position as text must not get an empty page)
+local NUMERIC_SORTS = { _doc = true, _shard_doc = true, _score = true }
+local function numeric_after(keys, sa)
+  if type(sa) ~= "table" then return nil end
+  for i, key in ipairs(keys) do
+    local v = sa[i]
+    if type(v) == "string" and NUMERIC_SORTS[key.field] then
+      local n = (key.field == "_score" or v:match("^%-?%d+$")) and tonumber(v)
+      if not n then
+        return es.bad_request("Failed to parse search_after value for field [" .. key.field .. "].")
+      end
+      sa[i] = n
+    end
+  end
+  return nil
 end
 
 local function sorted_list(plan)
@@ -260,6 +302,58 @@ local function render(snap, plan, page, sorted, spec)
   buf:put("]}}")
 end
 
+-- hits with docvalue_fields, version, matched_queries, ... (search_hits)
+-- into ob, one table per hit; returns the page's max_score text
+local function render_rich(snap, plan, page, sorted, spec, extras)
+  local buf = ob
+  buf:reset()
+  local compiled = plan.compiled
+  local max
+  for i = 1, page.n do
+    local pos = page.positions and page.positions[i] or page.base + i
+    local rec, ord = snap.recs[pos], snap.ords[pos]
+    local sv
+    if sorted then
+      sv = page.values and page.values[i] or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))
+    end
+    local h = search_hits.hit(extras, snap.shards[ord], rec, spec, sv, sorted)
+    if type(h._score) == "number" and (not max or h._score > max) then max = h._score end
+    if i > 1 then buf:put(",") end
+    buf:put(json.encode(h))
+  end
+  buf:put("]}}")
+  return max and json.encode(max) or "null"
+end
+
+local function render_page(snap, plan, page, sorted, spec, extras)
+  if extras then return render_rich(snap, plan, page, sorted, spec, extras) end
+  render(snap, plan, page, sorted, spec)
+  return (sorted or page.n == 0) and "null" or "1"
+end
+
+-- indices_boost without a sort: hits by boost (highest first), ties in
+-- snapshot order; with min_score, only the indices boosted to it
+local function boosted_page(snap, plan, boosts, first, size, min_score)
+  local function boost(pos) return boosts[snap.shards[snap.ords[pos]].idx.name] or 1 end
+  local all = {}
+  local k = 1
+  while true do
+    local pos, err = sc.view_position(plan.view, k)
+    if err then return nil, err end
+    if not pos then break end
+    if not min_score or boost(pos) >= min_score then all[#all + 1] = pos end
+    k = k + 1
+  end
+  table.sort(all, function(a, b)
+    local ba, bb = boost(a), boost(b)
+    if ba ~= bb then return ba > bb end
+    return a < b
+  end)
+  local positions = {}
+  for i = first, math.min(first + size - 1, #all) do positions[#positions + 1] = all[i] end
+  return { n = #positions, positions = positions, total = #all }
+end
+
 -- the response of a page: head = everything before the hits (fields as
 -- ES orders them), then the hits rendered into ob
 local function page_response(head)
@@ -279,11 +373,38 @@ local function shards_header(n)
   return { total = n, successful = n, skipped = 0, failed = 0 }
 end
 
+-- the keys of a search body (SearchSourceBuilder's); any other is refused
+local SEARCH_KEYS = {}
+for k in ([[query from size sort _source fields docvalue_fields stored_fields track_total_hits
+  track_scores search_after slice pit aggs aggregations post_filter highlight min_score indices_boost
+  timeout terminate_after version seq_no_primary_term explain script_fields rescore suggest collapse
+  profile runtime_mappings knn stats ext rank retriever]]):gmatch("%S+") do SEARCH_KEYS[k] = true end
+M.SEARCH_KEYS = SEARCH_KEYS
+
+-- A search through one alias sees what the alias shows: its search_routing
+-- (unless the request routes) and its filter, and'ed with the query.
+-- Returns the routing to search with.
+local function alias_view(req, body)
+  local route = params.str(req.args, "routing")
+  local name = req.params.index
+  if not name or name:find("[,*]") or cluster.state.indices[name] then return route end
+  local targets = cluster.alias_indices(name)
+  if not targets or #targets ~= 1 then return route end
+  local alias = cluster.state.indices[targets[1]].aliases[name]
+  if route == nil and alias.search_routing ~= nil then route = tostring(alias.search_routing) end
+  if type(alias.filter) == "table" then
+    body.query = { bool = { must = { body.query or { match_all = json.object() } }, filter = { alias.filter } } }
+  end
+  return route
+end
+
 -- query-string parameters folded into the body (the body wins)
 local function merged_body(req)
   local body, s, e = params.body(req)
   if body == false then return nil, s, e end
   body = body or {}
+  s, e = params.check_keys(req, body, SEARCH_KEYS)
+  if s then return nil, s, e end
   local a = req.args
   if body.size == nil and a.size then body.size = tonumber(a.size) end
   if body.from == nil and a.from then body.from = tonumber(a.from) end
@@ -296,14 +417,10 @@ local function merged_body(req)
     local v = a.track_total_hits
     body.track_total_hits = (v == "true" or v == true) and true or (v == "false" and false) or tonumber(v)
   end
-  if body._source == nil then
-    local spec = require("espipe.server.api_docs").source_spec(a)
-    if spec ~= nil then body._source = spec end
-  end
-  if body.query == nil and type(a.q) == "string" then
-    local f, v = a.q:match("^([^:]+):(.+)$")
-    body.query = f and { match = { [f] = v } } or { match_all = {} }
-  end
+  -- _source, _source_includes, _source_excludes in the URL win over the body's _source
+  local url_spec = require("espipe.server.api_docs").source_spec(a)
+  if url_spec ~= nil then body._source = url_spec end
+  if body.query == nil and a.q ~= nil then body.query = require("espipe.server.lucene_query").from_args(a) end
   return body
 end
 
@@ -344,11 +461,23 @@ function M.search(req)
   end
   if track == -1 or (as_int and track ~= false) then track = true end
   local scroll = params.str(req.args, "scroll")
+  local search_type = params.str(req.args, "search_type")
+  if search_type and search_type ~= "query_then_fetch" and search_type ~= "dfs_query_then_fetch" then
+    return es.bad_request("No search type for [" .. search_type .. "]")
+  end
+  if scroll then
+    local problems = {}
+    if body.size == 0 then problems[#problems + 1] = "[size] cannot be [0] in a scroll context" end
+    if req.args.request_cache == "true" then
+      problems[#problems + 1] = "[request_cache] cannot be used in a scroll context"
+    end
+    if #problems > 0 then return es.validation(problems) end
+  end
 
   local snap, pit_ctx, pit_n
   if body.pit ~= nil then
     if req.params.index then
-      return es.validation({ "[indices] cannot be used with point in time. Do not specify any index with point in time." })
+      return es.validation({ PIT_WITH_INDICES })
     end
     if scroll then return es.validation({ "using [point in time] is not allowed in a scroll context" }) end
     if type(body.pit) ~= "table" then return es.bad_request("[pit] must be an object") end
@@ -356,25 +485,30 @@ function M.search(req)
     if not c then return n, cb end
     pit_ctx, pit_n = c, n
     if body.pit.keep_alive then
-      local secs, kerr = keep_alive(body.pit.keep_alive, "keep_alive")
-      if not secs then return 400, kerr end
+      local secs, ks, kb = keep_alive(body.pit.keep_alive, "keep_alive")
+      if not secs then return ks, kb end
       c.expires = ngx.now() + secs
     end
     snap = c.snap
   else
     local indices
-    indices, s, e = cluster.resolve(req.params.index, { ignore_unavailable = req.args.ignore_unavailable == "true" })
+    indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { forbid_closed = true }))
     if not indices then return s, e end
-    snap = sc.snapshot(indices, params.str(req.args, "routing"))
+    snap = sc.snapshot(indices, alias_view(req, body))
   end
   s, e = check_slice(body.slice)
   if s then return s, e end
+  require("espipe.server.terms_lookup").rewrite(body.query)
+  s, e = require("espipe.server.search_limits").check(snap.indices, body, scroll)
+  if s then return s, e end
 
   local sort_spec = body.sort
-  if pit_ctx then sort_spec = with_tiebreak(sort_spec) end
+  if pit_ctx then sort_spec = with_tiebreak(sort_spec, body.search_after) end
   local sorted = sort_spec ~= nil
   local plan, err = plan_for(pit_ctx, snap, body, sort_spec)
   if not plan then return query_error(err) end
+  s, e = numeric_after(plan.compiled.sorter.keys, body.search_after)
+  if s then return s, e end
   local ordered = snapshot_order(plan, body, sorted)
 
   local first = from + 1
@@ -395,35 +529,112 @@ function M.search(req)
   end
 
   local spec = body._source
+  local extras, xs, xe = search_hits.options(body, req.args)
+  if extras == false then return xs, xe end
+  if not extras and search_hits.hides_source(snap.indices) then extras = {} end
   local scroll_secs
   if scroll then
-    if size == 0 then return es.fail(400, "action_request_validation_exception", "Validation Failed: 1: [size] cannot be [0] in a scroll context;") end
-    local kerr
-    scroll_secs, kerr = keep_alive(scroll, "scroll")
-    if not scroll_secs then return 400, kerr end
+    local ks, kb
+    scroll_secs, ks, kb = keep_alive(scroll, "scroll")
+    if not scroll_secs then return ks, kb end
     track = true
   end
   local count
   count, err = count_matches(plan, ordered, track)
   if not count then return query_error(err) end
   local page
-  page, err = page_of(snap, plan, ordered, first, size)
+  local min_score = tonumber(body.min_score)
+  local none_score = false
+  if extras and extras.boosts and not sorted then
+    page, err = boosted_page(snap, plan, extras.boosts, first, size, min_score)
+    if page and min_score then count = page.total end
+  elseif min_score and min_score > 1 then
+    -- every score is 1 (see search_hits): nothing reaches a higher min_score
+    page, count, none_score = { n = 0, positions = {} }, 0, true
+  else
+    page, err = page_of(snap, plan, ordered, first, size)
+  end
   if not page then return query_error(err) end
+  local aggs_text
+  if body.aggs ~= nil or body.aggregations ~= nil then
+    aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body,
+      req.args.typed_keys == "true")
+    if aggs_text == false then return query_error(err) end
+  end
   local scroll_id
   if scroll then
     local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
                             plan = plan, ordered = ordered, pos = first - 1 + size, size = size,
-                            total = total_of(count, true, as_int), spec = spec, sorted = sorted })
+                            total = total_of(count, true, as_int), spec = spec, sorted = sorted,
+                            extras = extras, empty = none_score })
     scroll_id = encode_id("scroll", n)
   end
-  render(snap, plan, page, sorted, spec)
+  local max_score = render_page(snap, plan, page, sorted, spec, extras)
+  if aggs_text then require("espipe.server.search_aggs").append(ob, aggs_text) end
   local head = "{"
   if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
   if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
   head = head .. '"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"timed_out":false,'
     .. shards_json(snap.nshards) .. ","
-    .. hits_head(total_of(count, track, as_int), (sorted or page.n == 0) and "null" or "1")
+    .. hits_head(total_of(count, track, as_int), max_score)
   return 200, page_response(head)
+end
+
+-- _msearch: header and body lines in pairs, each searched as its own
+-- request (header index/routing/search_type/... as its parameters), each
+-- answer with its status; one failed search is one error item
+local MSEARCH_ARGS = { "rest_total_hits_as_int", "typed_keys", "ccs_minimize_roundtrips" }
+
+local function msearch_item(req, header, text)
+  local args = {}
+  for _, k in ipairs(MSEARCH_ARGS) do args[k] = req.args[k] end
+  for k, v in pairs(header) do
+    if k ~= "index" then args[k] = type(v) == "table" and table.concat(v, ",") or tostring(v) end
+  end
+  local index = header.index
+  if type(index) == "table" then index = table.concat(index, ",") end
+  local sub = { method = "POST", path = req.path, args = args, body = text, node = req.node,
+                headers = req.headers, opts = req.opts, params = { index = index or req.params.index } }
+  local status, resp = M.search(sub)
+  if getmetatable(resp) == BUFFERED_MT then
+    local body = require("espipe.server.api_bulk").text(resp)
+    return body:sub(1, -2) .. ',"status":' .. status .. "}"
+  end
+  if type(resp) == "table" then resp.status = resp.status or status end
+  return json.encode(resp)
+end
+
+function M.msearch(req)
+  local started = ngx.now()
+  local text = req.body or ""
+  local lines = {}
+  for line in text:gmatch("[^\n]+") do
+    if not line:match("^%s*$") then lines[#lines + 1] = line end
+  end
+  if #lines == 0 then return es.validation({ "no requests added" }) end
+  local items = {}
+  for i = 1, #lines, 2 do
+    local header = json.decode(lines[i])
+    if type(header) ~= "table" or json.is_array(header) then
+      return es.parse_error("msearch header at line " .. i .. " must be a JSON object")
+    end
+    local body_text = lines[i + 1]
+    if not body_text then return es.parse_error("msearch header at line " .. i .. " has no search body") end
+    local b = json.decode(body_text)
+    if type(b) == "table" and b.pit ~= nil and (header.index or req.params.index) then
+      return es.validation({ PIT_WITH_INDICES })
+    end
+    if type(b) == "table" and type(b.track_total_hits) == "number"
+        and params.flag(req.args, "rest_total_hits_as_int") then
+      return es.validation({ "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not "
+        .. "accurate, got " .. b.track_total_hits })
+    end
+    items[#items + 1] = { header = header, text = body_text }
+  end
+  local out = {}
+  for i, item in ipairs(items) do out[i] = msearch_item(req, item.header, item.text) end
+  return 200, '{"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"responses":[' .. table.concat(out, ",")
+    .. "]}"
 end
 
 function M.scroll(req)
@@ -436,18 +647,23 @@ function M.scroll(req)
   local c, n, cb = context("scroll", id)
   if not c then return n, cb end
   if ka then
-    local secs, kerr = keep_alive(ka, "scroll")
-    if not secs then return 400, kerr end
+    local secs, ks, kb = keep_alive(ka, "scroll")
+    if not secs then return ks, kb end
     c.expires = ngx.now() + secs
   end
-  local page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
+  local page, err
+  if c.empty then
+    page = { n = 0, positions = {} }
+  else
+    page, err = page_of(c.snap, c.plan, c.ordered, c.pos + 1, c.size)
+  end
   if not page then return query_error(err) end
   c.pos = c.pos + c.size
-  render(c.snap, c.plan, page, c.sorted, c.spec)
+  local max_score = render_page(c.snap, c.plan, page, c.sorted, c.spec, c.extras)
   -- the id is written as the client sent it, as ES does (ids are URL-safe base64)
   return 200, page_response("{" .. '"_scroll_id":' .. json.encode(id) .. ',"took":0,"timed_out":false,'
     .. shards_json(c.snap.nshards) .. ","
-    .. hits_head(c.total, (c.sorted or page.n == 0) and "null" or "1"))
+    .. hits_head(c.total, max_score))
 end
 
 local function free(kind, ids)
@@ -482,9 +698,9 @@ end
 function M.open_pit(req)
   local ka = params.str(req.args, "keep_alive")
   if not ka then return es.validation({ "[keep_alive] is not specified" }) end
-  local secs, kerr = keep_alive(ka, "keep_alive")
-  if not secs then return 400, kerr end
-  local indices, s, e = cluster.resolve(req.params.index)
+  local secs, ks, kb = keep_alive(ka, "keep_alive")
+  if not secs then return ks, kb end
+  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local n = sc.register({ kind = "pit", expires = ngx.now() + secs, snap = snap })
@@ -502,15 +718,23 @@ end
 function M.count(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
+  for k in pairs(body or {}) do
+    -- RestActions.getQueryContent: a count body holds a query and nothing else
+    if k ~= "query" then return es.fail(400, "parsing_exception", "request does not support [" .. k .. "]") end
+  end
   body = { query = body and body.query }
-  if body.query == nil and type(req.args.q) == "string" then
-    local f, v = req.args.q:match("^([^:]+):(.+)$")
-    body.query = f and { match = { [f] = v } } or nil
+  if body.query == nil and req.args.q ~= nil then
+    body.query = require("espipe.server.lucene_query").from_args(req.args)
   end
   local indices
-  indices, s, e = cluster.resolve(req.params.index)
+  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
   if not indices then return s, e end
-  local snap = sc.snapshot(indices, params.str(req.args, "routing"), true)
+  local snap = sc.snapshot(indices, alias_view(req, body), true)
+  local min_score = tonumber(params.str(req.args, "min_score"))
+  if min_score and min_score > 1 then
+    -- every score is 1: nothing reaches a higher min_score
+    return 200, { count = 0, _shards = shards_header(snap.nshards) }
+  end
   if sc.is_trivial(body.query) then
     return 200, { count = snap.n, _shards = shards_header(snap.nshards) }
   end

@@ -105,7 +105,7 @@ local function filter(body, spec)
   local fp = require("espipe.server.filter_path")
   if getmetatable(body) == BUFFERED_MT then body = api_bulk.text(body) end
   if type(body) == "string" then
-    local decoded = json.decode(body)
+    local decoded = json.decode_exact(body)
     if decoded == nil then return body end
     body = decoded
   end
@@ -180,6 +180,14 @@ function M.handle()
 
   local req = { method = method, path = path, args = args, body = body, node = node, headers = headers,
                 opts = opts }
+  if opts.auth then
+    local principal, s, b, challenge = require("espipe.server.api_security").authenticate(req, opts.auth)
+    if not principal then
+      ngx.header["WWW-Authenticate"] = challenge
+      return send(s, b, out_type, method == "HEAD")
+    end
+    req.principal = principal
+  end
   local ok, status, resp, rtype = pcall(router.dispatch, req)
   if not ok then
     ngx.log(ngx.ERR, "espipe serve: ", status)

@@ -8,6 +8,7 @@ local routing = require("espipe.server.routing")
 local mapping = require("espipe.server.mapping")
 local persist = require("espipe.server.persist")
 local es = require("espipe.server.es_errors")
+local index_names = require("espipe.server.index_names")
 
 local M = {}
 
@@ -108,6 +109,22 @@ function M.flat_settings(body)
   return out
 end
 
+-- the inverse: { ["a.b"] = v } -> { a = { b = v } }
+function M.nest_settings(flat)
+  local out = json.object()
+  for k, v in pairs(flat) do
+    local t = out
+    local parts = {}
+    for p in k:gmatch("[^.]+") do parts[#parts + 1] = p end
+    for i = 1, #parts - 1 do
+      if type(t[parts[i]]) ~= "table" then t[parts[i]] = json.object() end
+      t = t[parts[i]]
+    end
+    t[parts[#parts]] = v
+  end
+  return out
+end
+
 function M.parse_interval(s)
   if s == nil or s == json.null then return 1 end
   s = tostring(s)
@@ -159,6 +176,10 @@ local function apply_settings(idx, flat, creating)
   if func ~= "legacy" and func ~= "modulo" then
     return "unknown value [" .. tostring(func) .. "] for [index.routing.function], expected legacy or modulo"
   end
+  if creating and (flat["soft_deletes.enabled"] == "false") then
+    return "Creating indices with soft-deletes disabled is no longer supported. Please do not specify a value "
+      .. "for setting [index.soft_deletes.enabled]."
+  end
   if creating then
     local default_r = routing.default_routing_shards(shards, created and created < 7000099 and 6 or nil)
     rshards, err = int_setting(flat, "number_of_routing_shards", default_r, shards, 1048576)
@@ -187,7 +208,7 @@ local function new_shard(idx, n)
   local node = state.next_node % state.node_count
   state.next_node = state.next_node + 1
   return { n = n, node = node, docs = {}, count = 0, tomb = {}, seq = -1, term = 1,
-           visible = {}, visible_count = 0, changed = {}, dirty = false, last_refresh = now(),
+           index_total = 0, delete_total = 0, visible = {}, visible_count = 0, changed = {}, dirty = false, last_refresh = now(),
            index = idx }
 end
 
@@ -223,6 +244,7 @@ function M.create_index(name, body, restore)
       "Invalid index name [" .. name .. "], an alias with the same name already exists",
       { index_uuid = "_na_", index = name })
   end
+  if not restore then body = require("espipe.server.templates").apply(name, body, M.flat_settings) end
   body = body or {}
   if type(body) ~= "table" then return nil, es.parse_error("request body must be an object") end
   local flat = M.flat_settings(body.settings)
@@ -236,8 +258,8 @@ function M.create_index(name, body, restore)
   }
   local err = apply_settings(idx, flat, true)
   if err then return nil, es.bad_request(err) end
-  local m, merr = mapping.new(body.mappings)
-  if not m then return nil, es.fail(400, "mapper_parsing_exception", merr) end
+  local m, merr, mkind = mapping.new(body.mappings)
+  if not m then return nil, es.fail(400, mkind or "mapper_parsing_exception", merr) end
   if restore and body.check ~= nil then m.check = body.check end
   idx.mapping = m
   flat.number_of_routing_shards = nil -- ES drops it after creation
@@ -311,10 +333,6 @@ function M.alias_indices(alias)
   return list
 end
 
-local function glob_to_pattern(g)
-  return "^" .. g:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
-end
-
 local function sorted_names()
   local names = {}
   for name in pairs(state.indices) do names[#names + 1] = name end
@@ -323,53 +341,16 @@ local function sorted_names()
 end
 M.sorted_names = sorted_names
 
--- resolve(expr[, opts]) -> list of indices (sorted, unique), alias routing
--- by index | nil, status, body. expr: "a,b*,alias" / "_all" / "*" / nil.
+-- resolve(expr[, opts]) -> list of indices (sorted, unique) | nil, status,
+-- body. expr: "a,b*,alias,<logs-{now/d}>" / "_all" / "*" / nil; opts: the
+-- index options (espipe.server.index_names).
 function M.resolve(expr, opts)
-  opts = opts or {}
-  local out, seen = {}, {}
-  local function add(idx)
-    if not seen[idx.name] then
-      seen[idx.name] = true
-      out[#out + 1] = idx
-    end
-  end
-  if expr == nil or expr == "" or expr == "_all" or expr == "*" then
-    for _, name in ipairs(sorted_names()) do add(state.indices[name]) end
-    return out
-  end
-  for part in tostring(expr):gmatch("[^,]+") do
-    local exclude = part:sub(1, 1) == "-" and #out > 0
-    if exclude then part = part:sub(2) end
-    if part:find("*", 1, true) then
-      local pat = glob_to_pattern(part)
-      for _, name in ipairs(sorted_names()) do
-        local idx = state.indices[name]
-        local hit = name:match(pat) ~= nil
-        if not hit then
-          for a in pairs(idx.aliases) do if a:match(pat) then hit = true break end end
-        end
-        if hit then
-          if exclude then
-            seen[name] = true
-            for i = #out, 1, -1 do if out[i].name == name then table.remove(out, i) end end
-          else
-            add(idx)
-          end
-        end
-      end
-    elseif state.indices[part] then
-      add(state.indices[part])
-    else
-      local names = M.alias_indices(part)
-      if names then
-        for _, n in ipairs(names) do add(state.indices[n]) end
-      elseif not opts.ignore_unavailable then
-        return nil, es.index_not_found(part)
-      end
-    end
-  end
-  return out
+  return index_names.resolve(state.indices, M.alias_indices, expr, opts)
+end
+
+-- the index options of a request (query parameters over an API's defaults)
+function M.index_options(req, defaults)
+  return index_names.options(req.args, defaults)
 end
 
 -- Write target for a name: an index, or an alias's write index. Returns
@@ -541,6 +522,7 @@ function M.put(idx, sh, id, src, o)
   local rec = { id = id, src = src, v = v, s = shard.seq, t = shard.term, r = o.routing }
   shard.docs[id] = rec
   shard.tomb[id] = nil
+  shard.index_total = shard.index_total + 1
   if not cur then shard.count = shard.count + 1 end
   mark(shard, id)
   if persist.enabled() then queue(idx, persist.doc_record("I", sh, rec)) end
@@ -564,6 +546,7 @@ function M.remove(idx, sh, id, o)
   if cur then
     shard.docs[id] = nil
     shard.count = shard.count - 1
+    shard.delete_total = shard.delete_total + 1
     mark(shard, id)
   end
   shard.tomb[id] = v
@@ -637,7 +620,9 @@ function M.restore()
   local defs = {}
   persist.replay_meta(function(rec)
     if rec.op == "index" then defs[rec.name] = rec
-    elseif rec.op == "delete" and defs[rec.name] and defs[rec.name].uuid == rec.uuid then defs[rec.name] = nil end
+    elseif rec.op == "delete" and defs[rec.name] and defs[rec.name].uuid == rec.uuid then defs[rec.name] = nil
+    elseif rec.op == "template" then require("espipe.server.templates").restore(rec)
+    elseif rec.op == "stored_script" then require("espipe.server.api_scripts").restore(rec) end
   end)
   for name, def in pairs(defs) do
     local idx = M.create_index(name, def, true)

@@ -118,7 +118,7 @@ local function is_container(v)
 end
 
 local function open_raw(v)
-  return (json.decode_marked(json.raw_text(v)))
+  return (json.decode_exact(json.raw_text(v)))
 end
 
 -- inclusion: keep what a complete pattern reaches; drop empties

@@ -29,7 +29,7 @@ local M = {}
 local ok_cjson, cjson = pcall(require, "cjson")
 if not ok_cjson then cjson = nil end
 
-local type, pairs, next, tostring, tonumber = type, pairs, next, tostring, tonumber
+local type, pairs, tostring, tonumber = type, pairs, tostring, tonumber
 local setmetatable, getmetatable, error, pcall = setmetatable, getmetatable, error, pcall
 local byte, sub, find, format, gsub, char = string.byte, string.sub, string.find,
   string.format, string.gsub, string.char
@@ -123,6 +123,7 @@ M.encode_number = encode_number
 local MAX_DEPTH = 1000
 
 local encode_value
+local ordered_keys
 
 -- returns n when t is a dense 1..n sequence (n >= 1), else nil
 local function sequence_length(t)
@@ -143,6 +144,38 @@ local function encode_key(k)
   if tk == "string" then return encode_string(k) end
   if tk == "number" then return '"' .. encode_number(k) .. '"' end
   error("json.encode: cannot encode a " .. tk .. " as an object key", 0)
+end
+
+-- Object keys are written in Elasticsearch's order where it has one (an
+-- error's root_cause, type, reason; a document's _index, _id, _version, ...)
+-- and by name after those, so every response is the same bytes on every
+-- start (pairs() order changes with the hash seed and insertion history).
+local KEY_ORDER = {
+  "_scroll_id", "pit_id", "took", "timed_out", "terminated_early", "count",
+  "error", "root_cause", "type", "reason", "resource.type", "resource.id", "index_uuid", "shard", "index",
+  "line", "col", "phase", "grouped", "failed_shards", "caused_by", "header", "status",
+  "_index", "_id", "_version", "result", "forced_refresh", "_shards", "_seq_no", "_primary_term",
+  "found", "_score", "_routing", "_ignored", "_source", "fields", "sort", "matched_queries",
+  "get", "total", "successful", "skipped", "failed",
+  "value", "relation", "max_score", "hits",
+}
+local key_rank = {}
+for i, k in ipairs(KEY_ORDER) do key_rank[k] = i end
+M.key_rank = key_rank
+local UNRANKED = #KEY_ORDER + 1
+
+local function key_before(a, b)
+  local ra, rb = key_rank[a] or UNRANKED, key_rank[b] or UNRANKED
+  if ra ~= rb then return ra < rb end
+  return tostring(a) < tostring(b)
+end
+
+local sort = table.sort
+ordered_keys = function(t)
+  local keys, n = {}, 0
+  for k in pairs(t) do n = n + 1; keys[n] = k end
+  if n > 1 then sort(keys, key_before) end
+  return keys
 end
 
 local function encode_table(t, buf, n, depth)
@@ -170,12 +203,13 @@ local function encode_table(t, buf, n, depth)
     return n
   end
   n = n + 1; buf[n] = "{"
-  local first = true
-  for k, v in pairs(t) do
-    if first then first = false else n = n + 1; buf[n] = "," end
+  local keys = ordered_keys(t)
+  for i = 1, #keys do
+    local k = keys[i]
+    if i > 1 then n = n + 1; buf[n] = "," end
     n = n + 1; buf[n] = encode_key(k)
     n = n + 1; buf[n] = ":"
-    n = encode_value(v, buf, n, depth + 1)
+    n = encode_value(t[k], buf, n, depth + 1)
   end
   n = n + 1; buf[n] = "}"
   return n
@@ -288,6 +322,8 @@ local function decode_string(s, pos)
   end
 end
 
+local exact_numbers = false
+
 local function decode_number(s, pos)
   local a, b = find(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
   if not a then decode_error("unexpected character '" .. sub(s, pos, pos) .. "'", pos) end
@@ -299,6 +335,11 @@ local function decode_number(s, pos)
   end
   local v = tonumber(text)
   if not v then decode_error("invalid number '" .. text .. "'", pos) end
+  -- decode_exact: an integer a double cannot hold stays its text, written back verbatim
+  if exact_numbers and (v >= MAX_SAFE or v <= -MAX_SAFE) and not find(text, "[.eE]")
+      and not (math_type and math_type(v) == "integer") then
+    return M.raw(text), b + 1
+  end
   return v, b + 1
 end
 
@@ -377,6 +418,17 @@ function M.decode_marked(s)
   return v
 end
 local decode_marked = M.decode_marked
+
+-- decode_exact(s): as decode_marked, but integers beyond 2^53 (which a
+-- double would round) come back as raw fragments that encode as they were
+-- read: for rewriting a response (filter_path) without changing its numbers
+function M.decode_exact(s)
+  exact_numbers = true
+  local ok, v, err = pcall(decode_marked, s)
+  exact_numbers = false
+  if not ok then error(v, 0) end
+  return v, err
+end
 
 -- a private cjson instance: strict numbers (no NaN/Infinity/hex), without
 -- touching the settings of the shared module other code in the VM may use.

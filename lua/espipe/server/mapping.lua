@@ -16,6 +16,8 @@ local function is_date_string(s)
       or s:match("^%d%d%d%d%-%d%d%-%d%d[T ]%d%d:%d%d") ~= nil
 end
 
+local expand_dots_deep
+
 local function copy(v)
   if type(v) ~= "table" then return v end
   local t = {}
@@ -27,8 +29,8 @@ end
 function M.new(body)
   local m = { properties = {}, check = false }
   if type(body) == "table" then
-    local err = M.put(m, body)
-    if err then return nil, err end
+    local err, kind = M.put(m, body)
+    if err then return nil, err, kind end
   end
   return m
 end
@@ -42,8 +44,32 @@ local function dynamic_of(v)
   return s
 end
 
-local function merge_props(into, from, path)
+-- "a.b": {def} is the object a with the property b, as ES reads it
+local function expand_dots(from)
+  local out = {}
   for name, def in pairs(from) do
+    local head, rest = tostring(name):match("^([^.]+)%.(.+)$")
+    if head and type(def) == "table" then
+      local obj = out[head] or { properties = {} }
+      obj.properties = obj.properties or {}
+      obj.properties[rest] = def
+      obj.properties = expand_dots(obj.properties)
+      out[head] = obj
+    else
+      out[name] = def
+    end
+  end
+  return out
+end
+
+local ILLEGAL = "illegal_argument_exception"
+
+-- merges property definitions: a redefined field takes its new parameters
+-- (meta, analyzer, ...) while its properties and fields are merged.
+-- Returns nil | reason, error type
+local function merge_props(into, from, path)
+  for name, def in pairs(expand_dots(from)) do
+    if name == "" then return "field name cannot be an empty string", ILLEGAL end
     if type(def) ~= "table" then
       return "Expected map for property [" .. name .. "] on field [" .. path .. name .. "] but got a class java.lang.String"
     end
@@ -52,37 +78,112 @@ local function merge_props(into, from, path)
     if old then
       local oldty = old.type or "object"
       if oldty ~= ty then
-        return "mapper [" .. path .. name .. "] cannot be changed from type [" .. oldty .. "] to [" .. ty .. "]"
+        return "mapper [" .. path .. name .. "] cannot be changed from type [" .. oldty .. "] to [" .. ty .. "]",
+          ILLEGAL
       end
-      if def.properties then
-        old.properties = old.properties or {}
-        local err = merge_props(old.properties, def.properties, path .. name .. ".")
-        if err then return err end
+      local merged = copy(def)
+      for _, sub in ipairs({ "properties", "fields" }) do
+        if old[sub] or def[sub] then
+          merged[sub] = copy(old[sub] or {})
+          local err, kind = merge_props(merged[sub], def[sub] or {}, path .. name .. ".")
+          if err then return err, kind end
+        end
       end
+      into[name] = merged
     else
-      into[name] = copy(def)
+      into[name] = copy(expand_dots_deep(def))
     end
   end
 end
 
--- Merges a put-mapping body; returns an error reason or nil.
-function M.put(m, body)
-  if body.dynamic ~= nil then
-    local d, err = dynamic_of(body.dynamic)
-    if err then return err end
-    m.dynamic = d
-    if d == "strict" or d == "false" then m.check = true end
+expand_dots_deep = function(def)
+  if type(def) == "table" and type(def.properties) == "table" then
+    local props = expand_dots(def.properties)
+    for k, v in pairs(props) do props[k] = expand_dots_deep(v) end
+    def.properties = props
   end
-  if body.properties ~= nil then
-    if type(body.properties) ~= "table" then return "[properties] must be an object" end
-    local err = merge_props(m.properties, body.properties, "")
-    if err then return err end
-    if next(body.properties) then m.check = true end
-  end
+  return def
+end
+
+-- the keys a mappings object may hold besides properties
+local ROOT_KEYS = {}
+for k in ([[dynamic properties _source _routing _meta dynamic_templates date_detection numeric_detection
+  dynamic_date_formats runtime _field_names enabled subobjects _data_stream_timestamp _size]]):gmatch("%S+") do
+  ROOT_KEYS[k] = true
+end
+
+local function check_root(m, body)
   for k, v in pairs(body) do
-    if k ~= "dynamic" and k ~= "properties" then m[k == "_routing" and "routing" or "extra_" .. k] = copy(v) end
+    if not ROOT_KEYS[k] then
+      if type(v) == "table" and (v.properties or v.dynamic) then
+        return "Types cannot be provided in put mapping requests", ILLEGAL
+      end
+      return "Root mapping definition has unsupported parameters:  [" .. tostring(k) .. " : "
+        .. json.encode(v) .. "]", "mapper_parsing_exception"
+    end
+  end
+  local old, new = m.extra__source, body._source
+  if type(old) == "table" and old.mode == "synthetic" and type(new) == "table" and new.mode
+      and new.mode ~= "synthetic" then
+    return "Cannot update parameter [mode] from [synthetic] to [" .. tostring(new.mode) .. "]", ILLEGAL
   end
   return nil
+end
+
+-- Merges a put-mapping body into m; returns nil | reason, error type. On
+-- an error m is as it was.
+function M.put(m, body)
+  local err, kind = check_root(m, body)
+  if err then return err, kind end
+  local trial = copy(m)
+  if body.dynamic ~= nil then
+    local d
+    d, err = dynamic_of(body.dynamic)
+    if err then return err, "mapper_parsing_exception" end
+    trial.dynamic = d
+    if d == "strict" or d == "false" then trial.check = true end
+  end
+  if body.properties ~= nil then
+    if type(body.properties) ~= "table" then return "[properties] must be an object", "mapper_parsing_exception" end
+    err, kind = merge_props(trial.properties, body.properties, "")
+    if err then return err, kind or "mapper_parsing_exception" end
+    if next(body.properties) then trial.check = true end
+  end
+  for k, v in pairs(body) do
+    if k ~= "dynamic" and k ~= "properties" then trial[k == "_routing" and "routing" or "extra_" .. k] = copy(v) end
+  end
+  for k in pairs(m) do m[k] = nil end
+  for k, v in pairs(trial) do m[k] = v end
+  return nil
+end
+
+-- the nested documents a source makes (each object under a nested field,
+-- at any depth), for index.mapping.nested_objects.limit
+local function nested_count(props, obj)
+  local n = 0
+  if type(props) ~= "table" or type(obj) ~= "table" then return 0 end
+  for name, def in pairs(props) do
+    local v = obj[name]
+    if type(def) == "table" and v ~= nil and v ~= json.null then
+      local list = (type(v) == "table" and v[1] ~= nil) and v or { v }
+      for _, item in ipairs(list) do
+        if type(item) == "table" then
+          if def.type == "nested" then n = n + 1 end
+          n = n + nested_count(def.properties, item)
+        end
+      end
+    end
+  end
+  return n
+end
+
+function M.nested_count(m, doc)
+  return nested_count(m.properties, doc)
+end
+
+-- is the _source kept for reads (mappings _source.enabled: false says no)
+function M.source_enabled(m)
+  return not (type(m.extra__source) == "table" and m.extra__source.enabled == false)
 end
 
 function M.to_table(m)

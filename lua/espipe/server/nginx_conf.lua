@@ -63,12 +63,18 @@ function M.lua_root(path)
 end
 
 -- conf{ prefix =, pid_file =, host =, port =, nodes =, workers =,
---       lua_root =, max_content_length =, run_as_root =, app = {options} }
+--       lua_root =, max_content_length =, run_as_root =, tls = {cert =, key =}?,
+--       app = {options} }
 function M.build(c)
   local listen = {}
   for i = 0, c.nodes - 1 do
-    listen[#listen + 1] = string.format("    listen %s:%d%s;", c.host, c.port + i,
-      c.workers > 1 and " reuseport" or "")
+    listen[#listen + 1] = string.format("    listen %s:%d%s%s;", c.host, c.port + i,
+      c.tls and " ssl" or "", c.workers > 1 and " reuseport" or "")
+  end
+  if c.tls then
+    listen[#listen + 1] = "    ssl_certificate " .. c.tls.cert .. ";"
+    listen[#listen + 1] = "    ssl_certificate_key " .. c.tls.key .. ";"
+    listen[#listen + 1] = "    ssl_protocols TLSv1.2 TLSv1.3;"
   end
   -- Bodies up to 16 MB stay in memory; bigger ones spill to a file that the
   -- handler reads back (nginx would otherwise allocate the whole limit).

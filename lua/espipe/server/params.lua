@@ -23,6 +23,37 @@ function M.body(req, required)
   return v
 end
 
+-- line and column of where a key's value starts in the body text, as ES's
+-- parser reports them (1-based); 1, 1 when the key cannot be found
+local function position(text, key)
+  local at = text and text:find('"' .. key .. '"%s*:')
+  if not at then return 1, 1 end
+  local value = text:find("[^%s:]", at + #key + 2) or at
+  local line, line_start = 1, 1
+  for nl in text:sub(1, value - 1):gmatch("()\n") do line, line_start = line + 1, nl + 1 end
+  return line, value - line_start + 1
+end
+
+local TOKEN = { table = "START_OBJECT", string = "VALUE_STRING", number = "VALUE_NUMBER",
+                boolean = "VALUE_BOOLEAN" }
+
+-- check_keys(req, obj, known) -> nil | status, body: ES's parsing_exception
+-- for the first key of obj (in name order) that is not in known
+function M.check_keys(req, obj, known)
+  local bad
+  for k in pairs(obj) do
+    if not known[k] and (bad == nil or k < bad) then bad = k end
+  end
+  if bad == nil then return nil end
+  local v = obj[bad]
+  local token = (v == json.null and "VALUE_NULL") or (json.is_array(v) and "START_ARRAY") or TOKEN[type(v)]
+    or "VALUE_STRING"
+  if token == "START_OBJECT" and v[1] ~= nil then token = "START_ARRAY" end
+  local line, col = position(req.body, bad)
+  return es.fail(400, "parsing_exception", "Unknown key for a " .. token .. " in [" .. bad .. "].",
+    { line = line, col = col })
+end
+
 -- query flag: ?x, ?x=true -> true; ?x=false -> false; absent -> default
 function M.flag(args, name, default)
   local v = args[name]

@@ -34,6 +34,7 @@ local function qerr(reason, typ)
   return errors.new{ kind = "query", status = 400, type = typ or "parsing_exception",
     reason = reason, message = reason }
 end
+M.error = qerr -- (reason[, type]) -> a 400 error, parsing_exception by default
 
 local function is_array(t)
   local mt = getmetatable(t)
@@ -137,6 +138,7 @@ local function days_from_civil(y, m, d)
   local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   return era * 146097 + doe - 719468
 end
+M.days_from_civil = days_from_civil
 
 local UNIT_MS = { y = 365 * 86400000, M = 30 * 86400000, w = 7 * 86400000, d = 86400000,
   h = 3600000, H = 3600000, m = 60000, s = 1000 }
@@ -231,6 +233,7 @@ end
 
 local NUMERIC = { long = true, integer = true, short = true, byte = true, double = true,
   float = true, half_float = true, scaled_float = true, unsigned_long = true }
+M.NUMERIC = NUMERIC
 
 local function to_bool(v)
   if v == true or v == "true" then return true end
@@ -630,6 +633,15 @@ compilers.bool = function(body, mappings)
   end
 end
 
+-- Lucene query syntax: translated by espipe.server.lucene_query into the DSL above
+local function lucene_compiler(body, mappings, name)
+  local dsl, err = require("espipe.server.lucene_query").translate(name, body, mappings)
+  if not dsl then return nil, err end
+  return compile_query(dsl, mappings)
+end
+compilers.query_string = lucene_compiler
+compilers.simple_query_string = lucene_compiler
+
 -- compile(query or nil, mappings) -> matcher | nil, err
 function M.compile(query, mappings)
   if query == nil or query == null then return compilers.match_all() end
@@ -877,5 +889,9 @@ function M.slice_of(id, shard, max, shards, h)
   h = h or routing.hash(tostring(id)) or 0
   return shard + (h % in_shard) * shards
 end
+
+-- regexp and fuzzy live in their own module
+M.single_field = single_field
+require("espipe.server.query_patterns").register(M, compilers)
 
 return M

@@ -1,6 +1,7 @@
 -- REST routing: path templates to handlers, with ES's answers for an unknown
 -- path (400 "no handler found") and a known path with another method (405).
 local stats = require("espipe.server.stats")
+local url_params = require("espipe.server.url_params")
 
 local M = {}
 
@@ -10,6 +11,9 @@ local ROUTES = {
   { "GET HEAD", "/", "info", "root" },
   { "GET", "/_espipe/stats", "info", "stats" },
   { "POST", "/_espipe/stats/reset", "info", "stats_reset" },
+  { "GET", "/_capabilities", "info", "capabilities" },
+  { "GET", "/_cluster/settings", "cluster", "get_settings" },
+  { "PUT", "/_cluster/settings", "cluster", "put_settings" },
   { "GET", "/_cluster/health", "info", "health" },
   { "GET", "/_cluster/health/{index}", "info", "health" },
   { "GET", "/_cluster/state/metadata/{index}", "info", "state_metadata" },
@@ -24,11 +28,17 @@ local ROUTES = {
   { "GET POST", "/_search_shards", "info", "search_shards" },
   { "GET POST", "/{index}/_search_shards", "info", "search_shards" },
 
+  { "POST PUT", "/_security/api_key", "security", "create_api_key" },
+  { "DELETE", "/_security/api_key", "security", "invalidate_api_key" },
+  { "GET", "/_security/_authenticate", "security", "authenticate_api" },
+
   { "POST PUT", "/_bulk", "bulk", "bulk" },
   { "POST PUT", "/{index}/_bulk", "bulk", "bulk" },
 
   { "GET POST", "/_search", "search", "search" },
   { "GET POST", "/{index}/_search", "search", "search" },
+  { "GET POST", "/_msearch", "search", "msearch" },
+  { "GET POST", "/{index}/_msearch", "search", "msearch" },
   { "GET POST", "/_search/scroll", "search", "scroll" },
   { "GET POST", "/_search/scroll/{scroll_id}", "search", "scroll" },
   { "DELETE", "/_search/scroll", "search", "clear_scroll" },
@@ -37,6 +47,10 @@ local ROUTES = {
   { "DELETE", "/_pit", "search", "close_pit" },
   { "GET POST", "/_count", "search", "count" },
   { "GET POST", "/{index}/_count", "search", "count" },
+
+  { "POST", "/{index}/_delete_by_query", "by_query", "delete_by_query" },
+  { "POST", "/{index}/_update_by_query", "by_query", "update_by_query" },
+  { "GET", "/_tasks/{task_id}", "by_query", "get_task" },
 
   { "GET POST", "/_mget", "docs", "mget" },
   { "GET POST", "/{index}/_mget", "docs", "mget" },
@@ -47,6 +61,22 @@ local ROUTES = {
   { "POST PUT", "/{index}/_create/{id}", "docs", "create" },
   { "GET HEAD", "/{index}/_source/{id}", "docs", "source" },
   { "POST", "/{index}/_update/{id}", "docs", "update" },
+
+  { "PUT POST", "/_index_template/{name}", "templates", "put_index" },
+  { "GET", "/_index_template", "templates", "get_index" },
+  { "GET HEAD", "/_index_template/{name}", "templates", "get_index" },
+  { "DELETE", "/_index_template/{name}", "templates", "delete_index" },
+  { "PUT POST", "/_component_template/{name}", "templates", "put_component" },
+  { "GET", "/_component_template", "templates", "get_component" },
+  { "GET HEAD", "/_component_template/{name}", "templates", "get_component" },
+  { "DELETE", "/_component_template/{name}", "templates", "delete_component" },
+  { "PUT POST", "/_template/{name}", "templates", "put_legacy" },
+  { "GET", "/_template", "templates", "get_legacy" },
+  { "GET HEAD", "/_template/{name}", "templates", "get_legacy" },
+  { "DELETE", "/_template/{name}", "templates", "delete_legacy" },
+  { "PUT POST", "/_scripts/{id}", "scripts", "put" },
+  { "GET", "/_scripts/{id}", "scripts", "get" },
+  { "DELETE", "/_scripts/{id}", "scripts", "delete" },
 
   { "POST", "/_aliases", "indices", "update_aliases" },
   { "GET", "/_alias", "indices", "get_alias" },
@@ -69,6 +99,10 @@ local ROUTES = {
   { "GET POST", "/{index}/_refresh", "indices", "refresh" },
   { "POST", "/_forcemerge", "indices", "forcemerge" },
   { "POST", "/{index}/_forcemerge", "indices", "forcemerge" },
+  { "GET", "/_stats", "stats", "stats" },
+  { "GET", "/{index}/_stats", "stats", "stats" },
+  { "POST", "/{index}/_close", "indices", "close" },
+  { "POST", "/{index}/_open", "indices", "open" },
   { "PUT", "/{index}", "indices", "create" },
   { "GET", "/{index}", "indices", "get" },
   { "HEAD", "/{index}", "indices", "exists" },
@@ -120,6 +154,8 @@ function M.dispatch(req)
     local params = match(route, segs)
     if params then
       if route.methods[method] then
+        local us, ub = url_params.check(route.module, route.fn, req.path, req.args)
+        if us then return us, ub end
         req.params = params
         local mod = modules[route.module]
         if not mod then

@@ -55,7 +55,82 @@ end
 
 -- Checks and learns the mapping for a source about to be stored.
 -- Returns nil or status, cause.
+-- the offset of the first byte >= 0x80 in s, or nil. In LuaJIT 32 bytes at
+-- a time (a pattern find costs tens of instructions a byte, and every bulk
+-- source goes through here)
+local first_high
+local has_ffi, ffi = pcall(require, "ffi")
+if has_ffi then
+  local bor, band = require("bit").bor, require("bit").band
+  local u8p, u32p = ffi.typeof("const uint8_t *"), ffi.typeof("const uint32_t *")
+  first_high = function(s)
+    local n = #s
+    local p = ffi.cast(u8p, s)
+    local q = ffi.cast(u32p, p)
+    local i, k = 0, 0
+    -- 32 bytes a step: eight 32-bit words or'ed, one test of their top bits
+    while i + 32 <= n do
+      local w = bor(q[k], q[k + 1], q[k + 2], q[k + 3], q[k + 4], q[k + 5], q[k + 6], q[k + 7])
+      if band(w, 0x80808080) ~= 0 then break end
+      i, k = i + 32, k + 8
+    end
+    while i < n do
+      if p[i] >= 0x80 then return i + 1 end
+      i = i + 1
+    end
+    return nil
+  end
+else
+  first_high = function(s) return (s:find("[\128-\255]")) end
+end
+
+-- the byte offset of the first invalid UTF-8 sequence in s, or nil
+local byte = string.byte
+function M.invalid_utf8(s)
+  local i = first_high(s)
+  if not i then return nil end
+  local n = #s
+  while i <= n do
+    local c = byte(s, i)
+    local len, min
+    if c < 0x80 then len = 1
+    elseif c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
+    elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
+    elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
+    else return i, c end
+    if len > 1 then
+      if i + len - 1 > n then return i, c end
+      local cp = c % (2 ^ (7 - len))
+      for k = 1, len - 1 do
+        local cc = byte(s, i + k)
+        if cc < 0x80 or cc > 0xBF then return i, c end
+        cp = cp * 64 + cc % 64
+      end
+      if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return i, c end
+    end
+    i = i + len
+  end
+  return nil
+end
+
+-- ES refuses a source that is not UTF-8: status, cause | nil
+function M.check_utf8(src)
+  local at, c = M.invalid_utf8(src)
+  if not at then return nil end
+  return 400, { type = "document_parsing_exception",
+                reason = string.format("[1:%d] failed to parse: Invalid UTF-8 start byte 0x%02x", at, c) }
+end
+
+-- an _id ES refuses (over 512 bytes): status, cause | nil
+function M.check_id(id)
+  if #id <= 512 then return nil end
+  return 400, { type = "action_request_validation_exception", reason = "Validation Failed: 1: id [" .. id
+    .. "] is too long, must be no longer than 512 bytes but was: " .. #id .. ";" }
+end
+
 function M.check_source(idx, id, src, doc)
+  local us, uc = M.check_utf8(src)
+  if us then return us, uc end
   local m = idx.mapping
   if not m.check then
     if doc == nil and #idx.pending_sources < 10000 then cluster.defer_mapping(idx, src) end
@@ -68,6 +143,12 @@ function M.check_source(idx, id, src, doc)
     if doc == nil then
       return 400, { type = "document_parsing_exception", reason = "[1:1] failed to parse: " .. tostring(err) }
     end
+  end
+  local limit = tonumber(idx.settings["mapping.nested_objects.limit"]) or 10000
+  if mapping.nested_count(m, doc) > limit then
+    return 400, { type = "document_parsing_exception", reason = "The number of nested documents has exceeded "
+      .. "the allowed limit of [" .. limit .. "]. This limit can be set by changing the "
+      .. "[index.mapping.nested_objects.limit] index level setting." }
   end
   local before = m.changed_marker
   local s, c = mapping.apply(m, doc, id, src)
@@ -90,6 +171,8 @@ local function missing(idx, sh, id)
   return 404, { type = "document_missing_exception", reason = "[" .. id .. "]: document missing",
                 index_uuid = idx.uuid, shard = tostring(sh), index = idx.name }
 end
+
+M.missing = missing
 
 -- Deep merge of a partial doc; returns whether anything changed.
 local function merge(dst, src)
@@ -116,10 +199,7 @@ function M.update(idx, sh, id, body, o)
   if type(body) ~= "table" then
     return 400, { type = "illegal_argument_exception", reason = "update body must be an object" }
   end
-  if body.script ~= nil then
-    return 400, { type = "illegal_argument_exception",
-      reason = "scripts are not supported by espipe serve; use a partial doc ({\"doc\":{...}}) instead" }
-  end
+  if body.script ~= nil then return require("espipe.server.script_update").update(idx, sh, id, body, o, M) end
   local shard = idx.shards[sh]
   local cur = shard.docs[id]
   if not cur then

@@ -100,6 +100,13 @@ local function native_options(opts, level)
     end
     native.insecure = tls.insecure == true
   end
+  -- libcurl itself reads none of these; the curl command does, in this order
+  if not (native.ca_file or native.ca_dir or native.insecure) then
+    local bundle, dir, file = os.getenv("CURL_CA_BUNDLE"), os.getenv("SSL_CERT_DIR"), os.getenv("SSL_CERT_FILE")
+    if bundle and bundle ~= "" then native.ca_file = bundle
+    elseif dir and dir ~= "" then native.ca_dir = dir
+    elseif file and file ~= "" then native.ca_file = file end
+  end
   local auth = opts.auth
   if auth ~= nil then
     if type(auth) ~= "table" then fail_arg(level, "auth must be a table") end
@@ -406,7 +413,7 @@ end
 
 -- Clock and backoff wait for the client: while requests are in flight the
 -- wait is a poll whose completions are kept for the next poll().
-function Transport:now()
+function Transport.now(_)
   return cm.now()
 end
 

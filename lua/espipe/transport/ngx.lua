@@ -321,13 +321,15 @@ function M:request(req)
   end
 end
 
-function M:now()
+function M.now(_)
   update_time()
   return now()
 end
 
-function M:sleep(seconds)
-  ngx.sleep(seconds)
+-- Under 1 ms, ngx.sleep rounds to 0, which Debian's nginx (without the
+-- "delayed events" patch) answers with a warning per call: sleep 1 ms.
+function M.sleep(_, seconds)
+  ngx.sleep(seconds > 0.001 and seconds or 0.001)
 end
 
 function M:close()

@@ -43,6 +43,6 @@ end
 function M:inflight() return #self.queue end
 function M:now() return self.clock end
 function M:sleep(s) self.clock = self.clock + s end
-function M:close() end
+function M.close() end
 
 return M
