@@ -52,6 +52,10 @@ end
 -- Every document of the index: id, _seq_no, source.
 local function all_docs(es, n)
   http.request{ method = "POST", url = es.url .. "/" .. INDEX .. "/_refresh" }
+  -- one page holds every event and any extra (a duplicate would show)
+  http.request{ method = "PUT", url = es.url .. "/" .. INDEX .. "/_settings",
+    headers = { ["content-type"] = "application/json" },
+    body = cjson.encode{ index = { max_result_window = n + 100 } } }
   local res = http.request{ method = "POST", url = es.url .. "/" .. INDEX .. "/_search",
     headers = { ["content-type"] = "application/json" },
     body = cjson.encode{ size = n + 100, query = { match_all = {} }, _source = { "uri", "worker" } } }
