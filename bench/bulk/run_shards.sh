@@ -3,6 +3,8 @@
 # dev server holding a 6-shard index (not blackhole: the server must route
 # each document to count what it forwards).
 #   sh bench/bulk/run_shards.sh [N=200000]
+# CAPACITY=SPEC runs the server with --capacity SPEC (its nodes= must be 3),
+# so grouping by shard shows up as throughput (bench/adaptive).
 set -eu
 cd "$(dirname "$0")/../.."
 N=${1:-200000}
@@ -10,7 +12,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/espipe-bench.XXXXXX")
 # a random port may be taken: try a few
 for try in 1 2 3 4 5; do
     PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
-    if bin/espipe serve --nodes 3 --port "$PORT" --daemon --pid-file "$TMP/serve.pid" >/dev/null 2>"$TMP/serve.err"; then break; fi
+    if bin/espipe serve --nodes 3 ${CAPACITY:+--capacity "$CAPACITY"} --port "$PORT" --daemon --pid-file "$TMP/serve.pid" >/dev/null 2>"$TMP/serve.err"; then break; fi
     [ "$try" = 5 ] && { cat "$TMP/serve.err"; rm -rf "$TMP"; exit 1; }
 done
 cleanup() {
@@ -19,10 +21,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 printf "%d documents, 3 nodes from port %d, 6 shards\n" "$N" "$PORT"
-printf "%-10s %8s %9s %10s %9s %12s %9s\n" mode docs wall_s docs/s forwarded fwd/doc cpu_s/1M
-for mode in plain presorted direct; do
+printf "%-10s %8s %9s %10s %9s %12s %10s %9s\n" mode docs wall_s docs/s forwarded fwd/doc shards/req cpu_s/1M
+for mode in ${MODES:-plain presorted windowed direct}; do
     /usr/bin/time -f "%U %S" -o "$TMP/time" lua5.4 bench/bulk/shard_aware.lua "http://127.0.0.1:$PORT" "$N" "$mode" > "$TMP/out"
     set -- $(cat "$TMP/out") $(cat "$TMP/time")
-    awk -v m="$1" -v n="$2" -v e="$3" -v r="$4" -v f="$5" -v fd="$6" -v u="$7" -v s="$8" 'BEGIN {
-        printf "%-10s %8d %9.2f %10.0f %9d %12.4f %9.2f\n", m, n, e, r, f, fd, (u + s) * 1000000 / n }'
+    awk -v m="$1" -v n="$2" -v e="$3" -v r="$4" -v f="$5" -v fd="$6" -v sr="$7" -v u="$8" -v s="$9" 'BEGIN {
+        printf "%-10s %8d %9.2f %10.0f %9d %12.4f %10.2f %9.2f\n", m, n, e, r, f, fd, sr, (u + s) * 1000000 / n }'
 done

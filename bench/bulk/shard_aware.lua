@@ -1,11 +1,13 @@
 -- Shard-aware bulk against `espipe serve --nodes 3` (an index of 6 shards):
---   lua5.4 bench/bulk/shard_aware.lua URL N plain|presorted|direct
+--   lua5.4 bench/bulk/shard_aware.lua URL N plain|presorted|windowed|direct
 -- plain: the bulk indexer as it is (requests round-robin over the nodes);
 -- presorted: each batch ordered by destination shard (espipe.pipeline.presort)
--- and cut at the batch end; direct: shard_aware = true (each node gets the
+-- and cut at the batch end; windowed: windows of 6 batches ordered by shard
+-- and cut at each shard boundary (a request touches about one shard, what
+-- `espipe reindex --presort` does); direct: shard_aware = true (each node gets the
 -- documents of its own primaries). Reads the server's per-node "forwarded"
 -- counters (documents a node received for shards it does not hold).
--- Prints: mode docs elapsed_s docs_per_s forwarded forwarded_per_doc
+-- Prints: mode docs elapsed_s docs_per_s forwarded forwarded_per_doc shards_per_request
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/5.4/?.so;" .. package.cpath
 local gen = dofile("bench/bulk/docs.lua")
@@ -22,15 +24,22 @@ local batch = 5000
 local bi = client:bulk_indexer{ index = index, batch_docs = batch, batch_bytes = 5 * 1024 * 1024,
                                 concurrency = 4, filter_path = false, shard_aware = mode == "direct" or nil }
 local t0 = client:now()
-if mode == "presorted" then
+if mode == "presorted" or mode == "windowed" then
   local sorter = presort.new{ shards = 6 }
-  local items = {}
+  local window = mode == "windowed" and 6 * batch or batch
+  local items, worker = {}, 0
   for i = 1, n do
     items[#items + 1] = { id = tostring(i), doc = gen.doc(i) }
-    if #items == batch or i == n then
-      for _, it in ipairs(sorter:order(items, 0)) do bi:index(it.doc, { id = it.id }) end
+    if #items == window or i == n then
+      local last
+      for _, it in ipairs(sorter:order(items, worker)) do
+        if mode == "windowed" and last ~= nil and it.shard ~= last then bi:ship() end
+        bi:index(it.doc, { id = it.id })
+        last = it.shard
+      end
       bi:ship()
       items = {}
+      if mode == "windowed" then worker = worker + 1 end
     end
   end
 else
@@ -43,4 +52,5 @@ local stats = assert(client:json_request{ method = "GET", path = "/_espipe/stats
 local fw = 0
 for _, node in pairs(stats.nodes) do fw = fw + node.forwarded end
 client.indices:delete{ index = index }
-io.write(string.format("%s %d %.2f %.0f %d %.4f\n", mode, n, dt, n / dt, fw, fw / n))
+io.write(string.format("%s %d %.2f %.0f %d %.4f %.2f\n", mode, n, dt, n / dt, fw, fw / n,
+  stats.bulk.shard_batches / math.max(1, stats.bulk.requests)))

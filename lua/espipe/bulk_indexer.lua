@@ -67,12 +67,16 @@
 -- as done (stats.conflicts); :ship() sends the current batch now.
 -- shard_aware = true (see espipe.bulk_indexer_shards, espipe.shard_map)
 -- sends each document to the node holding its primary shard.
+-- concurrency = "auto" and/or batch_bytes = "auto" (caps max_concurrency,
+-- max_batch_bytes): espipe.client.adaptive sets them after each response;
+-- an auto batch is bounded by bytes only unless batch_docs is given.
 local core = require("espipe.core")
 local json = require("espipe.json")
 local errors = require("espipe.errors")
 local url = require("espipe.client.url")
 local retry = require("espipe.client.retry")
 local error_budget = require("espipe.pipeline.error_budget")
+local adaptive = require("espipe.client.adaptive")
 
 local type, pairs, ipairs, tostring, error, setmetatable, pcall =
   type, pairs, ipairs, tostring, error, setmetatable, pcall
@@ -107,7 +111,7 @@ local KNOWN = {
   max_retry_bytes = true, require_alias = true, filter_path = true,
   shard_aware = true, shard_map = true, on_log = true, on_batch = true, conflict_ok = true,
   retry_for = true, retry = true, server_ids = true, max_errors = true, error_budget = true,
-  stall_timeout = true,
+  stall_timeout = true, max_concurrency = true, max_batch_bytes = true,
 }
 
 local function check_positive(opts, k, level, integer)
@@ -126,7 +130,7 @@ function M.new(client, opts, level)
     if not KNOWN[k] then error("bulk_indexer: unknown option '" .. tostring(k) .. "'", level) end
   end
   for _, k in ipairs{ "batch_docs", "batch_bytes", "concurrency", "max_retry_bytes" } do
-    check_positive(opts, k, level, true)
+    if opts[k] ~= "auto" or k == "batch_docs" or k == "max_retry_bytes" then check_positive(opts, k, level, true) end
   end
   check_positive(opts, "flush_interval", level)
   check_positive(opts, "stall_timeout", level)
@@ -193,6 +197,7 @@ function M.new(client, opts, level)
     stats = { added = 0, ok = 0, created = 0, updated = 0, deleted = 0, noop = 0, not_found = 0,
               failed = 0, retried = 0, requests = 0, bytes = 0, elapsed = 0, unsent = 0 },
   }, Indexer)
+  if opts.concurrency == "auto" or opts.batch_bytes == "auto" then self:_attach_adaptive(opts, level + 1) end
   self.max_retry_bytes = opts.max_retry_bytes or self.batch_bytes * self.concurrency
   self.path = (opts.index and ("/" .. url.segment(opts.index, "index")) or "") .. "/_bulk"
   if fp == nil or fp == true then fp = FILTER_PATH end
@@ -235,6 +240,24 @@ function M.new(client, opts, level)
   self.general = self.route or self.on_batch ~= nil
   if self.conflict_ok then self.stats.conflicts = 0 end
   return self
+end
+
+-- "auto": the controller picks the concurrency and the next batch's size
+function Indexer:_attach_adaptive(opts, level)
+  local ok, ctl = pcall(adaptive.new, {
+    concurrency = opts.concurrency or DEFAULTS.concurrency, batch_bytes = opts.batch_bytes or DEFAULTS.batch_bytes,
+    max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
+    now = function() return self.client:now() end })
+  if not ok then error("bulk_indexer: " .. tostring(ctl):gsub("^.-espipe%.client%.adaptive: ", ""), level) end
+  self.adaptive = ctl
+  self.concurrency, self.batch_bytes = ctl:concurrency(), ctl:batch_bytes()
+  if opts.batch_bytes == "auto" and opts.batch_docs == nil then self.batch_docs = math.huge end
+end
+
+-- A completed request (status 0: no answer) tells the controller what to do next.
+function Indexer:_adapt(batch, status, r)
+  self.concurrency, self.batch_bytes = self.adaptive:observe(batch.n, batch.bytes,
+    self.client:now() - batch.sent, status, r and r.failures)
 end
 
 ----------------------------------------------------------------------------
@@ -461,6 +484,7 @@ function Indexer:_submit(batch)
   local req = { method = "POST", path = self.path, query = self.query, body = batch.buf,
                 headers = HEADERS, compress = self.compress, timeout = self.timeout,
                 host = batch.host }
+  batch.sent = self.client:now()
   local id, err = self.client:_submit(self.owner, req)
   local stats = self.stats
   stats.requests = stats.requests + 1
@@ -613,6 +637,7 @@ function Indexer:_complete(res)
   local status = res.status
   if status == 200 then
     local r, msg, off = scan_response(res.body or "")
+    if self.adaptive then self:_adapt(batch, 200, r) end
     if r and r.count == batch.n then
       return self:_items_done(batch, r)
     end
@@ -621,6 +646,7 @@ function Indexer:_complete(res)
     return self:_batch_failed(batch, errors.new{ kind = "http", status = 200, reason = reason,
                                                  type = "bad_response", request = req }, 200, "retry")
   end
+  if self.adaptive then self:_adapt(batch, status) end
   if status == 413 then return self:_split(batch) end
   local err = require("espipe.client").http_error(res, req)
   local class = self.policy:classify(err)
@@ -862,6 +888,7 @@ function Indexer:stats_now()
   local s = {}
   for k, v in pairs(self.stats) do s[k] = v end
   s.elapsed = self.client:now() - self.started
+  if self.adaptive then s.adaptive, s.tuning = self.adaptive:state(), self.adaptive:label() end
   return s
 end
 

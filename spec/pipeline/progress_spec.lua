@@ -19,6 +19,14 @@ describe("progress", function()
     assert.equal("load: 500/1000 (50%) docs, 50 docs/s, ETA 10s, 2 retries, 1 failed\n", out.text())
   end)
 
+  it("shows the adaptive bulk settings when the indexer reports them", function()
+    local now = 100
+    local out = sink()
+    local p = progress.new { label = "load", out = out, tty = false, interval = 5, clock = function() return now end }
+    now = 110; p:update { done = 500, tuning = "c=6 b=8MB" }
+    assert.equal("load: 500 docs, 50 docs/s, 0 retries, 0 failed, c=6 b=8MB\n", out.text())
+  end)
+
   it("redraws one line with \\r on a terminal and clears it before the summary", function()
     local now = 0
     local out = sink()

@@ -129,6 +129,7 @@ describe("espipe serve #server: _bulk", function()
     assert.equal("version_conflict_engine_exception", body.items[1].create.error.type)
     assert.is_nil(body.took)
     status, body = http.bulk(url, { { index = { _index = "fp", _id = "2" } }, { a = 1 } }, "?filter_path=errors")
+    assert.equal(200, status)
     assert.same({ errors = false }, body)
   end)
 

@@ -19,6 +19,7 @@ local function slurp(path)
   f:close()
   return s
 end
+M.slurp = slurp
 
 function M.request(r)
   local body_file, out_file, head_file = os.tmpname(), os.tmpname(), os.tmpname()

@@ -1,6 +1,7 @@
 -- espipe export: an index (or a query's hits) to NDJSON, CSV or Parquet files.
 local args = require "espipe.cli.args"
 local common = require "espipe.pipeline.cli_common"
+local interrupt = require "espipe.pipeline.interrupt"
 
 local usage = [[
 usage: espipe export SRC --to DIR|FILE|- [options]
@@ -42,7 +43,11 @@ writes one file. Names are kept unless Athena/Glue cannot take them (a dot, one
 of : , < > ` ", a case clash): renamed ones are printed and recorded in the
 manifest and the files' metadata. A value that does not fit its column
 is written as null and counted: the summary, --json and manifest.json list the
-invalid and coerced values per column.]]
+invalid and coerced values per column.
+
+Ctrl-C or SIGTERM stops the scan: the file in progress is finished and recorded in the
+checkpoint, no manifest.json is written (exit 130/143; rerun the same command to resume).
+A second one stops at once.]]
 
 local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
@@ -106,16 +111,17 @@ local function run(argv)
     return common.usage_error("export", "--rename names nested fields; --flatten names its columns itself", usage)
   end
   local p = common.progress("export", opts)
-  local ok, manifest, err = pcall(require("espipe.pipeline.export").run, {
+  local ok, manifest, err, partial = pcall(require("espipe.pipeline.export").run, {
     client = common.client(url, opts), index = index, query = query, slices = opts.slices, size = opts.size,
     to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
     checkpoint = opts.checkpoint, overwrite = opts.overwrite, rate = opts.rate,
     parquet_flatten = opts.flatten, parquet_rename = rename, row_group_bytes = opts.row_group_bytes,
     partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
+    trap_signals = true,
   })
   if not ok then return common.usage_error("export", tostring(manifest), usage) end
-  local summary = {}
+  local summary = partial or {}
   if manifest then
     summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files,
       already_done = manifest.already_done, restarted = manifest.restarted }
@@ -136,6 +142,7 @@ local function run(argv)
     end
   end
   local code = common.finish("export", p, summary, err)
+  if summary.interrupted then return interrupt.exit_code(summary.interrupted) end
   if code == 0 and manifest and manifest.rows == 0 and not opts.allow_empty then
     -- nothing exported is not a success unless asked for
     io.stderr:write("espipe export: 0 documents exported (the index or query matched none);",

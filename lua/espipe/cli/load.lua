@@ -20,8 +20,8 @@ usage: espipe load FILE|- --index NAME [options]
   --allow-empty      exit 0 also when nothing was indexed (default: exit 1)
   --strict           decode every NDJSON line (default: a cheap object check; ES rejects the rest)
   --csv-types        CSV cells that are JSON numbers/booleans become numbers/booleans
-  --batch-bytes N    bytes per bulk request (default 5 MB)   --batch-docs N (default 1000)
-  --concurrency N    bulk requests in flight (default 4)      --retries N (deprecated: caps attempts)
+  --batch-docs N     documents per bulk request (default 1000 with a fixed --batch-bytes)
+  --retries N        deprecated: caps attempts
   --dead-letter PATH where failed documents go (default espipe-deadletter.ndjson)
   --server-ids       let Elasticsearch pick the _id of documents without one (default: espipe
                      gives each a time-based id before the first send, so retries cannot
@@ -66,7 +66,8 @@ local function run(argv)
     client = common.client(opts.url or common.default_url(), opts), input = rest[1], index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
-    batch_bytes = opts.batch_bytes, batch_docs = opts.batch_docs, concurrency = opts.concurrency,
+    batch_bytes = job.batch_bytes, batch_docs = opts.batch_docs, concurrency = job.concurrency,
+    max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
     retries = opts.retries, dead_letter = dead, progress = p,
     max_line_bytes = opts.max_line_bytes, refresh = opts.refresh, allow_empty = opts.allow_empty,
     trap_signals = true,

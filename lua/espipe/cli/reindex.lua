@@ -2,6 +2,7 @@
 -- optionally through a Lua transform.
 local args = require "espipe.cli.args"
 local common = require "espipe.pipeline.cli_common"
+local interrupt = require "espipe.pipeline.interrupt"
 
 local usage = [[
 usage: espipe reindex SRC DEST [options]
@@ -11,8 +12,9 @@ usage: espipe reindex SRC DEST [options]
                      (default $ES_URL or http://127.0.0.1:9200)
   --transform FILE   a Lua file returning function(doc, hit): return the document (changed
                      or not), nil to drop it, or reindex.many{...} to fan out (see
-                     examples/enrich.lua); an error dead-letters that document; returning
-                     no value at all (a forgotten `return doc`) stops the job
+                     examples/enrich.lua); an error dead-letters that document and counts
+                     against --max-errors; returning no value at all (a forgotten
+                     `return doc`) stops the job
   --query JSON       only the hits of this query        --slices N   parallel slices
   --op OP            index (default) | create (409s of re-sent documents count as done)
   --presort          order each batch by destination shard (rotated per slice)
@@ -25,12 +27,14 @@ usage: espipe reindex SRC DEST [options]
   --no-refresh       do not refresh the destination at the end (default: refresh once, so
                      what was copied is searchable when the command returns)
   --rate N           at most N documents per second
-  --batch-docs N / --batch-bytes N / --concurrency N / --retries N / --size N (page size)
+  --batch-docs N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
 ]] .. common.job_usage .. [[
 
   --restore FILE     put back the settings --tune-dest saved in FILE
-  --quiet / --json   no progress / summary as JSON on stdout]]
+  --quiet / --json   no progress / summary as JSON on stdout
+Ctrl-C or SIGTERM stops the scan: what was taken is flushed, counted and checkpointed
+(exit 130/143; rerun the same command to resume). A second one stops at once.]]
 
 local spec = {
   source_url = "string", dest_url = "string", transform = "string", query = "string",
@@ -106,12 +110,16 @@ local function run(argv)
     dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest, on_tuned = on_tuned,
     swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
-    dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
-    concurrency = opts.concurrency, retries = opts.retries,
+    dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = job.batch_bytes,
+    concurrency = job.concurrency, retries = opts.retries,
+    max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
     retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
+    trap_signals = true,
   })
   if not ok then return common.usage_error("reindex", tostring(summary), usage) end
-  return common.finish("reindex", p, summary or partial, err, { dead, dead .. ".transform" })
+  local s = summary or partial or {}
+  local code = common.finish("reindex", p, s, err, { dead, dead .. ".transform" })
+  return interrupt.exit_code(s.interrupted) or code
 end
 
 return { summary = "copy an index, optionally through a Lua transform", usage = usage, flags = spec, run = run }

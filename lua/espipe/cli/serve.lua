@@ -17,6 +17,9 @@ usage: espipe serve [options]
   --chaos SPEC           inject failures into _bulk, e.g.
                          bulk_429=0.05,item_429=0.2,503=0.05,latency=0.1:50ms,reset=0.02
                          (search_429=, search_503= do the same for _search)
+  --capacity SPEC        model a loaded cluster's bulk capacity, e.g.
+                         docs_per_s=40000,per_request_ms=3,per_shard_ms=1.5,hop_ms=1,queue=200,nodes=3
+                         (per node; change_after_s=30,change_factor=0.5 halves it after 30 s)
   --seed N               seed for --chaos (default 1): same seed, same requests, same faults
   --blackhole            acknowledge bulk items without storing them (client benchmarks)
   --workers N            nginx workers; more than 1 only with --blackhole, since
@@ -78,6 +81,7 @@ local FLAGS = {
   host = "value", port = "int", data = "value", nodes = "int", chaos = "value",
   seed = "int", workers = "int", blackhole = "bool", daemon = "bool", stop = "bool",
   ["pid-file"] = "value", ["max-content-length"] = "value", auth = "value", tls = "bool",
+  capacity = "value",
 }
 M.flags = FLAGS -- for the help spec: what --help must list
 
@@ -129,7 +133,28 @@ function M.parse_args(args)
     local ok, err = require("espipe.server.chaos").parse(o.chaos)
     if not ok then return nil, "--chaos: " .. err end
   end
+  if o.capacity then
+    local cerr = M.check_capacity(o, args)
+    if cerr then return nil, cerr end
+  end
   return o
+end
+
+-- --capacity: a valid spec, whose nodes= sets --nodes (or agrees with it);
+-- the model's timing needs the stored path (one worker, no --blackhole).
+function M.check_capacity(o, args)
+  local cfg, err = require("espipe.server.capacity").parse(o.capacity)
+  if not cfg then return "--capacity: " .. err end
+  if o.blackhole then return "--capacity needs the stored path: drop --blackhole" end
+  if cfg.nodes then
+    local given = false
+    for _, a in ipairs(args) do if a:match("^%-%-nodes") then given = true end end
+    if given and o.nodes ~= cfg.nodes then
+      return "--capacity nodes=" .. cfg.nodes .. " disagrees with --nodes " .. o.nodes
+    end
+    o.nodes = cfg.nodes
+  end
+  return nil
 end
 
 local function default_pid_file(port)
@@ -188,6 +213,7 @@ local function banner(o)
   if o.chaos then lines[#lines + 1] = "  chaos: " .. o.chaos .. " (seed " .. o.seed .. ")" end
   if o.auth then lines[#lines + 1] = "  auth: basic user " .. o.auth:match("^[^:]+") .. ", or an API key" end
   if o.tls_files then lines[#lines + 1] = "  TLS: CA certificate " .. o.tls_files.ca end
+  if o.capacity then lines[#lines + 1] = "  capacity model: " .. o.capacity end
   return table.concat(lines, "\n")
 end
 
@@ -274,7 +300,7 @@ function M.run(args)
     run_as_root = is_root, tls = o.tls_files,
     app = {
       host = o.host, port = o.port, nodes = o.nodes, data = o.data, chaos = o.chaos,
-      seed = o.seed, blackhole = o.blackhole or false,
+      seed = o.seed, blackhole = o.blackhole or false, capacity = o.capacity,
       max_content_length = o.max_content_length, auth = o.auth,
     },
   }

@@ -45,19 +45,28 @@ end
 
 -- opts.timeout: seconds per request (--timeout); opts.ca_file, ... (TLS flags)
 function M.client(url, opts)
-  return require("espipe.client").new { hosts = { url }, timeout = opts and opts.timeout, tls = M.tls(opts) }
+  -- the transport must allow as many requests in flight as the indexer may use
+  local most = opts and (tonumber(opts.concurrency) or opts.max_concurrency or 16)
+  return require("espipe.client").new { hosts = { url }, timeout = opts and opts.timeout, tls = M.tls(opts),
+                                         max_inflight = most and math.max(8, most) }
 end
 
 -- The job options the load and reindex commands share (--retry-for,
 -- --max-errors, --timeout, --stall-timeout), checked; nil, message on a bad value.
-M.job_flags = { retry_for = "number", max_errors = "string", stall_timeout = "number", timeout = "number" }
+M.job_flags = { retry_for = "number", max_errors = "string", stall_timeout = "number", timeout = "number",
+                concurrency = "string", batch_bytes = "string", max_concurrency = "number",
+                max_batch_bytes = "number" }
 M.job_usage = [[
   --retry-for S      retry what can succeed later (429, 503, 5xx, resets, timeouts, a node
                      restarting) for S seconds per batch (default 600)
   --max-errors N|P%  stop when more than N (or P percent of the) documents failed (default:
                      more than 1000, or all of the first 1000); the first error is shown
   --timeout S        seconds per request (default 60)
-  --stall-timeout S  stop when nothing but timeouts came back for S seconds (default 300)]]
+  --stall-timeout S  stop when nothing but timeouts came back for S seconds (default 300)
+  --concurrency auto|N  bulk requests in flight: auto (default) adapts to the cluster's
+                     round-trip times and rejections; N pins it   --max-concurrency N (16)
+  --batch-bytes auto|N  bytes per bulk request: auto (default) climbs towards the best
+                     docs/s between 1 MB and --max-batch-bytes N (40 MB); N pins it]]
 function M.job_options(opts)
   local out = { retry_for = opts.retry_for, stall_timeout = opts.stall_timeout, timeout = opts.timeout,
                 server_ids = opts.server_ids }
@@ -65,6 +74,23 @@ function M.job_options(opts)
     if out[k] ~= nil and (out[k] < 0 or (k ~= "retry_for" and out[k] == 0)) then
       return nil, "--" .. k:gsub("_", "-") .. " must be a positive number of seconds"
     end
+  end
+  for _, k in ipairs{ "concurrency", "batch_bytes" } do
+    local v = opts[k] or "auto"
+    if v ~= "auto" then
+      v = tonumber(v)
+      if not v or v < 1 or v ~= math.floor(v) then
+        return nil, "--" .. k:gsub("_", "-") .. " must be auto or a positive integer, got " .. tostring(opts[k])
+      end
+    end
+    out[k] = v
+  end
+  for _, k in ipairs{ "max_concurrency", "max_batch_bytes" } do
+    local v = opts[k]
+    if v ~= nil and (v < 1 or v ~= math.floor(v)) then
+      return nil, "--" .. k:gsub("_", "-") .. " must be a positive integer"
+    end
+    out[k] = v
   end
   if opts.max_errors ~= nil then
     local v, err = require("espipe.pipeline.error_budget").parse_flag(opts.max_errors)

@@ -8,8 +8,8 @@
 --               checkpoint = PATH, overwrite = false, rate = docs/s, keep_alive = "5m",
 --               retry_for = 600, parquet_flatten = false, parquet_rename = { [field] = column },
 --               row_group_bytes = 128 MiB, partition_by = "dt={@timestamp:%Y-%m-%d}",
---               max_open_partitions = 16 }
---     -> manifest | nil, err
+--               max_open_partitions = 16, trap_signals = false }
+--     -> manifest | nil, err [, partial summary]
 -- Unknown keys raise, naming the nearest valid one.
 --
 -- A directory target must be empty (files of a checkpointed run excepted);
@@ -24,6 +24,11 @@
 -- the export starts again from the beginning (manifest.restarted = true):
 -- part files mix the slices' rows, so no slice can be taken up alone.
 -- A single-file target (FILE or -) cannot be resumed: checkpoint needs a DIR.
+-- With trap_signals, SIGINT/SIGTERM stop the scan after the current page:
+-- the file in progress is finished and renamed into place, the checkpoint
+-- records it, no manifest is written; run returns nil, err (kind
+-- "interrupted"), { rows =, bytes =, files =, interrupted = "SIGINT" }.
+-- A second signal stops the process at once.
 --
 -- NDJSON rows are the documents' _source (re-encoded by the exact codec:
 -- integers, [] and null survive; key order is kept by the dev server's
@@ -59,6 +64,7 @@ local checkpoint = require "espipe.pipeline.checkpoint"
 local setup_mod = require "espipe.pipeline.setup"
 local retry = require "espipe.client.retry"
 local options = require "espipe.options"
+local interrupt = require "espipe.pipeline.interrupt"
 
 local M = {}
 
@@ -158,7 +164,7 @@ end
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
   "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
   "rate", "retry_for", "parquet_flatten", "parquet_rename", "row_group_bytes", "partition_by",
-  "max_open_partitions" }
+  "max_open_partitions", "trap_signals" }
 
 -- The checkpoint of an earlier run (nil: none), after the directory is ready.
 local function prepare_target(dir, opts)
@@ -188,6 +194,17 @@ local function prepare_target(dir, opts)
   return saved or false
 end
 
+-- Why an interrupted export stopped, and how it goes on.
+local function interrupted_error(sig, done, dir, opts)
+  local resume = opts.checkpoint and ("checkpoint saved to " .. opts.checkpoint
+    .. " (rerun the same command to resume)")
+    or dir and ("the files in " .. dir .. " are complete but there is no manifest.json;"
+      .. " without --checkpoint a rerun needs --overwrite and starts over")
+    or opts.to == "-" and "they are on stdout"
+    or (opts.to .. " holds them (a single file cannot be resumed)")
+  return interrupt.error(sig, done, "documents", resume)
+end
+
 function M.run(opts)
   if type(opts) ~= "table" or not opts.client or not opts.index or not opts.to then
     error("export.run: client, index and to are required", 2)
@@ -204,6 +221,8 @@ function M.run(opts)
   if opts.infer_docs ~= nil and (type(opts.infer_docs) ~= "number" or opts.infer_docs < 1) then
     error("export.run: infer_docs must be a positive number", 2)
   end
+  -- the options are checked: run again with SIGINT/SIGTERM trapped
+  if opts.trap_signals and not interrupt.active() then return interrupt.run(true, M.run, opts) end
   local client, fields = opts.client, opts.fields
   local dir = is_dir_target(opts.to, opts) and opts.to:gsub("/$", "") or nil
 
@@ -411,20 +430,38 @@ function M.run(opts)
     if ck_failure then failure = ck_failure return false end
     if opts.rate and opts.rate > 0 then
       local ahead = done / opts.rate - (client:now() - started)
-      if ahead > 0 then client:sleep(ahead) end
+      if ahead > 0 then interrupt.sleep(client, ahead) end
     end
     return true
   end
+  local interrupted
   local pok, perr = pcall(function()
     local page, err = first, nil
     while page do
       if not (each_page(page) and paced()) then return end
+      -- Ctrl-C / SIGTERM: no more pages; the file in progress is finished below
+      interrupted = interrupt.received()
+      if interrupted then return end
       page, err = scan:next_page()
     end
     failure = failure or err
   end)
   if not pok then failure = failure or perr end
   scan:close()
+  local partial = interrupted and { interrupted = interrupted }
+  if interrupted and not failure then
+    -- every page taken is written: the file in progress is finished and
+    -- renamed like any other, and checkpointed; no manifest (not complete)
+    local ok, err = true, nil
+    if parts and held then ok, err = release_held() end
+    if ok and parts then ok, err = parts.finish_file() end
+    if ok then ok, err = w:close_current() end
+    if ok and opts.checkpoint then save_checkpoint(w) end
+    if ok and ck_failure then ok, err = nil, ck_failure end
+    partial.rows, partial.bytes, partial.files = w.rows, w.bytes, #w.files
+    if ok then return nil, interrupted_error(interrupted, done, dir, opts), partial end
+    failure = err
+  end
 
   if not failure and parts then
     local ok, err = true, nil
@@ -435,7 +472,7 @@ function M.run(opts)
   if failure then
     w:abort()
     if parts then parts.abort() end
-    return nil, failure
+    return nil, failure, partial
   end
   local extra = { source = require("espipe.client.url").redact(opts.source_url) or opts.index, index = opts.index,
     query = opts.query or json.null, total = w.rows }

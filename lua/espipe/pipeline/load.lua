@@ -49,7 +49,8 @@ local M = {}
 local KNOWN = { "client", "input", "index", "format", "id_field", "index_pattern", "on_bad_line",
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
-  "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff" }
+  "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
+  "max_concurrency", "max_batch_bytes" }
 local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
 local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
@@ -113,7 +114,7 @@ function Job:add(action, source, meta, index)
   s.read = s.read + 1
   if self.progress and s.read % 1000 == 0 then
     local st = ix:stats_now()
-    self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed }
+    self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning }
   end
   return true
 end
@@ -412,6 +413,7 @@ function M.run(opts)
       concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
       server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
+      max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
     }
     read[format](job)
   end)

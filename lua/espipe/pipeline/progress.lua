@@ -4,7 +4,7 @@
 --
 --   local p = progress.new{ label = "reindex", total = n, quiet =, json =,
 --                           out = io.stderr, tty = nil (auto), interval = s, clock = fn }
---   p:update{ done =, retries =, failed = }
+--   p:update{ done =, retries =, failed =, tuning = "c=6 b=8MB" (auto bulk settings) }
 --   p:finish(summary_table) -> prints the summary
 local M = {}
 local Progress = {}
@@ -53,13 +53,16 @@ function Progress:line()
   if self.total and rate > 0 and self.done < self.total then
     s = s .. ", ETA " .. human_duration((self.total - self.done) / rate)
   end
-  return s .. string.format(", %d retries, %d failed", self.retries, self.failed)
+  s = s .. string.format(", %d retries, %d failed", self.retries, self.failed)
+  if self.tuning then s = s .. ", " .. self.tuning end
+  return s
 end
 
 function Progress:update(t)
   if t.done then self.done = t.done end
   if t.retries then self.retries = t.retries end
   if t.failed then self.failed = t.failed end
+  if t.tuning then self.tuning = t.tuning end
   if self.quiet then return end
   local now = self.clock()
   if now - self.last < self.interval then return end

@@ -12,6 +12,7 @@
 --     tune_dest = false, tune_state =, on_tuned =, swap_alias = nil, checkpoint = nil,
 --     rate = nil (docs/s), progress = nil, dead_letter = PATH, retry_for = 600 (seconds),
 --     batch_docs =, batch_bytes =, concurrency =, retries =, backoff = (the bulk indexer's),
+--     trap_signals = false,
 --   } -> summary | nil, err, summary
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -23,7 +24,8 @@
 -- source (a document without _id keeps the hit's _id, so documents fanned
 -- out into the same index need their own _id). If the
 -- transform raises, the hit goes to the dead letter (dead_letter .. ".transform")
--- with the error, and the job goes on. Without a transform the _source bytes
+-- with the error, counts against the indexer's error budget (max_errors), and
+-- the job goes on until the budget is spent. Without a transform the _source bytes
 -- pass through untouched: they are never decoded. A job whose transform
 -- dropped every document says so (summary.warning).
 --
@@ -38,6 +40,11 @@
 -- sent twice: with ids preserved and op = "index" that rewrites the same
 -- documents; with op = "create" the 409s of already-written documents count
 -- as done (summary.conflicts_done).
+--
+-- With trap_signals, SIGINT/SIGTERM stop the scan after the current page:
+-- what was taken is flushed, accounted, refreshed and checkpointed, and run
+-- returns nil, err (kind "interrupted"), summary (summary.interrupted names
+-- the signal). A second signal stops the process at once.
 local checkpoint = require "espipe.pipeline.checkpoint"
 local presort_mod = require "espipe.pipeline.presort"
 local deadletter = require "espipe.pipeline.deadletter"
@@ -46,6 +53,7 @@ local setup_mod = require "espipe.pipeline.setup"
 local retry = require "espipe.client.retry"
 local options = require "espipe.options"
 local errors = require "espipe.errors"
+local interrupt = require "espipe.pipeline.interrupt"
 
 local M = {}
 
@@ -72,7 +80,7 @@ end
 local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "checkpoint_interval",
   "tune_dest", "tune_state", "on_tuned", "swap_alias", "checkpoint", "rate", "progress", "dead_letter",
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
-  "retries", "backoff" }
+  "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes" }
 local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
 
@@ -146,8 +154,10 @@ local function list_of(set)
   return out
 end
 
-function M.run(opts)
-  local src, dst, op = check_opts(opts)
+-- Stops after which the destination still takes a refresh.
+local ENDS_WRITABLE = { interrupted = true, error_budget = true }
+
+local function run_job(opts, src, dst, op)
   local slices = src.slices or 1
   local batch_docs = opts.batch_docs or 1000
   local policy = retry.new({ retry_for = opts.retry_for }, 2)
@@ -240,8 +250,11 @@ function M.run(opts)
   end
 
   local ix = dst.client:bulk_indexer {
-    index = dst.index, batch_docs = batch_docs, batch_bytes = opts.batch_bytes,
+    index = dst.index, batch_bytes = opts.batch_bytes,
+    -- an auto batch size is bounded by bytes only, unless the caller set batch_docs
+    batch_docs = (opts.batch_docs or opts.batch_bytes ~= "auto") and batch_docs or nil,
     concurrency = opts.concurrency, retries = opts.retries, backoff = opts.backoff, dead_letter = dead,
+    max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
     on_batch = acks and function(b)
       acks:settled(b.tokens)
       maybe_save() -- also while the scan waits: positions move as batches settle
@@ -312,6 +325,9 @@ function M.run(opts)
     if not ok then
       summary.transform_errors = summary.transform_errors + 1
       transform_dl:write { _index = hit._index, _id = hit._id, error = tostring(out), source = hit._source }
+      -- a transform that raises on every document spends the job's error budget
+      local over = ix.budget:fail { id = hit._id, index = hit._index, reason = "transform: " .. tostring(out) }
+      if over then failure = failure or over return false end
       return true
     end
     if nret == 0 then failure = no_value_error(hit) return false end
@@ -326,6 +342,7 @@ function M.run(opts)
     return true
   end
 
+  local interrupted
   local function each_page(page)
     local slice = page.slice
     local token = acks and acks:page(slice, { search_after = page.search_after, done = page.last or nil })
@@ -336,13 +353,15 @@ function M.run(opts)
     maybe_save()
     if opts.progress then
       local s = ix:stats_now()
-      opts.progress:update { done = summary.scanned, retries = s.retried, failed = s.failed }
+      opts.progress:update { done = summary.scanned, retries = s.retried, failed = s.failed, tuning = s.tuning }
     end
     if opts.rate and opts.rate > 0 then
       local ahead = summary.scanned / opts.rate - (now(src.client) - started)
-      if ahead > 0 then src.client:sleep(ahead) end
+      if ahead > 0 then interrupt.sleep(src.client, ahead) end
     end
-    return not failure
+    -- Ctrl-C / SIGTERM: no more pages; what was taken is flushed below
+    interrupted = interrupted or interrupt.received()
+    return not failure and not interrupted
   end
 
   local ok, perr = pcall(function()
@@ -379,12 +398,19 @@ function M.run(opts)
   if transform and summary.scanned > 0 and summary.sent == 0 and summary.dropped == summary.scanned then
     summary.warning = "the transform dropped every document: nothing was written"
   end
+  if interrupted then summary.interrupted = interrupted end
+  if interrupted and not failure then
+    failure = interrupt.error(interrupted, summary.ok, "documents", opts.checkpoint
+      and ("checkpoint saved to " .. opts.checkpoint .. " (rerun the same command to resume)")
+      or "what was copied is flushed; without --checkpoint a rerun starts over")
+  end
   if acks then save(not failure) end
 
-  if not failure and dst.refresh ~= false then
-    -- what was written is searchable when the job ends (dest.refresh = false to skip)
+  -- what was written is searchable when the job ends (dest.refresh = false
+  -- to skip), also when a signal or the error budget stopped it
+  if dst.refresh ~= false and (not failure or ENDS_WRITABLE[failure.kind]) then
     local rok, rerr = dst_setup:refresh(list_of(written))
-    if not rok then failure = rerr else summary.refreshed = true end
+    if not rok then failure = failure or rerr else summary.refreshed = true end
   end
   if tune_path then
     local rok, rerr = tune.restore(dst.client, tune_path)
@@ -402,6 +428,11 @@ function M.run(opts)
   end
   if failure then return nil, failure, summary end
   return summary
+end
+
+function M.run(opts)
+  local src, dst, op = check_opts(opts)
+  return interrupt.run(opts.trap_signals, run_job, opts, src, dst, op)
 end
 
 return M

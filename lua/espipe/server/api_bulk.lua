@@ -12,6 +12,7 @@ local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
 local query = require("espipe.server.query")
 local chaos_mod = require("espipe.server.chaos")
+local capacity = require("espipe.server.capacity")
 
 -- LuaJIT 2.1's string.buffer (OpenResty's LuaJIT, which the nginx Lua
 -- module runs): items are formatted into it without interning a string each.
@@ -559,6 +560,7 @@ function M.bulk(req)
   local forced = refresh == "true"
   local item_429 = ch and ch.item_429
   local f = item_filter
+  local plan = capacity.plan(req.opts, cluster.state.node_count, node)
   for i = 1, n do
     local op, index, id, meta, src = ops[i], indices[i], ids[i], metas[i], srcs[i]
     if not index then index = default_index end
@@ -579,6 +581,8 @@ function M.bulk(req)
       if s == nil then
         if not sh then
           s, c = 400, { type = "illegal_argument_exception", reason = herr }
+        elseif plan and not plan:admit(idx.shards[sh]) then
+          s, c = 429, capacity.REJECTION
         elseif idx.mapping.check then
           s, c = writes.check_source(idx, id, src, nil)
         elseif #idx.pending_sources < 10000 then
@@ -631,8 +635,14 @@ function M.bulk(req)
   stats.docs(node, written, foreign)
   stats.bulk(node, n, per_shard)
   ngx.update_time()
+  if plan then
+    local st, resp = bulk_response(math.floor((ngx.now() - started) * 1000), errors)
+    return capacity.respond_at(plan:finish(per_shard), st, resp)
+  end
   return bulk_response(math.floor((ngx.now() - started) * 1000), errors)
 end
+
+function M.nodes_stats(req) return capacity.nodes_stats(req.opts, cluster.state.node_count) end
 
 -- Any other item: routing, versions, concurrency, update, delete, aliases
 -- with routing, auto ids. Appends the item; returns shard, true on success.

@@ -1,7 +1,6 @@
 -- Cluster-level read APIs: GET /, _cluster/health, _cluster/state/metadata,
 -- _nodes, _cat/shards, _cat/indices, _search_shards, and /_espipe/stats.
 local json = require("espipe.server.json")
-local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
 local stats = require("espipe.server.stats")
 local params = require("espipe.server.params")

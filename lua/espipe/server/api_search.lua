@@ -163,7 +163,7 @@ end
 -- with their snapshot positions (nil when they are the consecutive
 -- positions base+1..base+n, as in a match_all view) and their sort values
 -- when kept.
-local function page_of(snap, plan, ordered, first, size)
+local function page_of(_, plan, ordered, first, size) -- (snap): positions come from the plan
   if ordered then
     local base, n = sc.view_range(plan.view, first, size)
     if base then return { n = n, base = base } end

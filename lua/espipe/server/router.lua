@@ -21,6 +21,8 @@ local ROUTES = {
   { "GET", "/_nodes", "info", "nodes" },
   { "GET", "/_nodes/http", "info", "nodes" },
   { "GET", "/_nodes/{metric}", "info", "nodes" },
+  { "GET", "/_nodes/stats/{metric}", "bulk", "nodes_stats" },
+  { "GET", "/_nodes/stats/{metric}/{sub}", "bulk", "nodes_stats" },
   { "GET", "/_cat/shards", "info", "cat_shards" },
   { "GET", "/_cat/shards/{index}", "info", "cat_shards" },
   { "GET", "/_cat/indices", "info", "cat_indices" },

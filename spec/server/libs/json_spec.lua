@@ -153,9 +153,9 @@ describe("server json decode", function()
     assert.is_nil(v)
     assert.equal("control character in string at byte 2", err)
     for _, bad in ipairs({ "[1.]", "[1.e5]", "[1e]", "[-]", "[.5]", "[+1]" }) do
-      local v, err = json.decode_marked(bad)
-      assert.is_nil(v, bad)
-      assert.is_truthy(err:find("byte 1", 1, true), bad .. " -> " .. tostring(err))
+      local bv, berr = json.decode_marked(bad)
+      assert.is_nil(bv, bad)
+      assert.is_truthy(berr:find("byte 1", 1, true), bad .. " -> " .. tostring(berr))
     end
   end)
 
