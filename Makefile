@@ -5,6 +5,8 @@
 #   make check            specs under ASan+UBSan, then short libFuzzer runs
 #   make bench            the benchmarks of bench/ (see bench/README.md)
 #   make demo             the demo of README.md
+#   make rock             espipe-<version>-1.rockspec and the source rocks, offline (.ci/make-rock)
+#   make cli-reference    README's option reference from each command's --help
 
 LUA ?= 5.4
 ALL_LUAS := 5.4 5.3 5.2 5.1 luajit
@@ -36,7 +38,7 @@ ifneq ($(PARQUET_SRC),)
 MODULES += $(BUILD)/espipe/parquet_writer.so
 endif
 
-.PHONY: all test check bench demo clean all-luas
+.PHONY: all test check bench demo clean all-luas rock cli-reference
 all: $(MODULES)
 
 $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h csrc/*/*.h) Makefile
@@ -69,6 +71,12 @@ bench: all
 
 demo: all
 	@bin/espipe demo
+
+rock:
+	@sh .ci/make-rock
+
+cli-reference:
+	@lua5.4 .ci/cli-reference
 
 clean:
 	rm -rf build

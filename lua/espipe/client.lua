@@ -21,7 +21,7 @@ local function codec()
   return json
 end
 
-local M = { _VERSION = "0.1.0" }
+local M = { _VERSION = require("espipe")._VERSION:match("[%d.]+$") } -- one version: espipe/init.lua
 local Client = {}
 Client.__index = Client
 M.Client = Client

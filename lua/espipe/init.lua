@@ -4,7 +4,7 @@
 -- Submodules load on first use, so requiring espipe costs almost nothing.
 local lazy = { json = "espipe.json", routing = "espipe.routing", errors = "espipe.errors" }
 
-local M = { _VERSION = "espipe 0.1.0" }
+local M = { _VERSION = "espipe 0.2.0" }
 
 function M.client(opts)
   return require("espipe.client").new(opts)

@@ -43,9 +43,11 @@ local function start_server(r, tmp)
   return nil, "no free port found"
 end
 
+local flags = { count = "number", keep = "string" }
+
 local function run(argv)
   local args = require "espipe.cli.args"
-  local opts, rest = args.parse(argv, { count = "number", keep = "string" })
+  local opts, rest = args.parse(argv, flags)
   if not opts then return common.usage_error("demo", rest, usage) end
   math.randomseed(os.time())
   local r = root()
@@ -104,4 +106,4 @@ local function run(argv)
   return status
 end
 
-return { summary = "run the whole tour on a throwaway dev server", usage = usage, run = run }
+return { summary = "run the whole tour on a throwaway dev server", usage = usage, flags = flags, run = run }

@@ -152,4 +152,4 @@ local function run(argv)
   return code
 end
 
-return { summary = "export an index to NDJSON, CSV or Parquet files", usage = usage, run = run }
+return { summary = "export an index to NDJSON, CSV or Parquet files", usage = usage, flags = spec, run = run }

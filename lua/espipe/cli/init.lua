@@ -1,5 +1,6 @@
 -- Command dispatch for bin/espipe. Each command is a module espipe.cli.<name>
--- returning { summary = "...", usage = "...", run = function(args) -> exit code }.
+-- returning { summary = "...", usage = "...", run = function(args) -> exit code,
+-- flags = the option table it parses (name -> kind), which usage lists }.
 local M = {}
 
 M.commands = { "serve", "load", "reindex", "export", "route", "demo" }
@@ -19,7 +20,13 @@ local function usage(out)
     local cmd = load_command(name)
     if cmd then out:write(string.format("  %-9s %s\n", name, cmd.summary or "")) end
   end
-  out:write("\n`espipe <command> --help` describes one command.\n")
+  out:write("\n`espipe <command> --help` describes one command; `espipe --version` the version.\n")
+end
+
+-- "espipe 0.2.0 (Lua 5.4)": the version and the interpreter running it
+-- (a LuaRocks wrapper picks the interpreter; this shows which one it picked)
+function M.version()
+  return require("espipe")._VERSION .. " (" .. (jit and jit.version or _VERSION) .. ")"
 end
 
 function M.main(argv)
@@ -27,6 +34,10 @@ function M.main(argv)
   if name == nil or name == "-h" or name == "--help" or name == "help" then
     usage(name and io.stdout or io.stderr)
     return name and 0 or 2
+  end
+  if name == "--version" then
+    io.stdout:write(M.version(), "\n")
+    return 0
   end
   local cmd = load_command(name)
   if not cmd then

@@ -85,4 +85,4 @@ local function run(argv)
   return SIGNAL_EXIT[s.interrupted] or code
 end
 
-return { summary = "bulk-load NDJSON, bulk or CSV files into an index", usage = usage, run = run }
+return { summary = "bulk-load NDJSON, bulk or CSV files into an index", usage = usage, flags = spec, run = run }

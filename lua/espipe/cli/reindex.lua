@@ -122,4 +122,4 @@ local function run(argv)
   return interrupt.exit_code(s.interrupted) or code
 end
 
-return { summary = "copy an index, optionally through a Lua transform", usage = usage, run = run }
+return { summary = "copy an index, optionally through a Lua transform", usage = usage, flags = spec, run = run }

@@ -49,4 +49,4 @@ local function run(argv)
   return 0
 end
 
-return { summary = "print the shard of each document id", usage = usage, run = run }
+return { summary = "print the shard of each document id", usage = usage, flags = spec, run = run }

@@ -83,6 +83,7 @@ local FLAGS = {
   ["pid-file"] = "value", ["max-content-length"] = "value", auth = "value", tls = "bool",
   capacity = "value",
 }
+M.flags = FLAGS -- for the help spec: what --help must list
 
 function M.parse_args(args)
   local o = { host = "127.0.0.1", port = 9200, nodes = 1, seed = 1, workers = 1,

@@ -6,7 +6,7 @@
 local cm = require "espipe.curl_multi"
 local errors = require "espipe.errors"
 
-local M = { _VERSION = "0.1.0" }
+local M = { _VERSION = require("espipe")._VERSION:match("[%d.]+$") } -- one version: espipe/init.lua
 
 local Transport = {}
 Transport.__index = Transport
