@@ -129,6 +129,7 @@ build = {
     ["espipe.server.agg_fields"] = "lua/espipe/server/agg_fields.lua",
     ["espipe.server.agg_output"] = "lua/espipe/server/agg_output.lua",
     ["espipe.server.date_format"] = "lua/espipe/server/date_format.lua",
+    ["espipe.server.date_nanos"] = "lua/espipe/server/date_nanos.lua",
     ["espipe.server.search_aggs"] = "lua/espipe/server/search_aggs.lua",
     ["espipe.shard_map"] = "lua/espipe/shard_map.lua",
     ["espipe.transport.curl"] = "lua/espipe/transport/curl.lua",

@@ -233,7 +233,6 @@ describe("espipe serve #server: _bulk refuses what ES refuses", function()
   teardown(function() server.stop() end)
 
   it("fails items whose _id is over 512 bytes or whose source is not UTF-8, keeping the rest", function()
-    -- (with a mapping to check against: the dynamic-mapping fast path skips the UTF-8 check)
     http.json("PUT", url .. "/u", { mappings = { properties = { a = { type = "keyword" } } } })
     local long = string.rep("x", 513)
     local body = http.ndjson({ { index = { _index = "u", _id = long } }, { a = 1 },
@@ -253,5 +252,43 @@ describe("espipe serve #server: _bulk refuses what ES refuses", function()
     assert.equal(1, count.count)
     status = http.json("PUT", url .. "/u/_doc/x", '{"a":"\255"}')
     assert.equal(400, status)
+  end)
+
+  -- (an index with only dynamic mappings takes _bulk's fast path)
+  it("fails a source that is not UTF-8 as ES does on the fast path too, indexing the others", function()
+    local body = http.ndjson({ { index = { _index = "dyn", _id = "a" } }, '{"t":"plain"}',
+                               { index = { _index = "dyn", _id = "b" } }, '{"t":"caf\195(x"}',
+                               { index = { _index = "dyn", _id = "c" } }, '{"t":"Γειά 🙂"}',
+                               { create = { _index = "dyn", _id = "d" } }, '{"t":"\128"}' })
+    -- (no ?refresh=true: a forced refresh leaves the fast path)
+    local status, res = http.json("POST", url .. "/_bulk", body, { ["Content-Type"] = "application/x-ndjson" })
+    assert.equal(200, status)
+    assert.is_true(res.errors)
+    assert.equal(400, res.items[2].index.status)
+    assert.equal("document_parsing_exception", res.items[2].index.error.type)
+    assert.equal("[1:10] failed to parse: Invalid UTF-8 middle byte 0x28", res.items[2].index.error.reason)
+    assert.equal("[1:7] failed to parse: Invalid UTF-8 start byte 0x80", res.items[4].create.error.reason)
+    local _, got = http.json("POST", url .. "/dyn/_mget", { ids = { "a", "b", "c", "d" } })
+    assert.same({ true, false, true, false }, { got.docs[1].found, got.docs[2].found, got.docs[3].found,
+                                                got.docs[4].found })
+    assert.equal("Γειά 🙂", got.docs[3]._source.t)
+  end)
+
+  it("checks a source cut by the 64 KB boundary the server reads the body in", function()
+    local piece = 65536
+    local first = '{"index":{"_index":"dyn2","_id":"fill"}}\n{"f":"'
+    local second = '"}\n{"index":{"_index":"dyn2","_id":"cut"}}\n'
+    -- the second pair's source starts 10 bytes before the boundary, its bad byte after it
+    local fill = string.rep("x", piece - 10 - #first - #second)
+    local body = first .. fill .. second .. '{"t":"abcdefghij\255"}\n'
+      .. '{"index":{"_index":"dyn2","_id":"after"}}\n{"t":"ok"}\n'
+    assert.equal(piece - 10, #first + #fill + #second)
+    local _, res = http.json("POST", url .. "/_bulk", body, { ["Content-Type"] = "application/x-ndjson" })
+    assert.equal(201, res.items[1].index.status)
+    assert.equal("[1:17] failed to parse: Invalid UTF-8 start byte 0xff", res.items[2].index.error.reason)
+    assert.equal(201, res.items[3].index.status)
+    http.json("POST", url .. "/dyn2/_refresh")
+    local _, count = http.json("GET", url .. "/dyn2/_count")
+    assert.equal(2, count.count)
   end)
 end)

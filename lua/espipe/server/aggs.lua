@@ -140,7 +140,7 @@ metrics.top_hits = function(node, docs)
       local src = query.source_filter(hit._source, node.source)
       if src ~= nil then put(h, "_source", src) end
     end
-    if sorter then put(h, "sort", sorter.values(hit)) end
+    if sorter then put(h, "sort", sorter.output(sorter.values(hit))) end
     hits[#hits + 1] = h
   end
   local total = obj()

@@ -293,8 +293,8 @@ local function render(snap, plan, page, sorted, spec)
     elseif kind == SORT_DOC then
       buf:putf(',"sort":[%d]}', rec.s)
     elseif sorted then
-      buf:put(',"sort":', json.encode(values and values[i]
-        or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))), "}")
+      buf:put(',"sort":', json.encode(compiled.sorter.output(values and values[i]
+        or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source)))), "}")
     else
       buf:put("}")
     end
@@ -315,6 +315,7 @@ local function render_rich(snap, plan, page, sorted, spec, extras)
     local sv
     if sorted then
       sv = page.values and page.values[i] or compiled.sorter.values(sc.hit(snap, pos, compiled.sort_needs_source))
+      sv = compiled.sorter.output(sv)
     end
     local h = search_hits.hit(extras, snap.shards[ord], rec, spec, sv, sorted)
     if type(h._score) == "number" and (not max or h._score > max) then max = h._score end
@@ -398,11 +399,26 @@ local function alias_view(req, body)
   return route
 end
 
+-- search_after as sent: an integer beyond 2^53 (a date_nanos sort value)
+-- read again from the text, exact
+local function exact_after(sa, text)
+  if type(sa) ~= "table" or type(text) ~= "string" then return sa end
+  for _, v in ipairs(sa) do
+    if type(v) == "number" and (v >= 2 ^ 53 or v <= -2 ^ 53) then
+      local ok, exact = pcall(json.decode_exact, text)
+      if ok and type(exact) == "table" and type(exact.search_after) == "table" then return exact.search_after end
+      return sa
+    end
+  end
+  return sa
+end
+
 -- query-string parameters folded into the body (the body wins)
 local function merged_body(req)
   local body, s, e = params.body(req)
   if body == false then return nil, s, e end
   body = body or {}
+  body.search_after = exact_after(body.search_after, req.body)
   s, e = params.check_keys(req, body, SEARCH_KEYS)
   if s then return nil, s, e end
   local a = req.args

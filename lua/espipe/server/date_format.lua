@@ -5,7 +5,8 @@
 --   zone(spec) -> offset millis | nil, err   ("UTC", "Z", "+01:00", "-0530")
 --   civil(ms) -> { y, mo, d, h, mi, s, ms, dow (1 = Monday) }
 --   from_civil(y, mo, d) -> epoch millis of that day's midnight (UTC)
---   format(ms, pattern, offset) -> string | nil, err
+--   format(ms, pattern, offset, ns) -> string | nil, err   (ns: nanoseconds
+--     within the millisecond, for date_nanos: S up to SSSSSSSSS prints them)
 --   round(ms, unit, offset) -> start of the calendar unit holding ms
 --   next_unit(ms, unit, offset) -> start of the following unit
 --   (unit: minute hour day week month quarter year)
@@ -63,7 +64,7 @@ local FIELDS = {
   H = function(c, n) return format("%0" .. n .. "d", c.h) end,
   m = function(c, n) return format("%0" .. n .. "d", c.mi) end,
   s = function(c, n) return format("%0" .. n .. "d", c.s) end,
-  S = function(c, n) return (format("%03d", c.ms) .. string.rep("0", n)):sub(1, n) end,
+  S = function(c, n) return (format("%03d%06d", c.ms, c.ns)):sub(1, n) end,
   E = function(c) return DAYS[c.dow] end,
   X = function(c, n) return zone_text(c.off, n >= 3) end,
   x = function(c, n) return c.off == 0 and (n >= 3 and "+00:00" or "+0000") or zone_text(c.off, n >= 3) end,
@@ -83,14 +84,24 @@ local NAMED = {
   basic_date = "yyyyMMdd",
 }
 
-function M.format(ms, pattern, off)
+-- named formats whose fraction prints 3 to 9 digits, trailing zeros dropped
+local TRIMMED = { strict_date_optional_time_nanos = true }
+
+local format_pattern
+
+function M.format(ms, pattern, off, ns)
   off = off or 0
   pattern = (pattern or "strict_date_optional_time"):match("^([^|]*)")
   if pattern == "epoch_millis" then return format("%d", ms) end
   if pattern == "epoch_second" then return format("%d", floor(ms / 1000)) end
-  pattern = NAMED[pattern] or pattern
+  local out, err = format_pattern(ms, NAMED[pattern] or pattern, off, ns)
+  if out and TRIMMED[pattern] then out = out:gsub("%.(%d%d%d%d-)0*([Z%+%-])", ".%1%2", 1) end
+  return out, err
+end
+
+format_pattern = function(ms, pattern, off, ns)
   local c = M.civil(ms + off)
-  c.off = off
+  c.off, c.ns = off, ns or 0
   local out, i, n = {}, 1, #pattern
   while i <= n do
     local ch = pattern:sub(i, i)

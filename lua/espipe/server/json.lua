@@ -10,6 +10,9 @@
 --                             later looks like a sequence)
 -- raw(str) / is_raw(v)        a JSON fragment embedded verbatim by encode
 --                             (stored _source bytes spliced into responses)
+-- int(digits) / is_int(v)      an exact integer a double cannot hold (its
+--                             canonical decimal text): encoded verbatim, and
+--                             ordered by < <= == against other ints (is_raw too)
 --
 -- Precision: LuaJIT (the server's Lua) numbers are doubles, so integers
 -- beyond 2^53 cannot survive decode -> encode; that affects only paths that
@@ -62,8 +65,39 @@ function M.raw(s)
   return setmetatable({ s }, raw_mt)
 end
 
+-- -1, 0, 1: the order of two canonical integer texts
+local function int_cmp(a, b)
+  local na, nb = byte(a) == 45, byte(b) == 45 -- "-"
+  if na ~= nb then return na and -1 or 1 end
+  if a == b then return 0 end
+  local r
+  if #a ~= #b then r = #a < #b and -1 or 1 else r = a < b and -1 or 1 end
+  return na and -r or r
+end
+
+local int_mt = { __name = "json.int" }
+int_mt.__lt = function(a, b) return int_cmp(a[1], b[1]) < 0 end
+int_mt.__le = function(a, b) return int_cmp(a[1], b[1]) <= 0 end
+int_mt.__eq = function(a, b)
+  return getmetatable(a) == int_mt and getmetatable(b) == int_mt and a[1] == b[1]
+end
+int_mt.__tostring = function(a) return a[1] end
+
+function M.int(digits)
+  if type(digits) ~= "string" or not find(digits, "^%-?[1-9]%d*$") and digits ~= "0" then
+    error("json.int expects the decimal text of an integer, got " .. tostring(digits), 2)
+  end
+  return setmetatable({ digits }, int_mt)
+end
+
+function M.is_int(v)
+  return type(v) == "table" and getmetatable(v) == int_mt
+end
+
 function M.is_raw(v)
-  return type(v) == "table" and getmetatable(v) == raw_mt
+  if type(v) ~= "table" then return false end
+  local mt = getmetatable(v)
+  return mt == raw_mt or mt == int_mt
 end
 
 function M.raw_text(v)
@@ -183,7 +217,7 @@ local function encode_table(t, buf, n, depth)
     error("json.encode: nesting deeper than " .. MAX_DEPTH .. " (cycle?)", 0)
   end
   local mt = getmetatable(t)
-  if mt == raw_mt then
+  if mt == raw_mt or mt == int_mt then
     n = n + 1; buf[n] = t[1]
     return n
   end
@@ -338,7 +372,7 @@ local function decode_number(s, pos)
   -- decode_exact: an integer a double cannot hold stays its text, written back verbatim
   if exact_numbers and (v >= MAX_SAFE or v <= -MAX_SAFE) and not find(text, "[.eE]")
       and not (math_type and math_type(v) == "integer") then
-    return M.raw(text), b + 1
+    return M.int(text), b + 1
   end
   return v, b + 1
 end
@@ -420,8 +454,9 @@ end
 local decode_marked = M.decode_marked
 
 -- decode_exact(s): as decode_marked, but integers beyond 2^53 (which a
--- double would round) come back as raw fragments that encode as they were
--- read: for rewriting a response (filter_path) without changing its numbers
+-- double would round) come back as json.int values that encode as they were
+-- read: for rewriting a response (filter_path) without changing its numbers,
+-- and for search_after values of date_nanos sorts
 function M.decode_exact(s)
   exact_numbers = true
   local ok, v, err = pcall(decode_marked, s)

@@ -15,7 +15,10 @@
 -- OR: AND makes both sides required; AND: OR makes both sides optional).
 -- simple_query_string: + (and), | (or), - (not), phrases, prefix*, groups;
 -- it never fails on syntax. Phrases match when all their words match (word
--- positions are not modelled); fuzzy (~) and /regex/ terms are refused.
+-- positions are not modelled); /regex/ terms become regexp queries (the
+-- regexp query's syntax; text fields match it lowercased); fuzzy (~) is refused.
+--   regexps(body) -> the /regex/ texts of a query_string body (for
+--     index.max_regex_length) | nil when it does not parse
 local json = require("espipe.server.json")
 local query = require("espipe.server.query")
 
@@ -35,7 +38,8 @@ local SPECIAL_QS = "[%s%(%)%[%]{}\":%^~\\]"
 local SPECIAL_SIMPLE = "[%s%(%)\"|+%^~\\]"
 
 local function scanner(text, simple)
-  return { s = text, i = 1, n = #text, simple = simple, special = simple and SPECIAL_SIMPLE or SPECIAL_QS }
+  return { s = text, i = 1, n = #text, simple = simple, special = simple and SPECIAL_SIMPLE or SPECIAL_QS,
+           regexps = {} }
 end
 
 local function peek(sc, len) return sc.s:sub(sc.i, sc.i + (len or 1) - 1) end
@@ -113,6 +117,25 @@ end
 ------------------------------------------------------------------------
 -- leaf queries
 
+-- /regex/: up to the next / not escaped as \/, kept as written (Lucene's
+-- classic parser hands the text between the slashes to the regexp query)
+local function read_regexp(sc)
+  local s, i = sc.s, sc.i + 1
+  while i <= sc.n do
+    local c = s:sub(i, i)
+    if c == "\\" and s:sub(i + 1, i + 1) == "/" then
+      i = i + 2
+    elseif c == "/" then
+      local text = s:sub(sc.i + 1, i - 1)
+      sc.i = i + 1
+      return text
+    else
+      i = i + 1
+    end
+  end
+  fail(sc, "Cannot parse: the regular expression has no closing /")
+end
+
 -- a leaf: { kind = "term"|"phrase"|"wildcard"|"range"|"exists"|"group", ... }
 local function read_range(sc)
   local open = peek(sc)
@@ -162,7 +185,12 @@ local function read_value(sc, field)
     r.field = field
     return r
   end
-  if not sc.simple and c == "/" then fail(sc, "regular expression terms (/.../) are not supported by espipe serve") end
+  if not sc.simple and c == "/" then
+    local text = read_regexp(sc)
+    read_suffixes(sc, true)
+    sc.regexps[#sc.regexps + 1] = text
+    return { kind = "regexp", text = text, field = field }
+  end
   if not sc.simple and (c == ">" or c == "<") then
     local op = sc.s:match("^[<>]=?", sc.i)
     sc.i = sc.i + #op
@@ -325,6 +353,16 @@ local function leaf_dsl(leaf, field, opts, mappings, lenient)
     if leaf.hi then spec[leaf.hi_inc and "lte" or "lt"] = leaf.hi end
     return { range = { [field] = spec } }
   end
+  if k == "regexp" then
+    if NUMERIC[ty] or ty == "date" or ty == "date_nanos" or ty == "boolean" then
+      if lenient then return nil end
+      return nil, qerr("failed to create query: Can only use regexp queries on keyword and text fields - not on ["
+        .. field .. "] which is of type [" .. ty .. "]")
+    end
+    local v = leaf.text
+    if ty == nil or ty == "text" or ty == "match_only_text" then v = v:lower() end
+    return { regexp = { [field] = { value = v } } }
+  end
   if NUMERIC[ty] and k ~= "wildcard" and tonumber(leaf.text) == nil then
     if lenient then return nil end
     return nil, qerr("failed to create query: For input string: \"" .. leaf.text .. "\"")
@@ -416,6 +454,14 @@ function M.translate(name, body, mappings)
       .. (tree.at - 1))
   end
   return to_dsl(tree, opts, mappings)
+end
+
+function M.regexps(body)
+  if type(body) ~= "table" or type(body.query) ~= "string" then return nil end
+  local sc = scanner(body.query, false)
+  sc.and_default = tostring(body.default_operator or "or"):lower() == "and"
+  if not pcall(parse_query, sc, nil, false) then return nil end
+  return sc.regexps
 end
 
 -- ?q= and its companions -> a query_string query

@@ -51,7 +51,8 @@ end
 ------------------------------------------------------------------------
 -- mappings and field values
 
--- path -> type (or nil), the path in _source (multi-fields live in their parent)
+-- path -> type (or nil), the path in _source (multi-fields live in their
+-- parent), the field's mapping (or nil)
 local function resolve_field(mappings, path)
   if type(mappings) ~= "table" or type(mappings.properties) ~= "table" then
     return nil, path
@@ -68,13 +69,13 @@ local function resolve_field(mappings, path)
       if type(props) == "table" and type(props[name]) == "table" then def, j = props[name], k; break end
     end
     if not def then return nil, path end
-    if j == #parts then return def.type or (def.properties and "object") or nil, path end
+    if j == #parts then return def.type or (def.properties and "object") or nil, path, def end
     if def.properties then
       props, i = def.properties, j + 1
     elseif type(def.fields) == "table" then
       local sub = table.concat(parts, ".", j + 1)
       local f = def.fields[sub]
-      if type(f) == "table" then return f.type, table.concat(parts, ".", 1, j) end
+      if type(f) == "table" then return f.type, table.concat(parts, ".", 1, j), f end
       return nil, path
     else
       return nil, path
@@ -653,6 +654,19 @@ end
 
 local SPECIAL = { _doc = true, _shard_doc = true, _score = true }
 
+-- date_nanos requires this module: loaded on first use
+local date_nanos_mod
+local function date_nanos()
+  date_nanos_mod = date_nanos_mod or require("espipe.server.date_nanos")
+  return date_nanos_mod
+end
+
+-- a value as the key sorts it: date_nanos keys compare exact nanoseconds
+local function sort_norm(key, v)
+  if key.nanos then return date_nanos().value(v) end
+  return norm(key.type, v)
+end
+
 local function sort_key(field, opts, mappings)
   if type(opts) == "string" then opts = { order = opts } end
   if type(opts) ~= "table" then
@@ -679,6 +693,8 @@ local function sort_key(field, opts, mappings)
     return nil, qerr("No mapping found for [" .. field .. "] in order to sort on", "query_shard_exception")
   end
   key.type, key.path = ty or opts.unmapped_type, path
+  key.nanos = key.type == "date_nanos"
+  if opts.format ~= nil and (key.type == "date" or key.nanos) then key.format = opts.format end
   return key
 end
 
@@ -692,9 +708,9 @@ local function hit_value(key, hit)
   local pick_max = key.mode == "max" or (key.mode == nil and key.desc)
   local meta = { _id = hit._id, _index = hit._index, _routing = hit._routing }
   for _, v in ipairs(field_values(hit._source, key.path, meta)) do
-    local n = norm(key.type, v)
+    local n = sort_norm(key, v)
     if type(n) == "boolean" then n = n and 1 or 0 end -- ES sorts booleans as 0/1
-    if type(n) == "number" or type(n) == "string" then
+    if n ~= nil and n ~= null then
       if best == nil then
         best = n
       elseif type(best) == type(n) and ((pick_max and n > best) or (not pick_max and n < best)) then
@@ -711,8 +727,8 @@ local function cmp_values(key, a, b)
   if b == null then b = nil end
   local miss = key.missing
   if miss ~= "_last" and miss ~= "_first" then
-    if a == nil then a = norm(key.type, miss) end
-    if b == nil then b = norm(key.type, miss) end
+    if a == nil then a = sort_norm(key, miss) end
+    if b == nil then b = sort_norm(key, miss) end
   end
   if a == nil or b == nil then
     if a == nil and b == nil then return 0 end
@@ -759,6 +775,22 @@ function M.compile_sort(spec, mappings)
     end
     return out
   end
+  -- the values as a hit shows them: formatted where a key has a format
+  local formatted = false
+  for _, key in ipairs(keys) do formatted = formatted or key.format ~= nil end
+  function sorter.output(values)
+    if not formatted then return values end
+    local out = json.array()
+    for i, key in ipairs(keys) do
+      local v = values[i]
+      if key.format and v ~= null and v ~= nil then
+        if key.nanos then v = date_nanos().format(v, key.format)
+        else v = require("espipe.server.date_format").format(v, key.format) end
+      end
+      out[i] = v
+    end
+    return out
+  end
   -- a before b? ties are broken by shard then doc order, as ES does
   function sorter.compare(a, b)
     for _, key in ipairs(keys) do
@@ -776,7 +808,9 @@ function M.compile_sort(spec, mappings)
     end
     for i, key in ipairs(keys) do
       local given = search_after[i]
-      if given ~= null and key.type and type(given) == "string" and key.type ~= "keyword" then
+      if given ~= null and key.nanos then
+        given = date_nanos().from_sort(given)
+      elseif given ~= null and key.type and type(given) == "string" and key.type ~= "keyword" then
         given = norm(key.type, given)
       end
       local c = cmp_values(key, values[i], given)

@@ -8,6 +8,8 @@ local es = require("espipe.server.es_errors")
 local query = require("espipe.server.query")
 local mapping = require("espipe.server.mapping")
 local cluster = require("espipe.server.cluster")
+local date_format = require("espipe.server.date_format")
+local date_nanos = require("espipe.server.date_nanos")
 
 local M = {}
 
@@ -95,7 +97,22 @@ function M.boosts(spec, ignore_unavailable)
   return by_index
 end
 
-local function format_value(v, fmt)
+-- a doc value as ES prints it: dates in the requested format, else the
+-- field's own (its first), else strict_date_optional_time(_nanos); numbers
+-- with a "#.00" pattern
+local function format_value(v, fmt, ty, def)
+  if ty == "date" or ty == "date_nanos" then
+    local pattern = fmt or (def and type(def.format) == "string" and def.format) or nil
+    local out
+    if ty == "date_nanos" then
+      local n = date_nanos.value(v)
+      out = n and date_nanos.format(n, pattern)
+    else
+      local ms = query.parse_date(v)
+      out = ms and date_format.format(ms, pattern)
+    end
+    return out or v
+  end
   if fmt and type(v) == "number" then
     local decimals = fmt:match("^#*0*%.(0+)$")
     if decimals then return string.format("%." .. #decimals .. "f", v) end
@@ -119,17 +136,18 @@ local function glob_match(pattern, path)
   return path:match("^" .. pattern:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$") ~= nil
 end
 
--- the values of one requested field (doc values and fields read the source)
+-- the values of one requested field (doc values and fields read the
+-- source), its type and mapping
 local function values_of(source, props, name, meta)
-  local _, path = query.resolve_field(props, name)
+  local ty, path, def = query.resolve_field(props, name)
   local out = json.array()
   for _, v in ipairs(query.field_values(source, path, meta)) do
     if v ~= json.null then out[#out + 1] = v end
   end
-  return out
+  return out, ty, def
 end
 
-local function add_fields(fields, list, source, props, meta, with_patterns)
+local function add_fields(fields, list, source, props, meta, with_patterns, docvalues)
   for _, f in ipairs(list) do
     local name, fmt = f, nil
     if type(f) == "table" then name, fmt = f.field, f.format end
@@ -141,9 +159,10 @@ local function add_fields(fields, list, source, props, meta, with_patterns)
       end
     end
     for _, n in ipairs(names) do
-      local vals = values_of(source, props, n, meta)
+      local vals, ty, def = values_of(source, props, n, meta)
+      if not docvalues then ty = nil end
       if #vals > 0 then
-        for i, v in ipairs(vals) do vals[i] = format_value(v, fmt) end
+        for i, v in ipairs(vals) do vals[i] = format_value(v, fmt, ty, def) end
         fields[n] = vals
       end
     end
@@ -183,7 +202,7 @@ function M.hit(o, info, rec, spec, sort_values, sorted)
     local props = mapping.to_table(idx.mapping)
     local fields = json.object()
     if o.fields then add_fields(fields, o.fields, source, props, meta, true) end
-    if o.docvalue then add_fields(fields, o.docvalue, source, props, meta, false) end
+    if o.docvalue then add_fields(fields, o.docvalue, source, props, meta, false, true) end
     if next(fields) then h.fields = fields end
   end
   if sort_values then h.sort = sort_values end

@@ -26,7 +26,16 @@ local function query_error(reason)
   return es.fail(400, "query_shard_exception", "failed to create query: " .. reason)
 end
 
--- walks a query for terms/regexp/ids clauses over a limit
+local function regex_too_long(value, indices)
+  local max = limit(indices, "max_regex_length")
+  if #value <= max then return nil end
+  return es.fail(400, "illegal_argument_exception", "The length of regex [" .. #value .. "] used in the "
+    .. "Regexp Query request has exceeded the allowed maximum of [" .. max .. "]. This maximum can be set "
+    .. "by changing the [index.max_regex_length] index level setting.")
+end
+
+-- walks a query for terms/regexp/ids clauses (and query_string /regex/
+-- terms) over a limit
 local function check_query(q, indices)
   if type(q) ~= "table" or q == json.null then return nil end
   for name, body in pairs(q) do
@@ -44,12 +53,15 @@ local function check_query(q, indices)
     elseif name == "regexp" and type(body) == "table" then
       for field, spec in pairs(body) do
         local value = type(spec) == "table" and spec.value or spec
-        local max = limit(indices, "max_regex_length")
-        if field ~= "boost" and field ~= "_name" and type(value) == "string" and #value > max then
-          return es.fail(400, "illegal_argument_exception", "The length of regex [" .. #value .. "] used in the "
-            .. "Regexp Query request has exceeded the allowed maximum of [" .. max .. "]. This maximum can be set "
-            .. "by changing the [index.max_regex_length] index level setting.")
+        if field ~= "boost" and field ~= "_name" and type(value) == "string" then
+          local s, e = regex_too_long(value, indices)
+          if s then return s, e end
         end
+      end
+    elseif name == "query_string" and type(body) == "table" then
+      for _, value in ipairs(require("espipe.server.lucene_query").regexps(body) or {}) do
+        local s, e = regex_too_long(value, indices)
+        if s then return s, e end
       end
     elseif name == "ids" and type(body) == "table" and type(body.values) == "table" then
       local max = limit(indices, "max_result_window")

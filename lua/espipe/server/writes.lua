@@ -53,26 +53,28 @@ function M.target(t)
   return idx, sh, route
 end
 
--- Checks and learns the mapping for a source about to be stored.
--- Returns nil or status, cause.
--- the offset of the first byte >= 0x80 in s, or nil. In LuaJIT 32 bytes at
--- a time (a pattern find costs tens of instructions a byte, and every bulk
--- source goes through here)
+-- first_high(s, from) -> the offset of the first byte >= 0x80 in s at or
+-- after from (default 1), or nil. In LuaJIT 32 bytes at a time: a pattern
+-- find costs tens of instructions a byte and, being NYI, stops the JIT
+-- compiling the loop that calls it (10x slower _bulk); every bulk piece
+-- goes through here.
 local first_high
 local has_ffi, ffi = pcall(require, "ffi")
 if has_ffi then
   local bor, band = require("bit").bor, require("bit").band
-  local u8p, u32p = ffi.typeof("const uint8_t *"), ffi.typeof("const uint32_t *")
-  first_high = function(s)
+  local u8p, u64p = ffi.typeof("const uint8_t *"), ffi.typeof("const uint64_t *")
+  local HIGH = ffi.cast("uint64_t", 0x80808080) * 0x100000001 -- 0x8080808080808080
+  first_high = function(s, from)
+    local i = (from or 1) - 1
     local n = #s
     local p = ffi.cast(u8p, s)
-    local q = ffi.cast(u32p, p)
-    local i, k = 0, 0
-    -- 32 bytes a step: eight 32-bit words or'ed, one test of their top bits
-    while i + 32 <= n do
+    local q = ffi.cast(u64p, p + i)
+    local k = 0
+    -- 64 bytes a step: eight 64-bit words or'ed, one test of their top bits
+    while i + 64 <= n do
       local w = bor(q[k], q[k + 1], q[k + 2], q[k + 3], q[k + 4], q[k + 5], q[k + 6], q[k + 7])
-      if band(w, 0x80808080) ~= 0 then break end
-      i, k = i + 32, k + 8
+      if band(w, HIGH) ~= 0 then break end
+      i, k = i + 64, k + 8
     end
     while i < n do
       if p[i] >= 0x80 then return i + 1 end
@@ -81,10 +83,13 @@ if has_ffi then
     return nil
   end
 else
-  first_high = function(s) return (s:find("[\128-\255]")) end
+  first_high = function(s, from) return (s:find("[\128-\255]", from)) end
 end
+M.first_high = first_high
 
--- the byte offset of the first invalid UTF-8 sequence in s, or nil
+-- invalid_utf8(s) -> nil | the byte offset of the first invalid UTF-8
+-- sequence in s, the byte Jackson names, and "start" or "middle" (a lead
+-- byte that starts no sequence, or a bad continuation byte)
 local byte = string.byte
 function M.invalid_utf8(s)
   local i = first_high(s)
@@ -97,28 +102,29 @@ function M.invalid_utf8(s)
     elseif c >= 0xC2 and c <= 0xDF then len, min = 2, 0x80
     elseif c >= 0xE0 and c <= 0xEF then len, min = 3, 0x800
     elseif c >= 0xF0 and c <= 0xF4 then len, min = 4, 0x10000
-    else return i, c end
+    else return i, c, "start" end
     if len > 1 then
-      if i + len - 1 > n then return i, c end
+      if i + len - 1 > n then return i, c, "start" end
       local cp = c % (2 ^ (7 - len))
       for k = 1, len - 1 do
         local cc = byte(s, i + k)
-        if cc < 0x80 or cc > 0xBF then return i, c end
+        if cc < 0x80 or cc > 0xBF then return i, cc, "middle" end
         cp = cp * 64 + cc % 64
       end
-      if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return i, c end
+      if cp < min or cp > 0x10FFFF or (cp >= 0xD800 and cp <= 0xDFFF) then return i, c, "start" end
     end
     i = i + len
   end
   return nil
 end
 
--- ES refuses a source that is not UTF-8: status, cause | nil
+-- ES refuses a source that is not UTF-8 (Jackson's message, inside ES's
+-- document_parsing_exception): status, cause | nil
 function M.check_utf8(src)
-  local at, c = M.invalid_utf8(src)
+  local at, c, kind = M.invalid_utf8(src)
   if not at then return nil end
   return 400, { type = "document_parsing_exception",
-                reason = string.format("[1:%d] failed to parse: Invalid UTF-8 start byte 0x%02x", at, c) }
+                reason = string.format("[1:%d] failed to parse: Invalid UTF-8 %s byte 0x%x", at, kind, c) }
 end
 
 -- an _id ES refuses (over 512 bytes): status, cause | nil
@@ -128,6 +134,8 @@ function M.check_id(id)
     .. "] is too long, must be no longer than 512 bytes but was: " .. #id .. ";" }
 end
 
+-- Checks and learns the mapping for a source about to be stored.
+-- Returns nil or status, cause.
 function M.check_source(idx, id, src, doc)
   local us, uc = M.check_utf8(src)
   if us then return us, uc end

@@ -104,6 +104,19 @@ describe("server Lucene query syntax", function()
     assert.matches("does not support %[qurey%]", select(2, query.compile({ query_string = { qurey = "x" } })).reason)
   end)
 
+  it("/regex/ terms: regexp queries, lowercased for text fields, \\/ inside, refused on numbers", function()
+    assert.equal("1,3", ids("title:/qu.ck/"))
+    assert.equal("1,3", ids("title:/QU.CK/"))          -- text: matched as its lowercased tokens
+    assert.equal("2", ids("tag:/an.*/"))              -- keyword: case kept
+    assert.equal("3", ids("tag:/x-y/ OR tag:/a\\/b/"))
+    assert.equal("1,2", ids("/br.wn/"))               -- every field; the long field is skipped
+    assert.same({ "qu.ck", "a\\/b" }, lucene.regexps({ query = "title:/qu.ck/ AND /a\\/b/" }))
+    assert.matches("Can only use regexp queries on keyword and text fields %- not on %[n%] which is of type %[long%]",
+      parse_error("n:/1.*/").reason)
+    assert.matches("no closing /", parse_error("title:/open").reason)
+    assert.is_nil(lucene.regexps({ query = "title:(open" }))
+  end)
+
   it("simple_query_string: + | - phrases prefixes, never a syntax error", function()
     assert.equal("1", ids("quick + brown", { fields = { "title" } }, "simple_query_string"))
     assert.equal("1,2", ids("fox | dog", { fields = { "title" } }, "simple_query_string"))
