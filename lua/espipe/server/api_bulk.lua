@@ -441,7 +441,7 @@ end
 M.parse_item_filter = parse_item_filter
 
 local function blackhole(pieces, default_index, started)
-  local n, ops, indices, ids, _, metas = parse_pieces(pieces, true)
+  local n, ops, indices, ids, _, metas = parse_pieces(pieces, true) -- luacheck: ignore 431 (the reused parse tables, returned)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
   local last_op, last_index, pfx -- the response prefix of the previous item
@@ -562,7 +562,7 @@ function M.bulk(req)
   local require_alias = params.flag(req.args, "require_alias", false)
 
   -- parse everything first: a malformed line fails the whole request
-  local n, ops, indices, ids, srcs, metas = parse_pieces(pieces, false)
+  local n, ops, indices, ids, srcs, metas = parse_pieces(pieces, false) -- luacheck: ignore 431 (the reused parse tables, returned)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
 
