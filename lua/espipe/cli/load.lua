@@ -1,6 +1,7 @@
 -- espipe load: NDJSON, bulk-format or CSV files (or stdin) into an index.
 local args = require "espipe.cli.args"
 local common = require "espipe.pipeline.cli_common"
+local interrupt = require "espipe.pipeline.interrupt"
 
 local usage = [[
 usage: espipe load FILE|- --index NAME [options]
@@ -44,7 +45,6 @@ local spec = {
 for k, v in pairs(common.job_flags) do spec[k] = v end
 spec.server_ids = "boolean"
 
-local SIGNAL_EXIT = { SIGINT = 130, SIGTERM = 143 }
 common.with_tls(spec)
 usage = usage .. "\n" .. common.tls_usage
 
@@ -82,7 +82,7 @@ local function run(argv)
       s.first_bad_line, "\n")
   end
   local code = common.finish("load", p, s, err, { dead, dead .. ".input" })
-  return SIGNAL_EXIT[s.interrupted] or code
+  return interrupt.exit_code(s.interrupted) or code
 end
 
 return { summary = "bulk-load NDJSON, bulk or CSV files into an index", usage = usage, flags = spec, run = run }
