@@ -58,10 +58,14 @@ local function run(argv)
   if opts.on_bad_line and opts.on_bad_line ~= "stop" and opts.on_bad_line ~= "skip" then
     return common.usage_error("load", "--on-bad-line must be stop or skip", usage)
   end
+  if opts.op and opts.op ~= "index" and opts.op ~= "create" then
+    return common.usage_error("load", "--op must be index or create", usage)
+  end
   local job, jerr = common.job_options(opts)
   if not job then return common.usage_error("load", jerr, usage) end
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("load", opts)
+  p.total, p.unit = common.file_size(rest[1]), "bytes"
   local ok, summary, err, partial = pcall(require("espipe.pipeline.load").run, {
     client = common.client(opts.url or common.default_url(), opts), input = rest[1], index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
@@ -75,13 +79,14 @@ local function run(argv)
     server_ids = job.server_ids,
   })
   -- a raise is a wrong argument: say what, without the Lua source position
-  if not ok then return common.usage_error("load", (tostring(summary):gsub("^[^:]*:%d+: ", "")), usage) end
+  if not ok then return common.run_error("load", summary, true) end
   local s = summary or partial or {}
   if (s.bad_lines or 0) > 0 and opts.on_bad_line == "skip" then
-    io.stderr:write("espipe load: ", s.bad_lines, " bad line(s) skipped into ", dead, ".input; the first: ",
-      s.first_bad_line, "\n")
+    p:message("espipe load: " .. s.bad_lines .. " bad line(s) skipped into " .. dead .. ".input; the first: "
+      .. s.first_bad_line)
   end
-  local code = common.finish("load", p, s, err, { dead, dead .. ".input" })
+  local code = common.finish("load", p, s, err, { dead, dead .. ".input" }, {
+    indices = s.per_index, replay = common.replay_command(opts.url) })
   return interrupt.exit_code(s.interrupted) or code
 end
 

@@ -81,7 +81,7 @@ local function run(argv)
   if opts.transform then
     local terr
     transform, terr = load_transform(opts.transform)
-    if not transform then return common.usage_error("reindex", tostring(terr), usage) end
+    if not transform then return common.run_error("reindex", "transform " .. tostring(terr)) end
   end
   local query
   if opts.query then
@@ -95,6 +95,8 @@ local function run(argv)
   local dclient = durl == surl and sclient or common.client(durl, opts)
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("reindex", opts)
+  local resume = require "espipe.cli.resume"
+  local prior = resume.before(opts.checkpoint)
   local on_tuned
   if opts.tune_dest then
     on_tuned = function(state_path)
@@ -116,9 +118,12 @@ local function run(argv)
     retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
     trap_signals = true,
   })
-  if not ok then return common.usage_error("reindex", tostring(summary), usage) end
-  local s = summary or partial or {}
-  local code = common.finish("reindex", p, s, err, { dead, dead .. ".transform" })
+  if not ok then return common.run_error("reindex", summary, true) end
+  local this, whole = resume.after(opts.checkpoint, prior, summary or partial or {})
+  if whole then this.job = whole end -- --json: the whole job's counts beside this run's
+  local code = common.finish("reindex", p, this, err, { dead, dead .. ".transform" }, {
+    indices = { [dindex] = this.sent }, job = whole, replay = common.replay_command(durl) })
+  local s = this
   return interrupt.exit_code(s.interrupted) or code
 end
 
