@@ -20,13 +20,13 @@ describe("progress", function()
     clock.now = 105; p:update { done = 300, bytes = 3e6 }
     assert.equal("", out.text())
     clock.now = 110; p:update { done = 500, bytes = 5e6, retries = 2, failed = 1 }
-    assert.equal("reindex:  50%, 500 docs, 50 docs/s, 0.5 MB/s, ETA 10s, 2 retries, 1 failed\n", out.text())
+    assert.equal("reindex: 50%, 500 docs, 50 docs/s, 0.5 MB/s, ETA 10s, 2 retries, 1 failed\n", out.text())
   end)
 
   it("takes the percent from bytes read when the total is a file's size", function()
     local p, out, clock = job { label = "load", total = 4e6, unit = "bytes", tty = false }
     clock.now = 110; p:update { done = 20000, bytes = 3e6, position = 1e6 }
-    assert.equal("load:  25%, 20.0k docs (1.0 MB of 4.0 MB), 2000 docs/s, 0.3 MB/s, ETA 30s, 0 retries, 0 failed\n",
+    assert.equal("load: 25%, 1.0/4.0 MB, 20.0k docs, 2000 docs/s, 0.3 MB/s, ETA 30s, 0 retries, 0 failed\n",
       out.text())
   end)
 
@@ -58,6 +58,15 @@ describe("progress", function()
     for line in text:gmatch("\r([^\r]*)\027%[K") do assert.is_true(#line <= 39, line) end
   end)
 
+  it("on a narrow terminal leaves out the bytes first, then MB/s, and keeps the adaptive settings", function()
+    local p, out, clock = job { label = "load", total = 15e6, unit = "bytes", tty = false, width = 80 }
+    clock.now = 110; p:update { done = 123456, bytes = 5e6, position = 5e6, tuning = "c=16 b=40MB" }
+    assert.equal("load: 33%, 123.5k docs, 12.3k docs/s, ETA 20s, 0 retries, 0 failed, c=16 b=40MB\n", out.text())
+    local p2, out2, clock2 = job { label = "load", total = 15e6, unit = "bytes", tty = false, width = 90 }
+    clock2.now = 110; p2:update { done = 123456, bytes = 5e6, position = 5e6, tuning = "c=16 b=40MB" }
+    assert.matches("12.3k docs/s, 0.5 MB/s, ETA", out2.text())
+  end)
+
   it("clears the line before a message and redraws at the next update", function()
     local p, out, clock = job { label = "load", tty = true, width = 80 }
     clock.now = 101; p:update { done = 10 }
@@ -72,14 +81,14 @@ describe("progress", function()
     clock.now = 101; p:update { done = 10, position = 1e6 }
     clock.now = 102; p:complete { done = 50, whole = true }
     local last = out.text():match("\r([^\r]*)\n$")
-    assert.matches("^load: 100%%, 50 docs %(5.0 MB of 5.0 MB%)", last)
+    assert.matches("^load: 100%%, 5.0/5.0 MB, 50 docs, ", last)
   end)
 
   it("adds the counts of the earlier runs of a resumed job", function()
     local p, out, clock = job { label = "reindex", total = 1000, tty = false }
     p.base = { done = 600, position = 600 }
     clock.now = 110; p:update { done = 200 }
-    assert.matches("^reindex:  80%%, 800 docs, 20 docs/s, ETA 10s", out.text())
+    assert.matches("^reindex: 80%%, 800 docs, 20 docs/s, ETA 10s", out.text())
   end)
 
   it("quiet prints nothing", function()

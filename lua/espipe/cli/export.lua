@@ -121,6 +121,8 @@ local function run(argv)
     trap_signals = true,
   })
   if not ok then return common.run_error("export", manifest, true) end
+  -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
+  if not manifest and not partial then return common.run_error("export", err) end
   local summary = partial or {}
   if manifest then
     summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files,

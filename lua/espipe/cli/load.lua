@@ -80,6 +80,8 @@ local function run(argv)
   })
   -- a raise is a wrong argument: say what, without the Lua source position
   if not ok then return common.run_error("load", summary, true) end
+  -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
+  if not summary and not partial then return common.run_error("load", err) end
   local s = summary or partial or {}
   if (s.bad_lines or 0) > 0 and opts.on_bad_line == "skip" then
     p:message("espipe load: " .. s.bad_lines .. " bad line(s) skipped into " .. dead .. ".input; the first: "

@@ -119,6 +119,8 @@ local function run(argv)
     trap_signals = true,
   })
   if not ok then return common.run_error("reindex", summary, true) end
+  -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
+  if not summary and not partial then return common.run_error("reindex", err) end
   local this, whole = resume.after(opts.checkpoint, prior, summary or partial or {})
   if whole then this.job = whole end -- --json: the whole job's counts beside this run's
   local code = common.finish("reindex", p, this, err, { dead, dead .. ".transform" }, {

@@ -92,31 +92,49 @@ function Progress:sample(now)
   while #s > 2 and now - s[2].t >= self.window do table.remove(s, 1) end
 end
 
-function Progress:line(now)
-  now = now or self.clock()
+-- The parts of the line, each with the order it is left out in when the
+-- terminal is too narrow (1 first; 0 never: percent, docs, rate, ETA,
+-- retries, failures and the adaptive settings stay).
+function Progress:parts(now)
   local docs_rate, byte_rate, pos_rate = self:rates(now)
   local parts = {}
+  local function add(text, drop) parts[#parts + 1] = { text, drop or 0 } end
   local total, position = self.total, self.base.position + (self.position or 0)
-  if total and total > 0 then
-    parts[1] = string.format("%3.0f%%", math.min(100, 100 * position / total))
-  end
-  parts[#parts + 1] = short_count(self.base.done + self.done) .. " docs"
+  if total and total > 0 then add(string.format("%.0f%%", math.min(100, 100 * position / total))) end
   if self.unit == "bytes" and total then
-    parts[#parts] = parts[#parts] .. " (" .. megabytes(position) .. " of " .. megabytes(total) .. ")"
+    add(string.format("%.1f/%.1f MB", position / 1e6, total / 1e6), 1)
   end
+  add(short_count(self.base.done + self.done) .. " docs")
   if docs_rate then
-    parts[#parts + 1] = short_count(docs_rate) .. " docs/s"
-    if self.bytes > 0 then parts[#parts + 1] = string.format("%.1f MB/s", byte_rate / 1e6) end
+    add(short_count(docs_rate) .. " docs/s")
+    if self.bytes > 0 then add(string.format("%.1f MB/s", byte_rate / 1e6), 2) end
     if total and pos_rate and pos_rate > 0 and position < total then
-      parts[#parts + 1] = "ETA " .. human_duration((total - position) / pos_rate)
+      add("ETA " .. human_duration((total - position) / pos_rate))
     end
   end
-  parts[#parts + 1] = self.retries .. " retries"
-  parts[#parts + 1] = self.failed .. " failed"
-  if self.tuning then parts[#parts + 1] = self.tuning end
-  local s = self.label .. ": " .. table.concat(parts, ", ")
+  add(self.retries .. " retries")
+  add(self.failed .. " failed")
+  if self.tuning then add(self.tuning) end
+  return parts
+end
+
+local function joined(label, parts)
+  local texts = {}
+  for _, p in ipairs(parts) do texts[#texts + 1] = p[1] end
+  return label .. ": " .. table.concat(texts, ", ")
+end
+
+function Progress:line(now)
+  local parts = self:parts(now or self.clock())
+  local s = joined(self.label, parts)
   -- one column left free: a line ending in the last column wraps on some terminals
-  if self.width and #s > self.width - 1 then s = s:sub(1, self.width - 1) end
+  local room = self.width and self.width - 1
+  for drop = 1, 2 do
+    if not room or #s <= room then break end
+    for i = #parts, 1, -1 do if parts[i][2] == drop then table.remove(parts, i) end end
+    s = joined(self.label, parts)
+  end
+  if room and #s > room then s = s:sub(1, room) end
   return s
 end
 
