@@ -43,7 +43,7 @@ describe("espipe load in an 80-column terminal #server", function()
       .. S.q("sh -c " .. S.q(job))))
     local during = J.wait_for(function()
       local text = pane()
-      if text:find("ESPIPE-EXIT=") then return nil end -- only a capture from before the end counts
+      if text:find("ESPIPE-EXIT=", 1, true) then return nil end -- only a capture from before the end counts
       return text:match("(load: [^\n]*docs[^\n]*)")
     end, 120, "a progress line while the job runs")
     assert.matches("^load: +%d+%%, ", during)
@@ -51,16 +51,16 @@ describe("espipe load in an 80-column terminal #server", function()
     assert.matches(", %d+ retries, %d+ failed, c=%d+ b=%d+MB$", during) -- the adaptive settings stay visible
     local text = J.wait_for(function()
       local t = pane()
-      return t:find("ESPIPE-EXIT=") and t
+      return t:find("ESPIPE-EXIT=", 1, true) and t
     end, 300, "the job's end")
-    assert.matches("ESPIPE-EXIT=0", text)
+    assert.matches("ESPIPE%-EXIT=0", text)
     local progress_lines = 0
     for line in text:gmatch("[^\n]+") do
       assert.is_true(#line <= 80, "a line wider than the terminal: " .. line)
       if line:find("^load: ") then progress_lines = progress_lines + 1 end
     end
     assert.equal(1, progress_lines, text) -- redrawn in place, kept once at the end
-    assert.matches("\nload: 100%%, 200%.0k docs ", "\n" .. text)
+    assert.matches("\nload: 100%%, 200%.0k docs, ", "\n" .. text)
     local block = text:match("(espipe load: done\n.-)\nESPIPE%-EXIT")
     assert.truthy(block, text)
     assert.matches("\n  indexed    200,000\n", block)
