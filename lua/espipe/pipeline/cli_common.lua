@@ -51,6 +51,13 @@ function M.client(url, opts)
                                          max_inflight = most and math.max(8, most) }
 end
 
+-- The requests of a one-shot command (count, indices): what can succeed
+-- later is retried for 30 s, like a job's setup requests.
+function M.setup(url, opts)
+  local policy = require("espipe.client.retry").new { retry_for = 30 }
+  return require("espipe.pipeline.setup").new(M.client(url, opts), policy)
+end
+
 -- The job options the load and reindex commands share (--retry-for,
 -- --max-errors, --timeout, --stall-timeout), checked; nil, message on a bad value.
 M.job_flags = { retry_for = "number", max_errors = "string", stall_timeout = "number", timeout = "number",
