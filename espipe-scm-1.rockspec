@@ -40,6 +40,7 @@ build = {
     ["espipe.cli.demo"] = "lua/espipe/cli/demo.lua",
     ["espipe.cli.export"] = "lua/espipe/cli/export.lua",
     ["espipe.cli"] = "lua/espipe/cli/init.lua",
+    ["espipe.cli.index_setup"] = "lua/espipe/cli/index_setup.lua",
     ["espipe.cli.indices"] = "lua/espipe/cli/indices.lua",
     ["espipe.cli.load"] = "lua/espipe/cli/load.lua",
     ["espipe.cli.reindex"] = "lua/espipe/cli/reindex.lua",

@@ -29,7 +29,7 @@ usage: espipe reindex SRC DEST [options]
   --rate N           at most N documents per second
   --batch-docs N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
-]] .. common.job_usage .. [[
+]] .. common.job_usage .. "\n" .. common.index_setup_usage .. [[
 
   --restore FILE     put back the settings --tune-dest saved in FILE
   --quiet / --json   no progress / summary as JSON on stdout
@@ -44,6 +44,7 @@ local spec = {
   restore = "string", quiet = "boolean", json = "boolean", refresh = "boolean",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
+for k, v in pairs(common.index_setup_flags) do spec[k] = v end
 common.with_tls(spec)
 usage = usage .. "\n" .. common.tls_usage
 
@@ -91,6 +92,8 @@ local function run(argv)
   end
   local job, jerr = common.job_options(opts)
   if not job then return common.usage_error("reindex", jerr, usage) end
+  local set, serr = common.index_setup(durl, opts, dindex)
+  if not set then return common.run_error("reindex", serr) end
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"

@@ -58,6 +58,21 @@ function M.setup(url, opts)
   return require("espipe.pipeline.setup").new(M.client(url, opts), policy)
 end
 
+-- --create-index / --update-mapping / --template: the flags, their usage,
+-- and their setup before a job (nil, message when it cannot be done).
+M.index_setup_flags = { create_index = "string", update_mapping = "boolean", template = "string" }
+M.index_setup_usage = [[
+  --create-index FILE  settings and mappings (JSON) for the destination: created when missing,
+                     its mapping compared when present (a difference is an error); with
+                     --index-pattern an index template gives every month index the file's
+  --update-mapping   put the file's mapping on an existing index whose mapping differs
+  --template FILE    install FILE as an index template (named after the file) first]]
+function M.index_setup(url, opts, index, pattern)
+  if not (opts.create_index or opts.template) then return true end
+  return require("espipe.cli.index_setup").apply(M.setup(url, opts), { index = index, pattern = pattern,
+    create_index = opts.create_index, update_mapping = opts.update_mapping, template = opts.template })
+end
+
 -- The job options the load and reindex commands share (--retry-for,
 -- --max-errors, --timeout, --stall-timeout), checked; nil, message on a bad value.
 M.job_flags = { retry_for = "number", max_errors = "string", stall_timeout = "number", timeout = "number",
