@@ -9,7 +9,8 @@ usage: espipe count INDEX [options]
   INDEX              an index, alias or pattern (logs-*), or http://host:9200/index
   --query Q          a query DSL object ({"term":{"status":404}}) or query_string text
                      (status:404 AND path:/api*); default all documents
-  --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)]]
+  --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
+  --timeout S        seconds per request (default 60)]]
 
 local spec = common.with_tls { url = "string", query = "string", timeout = "number" }
 usage = usage .. "\n" .. common.tls_usage

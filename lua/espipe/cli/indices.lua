@@ -8,6 +8,7 @@ usage: espipe indices [PATTERN] [options]
 
   PATTERN            indices to list (default all; logs-* and a,b work)
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
+  --timeout S        seconds per request (default 60)
   --json             the rows as a JSON array on stdout]]
 
 local spec = common.with_tls { url = "string", json = "boolean", timeout = "number" }

@@ -64,7 +64,7 @@ M.index_setup_flags = { create_index = "string", update_mapping = "boolean", tem
 M.index_setup_usage = [[
   --create-index FILE  settings and mappings (JSON) for the destination: created when missing,
                      its mapping compared when present (a difference is an error); with
-                     --index-pattern an index template gives every month index the file's
+                     a pattern (load --index-pattern) an index template gives each month index it
   --update-mapping   put the file's mapping on an existing index whose mapping differs
   --template FILE    install FILE as an index template (named after the file) first]]
 function M.index_setup(url, opts, index, pattern)
@@ -141,8 +141,10 @@ function M.file_size(path)
   return size and size > 0 and size or nil
 end
 
--- What replays a dead letter: "espipe load --format deadletter PATH [--url URL]".
+-- What replays a dead letter: "espipe load --format deadletter PATH [--url URL]"
+-- (the URL without its credentials: a summary is never a place for a password).
 function M.replay_command(url)
+  url = url and require("espipe.client.url").redact(url)
   return function(path)
     if path:find("%.input$") then return nil end -- bad input lines: fixed by hand, not replayed
     return "espipe load --format deadletter " .. path .. (url and (" --url " .. url) or "") .. "   (to replay)"
