@@ -64,7 +64,7 @@ M.index_setup_flags = { create_index = "string", update_mapping = "boolean", tem
 M.index_setup_usage = [[
   --create-index FILE  settings and mappings (JSON) for the destination: created when missing,
                      its mapping compared when present (a difference is an error); with
-                     a pattern (load --index-pattern) an index template gives each month index it
+                     a load by date pattern, an index template gives each month index it
   --update-mapping   put the file's mapping on an existing index whose mapping differs
   --template FILE    install FILE as an index template (named after the file) first]]
 function M.index_setup(url, opts, index, pattern)
