@@ -5,7 +5,7 @@ local devserver = require "support.devserver"
 local http = require "support.http"
 local json = require "espipe.json"
 local S = require "pipeline.support"
-local J = require "pipeline.jobs"
+local C = require "cli.support"
 
 describe("espipe summaries and errors #server", function()
   local server, dir
@@ -16,13 +16,7 @@ describe("espipe summaries and errors #server", function()
   end)
   before_each(function() dir = S.tmpdir() end)
 
-  local bin = J.bin:sub(1, 1) == "/" and J.bin or (os.getenv("PWD") .. "/" .. J.bin)
-  local function espipe(args)
-    local logs = S.tmpdir()
-    local code = J.exec("cd " .. S.q(dir) .. " && " .. S.q(bin) .. " " .. args .. " >" .. S.q(logs .. "/out")
-      .. " 2>" .. S.q(logs .. "/err"))
-    return code, S.read(logs .. "/out"), S.read(logs .. "/err")
-  end
+  local function espipe(args) return C.espipe_in(dir, args) end
 
   local function docs(path, n, bad_every)
     local f = assert(io.open(path, "wb"))

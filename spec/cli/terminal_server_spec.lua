@@ -3,6 +3,7 @@
 local devserver = require "support.devserver"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
+local C = require "cli.support"
 
 local HAVE_TMUX = J.exec("command -v tmux >/dev/null") == 0
 
@@ -35,9 +36,8 @@ describe("espipe load in an 80-column terminal #server", function()
   it("draws one progress line that never wraps, reaches 100%, then the summary block", function()
     if not HAVE_TMUX then pending("tmux is not installed (.ci/install-deps installs it)") return end
     write_docs(dir .. "/docs.ndjson", 200000)
-    local bin = J.bin:sub(1, 1) == "/" and J.bin or (os.getenv("PWD") .. "/" .. J.bin)
     -- the pane stays after the job (cat waits on the terminal) so the end can be read
-    local job = "cd " .. S.q(dir) .. " && " .. S.q(bin) .. " load docs.ndjson --index-pattern 'logs-{@timestamp:%Y.%m}'"
+    local job = "cd " .. S.q(dir) .. " && " .. S.q(C.bin) .. " load docs.ndjson --index-pattern 'logs-{@timestamp:%Y.%m}'"
       .. " --url " .. server.url .. "; echo ESPIPE-EXIT=$?; exec cat"
     assert.equal(0, J.exec("tmux -L " .. socket .. " -f /dev/null new-session -d -s job -x 80 -y 30 "
       .. S.q("sh -c " .. S.q(job))))
