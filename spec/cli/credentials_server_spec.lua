@@ -5,6 +5,7 @@ local devserver = require "support.devserver"
 local client_mod = require "espipe.client"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
+local C = require "cli.support"
 
 local function mode(path)
   return (S.sh("stat -c %a " .. S.q(path)):gsub("%s+$", ""))
@@ -49,13 +50,7 @@ describe("credentials in the cluster URL #server", function()
   end)
 
   -- bin/espipe args run in dir; -> code, stdout, stderr
-  local bin = J.bin:sub(1, 1) == "/" and J.bin or (os.getenv("PWD") .. "/" .. J.bin)
-  local function espipe(args)
-    local logs = S.tmpdir()
-    local code = J.exec("cd " .. S.q(dir) .. " && " .. S.q(bin) .. " " .. args .. " >" .. S.q(logs .. "/out")
-      .. " 2>" .. S.q(logs .. "/err"))
-    return code, S.read(logs .. "/out"), S.read(logs .. "/err")
-  end
+  local function espipe(args) return C.espipe_in(dir, args) end
 
   it("load with a dead letter: no file and no output holds the password; the dead letter is 0600", function()
     assert(client.indices:create { index = "cred-load",

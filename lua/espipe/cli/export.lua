@@ -120,7 +120,9 @@ local function run(argv)
     partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
     trap_signals = true,
   })
-  if not ok then return common.usage_error("export", tostring(manifest), usage) end
+  if not ok then return common.run_error("export", manifest, true) end
+  -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
+  if not manifest and not partial then return common.run_error("export", err) end
   local summary = partial or {}
   if manifest then
     summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files,
@@ -129,7 +131,7 @@ local function run(argv)
       local list = {}
       for i, r in ipairs(manifest.renamed) do list[i] = r.field .. " -> " .. r.column end
       summary.renamed = manifest.renamed
-      io.stderr:write("espipe export: renamed for Athena/Glue: ", table.concat(list, ", "), "\n")
+      p:message("espipe export: renamed for Athena/Glue: " .. table.concat(list, ", "))
     end
     if manifest.invalid then
       summary.invalid, summary.coerced = manifest.invalid, manifest.coerced

@@ -27,7 +27,7 @@ usage: espipe load FILE|- --index NAME [options]
   --server-ids       let Elasticsearch pick the _id of documents without one (default: espipe
                      gives each a time-based id before the first send, so retries cannot
                      duplicate; with server ids a retry after a lost response can)
-]] .. common.job_usage .. [[
+]] .. common.job_usage .. "\n" .. common.index_setup_usage .. [[
 
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
   --quiet            no progress or summary    --json   summary as JSON on stdout
@@ -43,6 +43,7 @@ local spec = {
   max_line_bytes = "number", refresh = "boolean", allow_empty = "boolean",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
+for k, v in pairs(common.index_setup_flags) do spec[k] = v end
 spec.server_ids = "boolean"
 
 common.with_tls(spec)
@@ -58,12 +59,19 @@ local function run(argv)
   if opts.on_bad_line and opts.on_bad_line ~= "stop" and opts.on_bad_line ~= "skip" then
     return common.usage_error("load", "--on-bad-line must be stop or skip", usage)
   end
+  if opts.op and opts.op ~= "index" and opts.op ~= "create" then
+    return common.usage_error("load", "--op must be index or create", usage)
+  end
   local job, jerr = common.job_options(opts)
   if not job then return common.usage_error("load", jerr, usage) end
+  local url = opts.url or common.default_url()
+  local set, serr = common.index_setup(url, opts, opts.index, opts.index_pattern)
+  if not set then return common.run_error("load", serr) end
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("load", opts)
+  p.total, p.unit = common.file_size(rest[1]), "bytes"
   local ok, summary, err, partial = pcall(require("espipe.pipeline.load").run, {
-    client = common.client(opts.url or common.default_url(), opts), input = rest[1], index = opts.index,
+    client = common.client(url, opts), input = rest[1], index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
     batch_bytes = job.batch_bytes, batch_docs = opts.batch_docs, concurrency = job.concurrency,
@@ -75,13 +83,16 @@ local function run(argv)
     server_ids = job.server_ids,
   })
   -- a raise is a wrong argument: say what, without the Lua source position
-  if not ok then return common.usage_error("load", (tostring(summary):gsub("^[^:]*:%d+: ", "")), usage) end
+  if not ok then return common.run_error("load", summary, true) end
+  -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
+  if not summary and not partial then return common.run_error("load", err) end
   local s = summary or partial or {}
   if (s.bad_lines or 0) > 0 and opts.on_bad_line == "skip" then
-    io.stderr:write("espipe load: ", s.bad_lines, " bad line(s) skipped into ", dead, ".input; the first: ",
-      s.first_bad_line, "\n")
+    p:message("espipe load: " .. s.bad_lines .. " bad line(s) skipped into " .. dead .. ".input; the first: "
+      .. s.first_bad_line)
   end
-  local code = common.finish("load", p, s, err, { dead, dead .. ".input" })
+  local code = common.finish("load", p, s, err, { dead, dead .. ".input" }, {
+    indices = s.per_index, replay = common.replay_command(opts.url) })
   return interrupt.exit_code(s.interrupted) or code
 end
 

@@ -29,7 +29,7 @@ usage: espipe reindex SRC DEST [options]
   --rate N           at most N documents per second
   --batch-docs N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
-]] .. common.job_usage .. [[
+]] .. common.job_usage .. "\n" .. common.index_setup_usage .. [[
 
   --restore FILE     put back the settings --tune-dest saved in FILE
   --quiet / --json   no progress / summary as JSON on stdout
@@ -44,6 +44,7 @@ local spec = {
   restore = "string", quiet = "boolean", json = "boolean", refresh = "boolean",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
+for k, v in pairs(common.index_setup_flags) do spec[k] = v end
 common.with_tls(spec)
 usage = usage .. "\n" .. common.tls_usage
 
@@ -81,7 +82,7 @@ local function run(argv)
   if opts.transform then
     local terr
     transform, terr = load_transform(opts.transform)
-    if not transform then return common.usage_error("reindex", tostring(terr), usage) end
+    if not transform then return common.run_error("reindex", "transform " .. tostring(terr)) end
   end
   local query
   if opts.query then
@@ -91,10 +92,14 @@ local function run(argv)
   end
   local job, jerr = common.job_options(opts)
   if not job then return common.usage_error("reindex", jerr, usage) end
+  local set, serr = common.index_setup(durl, opts, dindex)
+  if not set then return common.run_error("reindex", serr) end
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
   local dead = opts.dead_letter or "espipe-deadletter.ndjson"
   local p = common.progress("reindex", opts)
+  local resume = require "espipe.cli.resume"
+  local prior = resume.before(opts.checkpoint)
   local on_tuned
   if opts.tune_dest then
     on_tuned = function(state_path)
@@ -116,9 +121,14 @@ local function run(argv)
     retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
     trap_signals = true,
   })
-  if not ok then return common.usage_error("reindex", tostring(summary), usage) end
-  local s = summary or partial or {}
-  local code = common.finish("reindex", p, s, err, { dead, dead .. ".transform" })
+  if not ok then return common.run_error("reindex", summary, true) end
+  -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
+  if not summary and not partial then return common.run_error("reindex", err) end
+  local this, whole = resume.after(opts.checkpoint, prior, summary or partial or {})
+  if whole then this.job = whole end -- --json: the whole job's counts beside this run's
+  local code = common.finish("reindex", p, this, err, { dead, dead .. ".transform" }, {
+    indices = { [dindex] = this.sent }, job = whole, replay = common.replay_command(durl) })
+  local s = this
   return interrupt.exit_code(s.interrupted) or code
 end
 

@@ -51,6 +51,28 @@ function M.client(url, opts)
                                          max_inflight = most and math.max(8, most) }
 end
 
+-- The requests of a one-shot command (count, indices): what can succeed
+-- later is retried for 30 s, like a job's setup requests.
+function M.setup(url, opts)
+  local policy = require("espipe.client.retry").new { retry_for = 30 }
+  return require("espipe.pipeline.setup").new(M.client(url, opts), policy)
+end
+
+-- --create-index / --update-mapping / --template: the flags, their usage,
+-- and their setup before a job (nil, message when it cannot be done).
+M.index_setup_flags = { create_index = "string", update_mapping = "boolean", template = "string" }
+M.index_setup_usage = [[
+  --create-index FILE  settings and mappings (JSON) for the destination: created when missing,
+                     its mapping compared when present (a difference is an error); with
+                     a load by date pattern, an index template gives each month index it
+  --update-mapping   put the file's mapping on an existing index whose mapping differs
+  --template FILE    install FILE as an index template (named after the file) first]]
+function M.index_setup(url, opts, index, pattern)
+  if not (opts.create_index or opts.template) then return true end
+  return require("espipe.cli.index_setup").apply(M.setup(url, opts), { index = index, pattern = pattern,
+    create_index = opts.create_index, update_mapping = opts.update_mapping, template = opts.template })
+end
+
 -- The job options the load and reindex commands share (--retry-for,
 -- --max-errors, --timeout, --stall-timeout), checked; nil, message on a bad value.
 M.job_flags = { retry_for = "number", max_errors = "string", stall_timeout = "number", timeout = "number",
@@ -101,11 +123,34 @@ function M.job_options(opts)
 end
 
 function M.progress(label, opts)
-  return require("espipe.pipeline.progress").new { label = label, quiet = opts.quiet, json = opts.json }
+  local p = require("espipe.pipeline.progress").new { label = label, quiet = opts.quiet }
+  p.json = opts.json
+  return p
 end
 
--- Prints the summary and returns the exit status: 0, or 1 when anything
--- failed or was dead-lettered (naming where it went).
+-- The size of a regular file (nil for stdin, a FIFO, ...): the total of a load's progress.
+function M.file_size(path)
+  if path == "-" then return nil end
+  -- not opened unless regular: opening a FIFO waits for its writer
+  local ok, how, code = os.execute("test -f '" .. path:gsub("'", "'\\''") .. "'")
+  if not (ok == 0 or (ok == true and how == "exit" and code == 0)) then return nil end
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size and size > 0 and size or nil
+end
+
+-- What replays a dead letter: "espipe load --format deadletter PATH [--url URL]"
+-- (the URL without its credentials: a summary is never a place for a password).
+function M.replay_command(url)
+  url = url and require("espipe.client.url").redact(url)
+  return function(path)
+    if path:find("%.input$") then return nil end -- bad input lines: fixed by hand, not replayed
+    return "espipe load --format deadletter " .. path .. (url and (" --url " .. url) or "") .. "   (to replay)"
+  end
+end
+
 -- The dead-letter files of a job that hold something.
 local function written(paths)
   local where = {}
@@ -119,20 +164,41 @@ local function written(paths)
   return where
 end
 
-function M.finish(name, p, summary, err, dead_paths)
+local function verdict(summary, err)
+  if summary.interrupted then return "interrupted by " .. summary.interrupted end
+  if err then return "stopped" end
+  return "done"
+end
+
+-- Prints the summary (--json: also as JSON on stdout) and returns the exit
+-- status: 0, 1 when anything failed or was dead-lettered (naming where it
+-- went), 2 when the job could not run (systemic: the cluster cannot be used).
+-- ctx: espipe.cli.summary's (indices, replay, job); ctx.dead: the dead-letter paths to look at.
+function M.finish(name, p, summary, err, dead_paths, ctx)
   local json = require "espipe.json"
   summary = summary or {}
+  ctx = ctx or {}
   if err then summary.error = tostring(err) end
+  summary.elapsed = summary.elapsed or p:elapsed()
   local failed = (summary.failed or 0) + (summary.bad_lines or 0) + (summary.transform_errors or 0)
-  -- systemic: the cluster cannot be used (401/403, TLS, unknown host,
-  -- refused at start): one line and exit 2, no summary of a job that never ran
+  -- systemic: one line and exit 2, no summary of a job that never ran
   local systemic = type(err) == "table" and err.kind == "systemic"
-  if systemic then p.quiet = true end
-  p:finish(summary, json.encode)
+  if p.json then
+    io.stdout:write(json.encode(summary), "\n")
+    io.stdout:flush()
+  end
+  local where = failed > 0 and written(dead_paths) or {}
+  if not p.quiet and not systemic then
+    local whole = ctx.job or summary
+    p:complete { done = whole.ok or whole.rows, retries = summary.retried,
+                 failed = summary.failed, whole = not err }
+    local block = { indices = ctx.indices, job = ctx.job, verdict = verdict(summary, err), dead = where }
+    if #where > 0 and ctx.replay then block.replay = ctx.replay(where[1]) end
+    io.stderr:write(require("espipe.cli.summary").block(name, summary, block))
+  end
   if err then io.stderr:write("espipe ", name, ": ", tostring(err), "\n") end
   if failed > 0 and not systemic then
     -- also when the job stopped early (error budget, stall): say where its failures went
-    local where = written(dead_paths)
     io.stderr:write("espipe ", name, ": ", failed, " document(s) dead-lettered",
       #where > 0 and (" to " .. table.concat(where, ", ")) or "", "\n")
   end
@@ -140,8 +206,20 @@ function M.finish(name, p, summary, err, dead_paths)
   return failed > 0 and 1 or 0
 end
 
+-- A usage error: what is wrong, then the usage (exit 2).
 function M.usage_error(name, msg, usage)
   io.stderr:write("espipe ", name, ": ", msg, "\n", usage, "\n")
+  return 2
+end
+
+-- A job that could not run (a wrong option value the library refused, a
+-- transform that does not compile, ...): one line, no usage (exit 2).
+-- raised: msg is what a pcall caught (a library's wrong-argument error): its
+-- Lua source position is left out.
+function M.run_error(name, msg, raised)
+  msg = tostring(msg)
+  if raised then msg = msg:gsub("^[^:]*%.lua:%d+: ", "") end
+  io.stderr:write("espipe ", name, ": ", msg, "\n")
   return 2
 end
 

@@ -109,12 +109,15 @@ function Job:add(action, source, meta, index)
   elseif action == "update" then ok, err = ix:update(source, meta)
   else ok, err = ix:delete(meta) end
   if ok == nil and err then self.failure = err return false end
-  if index then self.indices[index] = true end
+  local target = index or self.opts.index
+  if target then self.indices[target] = (self.indices[target] or 0) + 1 end
   local s = self.summary
   s.read = s.read + 1
   if self.progress and s.read % 1000 == 0 then
-    local st = ix:stats_now()
-    self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning }
+    local st, r = ix:stats_now(), self.reader
+    -- position: compressed bytes read (the file's size is the total); bytes: input read
+    self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning,
+                           bytes = r.offset, position = r.f:seek("cur") }
   end
   return true
 end
@@ -358,6 +361,7 @@ function Job:finish(raised)
   end
   for k, v in pairs(stats) do s[k] = v end
   if self.bad_dl.count > 0 then s.bad_lines_file = self.bad_dl.path end
+  s.per_index = self.indices -- documents sent to each index
   if opts.refresh ~= false and (s.ok or 0) > 0 then
     local rok, rerr = refresh(opts.client, self.indices)
     if not rok then
@@ -403,7 +407,7 @@ function M.run(opts)
   local job = setmetatable({
     opts = opts, on_bad = on_bad, name_of = name_of, pattern_fields = pattern_fields,
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
-    reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = true } or {},
+    reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = 0 } or {},
     bad_dl = deadletter.new(dead .. ".input"),
     summary = { read = 0, bad_lines = 0, unreplayable = 0 },
   }, Job)

@@ -353,7 +353,8 @@ local function run_job(opts, src, dst, op)
     maybe_save()
     if opts.progress then
       local s = ix:stats_now()
-      opts.progress:update { done = summary.scanned, retries = s.retried, failed = s.failed, tuning = s.tuning }
+      opts.progress:update { done = summary.scanned, bytes = s.bytes, retries = s.retried, failed = s.failed,
+                             tuning = s.tuning }
     end
     if opts.rate and opts.rate > 0 then
       local ahead = summary.scanned / opts.rate - (now(src.client) - started)

@@ -1,0 +1,17 @@
+-- What the CLI specs share: bin/espipe run as a process in a directory.
+local S = require "pipeline.support"
+local J = require "pipeline.jobs"
+
+local M = {}
+
+M.bin = J.bin:sub(1, 1) == "/" and J.bin or (os.getenv("PWD") .. "/" .. J.bin)
+
+-- bin/espipe args run in dir -> exit code, stdout, stderr
+function M.espipe_in(dir, args)
+  local logs = S.tmpdir()
+  local code = J.exec("cd " .. S.q(dir) .. " && " .. S.q(M.bin) .. " " .. args .. " >" .. S.q(logs .. "/out")
+    .. " 2>" .. S.q(logs .. "/err"))
+  return code, S.read(logs .. "/out"), S.read(logs .. "/err")
+end
+
+return M
