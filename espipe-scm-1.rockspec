@@ -48,6 +48,7 @@ build = {
     ["espipe.client.scan"] = "lua/espipe/client/scan.lua",
     ["espipe.client.url"] = "lua/espipe/client/url.lua",
     ["espipe.client.version"] = "lua/espipe/client/version.lua",
+    ["espipe.client.wire"] = "lua/espipe/client/wire.lua",
     ["espipe.client.retry"] = "lua/espipe/client/retry.lua",
     ["espipe.client.adaptive"] = "lua/espipe/client/adaptive.lua",
     ["espipe.errors"] = "lua/espipe/errors.lua",
