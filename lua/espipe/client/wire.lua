@@ -27,7 +27,8 @@ end
 -- The id in the open call's answer: `id` (Elasticsearch) or `pit_id` (OpenSearch).
 function M.pit_id(v, answer)
   if type(answer) ~= "table" then return nil end
-  return profile(v).pit == "opensearch" and answer.pit_id or answer.id
+  if profile(v).pit == "opensearch" then return answer.pit_id end
+  return answer.id
 end
 
 -- The request that releases a point in time.
