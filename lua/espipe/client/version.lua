@@ -12,8 +12,11 @@
 --   pit_slices   slicing inside a point in time (Elasticsearch 7.15+, after
 --                the 7.x backport of #74457; OpenSearch 2.4+); otherwise a
 --                sliced read uses sliced scrolls
---   tiebreaker   the sort that makes search_after total: "_shard_doc"
---                (Elasticsearch 7.12+) or "_doc"
+--   pit_sort     the cheapest sort that makes search_after in a PIT total:
+--                { "_shard_doc" } (Elasticsearch 7.12+, OpenSearch 3.3+ after
+--                OpenSearch#18924); before those { "_doc", "_id" }: _doc alone
+--                is a per-shard Lucene id, so a page ending on id N would skip
+--                another shard's hits with that same N
 local M = {}
 
 local tonumber, type = tonumber, type
@@ -30,11 +33,11 @@ local function capabilities(v)
   if es then
     v.pit = at_least(v, 7, 10) and "elasticsearch" or nil
     v.pit_slices = at_least(v, 7, 15)
-    v.tiebreaker = at_least(v, 7, 12) and "_shard_doc" or "_doc"
+    v.pit_sort = at_least(v, 7, 12) and { "_shard_doc" } or { "_doc", "_id" }
   else
     v.pit = at_least(v, 2, 4) and "opensearch" or nil
     v.pit_slices = at_least(v, 2, 4)
-    v.tiebreaker = "_doc"
+    v.pit_sort = at_least(v, 3, 3) and { "_shard_doc" } or { "_doc", "_id" }
   end
   return v
 end

@@ -41,7 +41,9 @@ end
 
 -- The default sort of a PIT scan: the cheapest total order the cluster has.
 function M.pit_sort(v)
-  return { profile(v).tiebreaker }
+  local sort = {}
+  for i, key in ipairs(profile(v).pit_sort) do sort[i] = key end
+  return sort
 end
 
 -- hits.total as a number, whichever form the cluster answered in
