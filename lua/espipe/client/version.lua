@@ -69,6 +69,31 @@ function M.from_info(info)
   return M.parse(info.version.number, info.version.distribution)
 end
 
+-- Each client's cluster profile, read once (weak keys: a dropped client
+-- takes its entry with it).
+local known = setmetatable({}, { __mode = "k" })
+
+-- version.of(client) -> profile, or nil and err: GET / on first use.
+function M.of(client)
+  local v = known[client]
+  if v then return v end
+  local info, err = client:info {}
+  if not info then return nil, err end
+  local msg
+  v, msg = M.from_info(info)
+  if not v then
+    return nil, require("espipe.errors").new { kind = "http", message = "GET /: " .. msg }
+  end
+  known[client] = v
+  return v
+end
+
+-- The profile if this client has read it already, else nil (Elasticsearch 8
+-- is then assumed, and a scan asks when the assumption fails).
+function M.known(client)
+  return known[client]
+end
+
 -- "elasticsearch 8.15.0" / "opensearch 2.11.1": for summaries and errors.
 function M.describe(v)
   return v.distribution .. " " .. v.number

@@ -62,4 +62,30 @@ function M.get(name)
   }
 end
 
+-- The wire profile of the running server (opts.flavor from `espipe serve`),
+-- cached: handlers ask on every request.
+local cached_name, cached_wire
+function M.wire_of(opts)
+  local name = opts and opts.flavor or M.DEFAULT
+  if name ~= cached_name then
+    cached_wire = assert(M.get(name)).wire
+    cached_name = name
+  end
+  return cached_wire
+end
+
+-- Whether the running server sorts on _shard_doc (a PIT's implicit
+-- tiebreaker); without it `_shard_doc` is an unmapped field, as it is to
+-- Elasticsearch before 7.12 and to OpenSearch before 3.3.
+function M.has_shard_doc(opts)
+  return M.wire_of(opts).pit_sort[1] == "_shard_doc"
+end
+
+-- Whether `_id` can be sorted on: fielddata on _id is off from
+-- Elasticsearch 8.0; 7.x and OpenSearch allow it (with a deprecation warning).
+function M.sorts_on_id(opts)
+  local wire = M.wire_of(opts)
+  return wire.distribution == "opensearch" or wire.major < 8
+end
+
 return M
