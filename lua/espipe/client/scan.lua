@@ -384,8 +384,9 @@ function Scan:_without_pit(err)
     self.method = "scroll"
     return true
   end
-  return nil, err or errors.new { kind = "config", message = "scan: " .. version.describe(self.wire)
-    .. " has no point-in-time API; use method = \"scroll\"" }
+  -- (the cluster's own refusal, when there was one, keeps its status and type)
+  return nil, errors.new { kind = "config", status = err and err.status, type = err and err.type, cause = err,
+    message = "scan: " .. version.describe(self.wire) .. " has no point-in-time API; use method = \"scroll\"" }
 end
 
 function Scan:_open_pit()
@@ -404,8 +405,11 @@ function Scan:_open_pit()
     local v = version.of(self.client)
     if v and v.pit ~= "elasticsearch" then
       self.wire = v
-      return self:_open_pit()
+      if v.pit then return self:_open_pit() end
     end
+  end
+  if self.wire == nil and not self.may_fall_back then
+    return nil, err -- (the cluster did not say what it is: its refusal as it came)
   end
   return self:_without_pit(err)
 end
