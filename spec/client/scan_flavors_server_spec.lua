@@ -62,6 +62,23 @@ for _, case in ipairs {
       end)
     end
 
+    it("hands out raw pages (as exports read them) with every document once", function()
+      local s = client:scan("docs", nil, { slices = 2, size = 100, raw_pages = true, advance = true })
+      local total = 0
+      while true do
+        local page, err = s:next_page()
+        assert.is_nil(err)
+        if not page then break end
+        local v = assert(require("espipe.core").search_response(tostring(page.body)))
+        total = total + #v.hits.hits
+        assert.truthy(total <= N, "more hits than documents: a page came twice")
+        assert(s:advance(page))
+      end
+      s:close()
+      assert.equal(N, total)
+      assert.equal(case.method, s.method)
+    end)
+
     it("knows the cluster once it has asked", function()
       local v = assert(version.of(client))
       assert.equal(case.flavor:match("^opensearch") and "opensearch" or "elasticsearch", v.distribution)

@@ -329,9 +329,25 @@ function Scan:_complete_raw(sl, body)
   return self:_settle(sl, page, pos)
 end
 
+-- A raw scroll page's _scroll_id (the page readers return positions, which a
+-- scroll does not have): the first field of the answer, else a full decode.
+local function raw_scroll_id(body)
+  local text = tostring(body)
+  local id = text:match('^%s*{%s*"_scroll_id"%s*:%s*"([^"\\]*)"')
+  if id then return id end
+  local v = search_response(text)
+  return type(v) == "table" and v._scroll_id or nil
+end
+
 -- The slice moves past page: its position recorded, its next page requested.
 function Scan:_settle(sl, page, pos)
   local n = pos.hits
+  if self.method == "scroll" and self.raw_pages then
+    -- without it the next request would start the scroll again: the same hits forever
+    local id = raw_scroll_id(page.body)
+    if not id then return nil, bad_page(sl, "a scroll page without _scroll_id") end
+    sl.scroll_id, self.scroll_ids[id] = id, true
+  end
   if n > 0 and pos.search_after == nil and self.method == "pit" then
     return nil, bad_page(sl, "hits without sort values")
   end
