@@ -31,6 +31,15 @@ local function transformed(doc)
 end
 local TRANSFORM = "return function(doc) doc.n2 = doc.n * 2 return doc end\n"
 
+-- plain deep equality: assert.same's machinery costs seconds over 50k documents,
+-- so it is called only to report a difference
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
 -- every hit of an index: id -> { source, routing }
 local function read_all(client, index)
   local out, count = {}, 0
@@ -83,8 +92,8 @@ describe("cross-version migration #server", function()
           local want = source_doc(i)
           if mode == "transform" then want = transformed(want) end
           local g = got["d" .. i]
-          assert.same(want, g and g.source, "d" .. i)
-          assert.equal(routing_of(i), g.routing, "routing of d" .. i)
+          if not (g and same(want, g.source)) then assert.same(want, g and g.source, "d" .. i) end
+          if g.routing ~= routing_of(i) then assert.equal(routing_of(i), g.routing, "routing of d" .. i) end
         end
       end)
     end
