@@ -313,6 +313,9 @@ describe("scan on a cluster without point in time", function()
   local function old_cluster()
     local sent = 0
     return function(req)
+      if req.path == "/" then -- asked once the PIT is refused: which cluster is this?
+        return { status = 200, body = '{"version":{"number":"7.9.3"},"tagline":"You Know, for Search"}' }
+      end
       if req.path:match("/_pit$") then
         return { status = 400, body = '{"error":{"type":"illegal_argument_exception",'
           .. '"reason":"request [/src/_pit] contains unrecognized parameter: [keep_alive]"},"status":400}' }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Real Elasticsearch clients nobody here wrote (Debian's elasticsearch-py 7.17,
 # @elastic/elasticsearch 8 from npm) against one `espipe serve` on a free
-# loopback port. Prints one TAP stream on stdout (suites renumbered into one
+# loopback port, and the version-specific ones (elasticsearch-py 7.17,
+# @opensearch-project/opensearch 2) against the --flavor they speak. Prints one TAP stream on stdout (suites renumbered into one
 # plan); exits 1 when anything failed. The server is stopped by its pid and
 # the work directory removed on every exit path.
 # Then Elasticsearch's own YAML REST tests (yaml_rest.py, which starts its own server).
@@ -15,10 +16,10 @@ pidfile="$work/serve.pid"
 results="$work/results.tap"
 : > "$results"
 
-stop_server() {
-    if [ -s "$pidfile" ]; then
-        pid=$(cat "$pidfile")
-        TMPDIR="$work" lua5.4 bin/espipe serve --stop --pid-file "$pidfile" >/dev/null 2>&1
+stop_one() {
+    if [ -s "$1" ]; then
+        pid=$(cat "$1")
+        TMPDIR="$work" lua5.4 bin/espipe serve --stop --pid-file "$1" >/dev/null 2>&1
         # in case --stop could not: the nginx master by its pid, then wait for it
         if kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null
@@ -26,6 +27,10 @@ stop_server() {
             while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
         fi
     fi
+}
+# every server this script started: the default one and the flavoured ones
+stop_server() {
+    for f in "$work"/*.pid; do stop_one "$f"; done
     rm -rf "$work"
 }
 trap stop_server EXIT
@@ -107,6 +112,40 @@ else
     else
         fail_line "node suite: @elastic/elasticsearch is not installed (npm install --prefix spec/node)"
     fi
+fi
+
+# The version-specific clients against the flavour they were written for
+# (espipe serve --flavor): elasticsearch-py 7.17 against es-7.17, and
+# @opensearch-project/opensearch 2 against opensearch-2.
+start_flavor() { # start_flavor FLAVOR -> prints the URL, or nothing
+    fport=$(free_port)
+    [ -n "$fport" ] || return 1
+    TMPDIR="$work" lua5.4 bin/espipe serve --host 127.0.0.1 --port "$fport" --daemon --flavor "$1" \
+        --pid-file "$work/flavor-$1.pid" > "$work/serve-$1.log" 2>&1 || return 1
+    echo "http://127.0.0.1:$fport"
+}
+echo "# python elasticsearch client 7.17 against --flavor es-7.17"
+if "$python" -c 'import elasticsearch' 2>/dev/null; then
+    if furl=$(start_flavor es-7.17); then
+        default_url=$ES_URL
+        ES_URL=$furl
+        run_suite python-es-7.17 "$python" spec/conformance/python_client.py
+        ES_URL=$default_url
+    else
+        fail_line "python suite: espipe serve --flavor es-7.17 did not start"
+    fi
+fi
+echo "# node @opensearch-project/opensearch client against --flavor opensearch-2"
+if [ -d spec/node/node_modules/@opensearch-project/opensearch ]; then
+    if furl=$(start_flavor opensearch-2); then
+        OPENSEARCH_URL=$furl
+        export OPENSEARCH_URL
+        run_suite node-opensearch node --test --test-reporter=tap spec/conformance/opensearch_client.test.mjs
+    else
+        fail_line "opensearch suite: espipe serve --flavor opensearch-2 did not start"
+    fi
+else
+    fail_line "opensearch suite: @opensearch-project/opensearch is not installed (npm install --prefix spec/node)"
 fi
 
 # Elasticsearch's own YAML REST tests, with their own server

@@ -20,6 +20,9 @@ usage: espipe serve [options]
   --capacity SPEC        model a loaded cluster's bulk capacity, e.g.
                          docs_per_s=40000,per_request_ms=3,per_shard_ms=1.5,hop_ms=1,queue=200,nodes=3
                          (per node; change_after_s=30,change_factor=0.5 halves it after 30 s)
+  --flavor F             answer as another release: es-6.8, es-7.17, es-8.15 (default),
+                         es-9 or opensearch-2 (GET /, point-in-time API, hits.total form,
+                         _shard_doc); see README's version table
   --seed N               seed for --chaos (default 1): same seed, same requests, same faults
   --blackhole            acknowledge bulk items without storing them (client benchmarks)
   --workers N            nginx workers; more than 1 only with --blackhole, since
@@ -81,7 +84,7 @@ local FLAGS = {
   host = "value", port = "int", data = "value", nodes = "int", chaos = "value",
   seed = "int", workers = "int", blackhole = "bool", daemon = "bool", stop = "bool",
   ["pid-file"] = "value", ["max-content-length"] = "value", auth = "value", tls = "bool",
-  capacity = "value",
+  capacity = "value", flavor = "value",
 }
 M.flags = FLAGS -- for the help spec: what --help must list
 
@@ -136,6 +139,10 @@ function M.parse_args(args)
   if o.capacity then
     local cerr = M.check_capacity(o, args)
     if cerr then return nil, cerr end
+  end
+  if o.flavor then
+    local ok, ferr = require("espipe.server.flavors").get(o.flavor)
+    if not ok then return nil, "--flavor: " .. ferr end
   end
   return o
 end
@@ -214,6 +221,7 @@ local function banner(o)
   if o.auth then lines[#lines + 1] = "  auth: basic user " .. o.auth:match("^[^:]+") .. ", or an API key" end
   if o.tls_files then lines[#lines + 1] = "  TLS: CA certificate " .. o.tls_files.ca end
   if o.capacity then lines[#lines + 1] = "  capacity model: " .. o.capacity end
+  if o.flavor then lines[#lines + 1] = "  answering as: " .. o.flavor end
   return table.concat(lines, "\n")
 end
 
@@ -300,7 +308,7 @@ function M.run(args)
     run_as_root = is_root, tls = o.tls_files,
     app = {
       host = o.host, port = o.port, nodes = o.nodes, data = o.data, chaos = o.chaos,
-      seed = o.seed, blackhole = o.blackhole or false, capacity = o.capacity,
+      seed = o.seed, blackhole = o.blackhole or false, capacity = o.capacity, flavor = o.flavor,
       max_content_length = o.max_content_length, auth = o.auth,
     },
   }

@@ -77,6 +77,8 @@ local errors = require("espipe.errors")
 local options = require("espipe.options")
 local url = require("espipe.client.url")
 local retry_mod = require("espipe.client.retry")
+local version = require("espipe.client.version")
+local wire = require("espipe.client.wire")
 
 local type, ipairs, pairs, tostring, error, setmetatable = type, ipairs, pairs, tostring, error, setmetatable
 local min, remove = math.min, table.remove
@@ -152,6 +154,7 @@ function M.new(client, index, query, opts, level)
     raw_pages = raw_pages, advance_mode = raw_pages and opts.advance == true,
     keep_pit = opts.keep_pit == true,
     pit_id = opts.pit_id, saved_pit = opts.pit_id ~= nil, restarted = nil,
+    wire = version.known(client), -- nil: Elasticsearch 8 until the cluster says otherwise
     ready = {}, slice = {}, pending = {}, n_pending = 0, delayed = {},
     started = false, closed = false, pos = 0, handed_pos = {},
   }, Scan)
@@ -178,7 +181,7 @@ function Scan:_search_body(sl)
   if self.nslices > 1 then b.slice = { id = sl.id, max = self.nslices } end
   if self.method == "pit" then
     b.pit = { id = self.pit_id, keep_alive = self.keep_alive }
-    b.sort = self.sort or { "_shard_doc" }
+    b.sort = self.sort or wire.pit_sort(self.wire)
     if sl.after then b.search_after = sl.after end
   else
     b.sort = { "_doc" }
@@ -326,9 +329,25 @@ function Scan:_complete_raw(sl, body)
   return self:_settle(sl, page, pos)
 end
 
+-- A raw scroll page's _scroll_id (the page readers return positions, which a
+-- scroll does not have): the first field of the answer, else a full decode.
+local function raw_scroll_id(body)
+  local text = tostring(body)
+  local id = text:match('^%s*{%s*"_scroll_id"%s*:%s*"([^"\\]*)"')
+  if id then return id end
+  local v = search_response(text)
+  return type(v) == "table" and v._scroll_id or nil
+end
+
 -- The slice moves past page: its position recorded, its next page requested.
 function Scan:_settle(sl, page, pos)
   local n = pos.hits
+  if self.method == "scroll" and self.raw_pages then
+    -- without it the next request would start the scroll again: the same hits forever
+    local id = raw_scroll_id(page.body)
+    if not id then return nil, bad_page(sl, "a scroll page without _scroll_id") end
+    sl.scroll_id, self.scroll_ids[id] = id, true
+  end
   if n > 0 and pos.search_after == nil and self.method == "pit" then
     return nil, bad_page(sl, "hits without sort values")
   end
@@ -375,20 +394,40 @@ end
 ----------------------------------------------------------------------------
 -- Contexts
 
+-- No point in time here: a scroll when the scan may fall back, else the error.
+function Scan:_without_pit(err)
+  if self.may_fall_back then
+    self.method = "scroll"
+    return true
+  end
+  -- (the cluster's own refusal, when there was one, keeps its status and type)
+  return nil, errors.new { kind = "config", status = err and err.status, type = err and err.type, cause = err,
+    message = "scan: " .. version.describe(self.wire) .. " has no point-in-time API; use method = \"scroll\"" }
+end
+
 function Scan:_open_pit()
-  local r, err = self.client:json_request_retrying({ method = "POST", path = "/" .. self.index .. "/_pit",
-                                                     query = "keep_alive=" .. self.keep_alive }, self.retry)
+  local req = wire.pit_open(self.wire, self.index, self.keep_alive)
+  if not req then return self:_without_pit() end
+  local r, err = self.client:json_request_retrying(req, self.retry)
   if r then
-    self.pit_id = r.id
+    self.pit_id = wire.pit_id(self.wire, r)
     return true
   end
   local no_pit_api = err.kind == "http" and (err.status == 400 or err.status == 404 or err.status == 405)
     and err.type ~= "index_not_found_exception"
-  if self.may_fall_back and no_pit_api then
-    self.method = "scroll"
-    return true
+  if not no_pit_api then return nil, err end
+  if self.wire == nil then
+    -- the Elasticsearch PIT is missing: which cluster is this, and has it another?
+    local v = version.of(self.client)
+    if v and v.pit ~= "elasticsearch" then
+      self.wire = v
+      if v.pit then return self:_open_pit() end
+    end
   end
-  return nil, err
+  if self.wire == nil and not self.may_fall_back then
+    return nil, err -- (the cluster did not say what it is: its refusal as it came)
+  end
+  return self:_without_pit(err)
 end
 
 function Scan:_open()
@@ -464,7 +503,7 @@ function Scan:_release(from_gc)
   local req
   if self.method == "pit" and self.pit_id then
     if self.keep_pit and not self:_finished() then return true end
-    req = { method = "DELETE", path = "/_pit", body = json.encode{ id = self.pit_id } }
+    req = wire.pit_close(self.wire, self.pit_id)
   elseif self.scroll_ids and next(self.scroll_ids) then
     local ids = {}
     for id in pairs(self.scroll_ids) do ids[#ids + 1] = id end

@@ -4,25 +4,20 @@ local json = require("espipe.server.json")
 local cluster = require("espipe.server.cluster")
 local stats = require("espipe.server.stats")
 local params = require("espipe.server.params")
+local flavors = require("espipe.server.flavors")
 
 local M = {}
 
 M.CLUSTER_NAME = "espipe"
-M.VERSION = "8.15.0"
 
 local function node_id(i) return "espipe-node-" .. i end
 local function node_name(i) return "espipe-" .. i end
 
 function M.root(req)
+  local flavor = assert(flavors.get(req.opts and req.opts.flavor))
   return 200, {
     name = node_name(req.node), cluster_name = M.CLUSTER_NAME, cluster_uuid = cluster.state.cluster_uuid,
-    version = {
-      number = M.VERSION, build_flavor = "default", build_type = "docker",
-      build_hash = "espipe-dev-server", build_date = "2024-08-05T10:05:34.233336849Z",
-      build_snapshot = false, lucene_version = "9.11.1",
-      minimum_wire_compatibility_version = "7.17.0", minimum_index_compatibility_version = "7.0.0",
-    },
-    tagline = "You Know, for Search",
+    version = flavor.version, tagline = flavor.tagline,
   }
 end
 
@@ -141,6 +136,11 @@ local function host_of(req)
   return h
 end
 
+-- the version number this server answers as (--flavor)
+local function version_number(req)
+  return assert(flavors.get(req.opts and req.opts.flavor)).version.number
+end
+
 function M.nodes(req)
   local out = json.object()
   local port = req.opts.port or 9200
@@ -148,7 +148,7 @@ function M.nodes(req)
     local addr = host_of(req) .. ":" .. (port + i)
     out[node_id(i)] = {
       name = node_name(i), transport_address = addr, host = host_of(req), ip = host_of(req),
-      version = M.VERSION, roles = { "data", "ingest", "master" },
+      version = version_number(req), roles = { "data", "ingest", "master" },
       http = { bound_address = { addr }, publish_address = addr, max_content_length_in_bytes = req.opts.max_content_length },
     }
   end
@@ -252,7 +252,7 @@ function M.search_shards(req)
         local addr = host_of(req) .. ":" .. (port + shard.node)
         nodes[node_id(shard.node)] = { name = node_name(shard.node), ephemeral_id = node_id(shard.node) .. "-e",
           transport_address = addr, external_id = "", attributes = json.object(), roles = { "data", "master" },
-          version = M.VERSION, min_index_version = 7000099, max_index_version = 8512000 }
+          version = version_number(req), min_index_version = 7000099, max_index_version = 8512000 }
         groups[#groups + 1] = { { index = idx.name, node = node_id(shard.node), relocating_node = json.null,
           primary = true, shard = i, state = "STARTED",
           allocation_id = { id = idx.uuid .. "-" .. i } } }

@@ -12,6 +12,7 @@ local query = require("espipe.server.query")
 local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
 local search_hits = require("espipe.server.search_hits")
+local flavors = require("espipe.server.flavors")
 local strbuf = require("string.buffer")
 
 
@@ -90,7 +91,7 @@ end
 -- a PIT search always ends its sort with the _shard_doc tiebreaker
 -- (not when search_after holds exactly the values of the sort asked for: a
 -- page after one read without the tiebreaker, as ES allows)
-local function with_tiebreak(sort_spec, search_after)
+local function with_tiebreak(sort_spec, search_after, has_shard_doc)
   local list = json.array()
   if sort_spec ~= nil then
     if type(sort_spec) == "table" and (json.is_array(sort_spec) or sort_spec[1] ~= nil) then
@@ -103,8 +104,32 @@ local function with_tiebreak(sort_spec, search_after)
     if s == "_shard_doc" or (type(s) == "table" and s._shard_doc) then return list end
   end
   if type(search_after) == "table" and #list > 0 and #search_after == #list then return list end
+  if not has_shard_doc then return #list > 0 and list or nil end
   list[#list + 1] = "_shard_doc"
   return list
+end
+
+-- whether a sort names a field (as a string or { field = ... })
+local function sorts_on(sort_spec, field)
+  if sort_spec == field then return true end
+  if type(sort_spec) ~= "table" then return false end
+  if sort_spec[field] ~= nil then return true end
+  for _, s in ipairs(sort_spec) do
+    if s == field or (type(s) == "table" and s[field] ~= nil) then return true end
+  end
+  return false
+end
+
+-- the sorts a flavour lacks: _shard_doc before ES 7.12 / OpenSearch 3.3, and
+-- _id in 8.x+, where fielddata on _id is off (indices.id_field_data.enabled)
+local function unsupported_sort(opts, sort_spec)
+  if not flavors.has_shard_doc(opts) and sorts_on(sort_spec, "_shard_doc") then
+    return es.fail(400, "query_shard_exception", "No mapping found for [_shard_doc] in order to sort on")
+  end
+  if not flavors.sorts_on_id(opts) and sorts_on(sort_spec, "_id") then
+    return es.fail(400, "illegal_argument_exception", "Fielddata access on the _id field is disallowed, you "
+      .. "can re-enable it by updating the dynamic cluster setting: indices.id_field_data.enabled")
+  end
 end
 
 -- The compiled query/sort and the view of a (context, query, slice, sort),
@@ -472,6 +497,7 @@ function M.search(req)
   end
   local as_int, astatus, abody = params.flag(req.args, "rest_total_hits_as_int", false)
   if as_int == nil then return astatus, abody end
+  if flavors.wire_of(req.opts).total_hits == "integer" then as_int, track = true, true end
   if as_int and type(body.track_total_hits) == "number" then
     return es.bad_request("[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got " .. track)
   end
@@ -519,7 +545,9 @@ function M.search(req)
   if s then return s, e end
 
   local sort_spec = body.sort
-  if pit_ctx then sort_spec = with_tiebreak(sort_spec, body.search_after) end
+  s, e = unsupported_sort(req.opts, sort_spec)
+  if s then return s, e end
+  if pit_ctx then sort_spec = with_tiebreak(sort_spec, body.search_after, flavors.has_shard_doc(req.opts)) end
   local sorted = sort_spec ~= nil
   local plan, err = plan_for(pit_ctx, snap, body, sort_spec)
   if not plan then return query_error(err) end
@@ -720,12 +748,29 @@ function M.open_pit(req)
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local n = sc.register({ kind = "pit", expires = ngx.now() + secs, snap = snap })
+  if flavors.wire_of(req.opts).pit == "opensearch" then
+    return 200, { pit_id = encode_id("pit", n), _shards = shards_header(snap.nshards),
+                  creation_time = math.floor(ngx.now() * 1000) }
+  end
   return 200, { id = encode_id("pit", n), _shards = shards_header(snap.nshards) }
+end
+
+-- OpenSearch: DELETE /_search/point_in_time {"pit_id": [ids]} answers per id
+local function close_pit_opensearch(body)
+  if body.pit_id == nil then return es.validation({ "pit_id is missing" }) end
+  local pits, any = json.array(), false
+  for _, id in ipairs(id_list(body.pit_id)) do
+    local ok = free("pit", { id }) > 0
+    any = any or ok
+    pits[#pits + 1] = { successful = ok, pit_id = id }
+  end
+  return any and 200 or 404, { pits = pits }
 end
 
 function M.close_pit(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
+  if flavors.wire_of(req.opts).pit == "opensearch" then return close_pit_opensearch(body) end
   if body.id == nil then return es.validation({ "point in time id is missing" }) end
   local freed = free("pit", id_list(body.id))
   return freed > 0 and 200 or 404, { succeeded = true, num_freed = freed }

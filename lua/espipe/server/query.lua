@@ -680,6 +680,8 @@ local function sort_key(field, opts, mappings)
   local key = { field = field, desc = order == "desc", missing = opts.missing or "_last",
     mode = opts.mode }
   if SPECIAL[field] then return key end
+  -- (whether _id may be sorted on is the flavour's: api_search asks first)
+  if field == "_id" then key.type, key.path = "keyword", "_id" return key end
   local ty, path = resolve_field(mappings, field)
   if ty == "text" or ty == "match_only_text" then
     return nil, qerr("Text fields are not optimised for operations that require per-document field data "

@@ -2,11 +2,14 @@
 -- path (400 "no handler found") and a known path with another method (405).
 local stats = require("espipe.server.stats")
 local url_params = require("espipe.server.url_params")
+local flavors = require("espipe.server.flavors")
 
 local M = {}
 
--- { methods, template, module, function }; first match wins, so literal
--- routes come before {index} ones.
+-- { methods, template, module, function[, needs] }; first match wins, so
+-- literal routes come before {index} ones. needs = "pit=<kind>": the route
+-- exists only where --flavor's wire has that point-in-time API (elsewhere the
+-- path answers as unknown, as it would there).
 local ROUTES = {
   { "GET HEAD", "/", "info", "root" },
   { "GET", "/_espipe/stats", "info", "stats" },
@@ -45,8 +48,10 @@ local ROUTES = {
   { "GET POST", "/_search/scroll/{scroll_id}", "search", "scroll" },
   { "DELETE", "/_search/scroll", "search", "clear_scroll" },
   { "DELETE", "/_search/scroll/{scroll_id}", "search", "clear_scroll" },
-  { "POST", "/{index}/_pit", "search", "open_pit" },
-  { "DELETE", "/_pit", "search", "close_pit" },
+  { "POST", "/{index}/_pit", "search", "open_pit", "pit=elasticsearch" },
+  { "DELETE", "/_pit", "search", "close_pit", "pit=elasticsearch" },
+  { "POST", "/{index}/_search/point_in_time", "search", "open_pit", "pit=opensearch" },
+  { "DELETE", "/_search/point_in_time", "search", "close_pit", "pit=opensearch" },
   { "GET POST", "/_count", "search", "count" },
   { "GET POST", "/{index}/_count", "search", "count" },
 
@@ -120,7 +125,8 @@ for i, r in ipairs(ROUTES) do
   end
   local methods = {}
   for m in r[1]:gmatch("%S+") do methods[m] = true end
-  compiled[i] = { segs = segs, methods = methods, module = r[3], fn = r[4], allowed = r[1] }
+  compiled[i] = { segs = segs, methods = methods, module = r[3], fn = r[4], allowed = r[1],
+                  needs_pit = r[5] and r[5]:match("^pit=(.+)$") }
 end
 
 local function split(path)
@@ -152,8 +158,9 @@ function M.dispatch(req)
   local segs = split(req.path)
   local allowed = {}
   local method = req.method
+  local pit = flavors.wire_of(req.opts).pit
   for _, route in ipairs(compiled) do
-    local params = match(route, segs)
+    local params = (route.needs_pit == nil or route.needs_pit == pit) and match(route, segs)
     if params then
       if route.methods[method] then
         local us, ub = url_params.check(route.module, route.fn, req.path, req.args)

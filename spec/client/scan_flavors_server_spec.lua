@@ -1,0 +1,111 @@
+-- client:scan against every dev-server flavour: each cluster's own point in
+-- time (or a scroll where it has none), every document exactly once, and no
+-- search context left open.
+local devserver = require("spec.support.devserver")
+local client_mod = require("espipe.client")
+local http = require("spec.support.http")
+local version = require("espipe.client.version")
+
+local N = 2500
+
+local function fill(client)
+  assert(client.indices:create { index = "docs", settings = { number_of_shards = 3 } })
+  local bi = client:bulk_indexer { index = "docs", batch_docs = 500 }
+  for i = 1, N do bi:index({ n = i }, { id = "d" .. i }) end
+  assert.equal(N, bi:close().ok)
+  client:refresh { index = "docs" }
+end
+
+local function scan_ids(client, opts)
+  local s = client:scan("docs", nil, opts)
+  local seen, count = {}, 0
+  while true do
+    local hit, err = s:next_hit()
+    assert.is_nil(err)
+    if not hit then break end
+    assert.is_nil(seen[hit._id], "twice: " .. hit._id)
+    seen[hit._id], count = true, count + 1
+  end
+  s:close()
+  return count, s
+end
+
+local function open_contexts(url)
+  local _, stats = http.json("GET", url .. "/_espipe/stats")
+  return stats.search
+end
+
+for _, case in ipairs {
+  { flavor = "opensearch-2", method = "pit" },
+  { flavor = "es-7.17", method = "pit" },
+  { flavor = "es-6.8", method = "scroll" },
+} do
+  describe("client:scan on " .. case.flavor .. " #server", function()
+    local server, client
+    setup(function()
+      server = devserver.start { nodes = 2, args = { "--flavor", case.flavor } }
+      client = client_mod.new { hosts = { server.url } }
+      fill(client)
+    end)
+    teardown(function()
+      if client then client:close() end
+      if server then server.stop() end
+    end)
+
+    for _, slices in ipairs { 1, 3 } do
+      it("reads every document once with " .. slices .. " slice(s), by " .. case.method, function()
+        -- small pages: many page boundaries, where a wrong tiebreaker skips hits
+        local count, s = scan_ids(client, { slices = slices, size = 7 })
+        assert.equal(N, count)
+        assert.equal(case.method, s.method)
+        assert.equal(0, open_contexts(server.url).open_contexts)
+      end)
+    end
+
+    it("hands out raw pages (as exports read them) with every document once", function()
+      local s = client:scan("docs", nil, { slices = 2, size = 100, raw_pages = true, advance = true })
+      local total = 0
+      while true do
+        local page, err = s:next_page()
+        assert.is_nil(err)
+        if not page then break end
+        local v = assert(require("espipe.core").search_response(tostring(page.body)))
+        total = total + #v.hits.hits
+        assert.truthy(total <= N, "more hits than documents: a page came twice")
+        assert(s:advance(page))
+      end
+      s:close()
+      assert.equal(N, total)
+      assert.equal(case.method, s.method)
+    end)
+
+    it("knows the cluster once it has asked", function()
+      local v = assert(version.of(client))
+      assert.equal(case.flavor:match("^opensearch") and "opensearch" or "elasticsearch", v.distribution)
+      -- a scan started now uses what is known without asking again
+      local count = scan_ids(client, { size = 500 })
+      assert.equal(N, count)
+    end)
+  end)
+end
+
+describe("client:scan asked for a PIT where there is none #server", function()
+  local server, client
+  setup(function()
+    server = devserver.start { args = { "--flavor", "es-6.8" } }
+    client = client_mod.new { hosts = { server.url } }
+    fill(client)
+  end)
+  teardown(function()
+    if client then client:close() end
+    if server then server.stop() end
+  end)
+
+  it("fails loudly, naming the version, instead of scrolling", function()
+    assert(version.of(client))
+    local s = client:scan("docs", nil, { method = "pit" })
+    local hit, err = s:next_hit()
+    assert.is_nil(hit)
+    assert.matches("elasticsearch 6.8.23 has no point%-in%-time API", tostring(err))
+  end)
+end)

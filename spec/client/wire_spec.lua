@@ -1,0 +1,48 @@
+-- espipe.client.wire: the request shapes that differ between cluster versions.
+local wire = require("espipe.client.wire")
+local version = require("espipe.client.version")
+local json = require("espipe.json")
+
+local es68, es717 = version.parse("6.8.23"), version.parse("7.17.22")
+local os2 = version.parse("2.11.1", "opensearch")
+
+describe("client.wire", function()
+  it("opens a point in time the way each distribution does, or not at all", function()
+    assert.same({ method = "POST", path = "/logs/_pit", query = "keep_alive=1m" }, wire.pit_open(nil, "logs", "1m"))
+    assert.same({ method = "POST", path = "/logs/_pit", query = "keep_alive=5m" }, wire.pit_open(es717, "logs", "5m"))
+    assert.same({ method = "POST", path = "/logs/_search/point_in_time", query = "keep_alive=1m" },
+                wire.pit_open(os2, "logs", "1m"))
+    assert.is_nil(wire.pit_open(es68, "logs", "1m"))
+    assert.is_nil(wire.pit_open(version.parse("2.3.0", "opensearch"), "logs", "1m"))
+  end)
+
+  it("reads the id where each distribution puts it", function()
+    assert.equal("a", wire.pit_id(nil, { id = "a" }))
+    assert.equal("b", wire.pit_id(os2, { pit_id = "b", id = "not this" }))
+    assert.is_nil(wire.pit_id(os2, { id = "a" }))
+    assert.is_nil(wire.pit_id(nil, "x"))
+  end)
+
+  it("closes a point in time with each distribution's request", function()
+    local es = wire.pit_close(nil, "a")
+    assert.same({ "DELETE", "/_pit", { id = "a" } }, { es.method, es.path, json.decode(es.body) })
+    local o = wire.pit_close(os2, "b")
+    assert.same({ "DELETE", "/_search/point_in_time", { pit_id = { "b" } } }, { o.method, o.path, json.decode(o.body) })
+  end)
+
+  it("sorts on _shard_doc only where it exists, else on _doc then _id", function()
+    assert.same({ "_shard_doc" }, wire.pit_sort(nil))
+    assert.same({ "_doc", "_id" }, wire.pit_sort(version.parse("7.11.0")))
+    assert.same({ "_doc", "_id" }, wire.pit_sort(os2))
+    assert.same({ "_shard_doc" }, wire.pit_sort(version.parse("3.3.0", "opensearch")))
+  end)
+
+  it("reads hits.total in both forms, and types bulk actions only for 6.x", function()
+    assert.equal(12, wire.total(12))
+    assert.equal(10000, wire.total { value = 10000, relation = "gte" })
+    assert.is_nil(wire.total(nil))
+    assert.equal("_doc", wire.bulk_type(es68))
+    assert.is_nil(wire.bulk_type(es717))
+    assert.is_nil(wire.bulk_type(nil))
+  end)
+end)
