@@ -90,10 +90,15 @@ end
 function M.watch(pid, state_path, lua, espipe, url, args)
   local more = {}
   for i, a in ipairs(args or {}) do more[i] = " " .. q(a) end
-  local cmd = "(trap '' INT TERM HUP; IFS= read -r ESPIPE_RESTORE_URL; export ESPIPE_RESTORE_URL; exec </dev/null; "
+  -- The URL goes over the pipe on fd 3: a background list's stdin is
+  -- /dev/null (POSIX), so reading fd 0 got nothing, and once the outer shell
+  -- exited the write below could die of SIGPIPE. fd 3 is set up by the outer
+  -- shell before it forks, so the watchdog holds the pipe until it has read.
+  local cmd = "{ (trap '' INT TERM HUP; IFS= read -r ESPIPE_RESTORE_URL <&3; exec 3<&-; "
+    .. "export ESPIPE_RESTORE_URL; "
     .. "while kill -0 " .. tonumber(pid) .. " 2>/dev/null; do sleep 1; done; "
     .. "exec " .. q(lua) .. " " .. q(espipe) .. " reindex --restore " .. q(state_path) .. table.concat(more)
-    .. ") >/dev/null 2>&1 &"
+    .. ") </dev/null >/dev/null 2>&1 & } 3<&0"
   local p = io.popen(cmd, "w")
   if not p then return nil end
   p:write(url or "", "\n")
