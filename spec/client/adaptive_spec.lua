@@ -210,6 +210,56 @@ describe("espipe.client.adaptive batch size", function()
   end)
 end)
 
+describe("espipe.client.adaptive capacity drop", function()
+  -- A cluster whose capacity falls by `factor` at `drop_at` (a response
+  -- count): every request takes longer (RTT x slow) and docs/s, which peaks
+  -- at a 10 MB batch, falls by the same factor.
+  local function dropping(drop_at, slow, factor)
+    local n = 0
+    return function(_, b)
+      n = n + 1
+      local k = n > drop_at and slow or 1
+      local ratio = b / (10 * MB)
+      local eff = ratio <= 1 and ratio ^ 0.5 or 1 / ratio
+      return { rtt = k * (0.01 + b / (50 * MB)), docs_per_s = (10000 + 40000 * eff) / (n > drop_at and factor or 1) }
+    end
+  end
+
+  it("cuts once, then grows again from the new RTT instead of cutting down to 1", function()
+    local clock = fake_clock()
+    local ctl = adaptive.new { max_concurrency = 8, batch_bytes = 5 * MB, now = clock.now }
+    local server = dropping(300, 3, 2)
+    drive(ctl, clock, server, 300)
+    assert.equal(8, ctl:concurrency())
+    local cs = drive(ctl, clock, server, 1)
+    assert.equal(6, cs[1])
+    assert.equal("cut: rtt jump", ctl:state().concurrency_reason)
+    cs = drive(ctl, clock, server, 60)
+    assert.is_true(all_within(cs, 6, 8))
+    assert.equal(8, cs[#cs])
+  end)
+
+  it("does not take the drop for the effect of its last batch step", function()
+    local clock = fake_clock()
+    local ctl = adaptive.new { concurrency = 4, now = clock.now }
+    local server = dropping(800, 2, 2)
+    local _, bs = drive(ctl, clock, server, 800)
+    local before = bs[#bs]
+    -- the epoch holding the drop and the one after it: no step taken on their docs/s
+    local start = clock.t
+    local after = {}
+    while clock.t - start < 2 * adaptive.EPOCH_SECONDS do
+      local _, b = drive(ctl, clock, server, 1)
+      after[#after + 1] = b[1]
+    end
+    assert.is_true(all_within(after, before, before))
+    -- and the climb still settles around the peak under the new capacity
+    _, bs = drive(ctl, clock, server, 800)
+    local tail = { table.unpack and table.unpack(bs, 400) or unpack(bs, 400) }
+    assert.is_true(all_within(tail, 10 * MB / 1.5 ^ 2 - 1, 10 * MB * 1.5 ^ 2 + 1))
+  end)
+end)
+
 describe("espipe.client.adaptive interface", function()
   it("reads a bulk response's 429 items for the indexer, and ignores requests without an answer", function()
     local clock = fake_clock()
