@@ -4,17 +4,18 @@
 --     byte stays near its recent floor, add one slot per round of responses;
 --     a 429 item, a 429/503 response or an RTT jump cuts it (once per round,
 --     since the responses already in flight report the same overload). An
---     RTT jump also re-bases the floor on the new RTT: when the cluster's
---     capacity falls (other tenants), growth resumes from the new level
---     instead of waiting for the old floor to drift up.
+--     RTT jump also raises the floor to RTT / JUMP: when the cluster's
+--     capacity falls (other tenants), growth resumes once the cut has
+--     drained the queue, instead of waiting for the old floor to drift up
+--     or cutting again and again.
 --   batch size: hill-climbing on acknowledged docs/s, one step per epoch of
 --     at least EPOCH_SECONDS and EPOCH_RESPONSES, between MIN_BATCH and the
 --     cap; a 413 (or the server's http.max_content_length) lowers the cap.
 --     An epoch whose RTT and RTT per byte both moved the same way by more
 --     than SHIFT against the epoch before (a step of the batch size moves one
 --     of them the other way or not at all), or that saw a cut, measured a
---     change of the cluster, not of the step: it becomes the new reference
---     and the climb keeps its direction.
+--     change of the cluster, not of the step: the climb keeps its direction
+--     (a fall in docs/s there does not turn it round).
 -- A fixed number for either value pins it; the other one still adapts.
 local options = require("espipe.options")
 
@@ -134,7 +135,7 @@ local function adapt_concurrency(self, r, per_byte, t)
   if not fl or per_byte < fl then fl = per_byte end
   self.floor, self.floor_at = fl, t
   if per_byte > fl * M.JUMP then
-    self.floor = per_byte / M.NEAR_FLOOR
+    self.floor = per_byte / M.JUMP
     return cut(self, 0.75, "rtt jump")
   end
   if self.fixed_c or per_byte > fl * M.NEAR_FLOOR then return end
@@ -175,14 +176,10 @@ local function adapt_batch(self, r, per_byte, t)
   if elapsed < M.EPOCH_SECONDS or self.epoch_responses < M.EPOCH_RESPONSES then return end
   local rate = self.epoch_docs / elapsed
   self.rate = rate
-  if cluster_shifted(self) then
-    self.last_rate = rate
-    self.epoch_start, self.epoch_docs, self.epoch_responses = t, 0, 0
-    return
-  end
+  local shifted = cluster_shifted(self)
   if not self.fixed_b then
     local prev = self.last_rate
-    if prev and rate < prev then self.direction = -self.direction end
+    if prev and rate < prev and not shifted then self.direction = -self.direction end
     local before = floor(self.b)
     local step = self.direction > 0 and M.BATCH_STEP or 1 / M.BATCH_STEP
     set_b(self, self.b * step, self.direction > 0 and "climb: docs/s rose" or "climb: docs/s fell")
