@@ -250,7 +250,7 @@ describe("espipe.client.adaptive capacity drop", function()
     end
     assert.is_not_nil(dir_before)
     -- the epoch holding the drop sees docs/s fall: the climb keeps its direction
-    local last, b = bs[#bs], nil
+    local last, b = bs[#bs]
     repeat
       local _, one = drive(ctl, clock, server, 1)
       b = one[1]
