@@ -162,7 +162,7 @@ describe("espipe.client.adaptive batch size", function()
     local clock = fake_clock()
     local ctl = adaptive.new { concurrency = 2, now = clock.now }
     local _, bs = drive(ctl, clock, peaked(MB / 100), 600)
-    assert.is_true(all_within(bs, MB, 40 * MB))
+    assert.is_true(all_within(bs, MB, adaptive.DEFAULT_MAX_BATCH))
     assert.is_true(ctl:batch_bytes() <= MB * 1.5 ^ 2)
   end)
 
