@@ -14,6 +14,7 @@
 #include "core.h"
 #include "json_internal.h"
 #include "luanum.h"
+#include "routing.h"
 #include "time_id.h"
 
 static const char *const op_names[] = { "index", "create", "update", "delete" };
@@ -1069,6 +1070,293 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+/*
+** b:sort_by_shard(params | shards, rotation [, want_order]) -> distinct shards [, order]
+**
+** Reorders the items by destination shard with a counting sort of their
+** positions (stable within a shard): params = { shards =, routing_shards =,
+** func =, partition_size = } routes each item by the _id / routing of its
+** action line (as espipe.routing does); shards = { s1, s2, ... } gives them
+** (0-based, nil: unrouted). Shards come in ascending order starting at the
+** (rotation mod count)-th one present, so workers given different rotations
+** do not start on the same shard; unrouted items go last, in their order.
+** With want_order, order[k] = the position item k had before (1-based), so
+** a caller can carry what it keeps beside the positions along.
+** Every check happens before the body moves: on failure the buffer is as
+** it was.
+*/
+#define SORT_MAX_SHARDS 1048576
+
+/* A value of the action line's metadata: a string's bytes between its quotes (esc: holds a backslash) or a number's text. */
+typedef struct meta_text {
+    const char *s;
+    size_t len;
+    int esc;
+} meta_text;
+
+/* The index just after the string opening at s[i], or len when it does not close. */
+static size_t string_end(const char *s, size_t i, size_t len, int *esc)
+{
+    for (i++; i < len; i++) {
+        if (s[i] == '\\')
+            *esc = 1, i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
+/* The index just after the value starting at s[i] (a string, number, literal, object or array). */
+static size_t value_end(const char *s, size_t i, size_t len)
+{
+    int depth = 0, esc = 0;
+
+    while (i < len) {
+        char c = s[i];
+
+        if (c == '"') {
+            i = string_end(s, i, len, &esc);
+            if (depth == 0)
+                return i;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i;
+            if (--depth == 0)
+                return i + 1;
+        } else if (c == ',' && depth == 0) {
+            return i;
+        }
+        i++;
+    }
+    return len;
+}
+
+static void take_meta_text(const char *s, size_t i, size_t end, meta_text *t)
+{
+    int esc = 0;
+
+    if (s[i] == '"') {
+        if (string_end(s, i, end, &esc) != end)
+            return;   /* not a plain string value */
+        t->s = s + i + 1, t->len = end - i - 2, t->esc = esc;
+    } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+        while (end > i && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+            end--;
+        t->s = s + i, t->len = end - i, t->esc = 0;
+    }
+}
+
+/* The _id and routing of an action line {"op":{...}} (s->NULL when absent or null). */
+static void action_meta(const char *s, size_t len, meta_text *id, meta_text *routing)
+{
+    size_t i = skip_blanks(s, 0, len), k, end;
+    int esc = 0;
+
+    id->s = routing->s = NULL;
+    if (i >= len || s[i] != '{')
+        return;
+    i = skip_blanks(s, i + 1, len);
+    if (i >= len || s[i] != '"')
+        return;
+    i = skip_blanks(s, string_end(s, i, len, &esc), len);
+    if (i >= len || s[i] != ':')
+        return;
+    i = skip_blanks(s, i + 1, len);
+    if (i >= len || s[i] != '{')
+        return;
+    for (i = skip_blanks(s, i + 1, len); i < len && s[i] == '"'; i = skip_blanks(s, i + 1, len)) {
+        k = i;
+        i = skip_blanks(s, string_end(s, i, len, &esc), len);
+        if (i >= len || s[i] != ':')
+            return;
+        i = skip_blanks(s, i + 1, len);
+        end = value_end(s, i, len);
+        if (i >= end)
+            return;
+        if (len - k >= 5 && memcmp(s + k, "\"_id\"", 5) == 0)
+            take_meta_text(s, i, end, id);
+        else if (len - k >= 9 && memcmp(s + k, "\"routing\"", 9) == 0)
+            take_meta_text(s, i, end, routing);
+        i = skip_blanks(s, end, len);
+        if (i >= len || s[i] != ',')
+            return;
+    }
+}
+
+/* An escaped string's bytes, decoded onto the Lua stack (popped by the caller's settop). */
+static void unescape_meta(lua_State *L, size_t pos, const char *what, meta_text *t)
+{
+    json_decode_cfg cfg;
+    char err[ESPIPE_JSON_ERRLEN];
+    size_t off = 0;
+
+    if (t->s == NULL || !t->esc)
+        return;
+    json_decode_cfg_default(&cfg);
+    if (json_decode_push(L, t->s - 1, t->len + 2, &cfg, err, &off) != 0)
+        luaL_error(L, "bulk sort_by_shard: item %d: the %s is not a valid JSON string: %s", (int)pos + 1, what, err);
+    t->s = lua_tolstring(L, -1, &t->len);
+}
+
+/* The shard of item i by its action line, or -1 when the index needs a value the item lacks. */
+static int32_t item_shard(lua_State *L, const bulk_buffer *b, size_t i, const route_params *p)
+{
+    const bulk_item *it = &b->items[i];
+    meta_text id, routing;
+    int32_t shard = -1;
+    size_t bad = 0;
+    int top = lua_gettop(L), rc;
+
+    action_meta(b->buf.data + it->offset, it->action_len - 1, &id, &routing);
+    unescape_meta(L, i, "_id", &id);
+    unescape_meta(L, i, "routing", &routing);
+    rc = espipe_route_shard(p, id.s, id.s ? id.len : 0, routing.s, routing.s ? routing.len : 0, &shard, &bad);
+    lua_settop(L, top);
+    if (rc == ROUTE_BAD_ID || rc == ROUTE_BAD_ROUTING)
+        luaL_error(L, "bulk sort_by_shard: item %d: the %s is not valid UTF-8 (byte offset %d)",
+                   (int)i + 1, rc == ROUTE_BAD_ID ? "_id" : "routing", (int)bad);
+    return rc == ROUTE_OK ? shard : -1;
+}
+
+/* shards[i] of a list entry (nil: -1); raises on anything but an integer in 0 .. SORT_MAX_SHARDS-1. */
+static int32_t listed_shard(lua_State *L, int list, size_t i)
+{
+    int64_t v = -1;
+    int t;
+
+    lua_rawgeti(L, list, (int)i + 1);
+    t = lua_type(L, -1);
+    if (t != LUA_TNIL && (t != LUA_TNUMBER || !espipe_exact_integer(L, -1, &v) || v < 0 || v >= SORT_MAX_SHARDS))
+        luaL_error(L, "bulk sort_by_shard: shards[%d] must be an integer from 0 to %d, got %s",
+                   (int)i + 1, SORT_MAX_SHARDS - 1, type_label(L, -1));
+    lua_pop(L, 1);
+    return (int32_t)v;
+}
+
+/* Scratch memory as a Lua userdata (collected even when a later step raises). */
+static void *sort_scratch(lua_State *L, size_t n, size_t shards)
+{
+    size_t per_item = sizeof(int32_t) + sizeof(size_t) + sizeof(bulk_item);
+
+    if (n > (SIZE_MAX / 2 - (shards + 1) * (sizeof(size_t) + sizeof(int32_t))) / per_item)
+        luaL_error(L, "bulk: out of memory");
+    return lua_newuserdata(L, n * per_item + (shards + 1) * (sizeof(size_t) + sizeof(int32_t)));
+}
+
+/*
+** perm[k] = the position that goes k-th: buckets of shard[i] (-1: unrouted,
+** bucket nshards) laid out from the (rotation mod present)-th present shard.
+** Returns the number of distinct shards present.
+*/
+static size_t shard_permutation(const int32_t *shard, size_t n, size_t nshards, int64_t rotation,
+                                size_t *perm, size_t *cursor, int32_t *present)
+{
+    size_t i, k, np = 0, at = 0, rot;
+
+    memset(cursor, 0, (nshards + 1) * sizeof *cursor);
+    for (i = 0; i < n; i++)
+        cursor[shard[i] < 0 ? nshards : (size_t)shard[i]]++;
+    for (k = 0; k < nshards; k++)
+        if (cursor[k] > 0)
+            present[np++] = (int32_t)k;
+    rot = np ? (size_t)(((rotation % (int64_t)np) + (int64_t)np) % (int64_t)np) : 0;
+    for (k = 0; k < np; k++) {
+        size_t s = (size_t)present[(rot + k) % np], c = cursor[s];
+
+        cursor[s] = at;
+        at += c;
+    }
+    cursor[nshards] = at;
+    for (i = 0; i < n; i++)
+        perm[cursor[shard[i] < 0 ? nshards : (size_t)shard[i]]++] = i;
+    return np;
+}
+
+/* Rewrites body and items in perm's order; raises with the buffer untouched when memory runs out. */
+static void apply_permutation(lua_State *L, bulk_buffer *b, const size_t *perm, bulk_item *saved)
+{
+    size_t k, at = 0, n = b->count;
+    char *body;
+
+    for (k = 0; k < n && perm[k] == k; k++)
+        ;
+    if (k == n)
+        return;   /* already in order */
+    body = malloc(b->buf.cap);
+    if (body == NULL)
+        luaL_error(L, "bulk: out of memory");
+    memcpy(saved, b->items, n * sizeof *saved);
+    for (k = 0; k < n; k++) {
+        bulk_item *it = &b->items[k];
+        size_t size;
+
+        *it = saved[perm[k]];
+        size = it->action_len + it->source_len;
+        memcpy(body + at, b->buf.data + it->offset, size);
+        it->offset = at;
+        at += size;
+    }
+    free(b->buf.data);
+    b->buf.data = body;
+}
+
+static int l_sort_by_shard(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+    route_params p;
+    size_t n = b->count, i, nshards = 0, total = 0, np;
+    int64_t rotation = 0;
+    int by_params, want_order = lua_toboolean(L, 4);
+    bulk_item *saved;
+    size_t *perm, *cursor;
+    int32_t *shard;
+
+    check_mutable(L, b);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3) && (lua_type(L, 3) != LUA_TNUMBER || !espipe_exact_integer(L, 3, &rotation)))
+        luaL_error(L, "bulk sort_by_shard: rotation must be an integer, got %s", type_label(L, 3));
+    lua_settop(L, 2);
+    lua_getfield(L, 2, "shards");
+    by_params = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (by_params) {
+        espipe_route_params(L, 2, &p);
+        nshards = (size_t)p.shards;
+    }
+    for (i = 0; i < n; i++) {
+        int32_t s = by_params ? 0 : listed_shard(L, 2, i);
+
+        if (s >= 0 && (size_t)s >= nshards)
+            nshards = (size_t)s + 1;
+        total += item_size(b, i);
+    }
+    if (total != b->buf.len)
+        luaL_error(L, "bulk sort_by_shard: the items do not cover the body");
+    saved = (bulk_item *)sort_scratch(L, n, nshards);
+    perm = (size_t *)(saved + n);
+    cursor = perm + n;
+    shard = (int32_t *)(cursor + nshards + 1);
+    for (i = 0; i < n; i++)
+        shard[i] = by_params ? item_shard(L, b, i, &p) : listed_shard(L, 2, i);
+    np = shard_permutation(shard, n, nshards, rotation, perm, cursor, shard + n);
+    if (want_order) {
+        lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
+        for (i = 0; i < n; i++) {
+            lua_pushinteger(L, (lua_Integer)perm[i] + 1);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+    }
+    apply_permutation(L, b, perm, saved);
+    lua_pushinteger(L, (lua_Integer)np);
+    if (want_order)
+        lua_insert(L, -2);
+    return want_order ? 2 : 1;
+}
+
 /* bulk_new([opts]) with opts.max_depth and opts.utf8 = "error" | "replace" as for json.encode,
 ** opts.auto_ids = true: index/create actions without an _id get a time-based one */
 static int l_new(lua_State *L)
@@ -1111,7 +1399,7 @@ void espipe_open_bulk(lua_State *L)
         { "add", l_add }, { "put", l_put }, { "raw", l_raw }, { "body", l_body }, { "count", l_count }, { "bytes", l_bytes },
         { "capacity", l_capacity }, { "reset", l_reset }, { "item", l_item }, { "auto_id", l_auto_id }, { "span", l_span },
         { "slice", l_slice }, { "split", l_split }, { "subset", l_subset },
-        { "append_from", l_append_from }, { NULL, NULL }
+        { "append_from", l_append_from }, { "sort_by_shard", l_sort_by_shard }, { NULL, NULL }
     };
     static const luaL_Reg meta[] = {
         { "__gc", l_gc }, { "__len", l_count }, { "__tostring", l_tostring }, { NULL, NULL }

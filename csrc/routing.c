@@ -10,16 +10,7 @@
 #include "core.h"
 #include "luanum.h"
 #include "murmur3.h"
-
-enum route_func { ROUTE_LEGACY, ROUTE_MODULO };
-
-typedef struct route_params {
-    enum route_func func;
-    int32_t shards;
-    int32_t routing_shards;   /* legacy only */
-    int32_t routing_factor;   /* routing_shards / shards */
-    int32_t partition_size;   /* 1 = not partitioned */
-} route_params;
+#include "routing.h"
 
 /* A routing value as text: strings as they are, integers in decimal. */
 typedef struct route_text {
@@ -49,16 +40,6 @@ static int get_route_text(lua_State *L, int idx, route_text *t, const char *what
     default:
         return luaL_error(L, "%s must be a string or an integer, got %s", what, luaL_typename(L, idx));
     }
-}
-
-static int32_t hash_text(lua_State *L, const route_text *t, const char *what)
-{
-    int32_t h;
-    size_t bad;
-
-    if (es_routing_hash(t->s, t->len, &h, &bad) != 0)
-        return luaL_error(L, "%s is not valid UTF-8 (byte offset %d)", what, (int)bad);
-    return h;
 }
 
 static int32_t floor_mod(int32_t a, int32_t m)
@@ -114,7 +95,7 @@ static int64_t opt_int_field(lua_State *L, int t, const char *key, int64_t dflt,
     return v;
 }
 
-static void check_params(lua_State *L, int t, route_params *p)
+void espipe_route_params(lua_State *L, int t, route_params *p)
 {
     int64_t es_major, rs;
     const char *fn;
@@ -161,6 +142,24 @@ static void check_params(lua_State *L, int t, route_params *p)
                    (int)p->partition_size, (int)p->routing_shards);
 }
 
+int espipe_route_shard(const route_params *p, const char *id, size_t id_len,
+                       const char *routing, size_t routing_len, int32_t *shard, size_t *bad)
+{
+    int32_t h = 0, hid;
+
+    if (p->partition_size > 1 ? (id == NULL || routing == NULL) : (id == NULL && routing == NULL))
+        return ROUTE_MISSING;
+    if (routing != NULL && es_routing_hash(routing, routing_len, &h, bad) != 0)
+        return ROUTE_BAD_ROUTING;
+    if (id != NULL && (p->partition_size > 1 || routing == NULL)) {
+        if (es_routing_hash(id, id_len, &hid, bad) != 0)
+            return ROUTE_BAD_ID;
+        h = p->partition_size > 1 ? wrap_add(h, floor_mod(hid, p->partition_size)) : hid;
+    }
+    *shard = shard_of_hash(p, h);
+    return ROUTE_OK;
+}
+
 /* The shard of one document; id_idx/routing_idx are stack slots (may hold nil). */
 static int32_t route_one(lua_State *L, const route_params *p, int id_idx, int routing_idx,
                          const char *id_what, const char *routing_what)
@@ -168,32 +167,37 @@ static int32_t route_one(lua_State *L, const route_params *p, int id_idx, int ro
     route_text id, routing;
     int has_id = get_route_text(L, id_idx, &id, id_what);
     int has_routing = get_route_text(L, routing_idx, &routing, routing_what);
-    int32_t h;
+    int32_t shard = 0;
+    size_t bad = 0;
 
-    if (p->partition_size > 1) {
-        if (!has_routing || !has_id)
-            luaL_error(L, "a partitioned index (partition_size %d) needs both %s and %s",
-                       (int)p->partition_size, id_what, routing_what);
-        h = wrap_add(hash_text(L, &routing, routing_what),
-                     floor_mod(hash_text(L, &id, id_what), p->partition_size));
-    } else if (has_routing) {
-        h = hash_text(L, &routing, routing_what);
-    } else if (has_id) {
-        h = hash_text(L, &id, id_what);
-    } else {
+    switch (espipe_route_shard(p, has_id ? id.s : NULL, has_id ? id.len : 0,
+                               has_routing ? routing.s : NULL, has_routing ? routing.len : 0, &shard, &bad)) {
+    case ROUTE_MISSING:
+        if (p->partition_size > 1)
+            return luaL_error(L, "a partitioned index (partition_size %d) needs both %s and %s",
+                              (int)p->partition_size, id_what, routing_what);
         return luaL_error(L, "%s or %s is required", id_what, routing_what);
+    case ROUTE_BAD_ID:
+        return luaL_error(L, "%s is not valid UTF-8 (byte offset %d)", id_what, (int)bad);
+    case ROUTE_BAD_ROUTING:
+        return luaL_error(L, "%s is not valid UTF-8 (byte offset %d)", routing_what, (int)bad);
+    default:
+        return shard;
     }
-    return shard_of_hash(p, h);
 }
 
 /* routing_hash(s) -> signed 32-bit hash */
 static int l_hash(lua_State *L)
 {
     route_text t;
+    int32_t h;
+    size_t bad;
 
     if (!get_route_text(L, 1, &t, "bad argument #1 to 'hash': the routing value"))
         return luaL_argerror(L, 1, "string or integer expected, got nil");
-    lua_pushinteger(L, hash_text(L, &t, "the routing value"));
+    if (es_routing_hash(t.s, t.len, &h, &bad) != 0)
+        return luaL_error(L, "the routing value is not valid UTF-8 (byte offset %d)", (int)bad);
+    lua_pushinteger(L, h);
     return 1;
 }
 
@@ -202,7 +206,7 @@ static int l_shard(lua_State *L)
 {
     route_params p;
 
-    check_params(L, 1, &p);
+    espipe_route_params(L, 1, &p);
     lua_getfield(L, 1, "id");
     lua_getfield(L, 1, "routing");
     lua_pushinteger(L, route_one(L, &p, -2, -1, "id", "routing"));
@@ -218,7 +222,7 @@ static int l_shards_of(lua_State *L)
     char id_what[48], routing_what[48];
 
     luaL_checktype(L, 1, LUA_TTABLE);
-    check_params(L, 2, &p);
+    espipe_route_params(L, 2, &p);
     has_routings = !lua_isnoneornil(L, 3);
     if (has_routings)
         luaL_checktype(L, 3, LUA_TTABLE);

@@ -75,11 +75,16 @@ done
 has change || exit 0
 
 # capacity halves after 30 s: the CHANGE_TOP (3) best static settings of the
-# fast sweep, then auto (a full sweep of 60 s runs would take half an hour)
+# fast sweep (or CHANGE_SETTINGS, e.g. "4x10 16x20": concurrency x MB), then
+# auto (a full sweep of 60 s runs would take half an hour)
 change="$FAST,change_after_s=30,change_factor=0.5"
 echo "model change: $change" | tee "$OUT/change.txt"
 echo "$HEAD" | tee -a "$OUT/change.txt"
-sed -n '3,$p' "$OUT/fast.txt" | grep -v '^auto' | grep -v skipped | sort -k5 -n -r | head -"${CHANGE_TOP:-3}" |
+if [ -n "${CHANGE_SETTINGS:-}" ]; then
+    for s in $CHANGE_SETTINGS; do echo "${s%x*} ${s#*x}"; done
+else
+    sed -n '3,$p' "$OUT/fast.txt" | grep -v '^auto' | grep -v skipped | sort -k5 -n -r | head -"${CHANGE_TOP:-3}"
+fi |
 while read -r bc bb _; do
     start "$change"; one "$S_CHANGE" "$bc" "$bb" | tee -a "$OUT/change.txt"; stop
 done

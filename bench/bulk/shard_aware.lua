@@ -1,8 +1,8 @@
 -- Shard-aware bulk against `espipe serve --nodes 3` (an index of 6 shards):
 --   lua5.4 bench/bulk/shard_aware.lua URL N plain|presorted|windowed|direct
 -- plain: the bulk indexer as it is (requests round-robin over the nodes);
--- presorted: each batch ordered by destination shard (espipe.pipeline.presort)
--- and cut at the batch end; windowed: windows of 6 batches ordered by shard
+-- presorted: each batch ordered by destination shard in C before it goes
+-- (the indexer's presort option, espipe.bulk sort_by_shard); windowed: windows of 6 batches ordered by shard
 -- and cut at each shard boundary (a request touches about one shard, what
 -- `espipe reindex --presort` does); direct: shard_aware = true (each node gets the
 -- documents of its own primaries). Reads the server's per-node "forwarded"
@@ -22,24 +22,25 @@ assert(client:json_request{ method = "POST", path = "/_espipe/stats/reset" })
 
 local batch = 5000
 local bi = client:bulk_indexer{ index = index, batch_docs = batch, batch_bytes = 5 * 1024 * 1024,
-                                concurrency = 4, filter_path = false, shard_aware = mode == "direct" or nil }
+                                concurrency = 4, filter_path = false, shard_aware = mode == "direct" or nil,
+                                presort = mode == "presorted" and { shards = 6 } or nil }
 local t0 = client:now()
-if mode == "presorted" or mode == "windowed" then
+if mode == "windowed" then
   local sorter = presort.new{ shards = 6 }
-  local window = mode == "windowed" and 6 * batch or batch
+  local window = 6 * batch
   local items, worker = {}, 0
   for i = 1, n do
     items[#items + 1] = { id = tostring(i), doc = gen.doc(i) }
     if #items == window or i == n then
       local last
       for _, it in ipairs(sorter:order(items, worker)) do
-        if mode == "windowed" and last ~= nil and it.shard ~= last then bi:ship() end
+        if last ~= nil and it.shard ~= last then bi:ship() end
         bi:index(it.doc, { id = it.id })
         last = it.shard
       end
       bi:ship()
       items = {}
-      if mode == "windowed" then worker = worker + 1 end
+      worker = worker + 1
     end
   end
 else

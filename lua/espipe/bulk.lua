@@ -28,6 +28,14 @@
 --   b:append_from(other, i) append item i of another buffer
 --   b:put(action, meta, source) -> count, bytes   the indexer's one-call append
 --   b:raw(action_line [, source_line]) -> count, bytes   pre-encoded lines, checked
+--   b:sort_by_shard(params | shards, rotation [, want_order]) -> distinct shards [, order]
+--       reorders the items in place by destination shard (a counting sort, stable
+--       within a shard): params = { shards =, routing_shards =, func =,
+--       partition_size = } as for espipe.routing, read from each action line's
+--       _id / routing; or shards = { shard of item 1, ... } (nil: unrouted).
+--       Shards ascending from the (rotation mod present)-th present one;
+--       unrouted items last. order[k] = the former position of item k. Raises
+--       (buffer unchanged) on an _id/routing that is not UTF-8 or a bad entry.
 -- meta also accepts id / index for _id / _index (giving both raises).
 local core = require "espipe.core"
 

@@ -112,7 +112,7 @@ local KNOWN = {
   max_retry_bytes = true, require_alias = true, filter_path = true,
   shard_aware = true, shard_map = true, on_log = true, on_batch = true, conflict_ok = true,
   retry_for = true, retry = true, server_ids = true, max_errors = true, error_budget = true,
-  stall_timeout = true, max_concurrency = true, max_batch_bytes = true,
+  stall_timeout = true, max_concurrency = true, max_batch_bytes = true, presort = true,
 }
 
 local function check_positive(opts, k, level, integer)
@@ -236,6 +236,8 @@ function M.new(client, opts, level)
   if opts.shard_aware then
     require("espipe.bulk_indexer_shards").attach(self, opts, level + 1)
   end
+  -- presort = { shards =, ... } (espipe.pipeline.presort): each batch ordered by shard before it goes
+  if opts.presort ~= nil then self.presort = require("espipe.pipeline.presort").new(opts.presort, level + 1) end
   self.general = self.route or self.on_batch ~= nil
   if self.conflict_ok then self.stats.conflicts = 0 end
   return self
@@ -516,6 +518,7 @@ function Indexer:_ship_current()
   if n == 0 then return end
   self.cur = self:_take_buffer()
   self.cur_born = self.client:now()
+  if self.presort then self.tokens[buf] = self.presort:sort_buffer(buf, nil, self.tokens[buf]) end
   self:_send(self:_batch_of(buf, n))
 end
 

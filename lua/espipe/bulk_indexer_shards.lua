@@ -22,8 +22,6 @@ local bulk_indexer = require("espipe.bulk_indexer")
 local shard_map = require("espipe.shard_map")
 
 local type, pcall, pairs, ipairs = type, pcall, pairs, ipairs
-local sort = table.sort
-local subset = getmetatable(require("espipe.core").bulk_new()).__index.subset
 
 local Indexer = bulk_indexer.Indexer
 local M = {}
@@ -89,29 +87,6 @@ function Indexer:_host_for(meta)
   return host, shard
 end
 
--- Positions of a node's batch grouped by shard (stable within a shard),
--- shards in ascending order from the rotation offset; nil when it holds one shard.
-local function shard_order(at, n, rotation)
-  local buckets, keys = {}, {}
-  for i = 1, n do
-    local s = at[i]
-    local b = buckets[s]
-    if not b then
-      b = {}
-      buckets[s] = b
-      keys[#keys + 1] = s
-    end
-    b[#b + 1] = i
-  end
-  if #keys < 2 then return nil end
-  sort(keys)
-  local order, nk = {}, #keys
-  for k = 0, nk - 1 do
-    for _, i in ipairs(buckets[keys[(rotation + k) % nk + 1]]) do order[#order + 1] = i end
-  end
-  return order
-end
-
 function Indexer:_ship_group(host, g)
   local buf = g.buf
   local n = #buf
@@ -119,18 +94,13 @@ function Indexer:_ship_group(host, g)
   local now = self.client:now()
   g.buf, g.born = self:_take_buffer(), now
   if self.shard_map:due(now) then self.shard_map:refresh() end
-  local order = shard_order(g.shard_at, n, self.shard_rotation)
-  if order then
-    local sorted = subset(buf, order)
-    local tokens = self.tokens[buf]
-    if tokens then
-      local moved = {}
-      for k, i in ipairs(order) do moved[k] = tokens[i] end
-      self.tokens[buf] = nil
-      self.tokens[sorted] = moved
-    end
-    self:_release(buf)
-    buf = sorted
+  -- grouped by shard in C (espipe.bulk sort_by_shard), tokens moved along
+  local tokens = self.tokens[buf]
+  local _, order = buf:sort_by_shard(g.shard_at, self.shard_rotation, tokens ~= nil)
+  if tokens then
+    local moved = {}
+    for k, i in ipairs(order) do moved[k] = tokens[i] end
+    self.tokens[buf] = moved
   end
   local batch = self:_batch_of(buf, n)
   batch.host = host

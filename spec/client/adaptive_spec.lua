@@ -162,7 +162,7 @@ describe("espipe.client.adaptive batch size", function()
     local clock = fake_clock()
     local ctl = adaptive.new { concurrency = 2, now = clock.now }
     local _, bs = drive(ctl, clock, peaked(MB / 100), 600)
-    assert.is_true(all_within(bs, MB, 40 * MB))
+    assert.is_true(all_within(bs, MB, adaptive.DEFAULT_MAX_BATCH))
     assert.is_true(ctl:batch_bytes() <= MB * 1.5 ^ 2)
   end)
 
@@ -207,6 +207,59 @@ describe("espipe.client.adaptive batch size", function()
     local _, bs = drive(ctl, clock, peaked(1000 * MB), 300)
     assert.is_true(all_within(bs, 7 * MB, 7 * MB))
     assert.equal("fixed", ctl:state().batch_mode)
+  end)
+end)
+
+describe("espipe.client.adaptive capacity drop", function()
+  -- A cluster whose capacity falls by `factor` at `drop_at` (a response
+  -- count): every request takes longer (RTT x slow) and docs/s, which peaks
+  -- at a 10 MB batch, falls by the same factor.
+  local function dropping(drop_at, slow, factor)
+    local n = 0
+    return function(_, b)
+      n = n + 1
+      local k = n > drop_at and slow or 1
+      local ratio = b / (10 * MB)
+      local eff = ratio <= 1 and ratio ^ 0.5 or 1 / ratio
+      return { rtt = k * (0.01 + b / (50 * MB)), docs_per_s = (10000 + 40000 * eff) / (n > drop_at and factor or 1) }
+    end
+  end
+
+  it("cuts once, then grows again from the new RTT instead of cutting down to 1", function()
+    local clock = fake_clock()
+    local ctl = adaptive.new { max_concurrency = 8, batch_bytes = 5 * MB, now = clock.now }
+    local server = dropping(300, 3, 2)
+    drive(ctl, clock, server, 300)
+    assert.equal(8, ctl:concurrency())
+    local cs = drive(ctl, clock, server, 1)
+    assert.equal(6, cs[1])
+    assert.equal("cut: rtt jump", ctl:state().concurrency_reason)
+    cs = drive(ctl, clock, server, 60)
+    assert.is_true(all_within(cs, 6, 8))
+    assert.equal(8, cs[#cs])
+  end)
+
+  it("does not take the drop for the effect of its last batch step", function()
+    local clock = fake_clock()
+    local ctl = adaptive.new { concurrency = 4, now = clock.now }
+    local server = dropping(800, 2, 2)
+    local _, bs = drive(ctl, clock, server, 800)
+    local dir_before
+    for i = #bs, 2, -1 do
+      if bs[i] ~= bs[i - 1] then dir_before = bs[i] > bs[i - 1] break end
+    end
+    assert.is_not_nil(dir_before)
+    -- the epoch holding the drop sees docs/s fall: the climb keeps its direction
+    local last, b = bs[#bs]
+    repeat
+      local _, one = drive(ctl, clock, server, 1)
+      b = one[1]
+    until b ~= last
+    assert.equal(dir_before, b > last)
+    -- and it still settles around the peak under the new capacity
+    _, bs = drive(ctl, clock, server, 800)
+    local tail = { table.unpack and table.unpack(bs, 400) or unpack(bs, 400) }
+    assert.is_true(all_within(tail, 10 * MB / 1.5 ^ 2 - 1, 10 * MB * 1.5 ^ 2 + 1))
   end)
 end)
 

@@ -3,10 +3,19 @@
 --   concurrency: AIMD on round-trip time and rejections. While the RTT per
 --     byte stays near its recent floor, add one slot per round of responses;
 --     a 429 item, a 429/503 response or an RTT jump cuts it (once per round,
---     since the responses already in flight report the same overload).
+--     since the responses already in flight report the same overload). An
+--     RTT jump also raises the floor to RTT / JUMP: when the cluster's
+--     capacity falls (other tenants), growth resumes once the cut has
+--     drained the queue, instead of waiting for the old floor to drift up
+--     or cutting again and again.
 --   batch size: hill-climbing on acknowledged docs/s, one step per epoch of
 --     at least EPOCH_SECONDS and EPOCH_RESPONSES, between MIN_BATCH and the
 --     cap; a 413 (or the server's http.max_content_length) lowers the cap.
+--     An epoch whose RTT and RTT per byte both moved the same way by more
+--     than SHIFT against the epoch before (a step of the batch size moves one
+--     of them the other way or not at all), or that saw a cut, measured a
+--     change of the cluster, not of the step: the climb keeps its direction
+--     (a fall in docs/s there does not turn it round).
 -- A fixed number for either value pins it; the other one still adapts.
 local options = require("espipe.options")
 
@@ -17,7 +26,7 @@ local M = {}
 local MB = 1024 * 1024
 M.MIN_BATCH = MB
 M.DEFAULT_MAX_CONCURRENCY = 16
-M.DEFAULT_MAX_BATCH = 40 * MB
+M.DEFAULT_MAX_BATCH = 20 * MB  -- no auto run went past 17 MB; worst case 20 MB x (16 + 1) in memory
 M.START_CONCURRENCY = 2
 M.START_BATCH = 5 * MB
 M.EPOCH_SECONDS = 2
@@ -26,6 +35,7 @@ M.NEAR_FLOOR = 1.5   -- RTT per byte within this factor of the floor: room to gr
 M.JUMP = 2.5         -- beyond this factor: the server queues, back off
 M.FLOOR_DRIFT = 0.02 -- the floor forgets by 2% a second (the cluster's capacity changes)
 M.BATCH_STEP = 1.5
+M.SHIFT = 1.3        -- epoch RTT and RTT per byte both beyond this factor of the last epoch's: the cluster changed
 
 local KNOWN = { concurrency = true, batch_bytes = true, max_concurrency = true,
                 max_batch_bytes = true, now = true }
@@ -69,6 +79,7 @@ function M.new(opts)
     reason_c = fixed_c and "fixed" or "start", reason_b = fixed_b and "fixed" or "start",
     floor = nil, since_cut = 0, direction = 1,
     epoch_start = now(), epoch_docs = 0, epoch_responses = 0, last_rate = nil, rate = nil,
+    epoch_rtt = 0, epoch_per_byte = 0, epoch_timed = 0, epoch_cut = false, last_rtt = nil, last_per_byte = nil,
     responses = 0, rejected = 0,
   }, Ctl)
   self.b = min(self.b, self.cap)
@@ -112,6 +123,7 @@ local function cut(self, factor, reason)
   set_c(self, self.c * factor, "cut: " .. reason)
   self.reason_c = "cut: " .. reason
   self.since_cut = 0
+  self.epoch_cut = true
 end
 
 local function adapt_concurrency(self, r, per_byte, t)
@@ -122,23 +134,52 @@ local function adapt_concurrency(self, r, per_byte, t)
   if fl then fl = fl * (1 + M.FLOOR_DRIFT * math.max(0, t - self.floor_at)) end
   if not fl or per_byte < fl then fl = per_byte end
   self.floor, self.floor_at = fl, t
-  if per_byte > fl * M.JUMP then return cut(self, 0.75, "rtt jump") end
+  if per_byte > fl * M.JUMP then
+    self.floor = per_byte / M.JUMP
+    return cut(self, 0.75, "rtt jump")
+  end
   if self.fixed_c or per_byte > fl * M.NEAR_FLOOR then return end
   set_c(self, self.c + 1 / max(1, floor(self.c)), "rtt near floor")
 end
 
+local function moved(now_v, before)
+  if now_v > before * M.SHIFT then return 1 end
+  if before > now_v * M.SHIFT then return -1 end
+  return 0
+end
+
+-- Whether this epoch measured the cluster changing rather than the last step.
+local function cluster_shifted(self)
+  local n = self.epoch_timed
+  local rtt, pb = n > 0 and self.epoch_rtt / n, n > 0 and self.epoch_per_byte / n
+  local prev_rtt, prev_pb = self.last_rtt, self.last_per_byte
+  if rtt then self.last_rtt, self.last_per_byte = rtt, pb end
+  self.epoch_rtt, self.epoch_per_byte, self.epoch_timed = 0, 0, 0
+  local cut_seen = self.epoch_cut
+  self.epoch_cut = false
+  if cut_seen then return true end
+  if not (rtt and prev_rtt) then return false end
+  local dir = moved(rtt, prev_rtt)
+  return dir ~= 0 and dir == moved(pb, prev_pb)
+end
+
 -- One step of the batch-size hill climb per epoch: keep going while docs/s
 -- rises, turn around when it falls.
-local function adapt_batch(self, r, t)
+local function adapt_batch(self, r, per_byte, t)
   self.epoch_docs = self.epoch_docs + max(0, (r.docs or 0) - (r.rejected_items or 0))
   self.epoch_responses = self.epoch_responses + 1
+  if per_byte then
+    self.epoch_rtt, self.epoch_per_byte = self.epoch_rtt + r.rtt, self.epoch_per_byte + per_byte
+    self.epoch_timed = self.epoch_timed + 1
+  end
   local elapsed = t - self.epoch_start
   if elapsed < M.EPOCH_SECONDS or self.epoch_responses < M.EPOCH_RESPONSES then return end
   local rate = self.epoch_docs / elapsed
   self.rate = rate
+  local shifted = cluster_shifted(self)
   if not self.fixed_b then
     local prev = self.last_rate
-    if prev and rate < prev then self.direction = -self.direction end
+    if prev and rate < prev and not shifted then self.direction = -self.direction end
     local before = floor(self.b)
     local step = self.direction > 0 and M.BATCH_STEP or 1 / M.BATCH_STEP
     set_b(self, self.b * step, self.direction > 0 and "climb: docs/s rose" or "climb: docs/s fell")
@@ -165,7 +206,7 @@ function Ctl:on_response(r)
   end
   local per_byte = r.rtt and r.bytes and r.bytes > 0 and r.rtt / r.bytes or nil
   adapt_concurrency(self, r, per_byte, t)
-  adapt_batch(self, r, t)
+  adapt_batch(self, r, per_byte, t)
 end
 
 -- For the bulk indexer: one completed request of `docs` items and `bytes`,

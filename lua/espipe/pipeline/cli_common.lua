@@ -88,7 +88,7 @@ M.job_usage = [[
   --concurrency auto|N  bulk requests in flight: auto (default) adapts to the cluster's
                      round-trip times and rejections; N pins it   --max-concurrency N (16)
   --batch-bytes auto|N  bytes per bulk request: auto (default) climbs towards the best
-                     docs/s between 1 MB and --max-batch-bytes N (40 MB); N pins it]]
+                     docs/s between 1 MB and --max-batch-bytes N (20 MB); N pins it]]
 function M.job_options(opts)
   local out = { retry_for = opts.retry_for, stall_timeout = opts.stall_timeout, timeout = opts.timeout,
                 server_ids = opts.server_ids }

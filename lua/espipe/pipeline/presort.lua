@@ -8,6 +8,12 @@
 --   p:order(items, worker) -> items reordered (stable within a shard), each
 --       given .shard; items[i].id / items[i].routing (nil id: left at the
 --       end, unsorted, .shard nil)
+--   p:sort_buffer(buf [, worker [, tokens]]) -> tokens moved along: an espipe.bulk
+--       buffer reordered in place by shard in C (b:sort_by_shard: stable within
+--       a shard, shards from the worker's offset among those present, items
+--       without _id/routing last); worker nil: the next of the sorter's own
+--       turns, so successive batches start on successive shards; tokens = a
+--       list beside the buffer's positions, returned in the new order
 --   presort.params_from_settings(settings, index) -> params | nil, why
 local routing = require "espipe.routing"
 
@@ -15,15 +21,17 @@ local M = {}
 local Presort = {}
 Presort.__index = Presort
 
-function M.new(params)
+-- level: where a wrong argument is reported (2: the caller of new)
+function M.new(params, level)
   if type(params) ~= "table" or type(params.shards) ~= "number" or params.shards < 1 then
-    error("presort.new: params.shards must be a positive number", 2)
+    error("presort.new: params.shards must be a positive number", level or 2)
   end
   local p = {
     shards = params.shards,
     routing_shards = params.routing_shards,
     func = params.func or "legacy",
     partition_size = params.partition_size,
+    turn = 0,
   }
   if p.func == "legacy" and not p.routing_shards then
     p.routing_shards = routing.default_routing_shards(p.shards)
@@ -67,6 +75,18 @@ function Presort:order(items, worker)
   end
   for _, it in ipairs(unrouted) do out[#out + 1] = it end
   return out
+end
+
+function Presort:sort_buffer(buf, worker, tokens)
+  if worker == nil then
+    worker = self.turn
+    self.turn = self.turn + 1
+  end
+  local _, order = buf:sort_by_shard(self, worker, tokens ~= nil)
+  if not tokens then return nil end
+  local moved = {}
+  for k, i in ipairs(order) do moved[k] = tokens[i] end
+  return moved
 end
 
 -- From GET /{index}/_settings (decoded). Elasticsearch drops
