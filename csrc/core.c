@@ -3,7 +3,7 @@
 ** bulk-response scanning). None of them blocks or calls back into Lua, so the
 ** same module serves standalone Lua and nginx workers.
 */
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
 
 ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L)

@@ -20,9 +20,9 @@
 
 #include <curl/curl.h>
 
-#include "compat.h"
-#include "bulk.h"
-#include "strbuf.h"
+#include "base/compat.h"
+#include "bulk/bulk.h"
+#include "base/strbuf.h"
 #include "transfer.h"
 #include "curl_codes.h"
 #include "response_body.h"

@@ -10,7 +10,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 /* Fixed for the life of a transport; the strings are owned by it. */
 typedef struct transfer_config {

@@ -7,10 +7,10 @@
 #endif
 
 #include "coerce.h"
-#include "json_internal.h"
-#include "json_number.h"
+#include "json/reader.h"
+#include "json/number.h"
 #include "page_reader.h"
-#include "utf8.h"
+#include "base/utf8.h"
 
 /*
 ** The column paths as a tree of keys below the hit object. While a hit is

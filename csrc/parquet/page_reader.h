@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "json.h"
-#include "strbuf.h"
+#include "json/json.h"
+#include "base/strbuf.h"
 #include "writer.h"
 
 typedef struct pq_span {

@@ -28,14 +28,14 @@
 #include <string.h>
 
 #include "coerce.h"
-#include "compat.h"
+#include "base/compat.h"
 #include "curl/response_body.h"
 #include "datetime.h"
-#include "json_internal.h"
+#include "json/reader.h"
 #include "page_reader.h"
-#include "json.h"
+#include "json/json.h"
 #include "shred.h"
-#include "utf8.h"
+#include "base/utf8.h"
 #include "writer.h"
 
 #define WRITER_MT "espipe.parquet_writer"

@@ -31,7 +31,7 @@
 
 #include <lualib.h>   /* LUA_FILEHANDLE on 5.1 */
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
 
 static volatile sig_atomic_t received = 0;

@@ -14,9 +14,9 @@
 
 #include <stddef.h>
 
-#include "compat.h"
-#include "json.h"
-#include "strbuf.h"
+#include "base/compat.h"
+#include "json/json.h"
+#include "base/strbuf.h"
 
 #define ESPIPE_BULK_MT "espipe.bulk"
 

@@ -10,7 +10,7 @@
 */
 #include <string.h>
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
 
 #define BR_MAX_DEPTH 512

@@ -12,8 +12,8 @@
 
 #include "bulk.h"
 #include "core.h"
-#include "json_internal.h"
-#include "luanum.h"
+#include "json/reader.h"
+#include "base/luanum.h"
 #include "time_id.h"
 
 static const char *const op_names[] = { "index", "create", "update", "delete" };

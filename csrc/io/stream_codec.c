@@ -22,9 +22,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 #define DECODER_MT "espipe.decoder"
 #define ENCODER_MT "espipe.encoder"

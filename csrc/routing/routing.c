@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core.h"
-#include "luanum.h"
+#include "base/luanum.h"
 #include "murmur3.h"
 
 enum route_func { ROUTE_LEGACY, ROUTE_MODULO };

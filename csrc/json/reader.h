@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "utf8.h"
+#include "base/utf8.h"
 
 /* Byte classes inside strings, the same for both directions. */
 enum { JSON_CH_PLAIN = 0, JSON_CH_ESCAPE = 1, JSON_CH_UTF8 = 2 };

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "core.h"
-#include "json.h"
-#include "json_internal.h"
+#include "json/json.h"
+#include "json/reader.h"
 
 /* Where in the response an object sits: members named here are special. */
 enum level { LEVEL_TOP, LEVEL_HITS, LEVEL_HIT };
