@@ -222,7 +222,7 @@ static int fail(lua_State *L, const char *message, const char *code)
 
 /*
 ** The body's bytes, without a copy: a Lua string, or an espipe.bulk buffer
-** (returned in *bulk so the caller can pin it; see csrc/bulk.h).
+** (returned in *bulk so the caller can pin it; see csrc/bulk/bulk.h).
 */
 static void body_bytes(lua_State *L, int idx, const char **p, size_t *len, bulk_buffer **bulk)
 {
