@@ -13,6 +13,7 @@
 #include "bulk.h"
 #include "core.h"
 #include "json/reader.h"
+#include "base/borrowed.h"
 #include "base/luanum.h"
 #include "time_id.h"
 
@@ -1104,6 +1105,22 @@ static int l_new(lua_State *L)
     return 1;
 }
 
+/* The body lent to the curl transport in place (base/borrowed.h). */
+static const char *lend_bytes(void *ud, size_t *len, const char **why)
+{
+    bulk_buffer *b = (bulk_buffer *)ud;
+    (void)why;
+    *len = b->buf.len;
+    return b->buf.data != NULL ? b->buf.data : "";
+}
+
+static void lend_pin(void *ud, int delta)
+{
+    ((bulk_buffer *)ud)->pins += delta;
+}
+
+static const lender bulk_lender = { lend_bytes, lend_pin };
+
 void espipe_open_bulk(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -1118,6 +1135,7 @@ void espipe_open_bulk(lua_State *L)
     };
 
     luaL_newmetatable(L, ESPIPE_BULK_MT);
+    borrowed_lend(L, &bulk_lender);
     lua_pushvalue(L, -1);
     espipe_setfuncs(L, meta, 1);
     lua_newtable(L);

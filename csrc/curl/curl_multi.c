@@ -20,8 +20,8 @@
 
 #include <curl/curl.h>
 
+#include "base/borrowed.h"
 #include "base/compat.h"
-#include "bulk/bulk.h"
 #include "base/strbuf.h"
 #include "transfer.h"
 #include "curl_codes.h"
@@ -61,9 +61,10 @@ static void free_secret(char **s)
 
 static void unpin(lua_State *L, transfer *t)
 {
-    if (t->pinned != NULL)
-        t->pinned->pins--;
+    if (t->pinned_by != NULL)
+        t->pinned_by->pin(t->pinned, -1);
     t->pinned = NULL;
+    t->pinned_by = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, t->body_ref);
     t->body_ref = LUA_NOREF;
 }
@@ -221,39 +222,27 @@ static int fail(lua_State *L, const char *message, const char *code)
 }
 
 /*
-** The body's bytes, without a copy: a Lua string, or an espipe.bulk buffer
-** (returned in *bulk so the caller can pin it; see csrc/bulk/bulk.h).
+** The body's bytes, without a copy: nil (none), a Lua string, or bytes lent
+** by another module (an espipe.bulk buffer), whose lender *from is returned
+** so the caller can pin them. 0, or raises.
 */
-static void body_bytes(lua_State *L, int idx, const char **p, size_t *len, bulk_buffer **bulk)
+static int body_bytes(lua_State *L, int idx, const char **p, size_t *len, const lender **from)
 {
-    *bulk = NULL;
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
+    const char *why;
+
+    *from = NULL;
+    if (lua_isnil(L, idx)) {
         *p = NULL;
         *len = 0;
-        return;
-    case LUA_TSTRING:
-        *p = lua_tolstring(L, idx, len);
-        return;
-    case LUA_TUSERDATA:
-        if (lua_getmetatable(L, idx)) {
-            int is_bulk;
-            luaL_getmetatable(L, ESPIPE_BULK_MT);
-            is_bulk = lua_rawequal(L, -1, -2);
-            lua_pop(L, 2);
-            if (is_bulk) {
-                *bulk = lua_touserdata(L, idx);
-                *p = (*bulk)->buf.data != NULL ? (*bulk)->buf.data : "";
-                *len = (*bulk)->buf.len;
-                return;
-            }
-        }
-        break;
-    default:
-        break;
+        return 0;
     }
-    luaL_error(L, "curl_multi add: body must be nil, a string or an espipe.bulk buffer, got %s",
-               luaL_typename(L, idx));
+    *p = borrowed_bytes(L, idx, len, from, &why);
+    if (*p != NULL)
+        return 0;
+    if (why != NULL)
+        return luaL_error(L, "curl_multi add: %s", why);
+    return luaL_error(L, "curl_multi add: body must be nil, a string or an espipe.bulk buffer, got %s",
+                      luaL_typename(L, idx));
 }
 
 /* m:add(id, url, method, headers, body, timeout, gzip_level, body_buffer) -> true | nil, message, code */
@@ -264,14 +253,14 @@ static int multi_add(lua_State *L)
     transfer_request req;
     transfer *t;
     const char *why = NULL;
-    bulk_buffer *bulk;
+    const lender *lent;
     int i, n, ref, as_buffer;
     CURLMcode mc;
 
     req.url = luaL_checkstring(L, 3);
     req.method = luaL_checkstring(L, 4);
     luaL_checktype(L, 5, LUA_TTABLE);
-    body_bytes(L, 6, &req.body, &req.body_len, &bulk);
+    body_bytes(L, 6, &req.body, &req.body_len, &lent);
     req.timeout_ms = seconds_to_ms(luaL_optnumber(L, 7, 0));
     req.gzip_level = (int)luaL_optinteger(L, 8, 0);
     luaL_argcheck(L, req.gzip_level >= 0 && req.gzip_level <= 9, 8, "gzip level must be 0..9");
@@ -296,9 +285,11 @@ static int multi_add(lua_State *L)
     t->body_ref = ref;
     t->id = id;
     /* While pinned the buffer refuses every change, so curl's pointer stays valid. */
-    t->pinned = bulk;
-    if (bulk != NULL)
-        bulk->pins++;
+    if (lent != NULL) {
+        t->pinned = lua_touserdata(L, 6);
+        t->pinned_by = lent;
+        lent->pin(t->pinned, 1);
+    }
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 5, i);
         if (transfer_add_header(t, lua_tostring(L, -1)) != 0)
@@ -557,10 +548,33 @@ static int body_gc(lua_State *L)
     return 0;
 }
 
+/* The body's bytes, lent to other modules too (base/borrowed.h). */
+static const char *body_bytes_of(void *ud, size_t *len, const char **why)
+{
+    const response_body *b = (const response_body *)ud;
+    if (b->released) {
+        *why = "the response body was released";
+        return NULL;
+    }
+    *len = b->len;
+    return b->data != NULL ? b->data : "";
+}
+
+/* A body never changes until released: nothing to pin. */
+static void body_pin(void *ud, int delta)
+{
+    (void)ud;
+    (void)delta;
+}
+
+static const lender body_lender = { body_bytes_of, body_pin };
+
 static int body_len(lua_State *L)
 {
     size_t len = 0;
-    (void)response_body_bytes(L, 1, &len);
+    const char *why = NULL;
+    if (body_bytes_of(check_body(L), &len, &why) == NULL)
+        return luaL_error(L, "%s", why);
     lua_pushinteger(L, (lua_Integer)len);
     return 1;
 }
@@ -568,9 +582,10 @@ static int body_len(lua_State *L)
 static int body_tostring(lua_State *L)
 {
     size_t len = 0;
-    const char *p;
-    (void)check_body(L);
-    p = response_body_bytes(L, 1, &len);
+    const char *why = NULL;
+    const char *p = body_bytes_of(check_body(L), &len, &why);
+    if (p == NULL)
+        return luaL_error(L, "%s", why);
     lua_pushlstring(L, p, len);
     return 1;
 }
@@ -588,6 +603,34 @@ static const luaL_Reg multi_methods[] = {
     { "close", multi_close },
     { NULL, NULL }
 };
+
+static const luaL_Reg multi_meta[] = {
+    { "__gc", multi_close },
+    { "__close", multi_close },
+    { "__tostring", multi_tostring },
+    { NULL, NULL }
+};
+
+static const luaL_Reg body_meta[] = {
+    { "__gc", body_gc },
+    { "__len", body_len },
+    { "__tostring", body_tostring },
+    { NULL, NULL }
+};
+
+/* A userdata type: its metatable (meta, methods as __index, lending through l unless NULL). */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      const luaL_Reg *meta, const lender *l)
+{
+    if (luaL_newmetatable(L, name)) {
+        espipe_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        espipe_setfuncs(L, meta, 0);
+        if (l != NULL)
+            borrowed_lend(L, l);
+    }
+    lua_pop(L, 1);
+}
 
 static const luaL_Reg module_functions[] = {
     { "new", multi_new },
@@ -609,28 +652,8 @@ int luaopen_espipe_curl_multi(lua_State *L)
             return luaL_error(L, "curl_global_init: %s", curl_easy_strerror(rc));
         curl_ready = 1;
     }
-    if (luaL_newmetatable(L, MULTI_MT)) {
-        espipe_newlib(L, multi_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, multi_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, multi_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, multi_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, ESPIPE_RESPONSE_BODY_MT)) {
-        espipe_newlib(L, body_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, body_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, body_len);
-        lua_setfield(L, -2, "__len");
-        lua_pushcfunction(L, body_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
+    new_class(L, MULTI_MT, multi_methods, multi_meta, NULL);
+    new_class(L, ESPIPE_RESPONSE_BODY_MT, body_methods, body_meta, &body_lender);
     espipe_newlib(L, module_functions);
     return 1;
 }

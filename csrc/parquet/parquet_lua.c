@@ -28,8 +28,8 @@
 #include <string.h>
 
 #include "coerce.h"
+#include "base/borrowed.h"
 #include "base/compat.h"
-#include "curl/response_body.h"
 #include "datetime.h"
 #include "json/reader.h"
 #include "page_reader.h"
@@ -873,6 +873,21 @@ bad:
     return 3;
 }
 
+/* The page at idx: a string, or bytes another module lends (a response body); raises otherwise. */
+static int page_body(lua_State *L, int idx, const char *fn, const char **body, size_t *len)
+{
+    const lender *from;
+    const char *why;
+
+    *body = borrowed_bytes(L, idx, len, &from, &why);
+    if (*body != NULL)
+        return 0;
+    if (why != NULL)
+        return luaL_error(L, "%s", why);
+    return luaL_error(L, "%s: body must be a string or a response body, got %s", fn,
+                      luaL_typename(L, idx));
+}
+
 static int l_write_page(lua_State *L)
 {
     lwriter *u = check_writer(L);
@@ -882,10 +897,7 @@ static int l_write_page(lua_State *L)
     const char *body;
     size_t len, at = 0;
 
-    body = response_body_bytes(L, 2, &len);
-    if (body == NULL)
-        return luaL_error(L, "write_page: body must be a string or a response body, got %s",
-                          luaL_typename(L, 2));
+    page_body(L, 2, "write_page", &body, &len);
     lua_settop(L, 2);
     if (w->failed)
         return push_failure(L, w->err, "io");
@@ -930,10 +942,7 @@ static int l_page_position(lua_State *L)
     const char *body;
     size_t len, at = 0;
 
-    body = response_body_bytes(L, 1, &len);
-    if (body == NULL)
-        return luaL_error(L, "page_position: body must be a string or a response body, got %s",
-                          luaL_typename(L, 1));
+    page_body(L, 1, "page_position", &body, &len);
     if (*r == NULL && (*r = pq_page_reader_new(0)) == NULL)
         return luaL_error(L, "page_position: out of memory");
     if (pq_page_read(*r, body, len, err, &at) != 0) {
