@@ -110,17 +110,22 @@ static int multi_close(lua_State *L)
     return 0;
 }
 
+static int raise_closed(lua_State *L)
+{
+    return luaL_error(L, "curl_multi: the transport is closed");
+}
+
 static multi *check_open(lua_State *L)
 {
     multi *m = luaL_checkudata(L, 1, MULTI_MT);
 
     if (m->handle == NULL)
-        luaL_error(L, "curl_multi: the transport is closed");
+        (void)raise_closed(L);   /* does not return */
     return m;
 }
 
 /* Option readers for new{}: raising is safe, the userdata's __gc owns every allocation. */
-static char *opt_string(lua_State *L, int opts, const char *name)
+static int opt_string(lua_State *L, int opts, const char *name, char **out)
 {
     char *copy = NULL;
     size_t len;
@@ -133,17 +138,18 @@ static char *opt_string(lua_State *L, int opts, const char *name)
     case LUA_TSTRING:
         s = lua_tolstring(L, -1, &len);
         if (strlen(s) != len)
-            luaL_error(L, "curl_multi.new: option '%s' contains a NUL byte", name);
+            return luaL_error(L, "curl_multi.new: option '%s' contains a NUL byte", name);
         copy = malloc(len + 1);
         if (copy == NULL)
-            luaL_error(L, "curl_multi.new: out of memory");
+            return luaL_error(L, "curl_multi.new: out of memory");
         memcpy(copy, s, len + 1);
         break;
     default:
-        luaL_error(L, "curl_multi.new: option '%s' must be a string, got %s", name, luaL_typename(L, -1));
+        return luaL_error(L, "curl_multi.new: option '%s' must be a string, got %s", name, luaL_typename(L, -1));
     }
     lua_pop(L, 1);
-    return copy;
+    *out = copy;
+    return 0;
 }
 
 static double opt_number(lua_State *L, int opts, const char *name, double dflt, double min, double max)
@@ -154,9 +160,9 @@ static double opt_number(lua_State *L, int opts, const char *name, double dflt, 
     if (lua_type(L, -1) == LUA_TNUMBER) {
         v = (double)lua_tonumber(L, -1);
         if (!(v >= min && v <= max))
-            luaL_error(L, "curl_multi.new: option '%s' must be between %f and %f", name, min, max);
+            return luaL_error(L, "curl_multi.new: option '%s' must be between %f and %f", name, min, max);
     } else if (lua_type(L, -1) != LUA_TNIL) {
-        luaL_error(L, "curl_multi.new: option '%s' must be a number, got %s", name, luaL_typename(L, -1));
+        return luaL_error(L, "curl_multi.new: option '%s' must be a number, got %s", name, luaL_typename(L, -1));
     }
     lua_pop(L, 1);
     return v;
@@ -184,13 +190,13 @@ static int multi_new(lua_State *L)
     m->cfg.connect_timeout_ms = seconds_to_ms(opt_number(L, 1, "connect_timeout", 5, 0, 86400));
     m->cfg.max_response_bytes = (size_t)opt_number(L, 1, "max_response_bytes",
                                                    (double)DEFAULT_MAX_RESPONSE_BYTES, 1, 1e15);
-    m->cfg.ca_file = opt_string(L, 1, "ca_file");
-    m->cfg.ca_dir = opt_string(L, 1, "ca_dir");
-    m->cfg.cert = opt_string(L, 1, "cert");
-    m->cfg.key = opt_string(L, 1, "key");
-    m->cfg.username = opt_string(L, 1, "username");
-    m->cfg.password = opt_string(L, 1, "password");
-    m->cfg.auth_header = opt_string(L, 1, "auth_header");
+    opt_string(L, 1, "ca_file", &m->cfg.ca_file);
+    opt_string(L, 1, "ca_dir", &m->cfg.ca_dir);
+    opt_string(L, 1, "cert", &m->cfg.cert);
+    opt_string(L, 1, "key", &m->cfg.key);
+    opt_string(L, 1, "username", &m->cfg.username);
+    opt_string(L, 1, "password", &m->cfg.password);
+    opt_string(L, 1, "auth_header", &m->cfg.auth_header);
     lua_getfield(L, 1, "insecure");
     m->cfg.insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);

@@ -69,32 +69,38 @@ static size_t opt_size(lua_State *L, int opts, const char *key, size_t def, size
     if (lua_type(L, -1) == LUA_TNUMBER) {
         v = lua_tonumber(L, -1);
         if (!(v >= (lua_Number)min) || v > 1e15)
-            luaL_error(L, "option %s must be a number >= %d", key, (int)min);
+            return luaL_error(L, "option %s must be a number >= %d", key, (int)min);
         r = (size_t)v;
     } else if (lua_type(L, -1) != LUA_TNIL) {
-        luaL_error(L, "option %s must be a number, got %s", key, luaL_typename(L, -1));
+        return luaL_error(L, "option %s must be a number, got %s", key, luaL_typename(L, -1));
     }
     lua_pop(L, 1);
     return r;
 }
 
-static const char *opt_string(lua_State *L, int opts, const char *key, const char *def)
+static int opt_string(lua_State *L, int opts, const char *key, const char *def, const char **out)
 {
     const char *s = def;
     lua_getfield(L, opts, key);
     if (lua_type(L, -1) == LUA_TSTRING)
         s = lua_tostring(L, -1);
     else if (lua_type(L, -1) != LUA_TNIL)
-        luaL_error(L, "option %s must be a string, got %s", key, luaL_typename(L, -1));
+        return luaL_error(L, "option %s must be a string, got %s", key, luaL_typename(L, -1));
     lua_pop(L, 1);   /* still referenced by opts, so s stays valid */
-    return s;
+    *out = s;
+    return 0;
+}
+
+static int raise_closed(lua_State *L)
+{
+    return luaL_error(L, "the Parquet writer is closed");
 }
 
 static lwriter *check_writer(lua_State *L)
 {
     lwriter *u = (lwriter *)luaL_checkudata(L, 1, WRITER_MT);
     if (u->closed || u->w == NULL)
-        luaL_error(L, "the Parquet writer is closed");
+        (void)raise_closed(L);   /* does not return */
     return u;
 }
 
@@ -140,7 +146,7 @@ static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys);
 ** Checks columns (arg 2) and builds the keys table on the stack top:
 ** the path segments of each column, then its dotted remainders.
 */
-static void build_keys(lua_State *L, int cols, size_t ncols)
+static int build_keys(lua_State *L, int cols, size_t ncols)
 {
     size_t i;
     int k = 0, keys, col, path;
@@ -151,15 +157,15 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
         lua_rawgeti(L, cols, (int)i);
         col = lua_gettop(L);
         if (lua_type(L, col) != LUA_TTABLE)
-            luaL_error(L, "columns[%d] must be a table, got %s", (int)i, luaL_typename(L, col));
+            return luaL_error(L, "columns[%d] must be a table, got %s", (int)i, luaL_typename(L, col));
         lua_getfield(L, col, "name");
         if (lua_type(L, -1) != LUA_TSTRING || espipe_rawlen(L, -1) == 0)
-            luaL_error(L, "columns[%d].name must be a non-empty string", (int)i);
+            return luaL_error(L, "columns[%d].name must be a non-empty string", (int)i);
         lua_pop(L, 1);
         lua_getfield(L, col, "type");
         if (lua_type(L, -1) != LUA_TSTRING || field_form(lua_tostring(L, -1)) < 0)
-            luaL_error(L, "columns[%d].type must be one of string, json, int64, timestamp, "
-                       "timestamp_ns, double, boolean, struct, list, geo_point, map", (int)i);
+            return luaL_error(L, "columns[%d].type must be one of string, json, int64, timestamp, "
+                              "timestamp_ns, double, boolean, struct, list, geo_point, map", (int)i);
         lua_pop(L, 1);
         lua_getfield(L, col, "path");
         path = lua_gettop(L);
@@ -169,13 +175,13 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
             lua_getfield(L, col, "name");
             lua_rawseti(L, path, 1);
         } else if (lua_type(L, path) != LUA_TTABLE || espipe_rawlen(L, path) == 0) {
-            luaL_error(L, "columns[%d].path must be a non-empty array of strings", (int)i);
+            return luaL_error(L, "columns[%d].path must be a non-empty array of strings", (int)i);
         }
         nsegs = (int)espipe_rawlen(L, path);
         for (j = 1; j <= nsegs; j++) {
             lua_rawgeti(L, path, j);
             if (lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "columns[%d].path[%d] must be a string", (int)i, j);
+                return luaL_error(L, "columns[%d].path[%d] must be a string", (int)i, j);
             lua_rawseti(L, keys, ++k);
         }
         for (j = 1; j < nsegs; j++) {
@@ -190,6 +196,7 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
         }
         lua_settop(L, keys);
     }
+    return 0;
 }
 
 /* ---- nested fields: the schema tree and the shredding shape ---- */
@@ -458,7 +465,7 @@ done:
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    const char *codec_name;
+    const char *codec_name, *created_by;
     size_t ncols, i;
     int keys, codec, k = 0;
     pq_options opt;
@@ -486,11 +493,11 @@ static int l_open(lua_State *L)
         count_field(L, lua_gettop(L) - 1, lua_tostring(L, -1), 0, 0, &counts);
         lua_pop(L, 2);
     }
-    codec_name = opt_string(L, 3, "codec", "snappy");
+    opt_string(L, 3, "codec", "snappy", &codec_name);
     codec = pq_codec_from_name(codec_name);
     if (codec < 0)
         return luaL_error(L, "option codec must be none, snappy, zstd or gzip, got '%s'", codec_name);
-    (void)opt_string(L, 3, "created_by", "espipe");
+    opt_string(L, 3, "created_by", "espipe", &created_by);   /* checked only: the footer names espipe */
     opt.codec = (enum pq_codec)codec;
     opt.level = (int)opt_size(L, 3, "level", 0, 0);
     if ((codec == PQ_GZIP && opt.level > 9) || (codec == PQ_ZSTD && opt.level > 22))
@@ -1000,7 +1007,7 @@ static int collect_metadata(lua_State *L, int t1, int t2)
         lua_pushnil(L);
         while (lua_next(L, t) != 0) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "metadata keys and values must be strings");
+                return luaL_error(L, "metadata keys and values must be strings");
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
             lua_rawset(L, merged);

@@ -114,7 +114,7 @@ static int64_t opt_int_field(lua_State *L, int t, const char *key, int64_t dflt,
     return v;
 }
 
-static void check_params(lua_State *L, int t, route_params *p)
+static int check_params(lua_State *L, int t, route_params *p)
 {
     int64_t es_major, rs;
     const char *fn;
@@ -122,7 +122,7 @@ static void check_params(lua_State *L, int t, route_params *p)
     luaL_checktype(L, t, LUA_TTABLE);
     p->shards = (int32_t)opt_int_field(L, t, "shards", 0, 1, INT32_MAX);
     if (p->shards == 0)
-        luaL_error(L, "shards is required");
+        return luaL_error(L, "shards is required");
     es_major = opt_int_field(L, t, "es_major", 7, 0, 1000);
     p->partition_size = (int32_t)opt_int_field(L, t, "partition_size", 1, 1, INT32_MAX);
 
@@ -131,15 +131,15 @@ static void check_params(lua_State *L, int t, route_params *p)
     case LUA_TNIL: fn = "legacy"; break;
     case LUA_TSTRING: fn = lua_tostring(L, -1); break;
     default:
-        luaL_error(L, "func must be \"legacy\" or \"modulo\", got %s", luaL_typename(L, -1));
-        return;
+        return luaL_error(L, "func must be \"legacy\" or \"modulo\", got %s", luaL_typename(L, -1));
+        return 0;
     }
     if (strcmp(fn, "legacy") == 0)
         p->func = ROUTE_LEGACY;
     else if (strcmp(fn, "modulo") == 0)
         p->func = ROUTE_MODULO;
     else
-        luaL_error(L, "func must be \"legacy\" or \"modulo\", got \"%s\"", fn);
+        return luaL_error(L, "func must be \"legacy\" or \"modulo\", got \"%s\"", fn);
     lua_pop(L, 1);
 
     if (p->func == ROUTE_MODULO) {
@@ -150,15 +150,16 @@ static void check_params(lua_State *L, int t, route_params *p)
         rs = opt_int_field(L, t, "routing_shards",
                            es_major >= 7 ? default_routing_shards(p->shards) : p->shards, 1, INT32_MAX);
         if (rs > INT32_MAX)
-            luaL_error(L, "the default routing_shards of %d shards overflows; pass routing_shards", (int)p->shards);
+            return luaL_error(L, "the default routing_shards of %d shards overflows; pass routing_shards", (int)p->shards);
         p->routing_shards = (int32_t)rs;
     }
     if (rs < p->shards || rs % p->shards != 0)
-        luaL_error(L, "routing_shards (%d) must be a multiple of shards (%d)", (int)rs, (int)p->shards);
+        return luaL_error(L, "routing_shards (%d) must be a multiple of shards (%d)", (int)rs, (int)p->shards);
     p->routing_factor = p->routing_shards / p->shards;
     if (p->partition_size > 1 && p->partition_size >= p->routing_shards)
-        luaL_error(L, "partition_size (%d) must be less than the number of routing shards (%d)",
-                   (int)p->partition_size, (int)p->routing_shards);
+        return luaL_error(L, "partition_size (%d) must be less than the number of routing shards (%d)",
+                          (int)p->partition_size, (int)p->routing_shards);
+    return 0;
 }
 
 /* The shard of one document; id_idx/routing_idx are stack slots (may hold nil). */
@@ -172,8 +173,8 @@ static int32_t route_one(lua_State *L, const route_params *p, int id_idx, int ro
 
     if (p->partition_size > 1) {
         if (!has_routing || !has_id)
-            luaL_error(L, "a partitioned index (partition_size %d) needs both %s and %s",
-                       (int)p->partition_size, id_what, routing_what);
+            return luaL_error(L, "a partitioned index (partition_size %d) needs both %s and %s",
+                              (int)p->partition_size, id_what, routing_what);
         h = wrap_add(hash_text(L, &routing, routing_what),
                      floor_mod(hash_text(L, &id, id_what), p->partition_size));
     } else if (has_routing) {
