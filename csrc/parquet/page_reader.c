@@ -2,10 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
-#endif
-
 #include "coerce.h"
 #include "json/reader.h"
 #include "json/number.h"
@@ -60,12 +56,6 @@ struct pq_page_reader {
     int saw_hits;
 };
 
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define LITTLE_ENDIAN_WORDS 1
-#else
-#define LITTLE_ENDIAN_WORDS 0
-#endif
-
 /*
 ** Two words that, with the length, identify a key of up to 16 bytes: its
 ** first min(n, 8) bytes and its last min(n, 8) bytes, each as a
@@ -94,7 +84,7 @@ static void key_words(const char *key, size_t n, uint64_t *head, uint64_t *tail)
 static void page_key_words(const char *key, size_t n, const unsigned char *end,
                            uint64_t *head, uint64_t *tail)
 {
-#if LITTLE_ENDIAN_WORDS
+#if JSON_LITTLE_ENDIAN_WORDS
     if ((const unsigned char *)key + 8 <= end) {
         uint64_t w;
         size_t m = n < 8 ? n : 8;
@@ -335,48 +325,6 @@ pq_span pq_page_last_sort(const pq_page_reader *r) { return r->sort; }
 /* ---- reading ---- */
 
 /*
-** json_skip_plain, faster: sixteen bytes per step with SSE2 (one signed
-** compare flags both control and non-ASCII bytes), else eight with a bit
-** scan to finish the word. Keys and most values end in their first step.
-*/
-static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
-{
-#if defined(__SSE2__) && defined(__GNUC__)
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(0x20);
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                   _mm_cmplt_epi8(v, space));   /* signed: >= 0x80 is below 0x20 */
-        unsigned m = (unsigned)_mm_movemask_epi8(hit);
-        if (m != 0)
-            return p + __builtin_ctz(m);
-        p += 16;
-    }
-#endif
-#if LITTLE_ENDIAN_WORDS
-    {
-        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-        while (end - p >= 8) {
-            uint64_t v, quote8, bslash8, m;
-            memcpy(&v, p, 8);
-            quote8 = v ^ (ones * '"');
-            bslash8 = v ^ (ones * '\\');
-            /* each test can mark bytes after a true hit, never before one: the lowest mark is exact */
-            m = (v | ((v - ones * 0x20) & ~v) | ((quote8 - ones) & ~quote8) | ((bslash8 - ones) & ~bslash8))
-                & highs;
-            if (m != 0)
-                return p + (__builtin_ctzll(m) >> 3);
-            p += 8;
-        }
-    }
-#endif
-    while (p < end && json_char_class[*p] == JSON_CH_PLAIN)
-        p++;
-    return p;
-}
-
-/*
 ** The key at d->p (a quote): its own bytes, or resolved into r->key; *kend
 ** is how far past the key's start bytes may be read (see page_key_words).
 */
@@ -384,7 +332,7 @@ static int read_key(pq_page_reader *r, json_decoder *d, const char **k, size_t *
                     const unsigned char **kend)
 {
     const unsigned char *q = d->p, *p = q + 1, *end = d->end;
-    p = skip_plain(p, end);
+    p = json_skip_plain_wide(p, end);
     if (p < end && *p != '"')
         p = json_skip_clean(p, end);
     if (p < end && *p == '"') {
@@ -429,7 +377,7 @@ static int skip_value(json_decoder *d)
 {
     const unsigned char *p = d->p;
     if (p < d->end && *p == '"') {
-        p = skip_plain(p + 1, d->end);
+        p = json_skip_plain_wide(p + 1, d->end);
         if (p < d->end && *p == '"') {
             d->p = p + 1;
             return 0;
