@@ -219,14 +219,6 @@ static int multi_new(lua_State *L)
     return 1;
 }
 
-static int fail(lua_State *L, const char *message, const char *code)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, message);
-    lua_pushstring(L, code);
-    return 3;
-}
-
 /*
 ** The body's bytes, without a copy: nil (none), a Lua string, or bytes lent
 ** by another module (an espipe.bulk buffer), whose lender *from is returned
@@ -279,7 +271,7 @@ static int multi_add(lua_State *L)
         lua_pop(L, 1);
     }
     if (m->free_list == NULL)
-        return fail(L, "too many requests in flight", "busy");
+        return espipe_push_failure(L, "too many requests in flight", "busy");
 
     /* Pin the body first: luaL_ref may raise, and nothing is held yet. */
     lua_pushvalue(L, 6);
@@ -316,7 +308,7 @@ static int multi_add(lua_State *L)
         why = curl_multi_strerror(mc);
     }
     release_slot(L, m, t);
-    return fail(L, why, "setup");
+    return espipe_push_failure(L, why, "setup");
 }
 
 /* Header lines into a table of lowercased names; repeated names are joined with ", ". */

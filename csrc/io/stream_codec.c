@@ -334,6 +334,7 @@ static int encode(encoder *e, const char *p, size_t n, int finish)
     return 0;
 }
 
+/* decoder_release's twin: zlib and zstd end each direction with its own call. */
 static void encoder_release(encoder *e)
 {
     if (e->ready) {

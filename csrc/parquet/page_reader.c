@@ -514,6 +514,10 @@ static int read_hit_array(pq_page_reader *r, json_decoder *d)
     }
 }
 
+/*
+** read_object's loop without the column tree or its fast punctuation (and
+** shred.c's, which writes nested columns): the envelope is read once a page.
+*/
 /* The response object (level 0) or its "hits" object (level 1). */
 static int read_envelope(pq_page_reader *r, json_decoder *d, int level)
 {

@@ -131,14 +131,6 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
-static int push_failure(lua_State *L, const char *msg, const char *kind)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    lua_pushstring(L, kind);
-    return 3;
-}
-
 static int field_form(const char *type);
 static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys);
 
@@ -532,14 +524,14 @@ static int l_open(lua_State *L)
     u->w = calloc(1, sizeof *u->w);
     if (u->paths == NULL || u->w == NULL) {
         release(L, u);
-        return push_failure(L, "out of memory", "memory");
+        return espipe_push_failure(L, "out of memory", "memory");
     }
     fp = fopen(path, "wb");
     if (fp == NULL) {
         char msg[512];
         snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
         release(L, u);
-        return push_failure(L, msg, "io");
+        return espipe_push_failure(L, msg, "io");
     }
     u->nfields = ncols;
     if (pq_writer_init(u->w, fp, &opt, counts.leaves) != 0) {
@@ -562,17 +554,17 @@ static int l_open(lua_State *L)
         if (!counts.nested && pq_writer_set_column(u->w, i, lua_tostring(L, -3),
                                                    (pq_kind)pq_kind_from_name(lua_tostring(L, -2))) != 0) {
             release(L, u);
-            return push_failure(L, "out of memory", "memory");
+            return espipe_push_failure(L, "out of memory", "memory");
         }
         lua_pop(L, 4);
     }
     if (counts.nested && build_tree(L, u, &counts, tree_msg) != 0) {
         release(L, u);
-        return push_failure(L, tree_msg, "memory");
+        return espipe_push_failure(L, tree_msg, "memory");
     }
     if (counts.nested && page_reader(L, u, 4) == NULL) {
         release(L, u);
-        return push_failure(L, "out of memory", "memory");
+        return espipe_push_failure(L, "out of memory", "memory");
     }
     lua_settop(L, 5);
     return 1;
@@ -759,7 +751,7 @@ static int l_write_rows(lua_State *L)
         lua_pop(L, 1);
     }
     if (w->failed)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_rawgeti(L, LUA_REGISTRYINDEX, u->keys_ref);
     keys = lua_gettop(L);
     for (i = 1; i <= n; i++) {
@@ -769,12 +761,12 @@ static int l_write_rows(lua_State *L)
         for (c = 0; c < u->nfields; c++) {
             push_field(L, row, keys, &u->paths[c]);
             if (put_field(L, u, c, row + 1) != 0)
-                return push_failure(L, w->err, "memory");
+                return espipe_push_failure(L, w->err, "memory");
             lua_settop(L, row);
         }
         lua_settop(L, keys);
         if (pq_writer_end_row(w) != 0)
-            return push_failure(L, w->err, "io");
+            return espipe_push_failure(L, w->err, "io");
     }
     lua_pushinteger(L, (lua_Integer)n);
     return 1;
@@ -907,11 +899,11 @@ static int l_write_page(lua_State *L)
     page_body(L, 2, "write_page", &body, &len);
     lua_settop(L, 2);
     if (w->failed)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_rawgeti(L, LUA_REGISTRYINDEX, u->keys_ref);
     r = page_reader(L, u, 3);
     if (r == NULL)
-        return push_failure(L, "out of memory", "memory");
+        return espipe_push_failure(L, "out of memory", "memory");
     if (pq_page_read(r, body, len, err, &at) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -926,7 +918,7 @@ static int l_write_page(lua_State *L)
         return 4;
     }
     if ((u->shape ? pq_shape_write_page(u->shape, r, w) : pq_page_write(r, w)) != 0)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
     lua_insert(L, -2);
     return 2;
@@ -1149,7 +1141,7 @@ static int l_flush(lua_State *L)
 {
     pq_writer *w = check_writer(L)->w;
     if (pq_writer_flush(w) != 0)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -1159,7 +1151,7 @@ static int l_measure(lua_State *L)
     pq_writer *w = check_writer(L)->w;
     uint64_t n;
     if (pq_writer_measure(w, &n) != 0)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     push_count(L, n);
     return 1;
 }

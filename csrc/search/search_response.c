@@ -111,6 +111,7 @@ static int read_member(reader *r, enum level lv)
     return json_dec_value(d);
 }
 
+/* json/decoder.c's parse_object, with read_member instead of json_dec_value. */
 static int read_object(reader *r, enum level lv)
 {
     json_decoder *d = &r->d;
