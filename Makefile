@@ -31,6 +31,8 @@ SHARED_SRC := csrc/base/compat.c csrc/base/strbuf.c
 CURL_SRC := $(wildcard csrc/curl/*.c)
 PARQUET_SRC := $(wildcard csrc/parquet/*.c)
 JSON_CODEC_SRC := csrc/json/decoder.c csrc/json/encoder.c csrc/json/number.c csrc/base/utf8.c
+# the Parquet writer reads pages with the search/ envelope walker
+PAGE_SRC := csrc/search/page_envelope.c
 
 obj = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(1))
 
@@ -57,7 +59,7 @@ $(BUILD)/espipe/curl_multi.so: $(call obj,$(CURL_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl -lz
 
-$(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) $(JSON_CODEC_SRC) $(SHARED_SRC))
+$(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) $(PAGE_SRC) $(JSON_CODEC_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lsnappy -lzstd -lz
 

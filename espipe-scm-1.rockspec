@@ -191,6 +191,7 @@ build = {
         "csrc/parquet/shred.c",
         "csrc/parquet/thrift.c",
         "csrc/parquet/writer.c",
+        "csrc/search/page_envelope.c",
       },
       incdirs = { "csrc" },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -325,29 +325,16 @@ pq_span pq_page_last_sort(const pq_page_reader *r) { return r->sort; }
 /* ---- reading ---- */
 
 /*
-** The key at d->p (a quote): its own bytes, or resolved into r->key; *kend
-** is how far past the key's start bytes may be read (see page_key_words).
+** The key at d->p (a quote), see page_key; *kend is how far past the key's
+** start bytes may be read (see page_key_words).
 */
 static int read_key(pq_page_reader *r, json_decoder *d, const char **k, size_t *klen,
                     const unsigned char **kend)
 {
-    const unsigned char *q = d->p, *p = q + 1, *end = d->end;
-    p = json_skip_plain_wide(p, end);
-    if (p < end && *p != '"')
-        p = json_skip_clean(p, end);
-    if (p < end && *p == '"') {
-        *k = (const char *)q + 1;
-        *klen = (size_t)(p - q - 1);
-        *kend = end;
-        d->p = p + 1;
-        return 0;
-    }
-    r->key.len = 0;
-    if (json_dec_unescape(d, &r->key) != 0)
+    int in_page;
+    if (page_key(d, &r->key, k, klen, &in_page) != 0)
         return -1;
-    *k = r->key.len ? r->key.data : "";
-    *klen = r->key.len;
-    *kend = (const unsigned char *)*k + *klen;
+    *kend = in_page ? d->end : (const unsigned char *)*k + *klen;
     return 0;
 }
 
@@ -360,8 +347,6 @@ static void forget_below(pq_page_reader *r, int at)
         forget_below(r, i);
     }
 }
-
-#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), (n)) == 0)
 
 static int is_space(unsigned char c)
 {
@@ -410,7 +395,7 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
         if (read_key(r, d, &k, &klen, &kend) != 0)
             return -1;
         child = r->nodes[at].first_child >= 0 ? child_at(r, at, m++, k, klen, kend) : -1;
-        is_sort = at == 0 && KEY_IS(k, klen, "sort");
+        is_sort = at == 0 && PAGE_KEY_IS(k, klen, "sort");
         if (d->p < d->end && *d->p == ':')
             d->p++;
         else if (json_dec_colon(d) != 0)
@@ -514,51 +499,36 @@ static int read_hit_array(pq_page_reader *r, json_decoder *d)
     }
 }
 
-/*
-** read_object's loop without the column tree or its fast punctuation (and
-** shred.c's, which writes nested columns): the envelope is read once a page.
-*/
-/* The response object (level 0) or its "hits" object (level 1). */
-static int read_envelope(pq_page_reader *r, json_decoder *d, int level)
+/* The envelope (search/page_envelope.h): hits.hits read into rows, pit_id and _scroll_id kept as spans. */
+static int envelope_key(void *ctx, json_decoder *d, const char **k, size_t *klen)
 {
-    const char *k;
-    size_t klen;
-    const unsigned char *vs, *kend;
-    int rc;
-
-    if (json_dec_enter(d) != 0)
-        return -1;
-    if (json_dec_closes(d, '}'))
-        return 0;
-    for (;;) {
-        if (d->p >= d->end || *d->p != '"')
-            return json_dec_expected(d, "a string key");
-        if (read_key(r, d, &k, &klen, &kend) != 0)
-            return -1;
-        if (json_dec_colon(d) != 0)
-            return -1;
-        json_dec_space(d);
-        vs = d->p;
-        if (level == 0 && KEY_IS(k, klen, "hits") && d->p < d->end && *d->p == '{')
-            rc = read_envelope(r, d, 1);
-        else if (level == 1 && KEY_IS(k, klen, "hits") && d->p < d->end && *d->p == '[')
-            rc = read_hit_array(r, d);
-        else
-            rc = json_dec_skip(d);
-        if (rc != 0)
-            return -1;
-        if (level == 0 && KEY_IS(k, klen, "pit_id")) {
-            r->pit_id.start = vs;
-            r->pit_id.end = d->p;
-        } else if (level == 0 && KEY_IS(k, klen, "_scroll_id")) {
-            r->scroll_id.start = vs;
-            r->scroll_id.end = d->p;
-        }
-        const int more = json_dec_next(d, '}');
-        if (more <= 0)
-            return more;
-    }
+    const unsigned char *kend;
+    return read_key((pq_page_reader *)ctx, d, k, klen, &kend);
 }
+
+static int envelope_hits(void *ctx, json_decoder *d)
+{
+    return read_hit_array((pq_page_reader *)ctx, d);
+}
+
+static int envelope_value(void *ctx, json_decoder *d, enum envelope_level lv, const char *k, size_t klen)
+{
+    pq_page_reader *r = (pq_page_reader *)ctx;
+    const unsigned char *vs = d->p;
+
+    if (json_dec_skip(d) != 0)
+        return -1;
+    if (lv == ENVELOPE_TOP && PAGE_KEY_IS(k, klen, "pit_id")) {
+        r->pit_id.start = vs;
+        r->pit_id.end = d->p;
+    } else if (lv == ENVELOPE_TOP && PAGE_KEY_IS(k, klen, "_scroll_id")) {
+        r->scroll_id.start = vs;
+        r->scroll_id.end = d->p;
+    }
+    return 0;
+}
+
+static const envelope_hooks span_page = { NULL, envelope_key, envelope_hits, envelope_value, NULL };
 
 static void decoder_init(pq_page_reader *r, json_decoder *d, const unsigned char *start,
                          const unsigned char *p, const unsigned char *end, char *err)
@@ -592,16 +562,7 @@ int pq_page_read(pq_page_reader *r, const char *body, size_t len, char *err, siz
         return -1;
     }
     decoder_init(r, &d, s, s, s + len, err);
-    json_dec_space(&d);
-    if (d.p < d.end && *d.p == '{')
-        rc = read_envelope(r, &d, 0);
-    else
-        rc = json_dec_expected(&d, "'{' (a search response object)");
-    if (rc == 0) {
-        json_dec_space(&d);
-        if (d.p != d.end)
-            rc = json_dec_expected(&d, "end of input");
-    }
+    rc = envelope_walk(&d, &span_page, r);
     if (rc == 0 && !r->saw_hits) {
         snprintf(err, ESPIPE_JSON_ERRLEN, "search response without hits.hits");
         d.err_at = 0;
