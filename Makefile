@@ -31,8 +31,8 @@ SHARED_SRC := csrc/base/compat.c csrc/base/strbuf.c
 CURL_SRC := $(wildcard csrc/curl/*.c)
 PARQUET_SRC := $(wildcard csrc/parquet/*.c)
 JSON_CODEC_SRC := csrc/json/decoder.c csrc/json/encoder.c csrc/json/number.c csrc/base/utf8.c
-# the Parquet writer reads pages with the search/ envelope walker
-PAGE_SRC := csrc/search/page_envelope.c
+# the Parquet writer reads pages with the search/ envelope walker, and tells their position
+PAGE_SRC := csrc/search/page_envelope.c csrc/search/page_position.c
 
 obj = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(1))
 

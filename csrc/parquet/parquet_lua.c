@@ -28,11 +28,11 @@
 #include <string.h>
 
 #include "coerce.h"
-#include "base/borrowed.h"
 #include "base/compat.h"
 #include "datetime.h"
 #include "json/reader.h"
 #include "page_reader.h"
+#include "search/page_position.h"
 #include "json/json.h"
 #include "shred.h"
 #include "base/utf8.h"
@@ -810,81 +810,16 @@ static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys)
     return r;
 }
 
-/* Pushes the string or sort values at span v (nil when absent). 0, or -1 with err set. */
-static int push_span(lua_State *L, pq_span v, int sort, const char *body, char *err, size_t *err_at)
-{
-    json_decoder d;
-    json_decode_cfg cfg;
-    int rc;
-
-    if (v.start == NULL) {
-        lua_pushnil(L);
-        return 0;
-    }
-    json_decode_cfg_default(&cfg);
-    if (sort)
-        cfg.big = JSON_BIG_STRING;   /* search_after must resume at the very hit */
-    luaL_newmetatable(L, ESPIPE_JSON_ARRAY_MT);
-    d.L = L;
-    d.start = (const unsigned char *)body;
-    d.p = v.start;
-    d.end = v.end;
-    d.cfg = &cfg;
-    d.err = err;
-    d.err_at = 0;
-    d.array_mt = lua_gettop(L);
-    d.depth = 0;
-    rc = json_dec_value(&d);
-    if (rc != 0) {
-        lua_pop(L, 1);
-        *err_at = d.err_at;
-        return -1;
-    }
-    lua_remove(L, d.array_mt);
-    return 0;
-}
-
-/* The position table of the page r just read, pushed; or nil, message, offset (3). */
+/* The position of the page r just read (search/page_position.h), pushed: 1, or 3 on failure. */
 static int push_position(lua_State *L, const pq_page_reader *r, const char *body)
 {
-    char err[ESPIPE_JSON_ERRLEN];
-    size_t at = 0;
+    page_position pos;
 
-    luaL_checkstack(L, 8, "page position");
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
-    lua_setfield(L, -2, "hits");
-    if (push_span(L, pq_page_pit_id(r), 0, body, err, &at) != 0)
-        goto bad;
-    lua_setfield(L, -2, "pit_id");
-    if (push_span(L, pq_page_scroll_id(r), 0, body, err, &at) != 0)
-        goto bad;
-    lua_setfield(L, -2, "scroll_id");
-    if (push_span(L, pq_page_last_sort(r), 1, body, err, &at) != 0)
-        goto bad;
-    lua_setfield(L, -2, "search_after");
-    return 1;
-bad:
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushinteger(L, (lua_Integer)at + 1);
-    return 3;
-}
-
-/* The page at idx: a string, or bytes another module lends (a response body); raises otherwise. */
-static int page_body(lua_State *L, int idx, const char *fn, const char **body, size_t *len)
-{
-    const lender *from;
-    const char *why;
-
-    *body = borrowed_bytes(L, idx, len, &from, &why);
-    if (*body != NULL)
-        return 0;
-    if (why != NULL)
-        return luaL_error(L, "%s", why);
-    return luaL_error(L, "%s: body must be a string or a response body, got %s", fn,
-                      luaL_typename(L, idx));
+    pos.hits = pq_page_hits(r);
+    pos.pit_id = pq_page_pit_id(r);
+    pos.scroll_id = pq_page_scroll_id(r);
+    pos.last_sort = pq_page_last_sort(r);
+    return page_position_push(L, &pos, body);
 }
 
 static int l_write_page(lua_State *L)
@@ -896,7 +831,7 @@ static int l_write_page(lua_State *L)
     const char *body;
     size_t len, at = 0;
 
-    page_body(L, 2, "write_page", &body, &len);
+    page_text(L, 2, "write_page", &body, &len);
     lua_settop(L, 2);
     if (w->failed)
         return espipe_push_failure(L, w->err, "io");
@@ -922,35 +857,6 @@ static int l_write_page(lua_State *L)
     lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
     lua_insert(L, -2);
     return 2;
-}
-
-#define POSITION_MT "espipe.parquet_writer.position_reader"
-
-static int l_position_reader_gc(lua_State *L)
-{
-    pq_page_reader **r = (pq_page_reader **)luaL_checkudata(L, 1, POSITION_MT);
-    pq_page_reader_free(*r);
-    *r = NULL;
-    return 0;
-}
-
-static int l_page_position(lua_State *L)
-{
-    pq_page_reader **r = (pq_page_reader **)lua_touserdata(L, lua_upvalueindex(1));
-    char err[ESPIPE_JSON_ERRLEN];
-    const char *body;
-    size_t len, at = 0;
-
-    page_body(L, 1, "page_position", &body, &len);
-    if (*r == NULL && (*r = pq_page_reader_new(0)) == NULL)
-        return luaL_error(L, "page_position: out of memory");
-    if (pq_page_read(*r, body, len, err, &at) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushinteger(L, (lua_Integer)at + 1);
-        return 3;
-    }
-    return push_position(L, *r, body);
 }
 
 static void push_count(lua_State *L, uint64_t n)
@@ -1278,16 +1184,6 @@ ESPIPE_EXPORT int luaopen_espipe_parquet_writer(lua_State *L)
     }
     lua_pop(L, 1);
     espipe_newlib(L, module_functions);
-    {
-        pq_page_reader **r = (pq_page_reader **)espipe_newuserdata(L, sizeof *r);
-        *r = NULL;
-        if (luaL_newmetatable(L, POSITION_MT)) {
-            lua_pushcfunction(L, l_position_reader_gc);
-            lua_setfield(L, -2, "__gc");
-        }
-        lua_setmetatable(L, -2);
-        lua_pushcclosure(L, l_page_position, 1);
-        lua_setfield(L, -2, "page_position");
-    }
+    espipe_open_page_position(L);   /* the scan's reader, from search/ (also in espipe.core) */
     return 1;
 }

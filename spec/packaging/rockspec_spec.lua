@@ -62,7 +62,7 @@ describe("espipe-scm-1.rockspec", function()
     -- the Parquet writer links espipe.json's encoder and decoder (one JSON text and grammar for
     -- both) and the page envelope walker of search/
     assert.same(c_sources("ls csrc/parquet/*.c csrc/json/decoder.c csrc/json/encoder.c csrc/json/number.c"
-      .. " csrc/base/utf8.c csrc/search/page_envelope.c"),
+      .. " csrc/base/utf8.c csrc/search/page_envelope.c csrc/search/page_position.c"),
       sorted(modules["espipe.parquet_writer"].sources))
   end)
 
