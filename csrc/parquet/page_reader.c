@@ -478,25 +478,17 @@ static int read_hit(pq_page_reader *r, json_decoder *d)
     return 0;
 }
 
+static int each_hit(void *ctx, json_decoder *d)
+{
+    return read_hit((pq_page_reader *)ctx, d);
+}
+
 static int read_hit_array(pq_page_reader *r, json_decoder *d)
 {
     r->nhits = 0;   /* a repeated "hits" member: the last one counts */
     r->sort.start = r->sort.end = NULL;
     r->saw_hits = 1;
-    if (json_dec_enter(d) != 0)
-        return -1;
-    if (json_dec_closes(d, ']'))
-        return 0;
-    for (;;) {
-        json_dec_space(d);
-        if (d->p >= d->end || *d->p != '{')
-            return json_dec_expected(d, "a hit (an object)");
-        if (read_hit(r, d) != 0)
-            return -1;
-        const int more = json_dec_next(d, ']');
-        if (more <= 0)
-            return more;
-    }
+    return envelope_each_hit(d, each_hit, r);
 }
 
 /* The envelope (search/page_envelope.h): hits.hits read into rows, pit_id and _scroll_id kept as spans. */
@@ -514,18 +506,7 @@ static int envelope_hits(void *ctx, json_decoder *d)
 static int envelope_value(void *ctx, json_decoder *d, enum envelope_level lv, const char *k, size_t klen)
 {
     pq_page_reader *r = (pq_page_reader *)ctx;
-    const unsigned char *vs = d->p;
-
-    if (json_dec_skip(d) != 0)
-        return -1;
-    if (lv == ENVELOPE_TOP && PAGE_KEY_IS(k, klen, "pit_id")) {
-        r->pit_id.start = vs;
-        r->pit_id.end = d->p;
-    } else if (lv == ENVELOPE_TOP && PAGE_KEY_IS(k, klen, "_scroll_id")) {
-        r->scroll_id.start = vs;
-        r->scroll_id.end = d->p;
-    }
-    return 0;
+    return envelope_skip_member(d, lv, k, klen, &r->pit_id, &r->scroll_id);
 }
 
 static const envelope_hooks span_page = { NULL, envelope_key, envelope_hits, envelope_value, NULL };

@@ -40,6 +40,19 @@ typedef struct envelope_hooks {
 int envelope_walk(json_decoder *d, const envelope_hooks *h, void *ctx);
 
 /*
+** hits.hits at d->p ('['): hit(ctx, d) for each element, which must be an
+** object (d->p at its '{'). 0, or -1 with d->err set.
+*/
+int envelope_each_hit(json_decoder *d, int (*hit)(void *ctx, json_decoder *d), void *ctx);
+
+/*
+** The value of a member at d->p checked and passed; at ENVELOPE_TOP, where
+** pit_id or _scroll_id is kept as a span. 0 or -1.
+*/
+int envelope_skip_member(json_decoder *d, enum envelope_level lv, const char *k, size_t klen,
+                         page_span *pit_id, page_span *scroll_id);
+
+/*
 ** A key's bytes for readers without Lua: the page's own bytes when it has
 ** no escape, else resolved into scratch. *in_page tells which.
 */

@@ -124,6 +124,15 @@ static int position_hit(position_reader *r, json_decoder *d)
     }
 }
 
+static int each_hit(void *ctx, json_decoder *d)
+{
+    position_reader *r = (position_reader *)ctx;
+    if (position_hit(r, d) != 0)
+        return -1;
+    r->pos.hits++;
+    return 0;
+}
+
 static int position_hits(void *ctx, json_decoder *d)
 {
     position_reader *r = (position_reader *)ctx;
@@ -131,38 +140,13 @@ static int position_hits(void *ctx, json_decoder *d)
     r->pos.hits = 0;   /* a repeated "hits" member: the last one counts */
     r->pos.last_sort.start = r->pos.last_sort.end = NULL;
     r->saw_hits = 1;
-    if (json_dec_enter(d) != 0)
-        return -1;
-    if (json_dec_closes(d, ']'))
-        return 0;
-    for (;;) {
-        json_dec_space(d);
-        if (d->p >= d->end || *d->p != '{')
-            return json_dec_expected(d, "a hit (an object)");
-        if (position_hit(r, d) != 0)
-            return -1;
-        r->pos.hits++;
-        const int more = json_dec_next(d, ']');
-        if (more <= 0)
-            return more;
-    }
+    return envelope_each_hit(d, each_hit, r);
 }
 
 static int position_value(void *ctx, json_decoder *d, enum envelope_level lv, const char *k, size_t klen)
 {
     position_reader *r = (position_reader *)ctx;
-    const unsigned char *vs = d->p;
-
-    if (json_dec_skip(d) != 0)
-        return -1;
-    if (lv == ENVELOPE_TOP && PAGE_KEY_IS(k, klen, "pit_id")) {
-        r->pos.pit_id.start = vs;
-        r->pos.pit_id.end = d->p;
-    } else if (lv == ENVELOPE_TOP && PAGE_KEY_IS(k, klen, "_scroll_id")) {
-        r->pos.scroll_id.start = vs;
-        r->pos.scroll_id.end = d->p;
-    }
-    return 0;
+    return envelope_skip_member(d, lv, k, klen, &r->pos.pit_id, &r->pos.scroll_id);
 }
 
 static const envelope_hooks position_page = { NULL, position_key, position_hits, position_value, NULL };
