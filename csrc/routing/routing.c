@@ -255,6 +255,7 @@ static int l_default_routing_shards(lua_State *L)
     return 1;
 }
 
+/* The same shape as every espipe_open_*: a table of this concern's functions (core.c). */
 void espipe_open_routing(lua_State *L)
 {
     static const luaL_Reg fns[] = {
