@@ -12,6 +12,7 @@
 
 #include "base/compat.h"
 #include "base/utf8.h"
+#include "json/reader.h"
 #include "core.h"
 
 #define BR_MAX_DEPTH 512
@@ -72,16 +73,6 @@ static int hex4(const char *s, unsigned *out)
     return 0;
 }
 
-/* 1 for the bytes that end a run of plain string content: '"', '\\', controls. */
-static const unsigned char string_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-};
-
 /* sc->p is at the opening quote. Records the content span (without quotes). */
 static int scan_string(scanner *sc, span *out)
 {
@@ -90,11 +81,15 @@ static int scan_string(scanner *sc, span *out)
     out->escaped = 0;
     while (p < end) {
         unsigned char c;
-        while (p < end && !string_stop[*p])
-            p++;
+        p = json_skip_plain_wide(p, end);   /* stops at high bytes too: passed below */
         if (p >= end)
             break;
         c = *p;
+        if (c >= 0x80) {   /* not checked as UTF-8 here: Elasticsearch wrote it */
+            while (p < end && *p >= 0x80)
+                p++;
+            continue;
+        }
         if (c == '"') {
             out->s = sc->p + 1;
             out->len = (size_t)((const char *)p - out->s);
