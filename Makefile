@@ -23,10 +23,16 @@ CFLAGS_ALL = -std=c99 -D_POSIX_C_SOURCE=200809L $(OPT) -g -fPIC -fvisibility=hid
 LDFLAGS_ALL = -shared $(EXTRA_LDFLAGS)
 
 BUILD := build/$(LUA)
-SHARED_SRC := csrc/compat.c csrc/strbuf.c
-CORE_SRC := $(filter-out $(SHARED_SRC),$(wildcard csrc/*.c))
+# csrc/README.md: which folder holds what. espipe.core is every folder but
+# curl/ and parquet/, which are their own modules.
+CORE_DIRS := base json bulk search routing io os
+CORE_SRC := $(wildcard csrc/*.c $(foreach d,$(CORE_DIRS),csrc/$(d)/*.c))
+SHARED_SRC := csrc/base/compat.c csrc/base/strbuf.c
 CURL_SRC := $(wildcard csrc/curl/*.c)
 PARQUET_SRC := $(wildcard csrc/parquet/*.c)
+JSON_CODEC_SRC := csrc/json/decoder.c csrc/json/encoder.c csrc/json/number.c csrc/base/utf8.c
+# the Parquet writer reads pages with the search/ envelope walker, and tells their position
+PAGE_SRC := csrc/search/page_envelope.c csrc/search/page_position.c
 
 obj = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(1))
 
@@ -45,7 +51,7 @@ $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h csrc/*/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/espipe/core.so: $(call obj,$(CORE_SRC) $(SHARED_SRC))
+$(BUILD)/espipe/core.so: $(call obj,$(CORE_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lz -lzstd
 
@@ -53,7 +59,7 @@ $(BUILD)/espipe/curl_multi.so: $(call obj,$(CURL_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcurl -lz
 
-$(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) csrc/json_decode.c csrc/json_encode.c csrc/json_number.c csrc/utf8.c $(SHARED_SRC))
+$(BUILD)/espipe/parquet_writer.so: $(call obj,$(PARQUET_SRC) $(PAGE_SRC) $(JSON_CODEC_SRC) $(SHARED_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lsnappy -lzstd -lz
 

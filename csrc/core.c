@@ -3,8 +3,9 @@
 ** bulk-response scanning). None of them blocks or calls back into Lua, so the
 ** same module serves standalone Lua and nginx workers.
 */
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
+#include "search/page_position.h"
 
 ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L)
 {
@@ -14,6 +15,7 @@ ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L)
     espipe_open_routing(L);
     espipe_open_bulk_response(L);
     espipe_open_search_response(L);
+    espipe_open_page_position(L);
     espipe_open_stream_codec(L);
     espipe_open_signals(L);
     espipe_open_raw_bytes(L);

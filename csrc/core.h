@@ -2,7 +2,7 @@
 #ifndef ESPIPE_CORE_H
 #define ESPIPE_CORE_H
 
-#include "compat.h"
+#include "base/compat.h"
 
 ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L);
 

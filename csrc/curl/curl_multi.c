@@ -20,9 +20,9 @@
 
 #include <curl/curl.h>
 
-#include "compat.h"
-#include "bulk.h"
-#include "strbuf.h"
+#include "base/borrowed.h"
+#include "base/compat.h"
+#include "base/strbuf.h"
 #include "transfer.h"
 #include "curl_codes.h"
 #include "response_body.h"
@@ -61,9 +61,10 @@ static void free_secret(char **s)
 
 static void unpin(lua_State *L, transfer *t)
 {
-    if (t->pinned != NULL)
-        t->pinned->pins--;
+    if (t->pinned_by != NULL)
+        t->pinned_by->pin(t->pinned, -1);
     t->pinned = NULL;
+    t->pinned_by = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, t->body_ref);
     t->body_ref = LUA_NOREF;
 }
@@ -109,17 +110,22 @@ static int multi_close(lua_State *L)
     return 0;
 }
 
+static int raise_closed(lua_State *L)
+{
+    return luaL_error(L, "curl_multi: the transport is closed");
+}
+
 static multi *check_open(lua_State *L)
 {
     multi *m = luaL_checkudata(L, 1, MULTI_MT);
 
     if (m->handle == NULL)
-        luaL_error(L, "curl_multi: the transport is closed");
+        (void)raise_closed(L);   /* does not return */
     return m;
 }
 
 /* Option readers for new{}: raising is safe, the userdata's __gc owns every allocation. */
-static char *opt_string(lua_State *L, int opts, const char *name)
+static int opt_string(lua_State *L, int opts, const char *name, char **out)
 {
     char *copy = NULL;
     size_t len;
@@ -132,17 +138,18 @@ static char *opt_string(lua_State *L, int opts, const char *name)
     case LUA_TSTRING:
         s = lua_tolstring(L, -1, &len);
         if (strlen(s) != len)
-            luaL_error(L, "curl_multi.new: option '%s' contains a NUL byte", name);
+            return luaL_error(L, "curl_multi.new: option '%s' contains a NUL byte", name);
         copy = malloc(len + 1);
         if (copy == NULL)
-            luaL_error(L, "curl_multi.new: out of memory");
+            return luaL_error(L, "curl_multi.new: out of memory");
         memcpy(copy, s, len + 1);
         break;
     default:
-        luaL_error(L, "curl_multi.new: option '%s' must be a string, got %s", name, luaL_typename(L, -1));
+        return luaL_error(L, "curl_multi.new: option '%s' must be a string, got %s", name, luaL_typename(L, -1));
     }
     lua_pop(L, 1);
-    return copy;
+    *out = copy;
+    return 0;
 }
 
 static double opt_number(lua_State *L, int opts, const char *name, double dflt, double min, double max)
@@ -153,9 +160,9 @@ static double opt_number(lua_State *L, int opts, const char *name, double dflt, 
     if (lua_type(L, -1) == LUA_TNUMBER) {
         v = (double)lua_tonumber(L, -1);
         if (!(v >= min && v <= max))
-            luaL_error(L, "curl_multi.new: option '%s' must be between %f and %f", name, min, max);
+            return luaL_error(L, "curl_multi.new: option '%s' must be between %f and %f", name, min, max);
     } else if (lua_type(L, -1) != LUA_TNIL) {
-        luaL_error(L, "curl_multi.new: option '%s' must be a number, got %s", name, luaL_typename(L, -1));
+        return luaL_error(L, "curl_multi.new: option '%s' must be a number, got %s", name, luaL_typename(L, -1));
     }
     lua_pop(L, 1);
     return v;
@@ -183,13 +190,13 @@ static int multi_new(lua_State *L)
     m->cfg.connect_timeout_ms = seconds_to_ms(opt_number(L, 1, "connect_timeout", 5, 0, 86400));
     m->cfg.max_response_bytes = (size_t)opt_number(L, 1, "max_response_bytes",
                                                    (double)DEFAULT_MAX_RESPONSE_BYTES, 1, 1e15);
-    m->cfg.ca_file = opt_string(L, 1, "ca_file");
-    m->cfg.ca_dir = opt_string(L, 1, "ca_dir");
-    m->cfg.cert = opt_string(L, 1, "cert");
-    m->cfg.key = opt_string(L, 1, "key");
-    m->cfg.username = opt_string(L, 1, "username");
-    m->cfg.password = opt_string(L, 1, "password");
-    m->cfg.auth_header = opt_string(L, 1, "auth_header");
+    opt_string(L, 1, "ca_file", &m->cfg.ca_file);
+    opt_string(L, 1, "ca_dir", &m->cfg.ca_dir);
+    opt_string(L, 1, "cert", &m->cfg.cert);
+    opt_string(L, 1, "key", &m->cfg.key);
+    opt_string(L, 1, "username", &m->cfg.username);
+    opt_string(L, 1, "password", &m->cfg.password);
+    opt_string(L, 1, "auth_header", &m->cfg.auth_header);
     lua_getfield(L, 1, "insecure");
     m->cfg.insecure = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -212,48 +219,28 @@ static int multi_new(lua_State *L)
     return 1;
 }
 
-static int fail(lua_State *L, const char *message, const char *code)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, message);
-    lua_pushstring(L, code);
-    return 3;
-}
-
 /*
-** The body's bytes, without a copy: a Lua string, or an espipe.bulk buffer
-** (returned in *bulk so the caller can pin it; see csrc/bulk.h).
+** The body's bytes, without a copy: nil (none), a Lua string, or bytes lent
+** by another module (an espipe.bulk buffer), whose lender *from is returned
+** so the caller can pin them. 0, or raises.
 */
-static void body_bytes(lua_State *L, int idx, const char **p, size_t *len, bulk_buffer **bulk)
+static int body_bytes(lua_State *L, int idx, const char **p, size_t *len, const lender **from)
 {
-    *bulk = NULL;
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
+    const char *why;
+
+    *from = NULL;
+    if (lua_isnil(L, idx)) {
         *p = NULL;
         *len = 0;
-        return;
-    case LUA_TSTRING:
-        *p = lua_tolstring(L, idx, len);
-        return;
-    case LUA_TUSERDATA:
-        if (lua_getmetatable(L, idx)) {
-            int is_bulk;
-            luaL_getmetatable(L, ESPIPE_BULK_MT);
-            is_bulk = lua_rawequal(L, -1, -2);
-            lua_pop(L, 2);
-            if (is_bulk) {
-                *bulk = lua_touserdata(L, idx);
-                *p = (*bulk)->buf.data != NULL ? (*bulk)->buf.data : "";
-                *len = (*bulk)->buf.len;
-                return;
-            }
-        }
-        break;
-    default:
-        break;
+        return 0;
     }
-    luaL_error(L, "curl_multi add: body must be nil, a string or an espipe.bulk buffer, got %s",
-               luaL_typename(L, idx));
+    *p = borrowed_bytes(L, idx, len, from, &why);
+    if (*p != NULL)
+        return 0;
+    if (why != NULL)
+        return luaL_error(L, "curl_multi add: %s", why);
+    return luaL_error(L, "curl_multi add: body must be nil, a string or an espipe.bulk buffer, got %s",
+                      luaL_typename(L, idx));
 }
 
 /* m:add(id, url, method, headers, body, timeout, gzip_level, body_buffer) -> true | nil, message, code */
@@ -264,14 +251,14 @@ static int multi_add(lua_State *L)
     transfer_request req;
     transfer *t;
     const char *why = NULL;
-    bulk_buffer *bulk;
+    const lender *lent;
     int i, n, ref, as_buffer;
     CURLMcode mc;
 
     req.url = luaL_checkstring(L, 3);
     req.method = luaL_checkstring(L, 4);
     luaL_checktype(L, 5, LUA_TTABLE);
-    body_bytes(L, 6, &req.body, &req.body_len, &bulk);
+    body_bytes(L, 6, &req.body, &req.body_len, &lent);
     req.timeout_ms = seconds_to_ms(luaL_optnumber(L, 7, 0));
     req.gzip_level = (int)luaL_optinteger(L, 8, 0);
     luaL_argcheck(L, req.gzip_level >= 0 && req.gzip_level <= 9, 8, "gzip level must be 0..9");
@@ -284,7 +271,7 @@ static int multi_add(lua_State *L)
         lua_pop(L, 1);
     }
     if (m->free_list == NULL)
-        return fail(L, "too many requests in flight", "busy");
+        return espipe_push_failure(L, "too many requests in flight", "busy");
 
     /* Pin the body first: luaL_ref may raise, and nothing is held yet. */
     lua_pushvalue(L, 6);
@@ -296,9 +283,11 @@ static int multi_add(lua_State *L)
     t->body_ref = ref;
     t->id = id;
     /* While pinned the buffer refuses every change, so curl's pointer stays valid. */
-    t->pinned = bulk;
-    if (bulk != NULL)
-        bulk->pins++;
+    if (lent != NULL) {
+        t->pinned = lua_touserdata(L, 6);
+        t->pinned_by = lent;
+        lent->pin(t->pinned, 1);
+    }
     for (i = 1; i <= n; i++) {
         lua_rawgeti(L, 5, i);
         if (transfer_add_header(t, lua_tostring(L, -1)) != 0)
@@ -319,7 +308,7 @@ static int multi_add(lua_State *L)
         why = curl_multi_strerror(mc);
     }
     release_slot(L, m, t);
-    return fail(L, why, "setup");
+    return espipe_push_failure(L, why, "setup");
 }
 
 /* Header lines into a table of lowercased names; repeated names are joined with ", ". */
@@ -557,10 +546,33 @@ static int body_gc(lua_State *L)
     return 0;
 }
 
+/* The body's bytes, lent to other modules too (base/borrowed.h). */
+static const char *body_bytes_of(void *ud, size_t *len, const char **why)
+{
+    const response_body *b = (const response_body *)ud;
+    if (b->released) {
+        *why = "the response body was released";
+        return NULL;
+    }
+    *len = b->len;
+    return b->data != NULL ? b->data : "";
+}
+
+/* A body never changes until released: nothing to pin. */
+static void body_pin(void *ud, int delta)
+{
+    (void)ud;
+    (void)delta;
+}
+
+static const lender body_lender = { body_bytes_of, body_pin };
+
 static int body_len(lua_State *L)
 {
     size_t len = 0;
-    (void)response_body_bytes(L, 1, &len);
+    const char *why = NULL;
+    if (body_bytes_of(check_body(L), &len, &why) == NULL)
+        return luaL_error(L, "%s", why);
     lua_pushinteger(L, (lua_Integer)len);
     return 1;
 }
@@ -568,9 +580,10 @@ static int body_len(lua_State *L)
 static int body_tostring(lua_State *L)
 {
     size_t len = 0;
-    const char *p;
-    (void)check_body(L);
-    p = response_body_bytes(L, 1, &len);
+    const char *why = NULL;
+    const char *p = body_bytes_of(check_body(L), &len, &why);
+    if (p == NULL)
+        return luaL_error(L, "%s", why);
     lua_pushlstring(L, p, len);
     return 1;
 }
@@ -588,6 +601,34 @@ static const luaL_Reg multi_methods[] = {
     { "close", multi_close },
     { NULL, NULL }
 };
+
+static const luaL_Reg multi_meta[] = {
+    { "__gc", multi_close },
+    { "__close", multi_close },
+    { "__tostring", multi_tostring },
+    { NULL, NULL }
+};
+
+static const luaL_Reg body_meta[] = {
+    { "__gc", body_gc },
+    { "__len", body_len },
+    { "__tostring", body_tostring },
+    { NULL, NULL }
+};
+
+/* A userdata type: its metatable (meta, methods as __index, lending through l unless NULL). */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      const luaL_Reg *meta, const lender *l)
+{
+    if (luaL_newmetatable(L, name)) {
+        espipe_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        espipe_setfuncs(L, meta, 0);
+        if (l != NULL)
+            borrowed_lend(L, l);
+    }
+    lua_pop(L, 1);
+}
 
 static const luaL_Reg module_functions[] = {
     { "new", multi_new },
@@ -609,28 +650,8 @@ int luaopen_espipe_curl_multi(lua_State *L)
             return luaL_error(L, "curl_global_init: %s", curl_easy_strerror(rc));
         curl_ready = 1;
     }
-    if (luaL_newmetatable(L, MULTI_MT)) {
-        espipe_newlib(L, multi_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, multi_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, multi_close);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, multi_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, ESPIPE_RESPONSE_BODY_MT)) {
-        espipe_newlib(L, body_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, body_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, body_len);
-        lua_setfield(L, -2, "__len");
-        lua_pushcfunction(L, body_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
+    new_class(L, MULTI_MT, multi_methods, multi_meta, NULL);
+    new_class(L, ESPIPE_RESPONSE_BODY_MT, body_methods, body_meta, &body_lender);
     espipe_newlib(L, module_functions);
     return 1;
 }

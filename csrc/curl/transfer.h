@@ -10,7 +10,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 /* Fixed for the life of a transport; the strings are owned by it. */
 typedef struct transfer_config {
@@ -44,7 +44,8 @@ typedef struct transfer {
     transfer_state state;
     lua_Integer id;             /* the caller's request id */
     int body_ref;               /* registry ref keeping the body alive, or LUA_NOREF */
-    struct bulk_buffer *pinned; /* a bulk body whose pins we hold, or NULL */
+    void *pinned;               /* a lent body (base/borrowed.h) we hold a pin on, or NULL */
+    const struct lender *pinned_by;
     struct curl_slist *headers;
     int has_auth_header;        /* the request brought its own Authorization */
     strbuf head;                /* raw header lines of the final response */

@@ -3,10 +3,10 @@
 #include <string.h>
 
 #include "coerce.h"
-#include "compat.h"
+#include "base/compat.h"
 #include "datetime.h"
-#include "json_number.h"
-#include "utf8.h"
+#include "json/number.h"
+#include "base/utf8.h"
 
 int pq_utf8_valid(const char *str, size_t n)
 {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 /*
 ** One hash slot is the whole entry: a lookup reads the slot, then the value's

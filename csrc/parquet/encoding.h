@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 /* Bits needed to store max_value (at least 1: readers expect a non-zero width). */
 int bit_width_for(uint32_t max_value);

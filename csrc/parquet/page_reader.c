@@ -2,15 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
-#endif
-
 #include "coerce.h"
-#include "json_internal.h"
-#include "json_number.h"
+#include "json/reader.h"
+#include "json/number.h"
 #include "page_reader.h"
-#include "utf8.h"
+#include "base/utf8.h"
 
 /*
 ** The column paths as a tree of keys below the hit object. While a hit is
@@ -60,12 +56,6 @@ struct pq_page_reader {
     int saw_hits;
 };
 
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define LITTLE_ENDIAN_WORDS 1
-#else
-#define LITTLE_ENDIAN_WORDS 0
-#endif
-
 /*
 ** Two words that, with the length, identify a key of up to 16 bytes: its
 ** first min(n, 8) bytes and its last min(n, 8) bytes, each as a
@@ -94,7 +84,7 @@ static void key_words(const char *key, size_t n, uint64_t *head, uint64_t *tail)
 static void page_key_words(const char *key, size_t n, const unsigned char *end,
                            uint64_t *head, uint64_t *tail)
 {
-#if LITTLE_ENDIAN_WORDS
+#if JSON_LITTLE_ENDIAN_WORDS
     if ((const unsigned char *)key + 8 <= end) {
         uint64_t w;
         size_t m = n < 8 ? n : 8;
@@ -335,71 +325,16 @@ pq_span pq_page_last_sort(const pq_page_reader *r) { return r->sort; }
 /* ---- reading ---- */
 
 /*
-** json_skip_plain, faster: sixteen bytes per step with SSE2 (one signed
-** compare flags both control and non-ASCII bytes), else eight with a bit
-** scan to finish the word. Keys and most values end in their first step.
-*/
-static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
-{
-#if defined(__SSE2__) && defined(__GNUC__)
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(0x20);
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                   _mm_cmplt_epi8(v, space));   /* signed: >= 0x80 is below 0x20 */
-        unsigned m = (unsigned)_mm_movemask_epi8(hit);
-        if (m != 0)
-            return p + __builtin_ctz(m);
-        p += 16;
-    }
-#endif
-#if LITTLE_ENDIAN_WORDS
-    {
-        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-        while (end - p >= 8) {
-            uint64_t v, quote8, bslash8, m;
-            memcpy(&v, p, 8);
-            quote8 = v ^ (ones * '"');
-            bslash8 = v ^ (ones * '\\');
-            /* each test can mark bytes after a true hit, never before one: the lowest mark is exact */
-            m = (v | ((v - ones * 0x20) & ~v) | ((quote8 - ones) & ~quote8) | ((bslash8 - ones) & ~bslash8))
-                & highs;
-            if (m != 0)
-                return p + (__builtin_ctzll(m) >> 3);
-            p += 8;
-        }
-    }
-#endif
-    while (p < end && json_char_class[*p] == JSON_CH_PLAIN)
-        p++;
-    return p;
-}
-
-/*
-** The key at d->p (a quote): its own bytes, or resolved into r->key; *kend
-** is how far past the key's start bytes may be read (see page_key_words).
+** The key at d->p (a quote), see page_key; *kend is how far past the key's
+** start bytes may be read (see page_key_words).
 */
 static int read_key(pq_page_reader *r, json_decoder *d, const char **k, size_t *klen,
                     const unsigned char **kend)
 {
-    const unsigned char *q = d->p, *p = q + 1, *end = d->end;
-    p = skip_plain(p, end);
-    if (p < end && *p != '"')
-        p = json_skip_clean(p, end);
-    if (p < end && *p == '"') {
-        *k = (const char *)q + 1;
-        *klen = (size_t)(p - q - 1);
-        *kend = end;
-        d->p = p + 1;
-        return 0;
-    }
-    r->key.len = 0;
-    if (json_dec_unescape(d, &r->key) != 0)
+    int in_page;
+    if (page_key(d, &r->key, k, klen, &in_page) != 0)
         return -1;
-    *k = r->key.len ? r->key.data : "";
-    *klen = r->key.len;
-    *kend = (const unsigned char *)*k + *klen;
+    *kend = in_page ? d->end : (const unsigned char *)*k + *klen;
     return 0;
 }
 
@@ -412,8 +347,6 @@ static void forget_below(pq_page_reader *r, int at)
         forget_below(r, i);
     }
 }
-
-#define KEY_IS(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), (n)) == 0)
 
 static int is_space(unsigned char c)
 {
@@ -429,7 +362,7 @@ static int skip_value(json_decoder *d)
 {
     const unsigned char *p = d->p;
     if (p < d->end && *p == '"') {
-        p = skip_plain(p + 1, d->end);
+        p = json_skip_plain_wide(p + 1, d->end);
         if (p < d->end && *p == '"') {
             d->p = p + 1;
             return 0;
@@ -462,7 +395,7 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
         if (read_key(r, d, &k, &klen, &kend) != 0)
             return -1;
         child = r->nodes[at].first_child >= 0 ? child_at(r, at, m++, k, klen, kend) : -1;
-        is_sort = at == 0 && KEY_IS(k, klen, "sort");
+        is_sort = at == 0 && PAGE_KEY_IS(k, klen, "sort");
         if (d->p < d->end && *d->p == ':')
             d->p++;
         else if (json_dec_colon(d) != 0)
@@ -545,68 +478,38 @@ static int read_hit(pq_page_reader *r, json_decoder *d)
     return 0;
 }
 
+static int each_hit(void *ctx, json_decoder *d)
+{
+    return read_hit((pq_page_reader *)ctx, d);
+}
+
 static int read_hit_array(pq_page_reader *r, json_decoder *d)
 {
     r->nhits = 0;   /* a repeated "hits" member: the last one counts */
     r->sort.start = r->sort.end = NULL;
     r->saw_hits = 1;
-    if (json_dec_enter(d) != 0)
-        return -1;
-    if (json_dec_closes(d, ']'))
-        return 0;
-    for (;;) {
-        json_dec_space(d);
-        if (d->p >= d->end || *d->p != '{')
-            return json_dec_expected(d, "a hit (an object)");
-        if (read_hit(r, d) != 0)
-            return -1;
-        const int more = json_dec_next(d, ']');
-        if (more <= 0)
-            return more;
-    }
+    return envelope_each_hit(d, each_hit, r);
 }
 
-/* The response object (level 0) or its "hits" object (level 1). */
-static int read_envelope(pq_page_reader *r, json_decoder *d, int level)
+/* The envelope (search/page_envelope.h): hits.hits read into rows, pit_id and _scroll_id kept as spans. */
+static int envelope_key(void *ctx, json_decoder *d, const char **k, size_t *klen)
 {
-    const char *k;
-    size_t klen;
-    const unsigned char *vs, *kend;
-    int rc;
-
-    if (json_dec_enter(d) != 0)
-        return -1;
-    if (json_dec_closes(d, '}'))
-        return 0;
-    for (;;) {
-        if (d->p >= d->end || *d->p != '"')
-            return json_dec_expected(d, "a string key");
-        if (read_key(r, d, &k, &klen, &kend) != 0)
-            return -1;
-        if (json_dec_colon(d) != 0)
-            return -1;
-        json_dec_space(d);
-        vs = d->p;
-        if (level == 0 && KEY_IS(k, klen, "hits") && d->p < d->end && *d->p == '{')
-            rc = read_envelope(r, d, 1);
-        else if (level == 1 && KEY_IS(k, klen, "hits") && d->p < d->end && *d->p == '[')
-            rc = read_hit_array(r, d);
-        else
-            rc = json_dec_skip(d);
-        if (rc != 0)
-            return -1;
-        if (level == 0 && KEY_IS(k, klen, "pit_id")) {
-            r->pit_id.start = vs;
-            r->pit_id.end = d->p;
-        } else if (level == 0 && KEY_IS(k, klen, "_scroll_id")) {
-            r->scroll_id.start = vs;
-            r->scroll_id.end = d->p;
-        }
-        const int more = json_dec_next(d, '}');
-        if (more <= 0)
-            return more;
-    }
+    const unsigned char *kend;
+    return read_key((pq_page_reader *)ctx, d, k, klen, &kend);
 }
+
+static int envelope_hits(void *ctx, json_decoder *d)
+{
+    return read_hit_array((pq_page_reader *)ctx, d);
+}
+
+static int envelope_value(void *ctx, json_decoder *d, enum envelope_level lv, const char *k, size_t klen)
+{
+    pq_page_reader *r = (pq_page_reader *)ctx;
+    return envelope_skip_member(d, lv, k, klen, &r->pit_id, &r->scroll_id);
+}
+
+static const envelope_hooks span_page = { NULL, envelope_key, envelope_hits, envelope_value, NULL };
 
 static void decoder_init(pq_page_reader *r, json_decoder *d, const unsigned char *start,
                          const unsigned char *p, const unsigned char *end, char *err)
@@ -640,16 +543,7 @@ int pq_page_read(pq_page_reader *r, const char *body, size_t len, char *err, siz
         return -1;
     }
     decoder_init(r, &d, s, s, s + len, err);
-    json_dec_space(&d);
-    if (d.p < d.end && *d.p == '{')
-        rc = read_envelope(r, &d, 0);
-    else
-        rc = json_dec_expected(&d, "'{' (a search response object)");
-    if (rc == 0) {
-        json_dec_space(&d);
-        if (d.p != d.end)
-            rc = json_dec_expected(&d, "end of input");
-    }
+    rc = envelope_walk(&d, &span_page, r);
     if (rc == 0 && !r->saw_hits) {
         snprintf(err, ESPIPE_JSON_ERRLEN, "search response without hits.hits");
         d.err_at = 0;

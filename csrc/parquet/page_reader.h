@@ -1,6 +1,7 @@
 /*
-** Rows straight from the bytes of a search response page: hits.hits[*] are
-** read by the core's JSON grammar (json_internal.h) without Lua values, each
+** Rows straight from the bytes of a search response page: the envelope
+** walked by search/page_envelope.h, hits.hits[*] read by the core's JSON
+** grammar (json/reader.h) without Lua values, each
 ** column's value located by its path inside the hit, then written with the
 ** rules of coerce.h. A page is read whole before any row is written, so a
 ** malformed page writes nothing.
@@ -11,13 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "json.h"
-#include "strbuf.h"
+#include "json/json.h"
+#include "search/page_envelope.h"
+#include "base/strbuf.h"
 #include "writer.h"
 
-typedef struct pq_span {
-    const unsigned char *start, *end;   /* start == NULL: absent */
-} pq_span;
+typedef page_span pq_span;   /* start == NULL: absent */
 
 typedef struct pq_page_reader pq_page_reader;
 

@@ -28,14 +28,14 @@
 #include <string.h>
 
 #include "coerce.h"
-#include "compat.h"
-#include "curl/response_body.h"
+#include "base/compat.h"
 #include "datetime.h"
-#include "json_internal.h"
+#include "json/reader.h"
 #include "page_reader.h"
-#include "json.h"
+#include "search/page_position.h"
+#include "json/json.h"
 #include "shred.h"
-#include "utf8.h"
+#include "base/utf8.h"
 #include "writer.h"
 
 #define WRITER_MT "espipe.parquet_writer"
@@ -69,32 +69,38 @@ static size_t opt_size(lua_State *L, int opts, const char *key, size_t def, size
     if (lua_type(L, -1) == LUA_TNUMBER) {
         v = lua_tonumber(L, -1);
         if (!(v >= (lua_Number)min) || v > 1e15)
-            luaL_error(L, "option %s must be a number >= %d", key, (int)min);
+            return luaL_error(L, "option %s must be a number >= %d", key, (int)min);
         r = (size_t)v;
     } else if (lua_type(L, -1) != LUA_TNIL) {
-        luaL_error(L, "option %s must be a number, got %s", key, luaL_typename(L, -1));
+        return luaL_error(L, "option %s must be a number, got %s", key, luaL_typename(L, -1));
     }
     lua_pop(L, 1);
     return r;
 }
 
-static const char *opt_string(lua_State *L, int opts, const char *key, const char *def)
+static int opt_string(lua_State *L, int opts, const char *key, const char *def, const char **out)
 {
     const char *s = def;
     lua_getfield(L, opts, key);
     if (lua_type(L, -1) == LUA_TSTRING)
         s = lua_tostring(L, -1);
     else if (lua_type(L, -1) != LUA_TNIL)
-        luaL_error(L, "option %s must be a string, got %s", key, luaL_typename(L, -1));
+        return luaL_error(L, "option %s must be a string, got %s", key, luaL_typename(L, -1));
     lua_pop(L, 1);   /* still referenced by opts, so s stays valid */
-    return s;
+    *out = s;
+    return 0;
+}
+
+static int raise_closed(lua_State *L)
+{
+    return luaL_error(L, "the Parquet writer is closed");
 }
 
 static lwriter *check_writer(lua_State *L)
 {
     lwriter *u = (lwriter *)luaL_checkudata(L, 1, WRITER_MT);
     if (u->closed || u->w == NULL)
-        luaL_error(L, "the Parquet writer is closed");
+        (void)raise_closed(L);   /* does not return */
     return u;
 }
 
@@ -125,14 +131,6 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
-static int push_failure(lua_State *L, const char *msg, const char *kind)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    lua_pushstring(L, kind);
-    return 3;
-}
-
 static int field_form(const char *type);
 static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys);
 
@@ -140,7 +138,7 @@ static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys);
 ** Checks columns (arg 2) and builds the keys table on the stack top:
 ** the path segments of each column, then its dotted remainders.
 */
-static void build_keys(lua_State *L, int cols, size_t ncols)
+static int build_keys(lua_State *L, int cols, size_t ncols)
 {
     size_t i;
     int k = 0, keys, col, path;
@@ -151,15 +149,15 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
         lua_rawgeti(L, cols, (int)i);
         col = lua_gettop(L);
         if (lua_type(L, col) != LUA_TTABLE)
-            luaL_error(L, "columns[%d] must be a table, got %s", (int)i, luaL_typename(L, col));
+            return luaL_error(L, "columns[%d] must be a table, got %s", (int)i, luaL_typename(L, col));
         lua_getfield(L, col, "name");
         if (lua_type(L, -1) != LUA_TSTRING || espipe_rawlen(L, -1) == 0)
-            luaL_error(L, "columns[%d].name must be a non-empty string", (int)i);
+            return luaL_error(L, "columns[%d].name must be a non-empty string", (int)i);
         lua_pop(L, 1);
         lua_getfield(L, col, "type");
         if (lua_type(L, -1) != LUA_TSTRING || field_form(lua_tostring(L, -1)) < 0)
-            luaL_error(L, "columns[%d].type must be one of string, json, int64, timestamp, "
-                       "timestamp_ns, double, boolean, struct, list, geo_point, map", (int)i);
+            return luaL_error(L, "columns[%d].type must be one of string, json, int64, timestamp, "
+                              "timestamp_ns, double, boolean, struct, list, geo_point, map", (int)i);
         lua_pop(L, 1);
         lua_getfield(L, col, "path");
         path = lua_gettop(L);
@@ -169,13 +167,13 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
             lua_getfield(L, col, "name");
             lua_rawseti(L, path, 1);
         } else if (lua_type(L, path) != LUA_TTABLE || espipe_rawlen(L, path) == 0) {
-            luaL_error(L, "columns[%d].path must be a non-empty array of strings", (int)i);
+            return luaL_error(L, "columns[%d].path must be a non-empty array of strings", (int)i);
         }
         nsegs = (int)espipe_rawlen(L, path);
         for (j = 1; j <= nsegs; j++) {
             lua_rawgeti(L, path, j);
             if (lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "columns[%d].path[%d] must be a string", (int)i, j);
+                return luaL_error(L, "columns[%d].path[%d] must be a string", (int)i, j);
             lua_rawseti(L, keys, ++k);
         }
         for (j = 1; j < nsegs; j++) {
@@ -190,6 +188,7 @@ static void build_keys(lua_State *L, int cols, size_t ncols)
         }
         lua_settop(L, keys);
     }
+    return 0;
 }
 
 /* ---- nested fields: the schema tree and the shredding shape ---- */
@@ -458,7 +457,7 @@ done:
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    const char *codec_name;
+    const char *codec_name, *created_by;
     size_t ncols, i;
     int keys, codec, k = 0;
     pq_options opt;
@@ -486,11 +485,11 @@ static int l_open(lua_State *L)
         count_field(L, lua_gettop(L) - 1, lua_tostring(L, -1), 0, 0, &counts);
         lua_pop(L, 2);
     }
-    codec_name = opt_string(L, 3, "codec", "snappy");
+    opt_string(L, 3, "codec", "snappy", &codec_name);
     codec = pq_codec_from_name(codec_name);
     if (codec < 0)
         return luaL_error(L, "option codec must be none, snappy, zstd or gzip, got '%s'", codec_name);
-    (void)opt_string(L, 3, "created_by", "espipe");
+    opt_string(L, 3, "created_by", "espipe", &created_by);   /* checked only: the footer names espipe */
     opt.codec = (enum pq_codec)codec;
     opt.level = (int)opt_size(L, 3, "level", 0, 0);
     if ((codec == PQ_GZIP && opt.level > 9) || (codec == PQ_ZSTD && opt.level > 22))
@@ -525,14 +524,14 @@ static int l_open(lua_State *L)
     u->w = calloc(1, sizeof *u->w);
     if (u->paths == NULL || u->w == NULL) {
         release(L, u);
-        return push_failure(L, "out of memory", "memory");
+        return espipe_push_failure(L, "out of memory", "memory");
     }
     fp = fopen(path, "wb");
     if (fp == NULL) {
         char msg[512];
         snprintf(msg, sizeof msg, "cannot open %s: %s", path, strerror(errno));
         release(L, u);
-        return push_failure(L, msg, "io");
+        return espipe_push_failure(L, msg, "io");
     }
     u->nfields = ncols;
     if (pq_writer_init(u->w, fp, &opt, counts.leaves) != 0) {
@@ -555,17 +554,17 @@ static int l_open(lua_State *L)
         if (!counts.nested && pq_writer_set_column(u->w, i, lua_tostring(L, -3),
                                                    (pq_kind)pq_kind_from_name(lua_tostring(L, -2))) != 0) {
             release(L, u);
-            return push_failure(L, "out of memory", "memory");
+            return espipe_push_failure(L, "out of memory", "memory");
         }
         lua_pop(L, 4);
     }
     if (counts.nested && build_tree(L, u, &counts, tree_msg) != 0) {
         release(L, u);
-        return push_failure(L, tree_msg, "memory");
+        return espipe_push_failure(L, tree_msg, "memory");
     }
     if (counts.nested && page_reader(L, u, 4) == NULL) {
         release(L, u);
-        return push_failure(L, "out of memory", "memory");
+        return espipe_push_failure(L, "out of memory", "memory");
     }
     lua_settop(L, 5);
     return 1;
@@ -752,7 +751,7 @@ static int l_write_rows(lua_State *L)
         lua_pop(L, 1);
     }
     if (w->failed)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_rawgeti(L, LUA_REGISTRYINDEX, u->keys_ref);
     keys = lua_gettop(L);
     for (i = 1; i <= n; i++) {
@@ -762,12 +761,12 @@ static int l_write_rows(lua_State *L)
         for (c = 0; c < u->nfields; c++) {
             push_field(L, row, keys, &u->paths[c]);
             if (put_field(L, u, c, row + 1) != 0)
-                return push_failure(L, w->err, "memory");
+                return espipe_push_failure(L, w->err, "memory");
             lua_settop(L, row);
         }
         lua_settop(L, keys);
         if (pq_writer_end_row(w) != 0)
-            return push_failure(L, w->err, "io");
+            return espipe_push_failure(L, w->err, "io");
     }
     lua_pushinteger(L, (lua_Integer)n);
     return 1;
@@ -811,66 +810,16 @@ static pq_page_reader *page_reader(lua_State *L, lwriter *u, int keys)
     return r;
 }
 
-/* Pushes the string or sort values at span v (nil when absent). 0, or -1 with err set. */
-static int push_span(lua_State *L, pq_span v, int sort, const char *body, char *err, size_t *err_at)
-{
-    json_decoder d;
-    json_decode_cfg cfg;
-    int rc;
-
-    if (v.start == NULL) {
-        lua_pushnil(L);
-        return 0;
-    }
-    json_decode_cfg_default(&cfg);
-    if (sort)
-        cfg.big = JSON_BIG_STRING;   /* search_after must resume at the very hit */
-    luaL_newmetatable(L, ESPIPE_JSON_ARRAY_MT);
-    d.L = L;
-    d.start = (const unsigned char *)body;
-    d.p = v.start;
-    d.end = v.end;
-    d.cfg = &cfg;
-    d.err = err;
-    d.err_at = 0;
-    d.array_mt = lua_gettop(L);
-    d.depth = 0;
-    rc = json_dec_value(&d);
-    if (rc != 0) {
-        lua_pop(L, 1);
-        *err_at = d.err_at;
-        return -1;
-    }
-    lua_remove(L, d.array_mt);
-    return 0;
-}
-
-/* The position table of the page r just read, pushed; or nil, message, offset (3). */
+/* The position of the page r just read (search/page_position.h), pushed: 1, or 3 on failure. */
 static int push_position(lua_State *L, const pq_page_reader *r, const char *body)
 {
-    char err[ESPIPE_JSON_ERRLEN];
-    size_t at = 0;
+    page_position pos;
 
-    luaL_checkstack(L, 8, "page position");
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
-    lua_setfield(L, -2, "hits");
-    if (push_span(L, pq_page_pit_id(r), 0, body, err, &at) != 0)
-        goto bad;
-    lua_setfield(L, -2, "pit_id");
-    if (push_span(L, pq_page_scroll_id(r), 0, body, err, &at) != 0)
-        goto bad;
-    lua_setfield(L, -2, "scroll_id");
-    if (push_span(L, pq_page_last_sort(r), 1, body, err, &at) != 0)
-        goto bad;
-    lua_setfield(L, -2, "search_after");
-    return 1;
-bad:
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushinteger(L, (lua_Integer)at + 1);
-    return 3;
+    pos.hits = pq_page_hits(r);
+    pos.pit_id = pq_page_pit_id(r);
+    pos.scroll_id = pq_page_scroll_id(r);
+    pos.last_sort = pq_page_last_sort(r);
+    return page_position_push(L, &pos, body);
 }
 
 static int l_write_page(lua_State *L)
@@ -882,17 +831,14 @@ static int l_write_page(lua_State *L)
     const char *body;
     size_t len, at = 0;
 
-    body = response_body_bytes(L, 2, &len);
-    if (body == NULL)
-        return luaL_error(L, "write_page: body must be a string or a response body, got %s",
-                          luaL_typename(L, 2));
+    page_text(L, 2, "write_page", &body, &len);
     lua_settop(L, 2);
     if (w->failed)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_rawgeti(L, LUA_REGISTRYINDEX, u->keys_ref);
     r = page_reader(L, u, 3);
     if (r == NULL)
-        return push_failure(L, "out of memory", "memory");
+        return espipe_push_failure(L, "out of memory", "memory");
     if (pq_page_read(r, body, len, err, &at) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -907,42 +853,10 @@ static int l_write_page(lua_State *L)
         return 4;
     }
     if ((u->shape ? pq_shape_write_page(u->shape, r, w) : pq_page_write(r, w)) != 0)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_pushinteger(L, (lua_Integer)pq_page_hits(r));
     lua_insert(L, -2);
     return 2;
-}
-
-#define POSITION_MT "espipe.parquet_writer.position_reader"
-
-static int l_position_reader_gc(lua_State *L)
-{
-    pq_page_reader **r = (pq_page_reader **)luaL_checkudata(L, 1, POSITION_MT);
-    pq_page_reader_free(*r);
-    *r = NULL;
-    return 0;
-}
-
-static int l_page_position(lua_State *L)
-{
-    pq_page_reader **r = (pq_page_reader **)lua_touserdata(L, lua_upvalueindex(1));
-    char err[ESPIPE_JSON_ERRLEN];
-    const char *body;
-    size_t len, at = 0;
-
-    body = response_body_bytes(L, 1, &len);
-    if (body == NULL)
-        return luaL_error(L, "page_position: body must be a string or a response body, got %s",
-                          luaL_typename(L, 1));
-    if (*r == NULL && (*r = pq_page_reader_new(0)) == NULL)
-        return luaL_error(L, "page_position: out of memory");
-    if (pq_page_read(*r, body, len, err, &at) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushinteger(L, (lua_Integer)at + 1);
-        return 3;
-    }
-    return push_position(L, *r, body);
 }
 
 static void push_count(lua_State *L, uint64_t n)
@@ -991,7 +905,7 @@ static int collect_metadata(lua_State *L, int t1, int t2)
         lua_pushnil(L);
         while (lua_next(L, t) != 0) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "metadata keys and values must be strings");
+                return luaL_error(L, "metadata keys and values must be strings");
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
             lua_rawset(L, merged);
@@ -1133,7 +1047,7 @@ static int l_flush(lua_State *L)
 {
     pq_writer *w = check_writer(L)->w;
     if (pq_writer_flush(w) != 0)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -1143,7 +1057,7 @@ static int l_measure(lua_State *L)
     pq_writer *w = check_writer(L)->w;
     uint64_t n;
     if (pq_writer_measure(w, &n) != 0)
-        return push_failure(L, w->err, "io");
+        return espipe_push_failure(L, w->err, "io");
     push_count(L, n);
     return 1;
 }
@@ -1270,16 +1184,6 @@ ESPIPE_EXPORT int luaopen_espipe_parquet_writer(lua_State *L)
     }
     lua_pop(L, 1);
     espipe_newlib(L, module_functions);
-    {
-        pq_page_reader **r = (pq_page_reader **)espipe_newuserdata(L, sizeof *r);
-        *r = NULL;
-        if (luaL_newmetatable(L, POSITION_MT)) {
-            lua_pushcfunction(L, l_position_reader_gc);
-            lua_setfield(L, -2, "__gc");
-        }
-        lua_setmetatable(L, -2);
-        lua_pushcclosure(L, l_page_position, 1);
-        lua_setfield(L, -2, "page_position");
-    }
+    espipe_open_page_position(L);   /* the scan's reader, from search/ (also in espipe.core) */
     return 1;
 }

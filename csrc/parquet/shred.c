@@ -2,8 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_internal.h"
-#include "json_number.h"
+#include "json/reader.h"
+#include "json/number.h"
 #include "shred.h"
 
 pq_shape *pq_shape_new(size_t nnodes, size_t nroots)

@@ -15,7 +15,7 @@
 
 #include "codec.h"
 #include "dict.h"
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 typedef enum pq_kind {
     PQ_STRING, PQ_JSON, PQ_INT64, PQ_TIMESTAMP, PQ_DOUBLE, PQ_BOOLEAN,

@@ -3,12 +3,13 @@
 ** rejected with a message and an in-range offset, or yield counts that add
 ** up (ok + failed == count, one failure record per failed item).
 ** Build: clang -fsanitize=fuzzer,address,undefined -Icsrc -I/usr/include/lua5.4 \
-**        spec/fuzz/fuzz_bulk_response.c csrc/bulk_response.c csrc/compat.c -llua5.4
+**        spec/fuzz/fuzz_bulk_response.c csrc/bulk/bulk_response.c, the .c files of
+**        csrc/base and csrc/json, -llua5.4
 */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
 
 static lua_State *L;

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compat.h"
+#include "base/compat.h"
 #include "lualib.h"
 #include "core.h"
-#include "json.h"
+#include "json/json.h"
 #include "parquet/page_reader.h"
 #include "parquet/writer.h"
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "json/json.h"
 #include "parquet/page_reader.h"
 #include "parquet/shred.h"
 #include "parquet/writer.h"

@@ -4,12 +4,12 @@
 ** separate decoder, or reject at an offset where that decoder also stops
 ** (and accept everything before it).
 ** Build: clang -fsanitize=fuzzer,address,undefined -Icsrc \
-**        spec/fuzz/fuzz_routing.c csrc/murmur3.c
+**        spec/fuzz/fuzz_routing.c csrc/routing/murmur3.c
 */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "murmur3.h"
+#include "routing/murmur3.h"
 
 /* Decodes one UTF-8 sequence the slow, obvious way; 0 when invalid. */
 static size_t decode(const uint8_t *s, size_t n, uint32_t *cp)

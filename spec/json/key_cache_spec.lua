@@ -1,4 +1,4 @@
--- The encoder's object-key cache (csrc/json_encode.c): a key's text is
+-- The encoder's object-key cache (csrc/json/encoder.c): a key's text is
 -- looked up by the address of its string, which stays sound only while the
 -- cached string is anchored. Whatever the cache holds, every key must come
 -- out as its own text: same lengths with other bytes, evictions, keys that

@@ -1,7 +1,7 @@
 -- Shard pre-sort: batches come out grouped by destination shard, in a
 -- rotated shard order per worker, and nothing is lost or duplicated. The
 -- expected shard of each id comes from espipe.routing (itself checked against
--- Elasticsearch's values in spec/core/routing_spec.lua).
+-- Elasticsearch's values in spec/routing/routing_spec.lua).
 local presort = require "espipe.pipeline.presort"
 local routing = require "espipe.routing"
 

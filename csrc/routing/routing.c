@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core.h"
-#include "luanum.h"
+#include "base/luanum.h"
 #include "murmur3.h"
 #include "routing.h"
 
@@ -95,7 +95,7 @@ static int64_t opt_int_field(lua_State *L, int t, const char *key, int64_t dflt,
     return v;
 }
 
-void espipe_route_params(lua_State *L, int t, route_params *p)
+int espipe_route_params(lua_State *L, int t, route_params *p)
 {
     int64_t es_major, rs;
     const char *fn;
@@ -103,7 +103,7 @@ void espipe_route_params(lua_State *L, int t, route_params *p)
     luaL_checktype(L, t, LUA_TTABLE);
     p->shards = (int32_t)opt_int_field(L, t, "shards", 0, 1, INT32_MAX);
     if (p->shards == 0)
-        luaL_error(L, "shards is required");
+        return luaL_error(L, "shards is required");
     es_major = opt_int_field(L, t, "es_major", 7, 0, 1000);
     p->partition_size = (int32_t)opt_int_field(L, t, "partition_size", 1, 1, INT32_MAX);
 
@@ -112,15 +112,15 @@ void espipe_route_params(lua_State *L, int t, route_params *p)
     case LUA_TNIL: fn = "legacy"; break;
     case LUA_TSTRING: fn = lua_tostring(L, -1); break;
     default:
-        luaL_error(L, "func must be \"legacy\" or \"modulo\", got %s", luaL_typename(L, -1));
-        return;
+        return luaL_error(L, "func must be \"legacy\" or \"modulo\", got %s", luaL_typename(L, -1));
+        return 0;
     }
     if (strcmp(fn, "legacy") == 0)
         p->func = ROUTE_LEGACY;
     else if (strcmp(fn, "modulo") == 0)
         p->func = ROUTE_MODULO;
     else
-        luaL_error(L, "func must be \"legacy\" or \"modulo\", got \"%s\"", fn);
+        return luaL_error(L, "func must be \"legacy\" or \"modulo\", got \"%s\"", fn);
     lua_pop(L, 1);
 
     if (p->func == ROUTE_MODULO) {
@@ -131,15 +131,16 @@ void espipe_route_params(lua_State *L, int t, route_params *p)
         rs = opt_int_field(L, t, "routing_shards",
                            es_major >= 7 ? default_routing_shards(p->shards) : p->shards, 1, INT32_MAX);
         if (rs > INT32_MAX)
-            luaL_error(L, "the default routing_shards of %d shards overflows; pass routing_shards", (int)p->shards);
+            return luaL_error(L, "the default routing_shards of %d shards overflows; pass routing_shards", (int)p->shards);
         p->routing_shards = (int32_t)rs;
     }
     if (rs < p->shards || rs % p->shards != 0)
-        luaL_error(L, "routing_shards (%d) must be a multiple of shards (%d)", (int)rs, (int)p->shards);
+        return luaL_error(L, "routing_shards (%d) must be a multiple of shards (%d)", (int)rs, (int)p->shards);
     p->routing_factor = p->routing_shards / p->shards;
     if (p->partition_size > 1 && p->partition_size >= p->routing_shards)
-        luaL_error(L, "partition_size (%d) must be less than the number of routing shards (%d)",
-                   (int)p->partition_size, (int)p->routing_shards);
+        return luaL_error(L, "partition_size (%d) must be less than the number of routing shards (%d)",
+                          (int)p->partition_size, (int)p->routing_shards);
+    return 0;
 }
 
 int espipe_route_shard(const route_params *p, const char *id, size_t id_len,
@@ -258,6 +259,7 @@ static int l_default_routing_shards(lua_State *L)
     return 1;
 }
 
+/* The same shape as every espipe_open_*: a table of this concern's functions (core.c). */
 void espipe_open_routing(lua_State *L)
 {
     static const luaL_Reg fns[] = {

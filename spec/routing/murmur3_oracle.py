@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Test oracle for spec/core/routing_spec.lua: Elasticsearch's routing hash
+"""Test oracle for spec/routing/routing_spec.lua: Elasticsearch's routing hash
 (Murmur3 x86_32, seed 0, over UTF-16LE code units) written independently in
 Python. Reads UTF-8 lines from argv[1], prints one signed hash per line."""
 import sys

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "json_internal.h"
+#include "reader.h"
 
 /* The scratch buffer is reused across calls; past this it is given back. */
 #define SCRATCH_KEEP (1024 * 1024)

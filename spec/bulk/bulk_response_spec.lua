@@ -66,6 +66,18 @@ describe("bulk response scanner", function()
     assert.are.equal('"plain string error"', f.error)
   end)
 
+  it("keeps UTF-8 text as sent, and reads on past it", function()
+    local reason = "caf\195\169 \226\130\172 \240\159\152\128 r\195\169sum\195\169 of a field longer than sixteen bytes"
+    local body = '{"items":[{"index":{"_id":"\195\169","status":400,"error":{"reason":"' .. reason
+      .. '","type":"t\195\169"}}},{"index":{"status":201,"result":"created"}}],"errors":true}'
+    local r = assert(scan(body))
+    assert.are.equal(2, r.count)
+    assert.are.equal(1, r.created)
+    assert.are.equal("\195\169", r.failures[1].id)
+    assert.are.equal(reason, r.failures[1].reason)
+    assert.are.equal("t\195\169", r.failures[1].type)
+  end)
+
   it("decodes escaped keys and strings, including surrogate pairs", function()
     local body = '{"items":[{"\\u0069ndex":{"st\\u0061tus":400,"_id":"a\\"b\\\\c\\/d",'
       .. '"error":{"t\\u0079pe":"bad\\ttype","reason":"\\u00e9\\ud83d\\ude00\\n"}}}],"errors":true}'

@@ -22,9 +22,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
-#include "strbuf.h"
+#include "base/strbuf.h"
 
 #define DECODER_MT "espipe.decoder"
 #define ENCODER_MT "espipe.encoder"
@@ -334,6 +334,7 @@ static int encode(encoder *e, const char *p, size_t n, int finish)
     return 0;
 }
 
+/* decoder_release's twin: zlib and zstd end each direction with its own call. */
 static void encoder_release(encoder *e)
 {
     if (e->ready) {

@@ -7,9 +7,9 @@
 */
 #include <stdint.h>
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
-#include "utf8.h"
+#include "base/utf8.h"
 
 static int l_utf8_invalid(lua_State *L)
 {

@@ -37,6 +37,9 @@ int espipe_absindex(lua_State *L, int i);
 #define espipe_newuserdata(L, sz) lua_newuserdatauv((L), (sz), 1)
 #endif
 
+/* A runtime failure as Lua sees it: pushes nil, message, code; returns 3. */
+int espipe_push_failure(lua_State *L, const char *message, const char *code);
+
 #define ESPIPE_EXPORT __attribute__((visibility("default")))
 
 #endif

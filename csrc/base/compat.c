@@ -18,7 +18,12 @@ int espipe_absindex(lua_State *L, int i)
 {
     return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
 }
-#else
-/* ISO C forbids an empty translation unit. */
-typedef int espipe_compat_unused;
 #endif
+
+int espipe_push_failure(lua_State *L, const char *message, const char *code)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, message);
+    lua_pushstring(L, code);
+    return 3;
+}

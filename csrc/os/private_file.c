@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
 
 static int l_create_private(lua_State *L)

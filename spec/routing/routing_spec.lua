@@ -1,7 +1,7 @@
 -- espipe.routing against Elasticsearch's published test values and two
 -- oracles written here independently of the C code: a plain-arithmetic Lua
 -- Murmur3 (runs on every Lua, no bit library) and a Python one
--- (spec/core/murmur3_oracle.py, run with /usr/bin/python3).
+-- (spec/routing/murmur3_oracle.py, run with /usr/bin/python3).
 local routing = require "espipe.routing"
 
 local TWO32 = 4294967296
@@ -153,7 +153,7 @@ describe("routing.hash", function()
     local out = assert(io.open(path, "wb"))
     out:write(table.concat(strings, "\n"), "\n")
     out:close()
-    local p = assert(io.popen("/usr/bin/python3 spec/core/murmur3_oracle.py " .. path))
+    local p = assert(io.popen("/usr/bin/python3 spec/routing/murmur3_oracle.py " .. path))
     local got = p:read("*a")
     p:close()
     os.remove(path)

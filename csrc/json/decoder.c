@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "json.h"
-#include "json_internal.h"
-#include "json_number.h"
-#include "utf8.h"
+#include "reader.h"
+#include "number.h"
+#include "base/utf8.h"
 
 #if defined(__GNUC__)
 #define NOINLINE __attribute__((noinline))
@@ -423,6 +423,10 @@ int json_dec_enter(json_decoder *d)
     return 0;
 }
 
+/*
+** search/search_response.c's read_object is this loop with the member's
+** value read by level; kept apart so decode's hot loop calls no hook.
+*/
 static int parse_object(json_decoder *d)
 {
     lua_State *L = d->L;
@@ -517,6 +521,7 @@ int json_dec_value(json_decoder *d)
 ** Checking without building: the same grammar, escapes and UTF-8 rules as
 ** the parsers above, for spans a caller keeps as text (raw _source).
 */
+/* json_dec_unescape below reads by the same rules; this one copies nothing. */
 static int skip_string(json_decoder *d)
 {
     const unsigned char *q = d->p, *p = q + 1, *end = d->end;

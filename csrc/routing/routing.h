@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "compat.h"
+#include "base/compat.h"
 
 enum route_func { ROUTE_LEGACY, ROUTE_MODULO };
 
@@ -24,7 +24,7 @@ typedef struct route_params {
 enum route_status { ROUTE_OK = 0, ROUTE_MISSING = 1, ROUTE_BAD_ID = -1, ROUTE_BAD_ROUTING = -2 };
 
 /* Reads { shards =, routing_shards =, func =, partition_size =, es_major = } at idx; raises when invalid. */
-void espipe_route_params(lua_State *L, int idx, route_params *p);
+int espipe_route_params(lua_State *L, int idx, route_params *p);
 
 /*
 ** The shard of a document whose _id (id == NULL: none) and routing value

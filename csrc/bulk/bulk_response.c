@@ -10,7 +10,9 @@
 */
 #include <string.h>
 
-#include "compat.h"
+#include "base/compat.h"
+#include "base/utf8.h"
+#include "json/reader.h"
 #include "core.h"
 
 #define BR_MAX_DEPTH 512
@@ -71,16 +73,6 @@ static int hex4(const char *s, unsigned *out)
     return 0;
 }
 
-/* 1 for the bytes that end a run of plain string content: '"', '\\', controls. */
-static const unsigned char string_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-};
-
 /* sc->p is at the opening quote. Records the content span (without quotes). */
 static int scan_string(scanner *sc, span *out)
 {
@@ -89,11 +81,15 @@ static int scan_string(scanner *sc, span *out)
     out->escaped = 0;
     while (p < end) {
         unsigned char c;
-        while (p < end && !string_stop[*p])
-            p++;
+        p = json_skip_plain_wide(p, end);   /* stops at high bytes too: passed below */
         if (p >= end)
             break;
         c = *p;
+        if (c >= 0x80) {   /* not checked as UTF-8 here: Elasticsearch wrote it */
+            while (p < end && *p >= 0x80)
+                p++;
+            continue;
+        }
         if (c == '"') {
             out->s = sc->p + 1;
             out->len = (size_t)((const char *)p - out->s);
@@ -127,30 +123,6 @@ static int scan_string(scanner *sc, span *out)
     return fail(sc, "unterminated string", sc->p);
 }
 
-static size_t put_utf8(char *dst, unsigned cp)
-{
-    if (cp < 0x80) {
-        dst[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        dst[0] = (char)(0xC0 | (cp >> 6));
-        dst[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        dst[0] = (char)(0xE0 | (cp >> 12));
-        dst[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        dst[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    dst[0] = (char)(0xF0 | (cp >> 18));
-    dst[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    dst[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    dst[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /*
 ** Decode one escape at s (s[0] == '\\', already validated by scan_string)
 ** into dst (>= 4 bytes). Returns the bytes written; *used = input consumed.
@@ -182,7 +154,7 @@ static size_t unescape_one(const char *s, const char *end, char *dst, size_t *us
     } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
         cp = 0xFFFD;
     }
-    return put_utf8(dst, cp);
+    return utf8_put(dst, cp);
 }
 
 /* Push the decoded text of a string span. */

@@ -31,7 +31,7 @@
 
 #include <lualib.h>   /* LUA_FILEHANDLE on 5.1 */
 
-#include "compat.h"
+#include "base/compat.h"
 #include "core.h"
 
 static volatile sig_atomic_t received = 0;
@@ -155,6 +155,7 @@ static int l_restore(lua_State *L)
     return 1;
 }
 
+/* The same shape as every espipe_open_*: a table of this concern's functions (core.c). */
 void espipe_open_signals(lua_State *L)
 {
     static const luaL_Reg fns[] = {

@@ -12,9 +12,10 @@
 
 #include "bulk.h"
 #include "core.h"
-#include "json_internal.h"
-#include "luanum.h"
-#include "routing.h"
+#include "json/reader.h"
+#include "base/borrowed.h"
+#include "base/luanum.h"
+#include "routing/routing.h"
 #include "time_id.h"
 
 static const char *const op_names[] = { "index", "create", "update", "delete" };
@@ -264,7 +265,7 @@ static int int_in(lua_State *L, int idx, int64_t *out, int64_t min)
 }
 
 /* Checks the value at idx given for key k and records it in m. */
-static void take_meta_value(lua_State *L, const char *op, int k, int idx, meta_vals *m)
+static int take_meta_value(lua_State *L, const char *op, int k, int idx, meta_vals *m)
 {
     const char *name = meta_names[k];
     int t = lua_type(L, idx);
@@ -276,53 +277,54 @@ static void take_meta_value(lua_State *L, const char *op, int k, int idx, meta_v
         if (t == LUA_TSTRING) {
             m->str[k] = lua_tolstring(L, idx, &m->len[k]);
             if (m->len[k] == 0)
-                luaL_error(L, "bulk %s: %s must not be empty", op, name);
-            return;
+                return luaL_error(L, "bulk %s: %s must not be empty", op, name);
+            return 0;
         }
         if (t == LUA_TNUMBER && espipe_exact_integer(L, idx, &m->num[k]))
-            return;
-        luaL_error(L, "bulk %s: %s must be a non-empty string or an integer, got %s", op, name,
-                   type_label(L, idx));
-        return;
+            return 0;
+        return luaL_error(L, "bulk %s: %s must be a non-empty string or an integer, got %s", op, name,
+                          type_label(L, idx));
+        return 0;
     case M_INDEX:
     case M_PIPELINE:
     case M_VERSION_TYPE:
         if (t == LUA_TSTRING)
             m->str[k] = lua_tolstring(L, idx, &m->len[k]);
         if (t != LUA_TSTRING || m->len[k] == 0)
-            luaL_error(L, "bulk %s: %s must be a non-empty string, got %s", op, name,
-                       t == LUA_TSTRING ? "an empty string" : luaL_typename(L, idx));
-        return;
+            return luaL_error(L, "bulk %s: %s must be a non-empty string, got %s", op, name,
+                              t == LUA_TSTRING ? "an empty string" : luaL_typename(L, idx));
+        return 0;
     case M_IF_SEQ_NO:
     case M_VERSION:
     case M_RETRY_ON_CONFLICT:
         if (!int_in(L, idx, &m->num[k], 0))
-            luaL_error(L, "bulk %s: %s must be a non-negative integer, got %s", op, name,
-                       t == LUA_TNUMBER ? "a negative or non-integer number" : luaL_typename(L, idx));
-        return;
+            return luaL_error(L, "bulk %s: %s must be a non-negative integer, got %s", op, name,
+                              t == LUA_TNUMBER ? "a negative or non-integer number" : luaL_typename(L, idx));
+        return 0;
     case M_IF_PRIMARY_TERM:
         if (!int_in(L, idx, &m->num[k], 1))
-            luaL_error(L, "bulk %s: %s must be a positive integer, got %s", op, name,
-                       t == LUA_TNUMBER ? "a non-positive or non-integer number" : luaL_typename(L, idx));
-        return;
+            return luaL_error(L, "bulk %s: %s must be a positive integer, got %s", op, name,
+                              t == LUA_TNUMBER ? "a non-positive or non-integer number" : luaL_typename(L, idx));
+        return 0;
     case M_REQUIRE_ALIAS:
         if (t != LUA_TBOOLEAN)
-            luaL_error(L, "bulk %s: require_alias must be a boolean, got %s", op, luaL_typename(L, idx));
+            return luaL_error(L, "bulk %s: require_alias must be a boolean, got %s", op, luaL_typename(L, idx));
         m->num[k] = lua_toboolean(L, idx);
-        return;
+        return 0;
     case M_DYNAMIC_TEMPLATES:
         if (t != LUA_TTABLE)
-            luaL_error(L, "bulk %s: dynamic_templates must be a table (field -> template name), got %s",
-                       op, luaL_typename(L, idx));
-        return;
+            return luaL_error(L, "bulk %s: dynamic_templates must be a table (field -> template name), got %s",
+                              op, luaL_typename(L, idx));
+        return 0;
     }
+    return 0;
 }
 
 /*
 ** Reads the metadata (one pass of lua_next) and checks the values and their
 ** combinations the way Elasticsearch would reject them.
 */
-static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
+static int collect_meta(lua_State *L, int op, int meta, meta_vals *m)
 {
     const char *opn = op_names[op];
     int k;
@@ -332,11 +334,11 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
     m->made_id = 0;
     if (lua_type(L, meta) == LUA_TNIL || lua_type(L, meta) == LUA_TNONE) {
         if (op == BULK_UPDATE || op == BULK_DELETE)
-            luaL_error(L, "bulk %s: metadata with _id is required", opn);
-        return;
+            return luaL_error(L, "bulk %s: metadata with _id is required", opn);
+        return 0;
     }
     if (lua_type(L, meta) != LUA_TTABLE)
-        luaL_error(L, "bulk %s: metadata must be a table, got %s", opn, luaL_typename(L, meta));
+        return luaL_error(L, "bulk %s: metadata must be a table, got %s", opn, luaL_typename(L, meta));
     luaL_checkstack(L, 4, "bulk metadata");
     lua_pushnil(L);
     while (lua_next(L, meta) != 0) {
@@ -344,13 +346,13 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
         const char *key;
 
         if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "bulk %s: metadata keys must be strings, got a %s key", opn, luaL_typename(L, -2));
+            return luaL_error(L, "bulk %s: metadata keys must be strings, got a %s key", opn, luaL_typename(L, -2));
         key = lua_tolstring(L, -2, &klen);
         k = meta_key(key, klen);
         if (k < 0)
-            luaL_error(L, "bulk %s: unknown metadata key '%s' (known: " META_KNOWN ")", opn, key);
+            return luaL_error(L, "bulk %s: unknown metadata key '%s' (known: " META_KNOWN ")", opn, key);
         if (HAS(m, k))
-            luaL_error(L, "bulk %s: metadata has both %s and its alias", opn, meta_names[k]);
+            return luaL_error(L, "bulk %s: metadata has both %s and its alias", opn, meta_names[k]);
         take_meta_value(L, opn, k, lua_gettop(L), m);
         if (k == M_DYNAMIC_TEMPLATES) {
             lua_insert(L, -2); /* kept below the key, which lua_next needs on top */
@@ -361,18 +363,18 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
     }
 
     if ((op == BULK_UPDATE || op == BULK_DELETE) && !HAS(m, M_ID))
-        luaL_error(L, "bulk %s: _id is required", opn);
+        return luaL_error(L, "bulk %s: _id is required", opn);
     if (op == BULK_UPDATE && (HAS(m, M_VERSION) || HAS(m, M_VERSION_TYPE)))
-        luaL_error(L, "bulk update: version/version_type are not supported on updates; "
-                      "use if_seq_no and if_primary_term");
+        return luaL_error(L, "bulk update: version/version_type are not supported on updates; "
+                             "use if_seq_no and if_primary_term");
     if (op != BULK_UPDATE && HAS(m, M_RETRY_ON_CONFLICT))
-        luaL_error(L, "bulk %s: retry_on_conflict applies to update only", opn);
+        return luaL_error(L, "bulk %s: retry_on_conflict applies to update only", opn);
     if ((op == BULK_UPDATE || op == BULK_DELETE) && HAS(m, M_DYNAMIC_TEMPLATES))
-        luaL_error(L, "bulk %s: dynamic_templates applies to index and create only", opn);
+        return luaL_error(L, "bulk %s: dynamic_templates applies to index and create only", opn);
     if (op == BULK_DELETE && HAS(m, M_PIPELINE))
-        luaL_error(L, "bulk delete: pipeline does not apply to delete");
+        return luaL_error(L, "bulk delete: pipeline does not apply to delete");
     if (!HAS(m, M_IF_SEQ_NO) != !HAS(m, M_IF_PRIMARY_TERM))
-        luaL_error(L, "bulk %s: if_seq_no and if_primary_term must be given together", opn);
+        return luaL_error(L, "bulk %s: if_seq_no and if_primary_term must be given together", opn);
     if (HAS(m, M_VERSION_TYPE)) {
         /* a Lua string is NUL-terminated, so the C string functions apply */
         const char *vt = m->str[M_VERSION_TYPE];
@@ -380,28 +382,29 @@ static void collect_meta(lua_State *L, int op, int meta, meta_vals *m)
 
         if (!internal && strcmp(vt, "external") != 0 && strcmp(vt, "external_gt") != 0
             && strcmp(vt, "external_gte") != 0)
-            luaL_error(L, "bulk %s: version_type must be internal, external, external_gt or "
-                          "external_gte, got '%s'", opn, vt);
+            return luaL_error(L, "bulk %s: version_type must be internal, external, external_gt or "
+                                 "external_gte, got '%s'", opn, vt);
         if (!internal && !HAS(m, M_VERSION))
-            luaL_error(L, "bulk %s: version_type %s needs a version", opn, vt);
+            return luaL_error(L, "bulk %s: version_type %s needs a version", opn, vt);
         if (!internal && op == BULK_CREATE)
-            luaL_error(L, "bulk create: create supports only internal versioning; use index");
+            return luaL_error(L, "bulk create: create supports only internal versioning; use index");
         if (internal && HAS(m, M_VERSION))
-            luaL_error(L, "bulk %s: internal versioning cannot be used for optimistic concurrency "
-                          "control; use if_seq_no and if_primary_term", opn);
+            return luaL_error(L, "bulk %s: internal versioning cannot be used for optimistic concurrency "
+                                 "control; use if_seq_no and if_primary_term", opn);
     } else if (HAS(m, M_VERSION)) {
-        luaL_error(L, "bulk %s: version needs version_type external or external_gte "
-                      "(internal versioning cannot be used for concurrency control)", opn);
+        return luaL_error(L, "bulk %s: version needs version_type external or external_gte "
+                             "(internal versioning cannot be used for concurrency control)", opn);
     }
     if (HAS(m, M_VERSION) && HAS(m, M_IF_SEQ_NO))
-        luaL_error(L, "bulk %s: version and if_seq_no cannot be combined", opn);
+        return luaL_error(L, "bulk %s: version and if_seq_no cannot be combined", opn);
+    return 0;
 }
 
 typedef struct upd_vals {
     int slot[U_COUNT];
 } upd_vals;
 
-static void collect_update(lua_State *L, int body, upd_vals *u)
+static int collect_update(lua_State *L, int body, upd_vals *u)
 {
     int k;
 
@@ -415,11 +418,11 @@ static void collect_update(lua_State *L, int body, upd_vals *u)
         int t = lua_type(L, -1), ok = 1;
 
         if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "bulk update: body keys must be strings, got a %s key", luaL_typename(L, -2));
+            return luaL_error(L, "bulk update: body keys must be strings, got a %s key", luaL_typename(L, -2));
         key = lua_tolstring(L, -2, &klen);
         k = find_name(upd_names, U_COUNT, key, klen);
         if (k < 0)
-            luaL_error(L, "bulk update: unknown body key '%s' (known: " UPD_KNOWN ")", key);
+            return luaL_error(L, "bulk update: unknown body key '%s' (known: " UPD_KNOWN ")", key);
         switch (k) {
         case U_DOC: case U_UPSERT: ok = t == LUA_TTABLE || t == LUA_TSTRING; break;
         case U_DOC_AS_UPSERT: case U_SCRIPTED_UPSERT: case U_DETECT_NOOP: ok = t == LUA_TBOOLEAN; break;
@@ -434,21 +437,22 @@ static void collect_update(lua_State *L, int body, upd_vals *u)
                 "a string", "a table", "a boolean", "a table or a raw JSON object string", "a boolean",
                 "a boolean, a string or a table"
             };
-            luaL_error(L, "bulk update: %s must be %s, got %s", upd_names[k], want[k], luaL_typename(L, -1));
+            return luaL_error(L, "bulk update: %s must be %s, got %s", upd_names[k], want[k], luaL_typename(L, -1));
         }
         lua_insert(L, -2);
         u->slot[k] = lua_gettop(L) - 1;
     }
     if (!u->slot[U_DOC] == !u->slot[U_SCRIPT])
-        luaL_error(L, "bulk update: the body needs exactly one of doc or script");
+        return luaL_error(L, "bulk update: the body needs exactly one of doc or script");
     if (u->slot[U_DOC_AS_UPSERT] && !u->slot[U_DOC])
-        luaL_error(L, "bulk update: doc_as_upsert needs doc");
+        return luaL_error(L, "bulk update: doc_as_upsert needs doc");
     if (u->slot[U_SCRIPTED_UPSERT] && !u->slot[U_SCRIPT])
-        luaL_error(L, "bulk update: scripted_upsert needs script");
+        return luaL_error(L, "bulk update: scripted_upsert needs script");
     if ((u->slot[U_LANG] || u->slot[U_PARAMS])
         && !(u->slot[U_SCRIPT] && lua_type(L, u->slot[U_SCRIPT]) == LUA_TSTRING))
-        luaL_error(L, "bulk update: lang and params go with a string script; "
-                      "put them inside a script table instead");
+        return luaL_error(L, "bulk update: lang and params go with a string script; "
+                             "put them inside a script table instead");
+    return 0;
 }
 
 /* ---- appending ---------------------------------------------------------- */
@@ -471,25 +475,27 @@ static bulk_buffer *check_self(lua_State *L, int idx)
     return bulk_check(L, idx); /* raises the usual "espipe.bulk expected" */
 }
 
-static void check_mutable(lua_State *L, bulk_buffer *b)
+static int check_mutable(lua_State *L, bulk_buffer *b)
 {
     if (b->pins > 0)
-        luaL_error(L, "bulk buffer is in flight (pinned by a transport); it cannot change until the request completes");
+        return luaL_error(L, "bulk buffer is in flight (pinned by a transport); it cannot change until the request completes");
+    return 0;
 }
 
-static void reserve_item(lua_State *L, bulk_buffer *b)
+static int reserve_item(lua_State *L, bulk_buffer *b)
 {
     size_t cap;
     bulk_item *p;
 
     if (b->count < b->items_cap)
-        return;
+        return 0;
     cap = b->items_cap ? b->items_cap * 2 : 64;
     p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->items, cap * sizeof *p);
     if (p == NULL)
-        luaL_error(L, "bulk: out of memory");
+        return luaL_error(L, "bulk: out of memory");
     b->items = p;
     b->items_cap = cap;
+    return 0;
 }
 
 static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m, char *err)
@@ -604,10 +610,10 @@ static int append(lua_State *L, bulk_buffer *b, int op, int meta, int src)
     collect_meta(L, op, meta, &m);
     if (op == BULK_DELETE) {
         if (st != LUA_TNONE && st != LUA_TNIL)
-            luaL_error(L, "bulk delete: takes no source");
+            return luaL_error(L, "bulk delete: takes no source");
     } else if (st != LUA_TTABLE && st != LUA_TSTRING) {
-        luaL_error(L, "bulk %s: %s must be a table or a raw JSON string, got %s", op_names[op],
-                   op == BULK_UPDATE ? "the update body" : "the source", luaL_typename(L, src));
+        return luaL_error(L, "bulk %s: %s must be a table or a raw JSON string, got %s", op_names[op],
+                          op == BULK_UPDATE ? "the update body" : "the source", luaL_typename(L, src));
     } else if (op == BULK_UPDATE && st == LUA_TTABLE) {
         collect_update(L, src, &u);
     }
@@ -778,19 +784,19 @@ static int l_raw(lua_State *L)
     lua_settop(L, 3);
     check_mutable(L, b);
     if (lua_type(L, 2) != LUA_TSTRING)
-        luaL_error(L, "bulk raw: the action line must be a string, got %s", luaL_typename(L, 2));
+        return luaL_error(L, "bulk raw: the action line must be a string, got %s", luaL_typename(L, 2));
     action = lua_tolstring(L, 2, &alen);
     if (check_raw_object(action, alen, "the action line", err) != 0)
-        luaL_error(L, "bulk raw: %s", err);
+        return luaL_error(L, "bulk raw: %s", err);
     op = raw_op(action, alen);
     if (op < 0)
-        luaL_error(L, "bulk raw: the action line must start with {\"index\", {\"create\", {\"update\" or {\"delete\"");
+        return luaL_error(L, "bulk raw: the action line must start with {\"index\", {\"create\", {\"update\" or {\"delete\"");
     st = lua_type(L, 3);
     if (op == BULK_DELETE && st != LUA_TNIL)
-        luaL_error(L, "bulk raw: a delete action takes no source");
+        return luaL_error(L, "bulk raw: a delete action takes no source");
     if (op != BULK_DELETE && st != LUA_TTABLE && st != LUA_TSTRING)
-        luaL_error(L, "bulk raw: the action %s needs a source (a table or a raw JSON string), got %s",
-                   op_names[op], luaL_typename(L, 3));
+        return luaL_error(L, "bulk raw: the action %s needs a source (a table or a raw JSON string), got %s",
+                          op_names[op], luaL_typename(L, 3));
     reserve_item(L, b);
     err[0] = '\0';
     idat = b->auto_ids && (op == BULK_INDEX || op == BULK_CREATE) ? raw_id_slot(action, alen) : 0;
@@ -860,7 +866,7 @@ static void copy_item(bulk_buffer *dst, const bulk_buffer *src, size_t i)
 }
 
 /* Room in dst for n more items of total size bytes, or raise (dst unchanged). */
-static void reserve_copy(lua_State *L, bulk_buffer *dst, size_t n, size_t bytes)
+static int reserve_copy(lua_State *L, bulk_buffer *dst, size_t n, size_t bytes)
 {
     if (dst->items_cap - dst->count < n) {
         size_t cap = dst->count + n;
@@ -868,12 +874,13 @@ static void reserve_copy(lua_State *L, bulk_buffer *dst, size_t n, size_t bytes)
 
         p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(dst->items, cap * sizeof *p);
         if (p == NULL)
-            luaL_error(L, "bulk: out of memory");
+            return luaL_error(L, "bulk: out of memory");
         dst->items = p;
         dst->items_cap = cap;
     }
     if (strbuf_reserve(&dst->buf, bytes) != 0)
-        luaL_error(L, "bulk: out of memory");
+        return luaL_error(L, "bulk: out of memory");
+    return 0;
 }
 
 static size_t item_size(const bulk_buffer *b, size_t i)
@@ -886,9 +893,9 @@ static size_t check_pos(lua_State *L, const bulk_buffer *b, int idx, const char 
     int64_t i = 0;
 
     if (lua_type(L, idx) != LUA_TNUMBER || !espipe_exact_integer(L, idx, &i))
-        luaL_error(L, "bulk: %s must be an integer, got %s", what, type_label(L, idx));
+        return luaL_error(L, "bulk: %s must be an integer, got %s", what, type_label(L, idx));
     if (i < 1 || (uint64_t)i > b->count)
-        luaL_error(L, "bulk: %s %d is out of range (the buffer holds %d actions)", what, (int)i, (int)b->count);
+        return luaL_error(L, "bulk: %s %d is out of range (the buffer holds %d actions)", what, (int)i, (int)b->count);
     return (size_t)(i - 1);
 }
 
@@ -936,7 +943,7 @@ static int l_slice(lua_State *L)
     size_t i = check_pos(L, b, 2, "start"), j = check_pos(L, b, 3, "end"), k;
 
     if (j < i)
-        luaL_error(L, "bulk: slice end %d is before start %d", (int)j + 1, (int)i + 1);
+        return luaL_error(L, "bulk: slice end %d is before start %d", (int)j + 1, (int)i + 1);
     nb = push_new(L, &b->cfg, b->auto_ids);
     reserve_copy(L, nb, j - i + 1,
                  b->items[j].offset + item_size(b, j) - b->items[i].offset);
@@ -953,7 +960,7 @@ static int l_split(lua_State *L)
     int h;
 
     if (b->count < 2)
-        luaL_error(L, "bulk: cannot split a buffer of %d action(s)", (int)b->count);
+        return luaL_error(L, "bulk: cannot split a buffer of %d action(s)", (int)b->count);
     mid = b->count / 2;
     for (h = 0; h < 2; h++) {
         lo = h == 0 ? 0 : mid;
@@ -1371,7 +1378,7 @@ static int l_new(lua_State *L)
         lua_getfield(L, 1, "max_depth");
         if (lua_type(L, -1) != LUA_TNIL) {
             if (!int_in(L, -1, &v, 1) || v > 100000)
-                luaL_error(L, "bulk.new: max_depth must be an integer from 1 to 100000");
+                return luaL_error(L, "bulk.new: max_depth must be an integer from 1 to 100000");
             cfg.max_depth = (int)v;
         }
         lua_getfield(L, 1, "utf8");
@@ -1382,7 +1389,7 @@ static int l_new(lua_State *L)
             else if (strcmp(mode, "replace") == 0)
                 cfg.utf8 = JSON_UTF8_REPLACE;
             else
-                luaL_error(L, "bulk.new: utf8 must be \"error\" or \"replace\"");
+                return luaL_error(L, "bulk.new: utf8 must be \"error\" or \"replace\"");
         }
         lua_getfield(L, 1, "auto_ids");
         auto_ids = lua_toboolean(L, -1);
@@ -1391,6 +1398,22 @@ static int l_new(lua_State *L)
     push_new(L, &cfg, auto_ids);
     return 1;
 }
+
+/* The body lent to the curl transport in place (base/borrowed.h). */
+static const char *lend_bytes(void *ud, size_t *len, const char **why)
+{
+    bulk_buffer *b = (bulk_buffer *)ud;
+    (void)why;
+    *len = b->buf.len;
+    return b->buf.data != NULL ? b->buf.data : "";
+}
+
+static void lend_pin(void *ud, int delta)
+{
+    ((bulk_buffer *)ud)->pins += delta;
+}
+
+static const lender bulk_lender = { lend_bytes, lend_pin };
 
 void espipe_open_bulk(lua_State *L)
 {
@@ -1406,6 +1429,7 @@ void espipe_open_bulk(lua_State *L)
     };
 
     luaL_newmetatable(L, ESPIPE_BULK_MT);
+    borrowed_lend(L, &bulk_lender);
     lua_pushvalue(L, -1);
     espipe_setfuncs(L, meta, 1);
     lua_newtable(L);

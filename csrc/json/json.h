@@ -12,8 +12,8 @@
 
 #include <stddef.h>
 
-#include "compat.h"
-#include "strbuf.h"
+#include "base/compat.h"
+#include "base/strbuf.h"
 
 #define ESPIPE_JSON_ARRAY_MT "espipe.json.array"
 #define ESPIPE_JSON_DEFAULT_DEPTH 1000

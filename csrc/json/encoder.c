@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "json.h"
-#include "json_internal.h"
-#include "json_number.h"
-#include "utf8.h"
+#include "reader.h"
+#include "number.h"
+#include "base/utf8.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>

@@ -1,12 +1,27 @@
-/* Private to the JSON codec's C files. */
-#ifndef ESPIPE_JSON_INTERNAL_H
-#define ESPIPE_JSON_INTERNAL_H
+/*
+** The JSON reader shared by the codec and every scanner of server bytes
+** (search responses, bulk builder raw lines, the Parquet page reader): byte
+** classes, string skips, the decoder state and its grammar pieces, plus the
+** encoder's key cache (json/encoder.c and the bulk builder share it).
+*/
+#ifndef ESPIPE_JSON_READER_H
+#define ESPIPE_JSON_READER_H
 
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#endif
+
+#include "base/utf8.h"
 #include "json.h"
-#include "utf8.h"
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define JSON_LITTLE_ENDIAN_WORDS 1
+#else
+#define JSON_LITTLE_ENDIAN_WORDS 0
+#endif
 
 /* Byte classes inside strings, the same for both directions. */
 enum { JSON_CH_PLAIN = 0, JSON_CH_ESCAPE = 1, JSON_CH_UTF8 = 2 };
@@ -31,6 +46,51 @@ static inline const unsigned char *json_skip_plain(const unsigned char *p,
             break;
         p += 8;
     }
+    while (p < end && json_char_class[*p] == JSON_CH_PLAIN)
+        p++;
+    return p;
+}
+
+/*
+** json_skip_plain, faster on long runs: sixteen bytes per step with SSE2
+** (one signed compare flags both control and non-ASCII bytes), else eight
+** with a bit scan to finish the word. Keys and most values end in their
+** first step. The Parquet page reader's; the decoder keeps json_skip_plain,
+** whose cost it was tuned against.
+*/
+static inline const unsigned char *json_skip_plain_wide(const unsigned char *p,
+                                                        const unsigned char *end)
+{
+#if defined(__SSE2__) && defined(__GNUC__)
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                   _mm_cmplt_epi8(v, space));   /* signed: >= 0x80 is below 0x20 */
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
+        if (m != 0)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
+#if JSON_LITTLE_ENDIAN_WORDS
+    {
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        while (end - p >= 8) {
+            uint64_t v, quote8, bslash8, m;
+            memcpy(&v, p, 8);
+            quote8 = v ^ (ones * '"');
+            bslash8 = v ^ (ones * '\\');
+            /* each test can mark bytes after a true hit, never before one: the lowest mark is exact */
+            m = (v | ((v - ones * 0x20) & ~v) | ((quote8 - ones) & ~quote8) | ((bslash8 - ones) & ~bslash8))
+                & highs;
+            if (m != 0)
+                return p + (__builtin_ctzll(m) >> 3);
+            p += 8;
+        }
+    }
+#endif
     while (p < end && json_char_class[*p] == JSON_CH_PLAIN)
         p++;
     return p;

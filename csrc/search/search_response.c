@@ -16,19 +16,15 @@
 #include <string.h>
 
 #include "core.h"
-#include "json.h"
-#include "json_internal.h"
-
-/* Where in the response an object sits: members named here are special. */
-enum level { LEVEL_TOP, LEVEL_HITS, LEVEL_HIT };
+#include "json/json.h"
+#include "json/reader.h"
+#include "page_envelope.h"
 
 typedef struct reader {
     json_decoder d;
     json_decode_cfg sort_cfg;
     int raw_source;
 } reader;
-
-static int read_object(reader *r, enum level lv);
 
 /* The key just pushed is `name`? */
 static int key_equals(lua_State *L, const char *name, size_t n)
@@ -40,10 +36,66 @@ static int key_equals(lua_State *L, const char *name, size_t n)
 
 #define KEY_IS(L, lit) key_equals((L), (lit), sizeof(lit) - 1)
 
-/* hits.hits: an array whose objects are hits. */
-static int read_hit_array(reader *r)
+/* The value of the hit member whose key is on top of the stack, pushed. */
+static int read_hit_member(reader *r)
 {
     json_decoder *d = &r->d;
+    lua_State *L = d->L;
+    const unsigned char *start;
+    const json_decode_cfg *saved;
+    int rc;
+
+    json_dec_space(d);
+    if (d->p >= d->end)
+        return json_dec_expected(d, "a value");
+    if (r->raw_source && KEY_IS(L, "_source")) {
+        start = d->p;
+        if (json_dec_skip(d) != 0)
+            return -1;
+        lua_pushlstring(L, (const char *)start, (size_t)(d->p - start));
+        return 0;
+    }
+    if (KEY_IS(L, "sort")) {
+        saved = d->cfg;
+        d->cfg = &r->sort_cfg;
+        rc = json_dec_value(d);
+        d->cfg = saved;
+        return rc;
+    }
+    return json_dec_value(d);
+}
+
+/* json/decoder.c's parse_object, with read_hit_member instead of json_dec_value. */
+static int read_hit(reader *r)
+{
+    json_decoder *d = &r->d;
+    lua_State *L = d->L;
+
+    if (json_dec_enter(d) != 0)
+        return -1;
+    lua_createtable(L, 0, 8);
+    if (json_dec_closes(d, '}'))
+        return 0;
+    for (;;) {
+        if (d->p >= d->end || *d->p != '"')
+            return json_dec_expected(d, "a string key");
+        if (json_dec_string(d) != 0)
+            return -1;
+        if (json_dec_colon(d) != 0)
+            return -1;
+        if (read_hit_member(r) != 0)
+            return -1;
+        lua_rawset(L, -3);
+        const int more = json_dec_next(d, '}');
+        if (more <= 0)
+            return more;
+    }
+}
+
+/* hits.hits: an array whose objects are hits. */
+static int read_hits(void *ctx, json_decoder *d)
+{
+    reader *r = (reader *)ctx;
     lua_State *L = d->L;
     lua_Integer i = 0;
     int rc;
@@ -58,7 +110,7 @@ static int read_hit_array(reader *r)
     for (;;) {
         json_dec_space(d);
         if (d->p < d->end && *d->p == '{')
-            rc = read_object(r, LEVEL_HIT);
+            rc = read_hit(r);
         else
             rc = json_dec_value(d);
         if (rc != 0)
@@ -70,72 +122,38 @@ static int read_hit_array(reader *r)
     }
 }
 
-/* The value of the member whose key is on top of the stack, pushed. */
-static int read_member(reader *r, enum level lv)
+/* The envelope's objects and members become Lua tables and values, as decode makes them. */
+static int open_table(void *ctx, enum envelope_level lv)
 {
-    json_decoder *d = &r->d;
-    lua_State *L = d->L;
-    const unsigned char *start;
-    const json_decode_cfg *saved;
-    int rc;
+    (void)lv;
+    lua_createtable(((reader *)ctx)->d.L, 0, 4);
+    return 0;
+}
 
-    json_dec_space(d);
-    if (d->p >= d->end)
-        return json_dec_expected(d, "a value");
-    switch (lv) {
-    case LEVEL_TOP:
-        if (*d->p == '{' && KEY_IS(L, "hits"))
-            return read_object(r, LEVEL_HITS);
-        break;
-    case LEVEL_HITS:
-        if (*d->p == '[' && KEY_IS(L, "hits"))
-            return read_hit_array(r);
-        break;
-    case LEVEL_HIT:
-        if (r->raw_source && KEY_IS(L, "_source")) {
-            start = d->p;
-            if (json_dec_skip(d) != 0)
-                return -1;
-            lua_pushlstring(L, (const char *)start, (size_t)(d->p - start));
-            return 0;
-        }
-        if (KEY_IS(L, "sort")) {
-            saved = d->cfg;
-            d->cfg = &r->sort_cfg;
-            rc = json_dec_value(d);
-            d->cfg = saved;
-            return rc;
-        }
-        break;
-    }
+static int push_key(void *ctx, json_decoder *d, const char **k, size_t *klen)
+{
+    (void)ctx;
+    if (json_dec_string(d) != 0)
+        return -1;
+    *k = lua_tolstring(d->L, -1, klen);
+    return 0;
+}
+
+static int push_value(void *ctx, json_decoder *d, enum envelope_level lv, const char *k, size_t klen)
+{
+    (void)ctx;
+    (void)lv;
+    (void)k;
+    (void)klen;
     return json_dec_value(d);
 }
 
-static int read_object(reader *r, enum level lv)
+static void set_member(void *ctx)
 {
-    json_decoder *d = &r->d;
-    lua_State *L = d->L;
-
-    if (json_dec_enter(d) != 0)
-        return -1;
-    lua_createtable(L, 0, lv == LEVEL_HIT ? 8 : 4);
-    if (json_dec_closes(d, '}'))
-        return 0;
-    for (;;) {
-        if (d->p >= d->end || *d->p != '"')
-            return json_dec_expected(d, "a string key");
-        if (json_dec_string(d) != 0)
-            return -1;
-        if (json_dec_colon(d) != 0)
-            return -1;
-        if (read_member(r, lv) != 0)
-            return -1;
-        lua_rawset(L, -3);
-        const int more = json_dec_next(d, '}');
-        if (more <= 0)
-            return more;
-    }
+    lua_rawset(((reader *)ctx)->d.L, -3);
 }
+
+static const envelope_hooks lua_page = { open_table, push_key, read_hits, push_value, set_member };
 
 /* search_response(body [, raw_source]) -> page | nil, message, offset (1-based). */
 static int l_search_response(lua_State *L)
@@ -145,7 +163,7 @@ static int l_search_response(lua_State *L)
     char err[ESPIPE_JSON_ERRLEN];
     const char *text;
     size_t len;
-    int top, rc;
+    int top;
 
     if (lua_type(L, 1) != LUA_TSTRING)
         return luaL_error(L, "search_response: body must be a string, got %s",
@@ -173,17 +191,8 @@ static int l_search_response(lua_State *L)
     r.d.depth = 0;
     err[0] = '\0';
 
-    json_dec_space(&r.d);
-    if (r.d.p < r.d.end && *r.d.p == '{')
-        rc = read_object(&r, LEVEL_TOP);
-    else
-        rc = json_dec_expected(&r.d, "'{' (a search response object)");
-    if (rc == 0) {
-        json_dec_space(&r.d);
-        if (r.d.p == r.d.end)
-            return 1;
-        json_dec_expected(&r.d, "end of input");
-    }
+    if (envelope_walk(&r.d, &lua_page, &r) == 0)
+        return 1;
     lua_settop(L, top);
     lua_pushnil(L);
     lua_pushstring(L, err);

@@ -4,19 +4,19 @@
 ** in part (retryable items), split (413) or picked apart (dead letters).
 **
 ** Other C modules (the curl transport, a separate .so) send the body without
-** copying: they luaL_checkudata(L, idx, ESPIPE_BULK_MT) via bulk_check() and
-** read buf.data[0..buf.len). While the bytes are in flight they must hold a
-** reference to the userdata (so it is not collected) and keep pins > 0: every
-** method that would move or change the bytes raises while pinned.
+** copying: the metatable lends buf.data[0..buf.len) through base/borrowed.h.
+** While the bytes are in flight the borrower holds a reference to the
+** userdata (so it is not collected) and a pin: every method that would move
+** or change the bytes raises while pins > 0.
 */
 #ifndef ESPIPE_BULK_H
 #define ESPIPE_BULK_H
 
 #include <stddef.h>
 
-#include "compat.h"
-#include "json.h"
-#include "strbuf.h"
+#include "base/compat.h"
+#include "json/json.h"
+#include "base/strbuf.h"
 
 #define ESPIPE_BULK_MT "espipe.bulk"
 
