@@ -606,6 +606,18 @@ static int ranked_cmp(const void *a, const void *b)
     return bytes_cmp(x->p, x->len, y->p, y->len);
 }
 
+/* The least and greatest entries of the dictionary, in one pass over its PLAIN page. */
+static void dictionary_bounds(const pq_column *c, stats *s)
+{
+    const unsigned char *p = (const unsigned char *)c->dict.plain.data;
+    const unsigned char *end = p + c->dict.plain.len;
+    while (p < end) {
+        uint32_t len = get_le32(p);
+        stats_bytes(s, (const char *)p + 4, len);
+        p += 4 + (size_t)len;
+    }
+}
+
 /* Sort the dictionary once so page bounds are a min/max over integer ranks. */
 static ranked *rank_dictionary(pq_writer *w, pq_column *c)
 {
@@ -672,13 +684,18 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
     int bw = used_dict ? bit_width_for((uint32_t)(c->dict.count - 1)) : 0;
     ranked *sorted = NULL;
     chunk_totals t = { 0, 0 };
-    stats chunk;
+    stats chunk, whole;   /* whole: the dictionary's bounds, when not ranked */
     int k;
 
     memset(&chunk, 0, sizeof chunk);
+    memset(&whole, 0, sizeof whole);
+    /* When the first page holds every dictionary-encoded value (2 bytes of
+       estimate each), its bounds are the whole dictionary's: no sort. */
+    if (used_dict && c->dict_values < w->opt.page_bytes / 2)
+        dictionary_bounds(c, &whole);
+    else if (used_dict && (sorted = rank_dictionary(w, c)) == NULL)
+        return fail(w, "out of memory");
     if (used_dict) {
-        if ((sorted = rank_dictionary(w, c)) == NULL)
-            return fail(w, "out of memory");
         dict_off = w->offset;
         if (write_page(w, PAGE_DICTIONARY, &c->dict.plain, (int32_t)c->dict.count,
                        ENC_PLAIN, NULL, c->kind, &t) != 0)
@@ -703,9 +720,11 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
                 uint32_t rk;
                 if (v == c->dict_values)
                     break;
-                rk = w->ranks[idx[v]];
-                if (rk < rmin) rmin = rk;
-                if (rk > rmax) rmax = rk;
+                if (sorted != NULL) {
+                    rk = w->ranks[idx[v]];
+                    if (rk < rmin) rmin = rk;
+                    if (rk > rmax) rmax = rk;
+                }
                 est += 2;
             } else if (c->kind == PQ_DOUBLE) {
                 uint64_t b = get_le64(vals + v * 8);
@@ -728,7 +747,13 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
             v++;
             r++;
         }
-        if (dict_mode && v > v0) {
+        if (dict_mode && v > v0 && sorted == NULL) {
+            ps.has = 1;
+            ps.smin = whole.smin;
+            ps.sminlen = whole.sminlen;
+            ps.smax = whole.smax;
+            ps.smaxlen = whole.smaxlen;
+        } else if (dict_mode && v > v0) {
             ps.has = 1;
             ps.smin = sorted[rmin].p;
             ps.sminlen = sorted[rmin].len;
