@@ -238,7 +238,8 @@ static size_t child_by_key(const pq_shape *s, size_t node, const char *k, size_t
 {
     size_t i;
     for (i = node + 1; i < s->nodes[node].end; i = s->nodes[i].end)
-        if (s->nodes[i].klen == klen && memcmp(s->nodes[i].key, k, klen) == 0)
+        if (s->nodes[i].klen == klen && (klen == 0 || (s->nodes[i].key[0] == k[0]
+                                                      && memcmp(s->nodes[i].key, k, klen) == 0)))
             return i;
     return 0;
 }
