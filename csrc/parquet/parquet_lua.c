@@ -335,15 +335,6 @@ static pq_shred_node *add_node(tree_build *b, int kind, char *key, int def, int 
     return n;
 }
 
-static char *dup_c(const char *s)
-{
-    size_t n = strlen(s);
-    char *p = malloc(n + 1);
-    if (p != NULL)
-        memcpy(p, s, n + 1);
-    return p;
-}
-
 /* The field spec at idx (checked by count_field) into schema elements and shape nodes. */
 static void build_field(lua_State *L, int idx, tree_build *b, const char *name_override,
                         int def, int rep)
@@ -356,7 +347,7 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
     lua_getfield(L, idx, "type");
     type = lua_tostring(L, -1);
     form = field_form(type);
-    name = name_override ? dup_c(name_override) : dup_lua_string(L, idx, "name", "");
+    name = name_override ? pq_copy_string(name_override) : dup_lua_string(L, idx, "name", "");
     lua_getfield(L, idx, "name");
     key = dup_lua_string(L, idx, "key", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
     lua_pop(L, 1);
@@ -368,12 +359,12 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
         break;
     case F_GEO:
         add_elem(b, name, PQ_OPTIONAL, 2, 0, PQ_GROUP_PLAIN);
-        add_elem(b, dup_c("lat"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
-        add_elem(b, dup_c("lon"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
+        add_elem(b, pq_copy_string("lat"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
+        add_elem(b, pq_copy_string("lon"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
         add_node(b, PQ_NODE_GEO, key, def + 1, rep, 2);
-        add_node(b, PQ_NODE_LEAF, dup_c("lat"), def + 2, rep, 1);
+        add_node(b, PQ_NODE_LEAF, pq_copy_string("lat"), def + 2, rep, 1);
         b->ncols++;
-        add_node(b, PQ_NODE_LEAF, dup_c("lon"), def + 2, rep, 1);
+        add_node(b, PQ_NODE_LEAF, pq_copy_string("lon"), def + 2, rep, 1);
         b->ncols++;
         break;
     case F_MAP: {
@@ -381,9 +372,9 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
         lua_getfield(L, idx, "value");
         vt = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "string";
         add_elem(b, name, PQ_OPTIONAL, 1, 0, PQ_GROUP_MAP);
-        add_elem(b, dup_c("key_value"), PQ_REPEATED, 2, 0, PQ_GROUP_PLAIN);
-        add_elem(b, dup_c("key"), PQ_REQUIRED, 0, PQ_STRING, 0);
-        add_elem(b, dup_c("value"), PQ_OPTIONAL, 0, pq_kind_from_name(vt), 0);
+        add_elem(b, pq_copy_string("key_value"), PQ_REPEATED, 2, 0, PQ_GROUP_PLAIN);
+        add_elem(b, pq_copy_string("key"), PQ_REQUIRED, 0, PQ_STRING, 0);
+        add_elem(b, pq_copy_string("value"), PQ_OPTIONAL, 0, pq_kind_from_name(vt), 0);
         lua_pop(L, 1);
         add_node(b, PQ_NODE_MAP, key, def + 1, rep + 1, 2);
         b->ncols += 2;
@@ -391,7 +382,7 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
     }
     case F_LIST:
         add_elem(b, name, PQ_OPTIONAL, 1, 0, PQ_GROUP_LIST);
-        add_elem(b, dup_c("list"), PQ_REPEATED, 1, 0, PQ_GROUP_PLAIN);
+        add_elem(b, pq_copy_string("list"), PQ_REPEATED, 1, 0, PQ_GROUP_PLAIN);
         add_node(b, PQ_NODE_LIST, key, def + 1, rep + 1, 0);
         lua_getfield(L, idx, "element");
         build_field(L, lua_gettop(L), b, "element", def + 2, rep + 1);

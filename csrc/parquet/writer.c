@@ -142,7 +142,7 @@ int pq_writer_init(pq_writer *w, FILE *fp, const pq_options *opt, size_t ncols)
     return write_bytes(w, "PAR1", 4);
 }
 
-static char *copy_string(const char *s)
+char *pq_copy_string(const char *s)
 {
     size_t n = strlen(s);
     char *p = malloc(n + 1);
@@ -156,9 +156,9 @@ int pq_writer_set_column(pq_writer *w, size_t i, const char *name, pq_kind kind)
     pq_column *c = &w->cols[i];
     free(c->name);
     free_path(c);
-    c->name = copy_string(name);
+    c->name = pq_copy_string(name);
     c->path = malloc(sizeof *c->path);
-    if (c->name == NULL || c->path == NULL || (c->path[0] = copy_string(name)) == NULL)
+    if (c->name == NULL || c->path == NULL || (c->path[0] = pq_copy_string(name)) == NULL)
         return fail(w, "out of memory");
     c->npath = 1;
     c->kind = kind;
@@ -206,7 +206,7 @@ static int leaf_column(pq_writer *w, size_t k, const int *stack, int depth)
     c->npath = depth;
     for (i = 0; i < depth; i++) {
         const pq_schema_elem *x = &w->schema[stack[i]];
-        if ((c->path[i] = copy_string(x->name)) == NULL)
+        if ((c->path[i] = pq_copy_string(x->name)) == NULL)
             return fail(w, "out of memory");
         if (x->repetition != PQ_REQUIRED)
             c->max_def++;
@@ -231,7 +231,7 @@ int pq_writer_set_schema(pq_writer *w, const pq_schema_elem *elems, size_t n)
     w->nschema = n;
     for (i = 0; i < n; i++) {
         w->schema[i] = elems[i];
-        if ((w->schema[i].name = copy_string(elems[i].name)) == NULL)
+        if ((w->schema[i].name = pq_copy_string(elems[i].name)) == NULL)
             return fail(w, "out of memory");
     }
     /* depth-first: left[d] counts the children still expected at depth d (the root: all tops) */

@@ -111,12 +111,6 @@ local function walk_properties(props, prefix, leaves, order)
   end
 end
 
-local function check_list(v, what)
-  if v ~= nil and type(v) ~= "table" then
-    error(what .. " must be a list of field paths, got " .. type(v), 3)
-  end
-end
-
 -- Keep the selected fields (a field selects itself and everything under it),
 -- in the order of the selection; force JSON on the fields listed in arrays.
 local function finish(order, leaves, opts)
@@ -152,19 +146,31 @@ local function finish(order, leaves, opts)
   return M.assign_names(columns)
 end
 
-local function check_opts(opts)
+--- The arguments of a schema builder (from_mapping and infer here and in
+-- espipe.parquet.tree): input must be a table (`expected` says which), opts
+-- nil or a table whose keys in `options` ({ key, Lua type, what it must be })
+-- hold that type. Errors point at the builder's caller; returns opts or {}.
+function M.check_arguments(fn, input, expected, opts, options)
+  if type(input) ~= "table" then
+    error(fn .. " expects " .. expected .. ", got " .. type(input), 3)
+  end
   if opts ~= nil and type(opts) ~= "table" then
     error("options must be a table, got " .. type(opts), 3)
   end
   opts = opts or {}
-  check_list(opts.fields, "fields")
-  check_list(opts.arrays, "arrays")
-  check_list(opts.meta, "meta")
-  if opts.prefix ~= nil and type(opts.prefix) ~= "string" then
-    error("prefix must be a string, got " .. type(opts.prefix), 3)
+  for _, o in ipairs(options) do
+    local v = opts[o[1]]
+    if v ~= nil and type(v) ~= o[2] then
+      error(o[1] .. " must be " .. o[3] .. ", got " .. type(v), 3)
+    end
   end
   return opts
 end
+
+local OPTIONS = {
+  { "fields", "table", "a list of field paths" }, { "arrays", "table", "a list of field paths" },
+  { "meta", "table", "a list of field paths" }, { "prefix", "string", "a string" },
+}
 
 --- Columns from an index mapping (the decoded GET <index>/_mapping body).
 -- opts.fields   only these field paths (and what is under them), in this order
@@ -172,10 +178,7 @@ end
 -- opts.meta     hit-level fields first as string columns (e.g. { "_id", "_index" })
 -- opts.prefix   where the document sits in a row (e.g. "_source" when rows are hits)
 function M.from_mapping(mapping, opts)
-  if type(mapping) ~= "table" then
-    error("from_mapping expects the decoded mapping table, got " .. type(mapping), 2)
-  end
-  opts = check_opts(opts)
+  opts = M.check_arguments("from_mapping", mapping, "the decoded mapping table", opts, OPTIONS)
   local leaves, order = {}, {}
   for _, props in ipairs(mapping_roots(mapping)) do
     walk_properties(props, nil, leaves, order)
@@ -244,10 +247,7 @@ end
 -- JSON; a field only ever null is a string column.
 -- opts.sample (default 1000) documents are looked at; other options as from_mapping.
 function M.infer(docs, opts)
-  if type(docs) ~= "table" then
-    error("infer expects an array of documents, got " .. type(docs), 2)
-  end
-  opts = check_opts(opts)
+  opts = M.check_arguments("infer", docs, "an array of documents", opts, OPTIONS)
   local sample = opts.sample or 1000
   if type(sample) ~= "number" or sample < 1 then
     error("sample must be a positive number", 2)
