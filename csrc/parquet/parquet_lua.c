@@ -945,6 +945,43 @@ static void push_count(lua_State *L, uint64_t n)
 #endif
 }
 
+/* The writer's counters: a method each, and close's result (the names differ for history). */
+enum { C_ROWS, C_BYTES, C_ROW_GROUPS, C_FLUSHED, C_METADATA, C_PEAK_BUFFERED, C_BUFFERED };
+
+static const struct {
+    const char *method, *result;   /* result NULL: not in close's result */
+    int which;
+} counters[] = {
+    { "rows", "rows", C_ROWS },
+    { "bytes_written", "bytes", C_BYTES },
+    { "row_groups", "row_groups", C_ROW_GROUPS },
+    { "flushed_bytes", "data_bytes", C_FLUSHED },
+    /* the footer's row group entries so far: what each row group adds to it */
+    { "metadata_bytes", "metadata_bytes", C_METADATA },
+    { "peak_buffered_bytes", "peak_buffered_bytes", C_PEAK_BUFFERED },
+    { "buffered_bytes", NULL, C_BUFFERED },
+};
+
+static uint64_t counter_value(const pq_writer *w, int which)
+{
+    switch (which) {
+    case C_ROWS: return w->rows + w->rg_rows;
+    case C_BYTES: return w->offset;
+    case C_ROW_GROUPS: return w->row_groups;
+    case C_FLUSHED: return w->flushed;
+    case C_METADATA: return w->rg_meta.len;
+    case C_PEAK_BUFFERED: return w->peak_buffered;
+    default: return w->buffered;
+    }
+}
+
+/* A counter method: its upvalue says which counter. */
+static int l_counter(lua_State *L)
+{
+    push_count(L, counter_value(check_writer(L)->w, (int)lua_tointeger(L, lua_upvalueindex(1))));
+    return 1;
+}
+
 static void push_counts(lua_State *L, const pq_writer *w, int invalid)
 {
     size_t i;
@@ -1081,42 +1118,17 @@ static int l_close(lua_State *L)
         return 3;
     }
     lua_newtable(L);
-    push_count(L, w->rows);
-    lua_setfield(L, -2, "rows");
-    push_count(L, w->offset);
-    lua_setfield(L, -2, "bytes");
-    push_count(L, w->row_groups);
-    lua_setfield(L, -2, "row_groups");
-    push_count(L, w->flushed);
-    lua_setfield(L, -2, "data_bytes");
-    push_count(L, w->rg_meta.len);
-    lua_setfield(L, -2, "metadata_bytes");
-    push_count(L, w->peak_buffered);
-    lua_setfield(L, -2, "peak_buffered_bytes");
+    for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        if (counters[i].result != NULL) {
+            push_count(L, counter_value(w, counters[i].which));
+            lua_setfield(L, -2, counters[i].result);
+        }
+    }
     push_counts(L, w, 1);
     lua_setfield(L, -2, "invalid");
     push_counts(L, w, 0);
     lua_setfield(L, -2, "coerced");
     release(L, u);
-    return 1;
-}
-
-static int l_bytes_written(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->offset);
-    return 1;
-}
-
-static int l_flushed_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->flushed);
-    return 1;
-}
-
-/* The footer's row group entries so far: what each row group adds to it. */
-static int l_metadata_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->rg_meta.len);
     return 1;
 }
 
@@ -1168,31 +1180,6 @@ static int l_footer_bytes(lua_State *L)
     return 1;
 }
 
-static int l_buffered_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->buffered);
-    return 1;
-}
-
-static int l_peak_buffered_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->peak_buffered);
-    return 1;
-}
-
-static int l_rows(lua_State *L)
-{
-    pq_writer *w = check_writer(L)->w;
-    push_count(L, (w->rows + w->rg_rows));
-    return 1;
-}
-
-static int l_row_groups(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->row_groups);
-    return 1;
-}
-
 static void push_int64(lua_State *L, int64_t v)
 {
 #if ESPIPE_HAS_INTEGERS
@@ -1229,16 +1216,9 @@ static const luaL_Reg writer_methods[] = {
     { "write_page", l_write_page },
     { "close", l_close },
     { "counts", l_counts },
-    { "bytes_written", l_bytes_written },
-    { "buffered_bytes", l_buffered_bytes },
-    { "flushed_bytes", l_flushed_bytes },
-    { "metadata_bytes", l_metadata_bytes },
     { "footer_bytes", l_footer_bytes },
     { "flush", l_flush },
     { "measure", l_measure },
-    { "peak_buffered_bytes", l_peak_buffered_bytes },
-    { "rows", l_rows },
-    { "row_groups", l_row_groups },
     { NULL, NULL }
 };
 
@@ -1254,7 +1234,13 @@ ESPIPE_EXPORT int luaopen_espipe_parquet_writer(lua_State *L);
 ESPIPE_EXPORT int luaopen_espipe_parquet_writer(lua_State *L)
 {
     if (luaL_newmetatable(L, WRITER_MT)) {
+        size_t i;
         espipe_newlib(L, writer_methods);
+        for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+            lua_pushinteger(L, counters[i].which);
+            lua_pushcclosure(L, l_counter, 1);
+            lua_setfield(L, -2, counters[i].method);
+        }
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");
