@@ -433,28 +433,28 @@ static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
     return an < bn ? -1 : an > bn;
 }
 
+/* Widens a running min/max pair to v: one body for the int64 and the double
+   bounds (C99 has no generic functions). */
+#define WIDEN_BOUNDS(s, v, lo, hi)      \
+    do {                                \
+        if (!(s)->has) {                \
+            (s)->lo = (s)->hi = (v);    \
+            (s)->has = 1;               \
+        } else if ((v) < (s)->lo) {     \
+            (s)->lo = (v);              \
+        } else if ((v) > (s)->hi) {     \
+            (s)->hi = (v);              \
+        }                               \
+    } while (0)
+
 static void stats_int(stats *s, int64_t v)
 {
-    if (!s->has) {
-        s->imin = s->imax = v;
-        s->has = 1;
-    } else if (v < s->imin) {
-        s->imin = v;
-    } else if (v > s->imax) {
-        s->imax = v;
-    }
+    WIDEN_BOUNDS(s, v, imin, imax);
 }
 
 static void stats_double(stats *s, double v)
 {
-    if (!s->has) {
-        s->dmin = s->dmax = v;
-        s->has = 1;
-    } else if (v < s->dmin) {
-        s->dmin = v;
-    } else if (v > s->dmax) {
-        s->dmax = v;
-    }
+    WIDEN_BOUNDS(s, v, dmin, dmax);
 }
 
 static void stats_bytes(stats *s, const char *p, size_t n)
