@@ -190,7 +190,8 @@ end
 local is_integer = math.type and function(v) return math.type(v) == "integer" end
   or function(v) return v == math.floor(v) and v > -2^53 and v < 2^53 end
 
-local function is_sequence(t)
+--- Whether t is a non-empty table holding 1..#t and nothing else (a JSON array).
+function M.is_sequence(t)
   local n = #t
   if n == 0 then return false end
   local count = 0
@@ -198,8 +199,9 @@ local function is_sequence(t)
   return count == n
 end
 
--- What one value says about its field's type (nil: nothing, e.g. null or {}).
-local function classify(v, is_date)
+--- The writer type of a string, boolean or finite number (nil for anything
+-- else), the way dynamic mapping types it; is_date(s) detects dates.
+function M.scalar_kind(v, is_date)
   local t = type(v)
   if t == "string" then return is_date(v) and TIMESTAMP or STRING end
   if t == "boolean" then return BOOLEAN end
@@ -207,12 +209,17 @@ local function classify(v, is_date)
     if v ~= v or v == math.huge or v == -math.huge then return nil end
     return is_integer(v) and INT64 or DOUBLE
   end
-  if t == "table" then
-    if is_sequence(v) then return JSON end
+  return nil
+end
+
+-- What one value says about its field's type (nil: nothing, e.g. null or {}).
+local function classify(v, is_date)
+  if type(v) == "table" then
+    if M.is_sequence(v) then return JSON end
     if next(v) == nil then return nil end
     return "object"
   end
-  return nil
+  return M.scalar_kind(v, is_date)
 end
 
 local function merge(a, b)

@@ -43,29 +43,13 @@ end
 
 -- ---- what sample documents show ----
 
-local is_integer = math.type and function(v) return math.type(v) == "integer" end
-  or function(v) return v == math.floor(v) and v > -2^53 and v < 2^53 end
-
 local function is_array(v, json_array_mt)
   if type(v) ~= "table" then return false end
   if json_array_mt and getmetatable(v) == json_array_mt then return true end
-  local n = #v
-  if n == 0 then return false end
-  local count = 0
-  for _ in pairs(v) do count = count + 1 end
-  return count == n
+  return schema.is_sequence(v)
 end
 
-local function scalar_kind(v, is_date)
-  local t = type(v)
-  if t == "string" then return is_date(v) and "timestamp" or "string" end
-  if t == "boolean" then return "boolean" end
-  if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return nil end
-    return is_integer(v) and "int64" or "double"
-  end
-  return nil
-end
+local scalar_kind = schema.scalar_kind
 
 local function merge_kind(a, b)
   if a == nil or a == b then return b end
