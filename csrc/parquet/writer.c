@@ -870,6 +870,16 @@ static int flush_row_group(pq_writer *w)
     return 0;
 }
 
+/* A SchemaElement's converted type and its LogicalType, a union member with no fields. */
+static void annotation(tc_writer *tc, int converted, int16_t logical)
+{
+    tc_i32(tc, 6, converted);
+    tc_struct(tc, 10);
+    tc_struct(tc, logical);
+    tc_end(tc);
+    tc_end(tc);
+}
+
 static void schema_leaf(tc_writer *tc, const char *name, pq_kind kind, int repetition)
 {
     tc_elem_struct(tc);
@@ -878,18 +888,10 @@ static void schema_leaf(tc_writer *tc, const char *name, pq_kind kind, int repet
     tc_binary(tc, 4, name, strlen(name));
     switch (kind) {
     case PQ_STRING:
-        tc_i32(tc, 6, CT_UTF8);
-        tc_struct(tc, 10);
-        tc_struct(tc, 1);       /* STRING {} */
-        tc_end(tc);
-        tc_end(tc);
+        annotation(tc, CT_UTF8, 1);    /* STRING {} */
         break;
     case PQ_JSON:
-        tc_i32(tc, 6, CT_JSON);
-        tc_struct(tc, 10);
-        tc_struct(tc, 12);      /* JSON {} */
-        tc_end(tc);
-        tc_end(tc);
+        annotation(tc, CT_JSON, 12);   /* JSON {} */
         break;
     case PQ_TIMESTAMP:
     case PQ_TIMESTAMP_NS:
@@ -929,13 +931,10 @@ static void schema_group(tc_writer *tc, const pq_schema_elem *e)
     tc_i32(tc, 3, e->repetition);
     tc_binary(tc, 4, e->name, strlen(e->name));
     tc_i32(tc, 5, e->nchildren);
-    if (e->group != PQ_GROUP_PLAIN) {
-        tc_i32(tc, 6, e->group == PQ_GROUP_LIST ? CT_LIST : CT_MAP);
-        tc_struct(tc, 10);
-        tc_struct(tc, e->group == PQ_GROUP_LIST ? 3 : 2);   /* LIST {} / MAP {} */
-        tc_end(tc);
-        tc_end(tc);
-    }
+    if (e->group == PQ_GROUP_LIST)
+        annotation(tc, CT_LIST, 3);   /* LIST {} */
+    else if (e->group != PQ_GROUP_PLAIN)
+        annotation(tc, CT_MAP, 2);    /* MAP {} */
     tc_end(tc);
 }
 
