@@ -38,78 +38,84 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+/* The two digits after the separator sep at s[*i], within lo..hi: 1 with *i
+   past them, 0 when s[*i] is not sep, -1 when malformed. */
+static int field2(const char *s, size_t n, size_t *i, char sep, int lo, int hi, int *v)
+{
+    if (*i >= n || s[*i] != sep)
+        return 0;
+    if (digits(s, n, *i + 1, 2, v) != 0 || *v < lo || *v > hi)
+        return -1;
+    *i += 3;
+    return 1;
+}
+
+/* An optional ".123" or ",5" (up to 9 digits) as nanoseconds; 0 or -1. */
+static int fraction(const char *s, size_t n, size_t *i, int32_t *frac)
+{
+    size_t k = 0;
+    if (*i >= n || (s[*i] != '.' && s[*i] != ','))
+        return 0;
+    for ((*i)++; *i < n && s[*i] >= '0' && s[*i] <= '9' && k < 9; (*i)++, k++)
+        *frac = *frac * 10 + (s[*i] - '0');
+    if (k == 0)
+        return -1;
+    for (; k < 9; k++)
+        *frac *= 10;
+    return 0;
+}
+
+/* An optional "Z", "+hh", "+hh:mm" or "+hhmm" as minutes east; 0 or -1. */
+static int zone(const char *s, size_t n, size_t *i, int64_t *offset_min)
+{
+    int oh, om = 0, sign;
+    if (*i < n && s[*i] == 'Z') {
+        (*i)++;
+        return 0;
+    }
+    if (*i >= n || (s[*i] != '+' && s[*i] != '-'))
+        return 0;
+    sign = s[*i] == '-' ? -1 : 1;
+    if (digits(s, n, *i + 1, 2, &oh) != 0 || oh > 18)
+        return -1;
+    *i += 3;
+    if (*i < n && s[*i] == ':') {
+        if (field2(s, n, i, ':', 0, 59, &om) < 0)
+            return -1;
+    } else if (*i + 2 <= n && digits(s, n, *i, 2, &om) == 0) {
+        if (om > 59)
+            return -1;
+        *i += 2;
+    }
+    *offset_min = sign * (oh * 60 + om);
+    return 0;
+}
+
 /* Seconds since the epoch and the nanoseconds of the fraction (0..999999999). */
 static int parse_iso8601(const char *s, size_t n, int64_t *secs, int32_t *nanos)
 {
-    int year, month = 1, day = 1, hour = 0, minute = 0, second = 0;
+    int year, month = 1, day = 1, hour = 0, minute = 0, second = 0, rc;
     int32_t frac = 0;
-    int64_t offset_min = 0, total;
-    size_t i = 0;
+    int64_t offset_min = 0;
+    size_t i = 4;
 
     if (digits(s, n, 0, 4, &year) != 0)
         return -1;
-    i = 4;
-    if (i < n && s[i] == '-') {
-        if (digits(s, n, i + 1, 2, &month) != 0 || month < 1 || month > 12)
-            return -1;
-        i += 3;
-        if (i < n && s[i] == '-') {
-            if (digits(s, n, i + 1, 2, &day) != 0 || day < 1 || day > month_days(year, month))
-                return -1;
-            i += 3;
-        }
-    }
-    if (i < n && s[i] == 'T') {
-        if (digits(s, n, i + 1, 2, &hour) != 0 || hour > 23)
-            return -1;
-        i += 3;
-        if (i < n && s[i] == ':') {
-            if (digits(s, n, i + 1, 2, &minute) != 0 || minute > 59)
-                return -1;
-            i += 3;
-            if (i < n && s[i] == ':') {
-                if (digits(s, n, i + 1, 2, &second) != 0 || second > 59)
-                    return -1;
-                i += 3;
-                if (i < n && (s[i] == '.' || s[i] == ',')) {
-                    size_t k = 0;
-                    i++;
-                    while (i < n && s[i] >= '0' && s[i] <= '9' && k < 9) {
-                        frac = frac * 10 + (s[i] - '0');
-                        i++;
-                        k++;
-                    }
-                    if (k == 0)
-                        return -1;
-                    for (; k < 9; k++)
-                        frac *= 10;
-                }
-            }
-        }
-        if (i < n && s[i] == 'Z') {
-            i++;
-        } else if (i < n && (s[i] == '+' || s[i] == '-')) {
-            int oh, om = 0, sign = s[i] == '-' ? -1 : 1;
-            if (digits(s, n, i + 1, 2, &oh) != 0 || oh > 18)
-                return -1;
-            i += 3;
-            if (i < n && s[i] == ':') {
-                if (digits(s, n, i + 1, 2, &om) != 0 || om > 59)
-                    return -1;
-                i += 3;
-            } else if (i + 2 <= n && digits(s, n, i, 2, &om) == 0) {
-                if (om > 59)
-                    return -1;
-                i += 2;
-            }
-            offset_min = sign * (oh * 60 + om);
-        }
-    }
-    if (i != n)
+    if ((rc = field2(s, n, &i, '-', 1, 12, &month)) > 0)
+        rc = field2(s, n, &i, '-', 1, month_days(year, month), &day);
+    if (rc < 0)
         return -1;
-    total = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second;
-    total -= offset_min * 60;
-    *secs = total;
+    if ((rc = field2(s, n, &i, 'T', 0, 23, &hour)) > 0) {
+        if ((rc = field2(s, n, &i, ':', 0, 59, &minute)) > 0
+            && (rc = field2(s, n, &i, ':', 0, 59, &second)) > 0)
+            rc = fraction(s, n, &i, &frac);
+        if (rc < 0 || zone(s, n, &i, &offset_min) != 0)
+            return -1;
+    }
+    if (rc < 0 || i != n)
+        return -1;
+    *secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+            - offset_min * 60;
     *nanos = frac;
     return 0;
 }

@@ -334,15 +334,6 @@ static pq_shred_node *add_node(tree_build *b, int kind, char *key, int def, int 
     return n;
 }
 
-static char *dup_c(const char *s)
-{
-    size_t n = strlen(s);
-    char *p = malloc(n + 1);
-    if (p != NULL)
-        memcpy(p, s, n + 1);
-    return p;
-}
-
 /* The field spec at idx (checked by count_field) into schema elements and shape nodes. */
 static void build_field(lua_State *L, int idx, tree_build *b, const char *name_override,
                         int def, int rep)
@@ -355,7 +346,7 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
     lua_getfield(L, idx, "type");
     type = lua_tostring(L, -1);
     form = field_form(type);
-    name = name_override ? dup_c(name_override) : dup_lua_string(L, idx, "name", "");
+    name = name_override ? pq_copy_string(name_override) : dup_lua_string(L, idx, "name", "");
     lua_getfield(L, idx, "name");
     key = dup_lua_string(L, idx, "key", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
     lua_pop(L, 1);
@@ -367,12 +358,12 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
         break;
     case F_GEO:
         add_elem(b, name, PQ_OPTIONAL, 2, 0, PQ_GROUP_PLAIN);
-        add_elem(b, dup_c("lat"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
-        add_elem(b, dup_c("lon"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
+        add_elem(b, pq_copy_string("lat"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
+        add_elem(b, pq_copy_string("lon"), PQ_OPTIONAL, 0, PQ_DOUBLE, 0);
         add_node(b, PQ_NODE_GEO, key, def + 1, rep, 2);
-        add_node(b, PQ_NODE_LEAF, dup_c("lat"), def + 2, rep, 1);
+        add_node(b, PQ_NODE_LEAF, pq_copy_string("lat"), def + 2, rep, 1);
         b->ncols++;
-        add_node(b, PQ_NODE_LEAF, dup_c("lon"), def + 2, rep, 1);
+        add_node(b, PQ_NODE_LEAF, pq_copy_string("lon"), def + 2, rep, 1);
         b->ncols++;
         break;
     case F_MAP: {
@@ -380,9 +371,9 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
         lua_getfield(L, idx, "value");
         vt = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "string";
         add_elem(b, name, PQ_OPTIONAL, 1, 0, PQ_GROUP_MAP);
-        add_elem(b, dup_c("key_value"), PQ_REPEATED, 2, 0, PQ_GROUP_PLAIN);
-        add_elem(b, dup_c("key"), PQ_REQUIRED, 0, PQ_STRING, 0);
-        add_elem(b, dup_c("value"), PQ_OPTIONAL, 0, pq_kind_from_name(vt), 0);
+        add_elem(b, pq_copy_string("key_value"), PQ_REPEATED, 2, 0, PQ_GROUP_PLAIN);
+        add_elem(b, pq_copy_string("key"), PQ_REQUIRED, 0, PQ_STRING, 0);
+        add_elem(b, pq_copy_string("value"), PQ_OPTIONAL, 0, pq_kind_from_name(vt), 0);
         lua_pop(L, 1);
         add_node(b, PQ_NODE_MAP, key, def + 1, rep + 1, 2);
         b->ncols += 2;
@@ -390,7 +381,7 @@ static void build_field(lua_State *L, int idx, tree_build *b, const char *name_o
     }
     case F_LIST:
         add_elem(b, name, PQ_OPTIONAL, 1, 0, PQ_GROUP_LIST);
-        add_elem(b, dup_c("list"), PQ_REPEATED, 1, 0, PQ_GROUP_PLAIN);
+        add_elem(b, pq_copy_string("list"), PQ_REPEATED, 1, 0, PQ_GROUP_PLAIN);
         add_node(b, PQ_NODE_LIST, key, def + 1, rep + 1, 0);
         lua_getfield(L, idx, "element");
         build_field(L, lua_gettop(L), b, "element", def + 2, rep + 1);
@@ -868,6 +859,43 @@ static void push_count(lua_State *L, uint64_t n)
 #endif
 }
 
+/* The writer's counters: a method each, and close's result (the names differ for history). */
+enum { C_ROWS, C_BYTES, C_ROW_GROUPS, C_FLUSHED, C_METADATA, C_PEAK_BUFFERED, C_BUFFERED };
+
+static const struct {
+    const char *method, *result;   /* result NULL: not in close's result */
+    int which;
+} counters[] = {
+    { "rows", "rows", C_ROWS },
+    { "bytes_written", "bytes", C_BYTES },
+    { "row_groups", "row_groups", C_ROW_GROUPS },
+    { "flushed_bytes", "data_bytes", C_FLUSHED },
+    /* the footer's row group entries so far: what each row group adds to it */
+    { "metadata_bytes", "metadata_bytes", C_METADATA },
+    { "peak_buffered_bytes", "peak_buffered_bytes", C_PEAK_BUFFERED },
+    { "buffered_bytes", NULL, C_BUFFERED },
+};
+
+static uint64_t counter_value(const pq_writer *w, int which)
+{
+    switch (which) {
+    case C_ROWS: return w->rows + w->rg_rows;
+    case C_BYTES: return w->offset;
+    case C_ROW_GROUPS: return w->row_groups;
+    case C_FLUSHED: return w->flushed;
+    case C_METADATA: return w->rg_meta.len;
+    case C_PEAK_BUFFERED: return w->peak_buffered;
+    default: return w->buffered;
+    }
+}
+
+/* A counter method: its upvalue says which counter. */
+static int l_counter(lua_State *L)
+{
+    push_count(L, counter_value(check_writer(L)->w, (int)lua_tointeger(L, lua_upvalueindex(1))));
+    return 1;
+}
+
 static void push_counts(lua_State *L, const pq_writer *w, int invalid)
 {
     size_t i;
@@ -1004,42 +1032,17 @@ static int l_close(lua_State *L)
         return 3;
     }
     lua_newtable(L);
-    push_count(L, w->rows);
-    lua_setfield(L, -2, "rows");
-    push_count(L, w->offset);
-    lua_setfield(L, -2, "bytes");
-    push_count(L, w->row_groups);
-    lua_setfield(L, -2, "row_groups");
-    push_count(L, w->flushed);
-    lua_setfield(L, -2, "data_bytes");
-    push_count(L, w->rg_meta.len);
-    lua_setfield(L, -2, "metadata_bytes");
-    push_count(L, w->peak_buffered);
-    lua_setfield(L, -2, "peak_buffered_bytes");
+    for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        if (counters[i].result != NULL) {
+            push_count(L, counter_value(w, counters[i].which));
+            lua_setfield(L, -2, counters[i].result);
+        }
+    }
     push_counts(L, w, 1);
     lua_setfield(L, -2, "invalid");
     push_counts(L, w, 0);
     lua_setfield(L, -2, "coerced");
     release(L, u);
-    return 1;
-}
-
-static int l_bytes_written(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->offset);
-    return 1;
-}
-
-static int l_flushed_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->flushed);
-    return 1;
-}
-
-/* The footer's row group entries so far: what each row group adds to it. */
-static int l_metadata_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->rg_meta.len);
     return 1;
 }
 
@@ -1091,31 +1094,6 @@ static int l_footer_bytes(lua_State *L)
     return 1;
 }
 
-static int l_buffered_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->buffered);
-    return 1;
-}
-
-static int l_peak_buffered_bytes(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->peak_buffered);
-    return 1;
-}
-
-static int l_rows(lua_State *L)
-{
-    pq_writer *w = check_writer(L)->w;
-    push_count(L, (w->rows + w->rg_rows));
-    return 1;
-}
-
-static int l_row_groups(lua_State *L)
-{
-    push_count(L, check_writer(L)->w->row_groups);
-    return 1;
-}
-
 static void push_int64(lua_State *L, int64_t v)
 {
 #if ESPIPE_HAS_INTEGERS
@@ -1152,16 +1130,9 @@ static const luaL_Reg writer_methods[] = {
     { "write_page", l_write_page },
     { "close", l_close },
     { "counts", l_counts },
-    { "bytes_written", l_bytes_written },
-    { "buffered_bytes", l_buffered_bytes },
-    { "flushed_bytes", l_flushed_bytes },
-    { "metadata_bytes", l_metadata_bytes },
     { "footer_bytes", l_footer_bytes },
     { "flush", l_flush },
     { "measure", l_measure },
-    { "peak_buffered_bytes", l_peak_buffered_bytes },
-    { "rows", l_rows },
-    { "row_groups", l_row_groups },
     { NULL, NULL }
 };
 
@@ -1177,7 +1148,13 @@ ESPIPE_EXPORT int luaopen_espipe_parquet_writer(lua_State *L);
 ESPIPE_EXPORT int luaopen_espipe_parquet_writer(lua_State *L)
 {
     if (luaL_newmetatable(L, WRITER_MT)) {
+        size_t i;
         espipe_newlib(L, writer_methods);
+        for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+            lua_pushinteger(L, counters[i].which);
+            lua_pushcclosure(L, l_counter, 1);
+            lua_setfield(L, -2, counters[i].method);
+        }
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");

@@ -74,6 +74,18 @@ static void decoder(json_decoder *d, pq_span v, char *err)
     d->err = err;
 }
 
+/* ---- walking values checked as JSON already ----
+** A page read whole, or the encoder's text: strings and brackets only, no
+** validation and no decoder state, never reading past the span's end (a
+** value cut off there is malformed: -1 or NULL). */
+
+static const unsigned char *past_space(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
 /* Past the string at p (a quote); NULL when it is cut off at end. */
 static const unsigned char *past_string(const unsigned char *p, const unsigned char *end)
 {
@@ -86,42 +98,101 @@ static const unsigned char *past_string(const unsigned char *p, const unsigned c
     return NULL;
 }
 
-/*
-** Past the value at d->p, which was checked as JSON already (a page read
-** whole, or the encoder's text): strings and brackets only, no validation.
-** Never reads past d->end; -1 when the value is cut off there.
-*/
-static int skip_checked(json_decoder *d)
+/* Past the value at p; NULL when it is cut off at end. */
+static const unsigned char *past_value(const unsigned char *p, const unsigned char *end)
 {
-    const unsigned char *p = d->p, *end = d->end;
     size_t depth = 0;
     if (p >= end)
-        return -1;
-    if (*p == '"') {
-        p = past_string(p, end);
-    } else if (*p == '{' || *p == '[') {
-        while (p != NULL && p < end) {
-            if (*p == '"') {
-                p = past_string(p, end);
-                continue;
-            }
-            if (*p == '{' || *p == '[')
-                depth++;
-            else if ((*p == '}' || *p == ']') && --depth == 0)
-                break;
-            p++;
-        }
-        if (p == NULL || p == end)
-            return -1;
-        p++;
-    } else {
+        return NULL;
+    if (*p == '"')
+        return past_string(p, end);
+    if (*p != '{' && *p != '[') {
         while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' '
                && *p != '\n' && *p != '\r' && *p != '\t')
             p++;
+        return p;
     }
-    if (p == NULL)
+    while (p != NULL && p < end) {
+        if (*p == '"') {
+            p = past_string(p, end);
+            continue;
+        }
+        if (*p == '{' || *p == '[')
+            depth++;
+        else if ((*p == '}' || *p == ']') && --depth == 0)
+            return p + 1;
+        p++;
+    }
+    return NULL;
+}
+
+/* The members or elements of an object or array, one after the other. */
+typedef struct items {
+    const unsigned char *p, *end;
+    unsigned char close;
+} items;
+
+/* Opens the container v: 0 when it is empty, else 1 with it->p on the first item. */
+static int items_open(items *it, pq_span v)
+{
+    it->end = v.end;
+    it->close = *v.start == '{' ? '}' : ']';
+    it->p = past_space(v.start + 1, v.end);
+    return !(it->p < it->end && *it->p == it->close);
+}
+
+/* The item's value (past the key of a member) in *e; 0 or -1. */
+static int item_value(items *it, pq_span *e)
+{
+    e->start = it->p;
+    if ((it->p = past_value(it->p, it->end)) == NULL)
         return -1;
-    d->p = p;
+    e->end = it->p;
+    return 0;
+}
+
+/* After an item: 1 when another follows (it->p on it), 0 at the container's end, -1 otherwise. */
+static int items_next(items *it)
+{
+    const unsigned char *p = past_space(it->p, it->end);
+    if (p < it->end && *p == ',') {
+        it->p = past_space(p + 1, it->end);
+        return 1;
+    }
+    return p < it->end && *p == it->close ? 0 : -1;
+}
+
+/* The key of the member at it->p, resolved (escapes into s->key), and it->p on its value; 0 or -1. */
+static int item_key(pq_shape *s, items *it, const char **k, size_t *klen)
+{
+    const unsigned char *q, *p, *end = it->end;
+    if (it->p >= end || *it->p != '"')
+        return -1;
+    q = p = it->p + 1;
+    while (p < end && *p != '"' && *p != '\\')
+        p++;
+    if (p < end && *p == '"') {
+        *k = (const char *)q;
+        *klen = (size_t)(p - q);
+        p++;
+    } else {
+        json_decoder d;
+        char err[ESPIPE_JSON_ERRLEN];
+        pq_span rest;
+        rest.start = it->p;
+        rest.end = end;
+        decoder(&d, rest, err);
+        s->key.len = 0;
+        if (json_dec_unescape(&d, &s->key) != 0)
+            return -1;
+        *k = s->key.len ? s->key.data : "";
+        *klen = s->key.len;
+        p = d.p;
+    }
+    p = past_space(p, end);
+    if (p >= end || *p != ':')
+        return -1;
+    it->p = past_space(p + 1, end);
     return 0;
 }
 
@@ -147,10 +218,6 @@ static int is_null(pq_span v)
     return v.start == NULL || *v.start == 'n';
 }
 
-/* The elements of the array v, one callback each; -1 on malformed JSON (never from a checked page). */
-typedef int (*each_fn)(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node, pq_span e,
-                       int rep, int def);
-
 static int shred_at(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node, pq_span v,
                     int rep, int def);
 
@@ -166,32 +233,13 @@ static int leaf(pq_page_reader *r, pq_writer *w, const pq_shred_node *n, pq_span
     return rc;
 }
 
-/* The key of the member at d->p, resolved; 0 or -1. */
-static int member_key(pq_shape *s, json_decoder *d, const char **k, size_t *klen)
-{
-    const unsigned char *q = d->p + 1, *p = q;
-    while (p < d->end && *p != '"' && *p != '\\')
-        p++;
-    if (p < d->end && *p == '"') {
-        *k = (const char *)q;
-        *klen = (size_t)(p - q);
-        d->p = p + 1;
-        return 0;
-    }
-    s->key.len = 0;
-    if (json_dec_unescape(d, &s->key) != 0)
-        return -1;
-    *k = s->key.len ? s->key.data : "";
-    *klen = s->key.len;
-    return 0;
-}
-
 /* The child of node whose key is k, or 0. */
 static size_t child_by_key(const pq_shape *s, size_t node, const char *k, size_t klen)
 {
     size_t i;
     for (i = node + 1; i < s->nodes[node].end; i = s->nodes[i].end)
-        if (s->nodes[i].klen == klen && memcmp(s->nodes[i].key, k, klen) == 0)
+        if (s->nodes[i].klen == klen && (klen == 0 || (s->nodes[i].key[0] == k[0]
+                                                      && memcmp(s->nodes[i].key, k, klen) == 0)))
             return i;
     return 0;
 }
@@ -199,77 +247,52 @@ static size_t child_by_key(const pq_shape *s, size_t node, const char *k, size_t
 /* The members of the object v into s->spans of node's children (the last of a repeated key wins). */
 static int collect_members(pq_shape *s, size_t node, pq_span v)
 {
-    json_decoder d;
-    char err[ESPIPE_JSON_ERRLEN];
+    items it;
     size_t i;
+    int more;
 
     for (i = node + 1; i < s->nodes[node].end; i = s->nodes[i].end)
         s->spans[i].start = s->spans[i].end = NULL;
-    decoder(&d, v, err);
-    if (json_dec_enter(&d) != 0)
-        return -1;
-    if (json_dec_closes(&d, '}'))
+    if (!items_open(&it, v))
         return 0;
-    for (;;) {
+    do {
         const char *k;
         size_t klen, child;
-        const unsigned char *vs;
-        int more;
-        json_dec_space(&d);
-        if (d.p >= d.end || *d.p != '"' || member_key(s, &d, &k, &klen) != 0)
+        pq_span e;
+        if (item_key(s, &it, &k, &klen) != 0 || item_value(&it, &e) != 0)
             return -1;
-        child = child_by_key(s, node, k, klen);
-        if (json_dec_colon(&d) != 0)
-            return -1;
-        json_dec_space(&d);
-        vs = d.p;
-        if (skip_checked(&d) != 0)
-            return -1;
-        if (child != 0) {
-            s->spans[child].start = vs;
-            s->spans[child].end = d.p;
-        }
-        more = json_dec_next(&d, '}');
-        if (more <= 0)
-            return more;
-    }
+        if ((child = child_by_key(s, node, k, klen)) != 0)
+            s->spans[child] = e;
+    } while ((more = items_next(&it)) > 0);
+    return more;
 }
 
-/* The elements of the array v through fn: the first at rep, the others at n->rep. */
+/* The elements of the array v into elem: the first at rep, the others at node's; -1 when
+   malformed, -2 when writing failed. */
 static int each_element(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node, pq_span v,
-                        int rep, int def, size_t elem, each_fn fn, size_t *count)
+                        int rep, int def, size_t elem, size_t *count)
 {
-    json_decoder d;
-    char err[ESPIPE_JSON_ERRLEN];
+    items it;
+    int more;
+
     *count = 0;
-    decoder(&d, v, err);
-    if (json_dec_enter(&d) != 0)
-        return -1;
-    if (json_dec_closes(&d, ']'))
+    if (!items_open(&it, v))
         return 0;
-    for (;;) {
+    do {
         pq_span e;
-        int more;
-        json_dec_space(&d);
-        e.start = d.p;
-        if (skip_checked(&d) != 0)
+        if (item_value(&it, &e) != 0)
             return -1;
-        e.end = d.p;
-        if (fn(s, r, w, elem, e, *count == 0 ? rep : s->nodes[node].rep, def) != 0)
+        if (shred_at(s, r, w, elem, e, *count == 0 ? rep : s->nodes[node].rep, def) != 0)
             return -2;
         (*count)++;
-        more = json_dec_next(&d, ']');
-        if (more <= 0)
-            return more;
-    }
+    } while ((more = items_next(&it)) > 0);
+    return more;
 }
 
 /* The first byte of the array v's first element (']' when empty). */
 static unsigned char first_element(pq_span v)
 {
-    const unsigned char *p = v.start + 1;
-    while (p < v.end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
+    const unsigned char *p = past_space(v.start + 1, v.end);
     return p < v.end ? *p : ']';
 }
 
@@ -281,17 +304,8 @@ static int is_number_start(unsigned char c)
 /* An array holding exactly one value: that value in *one. */
 static int single_element(pq_span v, pq_span *one)
 {
-    json_decoder d;
-    char err[ESPIPE_JSON_ERRLEN];
-    decoder(&d, v, err);
-    if (json_dec_enter(&d) != 0 || json_dec_closes(&d, ']'))
-        return 0;
-    json_dec_space(&d);
-    one->start = d.p;
-    if (skip_checked(&d) != 0)
-        return 0;
-    one->end = d.p;
-    return json_dec_next(&d, ']') == 0;
+    items it;
+    return items_open(&it, v) && item_value(&it, one) == 0 && items_next(&it) == 0;
 }
 
 static int shred_struct(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node, pq_span v,
@@ -327,7 +341,7 @@ static int shred_list(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node,
     /* a single value is a one-element list; so is [lon, lat] in a list of points */
     if (*v.start != '[' || (s->nodes[elem].kind == PQ_NODE_GEO && is_number_start(first_element(v))))
         return shred_at(s, r, w, elem, v, rep, n->def + 1);   /* a single value: a one-element list */
-    rc = each_element(s, r, w, node, v, rep, n->def + 1, elem, shred_at, &count);
+    rc = each_element(s, r, w, node, v, rep, n->def + 1, elem, &count);
     if (rc == -2)
         return -1;
     if (rc != 0)
@@ -461,24 +475,11 @@ static int geo_point(pq_shape *s, size_t node, pq_span v, double *lat, double *l
         *lat = span_number(s->spans[la], &ok1);
         *lon = span_number(s->spans[lo], &ok2);
     } else if (*v.start == '[') {
-        json_decoder d;
-        char err[ESPIPE_JSON_ERRLEN];
+        items it;
         pq_span a, b;
-        decoder(&d, v, err);
-        if (json_dec_enter(&d) != 0 || json_dec_closes(&d, ']'))
+        if (!items_open(&it, v) || item_value(&it, &a) != 0 || items_next(&it) != 1
+            || item_value(&it, &b) != 0)
             return -1;
-        json_dec_space(&d);
-        a.start = d.p;
-        if (skip_checked(&d) != 0)
-            return -1;
-        a.end = d.p;
-        if (json_dec_next(&d, ']') != 1)
-            return -1;
-        json_dec_space(&d);
-        b.start = d.p;
-        if (skip_checked(&d) != 0)
-            return -1;
-        b.end = d.p;
         if (*a.start == '"' || *b.start == '"')
             return -1;
         *lon = span_number(a, &ok1);   /* GeoJSON order: [lon, lat] */
@@ -521,34 +522,22 @@ static int shred_map(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node, 
 {
     const pq_shred_node *n = &s->nodes[node];
     pq_column *key = &w->cols[n->first_col], *val = &w->cols[n->first_col + 1];
-    json_decoder d;
-    char err[ESPIPE_JSON_ERRLEN];
+    items it;
     int first = 1;
 
     if (*v.start != '{')
         return invalid(w, n, rep, def);
-    decoder(&d, v, err);
-    if (json_dec_enter(&d) != 0)
-        return invalid(w, n, rep, def);
-    if (json_dec_closes(&d, '}'))
+    if (!items_open(&it, v))
         return nulls(w, n, rep, n->def);   /* {} : an empty map */
-    for (;;) {
+    do {
         const char *k;
         size_t klen;
         pq_span e;
-        int more;
-        json_dec_space(&d);
-        if (d.p >= d.end || *d.p != '"' || member_key(s, &d, &k, &klen) != 0
-            || json_dec_colon(&d) != 0)
+        if (item_key(s, &it, &k, &klen) != 0)
             return -1;
         key->cur_rep = val->cur_rep = first ? rep : n->rep;
-        if (pq_put_bytes(w, key, k, klen) != 0)
+        if (pq_put_bytes(w, key, k, klen) != 0 || item_value(&it, &e) != 0)
             return -1;
-        json_dec_space(&d);
-        e.start = d.p;
-        if (skip_checked(&d) != 0)
-            return -1;
-        e.end = d.p;
         val->null_def = n->def + 1;
         if (is_null(e) ? pq_put_null(w, val) != 0
             : val->kind == PQ_STRING && *e.start != '"'
@@ -556,10 +545,7 @@ static int shred_map(pq_shape *s, pq_page_reader *r, pq_writer *w, size_t node, 
                 : pq_page_put_value(r, w, val, e) != 0)
             return -1;
         first = 0;
-        more = json_dec_next(&d, '}');
-        if (more <= 0)
-            break;
-    }
+    } while (items_next(&it) > 0);
     key->cur_rep = val->cur_rep = 0;
     val->null_def = 0;
     return 0;

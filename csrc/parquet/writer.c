@@ -142,7 +142,7 @@ int pq_writer_init(pq_writer *w, FILE *fp, const pq_options *opt, size_t ncols)
     return write_bytes(w, "PAR1", 4);
 }
 
-static char *copy_string(const char *s)
+char *pq_copy_string(const char *s)
 {
     size_t n = strlen(s);
     char *p = malloc(n + 1);
@@ -156,9 +156,9 @@ int pq_writer_set_column(pq_writer *w, size_t i, const char *name, pq_kind kind)
     pq_column *c = &w->cols[i];
     free(c->name);
     free_path(c);
-    c->name = copy_string(name);
+    c->name = pq_copy_string(name);
     c->path = malloc(sizeof *c->path);
-    if (c->name == NULL || c->path == NULL || (c->path[0] = copy_string(name)) == NULL)
+    if (c->name == NULL || c->path == NULL || (c->path[0] = pq_copy_string(name)) == NULL)
         return fail(w, "out of memory");
     c->npath = 1;
     c->kind = kind;
@@ -206,7 +206,7 @@ static int leaf_column(pq_writer *w, size_t k, const int *stack, int depth)
     c->npath = depth;
     for (i = 0; i < depth; i++) {
         const pq_schema_elem *x = &w->schema[stack[i]];
-        if ((c->path[i] = copy_string(x->name)) == NULL)
+        if ((c->path[i] = pq_copy_string(x->name)) == NULL)
             return fail(w, "out of memory");
         if (x->repetition != PQ_REQUIRED)
             c->max_def++;
@@ -231,7 +231,7 @@ int pq_writer_set_schema(pq_writer *w, const pq_schema_elem *elems, size_t n)
     w->nschema = n;
     for (i = 0; i < n; i++) {
         w->schema[i] = elems[i];
-        if ((w->schema[i].name = copy_string(elems[i].name)) == NULL)
+        if ((w->schema[i].name = pq_copy_string(elems[i].name)) == NULL)
             return fail(w, "out of memory");
     }
     /* depth-first: left[d] counts the children still expected at depth d (the root: all tops) */
@@ -433,28 +433,28 @@ static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
     return an < bn ? -1 : an > bn;
 }
 
+/* Widens a running min/max pair to v: one body for the int64 and the double
+   bounds (C99 has no generic functions). */
+#define WIDEN_BOUNDS(s, v, lo, hi)      \
+    do {                                \
+        if (!(s)->has) {                \
+            (s)->lo = (s)->hi = (v);    \
+            (s)->has = 1;               \
+        } else if ((v) < (s)->lo) {     \
+            (s)->lo = (v);              \
+        } else if ((v) > (s)->hi) {     \
+            (s)->hi = (v);              \
+        }                               \
+    } while (0)
+
 static void stats_int(stats *s, int64_t v)
 {
-    if (!s->has) {
-        s->imin = s->imax = v;
-        s->has = 1;
-    } else if (v < s->imin) {
-        s->imin = v;
-    } else if (v > s->imax) {
-        s->imax = v;
-    }
+    WIDEN_BOUNDS(s, v, imin, imax);
 }
 
 static void stats_double(stats *s, double v)
 {
-    if (!s->has) {
-        s->dmin = s->dmax = v;
-        s->has = 1;
-    } else if (v < s->dmin) {
-        s->dmin = v;
-    } else if (v > s->dmax) {
-        s->dmax = v;
-    }
+    WIDEN_BOUNDS(s, v, dmin, dmax);
 }
 
 static void stats_bytes(stats *s, const char *p, size_t n)
@@ -606,6 +606,18 @@ static int ranked_cmp(const void *a, const void *b)
     return bytes_cmp(x->p, x->len, y->p, y->len);
 }
 
+/* The least and greatest entries of the dictionary, in one pass over its PLAIN page. */
+static void dictionary_bounds(const pq_column *c, stats *s)
+{
+    const unsigned char *p = (const unsigned char *)c->dict.plain.data;
+    const unsigned char *end = p + c->dict.plain.len;
+    while (p < end) {
+        uint32_t len = get_le32(p);
+        stats_bytes(s, (const char *)p + 4, len);
+        p += 4 + (size_t)len;
+    }
+}
+
 /* Sort the dictionary once so page bounds are a min/max over integer ranks. */
 static ranked *rank_dictionary(pq_writer *w, pq_column *c)
 {
@@ -672,13 +684,18 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
     int bw = used_dict ? bit_width_for((uint32_t)(c->dict.count - 1)) : 0;
     ranked *sorted = NULL;
     chunk_totals t = { 0, 0 };
-    stats chunk;
+    stats chunk, whole;   /* whole: the dictionary's bounds, when not ranked */
     int k;
 
     memset(&chunk, 0, sizeof chunk);
+    memset(&whole, 0, sizeof whole);
+    /* When the first page holds every dictionary-encoded value (2 bytes of
+       estimate each), its bounds are the whole dictionary's: no sort. */
+    if (used_dict && c->dict_values < w->opt.page_bytes / 2)
+        dictionary_bounds(c, &whole);
+    else if (used_dict && (sorted = rank_dictionary(w, c)) == NULL)
+        return fail(w, "out of memory");
     if (used_dict) {
-        if ((sorted = rank_dictionary(w, c)) == NULL)
-            return fail(w, "out of memory");
         dict_off = w->offset;
         if (write_page(w, PAGE_DICTIONARY, &c->dict.plain, (int32_t)c->dict.count,
                        ENC_PLAIN, NULL, c->kind, &t) != 0)
@@ -703,9 +720,11 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
                 uint32_t rk;
                 if (v == c->dict_values)
                     break;
-                rk = w->ranks[idx[v]];
-                if (rk < rmin) rmin = rk;
-                if (rk > rmax) rmax = rk;
+                if (sorted != NULL) {
+                    rk = w->ranks[idx[v]];
+                    if (rk < rmin) rmin = rk;
+                    if (rk > rmax) rmax = rk;
+                }
                 est += 2;
             } else if (c->kind == PQ_DOUBLE) {
                 uint64_t b = get_le64(vals + v * 8);
@@ -728,7 +747,13 @@ static int write_chunk(pq_writer *w, pq_column *c, tc_writer *rg, uint64_t *chun
             v++;
             r++;
         }
-        if (dict_mode && v > v0) {
+        if (dict_mode && v > v0 && sorted == NULL) {
+            ps.has = 1;
+            ps.smin = whole.smin;
+            ps.sminlen = whole.sminlen;
+            ps.smax = whole.smax;
+            ps.smaxlen = whole.smaxlen;
+        } else if (dict_mode && v > v0) {
             ps.has = 1;
             ps.smin = sorted[rmin].p;
             ps.sminlen = sorted[rmin].len;
@@ -845,6 +870,16 @@ static int flush_row_group(pq_writer *w)
     return 0;
 }
 
+/* A SchemaElement's converted type and its LogicalType, a union member with no fields. */
+static void annotation(tc_writer *tc, int converted, int16_t logical)
+{
+    tc_i32(tc, 6, converted);
+    tc_struct(tc, 10);
+    tc_struct(tc, logical);
+    tc_end(tc);
+    tc_end(tc);
+}
+
 static void schema_leaf(tc_writer *tc, const char *name, pq_kind kind, int repetition)
 {
     tc_elem_struct(tc);
@@ -853,18 +888,10 @@ static void schema_leaf(tc_writer *tc, const char *name, pq_kind kind, int repet
     tc_binary(tc, 4, name, strlen(name));
     switch (kind) {
     case PQ_STRING:
-        tc_i32(tc, 6, CT_UTF8);
-        tc_struct(tc, 10);
-        tc_struct(tc, 1);       /* STRING {} */
-        tc_end(tc);
-        tc_end(tc);
+        annotation(tc, CT_UTF8, 1);    /* STRING {} */
         break;
     case PQ_JSON:
-        tc_i32(tc, 6, CT_JSON);
-        tc_struct(tc, 10);
-        tc_struct(tc, 12);      /* JSON {} */
-        tc_end(tc);
-        tc_end(tc);
+        annotation(tc, CT_JSON, 12);   /* JSON {} */
         break;
     case PQ_TIMESTAMP:
     case PQ_TIMESTAMP_NS:
@@ -904,13 +931,10 @@ static void schema_group(tc_writer *tc, const pq_schema_elem *e)
     tc_i32(tc, 3, e->repetition);
     tc_binary(tc, 4, e->name, strlen(e->name));
     tc_i32(tc, 5, e->nchildren);
-    if (e->group != PQ_GROUP_PLAIN) {
-        tc_i32(tc, 6, e->group == PQ_GROUP_LIST ? CT_LIST : CT_MAP);
-        tc_struct(tc, 10);
-        tc_struct(tc, e->group == PQ_GROUP_LIST ? 3 : 2);   /* LIST {} / MAP {} */
-        tc_end(tc);
-        tc_end(tc);
-    }
+    if (e->group == PQ_GROUP_LIST)
+        annotation(tc, CT_LIST, 3);   /* LIST {} */
+    else if (e->group != PQ_GROUP_PLAIN)
+        annotation(tc, CT_MAP, 2);    /* MAP {} */
     tc_end(tc);
 }
 

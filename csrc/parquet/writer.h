@@ -98,6 +98,9 @@ typedef struct pq_writer {
 } pq_writer;
 
 /* 0, or -1 with w->err set. The writer owns fp from now on (even on failure). */
+/* A malloc'd copy of s (the schema's names), NULL when out of memory. */
+char *pq_copy_string(const char *s);
+
 int pq_writer_init(pq_writer *w, FILE *fp, const pq_options *opt, size_t ncols);
 int pq_writer_set_column(pq_writer *w, size_t i, const char *name, pq_kind kind);
 /*

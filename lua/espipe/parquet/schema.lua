@@ -111,12 +111,6 @@ local function walk_properties(props, prefix, leaves, order)
   end
 end
 
-local function check_list(v, what)
-  if v ~= nil and type(v) ~= "table" then
-    error(what .. " must be a list of field paths, got " .. type(v), 3)
-  end
-end
-
 -- Keep the selected fields (a field selects itself and everything under it),
 -- in the order of the selection; force JSON on the fields listed in arrays.
 local function finish(order, leaves, opts)
@@ -152,19 +146,31 @@ local function finish(order, leaves, opts)
   return M.assign_names(columns)
 end
 
-local function check_opts(opts)
+--- The arguments of a schema builder (from_mapping and infer here and in
+-- espipe.parquet.tree): input must be a table (`expected` says which), opts
+-- nil or a table whose keys in `options` ({ key, Lua type, what it must be })
+-- hold that type. Errors point at the builder's caller; returns opts or {}.
+function M.check_arguments(fn, input, expected, opts, options)
+  if type(input) ~= "table" then
+    error(fn .. " expects " .. expected .. ", got " .. type(input), 3)
+  end
   if opts ~= nil and type(opts) ~= "table" then
     error("options must be a table, got " .. type(opts), 3)
   end
   opts = opts or {}
-  check_list(opts.fields, "fields")
-  check_list(opts.arrays, "arrays")
-  check_list(opts.meta, "meta")
-  if opts.prefix ~= nil and type(opts.prefix) ~= "string" then
-    error("prefix must be a string, got " .. type(opts.prefix), 3)
+  for _, o in ipairs(options) do
+    local v = opts[o[1]]
+    if v ~= nil and type(v) ~= o[2] then
+      error(o[1] .. " must be " .. o[3] .. ", got " .. type(v), 3)
+    end
   end
   return opts
 end
+
+local OPTIONS = {
+  { "fields", "table", "a list of field paths" }, { "arrays", "table", "a list of field paths" },
+  { "meta", "table", "a list of field paths" }, { "prefix", "string", "a string" },
+}
 
 --- Columns from an index mapping (the decoded GET <index>/_mapping body).
 -- opts.fields   only these field paths (and what is under them), in this order
@@ -172,10 +178,7 @@ end
 -- opts.meta     hit-level fields first as string columns (e.g. { "_id", "_index" })
 -- opts.prefix   where the document sits in a row (e.g. "_source" when rows are hits)
 function M.from_mapping(mapping, opts)
-  if type(mapping) ~= "table" then
-    error("from_mapping expects the decoded mapping table, got " .. type(mapping), 2)
-  end
-  opts = check_opts(opts)
+  opts = M.check_arguments("from_mapping", mapping, "the decoded mapping table", opts, OPTIONS)
   local leaves, order = {}, {}
   for _, props in ipairs(mapping_roots(mapping)) do
     walk_properties(props, nil, leaves, order)
@@ -187,7 +190,8 @@ end
 local is_integer = math.type and function(v) return math.type(v) == "integer" end
   or function(v) return v == math.floor(v) and v > -2^53 and v < 2^53 end
 
-local function is_sequence(t)
+--- Whether t is a non-empty table holding 1..#t and nothing else (a JSON array).
+function M.is_sequence(t)
   local n = #t
   if n == 0 then return false end
   local count = 0
@@ -195,8 +199,9 @@ local function is_sequence(t)
   return count == n
 end
 
--- What one value says about its field's type (nil: nothing, e.g. null or {}).
-local function classify(v, is_date)
+--- The writer type of a string, boolean or finite number (nil for anything
+-- else), the way dynamic mapping types it; is_date(s) detects dates.
+function M.scalar_kind(v, is_date)
   local t = type(v)
   if t == "string" then return is_date(v) and TIMESTAMP or STRING end
   if t == "boolean" then return BOOLEAN end
@@ -204,12 +209,17 @@ local function classify(v, is_date)
     if v ~= v or v == math.huge or v == -math.huge then return nil end
     return is_integer(v) and INT64 or DOUBLE
   end
-  if t == "table" then
-    if is_sequence(v) then return JSON end
+  return nil
+end
+
+-- What one value says about its field's type (nil: nothing, e.g. null or {}).
+local function classify(v, is_date)
+  if type(v) == "table" then
+    if M.is_sequence(v) then return JSON end
     if next(v) == nil then return nil end
     return "object"
   end
-  return nil
+  return M.scalar_kind(v, is_date)
 end
 
 local function merge(a, b)
@@ -244,10 +254,7 @@ end
 -- JSON; a field only ever null is a string column.
 -- opts.sample (default 1000) documents are looked at; other options as from_mapping.
 function M.infer(docs, opts)
-  if type(docs) ~= "table" then
-    error("infer expects an array of documents, got " .. type(docs), 2)
-  end
-  opts = check_opts(opts)
+  opts = M.check_arguments("infer", docs, "an array of documents", opts, OPTIONS)
   local sample = opts.sample or 1000
   if type(sample) ~= "number" or sample < 1 then
     error("sample must be a positive number", 2)

@@ -14,6 +14,7 @@
 --         fields = {..} | element = {..} }), renamed: { { field =, column = } }
 --   tree.type_string(column) -> "array<struct<a:string,b:bigint>>" (Hive/Athena DDL)
 local names = require "espipe.parquet.names"
+local schema = require "espipe.parquet.schema"
 
 local M = {}
 
@@ -42,29 +43,13 @@ end
 
 -- ---- what sample documents show ----
 
-local is_integer = math.type and function(v) return math.type(v) == "integer" end
-  or function(v) return v == math.floor(v) and v > -2^53 and v < 2^53 end
-
 local function is_array(v, json_array_mt)
   if type(v) ~= "table" then return false end
   if json_array_mt and getmetatable(v) == json_array_mt then return true end
-  local n = #v
-  if n == 0 then return false end
-  local count = 0
-  for _ in pairs(v) do count = count + 1 end
-  return count == n
+  return schema.is_sequence(v)
 end
 
-local function scalar_kind(v, is_date)
-  local t = type(v)
-  if t == "string" then return is_date(v) and "timestamp" or "string" end
-  if t == "boolean" then return "boolean" end
-  if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return nil end
-    return is_integer(v) and "int64" or "double"
-  end
-  return nil
-end
+local scalar_kind = schema.scalar_kind
 
 local function merge_kind(a, b)
   if a == nil or a == b then return b end
@@ -258,27 +243,16 @@ local function roots(top, opts)
   return columns, renamed
 end
 
-local function check_opts(opts, level)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("options must be a table, got " .. type(opts), level)
-  end
-  opts = opts or {}
-  for _, k in ipairs { "fields", "meta", "sample" } do
-    if opts[k] ~= nil and type(opts[k]) ~= "table" then
-      error(k .. " must be a list, got " .. type(opts[k]), level)
-    end
-  end
-  if opts.rename ~= nil and type(opts.rename) ~= "table" then
-    error("rename must be a table of field = column name, got " .. type(opts.rename), level)
-  end
-  return opts
-end
+local OPTIONS = {
+  { "fields", "table", "a list" }, { "meta", "table", "a list" }, { "sample", "table", "a list" },
+  { "rename", "table", "a table of field = column name" },
+}
 
 -- The "properties" of a GET _mapping response, merged over its indices: a
 -- later index adds the fields an earlier one lacks.
 local function mapping_properties(mapping)
   local merged = {}
-  for _, props in ipairs(require("espipe.parquet.schema").mapping_roots(mapping)) do
+  for _, props in ipairs(schema.mapping_roots(mapping)) do
     for k, v in pairs(props) do
       if merged[k] == nil then merged[k] = v end
     end
@@ -289,19 +263,14 @@ end
 --- Fields from an index mapping (the decoded GET <index>/_mapping body),
 -- arrays from opts.sample.
 function M.from_mapping(mapping, opts)
-  if type(mapping) ~= "table" then
-    error("from_mapping expects the decoded mapping table, got " .. type(mapping), 2)
-  end
-  opts = check_opts(opts, 3)
+  opts = schema.check_arguments("from_mapping", mapping, "the decoded mapping table", opts, OPTIONS)
   return roots(struct_from_properties(mapping_properties(mapping), sample_stats(opts.sample), nil), opts)
 end
 
 --- Fields inferred from sample documents alone (decoded _source tables).
 function M.infer(docs, opts)
-  if type(docs) ~= "table" then
-    error("infer expects an array of documents, got " .. type(docs), 2)
-  end
-  return roots(struct_of(sample_stats(docs).children, nil), check_opts(opts, 3))
+  opts = schema.check_arguments("infer", docs, "an array of documents", opts, OPTIONS)
+  return roots(struct_of(sample_stats(docs).children, nil), opts)
 end
 
 local HIVE = { string = "string", json = "string", int64 = "bigint", double = "double",
