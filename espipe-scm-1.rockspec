@@ -138,6 +138,7 @@ build = {
     ["espipe.core"] = {
       sources = {
         "csrc/bulk.c",
+        "csrc/bulk_lines.c",
         "csrc/bulk_response.c",
         "csrc/compat.c",
         "csrc/core.c",

@@ -1,6 +1,8 @@
 -- Index names from a document's date field, for month/day-based indices:
---   local name = index_pattern.compile("logs-{@timestamp:%Y.%m}")
+--   local name, fields, pieces = index_pattern.compile("logs-{@timestamp:%Y.%m}")
 --   name(doc) -> "logs-2024.03" | nil, err
+--   pieces: the pattern's literals and { field =, fmt = } tables, in order
+--   (for the C line path of load, csrc/bulk_lines.c, which formats alike)
 -- The field holds ISO-8601 text (2024-03-05, 2024-03-05T10:00:00Z, with an
 -- offset the local date part is used as written) or epoch milliseconds.
 -- Formats: %Y %m %d %H (UTC for epoch millis), %% a percent sign.
@@ -103,8 +105,15 @@ function M.compile(pattern, level)
   end
   check_literal(pattern:sub(pos), pattern, pos == 1, level)
   pieces[#pieces + 1] = pattern:sub(pos)
-  local fields = {}
-  for _, p in ipairs(pieces) do if type(p) == "table" then fields[#fields + 1] = p.field end end
+  local fields, copy = {}, {}
+  for i, p in ipairs(pieces) do
+    if type(p) == "table" then
+      fields[#fields + 1] = p.field
+      copy[i] = { field = p.field, fmt = p.fmt }
+    else
+      copy[i] = p
+    end
+  end
   return function(doc)
     local out = {}
     for _, p in ipairs(pieces) do
@@ -129,7 +138,7 @@ function M.compile(pattern, level)
       end
     end
     return table.concat(out)
-  end, fields
+  end, fields, copy
 end
 
 -- The first of fields that is not one of columns (a CSV header): no row can have it.

@@ -12,9 +12,14 @@
 --
 -- Speed vs strictness (NDJSON): a line is passed to Elasticsearch as raw
 -- bytes after a cheap check (first non-blank byte '{', last '}'); it is only
--- decoded when a field is needed (id_field, index_pattern) or with strict.
--- A line that passes the cheap check but is not JSON is then rejected by
--- Elasticsearch per item and lands in the indexer's dead letter.
+-- checked as JSON when a field is needed (id_field, index_pattern) or with
+-- strict. A line that passes the cheap check but is not JSON is then
+-- rejected by Elasticsearch per item and lands in the indexer's dead letter.
+-- The lines are split, checked and appended to the bulk request in C
+-- (csrc/bulk_lines.c: fields read off the text, no decode); a line the C
+-- path does not take (a bad line, or anything unusual) goes the Lua way
+-- below, which decodes it and decides. load.c_lines = false sends every
+-- line the Lua way (the reference the C path is checked against).
 -- CSV: a header row names the columns; cells stay strings unless csv_types
 -- (JSON-number-looking cells become numbers, true/false booleans, empty
 -- cells are left out).
@@ -43,8 +48,10 @@ local errors = require "espipe.errors"
 local options = require "espipe.options"
 
 local utf8_invalid = core.utf8_invalid
+local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_append
 
 local M = {}
+M.c_lines = true
 
 local KNOWN = { "client", "input", "index", "format", "id_field", "index_pattern", "on_bad_line",
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
@@ -110,13 +117,19 @@ function Job:add(action, source, meta, index)
   else ok, err = ix:delete(meta) end
   if ok == nil and err then self.failure = err return false end
   if index then self.indices[index] = true end
+  self:counted(1)
+  return true
+end
+
+-- n more documents handed to the indexer; progress every 1000.
+function Job:counted(n)
   local s = self.summary
-  s.read = s.read + 1
-  if self.progress and s.read % 1000 == 0 then
-    local st = ix:stats_now()
+  local before = s.read
+  s.read = before + n
+  if self.progress and (s.read - s.read % 1000) > before then
+    local st = self.ix:stats_now()
     self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning }
   end
-  return true
 end
 
 function Job:meta_for(doc)
@@ -140,15 +153,19 @@ function Job:meta_for(doc)
   return meta
 end
 
--- Every line of the input, blank ones left out; an over-long line goes to
--- Job:too_long. each(line, lineno, offset) returns false to stop.
+-- One line of the input the Lua way: blank ones left out, an over-long one
+-- (line == false) to Job:too_long, the rest to each(line, lineno, offset).
+-- Returns false to stop.
+function Job:one_line(each, line, lineno, offset, err)
+  if line == false then return self:too_long(lineno, offset, err) end
+  if is_blank(line) then return true end
+  return each(line, lineno, offset)
+end
+
+-- Every line of the input; each(line, lineno, offset) returns false to stop.
 function Job:each_line(each)
   for line, lineno, offset, err in self.reader:iter() do
-    if line == false then
-      if not self:too_long(lineno, offset, err) then return end
-    elseif not is_blank(line) then
-      if not each(line, lineno, offset) then return end
-    end
+    if not self:one_line(each, line, lineno, offset, err) then return end
   end
 end
 
@@ -157,23 +174,61 @@ end
 
 local read = {}
 
-function read.ndjson(job)
+local function ndjson_line(job, line, lineno, offset)
   local opts = job.opts
-  local need_doc = opts.id_field or job.name_of or opts.strict
   local op = opts.op or "index"
-  job:each_line(function(line, lineno, offset)
-    if not looks_like_object(line) then return job:bad(lineno, offset, "not a JSON object", line) end
-    if not need_doc then
-      local at = utf8_invalid(line)
-      if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
-      return job:add(op, line, { _index = opts.index }) -- opts.index is in job.indices already
-    end
-    local doc, why, at = decode_object(line)
-    if not doc then return job:bad(lineno, offset, why, line, at) end
-    local meta, merr = job:meta_for(doc)
-    if not meta then return job:bad(lineno, offset, merr, line) end
-    return job:add(op, line, meta, meta._index)
-  end)
+  if not looks_like_object(line) then return job:bad(lineno, offset, "not a JSON object", line) end
+  if not (opts.id_field or job.name_of or opts.strict) then
+    local at = utf8_invalid(line)
+    if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
+    return job:add(op, line, { _index = opts.index }) -- opts.index is in job.indices already
+  end
+  local doc, why, at = decode_object(line)
+  if not doc then return job:bad(lineno, offset, why, line, at) end
+  local meta, merr = job:meta_for(doc)
+  if not meta then return job:bad(lineno, offset, merr, line) end
+  return job:add(op, line, meta, meta._index)
+end
+
+-- The C appender for this job's NDJSON, or nil when its lines go the Lua way.
+local function c_appender(job)
+  local opts = job.opts
+  if not M.c_lines or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
+  return bulk_lines_new { op = opts.op, index = opts.index, id_field = opts.id_field,
+                          pattern = job.pattern_pieces, check = opts.strict and "json" or "object",
+                          max_line = job.reader.max_line }
+end
+
+-- The whole lines buffered, through the C appender: true to go on, false
+-- when the job must stop, "lua" when the indexer takes documents one by one.
+function Job:c_lines(appender)
+  local buf, pos = self.reader:buffered()
+  while pos <= #buf do
+    local next_pos, n, docs, stop = self.ix:fill(bulk_lines_append, appender, buf, pos, self.indices)
+    if next_pos == false then return "lua" end
+    if next_pos == nil then self.failure = n return false end -- the indexer stopped
+    self.reader:consumed(next_pos, n)
+    self:counted(docs)
+    if stop == "memory" then error(errors.new { kind = "internal", message = "out of memory building a bulk request" }) end
+    if stop ~= "full" then return true end
+    pos = next_pos
+  end
+  return true
+end
+
+function read.ndjson(job)
+  local each = function(line, lineno, offset) return ndjson_line(job, line, lineno, offset) end
+  local appender = c_appender(job)
+  if not appender then return job:each_line(each) end
+  local reader = job.reader
+  while true do
+    local go = job:c_lines(appender)
+    if go == "lua" then return job:each_line(each) end
+    if not go then return end
+    -- the line the C path left, or the one spanning the buffer's end
+    local line, lineno, offset, err = reader:next()
+    if line == nil or not job:one_line(each, line, lineno, offset, err) then return end
+  end
 end
 
 function read.bulk(job)
@@ -381,8 +436,10 @@ end
 
 function M.run(opts)
   local format, on_bad, dead = check(opts)
-  local name_of, pattern_fields
-  if opts.index_pattern then name_of, pattern_fields = index_pattern.compile(opts.index_pattern, 3) end
+  local name_of, pattern_fields, pattern_pieces
+  if opts.index_pattern then
+    name_of, pattern_fields, pattern_pieces = index_pattern.compile(opts.index_pattern, 3)
+  end
   local trap = opts.trap_signals
   local input = opts.input or "-"
   -- trapped before the input is opened: opening a FIFO and the first read may wait
@@ -402,6 +459,7 @@ function M.run(opts)
   if trap then core.signals_watch(reader.f) end
   local job = setmetatable({
     opts = opts, on_bad = on_bad, name_of = name_of, pattern_fields = pattern_fields,
+    pattern_pieces = pattern_pieces,
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
     reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = true } or {},
     bad_dl = deadletter.new(dead .. ".input"),
