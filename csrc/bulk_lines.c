@@ -83,6 +83,7 @@ typedef struct bulk_lines {
     strbuf name;        /* the index name being built */
     bl_name seen[BL_NAME_CACHE];    /* names already set in indices */
     int next_seen;
+    const void *seen_in;            /* the indices table they were set in */
 } bulk_lines;
 
 /* A value's text in the line: [at, end). */
@@ -369,12 +370,16 @@ static int string_date(const char *s, size_t len, bl_date *out)
             ? digits_at(s + 11, 2) : 0;
         return 0;
     }
-    if (len == 0 || len > 15)
+    if (len == 0)
         return -1;
     for (i = 0; i < len; i++)
         if (!DIGIT(s[i]))
             return -1;
-    return epoch_millis(digits_at(s, (int)len), out);
+    for (i = 0; i + 1 < len && s[i] == '0'; i++)
+        ;
+    if (len - i > 15)
+        return -1;
+    return epoch_millis(digits_at(s + i, (int)(len - i)), out);
 }
 
 static int value_date(bl_span v, strbuf *scratch, bl_date *out)
@@ -541,6 +546,11 @@ static void note_index(lua_State *L, bulk_lines *bl, int indices, const char *na
 {
     int i;
 
+    if (lua_topointer(L, indices) != bl->seen_in) {
+        for (i = 0; i < BL_NAME_CACHE; i++)
+            bl->seen[i].len = 0;
+        bl->seen_in = lua_topointer(L, indices);
+    }
     for (i = 0; i < BL_NAME_CACHE; i++)
         if (bl->seen[i].len == len && memcmp(bl->seen[i].text, name, len) == 0)
             return;
