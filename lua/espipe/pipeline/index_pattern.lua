@@ -13,6 +13,7 @@
 -- (uppercase, \ / * ? " < > | , # : or a space; -, _ or + first).
 --   index_pattern.fields_missing(fields, columns) -> name | nil   (CSV headers)
 local errors = require "espipe.errors"
+local json = require "espipe.json"
 
 local M = {}
 
@@ -59,6 +60,13 @@ local function lookup(doc, path)
     v = v[part]
   end
   return v
+end
+
+-- A value that is not a date, as a message shows it (not a table's address).
+local function shown(v)
+  if v == json.null then return "null" end
+  if type(v) == "table" then return json.is_array(v) and "an array" or "an object" end
+  return tostring(v)
 end
 
 local DIRECTIVES = { Y = true, m = true, d = true, H = true, ["%"] = true }
@@ -125,7 +133,7 @@ function M.compile(pattern, level)
         if not y then
           return nil, errors.new { kind = "input", field = p.field,
             message = v == nil and "missing date field for the index pattern"
-              or ("not a date for the index pattern: " .. tostring(v)) }
+              or ("not a date for the index pattern: " .. shown(v)) }
         end
         out[#out + 1] = (p.fmt:gsub("%%(.)", function(c)
           if c == "Y" then return string.format("%04d", y) end

@@ -63,8 +63,9 @@ local BULK_ACTIONS = { index = true, create = true, update = true, delete = true
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
 local BULK_EXPECTED = 'expected a bulk action line {"index"|"create"|"update"|"delete": {...}}'
 
+-- (blanks around as the bulk builder allows them: spaces and tabs)
 local function looks_like_object(line)
-  return line:find("^%s*{") ~= nil and line:find("}%s*$") ~= nil
+  return line:find("^[ \t]*{") ~= nil and line:find("}[ \t]*$") ~= nil
 end
 
 local function is_blank(line) return line:find("^%s*$") ~= nil end
@@ -148,6 +149,10 @@ function Job:meta_for(doc)
     if type(id) ~= "string" and type(id) ~= "number" then
       return nil, "id field " .. id_field .. " is not a string or number"
     end
+    if id == "" then return nil, "empty id field " .. id_field end
+    if type(id) == "number" and (id ~= math.floor(id) or id < -2 ^ 63 or id >= 2 ^ 63) then
+      return nil, "id field " .. id_field .. " is a number but not an integer: " .. tostring(id)
+    end
     meta._id = id
   end
   return meta
@@ -178,6 +183,10 @@ local function ndjson_line(job, line, lineno, offset)
   local opts = job.opts
   local op = opts.op or "index"
   if not looks_like_object(line) then return job:bad(lineno, offset, "not a JSON object", line) end
+  local cr = line:find("\r", 1, true)
+  if cr then
+    return job:bad(lineno, offset, "carriage return (\\r) inside the line at byte " .. cr, line, cr)
+  end
   if not (opts.id_field or job.name_of or opts.strict) then
     local at = utf8_invalid(line)
     if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
