@@ -84,6 +84,7 @@ typedef struct bulk_lines {
     bl_name seen[BL_NAME_CACHE];    /* names already set in indices */
     int next_seen;
     const void *seen_in;            /* the indices table they were set in */
+    const char *unsupported;        /* why the C path cannot take this configuration */
 } bulk_lines;
 
 /* A value's text in the line: [at, end). */
@@ -829,7 +830,8 @@ static char *string_field(lua_State *L, int t, const char *key, size_t *len)
     return s;
 }
 
-static void split_path(lua_State *L, bl_path *p)
+/* 0, or -1 when the path has more segments than the C path holds. */
+static int split_path(lua_State *L, bl_path *p)
 {
     size_t i = 0;
 
@@ -840,7 +842,7 @@ static void split_path(lua_State *L, bl_path *p)
             j++;
         if (j > i) {
             if (p->nseg == BL_MAX_SEGS)
-                luaL_error(L, "bulk_lines_new: a pattern field has more than %d segments", BL_MAX_SEGS);
+                return -1;
             p->seg_at[p->nseg] = i;
             p->seg_len[p->nseg++] = j - i;
         }
@@ -848,6 +850,7 @@ static void split_path(lua_State *L, bl_path *p)
     }
     if (p->nseg == 0)
         luaL_error(L, "bulk_lines_new: a pattern field must name a field");
+    return 0;
 }
 
 /* cfg.pattern: literal strings and { field =, fmt = } tables, in order. */
@@ -862,8 +865,11 @@ static void read_pattern(lua_State *L, bulk_lines *bl)
     }
     luaL_checktype(L, -1, LUA_TTABLE);
     n = (int)espipe_rawlen(L, -1);
-    if (n > BL_MAX_PIECES)
-        luaL_error(L, "bulk_lines_new: a pattern of more than %d pieces", BL_MAX_PIECES);
+    if (n > BL_MAX_PIECES) {
+        bl->unsupported = "a pattern of more than 32 pieces";
+        lua_pop(L, 1);
+        return;
+    }
     for (i = 1; i <= n; i++) {
         bl_piece *pc = &bl->pieces[bl->npieces];
         lua_rawgeti(L, -1, i);
@@ -883,7 +889,8 @@ static void read_pattern(lua_State *L, bulk_lines *bl)
             }
             bl->npaths++;
             pc->path = bl->npaths - 1;
-            split_path(L, p);
+            if (split_path(L, p) != 0)
+                bl->unsupported = "a pattern field of more than 8 segments";
         } else {
             luaL_error(L, "bulk_lines_new: pattern piece %d must be a string or a table", i);
         }
@@ -920,7 +927,10 @@ static void read_config(lua_State *L, bulk_lines *bl)
         ? CHECK_JSON : CHECK_OBJECT;
 }
 
-/* core.bulk_lines_new(cfg) -> appender */
+/*
+** core.bulk_lines_new(cfg) -> appender | nil, why (a pattern beyond the C
+** path's fixed limits: the caller's Lua path takes every line then)
+*/
 static int l_new(lua_State *L)
 {
     bulk_lines *bl;
@@ -933,6 +943,11 @@ static int l_new(lua_State *L)
     luaL_getmetatable(L, ESPIPE_BULK_LINES_MT);
     lua_setmetatable(L, -2);
     read_config(L, bl);     /* may raise: __gc frees what was copied */
+    if (bl->unsupported != NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, bl->unsupported);
+        return 2;
+    }
     return 1;
 }
 

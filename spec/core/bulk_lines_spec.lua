@@ -150,6 +150,14 @@ describe("core.bulk_lines", function()
     assert.is_true(b:auto_id(1))
   end)
 
+  it("declines a pattern beyond its limits (load then takes every line the Lua way)", function()
+    local many = {}
+    for i = 1, 33 do many[i] = "x" end
+    assert.same({ nil, "a pattern of more than 32 pieces" }, { core.bulk_lines_new { pattern = many } })
+    assert.same({ nil, "a pattern field of more than 8 segments" },
+      { core.bulk_lines_new { pattern = { { field = "a.b.c.d.e.f.g.h.i", fmt = "%Y" } } } })
+  end)
+
   it("refuses wrong arguments", function()
     local c = appender { index = "i" }
     assert.error_matches(function() core.bulk_lines_new { op = "update" } end, "op must be index or create")

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Instructions per document of espipe load (the whole client process under
+# callgrind: start, reading, building, sending), per mode, C line path vs Lua.
+#   sh bench/load/instructions.sh [N=20000]
+set -eu
+cd "$(dirname "$0")/../.."
+N=${1:-20000}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/espipe-bench-load.XXXXXX")
+for try in 1 2 3 4 5; do
+    PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
+    if bin/espipe serve --blackhole --port "$PORT" --daemon --pid-file "$TMP/serve.pid" >/dev/null 2>"$TMP/serve.err"; then break; fi
+    [ "$try" = 5 ] && { cat "$TMP/serve.err"; rm -rf "$TMP"; exit 1; }
+done
+URL=http://127.0.0.1:$PORT
+cleanup() {
+    bin/espipe serve --stop --pid-file "$TMP/serve.pid" >/dev/null 2>&1 || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+FILE=$TMP/logs.ndjson
+lua5.4 examples/sample_logs.lua "$N" > "$FILE"
+
+count() { # name command...
+    name=$1; shift
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/cg" "$@" > /dev/null 2> "$TMP/err" || {
+        echo "$name FAILED: $(tail -3 "$TMP/err")"; return 0; }
+    ir=$(sed -n 's/^summary: //p' "$TMP/cg")
+    awk -v name="$name" -v n="$N" -v ir="$ir" 'BEGIN { printf "%-22s instructions/doc %7.0f\n", name, ir / n }'
+}
+LOAD="lua5.4 bin/espipe load $FILE --index bench --quiet --no-refresh --url $URL --dead-letter $TMP/dl"
+PATTERN="logs-{@timestamp:%Y.%m}"
+count c_plain      $LOAD
+count c_id         $LOAD --id-field request_id
+count c_pattern_id $LOAD --id-field request_id --index-pattern "$PATTERN"
+count lua_plain      lua5.4 bench/load/lua_path.lua "$URL" "$FILE" plain
+count lua_id         lua5.4 bench/load/lua_path.lua "$URL" "$FILE" id
+count lua_pattern_id lua5.4 bench/load/lua_path.lua "$URL" "$FILE" pattern
