@@ -6,20 +6,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 N=${1:-20000}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/espipe-bench-load.XXXXXX")
-for try in 1 2 3 4 5; do
-    PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
-    if bin/espipe serve --blackhole --port "$PORT" --daemon --pid-file "$TMP/serve.pid" >/dev/null 2>"$TMP/serve.err"; then break; fi
-    [ "$try" = 5 ] && { cat "$TMP/serve.err"; rm -rf "$TMP"; exit 1; }
-done
-URL=http://127.0.0.1:$PORT
-cleanup() {
-    bin/espipe serve --stop --pid-file "$TMP/serve.pid" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-FILE=$TMP/logs.ndjson
-lua5.4 examples/sample_logs.lua "$N" > "$FILE"
+WORKERS=1 . bench/load/setup.sh
 
 count() { # name command...  (N documents; ONE=1: the whole count)
     name=$1; shift
@@ -33,7 +20,6 @@ count() { # name command...  (N documents; ONE=1: the whole count)
     fi
 }
 LOAD="lua5.4 bin/espipe load $FILE --index bench --quiet --no-refresh --url $URL --dead-letter $TMP/dl"
-PATTERN="logs-{@timestamp:%Y.%m}"
 head -1 "$FILE" > "$TMP/one.ndjson"
 ONE=1 count start lua5.4 bin/espipe load "$TMP/one.ndjson" --index bench --quiet --no-refresh --url "$URL" --dead-letter "$TMP/dl"
 count c_plain      $LOAD

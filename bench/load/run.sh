@@ -14,21 +14,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 N=${1:-200000}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/espipe-bench-load.XXXXXX")
-for try in 1 2 3 4 5; do
-    PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000 ))
-    if bin/espipe serve --blackhole --port "$PORT" --workers 2 --daemon --pid-file "$TMP/serve.pid" >/dev/null 2>"$TMP/serve.err"; then break; fi
-    [ "$try" = 5 ] && { cat "$TMP/serve.err"; rm -rf "$TMP"; exit 1; }
-done
-URL=http://127.0.0.1:$PORT
-cleanup() {
-    bin/espipe serve --stop --pid-file "$TMP/serve.pid" >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-FILE=$TMP/logs.ndjson
-lua5.4 examples/sample_logs.lua "$N" > "$FILE"
+WORKERS=2 . bench/load/setup.sh
 
 measure() { # name command...
     name=$1; shift
@@ -41,7 +27,6 @@ measure() { # name command...
 }
 
 LOAD="bin/espipe load $FILE --index bench --quiet --no-refresh --url $URL --dead-letter $TMP/dl"
-PATTERN="logs-{@timestamp:%Y.%m}"
 printf "%d lines (%d bytes), server %s (blackhole)\n" "$N" "$(wc -c < "$FILE")" "$URL"
 measure espipe_plain          $LOAD
 measure espipe_id             $LOAD --id-field request_id
