@@ -3,7 +3,7 @@
 ** their action lines built from a few top-level fields read off the text
 ** (an id, the dates of an index pattern), without decoding the document.
 **
-**   local lines = core.bulk_lines_new{ op = "index"|"create", index = NAME, id_field = F,
+**   local lines = core.bulk_lines_new{ op = "index"|"create", index = NAME, id_field = F, routing_field = R,
 **                                      pattern = { "logs-", { field =, fmt = }, ... },
 **                                      check = "object"|"json", max_line = N }
 **   core.bulk_lines_append(buf, max_docs, max_bytes, lines, chunk, pos, indices)
@@ -76,6 +76,8 @@ typedef struct bulk_lines {
     size_t index_len;
     char *id_field;     /* NULL when ids are not taken from the documents */
     size_t id_len;
+    char *routing_field;    /* NULL when there is no per-document routing */
+    size_t routing_len;
     int npieces, npaths;
     bl_piece pieces[BL_MAX_PIECES];
     bl_path paths[BL_MAX_PIECES];
@@ -93,7 +95,7 @@ typedef struct bl_span {
 } bl_span;
 
 /* The keys looked for in one object, and where the last of each was. */
-#define BL_MAX_WANT (1 + 2 * BL_MAX_PIECES)
+#define BL_MAX_WANT (2 + 2 * BL_MAX_PIECES)
 typedef struct bl_want {
     int n;
     const char *key[BL_MAX_WANT];
@@ -480,7 +482,7 @@ static int put_lit(strbuf *out, const char *s)
     return strbuf_append(out, s, strlen(s));
 }
 
-/* The id field's value as the bulk builder writes a string or integer _id. */
+/* An id or routing field's value as the bulk builder writes a string or integer _id or routing. */
 static int put_id(lua_State *L, bulk_lines *bl, bulk_buffer *b, bl_span v)
 {
     const char *s;
@@ -490,7 +492,7 @@ static int put_id(lua_State *L, bulk_lines *bl, bulk_buffer *b, bl_span v)
 
     if (string_value(v, &bl->scratch, &s, &len) == 0) {
         if (len == 0)
-            return LINE_LUA;    /* the builder refuses an empty _id: Lua says so */
+            return LINE_LUA;    /* the builder refuses an empty one: Lua says so */
         return put_text(L, b, s, len);
     }
     if (integer_value(v, &n) != 0)
@@ -520,7 +522,7 @@ static int path_value(bulk_lines *bl, const bl_path *p, const bl_want *want, int
 /* The index name of the pattern for this line, into bl->name. */
 static int build_name(bulk_lines *bl, const bl_want *want)
 {
-    int i, slot = bl->id_field != NULL ? 1 : 0;
+    int i, slot = (bl->id_field != NULL) + (bl->routing_field != NULL);
 
     bl->name.len = 0;
     for (i = 0; i < bl->npieces; i++) {
@@ -574,6 +576,10 @@ static void want_keys(const bulk_lines *bl, bl_want *want)
     if (bl->id_field != NULL) {
         want->key[want->n] = bl->id_field;
         want->len[want->n++] = bl->id_len;
+    }
+    if (bl->routing_field != NULL) {
+        want->key[want->n] = bl->routing_field;
+        want->len[want->n++] = bl->routing_len;
     }
     for (i = 0; i < bl->npaths; i++) {
         const bl_path *p = &bl->paths[i];
@@ -631,84 +637,115 @@ static int plain_object(const unsigned char *s, size_t len, int check)
     return check == CHECK_JSON || valid_utf8(s, len);
 }
 
+static int reserve_item(bulk_buffer *b)
+{
+    size_t cap;
+    bulk_item *p;
+
+    if (b->count < b->items_cap)
+        return 0;
+    cap = b->items_cap ? b->items_cap * 2 : 64;
+    p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->items, cap * sizeof *p);
+    if (p == NULL)
+        return -1;
+    b->items = p;
+    b->items_cap = cap;
+    return 0;
+}
+
+/* ',"key":' (no comma for the first member) */
+static int put_member(strbuf *out, const char *key, int *first)
+{
+    size_t n = strlen(key);
+
+    if (strbuf_reserve(out, n + 4) != 0)
+        return LINE_MEMORY;
+    if (!*first)
+        strbuf_putc_unsafe(out, ',');
+    *first = 0;
+    strbuf_putc_unsafe(out, '"');
+    strbuf_append_unsafe(out, key, n);
+    strbuf_putc_unsafe(out, '"');
+    strbuf_putc_unsafe(out, ':');
+    return LINE_OK;
+}
+
+/* The action line, in the bulk builder's key order: _index, _id, routing. */
+static int put_action(lua_State *L, bulk_lines *bl, bulk_buffer *b, const bl_want *want, int auto_id)
+{
+    static const char *const opener[] = { "{\"index\":{", "{\"create\":{" };
+    int first = 1, rc = LINE_OK;
+
+    if (put_lit(&b->buf, opener[bl->op == BULK_CREATE]) != 0)
+        return LINE_MEMORY;
+    if (bl->npieces > 0 || bl->index != NULL) {
+        const char *name = bl->npieces > 0 ? bl->name.data : bl->index;
+        size_t nlen = bl->npieces > 0 ? bl->name.len : bl->index_len;
+        if (nlen == 0)
+            return LINE_LUA;    /* the builder refuses an empty _index: Lua says so */
+        if ((rc = put_member(&b->buf, "_index", &first)) != LINE_OK ||
+            (rc = put_text(L, b, name, nlen)) != LINE_OK)
+            return rc;
+    }
+    if (auto_id) {
+        if (put_member(&b->buf, "_id", &first) != LINE_OK || strbuf_reserve(&b->buf, ESPIPE_TIME_ID_LEN + 2) != 0)
+            return LINE_MEMORY;
+        strbuf_putc_unsafe(&b->buf, '"');
+        espipe_time_id(b->buf.data + b->buf.len);
+        b->buf.len += ESPIPE_TIME_ID_LEN;
+        strbuf_putc_unsafe(&b->buf, '"');
+    } else if (bl->id_field != NULL &&
+               ((rc = put_member(&b->buf, "_id", &first)) != LINE_OK || (rc = put_id(L, bl, b, want->got[0])) != LINE_OK)) {
+        return rc;
+    }
+    if (bl->routing_field != NULL &&
+        ((rc = put_member(&b->buf, "routing", &first)) != LINE_OK ||
+         (rc = put_id(L, bl, b, want->got[bl->id_field != NULL])) != LINE_OK))
+        return rc;
+    return put_lit(&b->buf, "}}\n") == 0 ? LINE_OK : LINE_MEMORY;
+}
+
 /* Appends one document line (chomped, not blank); nothing is kept unless LINE_OK. */
 static int append_line(lua_State *L, bulk_lines *bl, bulk_buffer *b, int indices,
                        const unsigned char *s, size_t len)
 {
     bl_want want;
     size_t start = b->buf.len, src_start;
-    int rc = LINE_OK, auto_id;
-    static const char *const opener[] = { "{\"index\":{", "{\"create\":{" };
-    int first = 1;
+    int rc, auto_id = bl->id_field == NULL && b->auto_ids;
+    bulk_item *it;
 
     if (!plain_object(s, len, bl->check))
         return LINE_LUA;
     want_keys(bl, &want);
     if (bl->check == CHECK_JSON && walk_line(s, len, &bl->scratch, &want) != 0)
         return LINE_LUA;
-    if (bl->id_field != NULL && want.got[0].at == NULL)
+    if ((bl->id_field != NULL && want.got[0].at == NULL) ||
+        (bl->routing_field != NULL && want.got[bl->id_field != NULL].at == NULL))
         return LINE_LUA;
     if (bl->npieces > 0 && (rc = build_name(bl, &want)) != LINE_OK)
         return rc;
-    if (b->count == b->items_cap) {
-        size_t cap = b->items_cap ? b->items_cap * 2 : 64;
-        bulk_item *p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->items, cap * sizeof *p);
-        if (p == NULL)
-            return LINE_MEMORY;
-        b->items = p;
-        b->items_cap = cap;
+    if (reserve_item(b) != 0)
+        return LINE_MEMORY;
+    if ((rc = put_action(L, bl, b, &want, auto_id)) != LINE_OK) {
+        b->buf.len = start;
+        return rc;
     }
-    if (put_lit(&b->buf, opener[bl->op == BULK_CREATE]) != 0)
-        goto memory;
-    if (bl->npieces > 0 || bl->index != NULL) {
-        const char *name = bl->npieces > 0 ? bl->name.data : bl->index;
-        size_t nlen = bl->npieces > 0 ? bl->name.len : bl->index_len;
-        if (nlen == 0) {
-            rc = LINE_LUA;      /* the builder refuses an empty _index: Lua says so */
-            goto undo;
-        }
-        if (put_lit(&b->buf, "\"_index\":") != 0)
-            goto memory;
-        if ((rc = put_text(L, b, name, nlen)) != LINE_OK)
-            goto undo;
-        if (bl->npieces > 0)
-            note_index(L, bl, indices, name, nlen);
-        first = 0;
-    }
-    auto_id = bl->id_field == NULL && b->auto_ids;
-    if (bl->id_field != NULL || auto_id) {
-        if (put_lit(&b->buf, first ? "\"_id\":" : ",\"_id\":") != 0)
-            goto memory;
-        if (auto_id) {
-            if (strbuf_reserve(&b->buf, ESPIPE_TIME_ID_LEN + 2) != 0)
-                goto memory;
-            strbuf_putc_unsafe(&b->buf, '"');
-            espipe_time_id(b->buf.data + b->buf.len);
-            b->buf.len += ESPIPE_TIME_ID_LEN;
-            strbuf_putc_unsafe(&b->buf, '"');
-        } else if ((rc = put_id(L, bl, b, want.got[0])) != LINE_OK) {
-            goto undo;
-        }
-    }
-    if (put_lit(&b->buf, "}}\n") != 0)
-        goto memory;
     src_start = b->buf.len;
-    if (strbuf_reserve(&b->buf, len + 1) != 0)
-        goto memory;
+    if (strbuf_reserve(&b->buf, len + 1) != 0) {
+        b->buf.len = start;
+        return LINE_MEMORY;
+    }
     strbuf_append_unsafe(&b->buf, s, len);
     strbuf_putc_unsafe(&b->buf, '\n');
-    b->items[b->count].offset = start;
-    b->items[b->count].action_len = src_start - start;
-    b->items[b->count].source_len = b->buf.len - src_start;
-    b->items[b->count].op = bl->op;
-    b->items[b->count].auto_id = auto_id;
-    b->count++;
+    if (bl->npieces > 0)
+        note_index(L, bl, indices, bl->name.data, bl->name.len);
+    it = &b->items[b->count++];
+    it->offset = start;
+    it->action_len = src_start - start;
+    it->source_len = b->buf.len - src_start;
+    it->op = bl->op;
+    it->auto_id = auto_id;
     return LINE_OK;
-memory:
-    rc = LINE_MEMORY;
-undo:
-    b->buf.len = start;
-    return rc;
 }
 
 static int blank(const unsigned char *s, size_t len)
@@ -786,13 +823,14 @@ static void free_lines(bulk_lines *bl)
 
     free(bl->index);
     free(bl->id_field);
+    free(bl->routing_field);
     for (i = 0; i < bl->npieces; i++)
         free(bl->pieces[i].text);
     for (i = 0; i < bl->npaths; i++)
         free(bl->paths[i].text);
     strbuf_free(&bl->scratch);
     strbuf_free(&bl->name);
-    bl->index = bl->id_field = NULL;
+    bl->index = bl->id_field = bl->routing_field = NULL;
     bl->npieces = bl->npaths = 0;
 }
 
@@ -921,9 +959,10 @@ static void read_config(lua_State *L, bulk_lines *bl)
     lua_pop(L, 3);
     bl->index = string_field(L, 1, "index", &bl->index_len);
     bl->id_field = string_field(L, 1, "id_field", &bl->id_len);
+    bl->routing_field = string_field(L, 1, "routing_field", &bl->routing_len);
     read_pattern(L, bl);
     /* any wanted field needs the whole line read as JSON */
-    bl->check = strcmp(check, "json") == 0 || bl->id_field != NULL || bl->npieces > 0
+    bl->check = strcmp(check, "json") == 0 || bl->id_field != NULL || bl->routing_field != NULL || bl->npieces > 0
         ? CHECK_JSON : CHECK_OBJECT;
 }
 

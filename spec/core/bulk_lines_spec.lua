@@ -14,6 +14,7 @@ local function appender(cfg)
   local name_of, _, pieces
   if pattern then name_of, _, pieces = index_pattern.compile(pattern) end
   local c = core.bulk_lines_new { op = cfg.op, index = cfg.index, id_field = cfg.id_field, pattern = pieces,
+                                  routing_field = cfg.routing_field,
                                   check = cfg.strict and "json" or "object", max_line = cfg.max_line }
   return c, name_of
 end
@@ -22,7 +23,7 @@ end
 local function lua_path(line, cfg, name_of)
   if not (line:find("^%s*{") and line:find("}%s*$")) then return nil end
   local meta = { _index = cfg.index }
-  if cfg.id_field or name_of or cfg.strict then
+  if cfg.id_field or cfg.routing_field or name_of or cfg.strict then
     local doc = json.decode(line)
     if type(doc) ~= "table" or json.is_array(doc) then return nil end
     if name_of then
@@ -33,6 +34,11 @@ local function lua_path(line, cfg, name_of)
       local id = doc[cfg.id_field]
       if (type(id) ~= "string" and type(id) ~= "number") then return nil end
       meta._id = id
+    end
+    if cfg.routing_field then
+      local r = doc[cfg.routing_field]
+      if (type(r) ~= "string" and type(r) ~= "number") then return nil end
+      meta.routing = r
     end
   elseif core.utf8_invalid(line) then
     return nil
@@ -66,6 +72,8 @@ local CONFIGS = {
   { index_pattern = "{t:%Y%m%d%H}" },
   { id_field = "id", index_pattern = "x-{t:%%%Y}-{ev.at:%d}-{t:%H}h" },
   { index_pattern = "e-{ev.at:%Y-%m-%d}", index = "ignored" },
+  { index = "routed", routing_field = "id" },
+  { id_field = "id", routing_field = "t", index_pattern = "r-{ev.at:%Y}" },
 }
 
 describe("core.bulk_lines", function()

@@ -2,7 +2,8 @@
 -- replay) or CSV, from a file or stdin, plain or gzip/zstd compressed.
 --
 --   load.run{ client =, input = PATH | "-", index = NAME, format = "ndjson"|"bulk"|"csv"|"deadletter",
---             id_field =, index_pattern = "logs-{@timestamp:%Y.%m}", on_bad_line = "stop"|"skip",
+--             id_field =, routing_field =, index_pattern = "logs-{@timestamp:%Y.%m}",
+--             on_bad_line = "stop"|"skip", rate = docs/s,
 --             strict = false, csv_types = false, dead_letter = PATH, op = "index"|"create",
 --             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
@@ -53,7 +54,7 @@ local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_a
 local M = {}
 M.c_lines = true
 
-local KNOWN = { "client", "input", "index", "format", "id_field", "index_pattern", "on_bad_line",
+local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field", "rate", "index_pattern", "on_bad_line",
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
@@ -131,6 +132,33 @@ function Job:counted(n)
     local st = self.ix:stats_now()
     self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning }
   end
+  if self.opts.rate then self:keep_rate() end
+end
+
+-- With rate: wait while the documents read are ahead of rate x time, as
+-- reindex's --rate does; in quarter seconds, so a signal ends the wait.
+function Job:keep_rate()
+  local client, rate, stop = self.opts.client, self.opts.rate, self.reader.stop
+  local ahead = self.summary.read / rate - (client:now() - self.started)
+  while ahead > 0 and not (stop and stop()) do
+    client:sleep(math.min(ahead, 0.25))
+    ahead = self.summary.read / rate - (client:now() - self.started)
+  end
+end
+
+-- The value of an id or routing field, as the bulk builder takes it: a
+-- non-empty string or an integer; else nil and why.
+local function key_value(doc, field, what)
+  local v = doc[field]
+  if v == nil or v == json.null then return nil, "missing " .. what .. " field " .. field end
+  if type(v) ~= "string" and type(v) ~= "number" then
+    return nil, what .. " field " .. field .. " is not a string or number"
+  end
+  if v == "" then return nil, "empty " .. what .. " field " .. field end
+  if type(v) == "number" and (v ~= math.floor(v) or v < -2 ^ 63 or v >= 2 ^ 63) then
+    return nil, what .. " field " .. field .. " is a number but not an integer: " .. tostring(v)
+  end
+  return v
 end
 
 function Job:meta_for(doc)
@@ -142,18 +170,10 @@ function Job:meta_for(doc)
   elseif self.opts.index then
     meta._index = self.opts.index
   end
-  local id_field = self.opts.id_field
-  if id_field then
-    local id = doc[id_field]
-    if id == nil or id == json.null then return nil, "missing id field " .. id_field end
-    if type(id) ~= "string" and type(id) ~= "number" then
-      return nil, "id field " .. id_field .. " is not a string or number"
-    end
-    if id == "" then return nil, "empty id field " .. id_field end
-    if type(id) == "number" and (id ~= math.floor(id) or id < -2 ^ 63 or id >= 2 ^ 63) then
-      return nil, "id field " .. id_field .. " is a number but not an integer: " .. tostring(id)
-    end
-    meta._id = id
+  for _, f in ipairs(self.key_fields) do
+    local v, why = key_value(doc, f[2], f[3])
+    if v == nil then return nil, why end
+    meta[f[1]] = v
   end
   return meta
 end
@@ -187,7 +207,7 @@ local function ndjson_line(job, line, lineno, offset)
   if cr then
     return job:bad(lineno, offset, "carriage return (\\r) inside the line at byte " .. cr, line, cr)
   end
-  if not (opts.id_field or job.name_of or opts.strict) then
+  if not (opts.id_field or opts.routing_field or job.name_of or opts.strict) then
     local at = utf8_invalid(line)
     if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
     return job:add(op, line, { _index = opts.index }) -- opts.index is in job.indices already
@@ -203,7 +223,7 @@ end
 local function c_appender(job)
   local opts = job.opts
   if not M.c_lines or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
-  return bulk_lines_new { op = opts.op, index = opts.index, id_field = opts.id_field,
+  return bulk_lines_new { op = opts.op, index = opts.index, id_field = opts.id_field, routing_field = opts.routing_field,
                           pattern = job.pattern_pieces, check = opts.strict and "json" or "object",
                           max_line = job.reader.max_line }
 end
@@ -312,6 +332,7 @@ function read.csv(job)
   end
   local missing = index_pattern.fields_missing(job.pattern_fields or {}, header)
     or (opts.id_field and index_pattern.fields_missing({ opts.id_field }, header))
+    or (opts.routing_field and index_pattern.fields_missing({ opts.routing_field }, header))
   if missing then
     job.failure = errors.new { kind = "input", line = 1, message = job.name .. ": the CSV header has no column '"
       .. missing .. "' (columns: " .. table.concat(header, ", ") .. ")" }
@@ -373,6 +394,14 @@ local function check(opts)
   local m = opts.max_line_bytes
   if m ~= nil and (type(m) ~= "number" or m < 1) then
     error("espipe.load: max_line_bytes must be a positive number", 3)
+  end
+  if opts.rate ~= nil and (type(opts.rate) ~= "number" or opts.rate ~= opts.rate or opts.rate <= 0) then
+    error("espipe.load: rate must be a positive number (documents per second)", 3)
+  end
+  for _, k in ipairs { "id_field", "routing_field" } do
+    if opts[k] ~= nil and (type(opts[k]) ~= "string" or opts[k] == "") then
+      error("espipe.load: " .. k .. " must be a non-empty string", 3)
+    end
   end
   local dead = opts.dead_letter or DEFAULT_DEAD
   if opts.input and (opts.input == dead or opts.input == dead .. ".input") then
@@ -443,6 +472,14 @@ function Job:finish(raised)
   return s
 end
 
+-- The meta keys taken from document fields: { meta key, field, what }.
+local function key_fields(opts)
+  local out = {}
+  if opts.id_field then out[#out + 1] = { "_id", opts.id_field, "id" } end
+  if opts.routing_field then out[#out + 1] = { "routing", opts.routing_field, "routing" } end
+  return out
+end
+
 function M.run(opts)
   local format, on_bad, dead = check(opts)
   local name_of, pattern_fields, pattern_pieces
@@ -468,11 +505,11 @@ function M.run(opts)
   if trap then core.signals_watch(reader.f) end
   local job = setmetatable({
     opts = opts, on_bad = on_bad, name_of = name_of, pattern_fields = pattern_fields,
-    pattern_pieces = pattern_pieces,
+    pattern_pieces = pattern_pieces, key_fields = key_fields(opts),
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
     reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = true } or {},
     bad_dl = deadletter.new(dead .. ".input"),
-    summary = { read = 0, bad_lines = 0, unreplayable = 0 },
+    summary = { read = 0, bad_lines = 0, unreplayable = 0 }, started = opts.rate and opts.client:now(),
   }, Job)
   local ok, raised = pcall(function()
     job.ix = opts.client:bulk_indexer {
