@@ -65,3 +65,38 @@ describe("espipe load, routing and rate #server", function()
     assert.matches("rate must be a positive number", err, 1, true)
   end)
 end)
+
+describe("espipe load --pipeline #server", function()
+  local env = require("pipeline.load_env").new()
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
+
+  it("names the ingest pipeline on every bulk request", function()
+    -- nginx in front of the dev server, logging each request's URI
+    local nginx = require "support.nginx"
+    local app = nginx.start { conf = function(port)
+      return table.concat({
+        "pid logs/nginx.pid; error_log logs/error.log; events {}",
+        "http { log_format uri '$request_method $request_uri'; access_log logs/uri.log uri;",
+        "  server { listen 127.0.0.1:" .. port .. "; location / { proxy_pass " .. env.server.url .. "; } } }",
+      }, "\n")
+    end }
+    local input = env.dir .. "/in.ndjson"
+    local lines = {}
+    for i = 1, 250 do lines[i] = '{"n":' .. i .. "}" end
+    S.write(input, table.concat(lines, "\n") .. "\n")
+    local code, _, err = J.espipe("load " .. S.q(input) .. " --index piped --pipeline enrich-1 --batch-docs 100"
+      .. " --quiet --url " .. app.url .. " --dead-letter " .. S.q(env.dir .. "/dl"))
+    local log = S.read(app.prefix .. "/logs/uri.log")
+    app.stop()
+    assert.equal(0, code, err)
+    local bulks = 0
+    for line in log:gmatch("[^\n]+") do
+      if line:find("_bulk", 1, true) then
+        bulks = bulks + 1
+        assert.matches("[?&]pipeline=enrich%-1", line)
+      end
+    end
+    assert.equal(3, bulks)
+    assert.equal(250, env.count("piped"))
+  end)
+end)

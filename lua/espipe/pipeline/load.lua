@@ -3,7 +3,7 @@
 --
 --   load.run{ client =, input = PATH | "-", index = NAME, format = "ndjson"|"bulk"|"csv"|"deadletter",
 --             id_field =, routing_field =, index_pattern = "logs-{@timestamp:%Y.%m}",
---             on_bad_line = "stop"|"skip", rate = docs/s,
+--             on_bad_line = "stop"|"skip", rate = docs/s, pipeline = NAME (ingest pipeline),
 --             strict = false, csv_types = false, dead_letter = PATH, op = "index"|"create",
 --             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
@@ -54,7 +54,8 @@ local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_a
 local M = {}
 M.c_lines = true
 
-local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field", "rate", "index_pattern", "on_bad_line",
+local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field", "rate", "pipeline",
+  "index_pattern", "on_bad_line",
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
@@ -398,7 +399,7 @@ local function check(opts)
   if opts.rate ~= nil and (type(opts.rate) ~= "number" or opts.rate ~= opts.rate or opts.rate <= 0) then
     error("espipe.load: rate must be a positive number (documents per second)", 3)
   end
-  for _, k in ipairs { "id_field", "routing_field" } do
+  for _, k in ipairs { "id_field", "routing_field", "pipeline" } do
     if opts[k] ~= nil and (type(opts[k]) ~= "string" or opts[k] == "") then
       error("espipe.load: " .. k .. " must be a non-empty string", 3)
     end
@@ -518,6 +519,7 @@ function M.run(opts)
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
       server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
+      pipeline = opts.pipeline,
     }
     read[format](job)
   end)
