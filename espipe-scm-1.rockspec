@@ -150,6 +150,7 @@ build = {
         "csrc/base/utf8.c",
         "csrc/bulk/bulk.c",
         "csrc/bulk/bulk_response.c",
+        "csrc/bulk/lines.c",
         "csrc/bulk/time_id.c",
         "csrc/core.c",
         "csrc/io/raw_bytes.c",

@@ -4,6 +4,7 @@
 ** same module serves standalone Lua and nginx workers.
 */
 #include "base/compat.h"
+#include "bulk/lines.h"
 #include "core.h"
 #include "search/page_position.h"
 
@@ -12,6 +13,7 @@ ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L)
     lua_newtable(L);
     espipe_open_json(L);
     espipe_open_bulk(L);
+    espipe_open_bulk_lines(L);
     espipe_open_routing(L);
     espipe_open_bulk_response(L);
     espipe_open_search_response(L);

@@ -478,6 +478,31 @@ function Indexer:raw(action, source)
   return self:_added(n, bytes)
 end
 
+-- :fill(append, ...) lets a C appender add many items to the open batch in
+-- one call: append(buf, max_docs, max_bytes, ...) -> ..., docs (its third
+-- result, how many it added); they count as added one by one would, and a
+-- full batch ships. Returns append's results, or nil, err once the indexer
+-- has stopped. Only for plain batches: with shard-aware routing or on_batch
+-- tokens each document needs :index (fill returns false then).
+function Indexer:fill(append, ...)
+  if self.closed then error("bulk_indexer: already closed", 2) end
+  if self.general then return false end
+  if self.halt then return nil, self.halt end
+  local before = #self.cur
+  local r1, r2, docs, r4 = append(self.cur, self.batch_docs, self.batch_bytes, ...)
+  local n = before + docs
+  self.stats.added = self.stats.added + docs
+  if n >= self.batch_docs or self.cur:bytes() >= self.batch_bytes then
+    self:_ship_current()
+  elseif self.flush_interval then
+    self:tick()
+  elseif (n - n % PUMP_EVERY) > before and self.n_inflight > 0 then
+    self:_pump(0)
+  end
+  if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
+  return r1, r2, docs, r4
+end
+
 ----------------------------------------------------------------------------
 -- Sending and completing
 

@@ -58,4 +58,20 @@ describe("index_pattern", function()
     assert.is_nil(index_pattern.fields_missing(fields, { "kind", "ts", "x" }))
     assert.equal("kind", index_pattern.fields_missing(fields, { "ts", "x" }))
   end)
+
+  it("says what a value that is not a date is, never a table's address", function()
+    local json = require "espipe.json"
+    local name = index_pattern.compile("logs-{ts:%Y}")
+    local cases = { { {}, "an object" }, { json.decode("[1]"), "an array" }, { json.null, "null" }, { true, "true" } }
+    for _, c in ipairs(cases) do
+      local v, err = name { ts = c[1] }
+      assert.is_nil(v)
+      assert.equal("not a date for the index pattern: " .. c[2], err.message)
+    end
+  end)
+
+  it("hands its pieces, in order, to the C line path", function()
+    local _, _, pieces = index_pattern.compile("logs-{ts:%Y}.x{a.b:%m%%}")
+    assert.same({ "logs-", { field = "ts", fmt = "%Y" }, ".x", { field = "a.b", fmt = "%m%%" }, "" }, pieces)
+  end)
 end)

@@ -141,4 +141,17 @@ describe("line reader", function()
     assert.is_nil(r)
     assert.matches("cannot open", tostring(err))
   end)
+
+  it("lets a consumer take whole lines off its buffer, then numbers the next ones after them", function()
+    local path = S.tmpdir() .. "/in"
+    S.write(path, "aa\nbbb\ncc\ndd")
+    local r = assert(lines.open(path, { chunk = 9 }))
+    local buf, pos = r:buffered()
+    assert.same({ "aa\nbbb\ncc", 1 }, { buf, pos })
+    r:consumed(8, 2)    -- "aa\n" and "bbb\n"
+    assert.same({ "cc", 3, 7 }, { r:next() })
+    assert.same({ "dd", 4, 10 }, { r:next() })
+    assert.is_nil(r:next())
+    r:close()
+  end)
 end)

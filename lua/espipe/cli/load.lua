@@ -11,6 +11,9 @@ usage: espipe load FILE|- --index NAME [options]
   --index NAME       destination index
   --index-pattern P  index per document from a date field, e.g. 'logs-{@timestamp:%Y.%m}'
   --id-field F       take each document's _id from field F
+  --routing-field F  route each document by its field F (a string or an integer)
+  --rate N           at most N documents per second
+  --pipeline NAME    run every document through the ingest pipeline NAME
   --op OP            index (default) | create
   --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (into DEAD-LETTER.input,
                      raw bytes in base64); a bad line: not a JSON object, invalid UTF-8, no id field, ...
@@ -37,6 +40,7 @@ A second one stops at once.]]
 
 local spec = {
   index = "string", format = "string", index_pattern = "string", id_field = "string", op = "string",
+  routing_field = "string", rate = "number", pipeline = "string",
   on_bad_line = "string", strict = "boolean", csv_types = "boolean", batch_bytes = "number",
   batch_docs = "number", concurrency = "number", retries = "number", dead_letter = "string",
   url = "string", quiet = "boolean", json = "boolean",
@@ -73,6 +77,7 @@ local function run(argv)
   local ok, summary, err, partial = pcall(require("espipe.pipeline.load").run, {
     client = common.client(url, opts), input = rest[1], index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
+    routing_field = opts.routing_field, rate = opts.rate, pipeline = opts.pipeline,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
     batch_bytes = job.batch_bytes, batch_docs = opts.batch_docs, concurrency = job.concurrency,
     max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,

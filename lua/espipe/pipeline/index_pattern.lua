@@ -1,6 +1,8 @@
 -- Index names from a document's date field, for month/day-based indices:
---   local name = index_pattern.compile("logs-{@timestamp:%Y.%m}")
+--   local name, fields, pieces = index_pattern.compile("logs-{@timestamp:%Y.%m}")
 --   name(doc) -> "logs-2024.03" | nil, err
+--   pieces: the pattern's literals and { field =, fmt = } tables, in order
+--   (for the C line path of load, csrc/bulk_lines.c, which formats alike)
 -- The field holds ISO-8601 text (2024-03-05, 2024-03-05T10:00:00Z, with an
 -- offset the local date part is used as written) or epoch milliseconds.
 -- Formats: %Y %m %d %H (UTC for epoch millis), %% a percent sign.
@@ -11,6 +13,7 @@
 -- (uppercase, \ / * ? " < > | , # : or a space; -, _ or + first).
 --   index_pattern.fields_missing(fields, columns) -> name | nil   (CSV headers)
 local errors = require "espipe.errors"
+local json = require "espipe.json"
 
 local M = {}
 
@@ -59,6 +62,13 @@ local function lookup(doc, path)
   return v
 end
 
+-- A value that is not a date, as a message shows it (not a table's address).
+local function shown(v)
+  if v == json.null then return "null" end
+  if type(v) == "table" then return json.is_array(v) and "an array" or "an object" end
+  return tostring(v)
+end
+
 local DIRECTIVES = { Y = true, m = true, d = true, H = true, ["%"] = true }
 
 local function check_literal(text, pattern, first, level)
@@ -103,8 +113,15 @@ function M.compile(pattern, level)
   end
   check_literal(pattern:sub(pos), pattern, pos == 1, level)
   pieces[#pieces + 1] = pattern:sub(pos)
-  local fields = {}
-  for _, p in ipairs(pieces) do if type(p) == "table" then fields[#fields + 1] = p.field end end
+  local fields, copy = {}, {}
+  for i, p in ipairs(pieces) do
+    if type(p) == "table" then
+      fields[#fields + 1] = p.field
+      copy[i] = { field = p.field, fmt = p.fmt }
+    else
+      copy[i] = p
+    end
+  end
   return function(doc)
     local out = {}
     for _, p in ipairs(pieces) do
@@ -116,7 +133,7 @@ function M.compile(pattern, level)
         if not y then
           return nil, errors.new { kind = "input", field = p.field,
             message = v == nil and "missing date field for the index pattern"
-              or ("not a date for the index pattern: " .. tostring(v)) }
+              or ("not a date for the index pattern: " .. shown(v)) }
         end
         out[#out + 1] = (p.fmt:gsub("%%(.)", function(c)
           if c == "Y" then return string.format("%04d", y) end
@@ -129,7 +146,7 @@ function M.compile(pattern, level)
       end
     end
     return table.concat(out)
-  end, fields
+  end, fields, copy
 end
 
 -- The first of fields that is not one of columns (a CSV header): no row can have it.

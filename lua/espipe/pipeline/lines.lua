@@ -12,6 +12,9 @@
 --   r.stopped  -- the reason stop() gave, when reading ended because of it
 --                 (checked before each read: Ctrl-C ends a job between chunks)
 --   r:close()
+-- A consumer that splits lines itself (load's C line path) reads the buffer:
+--   local buf, pos = r:buffered()   -- the input read so far, unread from pos
+--   r:consumed(next_pos, n)         -- it took buf up to next_pos, n whole lines
 local codec = require "espipe.pipeline.codec"
 local errors = require "espipe.errors"
 
@@ -156,6 +159,16 @@ function Reader:_spanning()
       return chomp(concat(parts)), lineno, at
     end
   end
+end
+
+function Reader:buffered()
+  return self.buf, self.pos
+end
+
+function Reader:consumed(next_pos, n)
+  self.offset = self.offset + (next_pos - self.pos)
+  self.lineno = self.lineno + n
+  self.pos = next_pos
 end
 
 function Reader:iter()

@@ -2,7 +2,8 @@
 -- replay) or CSV, from a file or stdin, plain or gzip/zstd compressed.
 --
 --   load.run{ client =, input = PATH | "-", index = NAME, format = "ndjson"|"bulk"|"csv"|"deadletter",
---             id_field =, index_pattern = "logs-{@timestamp:%Y.%m}", on_bad_line = "stop"|"skip",
+--             id_field =, routing_field =, index_pattern = "logs-{@timestamp:%Y.%m}",
+--             on_bad_line = "stop"|"skip", rate = docs/s, pipeline = NAME (ingest pipeline),
 --             strict = false, csv_types = false, dead_letter = PATH, op = "index"|"create",
 --             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
@@ -12,9 +13,14 @@
 --
 -- Speed vs strictness (NDJSON): a line is passed to Elasticsearch as raw
 -- bytes after a cheap check (first non-blank byte '{', last '}'); it is only
--- decoded when a field is needed (id_field, index_pattern) or with strict.
--- A line that passes the cheap check but is not JSON is then rejected by
--- Elasticsearch per item and lands in the indexer's dead letter.
+-- checked as JSON when a field is needed (id_field, index_pattern) or with
+-- strict. A line that passes the cheap check but is not JSON is then
+-- rejected by Elasticsearch per item and lands in the indexer's dead letter.
+-- The lines are split, checked and appended to the bulk request in C
+-- (csrc/bulk_lines.c: fields read off the text, no decode); a line the C
+-- path does not take (a bad line, or anything unusual) goes the Lua way
+-- below, which decodes it and decides. load.c_lines = false sends every
+-- line the Lua way (the reference the C path is checked against).
 -- CSV: a header row names the columns; cells stay strings unless csv_types
 -- (JSON-number-looking cells become numbers, true/false booleans, empty
 -- cells are left out).
@@ -43,10 +49,13 @@ local errors = require "espipe.errors"
 local options = require "espipe.options"
 
 local utf8_invalid = core.utf8_invalid
+local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_append
 
 local M = {}
+M.c_lines = true
 
-local KNOWN = { "client", "input", "index", "format", "id_field", "index_pattern", "on_bad_line",
+local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field", "rate", "pipeline",
+  "index_pattern", "on_bad_line",
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
@@ -56,8 +65,9 @@ local BULK_ACTIONS = { index = true, create = true, update = true, delete = true
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
 local BULK_EXPECTED = 'expected a bulk action line {"index"|"create"|"update"|"delete": {...}}'
 
+-- (blanks around as the bulk builder allows them: spaces and tabs)
 local function looks_like_object(line)
-  return line:find("^%s*{") ~= nil and line:find("}%s*$") ~= nil
+  return line:find("^[ \t]*{") ~= nil and line:find("}[ \t]*$") ~= nil
 end
 
 local function is_blank(line) return line:find("^%s*$") ~= nil end
@@ -111,15 +121,48 @@ function Job:add(action, source, meta, index)
   if ok == nil and err then self.failure = err return false end
   local target = index or self.opts.index
   if target then self.indices[target] = (self.indices[target] or 0) + 1 end
+  self:counted(1)
+  return true
+end
+
+-- n more documents handed to the indexer; progress every 1000.
+function Job:counted(n)
   local s = self.summary
-  s.read = s.read + 1
-  if self.progress and s.read % 1000 == 0 then
-    local st, r = ix:stats_now(), self.reader
+  local before = s.read
+  s.read = before + n
+  if self.progress and (s.read - s.read % 1000) > before then
+    local st, r = self.ix:stats_now(), self.reader
     -- position: compressed bytes read (the file's size is the total); bytes: input read
     self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning,
                            bytes = r.offset, position = r.f:seek("cur") }
   end
-  return true
+  if self.opts.rate then self:keep_rate() end
+end
+
+-- With rate: wait while the documents read are ahead of rate x time, as
+-- reindex's --rate does; in quarter seconds, so a signal ends the wait.
+function Job:keep_rate()
+  local client, rate, stop = self.opts.client, self.opts.rate, self.reader.stop
+  local ahead = self.summary.read / rate - (client:now() - self.started)
+  while ahead > 0 and not (stop and stop()) do
+    client:sleep(math.min(ahead, 0.25))
+    ahead = self.summary.read / rate - (client:now() - self.started)
+  end
+end
+
+-- The value of an id or routing field, as the bulk builder takes it: a
+-- non-empty string or an integer; else nil and why.
+local function key_value(doc, field, what)
+  local v = doc[field]
+  if v == nil or v == json.null then return nil, "missing " .. what .. " field " .. field end
+  if type(v) ~= "string" and type(v) ~= "number" then
+    return nil, what .. " field " .. field .. " is not a string or number"
+  end
+  if v == "" then return nil, "empty " .. what .. " field " .. field end
+  if type(v) == "number" and (v ~= math.floor(v) or v < -2 ^ 63 or v >= 2 ^ 63) then
+    return nil, what .. " field " .. field .. " is a number but not an integer: " .. tostring(v)
+  end
+  return v
 end
 
 function Job:meta_for(doc)
@@ -131,27 +174,27 @@ function Job:meta_for(doc)
   elseif self.opts.index then
     meta._index = self.opts.index
   end
-  local id_field = self.opts.id_field
-  if id_field then
-    local id = doc[id_field]
-    if id == nil or id == json.null then return nil, "missing id field " .. id_field end
-    if type(id) ~= "string" and type(id) ~= "number" then
-      return nil, "id field " .. id_field .. " is not a string or number"
-    end
-    meta._id = id
+  for _, f in ipairs(self.key_fields) do
+    local v, why = key_value(doc, f[2], f[3])
+    if v == nil then return nil, why end
+    meta[f[1]] = v
   end
   return meta
 end
 
--- Every line of the input, blank ones left out; an over-long line goes to
--- Job:too_long. each(line, lineno, offset) returns false to stop.
+-- One line of the input the Lua way: blank ones left out, an over-long one
+-- (line == false) to Job:too_long, the rest to each(line, lineno, offset).
+-- Returns false to stop.
+function Job:one_line(each, line, lineno, offset, err)
+  if line == false then return self:too_long(lineno, offset, err) end
+  if is_blank(line) then return true end
+  return each(line, lineno, offset)
+end
+
+-- Every line of the input; each(line, lineno, offset) returns false to stop.
 function Job:each_line(each)
   for line, lineno, offset, err in self.reader:iter() do
-    if line == false then
-      if not self:too_long(lineno, offset, err) then return end
-    elseif not is_blank(line) then
-      if not each(line, lineno, offset) then return end
-    end
+    if not self:one_line(each, line, lineno, offset, err) then return end
   end
 end
 
@@ -160,23 +203,68 @@ end
 
 local read = {}
 
-function read.ndjson(job)
+local function ndjson_line(job, line, lineno, offset)
   local opts = job.opts
-  local need_doc = opts.id_field or job.name_of or opts.strict
   local op = opts.op or "index"
-  job:each_line(function(line, lineno, offset)
-    if not looks_like_object(line) then return job:bad(lineno, offset, "not a JSON object", line) end
-    if not need_doc then
-      local at = utf8_invalid(line)
-      if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
-      return job:add(op, line, { _index = opts.index }) -- opts.index is in job.indices already
+  if not looks_like_object(line) then return job:bad(lineno, offset, "not a JSON object", line) end
+  local cr = line:find("\r", 1, true)
+  if cr then
+    return job:bad(lineno, offset, "carriage return (\\r) inside the line at byte " .. cr, line, cr)
+  end
+  if not (opts.id_field or opts.routing_field or job.name_of or opts.strict) then
+    local at = utf8_invalid(line)
+    if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
+    return job:add(op, line, { _index = opts.index }) -- opts.index is in job.indices already
+  end
+  local doc, why, at = decode_object(line)
+  if not doc then return job:bad(lineno, offset, why, line, at) end
+  local meta, merr = job:meta_for(doc)
+  if not meta then return job:bad(lineno, offset, merr, line) end
+  return job:add(op, line, meta, meta._index)
+end
+
+-- The C appender for this job's NDJSON, or nil when its lines go the Lua way.
+local function c_appender(job)
+  local opts = job.opts
+  if not M.c_lines or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
+  return bulk_lines_new { op = opts.op, index = opts.index, id_field = opts.id_field, routing_field = opts.routing_field,
+                          pattern = job.pattern_pieces, check = opts.strict and "json" or "object",
+                          max_line = job.reader.max_line }
+end
+
+-- The whole lines buffered, through the C appender: true to go on, false
+-- when the job must stop, "lua" when the indexer takes documents one by one.
+function Job:c_lines(appender)
+  local buf, pos = self.reader:buffered()
+  while pos <= #buf do
+    local next_pos, n, docs, stop = self.ix:fill(bulk_lines_append, appender, buf, pos, self.indices)
+    if next_pos == false then return "lua" end
+    if next_pos == nil then self.failure = n return false end -- the indexer stopped
+    self.reader:consumed(next_pos, n)
+    if not self.pattern_pieces and self.opts.index then -- (a pattern's indices are counted in C)
+      self.indices[self.opts.index] = (self.indices[self.opts.index] or 0) + docs
     end
-    local doc, why, at = decode_object(line)
-    if not doc then return job:bad(lineno, offset, why, line, at) end
-    local meta, merr = job:meta_for(doc)
-    if not meta then return job:bad(lineno, offset, merr, line) end
-    return job:add(op, line, meta, meta._index)
-  end)
+    self:counted(docs)
+    if stop == "memory" then error(errors.new { kind = "internal", message = "out of memory building a bulk request" }) end
+    if stop ~= "full" then return true end
+    pos = next_pos
+  end
+  return true
+end
+
+function read.ndjson(job)
+  local each = function(line, lineno, offset) return ndjson_line(job, line, lineno, offset) end
+  local appender = c_appender(job)
+  if not appender then return job:each_line(each) end
+  local reader = job.reader
+  while true do
+    local go = job:c_lines(appender)
+    if go == "lua" then return job:each_line(each) end
+    if not go then return end
+    -- the line the C path left, or the one spanning the buffer's end
+    local line, lineno, offset, err = reader:next()
+    if line == nil or not job:one_line(each, line, lineno, offset, err) then return end
+  end
 end
 
 function read.bulk(job)
@@ -251,6 +339,7 @@ function read.csv(job)
   end
   local missing = index_pattern.fields_missing(job.pattern_fields or {}, header)
     or (opts.id_field and index_pattern.fields_missing({ opts.id_field }, header))
+    or (opts.routing_field and index_pattern.fields_missing({ opts.routing_field }, header))
   if missing then
     job.failure = errors.new { kind = "input", line = 1, message = job.name .. ": the CSV header has no column '"
       .. missing .. "' (columns: " .. table.concat(header, ", ") .. ")" }
@@ -312,6 +401,14 @@ local function check(opts)
   local m = opts.max_line_bytes
   if m ~= nil and (type(m) ~= "number" or m < 1) then
     error("espipe.load: max_line_bytes must be a positive number", 3)
+  end
+  if opts.rate ~= nil and (type(opts.rate) ~= "number" or opts.rate ~= opts.rate or opts.rate <= 0) then
+    error("espipe.load: rate must be a positive number (documents per second)", 3)
+  end
+  for _, k in ipairs { "id_field", "routing_field", "pipeline" } do
+    if opts[k] ~= nil and (type(opts[k]) ~= "string" or opts[k] == "") then
+      error("espipe.load: " .. k .. " must be a non-empty string", 3)
+    end
   end
   local dead = opts.dead_letter or DEFAULT_DEAD
   if opts.input and (opts.input == dead or opts.input == dead .. ".input") then
@@ -383,10 +480,20 @@ function Job:finish(raised)
   return s
 end
 
+-- The meta keys taken from document fields: { meta key, field, what }.
+local function key_fields(opts)
+  local out = {}
+  if opts.id_field then out[#out + 1] = { "_id", opts.id_field, "id" } end
+  if opts.routing_field then out[#out + 1] = { "routing", opts.routing_field, "routing" } end
+  return out
+end
+
 function M.run(opts)
   local format, on_bad, dead = check(opts)
-  local name_of, pattern_fields
-  if opts.index_pattern then name_of, pattern_fields = index_pattern.compile(opts.index_pattern, 3) end
+  local name_of, pattern_fields, pattern_pieces
+  if opts.index_pattern then
+    name_of, pattern_fields, pattern_pieces = index_pattern.compile(opts.index_pattern, 3)
+  end
   local trap = opts.trap_signals
   local input = opts.input or "-"
   -- trapped before the input is opened: opening a FIFO and the first read may wait
@@ -406,10 +513,11 @@ function M.run(opts)
   if trap then core.signals_watch(reader.f) end
   local job = setmetatable({
     opts = opts, on_bad = on_bad, name_of = name_of, pattern_fields = pattern_fields,
+    pattern_pieces = pattern_pieces, key_fields = key_fields(opts),
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
     reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = 0 } or {},
     bad_dl = deadletter.new(dead .. ".input"),
-    summary = { read = 0, bad_lines = 0, unreplayable = 0 },
+    summary = { read = 0, bad_lines = 0, unreplayable = 0 }, started = opts.rate and opts.client:now(),
   }, Job)
   local ok, raised = pcall(function()
     job.ix = opts.client:bulk_indexer {
@@ -418,6 +526,7 @@ function M.run(opts)
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
       server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
+      pipeline = opts.pipeline,
     }
     read[format](job)
   end)
