@@ -2,7 +2,7 @@
 --   local espipe = require("espipe")
 --   local es = espipe.client{ hosts = { "http://127.0.0.1:9200" } }
 -- Submodules load on first use, so requiring espipe costs almost nothing.
-local lazy = { json = "espipe.json", routing = "espipe.routing", errors = "espipe.errors" }
+local lazy = { json = "espipe.json", routing = "espipe.routing", errors = "espipe.client.errors" }
 
 local M = { _VERSION = "espipe 0.2.0" }
 

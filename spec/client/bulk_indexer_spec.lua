@@ -3,7 +3,7 @@
 -- (doc.fail = status, doc.fail_times = how many attempts fail first), so the
 -- expected outcome of every document is written in the document itself.
 local client_mod = require("espipe.client")
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 local json = require("espipe.json")
 local script_transport = require("spec.client.support.script_transport")
 

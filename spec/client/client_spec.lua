@@ -1,7 +1,7 @@
 -- espipe.client without a server: the requests each API sends and how
 -- answers and failures come back (a scripted in-memory transport).
 local client_mod = require("espipe.client")
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 local json = require("espipe.json")
 local script = require("spec.client.support.script_transport")
 

@@ -4,7 +4,7 @@
 local client_mod = require("espipe.client")
 local json = require("espipe.json")
 local script = require("spec.client.support.script_transport")
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 
 -- Sources that a decode/encode round trip would change.
 local TRICKY = {

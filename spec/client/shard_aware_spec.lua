@@ -3,7 +3,7 @@
 -- server's own answers (_search_shards, _cat/shards, and its per-node count
 -- of documents received for shards the node does not hold, "forwarded").
 local client_mod = require("espipe.client")
-local shard_map = require("espipe.shard_map")
+local shard_map = require("espipe.client.shard_map")
 local json = require("espipe.json")
 local devserver = require("spec.support.devserver")
 local script = require("spec.client.support.script_transport")
@@ -129,7 +129,7 @@ describe("shard-aware bulk #server", function()
       if row.prirep == "p" then
         local node = tonumber(row.node:match("(%d+)$"))
         local host = e.hosts[tonumber(row.shard)]
-        assert.are.equal("http://127.0.0.1:" .. (server.port + node), c.transport.hosts[host].url)
+        assert.are.equal("http://127.0.0.1:" .. (server.port + node), c:hosts()[host])
         seen = seen + 1
       end
     end
@@ -179,7 +179,7 @@ describe("shard-aware bulk #server", function()
         local runs, last, done = {}, nil, {}
         for id in req.body:gmatch('"_id":"([^"]+)"') do
           local shard = m:shard(e, id)
-          assert.are.equal(c.transport.hosts[e.hosts[shard]].url, t.hosts[req.host].url)
+          assert.are.equal(c:hosts()[e.hosts[shard]], c2:hosts()[req.host])
           if shard ~= last then
             assert.is_nil(done[shard], "shard " .. shard .. " split within one request")
             if last then done[last] = true end
@@ -232,7 +232,7 @@ describe("shard-aware bulk #server", function()
     assert.are.equal(0, st.failed)
     assert.is_true(st.node_failures > 0)
     -- the failure made the map reload before the next batch
-    assert.is_true((bi.shard_map.generation or 0) >= 1)
+    assert.is_true((bi.router.map.generation or 0) >= 1)
     local _, docs = forwarded(c)
     assert.are.equal(3000, docs)
   end)
@@ -244,7 +244,7 @@ describe("shard-aware bulk #server", function()
     for i = 1, 1200 do bi:index({ n = i }, { id = "h" .. i }) end
     local st = bi:close()
     assert.are.equal(1200, st.ok)
-    assert.are.equal(1, #c2.transport.hosts)
+    assert.are.equal(1, #c2:hosts())
     -- node 0 holds 2 of the 6 primaries: about a third go direct, none elsewhere
     assert.is_true(st.direct > 0 and st.direct < 1200, "direct " .. st.direct)
     c2:close()

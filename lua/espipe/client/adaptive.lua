@@ -8,7 +8,7 @@
 --     at least EPOCH_SECONDS and EPOCH_RESPONSES, between MIN_BATCH and the
 --     cap; a 413 (or the server's http.max_content_length) lowers the cap.
 -- A fixed number for either value pins it; the other one still adapts.
-local options = require("espipe.options")
+local options = require("espipe.client.options")
 
 local floor, max, min = math.floor, math.max, math.min
 

@@ -67,14 +67,15 @@
 -- generic for is left early (the scan is the to-be-closed value), on
 -- :close(), and failing all that when the scan is garbage collected.
 --
--- Failures: next_page/next_hit return nil, err (an espipe.errors table,
+-- Failures: next_page/next_hit return nil, err (an espipe.client.errors table,
 -- after releasing the contexts); the for-loop iterators (the scan itself,
 -- :pages()) cannot return an error, so they raise it (error(err, 0)): wrap
 -- the loop in pcall. Wrong arguments raise at the call.
 local json = require("espipe.json")
 local core = require("espipe.core")
-local errors = require("espipe.errors")
-local options = require("espipe.options")
+local errors = require("espipe.client.errors")
+local http_error = require("espipe.client.dispatch").http_error
+local options = require("espipe.client.options")
 local url = require("espipe.client.url")
 local retry_mod = require("espipe.client.retry")
 
@@ -90,12 +91,8 @@ local KNOWN = { "method", "size", "slices", "keep_alive", "sort", "_source", "re
 
 local HEADERS = { ["Content-Type"] = "application/json" }
 
-local function client_mod() return require("espipe.client") end
 
-local function inflight(client)
-  if client.inflight then return client:inflight() end
-  return client.transport:inflight()
-end
+
 
 local function release_on_gc(self)
   -- Lua 5.1/LuaJIT run __gc only for userdata: a sentinel carries it.
@@ -205,7 +202,7 @@ end
 function Scan:_submit(sl)
   local req = self:_request_for(sl)
   local id, err = self.client:_submit(self.owner, req)
-  if not id then return nil, client_mod().transport_error(err, req) end
+  if not id then return nil, errors.transport_error(err, req) end
   sl.req = req
   self.pending[id] = sl
   self.n_pending = self.n_pending + 1
@@ -231,8 +228,7 @@ function Scan:_classify(sl, res)
 end
 
 function Scan:_page_error(sl, res, class)
-  local cm = client_mod()
-  local err = res.err and cm.transport_error(res.err, sl.req) or cm.http_error(res, sl.req)
+  local err = res.err and errors.transport_error(res.err, sl.req) or http_error(res, sl.req)
   err.page, err.slice = sl.number + 1, sl.id
   local what = page_name(self, sl)
   if class == "lost" then
@@ -243,7 +239,7 @@ function Scan:_page_error(sl, res, class)
     err.reason = what .. ": " .. tostring(err.reason or err.message or err.kind)
   end
   if sl.retrying then err.attempts = sl.retrying.attempts + 1 end
-  if class == "systemic" then cm.systemic(err) end
+  if class == "systemic" then errors.systemic(err) end
   return err
 end
 
@@ -445,7 +441,7 @@ function Scan:_drain()
         release_body(res)
       end
     end
-    if inflight(self.client) == 0 then break end
+    if self.client:inflight() == 0 then break end
   end
 end
 
@@ -473,13 +469,13 @@ function Scan:_release(from_gc)
   if not req then return true end
   req.headers = HEADERS
   if from_gc then
-    pcall(self.client.transport.submit, self.client.transport, req)
+    self.client:_submit_detached(req)
     return true
   end
   local res, err = self.client:perform(req)
   -- 404: already gone (expired or freed), which is what we wanted
   if not res then return nil, err end
-  if res.status ~= 200 and res.status ~= 404 then return nil, client_mod().http_error(res, req) end
+  if res.status ~= 200 and res.status ~= 404 then return nil, http_error(res, req) end
   return true
 end
 

@@ -13,7 +13,7 @@
 --                 (checked before each read: Ctrl-C ends a job between chunks)
 --   r:close()
 local codec = require "espipe.pipeline.codec"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local find, sub, concat = string.find, string.sub, table.concat
 

@@ -3,7 +3,7 @@
 -- submitted request is recorded; answers come from a responder function
 -- (req, n) -> { status =, body = } | { err = errors{...} }. With latency = k
 -- a response is ready only after k further polls, so requests overlap.
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 
 local M = {}
 M.__index = M
