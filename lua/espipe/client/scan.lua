@@ -394,9 +394,20 @@ function Scan:_open()
     local ok, err = self:_open_pit()
     if not ok then return nil, err end
   end
+  return self:_request_unfinished(false)
+end
+
+-- The first request of every slice not done; from_start: from its first
+-- page again (the PIT it was reading is gone).
+function Scan:_request_unfinished(from_start)
   for i = 0, self.nslices - 1 do
     local sl = self.slice[i]
     if not sl.done then
+      if from_start then
+        self.restarted[#self.restarted + 1] = i
+        sl.after, sl.number, sl.retrying = nil, 0, nil
+        self.handed_pos[i] = nil
+      end
       local ok, err = self:_submit(sl)
       if not ok then return nil, err end
     end
@@ -411,17 +422,7 @@ function Scan:_restart()
   local ok, err = self:_open_pit()
   if not ok then return nil, err end
   self.restarted = {}
-  for i = 0, self.nslices - 1 do
-    local sl = self.slice[i]
-    if not sl.done then
-      self.restarted[#self.restarted + 1] = i
-      sl.after, sl.number, sl.retrying = nil, 0, nil
-      self.handed_pos[i] = nil
-      ok, err = self:_submit(sl)
-      if not ok then return nil, err end
-    end
-  end
-  return true
+  return self:_request_unfinished(true)
 end
 
 local function release_body(page)
