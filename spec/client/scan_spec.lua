@@ -95,6 +95,13 @@ describe("scan with raw_source", function()
     assert.has_error(function() c:scan("src", nil, { raw_source = "yes" }) end,
       "scan: raw_source must be a boolean")
   end)
+
+  it("refuses a query it could not send when asked, not while paging", function()
+    local c = client_mod.new{ transport = script.new(pit_server({})) }
+    local ok, err = pcall(function() return c:scan("src", { term = { f = print } }) end)
+    assert.is_false(ok)
+    assert.matches("^spec/client/scan_spec.lua:%d+: scan: query, sort, _source or resume cannot be sent as JSON", err)
+  end)
 end)
 
 describe("scan with raw_source against espipe serve #server", function()

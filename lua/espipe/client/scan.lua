@@ -127,6 +127,10 @@ local function check_args(index, query, opts, level)
   if (opts.resume or opts.pit_id) and method == "scroll" then
     error("scan: resume and pit_id need method \"pit\" (a scroll has no position)", level + 1)
   end
+  -- what goes into every page request is checked now, not as a raise deep
+  -- inside paging where the caller expects nil, err
+  local ok, err = pcall(json.encode, { query = query, sort = opts.sort, _source = opts._source, resume = opts.resume })
+  if not ok then error("scan: query, sort, _source or resume cannot be sent as JSON: " .. tostring(err), level + 1) end
   return method, slices
 end
 
