@@ -6,7 +6,6 @@ local client_mod = require("espipe.client")
 local shard_map = require("espipe.client.shard_map")
 local json = require("espipe.json")
 local devserver = require("spec.support.devserver")
-local script = require("spec.client.support.script_transport")
 
 local SHARDS = 6
 
@@ -248,33 +247,5 @@ describe("shard-aware bulk #server", function()
     -- node 0 holds 2 of the 6 primaries: about a third go direct, none elsewhere
     assert.is_true(st.direct > 0 and st.direct < 1200, "direct " .. st.direct)
     c2:close()
-  end)
-end)
-
-describe("shard map without a server", function()
-  it("switches off for a time-series index, logging once", function()
-    local t = script.new(function(req)
-      if req.path == "/metrics/_settings" then
-        return { status = 200, body = '{"metrics":{"settings":{"index":{"number_of_shards":"2",'
-          .. '"mode":"time_series","routing_path":["host"]}}}}' }
-      end
-      return { status = 404, body = '{"error":{"type":"x","reason":"unexpected ' .. req.path .. '"}}' }
-    end)
-    local logs = {}
-    local m = shard_map.new(client_mod.new{ transport = t }, { log = function(s) logs[#logs + 1] = s end })
-    local e, why = m:route("metrics")
-    assert.is_false(e)
-    assert.matches("routing_path", why)
-    assert.is_false((m:route("metrics")))
-    assert.are.equal(1, #logs)
-    assert.are.equal(1, #t.sent)
-  end)
-
-  it("rejects wrong options", function()
-    local c = client_mod.new{ transport = script.new(function() return { status = 200, body = "{}" } end) }
-    assert.has_error(function() shard_map.new(c, { refresh = 0 }) end,
-      "shard_map: refresh must be a positive number of seconds")
-    assert.has_error(function() c:bulk_indexer{ shard_aware = "yes" } end,
-      "bulk_indexer: shard_aware must be true or a table { rewrite =, restrict_to_hosts =, refresh =, rotation = }")
   end)
 end)
