@@ -90,10 +90,13 @@ local encode = json.encode
 local scan_response = core.bulk_response
 local bulk_new = core.bulk_new
 
--- The buffer methods, called directly: no method lookup per document.
-local B = getmetatable(bulk_new()).__index
-local put, put_raw, item_of, reset, split, append_from, auto_id_of =
-  B.put, B.raw, B.item, B.reset, B.split, B.append_from, B.auto_id
+-- The buffer methods (every buffer's, taken from one), called directly: no
+-- method lookup per document.
+local function buffer_methods()
+  local b = bulk_new()
+  return b.put, b.raw, b.item, b.reset, b.split, b.append_from, b.auto_id
+end
+local put, put_raw, item_of, reset, split, append_from, auto_id_of = buffer_methods()
 
 local M = {}
 local Indexer = {}
