@@ -435,7 +435,19 @@ function Indexer:index(doc, meta)
   if self.halt then return nil, self.halt end
   local ok, n, bytes = pcall(put, self.cur, "index", meta, doc)
   if not ok then rejected("index", doc, meta, n, true) end
-  return self:_added(n, bytes)
+  -- _added, inlined on purpose (the one duplicate left here): calling it
+  -- costs 3.6% more instructions per document (callgrind, 50k documents)
+  local stats = self.stats
+  stats.added = stats.added + 1
+  if n >= self.batch_docs or bytes >= self.batch_bytes then
+    self:_ship_current()
+  elseif self.flush_interval then
+    self:tick()
+  elseif n % PUMP_EVERY == 0 and self.n_inflight > 0 then
+    self:_pump(0)
+  end
+  if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
+  return true
 end
 
 function Indexer:create(doc, meta)
