@@ -1,15 +1,10 @@
 -- The document and index APIs (espipe.client.api, .indices) against the dev server.
-local devserver = require("support.devserver")
-local client_mod = require("espipe.client")
 local json = require("espipe.json")
 
 describe("client APIs against espipe serve #server", function()
-  local srv, c
-  setup(function()
-    srv = devserver.start{ chaos = "item_429=0.2,503=0.05,reset=0.02", seed = 42 }
-    c = client_mod.new{ hosts = { srv.url } }
-  end)
-  teardown(function() if srv then srv.stop() end end)
+  local server, c = require("spec.client.support.fixtures").chaos_server(), nil
+  setup(function() c = server.start() end)
+  teardown(server.stop)
 
   it("document APIs round-trip and report errors in one line", function()
     assert(c.indices:create{ index = "docs", settings = { number_of_shards = 2 } })

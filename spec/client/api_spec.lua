@@ -2,12 +2,8 @@
 -- sends, and the wrong arguments it raises for (a scripted transport).
 local client_mod = require("espipe.client")
 local json = require("espipe.json")
-local script = require("spec.client.support.script_transport")
 
-local function client_answering(status, body)
-  local t = script.new(function() return { status = status, body = body } end)
-  return client_mod.new{ transport = t }, t
-end
+local client_answering = require("spec.client.support.fixtures").client_answering
 
 describe("client requests", function()
   it("index with an id is a PUT with escaped id and query parameters", function()

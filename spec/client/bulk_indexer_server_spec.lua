@@ -1,30 +1,14 @@
 -- The bulk indexer against the dev server under chaos (espipe serve).
-local devserver = require("support.devserver")
-local client_mod = require("espipe.client")
 local json = require("espipe.json")
 
-local function tmpname()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
+local fixtures = require("spec.client.support.fixtures")
+local tmpname, read_lines = fixtures.tmpname, fixtures.read_lines
 
-local function read_lines(path)
-  local out = {}
-  local f = io.open(path)
-  if not f then return out end
-  for line in f:lines() do out[#out + 1] = line end
-  f:close()
-  return out
-end
 
 describe("bulk indexer against espipe serve #server", function()
-  local srv, c
-  setup(function()
-    srv = devserver.start{ chaos = "item_429=0.2,503=0.05,reset=0.02", seed = 42 }
-    c = client_mod.new{ hosts = { srv.url } }
-  end)
-  teardown(function() if srv then srv.stop() end end)
+  local server, c = require("spec.client.support.fixtures").chaos_server(), nil
+  setup(function() c = server.start() end)
+  teardown(server.stop)
 
   it("indexes 200k documents under chaos exactly once, and scans them back #slow", function()
     local dead = tmpname()

@@ -4,10 +4,7 @@ local client_mod = require("espipe.client")
 local errors = require("espipe.client.errors")
 local script = require("spec.client.support.script_transport")
 
-local function client_answering(status, body)
-  local t = script.new(function() return { status = status, body = body } end)
-  return client_mod.new{ transport = t }, t
-end
+local client_answering = require("spec.client.support.fixtures").client_answering
 
 describe("client answers", function()
   it("maps an Elasticsearch error to a one-line error", function()

@@ -1,12 +1,7 @@
 -- espipe.client.indices without a server: the request each index API sends.
-local client_mod = require("espipe.client")
 local json = require("espipe.json")
-local script = require("spec.client.support.script_transport")
 
-local function client_answering(status, body)
-  local t = script.new(function() return { status = status, body = body } end)
-  return client_mod.new{ transport = t }, t
-end
+local client_answering = require("spec.client.support.fixtures").client_answering
 
 describe("client.indices requests", function()
   it("indices APIs use their endpoints", function()

@@ -1,6 +1,4 @@
 -- Scans against the dev server: every document once, contexts released.
-local devserver = require("support.devserver")
-local client_mod = require("espipe.client")
 local json = require("espipe.json")
 
 -- A context that was released answers 404 when used again.
@@ -19,12 +17,9 @@ local function scroll_is_gone(c, scroll_id)
 end
 
 describe("scan against espipe serve #server", function()
-  local srv, c
-  setup(function()
-    srv = devserver.start{ chaos = "item_429=0.2,503=0.05,reset=0.02", seed = 42 }
-    c = client_mod.new{ hosts = { srv.url } }
-  end)
-  teardown(function() if srv then srv.stop() end end)
+  local server, c = require("spec.client.support.fixtures").chaos_server(), nil
+  setup(function() c = server.start() end)
+  teardown(server.stop)
 
   local N = 5003
   setup(function()
