@@ -42,3 +42,23 @@ describe("espipe.client's view of its transport", function()
     c:close()
   end)
 end)
+
+describe("espipe.client helpers", function()
+  it("report wrong arguments at the caller's line", function()
+    local c = client_mod.new{ hosts = { "http://127.0.0.1:1" } }
+    local calls = {
+      function() local s = c:scan("") return s end,
+      function() local s = c:scan("x", nil, { slices = 0 }) return s end,
+      function() local s = c:scan("x", nil, { slicez = 1 }) return s end,
+      function() local b = c:bulk_indexer{ batch_docs = 0 } return b end,
+      function() local b = c:bulk_indexer{ shard_aware = 1 } return b end,
+      function() local b = c:bulk_indexer{ batch_doc = 1 } return b end,
+    }
+    for i, call in ipairs(calls) do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.matches("^spec/client/client_spec.lua:%d+: ", err, "call " .. i)
+    end
+    c:close()
+  end)
+end)

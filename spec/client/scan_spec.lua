@@ -98,7 +98,7 @@ describe("scan with raw_source", function()
 
   it("refuses a query it could not send when asked, not while paging", function()
     local c = client_mod.new{ transport = script.new(pit_server({})) }
-    local ok, err = pcall(function() return c:scan("src", { term = { f = print } }) end)
+    local ok, err = pcall(function() local s = c:scan("src", { term = { f = print } }); return s end)
     assert.is_false(ok)
     assert.matches("^spec/client/scan_spec.lua:%d+: scan: query, sort, _source or resume cannot be sent as JSON", err)
   end)

@@ -101,14 +101,18 @@ end
 
 -- client:bulk_indexer{ ... } (see espipe.client.bulk_indexer); shard_aware
 -- sends through an espipe.client.bulk_router.
+-- (Neither is a tail call: wrong arguments are reported at the caller's line
+-- on every Lua version.)
 function Client:bulk_indexer(opts)
   local router = type(opts) == "table" and opts.shard_aware and bulk_router.new(self, opts, 3) or nil
-  return bulk_indexer.new(self, opts, 2, router)
+  local ix = bulk_indexer.new(self, opts, 3, router)
+  return ix
 end
 
 -- client:scan(index, query, opts) (see espipe.client.scan)
 function Client:scan(index, query, opts)
-  return scan.new(self, index, query, opts, 2)
+  local s = scan.new(self, index, query, opts, 3)
+  return s
 end
 
 return M

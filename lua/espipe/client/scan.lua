@@ -103,34 +103,38 @@ local function release_on_gc(self)
   end
 end
 
+-- level: as error() counts it from here (new passes its own + 1).
 local function check_args(index, query, opts, level)
   if type(index) ~= "string" and type(index) ~= "table" then
-    error("scan: index must be a string or a list of names", level + 1)
+    error("scan: index must be a string or a list of names", level)
   end
   if query ~= nil and type(query) ~= "table" then
-    error("scan: query must be a table (the query clause) or nil", level + 1)
+    error("scan: query must be a table (the query clause) or nil", level)
   end
   options.check(opts, KNOWN, "scan", level)
   local method = opts.method or "pit"
-  if method ~= "pit" and method ~= "scroll" then error("scan: method must be \"pit\" or \"scroll\"", level + 1) end
+  if method ~= "pit" and method ~= "scroll" then error("scan: method must be \"pit\" or \"scroll\"", level) end
   local slices = opts.slices or 1
   if type(slices) ~= "number" or slices < 1 or slices % 1 ~= 0 then
-    error("scan: slices must be a positive integer", level + 1)
+    error("scan: slices must be a positive integer", level)
   end
   for _, k in ipairs{ "raw_source", "raw_pages", "advance", "keep_pit" } do
-    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then error("scan: " .. k .. " must be a boolean", level + 1) end
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then error("scan: " .. k .. " must be a boolean", level) end
   end
   if opts.resume ~= nil and type(opts.resume) ~= "table" then
-    error("scan: resume must be a table of positions (as s:positions() returns)", level + 1)
+    error("scan: resume must be a table of positions (as s:positions() returns)", level)
   end
-  if opts.pit_id ~= nil and type(opts.pit_id) ~= "string" then error("scan: pit_id must be a string", level + 1) end
+  if opts.pit_id ~= nil and type(opts.pit_id) ~= "string" then error("scan: pit_id must be a string", level) end
   if (opts.resume or opts.pit_id) and method == "scroll" then
-    error("scan: resume and pit_id need method \"pit\" (a scroll has no position)", level + 1)
+    error("scan: resume and pit_id need method \"pit\" (a scroll has no position)", level)
   end
   -- what goes into every page request is checked now, not as a raise deep
   -- inside paging where the caller expects nil, err
   local ok, err = pcall(json.encode, { query = query, sort = opts.sort, _source = opts._source, resume = opts.resume })
-  if not ok then error("scan: query, sort, _source or resume cannot be sent as JSON: " .. tostring(err), level + 1) end
+  if not ok then
+    error("scan: query, sort, _source or resume cannot be sent as JSON: "
+      .. tostring(err):gsub("^[^:]*:%d+: ", ""), level)
+  end
   return method, slices
 end
 
@@ -142,7 +146,7 @@ function M.new(client, index, query, opts, level)
   local raw_pages = opts.raw_pages == true
   local self = setmetatable({
     client = client, owner = { inbox = {} },
-    index = url.segment(index, "index", level + 1),
+    index = url.segment(index, "index", level),
     query = query, method = method,
     -- never fall back to a scroll when asked for a PIT or resuming one
     may_fall_back = opts.method == nil and opts.pit_id == nil and next(opts.resume or {}) == nil,
