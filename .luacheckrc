@@ -5,6 +5,7 @@ max_line_length = false
 files["lua/espipe/server"] = { globals = { "ngx" } }
 files["lua/espipe/transport/ngx.lua"] = { globals = { "ngx" } }
 files["lua/espipe/transport/init.lua"] = { read_globals = { "ngx" } }
+files["lua/espipe/transport/phase.lua"] = { read_globals = { "ngx" } }
 files["lua/espipe/ngx"] = { globals = { "ngx" } }
 files["examples/openresty"] = { globals = { "ngx" } }
 files["spec"] = { std = "+busted", globals = { "ngx" } }

@@ -2,7 +2,7 @@
 --   local espipe = require("espipe")
 --   local es = espipe.client{ hosts = { "http://127.0.0.1:9200" } }
 -- Submodules load on first use, so requiring espipe costs almost nothing.
-local lazy = { json = "espipe.json", routing = "espipe.routing", errors = "espipe.errors" }
+local lazy = { json = "espipe.json", routing = "espipe.routing", errors = "espipe.client.errors" }
 
 local M = { _VERSION = "espipe 0.2.0" }
 
@@ -11,17 +11,12 @@ function M.client(opts)
 end
 
 -- The pipelines: espipe.reindex{...}, espipe.load{...}, espipe.export{...}
--- (see README); espipe.many{...} is a transform's fan-out result.
-function M.reindex(opts)
-  return require("espipe.pipeline.reindex").run(opts)
-end
-
-function M.load(opts)
-  return require("espipe.pipeline.load").run(opts)
-end
-
-function M.export(opts)
-  return require("espipe.pipeline.export").run(opts)
+-- (see README), each loaded when first run; espipe.many{...} is a
+-- transform's fan-out result.
+for _, name in ipairs{ "reindex", "load", "export" } do
+  M[name] = function(opts)
+    return require("espipe.pipeline." .. name).run(opts)
+  end
 end
 
 function M.many(list)

@@ -1,7 +1,7 @@
 -- espipe.json: the exact JSON codec of the C core.
 --
 --   json.encode(value [, opts]) -> string         raises on values JSON cannot hold
---   json.decode(text [, opts])  -> value | nil, err  (err: espipe.errors, kind "json")
+--   json.decode(text [, opts])  -> value | nil, err  (err: espipe.client.errors, kind "json")
 --   json.null                   the null sentinel (lightuserdata NULL = cjson.null = ngx.null)
 --   json.array([t]) -> t        mark t (or a new table) as an array: {} encodes as []
 --   json.is_array(t)            true for marked tables (every array decode makes)
@@ -43,7 +43,7 @@
 --   the 1-based byte where the problem is (string.sub(text, err.offset) starts
 --   there); err.message says what was expected and what was found.
 local core = require "espipe.core"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local c_decode = core.json_decode
 local array_mt = core.json_array_mt

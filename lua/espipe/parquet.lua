@@ -54,7 +54,7 @@
 -- columns, arrays in string columns) is the value's bytes as the server sent
 -- them, not re-encoded, so it can differ from write_rows' text in spacing,
 -- key order, escapes and number spelling (both are the same JSON value).
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 local schema = require "espipe.parquet.schema"
 local writer = require "espipe.parquet_writer"
 

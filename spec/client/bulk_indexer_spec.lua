@@ -3,7 +3,7 @@
 -- (doc.fail = status, doc.fail_times = how many attempts fail first), so the
 -- expected outcome of every document is written in the document itself.
 local client_mod = require("espipe.client")
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 local json = require("espipe.json")
 local script_transport = require("spec.client.support.script_transport")
 
@@ -28,20 +28,9 @@ function script.new(...)
   return t
 end
 
-local function tmpname()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
+local fixtures = require("spec.client.support.fixtures")
+local tmpname, read_lines = fixtures.tmpname, fixtures.read_lines
 
-local function read_lines(path)
-  local out = {}
-  local f = io.open(path)
-  if not f then return out end
-  for line in f:lines() do out[#out + 1] = line end
-  f:close()
-  return out
-end
 
 -- Answers a _bulk body item by item; seen[id] counts attempts per document.
 local function bulk_responder(seen, opts)

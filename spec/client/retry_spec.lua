@@ -1,7 +1,7 @@
 -- espipe.client.retry: what a failure means and how long a job waits.
 local retry = require("espipe.client.retry")
 local client_mod = require("espipe.client")
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 local script_transport = require("spec.client.support.script_transport")
 
 local function terr(code, extra)

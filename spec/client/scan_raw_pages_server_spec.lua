@@ -56,7 +56,7 @@ describe("scan raw_pages with advance #server", function()
         assert.is_nil(page.n)
         if slices == 1 then
           -- the slice's next request waits for the position
-          assert.equal(0, client.transport:inflight())
+          assert.equal(0, client:inflight())
         end
         local n, pos = assert(w:write_page(page.body))
         assert.is_equal(page, r:advance(page, pos))

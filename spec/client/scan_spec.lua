@@ -4,7 +4,7 @@
 local client_mod = require("espipe.client")
 local json = require("espipe.json")
 local script = require("spec.client.support.script_transport")
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 
 -- Sources that a decode/encode round trip would change.
 local TRICKY = {
@@ -94,6 +94,13 @@ describe("scan with raw_source", function()
     local c = client_mod.new{ transport = script.new(pit_server({})) }
     assert.has_error(function() c:scan("src", nil, { raw_source = "yes" }) end,
       "scan: raw_source must be a boolean")
+  end)
+
+  it("refuses a query it could not send when asked, not while paging", function()
+    local c = client_mod.new{ transport = script.new(pit_server({})) }
+    local ok, err = pcall(function() local s = c:scan("src", { term = { f = print } }); return s end)
+    assert.is_false(ok)
+    assert.matches("^spec/client/scan_spec.lua:%d+: scan: query, sort, _source or resume cannot be sent as JSON", err)
   end)
 end)
 

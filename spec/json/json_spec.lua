@@ -1,6 +1,6 @@
 -- espipe.json: every documented rule of lua/espipe/json.lua, on each Lua.
 local json = require "espipe.json"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 local h = require "json.helpers"
 
 local ints = h.has_integers

@@ -2,7 +2,7 @@
 -- memory bound, the file frame, and the date parser.
 local parquet = require "espipe.parquet"
 local writer = require "espipe.parquet_writer"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 local support = require "parquet.support"
 
 local COLS = { { name = "n", type = "int64" }, { name = "s", type = "string" } }

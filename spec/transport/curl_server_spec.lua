@@ -186,7 +186,7 @@ describe("transport.curl against nginx #server", function()
     assert.equals("timeout", err.code)
     assert.is_false(err.host_dead)
     assert.is_true(done[1].elapsed < 2)
-    assert.is_nil(t.hosts[1].dead_until)
+    assert.is_nil(t.hosts:get(1).dead_until)
     t:close()
   end)
 
@@ -208,11 +208,11 @@ describe("transport.curl against nginx #server", function()
   it("uses the host dead longest when all are dead, and revives it on success", function()
     local t = curl.new { hosts = { srv.url, REFUSED }, dead_host_retry = 60 }
     local now = cm.now()
-    t.hosts[1].dead_since, t.hosts[1].dead_until = now - 5, now + 55
-    t.hosts[2].dead_since, t.hosts[2].dead_until = now - 1, now + 59
+    t.hosts:get(1).dead_since, t.hosts:get(1).dead_until = now - 5, now + 55
+    t.hosts:get(2).dead_since, t.hosts:get(2).dead_until = now - 1, now + 59
     local res = assert(t:request { path = "/c" })
     assert.equals(srv.url, res.host)
-    assert.is_nil(t.hosts[1].dead_until)
+    assert.is_nil(t.hosts:get(1).dead_until)
     t:close()
   end)
 
@@ -364,7 +364,7 @@ describe("transport.curl against nginx #server", function()
     end
     local host = srv.url:gsub("^http://", "http://user:p%%40ss@")
     local t = curl.new { hosts = { host } }
-    assert.equals(srv.url, t.hosts[1].url)
+    assert.equals(srv.url, t.hosts:get(1).url)
     assert.equals("Basic " .. base64("user:p@ss"),
       reply(assert(t:request { path = "/auth" })).headers.authorization)
     t:close()

@@ -3,7 +3,7 @@
 local curl = require "espipe.transport.curl"
 local transport = require "espipe.transport"
 local cm = require "espipe.curl_multi"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 -- Nothing listens on port 1 of loopback: connections are refused at once.
 local REFUSED = "http://127.0.0.1:1"
@@ -122,7 +122,7 @@ describe("transport.curl without a server", function()
     assert.equals("connect", c.err.code)
     assert.is_true(c.err.host_dead)
     assert.same({ method = "GET", path = "/x" }, c.err.request)
-    assert.is_truthy(t.hosts[1].dead_until)
+    assert.is_truthy(t.hosts:get(1).dead_until)
     t:close()
   end)
 
@@ -144,7 +144,7 @@ describe("transport.curl without a server", function()
       { hosts = { REFUSED }, auth = { bearer = secret } },
     } do
       local t = curl.new(opts)
-      assert.equals(REFUSED, t.hosts[1].url)
+      assert.equals(REFUSED, t.hosts:get(1).url)
       t:submit { method = "POST", path = "/_bulk", body = "{}\n" }
       local done = drain(t)
       local strings = all_strings(done)

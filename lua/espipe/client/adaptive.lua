@@ -17,7 +17,7 @@
 --     change of the cluster, not of the step: the climb keeps its direction
 --     (a fall in docs/s there does not turn it round).
 -- A fixed number for either value pins it; the other one still adapts.
-local options = require("espipe.options")
+local options = require("espipe.client.options")
 
 local floor, max, min = math.floor, math.max, math.min
 

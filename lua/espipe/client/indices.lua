@@ -1,7 +1,10 @@
 -- client.indices: create/delete/exists/get, settings, mappings, aliases.
 -- Bound to a client: client.indices:create{ index =, settings =, mappings = }.
-local base = require("espipe.client")
-local define, index_path, need, segment = base.define, base.index_path, base.need, require("espipe.client.url").segment
+local api = require("espipe.client.api")
+local url = require("espipe.client.url")
+
+local setmetatable = setmetatable
+local define, index_path, need, plus, segment = api.define, api.index_path, api.need, api.plus, url.segment
 
 local Indices = {}
 Indices.__index = Indices
@@ -14,11 +17,14 @@ end
 
 local MASTER = { "timeout", "master_timeout" }
 local WILDCARDS = { "allow_no_indices", "ignore_unavailable", "expand_wildcards" }
-local function plus(a, b)
-  local out = {}
-  for _, k in ipairs(a) do out[#out + 1] = k end
-  for _, k in ipairs(b) do out[#out + 1] = k end
-  return out
+
+-- {index}/{what}[/{name}]: the optional index, then the optional name.
+local function named_path(api_name, what)
+  return function(p)
+    local path = index_path(p, api_name, true) .. what
+    if p.name ~= nil then path = path .. "/" .. segment(p.name, "index", 3) end
+    return path
+  end
 end
 
 -- indices:create{ index =, settings =, mappings =, aliases = } or { index =, body = }
@@ -53,11 +59,7 @@ define(Indices, "get", {
 define(Indices, "get_settings", {
   method = "GET", taken = { "index", "name" },
   query = plus(WILDCARDS, { "local", "flat_settings", "include_defaults", "master_timeout" }),
-  path = function(p)
-    local path = index_path(p, "indices.get_settings", true) .. "/_settings"
-    if p.name ~= nil then path = path .. "/" .. segment(p.name, "index", 4) end
-    return path
-  end,
+  path = named_path("indices.get_settings", "/_settings"),
 })
 
 define(Indices, "put_settings", {
@@ -102,11 +104,7 @@ define(Indices, "update_aliases", {
 -- indices:get_alias{ index =?, name =? }
 define(Indices, "get_alias", {
   method = "GET", taken = { "index", "name" }, query = plus(WILDCARDS, { "local" }),
-  path = function(p)
-    local path = index_path(p, "indices.get_alias", true) .. "/_alias"
-    if p.name ~= nil then path = path .. "/" .. segment(p.name, "index", 4) end
-    return path
-  end,
+  path = named_path("indices.get_alias", "/_alias"),
 })
 
 define(Indices, "refresh", {

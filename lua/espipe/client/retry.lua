@@ -19,7 +19,7 @@
 -- Waits are capped exponential with full jitter (a random fraction of
 -- min(max, base * 2^n)), so many batches failing together do not come back
 -- together; the last wait is cut to end at the budget's deadline.
-local options = require("espipe.options")
+local options = require("espipe.client.options")
 
 local type, error, setmetatable, tostring = type, error, setmetatable, tostring
 local min, random = math.min, math.random

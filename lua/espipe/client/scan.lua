@@ -67,14 +67,15 @@
 -- generic for is left early (the scan is the to-be-closed value), on
 -- :close(), and failing all that when the scan is garbage collected.
 --
--- Failures: next_page/next_hit return nil, err (an espipe.errors table,
+-- Failures: next_page/next_hit return nil, err (an espipe.client.errors table,
 -- after releasing the contexts); the for-loop iterators (the scan itself,
 -- :pages()) cannot return an error, so they raise it (error(err, 0)): wrap
 -- the loop in pcall. Wrong arguments raise at the call.
 local json = require("espipe.json")
 local core = require("espipe.core")
-local errors = require("espipe.errors")
-local options = require("espipe.options")
+local errors = require("espipe.client.errors")
+local http_error = require("espipe.client.dispatch").http_error
+local options = require("espipe.client.options")
 local url = require("espipe.client.url")
 local retry_mod = require("espipe.client.retry")
 local version = require("espipe.client.version")
@@ -92,12 +93,8 @@ local KNOWN = { "method", "size", "slices", "keep_alive", "sort", "_source", "re
 
 local HEADERS = { ["Content-Type"] = "application/json" }
 
-local function client_mod() return require("espipe.client") end
 
-local function inflight(client)
-  if client.inflight then return client:inflight() end
-  return client.transport:inflight()
-end
+
 
 local function release_on_gc(self)
   -- Lua 5.1/LuaJIT run __gc only for userdata: a sentinel carries it.
@@ -108,29 +105,37 @@ local function release_on_gc(self)
   end
 end
 
+-- level: as error() counts it from here (new passes its own + 1).
 local function check_args(index, query, opts, level)
   if type(index) ~= "string" and type(index) ~= "table" then
-    error("scan: index must be a string or a list of names", level + 1)
+    error("scan: index must be a string or a list of names", level)
   end
   if query ~= nil and type(query) ~= "table" then
-    error("scan: query must be a table (the query clause) or nil", level + 1)
+    error("scan: query must be a table (the query clause) or nil", level)
   end
   options.check(opts, KNOWN, "scan", level)
   local method = opts.method or "pit"
-  if method ~= "pit" and method ~= "scroll" then error("scan: method must be \"pit\" or \"scroll\"", level + 1) end
+  if method ~= "pit" and method ~= "scroll" then error("scan: method must be \"pit\" or \"scroll\"", level) end
   local slices = opts.slices or 1
   if type(slices) ~= "number" or slices < 1 or slices % 1 ~= 0 then
-    error("scan: slices must be a positive integer", level + 1)
+    error("scan: slices must be a positive integer", level)
   end
   for _, k in ipairs{ "raw_source", "raw_pages", "advance", "keep_pit" } do
-    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then error("scan: " .. k .. " must be a boolean", level + 1) end
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then error("scan: " .. k .. " must be a boolean", level) end
   end
   if opts.resume ~= nil and type(opts.resume) ~= "table" then
-    error("scan: resume must be a table of positions (as s:positions() returns)", level + 1)
+    error("scan: resume must be a table of positions (as s:positions() returns)", level)
   end
-  if opts.pit_id ~= nil and type(opts.pit_id) ~= "string" then error("scan: pit_id must be a string", level + 1) end
+  if opts.pit_id ~= nil and type(opts.pit_id) ~= "string" then error("scan: pit_id must be a string", level) end
   if (opts.resume or opts.pit_id) and method == "scroll" then
-    error("scan: resume and pit_id need method \"pit\" (a scroll has no position)", level + 1)
+    error("scan: resume and pit_id need method \"pit\" (a scroll has no position)", level)
+  end
+  -- what goes into every page request is checked now, not as a raise deep
+  -- inside paging where the caller expects nil, err
+  local ok, err = pcall(json.encode, { query = query, sort = opts.sort, _source = opts._source, resume = opts.resume })
+  if not ok then
+    error("scan: query, sort, _source or resume cannot be sent as JSON: "
+      .. tostring(err):gsub("^[^:]*:%d+: ", ""), level)
   end
   return method, slices
 end
@@ -143,7 +148,7 @@ function M.new(client, index, query, opts, level)
   local raw_pages = opts.raw_pages == true
   local self = setmetatable({
     client = client, owner = { inbox = {} },
-    index = url.segment(index, "index", level + 1),
+    index = url.segment(index, "index", level),
     query = query, method = method,
     -- never fall back to a scroll when asked for a PIT or resuming one
     may_fall_back = opts.method == nil and opts.pit_id == nil and next(opts.resume or {}) == nil,
@@ -208,7 +213,7 @@ end
 function Scan:_submit(sl)
   local req = self:_request_for(sl)
   local id, err = self.client:_submit(self.owner, req)
-  if not id then return nil, client_mod().transport_error(err, req) end
+  if not id then return nil, errors.transport_error(err, req) end
   sl.req = req
   self.pending[id] = sl
   self.n_pending = self.n_pending + 1
@@ -234,8 +239,7 @@ function Scan:_classify(sl, res)
 end
 
 function Scan:_page_error(sl, res, class)
-  local cm = client_mod()
-  local err = res.err and cm.transport_error(res.err, sl.req) or cm.http_error(res, sl.req)
+  local err = res.err and errors.transport_error(res.err, sl.req) or http_error(res, sl.req)
   err.page, err.slice = sl.number + 1, sl.id
   local what = page_name(self, sl)
   if class == "lost" then
@@ -246,7 +250,7 @@ function Scan:_page_error(sl, res, class)
     err.reason = what .. ": " .. tostring(err.reason or err.message or err.kind)
   end
   if sl.retrying then err.attempts = sl.retrying.attempts + 1 end
-  if class == "systemic" then cm.systemic(err) end
+  if class == "systemic" then errors.systemic(err) end
   return err
 end
 
@@ -437,9 +441,20 @@ function Scan:_open()
     local ok, err = self:_open_pit()
     if not ok then return nil, err end
   end
+  return self:_request_unfinished(false)
+end
+
+-- The first request of every slice not done; from_start: from its first
+-- page again (the PIT it was reading is gone).
+function Scan:_request_unfinished(from_start)
   for i = 0, self.nslices - 1 do
     local sl = self.slice[i]
     if not sl.done then
+      if from_start then
+        self.restarted[#self.restarted + 1] = i
+        sl.after, sl.number, sl.retrying = nil, 0, nil
+        self.handed_pos[i] = nil
+      end
       local ok, err = self:_submit(sl)
       if not ok then return nil, err end
     end
@@ -454,17 +469,7 @@ function Scan:_restart()
   local ok, err = self:_open_pit()
   if not ok then return nil, err end
   self.restarted = {}
-  for i = 0, self.nslices - 1 do
-    local sl = self.slice[i]
-    if not sl.done then
-      self.restarted[#self.restarted + 1] = i
-      sl.after, sl.number, sl.retrying = nil, 0, nil
-      self.handed_pos[i] = nil
-      ok, err = self:_submit(sl)
-      if not ok then return nil, err end
-    end
-  end
-  return true
+  return self:_request_unfinished(true)
 end
 
 local function release_body(page)
@@ -484,7 +489,7 @@ function Scan:_drain()
         release_body(res)
       end
     end
-    if inflight(self.client) == 0 then break end
+    if self.client:inflight() == 0 then break end
   end
 end
 
@@ -512,13 +517,13 @@ function Scan:_release(from_gc)
   if not req then return true end
   req.headers = HEADERS
   if from_gc then
-    pcall(self.client.transport.submit, self.client.transport, req)
+    self.client:_submit_detached(req)
     return true
   end
   local res, err = self.client:perform(req)
   -- 404: already gone (expired or freed), which is what we wanted
   if not res then return nil, err end
-  if res.status ~= 200 and res.status ~= 404 then return nil, client_mod().http_error(res, req) end
+  if res.status ~= 200 and res.status ~= 404 then return nil, http_error(res, req) end
   return true
 end
 

@@ -1,11 +1,12 @@
 -- Paths and query strings for Elasticsearch requests: ids and index names are
 -- percent-encoded (an id may hold '/', '?', '#', spaces or UTF-8), values are
--- written the way Elasticsearch parses them (true/false, integers without
--- a ".0", lists joined by commas).
+-- written the way Elasticsearch parses them (see espipe.transport.hosts).
+local query_string = require("espipe.transport.hosts").query
+
 local M = {}
 
-local concat, sort, format, floor = table.concat, table.sort, string.format, math.floor
-local type, tostring, pairs = type, tostring, pairs
+local concat, format, floor = table.concat, string.format, math.floor
+local type, tostring = type, tostring
 
 local function escape(s, keep)
   return (s:gsub("[^%w%-%._~" .. (keep or "") .. "]", function(c)
@@ -29,29 +30,11 @@ function M.segment(v, what, level)
   return escape(v, what == "index" and ",*" or nil)
 end
 
-local function value_string(v, key)
-  local t = type(v)
-  if t == "boolean" then return v and "true" or "false" end
-  if t == "number" then
-    return (v == floor(v) and v > -2^63 and v < 2^63) and format("%d", v) or tostring(v)
-  end
-  if t == "string" then return v end
-  if t == "table" then
-    local parts = {}
-    for i = 1, #v do parts[i] = value_string(v[i], key) end
-    return concat(parts, ",")
-  end
-  error("query parameter '" .. key .. "' cannot be a " .. t, 4)
-end
-
--- Query string (without '?') from a table, keys sorted for stable requests.
-function M.query(params)
-  local parts = {}
-  for k, v in pairs(params) do
-    parts[#parts + 1] = escape(k) .. "=" .. escape(value_string(v, k), ",*")
-  end
-  sort(parts)
-  return concat(parts, "&")
+-- Query string (without '?') from a table, keys sorted for stable requests:
+-- the transport seam's encoding (espipe.transport.hosts), "" when empty.
+-- level: as error's, counted from url.query's caller.
+function M.query(params, level)
+  return query_string(params, (level or 1) + 1) or ""
 end
 
 -- A URL without its userinfo ("http://elastic:secret@host:9200/x" ->

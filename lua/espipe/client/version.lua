@@ -82,7 +82,7 @@ function M.of(client)
   local msg
   v, msg = M.from_info(info)
   if not v then
-    return nil, require("espipe.errors").new { kind = "http", message = "GET /: " .. msg }
+    return nil, require("espipe.client.errors").new { kind = "http", message = "GET /: " .. msg }
   end
   known[client] = v
   return v

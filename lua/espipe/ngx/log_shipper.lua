@@ -117,7 +117,7 @@ end
 
 local function dead_letter(item)
   if type(cfg.dead_letter) ~= "string" then return end
-  local f = require("espipe.private_file").open(cfg.dead_letter, "ab")
+  local f = require("espipe.pipeline.private_file").open(cfg.dead_letter, "ab")
   if not f then return end
   f:write(item.record)
   f:close()

@@ -16,7 +16,7 @@
 -- max_bytes: past it, the oldest files not being replayed are removed and
 -- their events counted in s.dropped. A file found at open() (left by an
 -- earlier nginx) is replayed like any other.
-local private_file = require "espipe.private_file"
+local private_file = require "espipe.pipeline.private_file"
 
 local M = {}
 local Spool = {}

@@ -16,7 +16,7 @@
 --   acks:positions()     -- per slice, the last page all of whose documents
 --                        -- are done, and all pages before it: a resume from
 --                        -- there repeats nothing that is not re-sent safely
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local M = {}
 
@@ -25,7 +25,7 @@ local function json() return require "espipe.json" end
 function M.save(path, state)
   local body = json().encode(state)
   local tmp = path .. ".tmp"
-  local f, err = require("espipe.private_file").open(tmp, "wb")
+  local f, err = require("espipe.pipeline.private_file").open(tmp, "wb")
   if not f then return nil, errors.new { kind = "checkpoint", message = "cannot write " .. tmp .. ": " .. err } end
   local ok, werr = f:write(body, "\n")
   if ok then ok, werr = f:flush() end

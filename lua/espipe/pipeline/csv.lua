@@ -9,7 +9,7 @@
 --   csv.flatten(doc, json) -> { ["a.b"] = "text", ... }  objects become dotted
 --       columns, arrays JSON text, null an empty cell.
 --   csv.typed(s) -> number | boolean | nil (empty) | s    for --csv-types
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local M = {}
 

@@ -31,13 +31,13 @@ end
 -- Losing a dead-letter record would break the accounting: a failure to
 -- write raises, and the job stops (after flushing what it accepted).
 local function fail(msg)
-  error(require("espipe.errors").new { kind = "output", message = msg }, 0)
+  error(require("espipe.client.errors").new { kind = "output", message = msg }, 0)
 end
 
 function DL:write(entry)
   local json = require "espipe.json"
   if not self.f then
-    local f, err = require("espipe.private_file").open(self.path, "ab")
+    local f, err = require("espipe.pipeline.private_file").open(self.path, "ab")
     if not f then fail("cannot open dead letter: " .. tostring(err)) end
     self.f = f
   end

@@ -15,7 +15,7 @@
 -- 1000 have settled (so the first few failures do not stop a job).
 -- Default: stop when more than 1000 documents failed, or when all of the
 -- first 1000 did.
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 
 local type, tostring, error, setmetatable, tonumber = type, tostring, error, setmetatable, tonumber
 
@@ -44,7 +44,7 @@ function M.new(opts, level)
   level = level or 2
   if opts ~= nil and type(opts) ~= "table" then error("error_budget: expects an options table", level) end
   opts = opts or {}
-  require("espipe.options").check(opts, { "max_errors" }, "error_budget", level)
+  require("espipe.client.options").check(opts, { "max_errors" }, "error_budget", level)
   local self = setmetatable(parse(opts.max_errors, level), Budget)
   self.succeeded, self.failed = 0, 0
   return self

@@ -59,11 +59,11 @@
 local json = require "espipe.json"
 local csv = require "espipe.pipeline.csv"
 local writer_mod = require "espipe.pipeline.writer"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 local checkpoint = require "espipe.pipeline.checkpoint"
 local setup_mod = require "espipe.pipeline.setup"
 local retry = require "espipe.client.retry"
-local options = require "espipe.options"
+local options = require "espipe.client.options"
 local interrupt = require "espipe.pipeline.interrupt"
 
 local M = {}

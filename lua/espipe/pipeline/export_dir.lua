@@ -6,7 +6,7 @@
 --
 --   export_dir.prepare(dir, { overwrite =, keep = { [name] = true } | nil, ignore = { [name] = true } })
 --     -> true | nil, err
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local M = {}
 

@@ -12,7 +12,7 @@
 -- empty path segment such as "a..b"), or text an index name cannot hold
 -- (uppercase, \ / * ? " < > | , # : or a space; -, _ or + first).
 --   index_pattern.fields_missing(fields, columns) -> name | nil   (CSV headers)
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 local json = require "espipe.json"
 
 local M = {}

@@ -12,7 +12,7 @@
 --     "interrupted by SIGINT after 1200 documents; <resume>"
 --   interrupt.exit_code(sig) -> 130 | 143 | nil
 local core = require "espipe.core"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local M = {}
 

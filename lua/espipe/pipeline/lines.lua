@@ -16,7 +16,7 @@
 --   local buf, pos = r:buffered()   -- the input read so far, unread from pos
 --   r:consumed(next_pos, n)         -- it took buf up to next_pos, n whole lines
 local codec = require "espipe.pipeline.codec"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local find, sub, concat = string.find, string.sub, table.concat
 

@@ -45,8 +45,8 @@ local lines = require "espipe.pipeline.lines"
 local csv = require "espipe.pipeline.csv"
 local index_pattern = require "espipe.pipeline.index_pattern"
 local deadletter = require "espipe.pipeline.deadletter"
-local errors = require "espipe.errors"
-local options = require "espipe.options"
+local errors = require "espipe.client.errors"
+local options = require "espipe.client.options"
 
 local utf8_invalid = core.utf8_invalid
 local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_append

@@ -34,9 +34,8 @@ function M.terminal_width()
 end
 
 local function default_clock()
-  local ok, cm = pcall(require, "espipe.curl_multi")
-  if ok and cm.now then return cm.now end
-  return os.time
+  local ok, clock = pcall(function() return require("espipe.transport").clock() end)
+  return ok and clock or os.time
 end
 
 local function human_duration(s)

@@ -51,8 +51,8 @@ local deadletter = require "espipe.pipeline.deadletter"
 local tune = require "espipe.pipeline.tune"
 local setup_mod = require "espipe.pipeline.setup"
 local retry = require "espipe.client.retry"
-local options = require "espipe.options"
-local errors = require "espipe.errors"
+local options = require "espipe.client.options"
+local errors = require "espipe.client.errors"
 local interrupt = require "espipe.pipeline.interrupt"
 
 local M = {}
@@ -222,7 +222,7 @@ local function run_job(opts, src, dst, op)
     dl_count = dl_count + 1
     if opts.dead_letter and not failure then
       if not dl_file then
-        local f, ferr = require("espipe.private_file").open(opts.dead_letter, "ab")
+        local f, ferr = require("espipe.pipeline.private_file").open(opts.dead_letter, "ab")
         if not f then
           failure = errors.new { kind = "output",
             message = "cannot open the dead letter " .. opts.dead_letter .. ": " .. tostring(ferr) }

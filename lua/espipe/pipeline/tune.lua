@@ -17,7 +17,7 @@
 -- full URL on its stdin (never on a command line, which `ps` shows).
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local M = {}
 

@@ -14,7 +14,7 @@
 -- A file in progress is named ".part-00000.ndjson.inprogress"; readers that
 -- list DIR only ever see complete part files.
 local codec = require "espipe.pipeline.codec"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 
 local M = {}
 local Writer = {}
@@ -157,7 +157,7 @@ function Writer:close(extra, encode)
   for k, v in pairs(extra or {}) do manifest[k] = v end
   if self.dir then
     local path = self.dir .. "/manifest.json"
-    local f, ferr = require("espipe.private_file").open(path .. ".inprogress", "wb")
+    local f, ferr = require("espipe.pipeline.private_file").open(path .. ".inprogress", "wb")
     if not f then return nil, errors.new { kind = "output", message = "cannot write manifest: " .. tostring(ferr) } end
     encode = encode or json.encode
     f:write(encode(manifest), "\n")

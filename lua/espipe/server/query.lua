@@ -22,7 +22,7 @@
 -- slice_of(id, shard, max, shards[, id_hash]) -> slice number
 local json = require("espipe.server.json")
 local routing = require("espipe.server.routing")
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 
 local M = {}
 

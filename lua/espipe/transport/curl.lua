@@ -4,7 +4,8 @@
 -- The seam is documented in lua/espipe/transport/README.md; the OpenResty
 -- transport implements the same one.
 local cm = require "espipe.curl_multi"
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
+local host_list = require "espipe.transport.hosts"
 
 local M = { _VERSION = require("espipe")._VERSION:match("[%d.]+$") } -- one version: espipe/init.lua
 
@@ -24,12 +25,6 @@ local insecure_warned = false
 
 local function fail_arg(level, fmt, ...)
   error(string.format(fmt, ...), level + 1)
-end
-
-local function unreserved_escape(s)
-  return (s:gsub("[^%w%-%._~,]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
 end
 
 local function percent_decode(s)
@@ -152,7 +147,7 @@ local function construct(opts, level)
       end
       url_user, url_pass = user, pass
     end
-    hosts[i] = { url = url, dead_until = nil, dead_since = nil }
+    hosts[i] = { url = url }
   end
   if url_user and opts.auth == nil then
     opts = setmetatable({ auth = { username = url_user, password = url_pass } }, { __index = opts })
@@ -175,14 +170,12 @@ local function construct(opts, level)
   end
 
   local self = setmetatable({
-    hosts = hosts,
+    hosts = host_list.new(hosts, opts.dead_host_retry or DEFAULTS.dead_host_retry),
     headers = headers,
     timeout = opts.timeout or DEFAULTS.timeout,
     max_inflight = native.max_inflight,
-    dead_host_retry = opts.dead_host_retry or DEFAULTS.dead_host_retry,
     gzip = gzip_level(opts.compress, "compress", level + 1),
     multi = cm.new(native),
-    next_host = 1,
     next_id = 1,
     pending = {},   -- id -> { host =, method =, path =, ctx = }
     ready = {},     -- completions collected by request() for the next poll()
@@ -199,62 +192,18 @@ end
 -- For espipe.transport: errors then name its caller.
 M._construct = construct
 
-local function encode_query(q, level)
-  if q == nil then return nil end
-  if type(q) == "string" then return q ~= "" and q or nil end
-  if type(q) ~= "table" then fail_arg(level, "query must be a string or a table") end
-  local keys = {}
-  for k in pairs(q) do
-    if type(k) ~= "string" then fail_arg(level, "query keys must be strings") end
-    keys[#keys + 1] = k
-  end
-  table.sort(keys)
-  local parts = {}
-  for _, k in ipairs(keys) do
-    local v = q[k]
-    if type(v) == "table" then
-      local items = {}
-      for i, item in ipairs(v) do items[i] = tostring(item) end
-      v = table.concat(items, ",")
-    elseif type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
-      fail_arg(level, "query.%s must be a string, number, boolean or array", k)
-    end
-    parts[#parts + 1] = unreserved_escape(k) .. "=" .. unreserved_escape(tostring(v))
-  end
-  return #parts > 0 and table.concat(parts, "&") or nil
-end
-
--- Round-robin over live hosts; when all are dead, the one dead longest.
--- Hosts added by add_host() only take requests pinned to them.
-function Transport:pick_host(now)
-  local n = #self.hosts
-  local oldest, oldest_since
-  for step = 0, n - 1 do
-    local i = (self.next_host - 1 + step) % n + 1
-    local h = self.hosts[i]
-    if not h.pinned_only then
-      if not h.dead_until or h.dead_until <= now then
-        self.next_host = i % n + 1
-        return i
-      end
-      if not oldest_since or h.dead_since < oldest_since then
-        oldest, oldest_since = i, h.dead_since
-      end
-    end
-  end
-  self.next_host = oldest % n + 1
-  return oldest
-end
+-- The monotonic clock the transport's now() reads, without a transport.
+M.clock = cm.now
 
 -- A node found later (shard-aware bulk) -> its host index, for submit{ host = }.
 -- It joins no round-robin; a URL already known returns its index.
 function Transport:add_host(h)
-  local url = parse_host(h, #self.hosts + 1, 2)
-  for i, known in ipairs(self.hosts) do
-    if known.url == url then return i end
-  end
-  self.hosts[#self.hosts + 1] = { url = url, pinned_only = true }
-  return #self.hosts
+  local url = parse_host(h, self.hosts:count() + 1, 2)
+  return self.hosts:add{ url = url }
+end
+
+function Transport:host_urls()
+  return self.hosts:urls()
 end
 
 local function header_lines(defaults, extra, has_body, level)
@@ -296,10 +245,10 @@ function Transport:submit(req)
   end
   check_number(req.timeout, "request timeout", 2)
   local host = req.host
-  if host ~= nil and (type(host) ~= "number" or not self.hosts[host]) then
-    fail_arg(2, "request host must be an index into hosts (1..%d)", #self.hosts)
+  if host ~= nil and (type(host) ~= "number" or not self.hosts:get(host)) then
+    fail_arg(2, "request host must be an index into hosts (1..%d)", self.hosts:count())
   end
-  local query = encode_query(req.query, 2)
+  local query = host_list.query(req.query, 2)
   local lines = header_lines(self.headers, req.headers, body ~= nil, 2)
   local level = req.compress == nil and self.gzip or gzip_level(req.compress, "request compress", 2)
 
@@ -309,10 +258,10 @@ function Transport:submit(req)
       message = "max_inflight (" .. self.max_inflight .. ") requests already in flight",
     }
   end
-  host = host or self:pick_host(cm.now())
+  host = host or self.hosts:pick(cm.now())
   local id = self.next_id
   self.next_id = id + 1
-  local url = self.hosts[host].url .. path .. (query and ("?" .. query) or "")
+  local url = self.hosts:get(host).url .. path .. (query and ("?" .. query) or "")
   -- body_buffer: a 2xx body comes back as an espipe.response_body (the
   -- received bytes, no Lua string copy) for consumers that read it in C.
   local ok, message, code = self.multi:add(id, url, method, lines, body,
@@ -339,7 +288,7 @@ end
 function Transport:complete(c, now)
   local p = self.pending[c.id]
   self.pending[c.id] = nil
-  local h = self.hosts[p.host]
+  local h = self.hosts:get(p.host)
   local res = {
     id = c.id, status = c.status, headers = c.headers, body = c.body,
     host = h.url, host_index = p.host, elapsed = c.elapsed, ctx = p.ctx,
@@ -350,12 +299,9 @@ function Transport:complete(c, now)
       kind = "transport", code = c.code, message = c.message,
       request = request_of(p), host = h.url, host_dead = dead,
     }
-    if dead then
-      h.dead_since = h.dead_until and h.dead_until > now and h.dead_since or now
-      h.dead_until = now + self.dead_host_retry
-    end
+    if dead then self.hosts:set_aside(p.host, now) end
   elseif c.status > 0 then
-    h.dead_until, h.dead_since = nil, nil
+    self.hosts:revive(p.host)
   end
   return res
 end
@@ -442,7 +388,7 @@ Transport.__gc = Transport.close
 Transport.__close = Transport.close
 
 function Transport:__tostring()
-  return string.format("espipe.transport.curl (%d hosts, %d in flight)", #self.hosts, self:inflight())
+  return string.format("espipe.transport.curl (%d hosts, %d in flight)", self.hosts:count(), self:inflight())
 end
 
 return M

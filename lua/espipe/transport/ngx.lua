@@ -3,7 +3,9 @@
 -- and announced through a semaphore, so poll() yields to nginx's event loop
 -- instead of blocking the worker. Usable wherever cosockets are (rewrite,
 -- access, content, timers); not in log/header/body filters or init phases.
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
+local host_list = require "espipe.transport.hosts"
+local phase = require "espipe.transport.phase"
 local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
@@ -30,8 +32,7 @@ local function parse_host(url, index)
       .. "': expected http(s)://host[:port]", 3)
   end
   port = tonumber(port) or (scheme == "https" and 443 or 9200)
-  return { url = scheme .. "://" .. host .. ":" .. port, scheme = scheme, host = host, port = port,
-           index = index, dead_until = nil, dead_since = nil },
+  return { url = scheme .. "://" .. host .. ":" .. port, scheme = scheme, host = host, port = port },
          user and { username = ngx.unescape_uri(user), password = ngx.unescape_uri(pass) } or nil
 end
 
@@ -70,15 +71,13 @@ function M.new(opts)
   local extra = {}
   for k, v in pairs(opts.headers or {}) do extra[#extra + 1] = k .. ": " .. v .. "\r\n" end
   local self = {
-    hosts = hosts,
-    rr = 0,
+    hosts = host_list.new(hosts, opts.dead_host_retry or 30),
     authorization = auth_header(opts.auth or url_auth),
     max_response_bytes = opts.max_response_bytes or 256 * 1024 * 1024,
     connect_ms = (opts.connect_timeout or 5) * 1000,
     timeout_ms = (opts.timeout or 60) * 1000,
     verify = not tls.insecure,
     max_inflight = opts.max_inflight or 8,
-    dead_host_retry = opts.dead_host_retry or 30,
     pool_size = opts.pool_size or 32,
     keepalive_ms = (opts.keepalive_timeout or 60) * 1000,
     extra_headers = concat(extra),
@@ -95,55 +94,22 @@ function M.new(opts)
 end
 
 function M.available()
-  return require("espipe.transport").cosockets_available()
-end
-
--- Round-robin over the live configured hosts; hosts added by add_host()
--- only take requests pinned to them.
-local function pick_host(self, pinned)
-  if pinned then return self.hosts[pinned] end
-  update_time()
-  local t, n = now(), #self.hosts
-  for _ = 1, n do
-    self.rr = self.rr % n + 1
-    local h = self.hosts[self.rr]
-    if not h.pinned_only and (not h.dead_until or h.dead_until <= t) then return h end
-  end
-  -- all set aside: the one dead longest
-  local best
-  for _, h in ipairs(self.hosts) do
-    if not h.pinned_only and (not best or h.dead_since < best.dead_since) then best = h end
-  end
-  return best
+  return phase.cosockets_available()
 end
 
 -- A node found later (shard-aware bulk) -> its host index, for submit{ host = }.
 -- It joins no round-robin; a URL already known returns its index.
 function M:add_host(url)
-  local h = parse_host(url, #self.hosts + 1)
-  for i, known in ipairs(self.hosts) do
-    if known.url == h.url then return i end
-  end
-  h.pinned_only = true
-  self.hosts[#self.hosts + 1] = h
-  return #self.hosts
+  return self.hosts:add((parse_host(url, self.hosts:count() + 1)))
 end
 
-local function mark_dead(self, host)
-  update_time()
-  host.dead_since = host.dead_since or now()
-  host.dead_until = now() + self.dead_host_retry
+function M:host_urls()
+  return self.hosts:urls()
 end
 
 local function query_string(q)
-  if q == nil then return "" end
-  if type(q) == "string" then return q ~= "" and ("?" .. q) or "" end
-  local parts = {}
-  for k, v in pairs(q) do
-    parts[#parts + 1] = ngx.escape_uri(tostring(k)) .. "=" .. ngx.escape_uri(tostring(v))
-  end
-  table.sort(parts)
-  return #parts > 0 and ("?" .. concat(parts, "&")) or ""
+  local s = host_list.query(q, 3)
+  return s and ("?" .. s) or ""
 end
 
 local function read_chunked(sock)
@@ -171,7 +137,7 @@ local function read_chunked(sock)
 end
 
 -- One HTTP/1.1 exchange. Returns res, or nil, message, code, connect_failed.
-local function exchange(self, host, req, body)
+local function exchange(self, host, req, query, body)
   local sock = tcp()
   sock:settimeouts(self.connect_ms, req.timeout and req.timeout * 1000 or self.timeout_ms,
                    req.timeout and req.timeout * 1000 or self.timeout_ms)
@@ -186,7 +152,7 @@ local function exchange(self, host, req, body)
     if not ok then sock:close(); return nil, err, "tls", true end
   end
   local head = {
-    req.method or "GET", " ", req.path or "/", query_string(req.query), " HTTP/1.1\r\n",
+    req.method or "GET", " ", req.path or "/", query, " HTTP/1.1\r\n",
     "Host: ", host.host, ":", host.port, "\r\n",
     "Content-Length: ", body and #body or 0, "\r\n",
     self.extra_headers,
@@ -242,20 +208,21 @@ local function exchange(self, host, req, body)
   return { status = status, headers = headers, body = data }
 end
 
-local function run(self, id, host, req, body, started)
-  local res, msg, code, connect_failed = exchange(self, host, req, body)
+local function run(self, id, index, req, query, body, started)
+  local host = self.hosts:get(index)
+  local res, msg, code, connect_failed = exchange(self, host, req, query, body)
   update_time()
   if not res then
     local dead = connect_failed or code == "recv" or code == "send"
-    if dead then mark_dead(self, host) end
+    if dead then self.hosts:set_aside(index, now()) end
     res = { status = 0, err = errors.new{
       kind = "transport", message = str_format("%s: %s", host.url, tostring(msg)), code = code,
       host = host.url, host_dead = dead or false,
       request = { method = req.method or "GET", path = req.path or "/" } } }
   else
-    host.dead_until, host.dead_since = nil, nil
+    self.hosts:revive(index)
   end
-  res.id, res.host, res.host_index, res.ctx, res.elapsed = id, host.url, host.index, req.ctx, now() - started
+  res.id, res.host, res.host_index, res.ctx, res.elapsed = id, host.url, index, req.ctx, now() - started
   self.running = self.running - 1
   self.done[#self.done + 1] = res
   self.ready:post(1)
@@ -276,11 +243,12 @@ function M:submit(req)
       error("request body must be a string or a bulk buffer", 2)
     end
   end
-  if req.host ~= nil and not self.hosts[req.host] then error("no host #" .. tostring(req.host), 2) end
+  if req.host ~= nil and not self.hosts:get(req.host) then error("no host #" .. tostring(req.host), 2) end
+  local query = query_string(req.query) -- raises here, not in the light thread
   self.seq = self.seq + 1
   local id = self.seq
   update_time()
-  local th, err = spawn(run, self, id, pick_host(self, req.host), req, body, now())
+  local th, err = spawn(run, self, id, req.host or self.hosts:pick(now()), req, query, body, now())
   if not th then
     return nil, errors.new{ kind = "transport", message = "cannot start a light thread: " .. tostring(err) }
   end

@@ -3,7 +3,7 @@
 -- submitted request is recorded; answers come from a responder function
 -- (req, n) -> { status =, body = } | { err = errors{...} }. With latency = k
 -- a response is ready only after k further polls, so requests overlap.
-local errors = require("espipe.errors")
+local errors = require("espipe.client.errors")
 
 local M = {}
 M.__index = M
@@ -41,6 +41,21 @@ function M:poll()
 end
 
 function M:inflight() return #self.queue end
+
+-- Hosts as the seam lists them: one configured, nodes added after it.
+function M:host_urls()
+  local out = { "http://127.0.0.1:9200" }
+  for i, u in ipairs(self.added or {}) do out[i + 1] = u end
+  return out
+end
+
+function M:add_host(u)
+  local urls = self:host_urls()
+  for i, known in ipairs(urls) do if known == u then return i end end
+  self.added = self.added or {}
+  self.added[#self.added + 1] = u
+  return #urls + 1
+end
 function M:now() return self.clock end
 function M:sleep(s) self.clock = self.clock + s end
 function M.close() end

@@ -9,7 +9,7 @@
 --   sink.write(columns, hits) / sink.write_page(columns, body) -> true | position | nil, err
 --   sink.rotate_if_full(), sink.finish_file(), sink.abort(), sink.is_open()
 --   sink.invalid, sink.coerced: per-column counts; sink.partitions (partitioned)
-local errors = require "espipe.errors"
+local errors = require "espipe.client.errors"
 local index_pattern = require "espipe.pipeline.index_pattern"
 local names = require "espipe.parquet.names"
 

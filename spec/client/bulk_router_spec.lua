@@ -3,10 +3,9 @@
 -- server's own answers (_search_shards, _cat/shards, and its per-node count
 -- of documents received for shards the node does not hold, "forwarded").
 local client_mod = require("espipe.client")
-local shard_map = require("espipe.shard_map")
+local shard_map = require("espipe.client.shard_map")
 local json = require("espipe.json")
 local devserver = require("spec.support.devserver")
-local script = require("spec.client.support.script_transport")
 
 local SHARDS = 6
 
@@ -129,7 +128,7 @@ describe("shard-aware bulk #server", function()
       if row.prirep == "p" then
         local node = tonumber(row.node:match("(%d+)$"))
         local host = e.hosts[tonumber(row.shard)]
-        assert.are.equal("http://127.0.0.1:" .. (server.port + node), c.transport.hosts[host].url)
+        assert.are.equal("http://127.0.0.1:" .. (server.port + node), c:hosts()[host])
         seen = seen + 1
       end
     end
@@ -179,7 +178,7 @@ describe("shard-aware bulk #server", function()
         local runs, last, done = {}, nil, {}
         for id in req.body:gmatch('"_id":"([^"]+)"') do
           local shard = m:shard(e, id)
-          assert.are.equal(c.transport.hosts[e.hosts[shard]].url, t.hosts[req.host].url)
+          assert.are.equal(c:hosts()[e.hosts[shard]], c2:hosts()[req.host])
           if shard ~= last then
             assert.is_nil(done[shard], "shard " .. shard .. " split within one request")
             if last then done[last] = true end
@@ -232,7 +231,7 @@ describe("shard-aware bulk #server", function()
     assert.are.equal(0, st.failed)
     assert.is_true(st.node_failures > 0)
     -- the failure made the map reload before the next batch
-    assert.is_true((bi.shard_map.generation or 0) >= 1)
+    assert.is_true((bi.router.map.generation or 0) >= 1)
     local _, docs = forwarded(c)
     assert.are.equal(3000, docs)
   end)
@@ -244,37 +243,9 @@ describe("shard-aware bulk #server", function()
     for i = 1, 1200 do bi:index({ n = i }, { id = "h" .. i }) end
     local st = bi:close()
     assert.are.equal(1200, st.ok)
-    assert.are.equal(1, #c2.transport.hosts)
+    assert.are.equal(1, #c2:hosts())
     -- node 0 holds 2 of the 6 primaries: about a third go direct, none elsewhere
     assert.is_true(st.direct > 0 and st.direct < 1200, "direct " .. st.direct)
     c2:close()
-  end)
-end)
-
-describe("shard map without a server", function()
-  it("switches off for a time-series index, logging once", function()
-    local t = script.new(function(req)
-      if req.path == "/metrics/_settings" then
-        return { status = 200, body = '{"metrics":{"settings":{"index":{"number_of_shards":"2",'
-          .. '"mode":"time_series","routing_path":["host"]}}}}' }
-      end
-      return { status = 404, body = '{"error":{"type":"x","reason":"unexpected ' .. req.path .. '"}}' }
-    end)
-    local logs = {}
-    local m = shard_map.new(client_mod.new{ transport = t }, { log = function(s) logs[#logs + 1] = s end })
-    local e, why = m:route("metrics")
-    assert.is_false(e)
-    assert.matches("routing_path", why)
-    assert.is_false((m:route("metrics")))
-    assert.are.equal(1, #logs)
-    assert.are.equal(1, #t.sent)
-  end)
-
-  it("rejects wrong options", function()
-    local c = client_mod.new{ transport = script.new(function() return { status = 200, body = "{}" } end) }
-    assert.has_error(function() shard_map.new(c, { refresh = 0 }) end,
-      "shard_map: refresh must be a positive number of seconds")
-    assert.has_error(function() c:bulk_indexer{ shard_aware = "yes" } end,
-      "bulk_indexer: shard_aware must be true or a table { rewrite =, restrict_to_hosts =, refresh =, rotation = }")
   end)
 end)

@@ -28,8 +28,7 @@ local routing = require("espipe.routing")
 local url = require("espipe.client.url")
 
 local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber, pcall
-local floor = math.floor
-local hash = routing.hash
+local hash, route_shard = routing.hash, routing.shard
 
 local M = {}
 local Map = {}
@@ -73,23 +72,37 @@ local function settings_number(v)
   return tonumber(v)
 end
 
-local function shard_of_hash(func, h, shards, routing_shards, factor)
-  if func == "modulo" then return h % shards end
-  return floor((h % routing_shards) / factor)
-end
-
--- 32-bit wraparound of a hash sum, as Java's int addition.
-local function wrap(h)
-  if h > 2147483647 then return h - 4294967296 end
-  return h
+-- The parameters of espipe.routing.shard for an entry (kept with it: one
+-- table per index, not per document).
+local function params_of(e)
+  local p = e.params
+  if not p then
+    p = { shards = e.shards, routing_shards = e.routing_shards, partition_size = e.partition, func = e.func }
+    e.params = p
+  end
+  return p
 end
 
 -- The shard of a document: routing value (the _id when no routing is given);
 -- a partitioned index also needs the _id beside the routing value.
 function Map.shard(_, e, value, id)
-  local h = hash(value)
-  if e.partition > 1 then h = wrap(h + hash(id) % e.partition) end
-  return shard_of_hash(e.func, h, e.shards, e.routing_shards, e.factor)
+  local p = params_of(e)
+  p.routing, p.id = value, e.partition > 1 and id or nil
+  return route_shard(p)
+end
+
+-- For each offset 0 .. partition - 1, an _id whose hash adds that offset in
+-- a partitioned index (hash(id) mod partition): with them espipe.routing
+-- gives the shards a routing value spreads over.
+local function offset_ids(partition)
+  local ids, found, n = {}, 0, 0
+  while found < partition do
+    local id = "o" .. n
+    local off = hash(id) % partition
+    if not ids[off] then ids[off], found = id, found + 1 end
+    n = n + 1
+  end
+  return ids
 end
 
 -- What the cluster says about each probe value: { [value] = { shard, ... } }.
@@ -118,12 +131,15 @@ end
 -- Does func reproduce every observed shard set? (A partitioned index answers
 -- the shards of hash(v) + 0 .. partition - 1.)
 local function reproduces(func, observed, shards, rs, partition)
-  local factor = rs / shards
+  local ids = offset_ids(partition)
+  local p = { shards = shards, routing_shards = rs, partition_size = partition, func = func }
   for v, set in pairs(observed) do
     local want, n = {}, 0
-    local h = hash(v)
+    p.routing = v
     for i = 0, partition - 1 do
-      local s = shard_of_hash(func, wrap(h + i), shards, rs, factor)
+      p.id = ids[i]
+      local ok, s = pcall(route_shard, p)
+      if not ok then return false end
       if not want[s] then want[s], n = true, n + 1 end
     end
     if n ~= #set then return false end
@@ -190,7 +206,7 @@ function Map:_detect(index)
   local partition = settings_number(s.routing_partition_size) or 1
   local entry = { index = concrete, shards = shards, partition = partition }
   if shards == 1 then
-    entry.func, entry.routing_shards, entry.factor, entry.partition = "modulo", 1, 1, 1
+    entry.func, entry.routing_shards, entry.partition = "modulo", 1, 1
     return entry
   end
   local created = type(s.version) == "table" and tonumber(s.version.created)
@@ -203,12 +219,12 @@ function Map:_detect(index)
   for _, rs in ipairs(candidates) do
     local func = detect(observed, shards, rs, partition)
     if func then
-      entry.func, entry.routing_shards, entry.factor = func, rs, rs / shards
+      entry.func, entry.routing_shards = func, rs
       return entry
     end
     if rs == shards then
       -- with as many routing shards as shards the two functions are the same one
-      entry.func, entry.routing_shards, entry.factor = "modulo", rs, 1
+      entry.func, entry.routing_shards = "modulo", rs
       return entry
     end
   end
@@ -218,30 +234,23 @@ end
 ----------------------------------------------------------------------------
 -- Nodes
 
-local function transport_hosts(self)
-  local t = self.client.transport
-  return type(t) == "table" and type(t.hosts) == "table" and t.hosts or {}
-end
-
--- The transport's index for a node URL, added when the transport can.
+-- The transport's index for a node URL, added unless restricted to the
+-- configured hosts (a URL the transport refuses is not used).
 local function host_index(self, node_url)
-  for i, h in ipairs(transport_hosts(self)) do
-    if h.url == node_url then return i end
+  for i, known in ipairs(self.client:hosts()) do
+    if known == node_url then return i end
   end
   if self.restrict then return nil end
-  local t = self.client.transport
-  if type(t.add_host) == "function" then
-    local ok, i = pcall(t.add_host, t, node_url)
-    if ok then return i end
-  end
+  local ok, i = pcall(self.client.add_host, self.client, node_url)
+  if ok then return i end
   return nil
 end
 
 function Map:_load_nodes()
   local r, err = get(self, "/_nodes/http")
   if not r then return nil, "cannot read _nodes/http: " .. tostring(err) end
-  local first = transport_hosts(self)[1]
-  local scheme = first and type(first.url) == "string" and first.url:match("^(%a+)://") or "http"
+  local first = self.client:hosts()[1]
+  local scheme = type(first) == "string" and first:match("^(%a+)://") or "http"
   local out = {}
   for id, node in pairs(type(r.nodes) == "table" and r.nodes or {}) do
     local addr = type(node) == "table" and type(node.http) == "table" and node.http.publish_address

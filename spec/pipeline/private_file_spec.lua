@@ -1,6 +1,6 @@
 -- Files that name a cluster: created 0600 whatever the umask, an existing
 -- file made 0600 before anything is written; URLs written without userinfo.
-local private_file = require "espipe.private_file"
+local private_file = require "espipe.pipeline.private_file"
 local url = require "espipe.client.url"
 
 local function mode(path)
@@ -10,7 +10,7 @@ local function mode(path)
   return m
 end
 
-describe("espipe.private_file", function()
+describe("espipe.pipeline.private_file", function()
   local path
   before_each(function() path = os.tmpname(); os.remove(path) end)
   after_each(function() os.remove(path) end)
@@ -21,7 +21,7 @@ describe("espipe.private_file", function()
     local build = rawget(_G, "jit") and "luajit" or _VERSION:match("%d+%.%d+")
     assert(os.execute("umask 000 && " .. interp .. " -e \"package.path='./lua/?.lua;'..package.path; "
       .. "package.cpath='./build/" .. build .. "/?.so;'..package.cpath; "
-      .. "local f = assert(require('espipe.private_file').open('" .. path .. "', 'wb')); f:write('x'); f:close()\""))
+      .. "local f = assert(require('espipe.pipeline.private_file').open('" .. path .. "', 'wb')); f:write('x'); f:close()\""))
     assert.equal("600", mode(path))
   end)
 

@@ -10,6 +10,13 @@
 --   request  { method =, path = } (never credentials)
 --   offset, line, field  where in the input the problem is
 -- and whose tostring is one readable line.
+--
+-- The client's constructors live here too: transport_error (a failed
+-- exchange) and systemic (mark an error as stopping the job); the error of an
+-- HTTP response needs its body decoded, so it is espipe.client.dispatch's
+-- http_error. Pure Lua: the dev server uses this module inside nginx.
+local type, tostring, setmetatable, getmetatable = type, tostring, setmetatable, getmetatable
+
 local M = {}
 
 local mt = {}
@@ -50,6 +57,28 @@ end
 
 function M.is(v)
   return getmetatable(v) == mt
+end
+
+-- What an error says about its request (never credentials).
+function M.request_of(req)
+  return { method = req.method, path = req.path }
+end
+
+-- A transport error with its request attached.
+function M.transport_error(err, req)
+  if type(err) ~= "table" then
+    err = { kind = "transport", message = tostring(err) }
+  end
+  if not err.request then err.request = M.request_of(req) end
+  if not M.is(err) then err = M.new(err) end
+  return err
+end
+
+-- Mark err as systemic (the job must stop): kind becomes "systemic", the
+-- original kind is kept in err.cause.
+function M.systemic(err)
+  if err.kind ~= "systemic" then err.cause, err.kind = err.kind, "systemic" end
+  return err
 end
 
 return M

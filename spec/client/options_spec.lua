@@ -1,6 +1,6 @@
-local options = require("espipe.options")
+local options = require("espipe.client.options")
 
-describe("espipe.options", function()
+describe("espipe.client.options", function()
   it("accepts known keys, from a set or a list", function()
     assert.are.same({ a = 1 }, options.check({ a = 1 }, { a = true, b = true }, "f"))
     assert.are.same({ b = 2 }, options.check({ b = 2 }, { "a", "b" }, "f"))

@@ -1,0 +1,88 @@
+-- The bulk indexer against the dev server under chaos (espipe serve).
+local json = require("espipe.json")
+
+local fixtures = require("spec.client.support.fixtures")
+local tmpname, read_lines = fixtures.tmpname, fixtures.read_lines
+
+
+describe("bulk indexer against espipe serve #server", function()
+  local server, c = require("spec.client.support.fixtures").chaos_server(), nil
+  setup(function() c = server.start() end)
+  teardown(server.stop)
+
+  it("indexes 200k documents under chaos exactly once, and scans them back #slow", function()
+    local dead = tmpname()
+    local bi = c:bulk_indexer{ index = "chaos", batch_docs = 1000, concurrency = 4, retries = 12,
+                               backoff = { base = 0.01, max = 0.5 }, dead_letter = dead }
+    local N = 200000
+    for i = 1, N do bi:index({ n = i, body = "document number " .. i }, { id = tostring(i) }) end
+    local stats = bi:close()
+    assert.are.equal(N, stats.added)
+    assert.are.equal(N, stats.ok)
+    assert.are.equal(0, stats.failed)
+    assert.is_true(stats.retried > 0) -- chaos happened
+    assert.are.equal(0, #read_lines(dead))
+    os.remove(dead)
+    assert(c:refresh{ index = "chaos" })
+    assert.are.equal(N, assert(c:count{ index = "chaos" }).count)
+    local seen, n = {}, 0
+    for page in c:scan("chaos", nil, { slices = 4, size = 2000 }):pages() do
+      for _, hit in ipairs(page.hits) do
+        assert.is_nil(seen[hit._id])
+        seen[hit._id] = true
+        n = n + 1
+      end
+    end
+    assert.are.equal(N, n)
+    for i = 1, N, 997 do assert.is_true(seen[tostring(i)]) end
+    assert(c.indices:delete{ index = "chaos" })
+  end)
+
+  it("dead-letters exactly the documents a strict mapping rejects", function()
+    assert(c.indices:create{ index = "strict", mappings = { dynamic = "strict",
+      properties = { n = { type = "long" }, s = { type = "keyword" } } } })
+    local dead = tmpname()
+    local reported = 0
+    local bi = c:bulk_indexer{ index = "strict", batch_docs = 100, retries = 12,
+      backoff = { base = 0.01, max = 0.5 }, dead_letter = dead,
+      on_error = function() reported = reported + 1 end }
+    local bad = {}
+    for i = 1, 3000 do
+      if i % 97 == 0 then
+        bi:index({ n = i, extra = "not in the mapping" }, { id = tostring(i) }); bad[tostring(i)] = "strict_dynamic_mapping_exception"
+      elseif i % 101 == 0 then
+        bi:index({ n = "abc" .. i }, { id = tostring(i) }); bad[tostring(i)] = true
+      else
+        bi:index({ n = i, s = "ok" }, { id = tostring(i) })
+      end
+    end
+    local stats = bi:close()
+    local nbad = 0
+    for _ in pairs(bad) do nbad = nbad + 1 end
+    assert.are.equal(nbad, stats.failed)
+    assert.are.equal(3000 - nbad, stats.ok)
+    assert.are.equal(nbad, reported)
+    local got = {}
+    for _, line in ipairs(read_lines(dead)) do
+      local rec = assert(json.decode(line))
+      local id = rec.action.index._id
+      assert.is_nil(got[id])
+      got[id] = true
+      assert.are.equal(400, rec.status)
+      -- a chaos 429 may come first: then it is rejected on a later attempt
+      assert.is_true(rec.attempts >= 1 and rec.attempts <= 13)
+      assert.are.equal("strict", rec.action.index._index)
+      if bad[id] == "strict_dynamic_mapping_exception" then
+        assert.are.equal("strict_dynamic_mapping_exception", rec.error.type)
+      else
+        assert.truthy(rec.error.type:find("parsing_exception", 1, true))
+      end
+      assert.are.equal(tonumber(id), tonumber(tostring(rec.source.n):match("%d+")))
+    end
+    for id in pairs(bad) do assert.is_true(got[id], "missing from the dead letter: " .. id) end
+    os.remove(dead)
+    assert(c:refresh{ index = "strict" })
+    assert.are.equal(3000 - nbad, assert(c:count{ index = "strict" }).count)
+    assert(c.indices:delete{ index = "strict" })
+  end)
+end)
