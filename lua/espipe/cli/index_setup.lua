@@ -36,8 +36,12 @@ local function difference(want, have, where)
     return nil
   end
   if type(have) ~= "table" then return where .. " is missing" end
-  for k, v in pairs(want) do
-    local d = difference(v, have[k], where .. "." .. k)
+  local keys = {}
+  for k in pairs(want) do keys[#keys + 1] = k end
+  -- the same first difference on every run and every Lua (arrays have number keys)
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local d = difference(want[k], have[k], where .. "." .. k)
     if d then return d end
   end
   return nil

@@ -29,7 +29,8 @@ end
 local COUNTS = {
   { "indexed", "ok", always = true }, { "created", "created" }, { "updated", "updated" },
   { "deleted", "deleted" }, { "dropped", "dropped" }, { "bad lines", "bad_lines" },
-  { "transform errors", "transform_errors" }, { "failed", "failed", always = true },
+  { "unreplayable", "unreplayable" }, { "transform errors", "transform_errors" },
+  { "failed", "failed", always = true },
   { "exported", "rows" }, { "files", "files" },
 }
 
