@@ -7,10 +7,12 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local params = require("espipe.server.params")
 local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
-local query = require("espipe.server.query")
+local source_filter = require("espipe.server.source_filter")
 local chaos_mod = require("espipe.server.chaos")
 local capacity = require("espipe.server.capacity")
 
@@ -222,7 +224,7 @@ local function update_get(idx, sh, id, meta, body)
   local rec = idx.shards[sh].docs[id]
   if not rec then return nil end
   if spec == true then spec = nil end
-  local src = query.source_filter(json.raw(rec.src), spec)
+  local src = source_filter.filter(json.raw(rec.src), spec)
   return { _seq_no = rec.s, _primary_term = rec.t, found = true, _source = src or json.object() }
 end
 
@@ -490,8 +492,8 @@ local EMPTY, CREATE = {}, { create = true }
 local function target_entry(cache, index, url_routing, require_alias)
   local t = cache[index]
   if t == nil then
-    local idx, alias, c = cluster.index_for_write(index, true)
-    if idx and require_alias and not cluster.alias_indices(index) then idx = nil end
+    local idx, alias, c = cluster_indices.index_for_write(index, true)
+    if idx and require_alias and not cluster_indices.alias_indices(index) then idx = nil end
     if not idx then
       t = false
     else
@@ -590,7 +592,7 @@ function M.bulk(req)
     elseif t and t.fast and id ~= "" then
       -- the common case: index/create with _index and _id only
       local idx = t.idx
-      local sh, herr = cluster.shard_for(idx, id, nil)
+      local sh, herr = cluster_shards.shard_for(idx, id, nil)
       local s, c = writes.check_id(id)
       if s == nil then
         if not sh then
@@ -602,12 +604,12 @@ function M.bulk(req)
         elseif bad_utf8[i] then
           s, c = 400, bad_utf8[i]
         elseif #idx.pending_sources < 10000 then
-          cluster.defer_mapping(idx, src)
+          cluster_shards.defer_mapping(idx, src)
         end
       end
       local rec, created, cause
       if not s then
-        rec, created, cause = cluster.put(idx, sh, id, src, op == "create" and CREATE or EMPTY)
+        rec, created, cause = cluster_shards.put(idx, sh, id, src, op == "create" and CREATE or EMPTY)
         if not rec then s, c = created, cause end
       end
       if s then
@@ -642,7 +644,7 @@ function M.bulk(req)
     end
   end
   if refresh then
-    for shard in pairs(per_shard) do cluster.refresh_shard(shard) end
+    for shard in pairs(per_shard) do cluster_shards.refresh_shard(shard) end
   end
   local written = 0
   for _, c in pairs(per_shard) do written = written + c end
@@ -722,7 +724,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
     end
   elseif op == "delete" then
     local found
-    rec, found, cause = cluster.remove(idx, sh, id, o)
+    rec, found, cause = cluster_shards.remove(idx, sh, id, o)
     if rec then
       status, result = found and 200 or 404, found and "deleted" or "not_found"
     else
@@ -739,7 +741,7 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
       else
         o.create = op == "create"
         local created
-        rec, created, cause = cluster.put(idx, sh, id, src, o)
+        rec, created, cause = cluster_shards.put(idx, sh, id, src, o)
         if rec then
           status, result = created and 201 or 200, created and "created" or "updated"
         else

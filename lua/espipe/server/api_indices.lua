@@ -3,6 +3,9 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
+local index_settings = require("espipe.server.index_settings")
 local index_names = require("espipe.server.index_names")
 local mapping = require("espipe.server.mapping")
 local params = require("espipe.server.params")
@@ -10,7 +13,7 @@ local params = require("espipe.server.params")
 local M = {}
 
 local function nested_settings(idx)
-  return cluster.nest_settings(idx.settings)
+  return index_settings.nest_settings(idx.settings)
 end
 M.nested_settings = nested_settings
 
@@ -40,7 +43,7 @@ local function invalid_alias(name)
   if cluster.state.indices[name] then
     return bad(", an index or data stream exists with the same name as the alias")
   end
-  local s, e = cluster.validate_index_name(name)
+  local s, e = cluster_indices.validate_index_name(name)
   if s then
     local why = e.error.reason:match("^Invalid index name %[.-%](, .*)$") or ""
     -- aliases may hold upper case letters
@@ -78,18 +81,18 @@ function M.create(req)
     body.aliases = aliases
   end
   local idx
-  idx, s, e = cluster.create_index(name, body)
+  idx, s, e = cluster_indices.create_index(name, body)
   if not idx then return s, e end
   return 200, { acknowledged = true, shards_acknowledged = true, index = name }
 end
 
 function M.get(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
   for _, idx in ipairs(indices) do
-    cluster.settle_mapping(idx)
+    cluster_shards.settle_mapping(idx)
     out[idx.name] = { aliases = aliases_of(idx), mappings = mapping.to_table(idx.mapping),
                       settings = settings_of(idx, flat) }
   end
@@ -97,7 +100,7 @@ function M.get(req)
 end
 
 function M.exists(req)
-  local indices = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices or #indices == 0 then return 404, "" end
   return 200, ""
 end
@@ -105,17 +108,17 @@ end
 -- Deleting never reaches an index through an alias: an alias named outright
 -- is refused, and wildcards match index names only (open and closed).
 function M.delete(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req,
     { expand_wildcards = "open,closed", wildcard_aliases = false, concrete_aliases = false }))
   if not indices then return s, e end
-  for _, idx in ipairs(indices) do cluster.delete_index(idx) end
+  for _, idx in ipairs(indices) do cluster_indices.delete_index(idx) end
   return 200, { acknowledged = true }
 end
 
 -- _close / _open: a closed index keeps its documents and refuses reads and
 -- writes with index_closed_exception
 local function set_closed(req, closed)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req,
     { expand_wildcards = closed and "open" or "closed" }))
   if not indices then return s, e end
   local shards_acked = json.object()
@@ -133,7 +136,7 @@ function M.close(req) return set_closed(req, true) end
 function M.open(req) return set_closed(req, false) end
 
 function M.get_settings(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
@@ -145,22 +148,22 @@ function M.put_settings(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local settings = body.settings or body
   for _, idx in ipairs(indices) do
-    s, e = cluster.update_settings(idx, settings)
+    s, e = cluster_indices.update_settings(idx, settings)
     if s then return s, e end
   end
   return 200, { acknowledged = true }
 end
 
 function M.get_mapping(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local out = json.object()
   for _, idx in ipairs(indices) do
-    cluster.settle_mapping(idx)
+    cluster_shards.settle_mapping(idx)
     out[idx.name] = { mappings = mapping.to_table(idx.mapping) }
   end
   return 200, out
@@ -170,10 +173,10 @@ function M.put_mapping(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   for _, idx in ipairs(indices) do
-    cluster.settle_mapping(idx)
+    cluster_shards.settle_mapping(idx)
     local err, kind = mapping.put(idx.mapping, body)
     if err then return es.fail(400, kind or "illegal_argument_exception", err) end
     cluster.persist_meta(idx)
@@ -192,14 +195,14 @@ local function shards_header(indices)
 end
 
 function M.refresh(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
-  for _, idx in ipairs(indices) do cluster.refresh(idx) end
+  for _, idx in ipairs(indices) do cluster_shards.refresh(idx) end
   return 200, { _shards = shards_header(indices) }
 end
 
 function M.forcemerge(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   if req.args.wait_for_completion == "false" then
     return 200, { task = "espipe-node-0:1" }
@@ -241,7 +244,7 @@ function M.update_aliases(req)
     local indices = {}
     for _, n in ipairs(given) do
       local found
-      found, s, e = cluster.resolve(n)
+      found, s, e = cluster_indices.resolve(n)
       if not found then return s, e end
       for _, idx in ipairs(found) do indices[#indices + 1] = idx end
     end
@@ -276,7 +279,7 @@ function M.update_aliases(req)
       elseif step.kind == "remove" then
         for _, an in ipairs(step.aliases) do idx.aliases[an] = nil end
       else
-        cluster.delete_index(idx)
+        cluster_indices.delete_index(idx)
       end
       if step.kind ~= "remove_index" then cluster.persist_meta(idx) end
     end
@@ -288,7 +291,7 @@ end
 -- GET _alias: every index (open or closed) with the aliases asked for; names
 -- (not patterns) that match no alias make it a 404 that still lists the rest
 function M.get_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { expand_wildcards = "all" }))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req, { expand_wildcards = "all" }))
   if not indices then return s, e end
   local want = req.params.name
   local any_alias = want == "_all" or want == "*"
@@ -327,7 +330,7 @@ function M.put_alias(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   s, e = invalid_alias(req.params.name)
   if s then return s, e end
@@ -339,7 +342,7 @@ function M.put_alias(req)
 end
 
 function M.delete_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local any = false
   for _, idx in ipairs(indices) do

@@ -2,6 +2,8 @@
 -- _nodes, _cat/shards, _cat/indices, _search_shards, and /_espipe/stats.
 local json = require("espipe.server.json")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local stats = require("espipe.server.stats")
 local params = require("espipe.server.params")
 
@@ -93,7 +95,7 @@ end
 
 function M.health(req)
   -- closed indices are replicated (7.2+): they count like open ones
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { expand_wildcards = "all" }))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req, { expand_wildcards = "all" }))
   if not indices then return s, e end
   local status, primaries, shards, unassigned = health_of(indices)
   local nodes = cluster.state.node_count
@@ -117,7 +119,7 @@ function M.health(req)
 end
 
 function M.state_metadata(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local out = json.object()
   for _, idx in ipairs(indices) do
@@ -190,7 +192,7 @@ local function cat(req, columns, rows)
 end
 
 function M.cat_shards(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local rows = {}
   local host = host_of(req)
@@ -217,13 +219,13 @@ function M.cat_shards(req)
 end
 
 function M.cat_indices(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local rows = {}
   for _, idx in ipairs(indices) do
     local docs = 0
     for i = 0, idx.nshards - 1 do
-      cluster.lazy_refresh(idx)
+      cluster_shards.lazy_refresh(idx)
       docs = docs + idx.shards[i].visible_count
     end
     local health = health_of({ idx })
@@ -236,7 +238,7 @@ function M.cat_indices(req)
 end
 
 function M.search_shards(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local nodes = json.object()
   local port = req.opts.port or 9200
@@ -245,7 +247,7 @@ function M.search_shards(req)
   local route = params.str(req.args, "routing")
   for _, idx in ipairs(indices) do
     out_indices[idx.name] = json.object()
-    local only = route and cluster.search_shards(idx, route)
+    local only = route and cluster_shards.search_shards(idx, route)
     for i = 0, idx.nshards - 1 do
       if not only or only[i] then
         local shard = idx.shards[i]

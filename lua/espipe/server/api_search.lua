@@ -7,8 +7,10 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
 local params = require("espipe.server.params")
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
+local source_filter = require("espipe.server.source_filter")
 local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
 local search_hits = require("espipe.server.search_hits")
@@ -48,11 +50,11 @@ local function decode_id(kind, id)
 end
 
 local function keep_alive(v, name)
-  local secs, err = query.parse_time(v)
+  local secs, err = date_math.parse_time(v)
   if not secs then return nil, es.bad_request("failed to parse setting [" .. name .. "] with value ["
     .. tostring(v) .. "] as a time value: " .. tostring(err and err.reason or err)) end
   local max_text = require("espipe.server.api_cluster").setting("search.max_keep_alive")
-  local max = max_text and query.parse_time(max_text) or MAX_KEEP_ALIVE
+  local max = max_text and date_math.parse_time(max_text) or MAX_KEEP_ALIVE
   if secs > max then
     return nil, es.bad_request("Keep alive for request (" .. tostring(v) .. ") is too large. It must be less than ("
       .. (max_text or "1d") .. "). "
@@ -282,7 +284,7 @@ local function render(snap, plan, page, sorted, spec)
       if whole then
         buf:put(',"_source":', rec.src)
       elseif spec ~= false then
-        local src = query.source_filter(json.raw(rec.src), spec)
+        local src = source_filter.filter(json.raw(rec.src), spec)
         buf:put(',"_source":', json.is_raw(src) and json.raw_text(src) or json.encode(src))
       end
     else
@@ -389,7 +391,7 @@ local function alias_view(req, body)
   local route = params.str(req.args, "routing")
   local name = req.params.index
   if not name or name:find("[,*]") or cluster.state.indices[name] then return route end
-  local targets = cluster.alias_indices(name)
+  local targets = cluster_indices.alias_indices(name)
   if not targets or #targets ~= 1 then return route end
   local alias = cluster.state.indices[targets[1]].aliases[name]
   if route == nil and alias.search_routing ~= nil then route = tostring(alias.search_routing) end
@@ -508,7 +510,7 @@ function M.search(req)
     snap = c.snap
   else
     local indices
-    indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { forbid_closed = true }))
+    indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req, { forbid_closed = true }))
     if not indices then return s, e end
     snap = sc.snapshot(indices, alias_view(req, body))
   end
@@ -716,7 +718,7 @@ function M.open_pit(req)
   if not ka then return es.validation({ "[keep_alive] is not specified" }) end
   local secs, ks, kb = keep_alive(ka, "keep_alive")
   if not secs then return ks, kb end
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local n = sc.register({ kind = "pit", expires = ngx.now() + secs, snap = snap })
@@ -743,7 +745,7 @@ function M.count(req)
     body.query = require("espipe.server.lucene_query").from_args(req.args)
   end
   local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
   if not indices then return s, e end
   local snap = sc.snapshot(indices, alias_view(req, body), true)
   local min_score = tonumber(params.str(req.args, "min_score"))

@@ -4,6 +4,7 @@ local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local params = require("espipe.server.params")
 local templates = require("espipe.server.templates")
+local index_settings = require("espipe.server.index_settings")
 local meta_records = require("espipe.server.meta_records")
 
 local M = {}
@@ -12,22 +13,11 @@ local null = json.null
 
 -- flat settings { number_of_shards = "1" } as ES shows them: { index = { number_of_shards = "1" } }
 local function nested_settings(t)
-  local flat = {}
+  local shown = {}
   if type(t) == "table" and t ~= null then
-    flat = require("espipe.server.cluster").flat_settings(t)
+    for k, v in pairs(index_settings.flat_settings(t)) do shown["index." .. k] = v end
   end
-  local out = json.object()
-  for k, v in pairs(flat) do
-    local node = out
-    local parts = {}
-    for p in ("index." .. k):gmatch("[^.]+") do parts[#parts + 1] = p end
-    for i = 1, #parts - 1 do
-      node[parts[i]] = node[parts[i]] or json.object()
-      node = node[parts[i]]
-    end
-    node[parts[#parts]] = v
-  end
-  return out
+  return index_settings.nest_settings(shown)
 end
 
 local function template_view(t)

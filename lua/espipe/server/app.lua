@@ -4,6 +4,7 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_restore = require("espipe.server.cluster_restore")
 local persist = require("espipe.server.persist")
 local stats = require("espipe.server.stats")
 local router = require("espipe.server.router")
@@ -23,7 +24,7 @@ function M.init_worker()
   math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid())
   if opts.data then
     persist.open(opts.data)
-    local ok, err = pcall(cluster.restore)
+    local ok, err = pcall(cluster_restore.restore)
     if not ok then ngx.log(ngx.ERR, "espipe serve: restoring ", opts.data, " failed: ", err) end
   end
 end

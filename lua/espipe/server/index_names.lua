@@ -2,7 +2,7 @@
 -- exclusions, aliases, date math (`<logs-{now/d}>`), and the index options
 -- ignore_unavailable, allow_no_indices and expand_wildcards.
 local es = require("espipe.server.es_errors")
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
 
 local M = {}
 
@@ -41,10 +41,10 @@ function M.date_math(name, now_ms)
     local anchor, ops = math_expr:match("^(.-)||(.*)$")
     local ms
     if anchor then
-      local base = query.parse_date(anchor)
-      ms = base and query.parse_date("now" .. ops, base)
+      local base = date_math.parse_date(anchor)
+      ms = base and date_math.parse_date("now" .. ops, base)
     else
-      ms = query.parse_date(math_expr, now_ms)
+      ms = date_math.parse_date(math_expr, now_ms)
     end
     if not ms then bad = math_expr return "" end
     return format_date(ms, fmt)

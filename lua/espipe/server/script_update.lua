@@ -15,9 +15,9 @@
 --     signature of api_by_query.script_hook
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
--- cluster is loaded on use, so that compiling and running scripts (hook,
+-- the shards (and persist behind them) are loaded on use, so that compiling and running scripts (hook,
 -- script_of) works outside nginx too
-local function cluster() return require("espipe.server.cluster") end
+local function cluster_shards() return require("espipe.server.cluster_shards") end
 local painless = require("espipe.server.painless")
 local stored = require("espipe.server.api_scripts")
 
@@ -114,7 +114,7 @@ local function store(writes, idx, sh, id, doc, o)
   end
   local s, c = writes.check_source(idx, id, src, doc)
   if s then return nil, s, c end
-  return cluster().put(idx, sh, id, src, o)
+  return cluster_shards().put(idx, sh, id, src, o)
 end
 
 local function upsert(writes, idx, sh, id, body, o, program, script_params)
@@ -163,7 +163,7 @@ local function attempt(writes, idx, sh, id, body, o, program, script_params)
   if o.pause then o.pause() end
   local guard = { routing = o.routing or cur.r, if_seq_no = cur.s, if_primary_term = cur.t }
   if op == "delete" then
-    local rec, found, cause = cluster().remove(idx, sh, id, guard)
+    local rec, found, cause = cluster_shards().remove(idx, sh, id, guard)
     if not rec then return found, cause end
     return 200, writes.result(idx, rec, "deleted")
   end
