@@ -660,38 +660,82 @@ end
 
 function M.nodes_stats(req) return capacity.nodes_stats(req.opts, cluster.state.node_count) end
 
--- Any other item: routing, versions, concurrency, update, delete, aliases
--- with routing, auto ids. Appends the item; returns shard, true on success.
-function M.general_item(op, index, id, meta, src, url_routing, require_alias, forced)
-  if not index then
-    item_error(op, json.null, id or nil, 400, { type = "action_request_validation_exception",
-      reason = "Validation Failed: 1: index is missing;" })
-    return nil, false
+local function validation(reason)
+  return { type = "action_request_validation_exception", reason = "Validation Failed: 1: " .. reason .. ";" }
+end
+
+-- Each action below answers status, rec, cause, result, get (result on success).
+
+local function run_update(idx, sh, id, meta, src, o)
+  if o.version ~= nil or o.version_type ~= nil then
+    return 400, nil, validation("Update requests do not support versioning. "
+      .. "Please use `if_seq_no` and `if_primary_term` instead")
   end
+  local ub, derr = json.decode(src)
+  if ub == nil then
+    return 400, nil, { type = "x_content_parse_exception", reason = "[1:1] " .. tostring(derr) }
+  end
+  local status, res = writes.update(idx, sh, id, ub, o)
+  if status >= 300 then return status, nil, res end
+  local rec = { id = id, v = res._version, s = res._seq_no, t = res._primary_term }
+  return status, rec, nil, res.result, update_get(idx, sh, id, meta, ub)
+end
+
+-- a cluster_shards write's rec, flag (found / created), cause as an outcome;
+-- without rec, flag is the failure's status
+local function outcome(rec, flag, cause, yes, no)
+  if not rec then return flag, nil, cause end
+  if flag then return yes[1], rec, nil, yes[2] end
+  return no[1], rec, nil, no[2]
+end
+
+local DELETED, NOT_FOUND = { 200, "deleted" }, { 404, "not_found" }
+local CREATED, UPDATED = { 201, "created" }, { 200, "updated" }
+
+local function run_delete(idx, sh, id, o)
+  local rec, found, cause = cluster_shards.remove(idx, sh, id, o)
+  return outcome(rec, found, cause, DELETED, NOT_FOUND)
+end
+
+local function run_index(op, idx, sh, id, src, o)
+  if o.version ~= nil and (o.version_type == nil or o.version_type == "internal") then
+    return 400, nil, validation("internal versioning can not be used for optimistic concurrency control. "
+      .. "Please use `if_seq_no` and `if_primary_term` instead")
+  end
+  local s, c = writes.check_source(idx, id, src, nil)
+  if s then return s, nil, c end
+  o.create = op == "create"
+  local rec, created, cause = cluster_shards.put(idx, sh, id, src, o)
+  return outcome(rec, created, cause, CREATED, UPDATED)
+end
+
+-- the reason an item's index or id refuses it, before any lookup | nil
+local function refused(op, index, id)
+  if not index then return json.null, 400, validation("index is missing") end
   if id == "" then
-    item_error(op, index, id, 400, { type = "illegal_argument_exception",
-      reason = "if _id is specified it must not be empty" })
-    return nil, false
+    return index, 400, { type = "illegal_argument_exception", reason = "if _id is specified it must not be empty" }
   end
   if id then
     local s, c = writes.check_id(id)
-    if s then
-      item_error(op, index, id, s, c)
-      return nil, false
-    end
+    if s then return index, s, c end
   end
-  local out_op = op
+  if not id and op ~= "index" and op ~= "create" then
+    return index, 400, validation("id is missing")
+  end
+end
+
+-- Any other item: routing, versions, concurrency, update, delete, aliases
+-- with routing, auto ids. Appends the item; returns shard, true on success.
+function M.general_item(op, index, id, meta, src, url_routing, require_alias, forced)
+  local shown, rs, rc = refused(op, index, id)
+  if shown then
+    item_error(op, shown, id or nil, rs, rc)
+    return nil, false
+  end
   -- an index action with op_type create is a create, and answered as one
-  if op == "index" and meta.op_type == "create" then op, out_op = "create", "create" end
-  if not id then
-    if op ~= "index" and op ~= "create" then
-      item_error(op, index, nil, 400, { type = "action_request_validation_exception",
-        reason = "Validation Failed: 1: id is missing;" })
-      return nil, false
-    end
-    id = cluster.auto_id()
-    op = "create"
-  end
+  if op == "index" and meta.op_type == "create" then op = "create" end
+  local out_op = op
+  if not id then id, op = cluster.auto_id(), "create" end
   local route = meta.routing ~= nil and tostring(meta.routing) or url_routing
   local idx, sh, r2 = writes.target { index = index, id = id, routing = route, auto_create = op ~= "delete",
     require_alias = meta.require_alias == true or require_alias }
@@ -702,54 +746,9 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
   local o = { routing = r2, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),
               version = num(meta.version), version_type = meta.version_type }
   local status, rec, cause, result, get
-  if op == "update" then
-    if o.version ~= nil or o.version_type ~= nil then
-      status, cause = 400, { type = "action_request_validation_exception",
-        reason = "Validation Failed: 1: Update requests do not support versioning. Please use `if_seq_no` and `if_primary_term` instead;" }
-    else
-      local ub, derr = json.decode(src)
-      if ub == nil then
-        status, cause = 400, { type = "x_content_parse_exception", reason = "[1:1] " .. tostring(derr) }
-      else
-        local res
-        status, res = writes.update(idx, sh, id, ub, o)
-        if status < 300 then
-          rec = { id = id, v = res._version, s = res._seq_no, t = res._primary_term }
-          result = res.result
-          get = update_get(idx, sh, id, meta, ub)
-        else
-          cause = res
-        end
-      end
-    end
-  elseif op == "delete" then
-    local found
-    rec, found, cause = cluster_shards.remove(idx, sh, id, o)
-    if rec then
-      status, result = found and 200 or 404, found and "deleted" or "not_found"
-    else
-      status = found
-    end
-  else
-    if o.version ~= nil and (o.version_type == nil or o.version_type == "internal") then
-      status, cause = 400, { type = "action_request_validation_exception",
-        reason = "Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead;" }
-    else
-      local s, c = writes.check_source(idx, id, src, nil)
-      if s then
-        status, cause = s, c
-      else
-        o.create = op == "create"
-        local created
-        rec, created, cause = cluster_shards.put(idx, sh, id, src, o)
-        if rec then
-          status, result = created and 201 or 200, created and "created" or "updated"
-        else
-          status = created
-        end
-      end
-    end
-  end
+  if op == "update" then status, rec, cause, result, get = run_update(idx, sh, id, meta, src, o)
+  elseif op == "delete" then status, rec, cause, result = run_delete(idx, sh, id, o)
+  else status, rec, cause, result = run_index(op, idx, sh, id, src, o) end
   if result then
     ok_item(out_op, idx, rec, result, status, forced, get)
     return idx.shards[sh], true

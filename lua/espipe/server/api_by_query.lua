@@ -122,7 +122,7 @@ local function run(req, op)
   if s then return s, e end
   scroll_size = scroll_size or 1000
   local indices
-  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req, { forbid_closed = true }))
+  indices, s, e = cluster_indices.of_request(req, { forbid_closed = true })
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local compiled, err = sc.compile(snap, body.query, nil)

@@ -220,10 +220,16 @@ local function version_check(req, idx, sh, rec)
   return nil
 end
 
-function M.get(req)
+-- the index, record (nil: missing) and shard of the document a GET names
+-- | nil, status, error body
+local function requested_doc(req)
   local mode, ms, me = read_mode(req.args)
-  if not mode then return ms, me end
-  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
+  if not mode then return nil, ms, me end
+  return lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
+end
+
+function M.get(req)
+  local idx, rec, e = requested_doc(req)
   if not idx then return rec, e end
   if not rec then return 404, { _index = idx.name, _id = req.params.id, found = false } end
   local vs, vb = version_check(req, idx, e, rec)
@@ -234,9 +240,7 @@ function M.get(req)
 end
 
 function M.source(req)
-  local mode, ms, me = read_mode(req.args)
-  if not mode then return ms, me end
-  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
+  local idx, rec, e = requested_doc(req)
   if not idx then return rec, e end
   if not rec then
     return es.fail(404, "resource_not_found_exception",

@@ -17,6 +17,26 @@ local function nested_settings(idx)
 end
 M.nested_settings = nested_settings
 
+-- 200 and { [index name] = view(idx) } over the indices the request names
+-- | status, error body
+function M.views(req, view)
+  local indices, s, e = cluster_indices.of_request(req)
+  if not indices then return s, e end
+  local out = json.object()
+  for _, idx in ipairs(indices) do out[idx.name] = view(idx) end
+  return 200, out
+end
+
+-- the body and the indices of a PUT | nil, status, error body
+local function body_and_indices(req)
+  local body, s, e = params.body(req, true)
+  if not body then return nil, s, e end
+  local indices
+  indices, s, e = cluster_indices.of_request(req)
+  if not indices then return nil, s, e end
+  return body, indices
+end
+
 local function settings_of(idx, flat)
   if flat then
     local out = json.object()
@@ -87,7 +107,7 @@ function M.create(req)
 end
 
 function M.get(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
@@ -100,7 +120,7 @@ function M.get(req)
 end
 
 function M.exists(req)
-  local indices = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  local indices = cluster_indices.of_request(req)
   if not indices or #indices == 0 then return 404, "" end
   return 200, ""
 end
@@ -108,8 +128,8 @@ end
 -- Deleting never reaches an index through an alias: an alias named outright
 -- is refused, and wildcards match index names only (open and closed).
 function M.delete(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req,
-    { expand_wildcards = "open,closed", wildcard_aliases = false, concrete_aliases = false }))
+  local indices, s, e = cluster_indices.of_request(req,
+    { expand_wildcards = "open,closed", wildcard_aliases = false, concrete_aliases = false })
   if not indices then return s, e end
   for _, idx in ipairs(indices) do cluster_indices.delete_index(idx) end
   return 200, { acknowledged = true }
@@ -118,8 +138,7 @@ end
 -- _close / _open: a closed index keeps its documents and refuses reads and
 -- writes with index_closed_exception
 local function set_closed(req, closed)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req,
-    { expand_wildcards = closed and "open" or "closed" }))
+  local indices, s, e = cluster_indices.of_request(req, { expand_wildcards = closed and "open" or "closed" })
   if not indices then return s, e end
   local shards_acked = json.object()
   for _, idx in ipairs(indices) do
@@ -136,45 +155,31 @@ function M.close(req) return set_closed(req, true) end
 function M.open(req) return set_closed(req, false) end
 
 function M.get_settings(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
-  if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
-  local out = json.object()
-  for _, idx in ipairs(indices) do out[idx.name] = { settings = settings_of(idx, flat) } end
-  return 200, out
+  return M.views(req, function(idx) return { settings = settings_of(idx, flat) } end)
 end
 
 function M.put_settings(req)
-  local body, s, e = params.body(req, true)
-  if not body then return s, e end
-  local indices
-  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
-  if not indices then return s, e end
+  local body, indices, e = body_and_indices(req)
+  if not body then return indices, e end
   local settings = body.settings or body
   for _, idx in ipairs(indices) do
-    s, e = cluster_indices.update_settings(idx, settings)
-    if s then return s, e end
+    local s, c = cluster_indices.update_settings(idx, settings)
+    if s then return s, c end
   end
   return 200, { acknowledged = true }
 end
 
 function M.get_mapping(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
-  if not indices then return s, e end
-  local out = json.object()
-  for _, idx in ipairs(indices) do
+  return M.views(req, function(idx)
     cluster_shards.settle_mapping(idx)
-    out[idx.name] = { mappings = mapping.to_table(idx.mapping) }
-  end
-  return 200, out
+    return { mappings = mapping.to_table(idx.mapping) }
+  end)
 end
 
 function M.put_mapping(req)
-  local body, s, e = params.body(req, true)
-  if not body then return s, e end
-  local indices
-  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
-  if not indices then return s, e end
+  local body, indices, e = body_and_indices(req)
+  if not body then return indices, e end
   for _, idx in ipairs(indices) do
     cluster_shards.settle_mapping(idx)
     local err, kind = mapping.put(idx.mapping, body)
@@ -195,14 +200,14 @@ local function shards_header(indices)
 end
 
 function M.refresh(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   for _, idx in ipairs(indices) do cluster_shards.refresh(idx) end
   return 200, { _shards = shards_header(indices) }
 end
 
 function M.forcemerge(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   if req.args.wait_for_completion == "false" then
     return 200, { task = "espipe-node-0:1" }
@@ -291,7 +296,7 @@ end
 -- GET _alias: every index (open or closed) with the aliases asked for; names
 -- (not patterns) that match no alias make it a 404 that still lists the rest
 function M.get_alias(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req, { expand_wildcards = "all" }))
+  local indices, s, e = cluster_indices.of_request(req, { expand_wildcards = "all" })
   if not indices then return s, e end
   local want = req.params.name
   local any_alias = want == "_all" or want == "*"
@@ -330,7 +335,7 @@ function M.put_alias(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
   local indices
-  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   s, e = invalid_alias(req.params.name)
   if s then return s, e end
@@ -342,7 +347,7 @@ function M.put_alias(req)
 end
 
 function M.delete_alias(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local any = false
   for _, idx in ipairs(indices) do

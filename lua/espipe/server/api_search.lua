@@ -510,7 +510,7 @@ function M.search(req)
     snap = c.snap
   else
     local indices
-    indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req, { forbid_closed = true }))
+    indices, s, e = cluster_indices.of_request(req, { forbid_closed = true })
     if not indices then return s, e end
     snap = sc.snapshot(indices, alias_view(req, body))
   end
@@ -718,7 +718,7 @@ function M.open_pit(req)
   if not ka then return es.validation({ "[keep_alive] is not specified" }) end
   local secs, ks, kb = keep_alive(ka, "keep_alive")
   if not secs then return ks, kb end
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local n = sc.register({ kind = "pit", expires = ngx.now() + secs, snap = snap })
@@ -745,7 +745,7 @@ function M.count(req)
     body.query = require("espipe.server.lucene_query").from_args(req.args)
   end
   local indices
-  indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local snap = sc.snapshot(indices, alias_view(req, body), true)
   local min_score = tonumber(params.str(req.args, "min_score"))

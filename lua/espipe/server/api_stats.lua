@@ -30,7 +30,7 @@ local function section(t)
 end
 
 function M.stats(req)
-  local indices, s, e = cluster_indices.resolve(req.params.index, cluster_indices.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local all = { docs = 0, bytes = 0, indexed = 0, deleted = 0 }
   local per, shards = json.object(), 0

@@ -103,14 +103,17 @@ local function delete_from(kind, req, missing, blocked)
   return 200, { acknowledged = true }
 end
 
+-- the 404 of a DELETE naming no index (or legacy) template
+local function missing_template(type_)
+  return function(name) return es.fail(404, type_, "index_template [" .. name .. "] missing") end
+end
+
 function M.get_index(req)
   return listing(templates.index, req, "index template", "index_templates", "index_template", index_view)
 end
 
 function M.delete_index(req)
-  return delete_from("index", req, function(name)
-    return es.fail(404, "resource_not_found_exception", "index_template [" .. name .. "] missing")
-  end)
+  return delete_from("index", req, missing_template("resource_not_found_exception"))
 end
 
 ------------------------------------------------------------------------
@@ -162,9 +165,7 @@ function M.get_legacy(req)
 end
 
 function M.delete_legacy(req)
-  return delete_from("legacy", req, function(name)
-    return es.fail(404, "index_template_missing_exception", "index_template [" .. name .. "] missing")
-  end)
+  return delete_from("legacy", req, missing_template("index_template_missing_exception"))
 end
 
 return M

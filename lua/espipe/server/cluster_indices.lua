@@ -6,6 +6,7 @@
 -- resolve(expr[, opts]) -> list of indices (sorted, unique) | nil, status, body
 --   expr: "a,b*,alias,<logs-{now/d}>" / "_all" / "*" / nil; opts: the index
 --   options (espipe.server.index_names)
+-- of_request(req[, defaults]) -> resolve of the request's {index} and options
 -- write_target(name) -> idx, alias props | nil, status, body | false (absent)
 -- index_for_write(name, auto_create) -> idx, alias props | nil, status, body
 local json = require("espipe.server.json")
@@ -190,9 +191,10 @@ function M.resolve(expr, opts)
   return index_names.resolve(state.indices, M.alias_indices, expr, opts)
 end
 
--- the index options of a request (query parameters over an API's defaults)
-function M.index_options(req, defaults)
-  return index_names.options(req.args, defaults)
+-- the indices a request's {index} names, under its index options (query
+-- parameters over an API's defaults)
+function M.of_request(req, defaults)
+  return M.resolve(req.params.index, index_names.options(req.args, defaults))
 end
 
 -- the write index of an alias pointing at names | nil

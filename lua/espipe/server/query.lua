@@ -65,6 +65,13 @@ end
 
 local compilers = {}
 
+-- nil, or the error of a query whose body is not an object
+local function not_object(body, qname)
+  if type(body) ~= "table" or is_array(body) then
+    return qerr("[" .. qname .. "] query malformed, no start_object after query name")
+  end
+end
+
 local function compile_query(q, mappings)
   if type(q) ~= "table" or q == null or is_array(q) then
     return nil, qerr("query malformed, must start with start_object")
@@ -85,9 +92,8 @@ end
 
 -- {"<field>": value} or {"<field>": {"value"|"query": v, ...options}}
 local function single_field(body, qname, value_key)
-  if type(body) ~= "table" or is_array(body) then
-    return nil, nil, qerr("[" .. qname .. "] query malformed, no start_object after query name")
-  end
+  local oerr = not_object(body, qname)
+  if oerr then return nil, nil, oerr end
   local field, spec
   for k, v in pairs(body) do
     if k ~= "boost" and k ~= "_name" then
@@ -155,9 +161,8 @@ compilers.term = function(body, mappings, qname)
 end
 
 compilers.terms = function(body, mappings)
-  if type(body) ~= "table" or is_array(body) then
-    return nil, qerr("[terms] query malformed, no start_object after query name")
-  end
+  local oerr = not_object(body, "terms")
+  if oerr then return nil, oerr end
   local field, values
   for k, v in pairs(body) do
     if k ~= "boost" and k ~= "_name" then
@@ -338,9 +343,8 @@ local function bool_matcher(must, must_not, should, msm)
 end
 
 compilers.bool = function(body, mappings)
-  if type(body) ~= "table" or is_array(body) then
-    return nil, qerr("[bool] query malformed, no start_object after query name")
-  end
+  local oerr = not_object(body, "bool")
+  if oerr then return nil, oerr end
   for k in pairs(body) do
     if not BOOL_KEYS[k] then return nil, qerr("[bool] query does not support [" .. tostring(k) .. "]") end
   end

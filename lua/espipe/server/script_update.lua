@@ -78,12 +78,7 @@ function M.script_of(spec)
   return program, spec.params
 end
 
-local function deep_copy(v)
-  if type(v) ~= "table" or v == null then return v end
-  local out = setmetatable({}, getmetatable(v))
-  for k, x in pairs(v) do out[k] = deep_copy(x) end
-  return out
-end
+local deep_copy = json.copy
 
 local function ctx_for(idx, id, cur, source, op)
   local now = math.floor((ngx and ngx.now() or os.time()) * 1000)

@@ -26,12 +26,7 @@ local function is_object(v)
   return type(v) == "table" and v ~= null and not json.is_array(v)
 end
 
-local function copy(v)
-  if type(v) ~= "table" or v == null then return v end
-  local out = setmetatable({}, getmetatable(v))
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return out
-end
+local copy = json.copy
 
 local function glob_match(pattern, name)
   local pat = "^" .. pattern:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
