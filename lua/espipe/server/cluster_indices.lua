@@ -105,7 +105,7 @@ end
 function M.create_index(name, body, restore)
   local s, e = refuse_name(name, restore)
   if s then return nil, s, e end
-  if not restore then body = templates.apply(name, body, index_settings.flat_settings) end
+  if not restore then body = templates.apply(name, body) end
   body = body or {}
   if type(body) ~= "table" then return nil, es.parse_error("request body must be an object") end
   local flat = index_settings.flat_settings(body.settings)
