@@ -511,12 +511,8 @@ local function target_entry(cache, index, url_routing, require_alias)
   return t
 end
 
--- req.body: a string, or a list of the pieces read from the request socket
-function M.bulk(req)
-  ngx.update_time()
-  local started = ngx.now()
-  local pieces = req.body
-  if type(pieces) == "string" then pieces = { pieces } end
+-- nil, or why the pieces of a body are no bulk request
+local function refuse_body(pieces)
   local tail = pieces and pieces[#pieces]
   if not tail or tail == "" then
     return es.validation({ "no requests added" })
@@ -524,35 +520,80 @@ function M.bulk(req)
   if byte(tail, #tail) ~= 10 then
     return es.bad_request("The bulk request must be terminated by a newline [\\n]")
   end
-  local default_index = req.params.index
-  local ch = chaos_setup(req.opts)
-  if ch then
-    if rng:hit(ch.reset) then
-      stats.chaos("reset")
-      return 444
-    end
-    if rng:hit(ch.bulk_429) then
-      stats.chaos("bulk_429")
-      local bytes = 0
-      for _, p in ipairs(pieces) do bytes = bytes + #p end
-      return es.rejected_coordinating(bytes)
-    end
-    if rng:hit(ch["503"]) then
-      stats.chaos("503")
-      return es.unavailable()
-    end
-    if rng:hit(ch.latency) then
-      stats.chaos("latency")
-      ngx.sleep(ch.latency_seconds)
-    end
+end
+
+-- --chaos on a whole request: nil, or the failure it answers with (after
+-- an injected latency, the request goes on)
+local function request_chaos(ch, pieces)
+  if rng:hit(ch.reset) then
+    stats.chaos("reset")
+    return 444
   end
-  item_filter = parse_item_filter(req.args.filter_path)
-  local a = req.args
+  if rng:hit(ch.bulk_429) then
+    stats.chaos("bulk_429")
+    local bytes = 0
+    for _, p in ipairs(pieces) do bytes = bytes + #p end
+    return es.rejected_coordinating(bytes)
+  end
+  if rng:hit(ch["503"]) then
+    stats.chaos("503")
+    return es.unavailable()
+  end
+  if rng:hit(ch.latency) then
+    stats.chaos("latency")
+    ngx.sleep(ch.latency_seconds)
+  end
+end
+
+-- filter_path and the URL's _source options, for every item of this request
+local function read_url_options(a)
+  item_filter = parse_item_filter(a.filter_path)
   url_source = false
   if a._source ~= nil or a._source_includes ~= nil or a._source_excludes ~= nil then
     url_source = require("espipe.server.api_docs").source_spec(a)
     if url_source == nil then url_source = true end
   end
+end
+
+local function chaos_item_error(op, index, id, src)
+  stats.chaos("item_429")
+  item_error(op, index or json.null, id or nil, 429, { type = "es_rejected_execution_exception",
+    reason = "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, "
+      .. "all_bytes=0, primary_operation_bytes=" .. #(src or "") .. ", max_coordinating_and_primary_bytes=0] "
+      .. "(injected by espipe serve --chaos)" })
+end
+
+-- after the items: refresh=, the stats, and the response (at the capacity
+-- model's time with --capacity)
+local function finish(req, w, n, refresh, plan, started)
+  if refresh then
+    for shard in pairs(w.per_shard) do cluster_shards.refresh_shard(shard) end
+  end
+  local written = 0
+  for _, c in pairs(w.per_shard) do written = written + c end
+  stats.docs(req.node, written, w.foreign)
+  stats.bulk(req.node, n, w.per_shard)
+  ngx.update_time()
+  local st, resp = bulk_response(math.floor((ngx.now() - started) * 1000), w.errors)
+  if plan then return capacity.respond_at(plan:finish(w.per_shard), st, resp) end
+  return st, resp
+end
+
+-- req.body: a string, or a list of the pieces read from the request socket
+function M.bulk(req)
+  ngx.update_time()
+  local started = ngx.now()
+  local pieces = req.body
+  if type(pieces) == "string" then pieces = { pieces } end
+  local bs, bb = refuse_body(pieces)
+  if bs then return bs, bb end
+  local default_index = req.params.index
+  local ch = chaos_setup(req.opts)
+  if ch then
+    local cs, cb = request_chaos(ch, pieces)
+    if cs then return cs, cb end
+  end
+  read_url_options(req.args)
   -- from here to the response nothing yields: ob is this request's
   ob:reset()
   nitems = 0
@@ -583,12 +624,8 @@ function M.bulk(req)
     local t = index and not meta and id and (op == "index" or op == "create") and not forced
       and target_entry(cache, index, url_routing, require_alias)
     if item_429 and rng:hit(item_429) then
-      stats.chaos("item_429")
       errors = true
-      item_error(op, index or json.null, id or nil, 429, { type = "es_rejected_execution_exception",
-        reason = "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, "
-          .. "all_bytes=0, primary_operation_bytes=" .. #(src or "") .. ", max_coordinating_and_primary_bytes=0] "
-          .. "(injected by espipe serve --chaos)" })
+      chaos_item_error(op, index, id, src)
     elseif t and t.fast and id ~= "" then
       -- the common case: index/create with _index and _id only
       local idx = t.idx
@@ -643,19 +680,7 @@ function M.bulk(req)
       end
     end
   end
-  if refresh then
-    for shard in pairs(per_shard) do cluster_shards.refresh_shard(shard) end
-  end
-  local written = 0
-  for _, c in pairs(per_shard) do written = written + c end
-  stats.docs(node, written, foreign)
-  stats.bulk(node, n, per_shard)
-  ngx.update_time()
-  if plan then
-    local st, resp = bulk_response(math.floor((ngx.now() - started) * 1000), errors)
-    return capacity.respond_at(plan:finish(per_shard), st, resp)
-  end
-  return bulk_response(math.floor((ngx.now() - started) * 1000), errors)
+  return finish(req, { per_shard = per_shard, foreign = foreign, errors = errors }, n, refresh, plan, started)
 end
 
 function M.nodes_stats(req) return capacity.nodes_stats(req.opts, cluster.state.node_count) end
