@@ -225,70 +225,88 @@ local function list_of(v)
 end
 
 
+-- the indices an alias action names (expressions resolved) | nil, status, body
+local function action_indices(given)
+  local indices = {}
+  for _, n in ipairs(given) do
+    local found, s, e = cluster_indices.resolve(n)
+    if not found then return nil, s, e end
+    for _, idx in ipairs(found) do indices[#indices + 1] = idx end
+  end
+  if #indices == 0 then return nil, es.validation({ "One of [index] or [indices] is required" }) end
+  return indices
+end
+
+-- a remove naming no alias any of its indices has: nil when some has one,
+-- else the action's error (a 404 response with must_exist)
+local function missing_aliases(indices, alias_names, must_exist)
+  for _, idx in ipairs(indices) do
+    for _, an in ipairs(alias_names) do if idx.aliases[an] then return nil end end
+  end
+  local names = table.concat(alias_names, ",")
+  if must_exist == true then
+    return true, es.fail(404, "aliases_not_found_exception", "aliases [" .. names .. "] missing",
+      { ["resource.type"] = "aliases", ["resource.id"] = names })
+  end
+  return { type = "aliases_not_found_exception", reason = "aliases [" .. names .. "] missing" }
+end
+
+-- one action checked: its step and its result | nil, status, body
+local function check_action(action)
+  local kind, a = next(action)
+  if kind ~= "add" and kind ~= "remove" and kind ~= "remove_index" then
+    return nil, es.bad_request("Unknown action [" .. tostring(kind) .. "]")
+  end
+  local given, alias_names = list_of(a.indices or a.index), list_of(a.aliases or a.alias)
+  if kind == "add" then
+    for _, an in ipairs(alias_names) do
+      local s, e = invalid_alias(an)
+      if s then return nil, s, e end
+    end
+  end
+  local indices, s, e = action_indices(given)
+  if not indices then return nil, s, e end
+  if kind ~= "remove_index" and #alias_names == 0 then
+    return nil, es.validation({ "One of [alias] or [aliases] is required" })
+  end
+  local result = { action = { type = kind, indices = given, aliases = alias_names }, status = 200 }
+  if kind == "remove" then
+    local missing, ms, mb = missing_aliases(indices, alias_names, a.must_exist)
+    if missing == true then return nil, ms, mb end
+    if missing then result.status, result.error = 404, missing end
+  end
+  return { kind = kind, indices = indices, aliases = alias_names, props = alias_props(a) }, result
+end
+
+local function apply_step(step)
+  for _, idx in ipairs(step.indices) do
+    if step.kind == "add" then
+      for _, an in ipairs(step.aliases) do idx.aliases[an] = step.props end
+    elseif step.kind == "remove" then
+      for _, an in ipairs(step.aliases) do idx.aliases[an] = nil end
+    else
+      cluster_indices.delete_index(idx)
+    end
+    if step.kind ~= "remove_index" then cluster.persist_meta(idx) end
+  end
+end
+
 function M.update_aliases(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   if type(body.actions) ~= "table" then
     return es.validation({ "no alias actions specified" })
   end
-  -- validate everything first: the request applies atomically
+  -- check everything first: the request applies atomically
   local plan, results, errors = {}, json.array(), false
   for _, action in ipairs(body.actions) do
-    local kind, a = next(action)
-    if kind ~= "add" and kind ~= "remove" and kind ~= "remove_index" then
-      return es.bad_request("Unknown action [" .. tostring(kind) .. "]")
-    end
-    local given = list_of(a.indices or a.index)
-    local alias_names = list_of(a.aliases or a.alias)
-    if kind == "add" then
-      for _, an in ipairs(alias_names) do
-        s, e = invalid_alias(an)
-        if s then return s, e end
-      end
-    end
-    local indices = {}
-    for _, n in ipairs(given) do
-      local found
-      found, s, e = cluster_indices.resolve(n)
-      if not found then return s, e end
-      for _, idx in ipairs(found) do indices[#indices + 1] = idx end
-    end
-    if #indices == 0 then return es.validation({ "One of [index] or [indices] is required" }) end
-    if kind ~= "remove_index" and #alias_names == 0 then
-      return es.validation({ "One of [alias] or [aliases] is required" })
-    end
-    local result = { action = { type = kind, indices = given, aliases = alias_names }, status = 200 }
-    if kind == "remove" then
-      local any = false
-      for _, idx in ipairs(indices) do
-        for _, an in ipairs(alias_names) do if idx.aliases[an] then any = true end end
-      end
-      if not any then
-        if a.must_exist == true then
-          return es.fail(404, "aliases_not_found_exception", "aliases [" .. table.concat(alias_names, ",")
-            .. "] missing", { ["resource.type"] = "aliases", ["resource.id"] = table.concat(alias_names, ",") })
-        end
-        errors = true
-        result.status = 404
-        result.error = { type = "aliases_not_found_exception",
-                         reason = "aliases [" .. table.concat(alias_names, ",") .. "] missing" }
-      end
-    end
+    local step, result, b = check_action(action)
+    if not step then return result, b end
+    errors = errors or result.status ~= 200
     results[#results + 1] = result
-    plan[#plan + 1] = { kind = kind, indices = indices, aliases = alias_names, props = alias_props(a) }
+    plan[#plan + 1] = step
   end
-  for _, step in ipairs(plan) do
-    for _, idx in ipairs(step.indices) do
-      if step.kind == "add" then
-        for _, an in ipairs(step.aliases) do idx.aliases[an] = step.props end
-      elseif step.kind == "remove" then
-        for _, an in ipairs(step.aliases) do idx.aliases[an] = nil end
-      else
-        cluster_indices.delete_index(idx)
-      end
-      if step.kind ~= "remove_index" then cluster.persist_meta(idx) end
-    end
-  end
+  for _, step in ipairs(plan) do apply_step(step) end
   if errors then return 200, { acknowledged = true, errors = true, action_results = results } end
   return 200, { acknowledged = true, errors = false }
 end
