@@ -10,6 +10,8 @@ _G.ngx = { now = function() return 1000 end, update_time = function() end, sleep
 
 local json = require("espipe.server.json")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local bulk = require("espipe.server.api_bulk")
 local search = require("espipe.server.api_search")
 
@@ -17,7 +19,7 @@ local n = tonumber(arg[1] or 50000)
 local opts = { nodes = 1, port = 9200 }
 cluster.configure(opts)
 require("espipe.server.stats").configure(opts)
-local idx = assert(cluster.create_index("a", { settings = { number_of_shards = 2, refresh_interval = "-1" } }))
+local idx = assert(cluster_indices.create_index("a", { settings = { number_of_shards = 2, refresh_interval = "-1" } }))
 local parts = {}
 for i = 1, n do
   parts[#parts + 1] = string.format('{"index":{"_index":"a","_id":"b-%d"}}\n', i)
@@ -25,7 +27,7 @@ for i = 1, n do
     .. '"bytes":%d}\n', i % 28 + 1, i % 60, i % 500, 200 + i % 5, 1000 + i * 7 % 90000)
 end
 assert(bulk.bulk({ body = table.concat(parts), params = {}, args = {}, opts = opts, node = 0 }) == 200)
-cluster.refresh(idx)
+cluster_shards.refresh(idx)
 
 local function run(aggs)
   local body = json.encode({ size = 0, aggs = aggs })

@@ -22,13 +22,15 @@ assert(n and size and arg[3], "usage: luajit bench/server/scan_handler.lua N SIZ
 
 local json = require("espipe.server.json")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local bulk = require("espipe.server.api_bulk")
 local search = require("espipe.server.api_search")
 local opts = { nodes = 1, port = 9200 }
 cluster.configure(opts)
 require("espipe.server.stats").configure(opts)
 
-local idx = assert(cluster.create_index("scan", { settings = { number_of_shards = 2, refresh_interval = "-1" } }))
+local idx = assert(cluster_indices.create_index("scan", { settings = { number_of_shards = 2, refresh_interval = "-1" } }))
 for first = 1, n, 20000 do
   local parts = {}
   for i = first, math.min(n, first + 19999) do
@@ -43,7 +45,7 @@ for first = 1, n, 20000 do
   local status = bulk.bulk({ body = table.concat(parts), params = {}, args = {}, opts = opts, node = 0 })
   assert(status == 200)
 end
-cluster.refresh(idx)
+cluster_shards.refresh(idx)
 
 -- the response as app.lua's send turns it into bytes; returns its head
 -- and its tail (where the last hit's sort values are)

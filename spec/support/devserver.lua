@@ -1,10 +1,16 @@
 -- Starts and stops `espipe serve` for specs.
 --   devserver.start{ cluster =, nodes =, data = dir | true, chaos =, seed =, blackhole =,
---                    auth = "user:password", tls = true, args = { extra flags } }
+--                    auth = "user:password", tls = true, args = { extra flags },
+--                    foreground = true }
 --     -> { url =, port =, pid =, data =, ca = CA file with tls, stop = fn, kill9 = fn }
+--   foreground: `espipe serve` without --daemon, as a background job of a
+--     shell; the result also has lua_pid (the espipe process, pid is nginx's
+--     master), pid_file and output() (what espipe printed so far)
 -- Picks free loopback ports (random candidates, retried on "Address already
 -- in use"), waits until GET / answers (deadline, no fixed sleeps), and on
 -- stop kills by pid, waits for the exit and removes its temporary files.
+local http = require("spec.support.http")
+
 local M = {}
 
 local function q(s)
@@ -58,6 +64,32 @@ local function external(o)
            kill9 = function() error("kill9 needs the dev server, not ES_URL", 2) end }
 end
 
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- `espipe serve` in the foreground, as a shell's background job: waits
+-- until its pid file names nginx's master and GET / answers, or the
+-- espipe process is gone -> espipe's pid | false, its output
+local function start_foreground(cmd, url, pid_file, out_file)
+  local _, started = sh(cmd .. " > " .. q(out_file) .. " 2>&1 & echo $!")
+  local lua_pid = tonumber(started:match("%d+"))
+  local deadline = os.time() + 15
+  while lua_pid and alive(lua_pid) and os.time() <= deadline do
+    local pids = read_file(pid_file)
+    if pids and pids:match("%d+") then
+      if http.request { url = url .. "/", timeout = 1 }.status ~= 0 then return lua_pid, read_file(out_file) or "" end
+    end
+    sh("sleep 0.05")
+  end
+  if lua_pid and alive(lua_pid) then sh("kill -TERM " .. lua_pid) end
+  return false, read_file(out_file) or ""
+end
+
 function M.start(o)
   o = o or {}
   local ext = external(o)
@@ -75,8 +107,8 @@ function M.start(o)
   local last_err
   for _ = 1, 20 do
     local port = o.port or candidate_port(nodes)
-    local args = { M.root .. "/bin/espipe", "serve", "--daemon", "--port", port, "--pid-file", q(pid_file),
-                   "--nodes", nodes }
+    local args = { M.root .. "/bin/espipe", "serve", o.foreground and "" or "--daemon", "--port", port,
+                   "--pid-file", q(pid_file), "--nodes", nodes }
     if data then args[#args + 1] = "--data " .. q(data) end
     if o.chaos then args[#args + 1] = "--chaos " .. q(o.chaos) end
     if o.seed then args[#args + 1] = "--seed " .. o.seed end
@@ -84,14 +116,28 @@ function M.start(o)
     if o.auth then args[#args + 1] = "--auth " .. q(o.auth) end
     if o.tls then args[#args + 1] = "--tls" end
     for _, a in ipairs(o.args or {}) do args[#args + 1] = q(a) end
-    local started, out = sh(table.concat(args, " "))
+    local started, out
+    if o.foreground then
+      started, out = start_foreground(table.concat(args, " "), (o.tls and "https" or "http") .. "://127.0.0.1:" .. port,
+        pid_file, tmp .. "/out")
+    else
+      started, out = sh(table.concat(args, " "))
+    end
     if started then
       local f = io.open(pid_file)
       local pid = f and tonumber(f:read("*a"):match("%d+"))
       if f then f:close() end
       local server = { url = (o.tls and "https" or "http") .. "://127.0.0.1:" .. port, port = port, pid = pid,
                        data = data, tmp = tmp, output = out, ca = out:match("TLS: CA certificate (%S+)") }
+      if o.foreground then
+        server.lua_pid, server.pid_file = started, pid_file
+        server.output = function() return read_file(tmp .. "/out") or "" end
+      end
       function server.stop()
+        if server.lua_pid and alive(server.lua_pid) then
+          sh("kill -TERM " .. server.lua_pid)
+          assert(wait_gone(server.lua_pid, 15), "espipe " .. server.lua_pid .. " did not exit")
+        end
         if server.pid and alive(server.pid) then
           sh("kill -TERM " .. server.pid)
           assert(wait_gone(server.pid, 15), "nginx " .. server.pid .. " did not exit")

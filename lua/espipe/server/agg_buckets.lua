@@ -4,7 +4,7 @@
 --   run(node, docs, run_list) -> result   (run_list runs sub-aggregations
 --     into a bucket: run_list(subs, docs, bucket) -> bucket, metric values)
 local json = require("espipe.server.json")
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
 local dates = require("espipe.server.date_format")
 local fields = require("espipe.server.agg_fields")
 local out = require("espipe.server.agg_output")
@@ -305,8 +305,8 @@ parsers.date_histogram = function(body, ctx, t)
   end
   local eb = body.extended_bounds
   if type(eb) == "table" then
-    node.bounds = { eb.min ~= nil and query.parse_date(eb.min) or nil,
-                    eb.max ~= nil and query.parse_date(eb.max) or nil }
+    node.bounds = { eb.min ~= nil and date_math.parse_date(eb.min) or nil,
+                    eb.max ~= nil and date_math.parse_date(eb.max) or nil }
   end
   node.dated = true
   return parse_histo_common(node, body)
@@ -424,7 +424,7 @@ parsers.date_range = function(body, ctx, t)
   local err
   local now = floor(os.time() * 1000)
   local ranges
-  ranges, err = parse_ranges(body, t, function(v) return query.parse_date(v, now) end)
+  ranges, err = parse_ranges(body, t, function(v) return date_math.parse_date(v, now) end)
   if not ranges then return nil, err end
   local fmt = { kind = "date", format = reader.format }
   for _, r in ipairs(ranges) do

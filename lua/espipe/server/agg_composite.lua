@@ -6,7 +6,7 @@
 --   run(node, docs, bucket, group) -> result   bucket(docs, head) -> the bucket
 --     object with doc_count and sub-aggregations; group: agg_buckets' grouping
 local json = require("espipe.server.json")
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
 local fields = require("espipe.server.agg_fields")
 local out = require("espipe.server.agg_output")
 
@@ -52,7 +52,7 @@ local function parse_source(item, ctx, parsers)
     if node then
       reader, key_of = node.reader, node.key_of
       if typ == "date_histogram" then
-        parse_after = function(v) return type(v) == "string" and query.parse_date(v) or v end
+        parse_after = function(v) return type(v) == "string" and date_math.parse_date(v) or v end
       end
       if typ == "date_histogram" and type(inner.format) == "string" then
         local fmt = { kind = "date", format = inner.format }

@@ -9,6 +9,8 @@
 --   size(body, agg_type) -> bucket count asked (default 10) | nil, err
 local json = require("espipe.server.json")
 local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
+local doc_fields = require("espipe.server.doc_fields")
 local dates = require("espipe.server.date_format")
 
 local M = {}
@@ -19,7 +21,7 @@ local null = json.null
 local function aerr(reason, typ) return query.error(reason, typ or "x_content_parse_exception") end
 M.error = aerr
 
-local NUMERIC = query.NUMERIC
+local NUMERIC = doc_fields.NUMERIC
 local INTEGRAL = { long = true, integer = true, short = true, byte = true, unsigned_long = true }
 
 ------------------------------------------------------------------------
@@ -58,7 +60,7 @@ local function field_reader(ctx, body, agg_type, need_numeric, default_kind)
       else return nil end
     end
     if k == "number" then return tonumber(v) end
-    if k == "date" then return query.parse_date(v) end
+    if k == "date" then return date_math.parse_date(v) end
     if k == "bool" then
       if v == true or v == "true" then return 1 end
       if v == false or v == "false" then return 0 end
@@ -77,7 +79,7 @@ local function field_reader(ctx, body, agg_type, need_numeric, default_kind)
   function reader.values(doc)
     local hit = hit_of(doc)
     local list = {}
-    for _, v in ipairs(query.field_values(hit._source, path, hit)) do
+    for _, v in ipairs(doc_fields.field_values(hit._source, path, hit)) do
       if v ~= null then
         local n = norm(v)
         if n ~= nil then list[#list + 1] = n end

@@ -2,7 +2,7 @@
 -- Elasticsearch's response shapes (keys in ES's order).
 --
 --   parse(spec, ctx) -> aggs | nil, err      err = { status = 400, type =, reason = }
---     ctx = { resolve = fn(field) -> type, path,   (query.resolve_field over the mappings)
+--     ctx = { resolve = fn(field) -> type, path,   (espipe.server.doc_fields.resolve_field over the mappings)
 --             compile = fn(query) -> matcher | nil, err,
 --             sorter = fn(sort_spec) -> sorter | nil, err,
 --             all_docs = fn() -> docs,              (terms min_doc_count 0)
@@ -19,7 +19,7 @@
 -- cardinality (exact: every distinct value is counted), top_hits. Any other
 -- type is a 400 naming it; so is an option outside this subset.
 local json = require("espipe.server.json")
-local query = require("espipe.server.query")
+local source_filter = require("espipe.server.source_filter")
 local fields = require("espipe.server.agg_fields")
 local buckets = require("espipe.server.agg_buckets")
 local out = require("espipe.server.agg_output")
@@ -137,7 +137,7 @@ metrics.top_hits = function(node, docs)
     put(h, "_score", sorter and null or 1.0)
     if hit._routing then put(h, "_routing", hit._routing) end
     if node.source ~= false then
-      local src = query.source_filter(hit._source, node.source)
+      local src = source_filter.filter(hit._source, node.source)
       if src ~= nil then put(h, "_source", src) end
     end
     if sorter then put(h, "sort", sorter.output(sorter.values(hit))) end

@@ -7,10 +7,12 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local params = require("espipe.server.params")
 local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
-local query = require("espipe.server.query")
+local source_filter = require("espipe.server.source_filter")
 local chaos_mod = require("espipe.server.chaos")
 local capacity = require("espipe.server.capacity")
 
@@ -222,7 +224,7 @@ local function update_get(idx, sh, id, meta, body)
   local rec = idx.shards[sh].docs[id]
   if not rec then return nil end
   if spec == true then spec = nil end
-  local src = query.source_filter(json.raw(rec.src), spec)
+  local src = source_filter.filter(json.raw(rec.src), spec)
   return { _seq_no = rec.s, _primary_term = rec.t, found = true, _source = src or json.object() }
 end
 
@@ -490,8 +492,8 @@ local EMPTY, CREATE = {}, { create = true }
 local function target_entry(cache, index, url_routing, require_alias)
   local t = cache[index]
   if t == nil then
-    local idx, alias, c = cluster.index_for_write(index, true)
-    if idx and require_alias and not cluster.alias_indices(index) then idx = nil end
+    local idx, alias, c = cluster_indices.index_for_write(index, true)
+    if idx and require_alias and not cluster_indices.alias_indices(index) then idx = nil end
     if not idx then
       t = false
     else
@@ -509,12 +511,8 @@ local function target_entry(cache, index, url_routing, require_alias)
   return t
 end
 
--- req.body: a string, or a list of the pieces read from the request socket
-function M.bulk(req)
-  ngx.update_time()
-  local started = ngx.now()
-  local pieces = req.body
-  if type(pieces) == "string" then pieces = { pieces } end
+-- nil, or why the pieces of a body are no bulk request
+local function refuse_body(pieces)
   local tail = pieces and pieces[#pieces]
   if not tail or tail == "" then
     return es.validation({ "no requests added" })
@@ -522,35 +520,80 @@ function M.bulk(req)
   if byte(tail, #tail) ~= 10 then
     return es.bad_request("The bulk request must be terminated by a newline [\\n]")
   end
-  local default_index = req.params.index
-  local ch = chaos_setup(req.opts)
-  if ch then
-    if rng:hit(ch.reset) then
-      stats.chaos("reset")
-      return 444
-    end
-    if rng:hit(ch.bulk_429) then
-      stats.chaos("bulk_429")
-      local bytes = 0
-      for _, p in ipairs(pieces) do bytes = bytes + #p end
-      return es.rejected_coordinating(bytes)
-    end
-    if rng:hit(ch["503"]) then
-      stats.chaos("503")
-      return es.unavailable()
-    end
-    if rng:hit(ch.latency) then
-      stats.chaos("latency")
-      ngx.sleep(ch.latency_seconds)
-    end
+end
+
+-- --chaos on a whole request: nil, or the failure it answers with (after
+-- an injected latency, the request goes on)
+local function request_chaos(ch, pieces)
+  if rng:hit(ch.reset) then
+    stats.chaos("reset")
+    return 444
   end
-  item_filter = parse_item_filter(req.args.filter_path)
-  local a = req.args
+  if rng:hit(ch.bulk_429) then
+    stats.chaos("bulk_429")
+    local bytes = 0
+    for _, p in ipairs(pieces) do bytes = bytes + #p end
+    return es.rejected_coordinating(bytes)
+  end
+  if rng:hit(ch["503"]) then
+    stats.chaos("503")
+    return es.unavailable()
+  end
+  if rng:hit(ch.latency) then
+    stats.chaos("latency")
+    ngx.sleep(ch.latency_seconds)
+  end
+end
+
+-- filter_path and the URL's _source options, for every item of this request
+local function read_url_options(a)
+  item_filter = parse_item_filter(a.filter_path)
   url_source = false
   if a._source ~= nil or a._source_includes ~= nil or a._source_excludes ~= nil then
     url_source = require("espipe.server.api_docs").source_spec(a)
     if url_source == nil then url_source = true end
   end
+end
+
+local function chaos_item_error(op, index, id, src)
+  stats.chaos("item_429")
+  item_error(op, index or json.null, id or nil, 429, { type = "es_rejected_execution_exception",
+    reason = "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, "
+      .. "all_bytes=0, primary_operation_bytes=" .. #(src or "") .. ", max_coordinating_and_primary_bytes=0] "
+      .. "(injected by espipe serve --chaos)" })
+end
+
+-- after the items: refresh=, the stats, and the response (at the capacity
+-- model's time with --capacity)
+local function finish(req, w, n, refresh, plan, started)
+  if refresh then
+    for shard in pairs(w.per_shard) do cluster_shards.refresh_shard(shard) end
+  end
+  local written = 0
+  for _, c in pairs(w.per_shard) do written = written + c end
+  stats.docs(req.node, written, w.foreign)
+  stats.bulk(req.node, n, w.per_shard)
+  ngx.update_time()
+  local st, resp = bulk_response(math.floor((ngx.now() - started) * 1000), w.errors)
+  if plan then return capacity.respond_at(plan:finish(w.per_shard), st, resp) end
+  return st, resp
+end
+
+-- req.body: a string, or a list of the pieces read from the request socket
+function M.bulk(req)
+  ngx.update_time()
+  local started = ngx.now()
+  local pieces = req.body
+  if type(pieces) == "string" then pieces = { pieces } end
+  local bs, bb = refuse_body(pieces)
+  if bs then return bs, bb end
+  local default_index = req.params.index
+  local ch = chaos_setup(req.opts)
+  if ch then
+    local cs, cb = request_chaos(ch, pieces)
+    if cs then return cs, cb end
+  end
+  read_url_options(req.args)
   -- from here to the response nothing yields: ob is this request's
   ob:reset()
   nitems = 0
@@ -581,16 +624,12 @@ function M.bulk(req)
     local t = index and not meta and id and (op == "index" or op == "create") and not forced
       and target_entry(cache, index, url_routing, require_alias)
     if item_429 and rng:hit(item_429) then
-      stats.chaos("item_429")
       errors = true
-      item_error(op, index or json.null, id or nil, 429, { type = "es_rejected_execution_exception",
-        reason = "rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, "
-          .. "all_bytes=0, primary_operation_bytes=" .. #(src or "") .. ", max_coordinating_and_primary_bytes=0] "
-          .. "(injected by espipe serve --chaos)" })
+      chaos_item_error(op, index, id, src)
     elseif t and t.fast and id ~= "" then
       -- the common case: index/create with _index and _id only
       local idx = t.idx
-      local sh, herr = cluster.shard_for(idx, id, nil)
+      local sh, herr = cluster_shards.shard_for(idx, id, nil)
       local s, c = writes.check_id(id)
       if s == nil then
         if not sh then
@@ -602,12 +641,12 @@ function M.bulk(req)
         elseif bad_utf8[i] then
           s, c = 400, bad_utf8[i]
         elseif #idx.pending_sources < 10000 then
-          cluster.defer_mapping(idx, src)
+          cluster_shards.defer_mapping(idx, src)
         end
       end
       local rec, created, cause
       if not s then
-        rec, created, cause = cluster.put(idx, sh, id, src, op == "create" and CREATE or EMPTY)
+        rec, created, cause = cluster_shards.put(idx, sh, id, src, op == "create" and CREATE or EMPTY)
         if not rec then s, c = created, cause end
       end
       if s then
@@ -641,55 +680,87 @@ function M.bulk(req)
       end
     end
   end
-  if refresh then
-    for shard in pairs(per_shard) do cluster.refresh_shard(shard) end
-  end
-  local written = 0
-  for _, c in pairs(per_shard) do written = written + c end
-  stats.docs(node, written, foreign)
-  stats.bulk(node, n, per_shard)
-  ngx.update_time()
-  if plan then
-    local st, resp = bulk_response(math.floor((ngx.now() - started) * 1000), errors)
-    return capacity.respond_at(plan:finish(per_shard), st, resp)
-  end
-  return bulk_response(math.floor((ngx.now() - started) * 1000), errors)
+  return finish(req, { per_shard = per_shard, foreign = foreign, errors = errors }, n, refresh, plan, started)
 end
 
 function M.nodes_stats(req) return capacity.nodes_stats(req.opts, cluster.state.node_count) end
 
--- Any other item: routing, versions, concurrency, update, delete, aliases
--- with routing, auto ids. Appends the item; returns shard, true on success.
-function M.general_item(op, index, id, meta, src, url_routing, require_alias, forced)
-  if not index then
-    item_error(op, json.null, id or nil, 400, { type = "action_request_validation_exception",
-      reason = "Validation Failed: 1: index is missing;" })
-    return nil, false
+local function validation(reason)
+  return { type = "action_request_validation_exception", reason = "Validation Failed: 1: " .. reason .. ";" }
+end
+
+-- Each action below answers status, rec, cause, result, get (result on success).
+
+local function run_update(idx, sh, id, meta, src, o)
+  if o.version ~= nil or o.version_type ~= nil then
+    return 400, nil, validation("Update requests do not support versioning. "
+      .. "Please use `if_seq_no` and `if_primary_term` instead")
   end
+  local ub, derr = json.decode(src)
+  if ub == nil then
+    return 400, nil, { type = "x_content_parse_exception", reason = "[1:1] " .. tostring(derr) }
+  end
+  local status, res = writes.update(idx, sh, id, ub, o)
+  if status >= 300 then return status, nil, res end
+  local rec = { id = id, v = res._version, s = res._seq_no, t = res._primary_term }
+  return status, rec, nil, res.result, update_get(idx, sh, id, meta, ub)
+end
+
+-- a cluster_shards write's rec, flag (found / created), cause as an outcome;
+-- without rec, flag is the failure's status
+local function outcome(rec, flag, cause, yes, no)
+  if not rec then return flag, nil, cause end
+  if flag then return yes[1], rec, nil, yes[2] end
+  return no[1], rec, nil, no[2]
+end
+
+local DELETED, NOT_FOUND = { 200, "deleted" }, { 404, "not_found" }
+local CREATED, UPDATED = { 201, "created" }, { 200, "updated" }
+
+local function run_delete(idx, sh, id, o)
+  local rec, found, cause = cluster_shards.remove(idx, sh, id, o)
+  return outcome(rec, found, cause, DELETED, NOT_FOUND)
+end
+
+local function run_index(op, idx, sh, id, src, o)
+  if o.version ~= nil and (o.version_type == nil or o.version_type == "internal") then
+    return 400, nil, validation("internal versioning can not be used for optimistic concurrency control. "
+      .. "Please use `if_seq_no` and `if_primary_term` instead")
+  end
+  local s, c = writes.check_source(idx, id, src, nil)
+  if s then return s, nil, c end
+  o.create = op == "create"
+  local rec, created, cause = cluster_shards.put(idx, sh, id, src, o)
+  return outcome(rec, created, cause, CREATED, UPDATED)
+end
+
+-- the reason an item's index or id refuses it, before any lookup | nil
+local function refused(op, index, id)
+  if not index then return json.null, 400, validation("index is missing") end
   if id == "" then
-    item_error(op, index, id, 400, { type = "illegal_argument_exception",
-      reason = "if _id is specified it must not be empty" })
-    return nil, false
+    return index, 400, { type = "illegal_argument_exception", reason = "if _id is specified it must not be empty" }
   end
   if id then
     local s, c = writes.check_id(id)
-    if s then
-      item_error(op, index, id, s, c)
-      return nil, false
-    end
+    if s then return index, s, c end
   end
-  local out_op = op
+  if not id and op ~= "index" and op ~= "create" then
+    return index, 400, validation("id is missing")
+  end
+end
+
+-- Any other item: routing, versions, concurrency, update, delete, aliases
+-- with routing, auto ids. Appends the item; returns shard, true on success.
+function M.general_item(op, index, id, meta, src, url_routing, require_alias, forced)
+  local shown, rs, rc = refused(op, index, id)
+  if shown then
+    item_error(op, shown, id or nil, rs, rc)
+    return nil, false
+  end
   -- an index action with op_type create is a create, and answered as one
-  if op == "index" and meta.op_type == "create" then op, out_op = "create", "create" end
-  if not id then
-    if op ~= "index" and op ~= "create" then
-      item_error(op, index, nil, 400, { type = "action_request_validation_exception",
-        reason = "Validation Failed: 1: id is missing;" })
-      return nil, false
-    end
-    id = cluster.auto_id()
-    op = "create"
-  end
+  if op == "index" and meta.op_type == "create" then op = "create" end
+  local out_op = op
+  if not id then id, op = cluster.auto_id(), "create" end
   local route = meta.routing ~= nil and tostring(meta.routing) or url_routing
   local idx, sh, r2 = writes.target { index = index, id = id, routing = route, auto_create = op ~= "delete",
     require_alias = meta.require_alias == true or require_alias }
@@ -700,54 +771,9 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
   local o = { routing = r2, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),
               version = num(meta.version), version_type = meta.version_type }
   local status, rec, cause, result, get
-  if op == "update" then
-    if o.version ~= nil or o.version_type ~= nil then
-      status, cause = 400, { type = "action_request_validation_exception",
-        reason = "Validation Failed: 1: Update requests do not support versioning. Please use `if_seq_no` and `if_primary_term` instead;" }
-    else
-      local ub, derr = json.decode(src)
-      if ub == nil then
-        status, cause = 400, { type = "x_content_parse_exception", reason = "[1:1] " .. tostring(derr) }
-      else
-        local res
-        status, res = writes.update(idx, sh, id, ub, o)
-        if status < 300 then
-          rec = { id = id, v = res._version, s = res._seq_no, t = res._primary_term }
-          result = res.result
-          get = update_get(idx, sh, id, meta, ub)
-        else
-          cause = res
-        end
-      end
-    end
-  elseif op == "delete" then
-    local found
-    rec, found, cause = cluster.remove(idx, sh, id, o)
-    if rec then
-      status, result = found and 200 or 404, found and "deleted" or "not_found"
-    else
-      status = found
-    end
-  else
-    if o.version ~= nil and (o.version_type == nil or o.version_type == "internal") then
-      status, cause = 400, { type = "action_request_validation_exception",
-        reason = "Validation Failed: 1: internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead;" }
-    else
-      local s, c = writes.check_source(idx, id, src, nil)
-      if s then
-        status, cause = s, c
-      else
-        o.create = op == "create"
-        local created
-        rec, created, cause = cluster.put(idx, sh, id, src, o)
-        if rec then
-          status, result = created and 201 or 200, created and "created" or "updated"
-        else
-          status = created
-        end
-      end
-    end
-  end
+  if op == "update" then status, rec, cause, result, get = run_update(idx, sh, id, meta, src, o)
+  elseif op == "delete" then status, rec, cause, result = run_delete(idx, sh, id, o)
+  else status, rec, cause, result = run_index(op, idx, sh, id, src, o) end
   if result then
     ok_item(out_op, idx, rec, result, status, forced, get)
     return idx.shards[sh], true

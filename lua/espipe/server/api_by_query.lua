@@ -7,7 +7,8 @@
 -- M.script_hook when one is installed.
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
-local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local params = require("espipe.server.params")
 local sc = require("espipe.server.search_context")
 
@@ -44,7 +45,7 @@ local function apply(op, body, info, rec)
   if not cur or cur.s ~= rec.s then return "conflict", conflict_failure(idx, sh, rec, cur) end
   local o = { if_seq_no = rec.s, if_primary_term = rec.t, routing = cur.r }
   if op == "delete" then
-    cluster.remove(idx, sh, rec.id, o)
+    cluster_shards.remove(idx, sh, rec.id, o)
     return "deleted"
   end
   local src = cur.src
@@ -55,12 +56,12 @@ local function apply(op, body, info, rec)
     if not ok then return "error", { status = s, body = e } end
     if ctx.op == "noop" then return "noop" end
     if ctx.op == "delete" then
-      cluster.remove(idx, sh, rec.id, o)
+      cluster_shards.remove(idx, sh, rec.id, o)
       return "deleted"
     end
     src = json.encode(ctx._source)
   end
-  cluster.put(idx, sh, rec.id, src, o)
+  cluster_shards.put(idx, sh, rec.id, src, o)
   return "updated"
 end
 
@@ -121,7 +122,7 @@ local function run(req, op)
   if s then return s, e end
   scroll_size = scroll_size or 1000
   local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { forbid_closed = true }))
+  indices, s, e = cluster_indices.of_request(req, { forbid_closed = true })
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local compiled, err = sc.compile(snap, body.query, nil)
@@ -155,7 +156,7 @@ local function run(req, op)
     if #failures > 0 then break end
   end
   if params.refresh(req.args) then
-    for idx in pairs(touched) do cluster.refresh(idx) end
+    for idx in pairs(touched) do cluster_shards.refresh(idx) end
   end
   local resp = { took = math.floor((ngx.now() - started) * 1000), timed_out = false, total = total,
                  batches = math.max(1, math.ceil(total / scroll_size)), version_conflicts = counts.conflict,

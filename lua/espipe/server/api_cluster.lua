@@ -4,7 +4,7 @@
 -- scroll and point in time (M.setting).
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
-local cluster = require("espipe.server.cluster")
+local index_settings = require("espipe.server.index_settings")
 local params = require("espipe.server.params")
 
 local M = {}
@@ -21,7 +21,7 @@ end
 local function view(flat, as_flat)
   local copy = json.object()
   for k, v in pairs(flat) do copy[k] = v end
-  return as_flat and copy or cluster.nest_settings(copy)
+  return as_flat and copy or index_settings.nest_settings(copy)
 end
 
 function M.get_settings(req)
@@ -40,7 +40,7 @@ function M.put_settings(req)
     if given ~= nil and type(given) ~= "table" then
       return es.bad_request("[" .. scope .. "] must be an object")
     end
-    for k, v in pairs(cluster.flat_settings(given or {})) do
+    for k, v in pairs(index_settings.flat_settings(given or {})) do
       if v == json.null then
         settings[scope][k] = nil
       else

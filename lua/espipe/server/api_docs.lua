@@ -3,10 +3,13 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local params = require("espipe.server.params")
 local writes = require("espipe.server.writes")
 local stats = require("espipe.server.stats")
-local query = require("espipe.server.query")
+local doc_fields = require("espipe.server.doc_fields")
+local source_filter = require("espipe.server.source_filter")
 local mapping = require("espipe.server.mapping")
 
 local M = {}
@@ -56,7 +59,7 @@ local function after_write(req, idx, sh, result)
   local refresh, s, e = params.refresh(req.args)
   if refresh == nil and s then return s, e end
   if refresh then
-    cluster.refresh_shard(idx.shards[sh])
+    cluster_shards.refresh_shard(idx.shards[sh])
     if refresh == "true" then result.forced_refresh = true end
   end
   return nil
@@ -87,7 +90,7 @@ local function do_index(req, id, create)
   if s then return cause_reply(s, e) end
   o.create, o.routing = create, route
   local rec, created
-  rec, created, e = cluster.put(idx, sh, id, src, o)
+  rec, created, e = cluster_shards.put(idx, sh, id, src, o)
   if not rec then return cause_reply(created, e) end
   count_write(req, idx, sh)
   local result = writes.result(idx, rec, created and "created" or "updated")
@@ -140,12 +143,12 @@ local function stored_fields(idx, rec, list)
   local props = mapping.to_table(idx.mapping)
   local fields, src = json.object(), nil
   for _, f in ipairs(list) do
-    local ty, path = query.resolve_field(props, f)
+    local ty, path = doc_fields.resolve_field(props, f)
     local def = props.properties and props.properties[path]
     if ty and type(def) == "table" and def.store == true then
       src = src or json.decode(rec.src)
       local vals = json.array()
-      for _, v in ipairs(query.field_values(src, path)) do
+      for _, v in ipairs(doc_fields.field_values(src, path)) do
         if v ~= json.null then vals[#vals + 1] = v end
       end
       if #vals > 0 then fields[f] = vals end
@@ -168,7 +171,7 @@ local function get_result(idx, rec, spec, stored, asked)
     local fields = stored_fields(idx, rec, stored)
     if next(fields) then r.fields = fields end
   end
-  if with_source then r._source = query.source_filter(json.raw(rec.src), spec) end
+  if with_source then r._source = source_filter.filter(json.raw(rec.src), spec) end
   return r
 end
 
@@ -185,7 +188,7 @@ end
 
 -- finds a document for reading: idx, rec | nil, status, body
 local function lookup(index_name, id, route, mode)
-  local indices, s, e = cluster.resolve(index_name)
+  local indices, s, e = cluster_indices.resolve(index_name)
   if not indices then return nil, s, e end
   local idx = indices[1]
   if #indices ~= 1 then
@@ -194,10 +197,10 @@ local function lookup(index_name, id, route, mode)
   end
   local name_alias = not cluster.state.indices[index_name] and idx.aliases[index_name]
   if name_alias and name_alias.search_routing and not route then route = tostring(name_alias.search_routing) end
-  local sh, herr = cluster.shard_for(idx, id, route)
+  local sh, herr = cluster_shards.shard_for(idx, id, route)
   if not sh then return nil, es.bad_request(herr) end
   local shard = idx.shards[sh]
-  if mode and mode.refresh then cluster.refresh_shard(shard) end
+  if mode and mode.refresh then cluster_shards.refresh_shard(shard) end
   if mode and not mode.realtime then return idx, shard.visible[id], sh end
   return idx, shard.docs[id], sh
 end
@@ -217,10 +220,16 @@ local function version_check(req, idx, sh, rec)
   return nil
 end
 
-function M.get(req)
+-- the index, record (nil: missing) and shard of the document a GET names
+-- | nil, status, error body
+local function requested_doc(req)
   local mode, ms, me = read_mode(req.args)
-  if not mode then return ms, me end
-  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
+  if not mode then return nil, ms, me end
+  return lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
+end
+
+function M.get(req)
+  local idx, rec, e = requested_doc(req)
   if not idx then return rec, e end
   if not rec then return 404, { _index = idx.name, _id = req.params.id, found = false } end
   local vs, vb = version_check(req, idx, e, rec)
@@ -231,9 +240,7 @@ function M.get(req)
 end
 
 function M.source(req)
-  local mode, ms, me = read_mode(req.args)
-  if not mode then return ms, me end
-  local idx, rec, e = lookup(req.params.index, req.params.id, params.str(req.args, "routing"), mode)
+  local idx, rec, e = requested_doc(req)
   if not idx then return rec, e end
   if not rec then
     return es.fail(404, "resource_not_found_exception",
@@ -248,7 +255,7 @@ function M.source(req)
   if req.method == "HEAD" then return 200, "" end
   local spec = source_spec(req.args)
   if spec == nil then return 200, rec.src end
-  return 200, query.source_filter(json.raw(rec.src), spec) or json.object()
+  return 200, source_filter.filter(json.raw(rec.src), spec) or json.object()
 end
 
 function M.delete(req)
@@ -259,7 +266,7 @@ function M.delete(req)
   if not idx then return cause_reply(sh, route) end
   o.routing = route
   local rec, found
-  rec, found, e = cluster.remove(idx, sh, req.params.id, o)
+  rec, found, e = cluster_shards.remove(idx, sh, req.params.id, o)
   if not rec then return cause_reply(found, e) end
   count_write(req, idx, sh)
   local result = writes.result(idx, rec, found and "deleted" or "not_found")
@@ -292,7 +299,7 @@ function M.update(req)
   if spec ~= nil and spec ~= false and result.result ~= "deleted" then
     local rec = idx.shards[sh].docs[req.params.id]
     result.get = { _seq_no = rec.s, _primary_term = rec.t, found = true,
-                   _source = query.source_filter(json.raw(rec.src), spec) }
+                   _source = source_filter.filter(json.raw(rec.src), spec) }
   end
   s, e = after_write(req, idx, sh, result)
   if s then return s, e end

@@ -3,6 +3,9 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
+local index_settings = require("espipe.server.index_settings")
 local index_names = require("espipe.server.index_names")
 local mapping = require("espipe.server.mapping")
 local params = require("espipe.server.params")
@@ -10,9 +13,29 @@ local params = require("espipe.server.params")
 local M = {}
 
 local function nested_settings(idx)
-  return cluster.nest_settings(idx.settings)
+  return index_settings.nest_settings(idx.settings)
 end
 M.nested_settings = nested_settings
+
+-- 200 and { [index name] = view(idx) } over the indices the request names
+-- | status, error body
+function M.views(req, view)
+  local indices, s, e = cluster_indices.of_request(req)
+  if not indices then return s, e end
+  local out = json.object()
+  for _, idx in ipairs(indices) do out[idx.name] = view(idx) end
+  return 200, out
+end
+
+-- the body and the indices of a PUT | nil, status, error body
+local function body_and_indices(req)
+  local body, s, e = params.body(req, true)
+  if not body then return nil, s, e end
+  local indices
+  indices, s, e = cluster_indices.of_request(req)
+  if not indices then return nil, s, e end
+  return body, indices
+end
 
 local function settings_of(idx, flat)
   if flat then
@@ -40,7 +63,7 @@ local function invalid_alias(name)
   if cluster.state.indices[name] then
     return bad(", an index or data stream exists with the same name as the alias")
   end
-  local s, e = cluster.validate_index_name(name)
+  local s, e = cluster_indices.validate_index_name(name)
   if s then
     local why = e.error.reason:match("^Invalid index name %[.-%](, .*)$") or ""
     -- aliases may hold upper case letters
@@ -78,18 +101,18 @@ function M.create(req)
     body.aliases = aliases
   end
   local idx
-  idx, s, e = cluster.create_index(name, body)
+  idx, s, e = cluster_indices.create_index(name, body)
   if not idx then return s, e end
   return 200, { acknowledged = true, shards_acknowledged = true, index = name }
 end
 
 function M.get(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
   local out = json.object()
   for _, idx in ipairs(indices) do
-    cluster.settle_mapping(idx)
+    cluster_shards.settle_mapping(idx)
     out[idx.name] = { aliases = aliases_of(idx), mappings = mapping.to_table(idx.mapping),
                       settings = settings_of(idx, flat) }
   end
@@ -97,7 +120,7 @@ function M.get(req)
 end
 
 function M.exists(req)
-  local indices = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices = cluster_indices.of_request(req)
   if not indices or #indices == 0 then return 404, "" end
   return 200, ""
 end
@@ -105,18 +128,17 @@ end
 -- Deleting never reaches an index through an alias: an alias named outright
 -- is refused, and wildcards match index names only (open and closed).
 function M.delete(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
-    { expand_wildcards = "open,closed", wildcard_aliases = false, concrete_aliases = false }))
+  local indices, s, e = cluster_indices.of_request(req,
+    { expand_wildcards = "open,closed", wildcard_aliases = false, concrete_aliases = false })
   if not indices then return s, e end
-  for _, idx in ipairs(indices) do cluster.delete_index(idx) end
+  for _, idx in ipairs(indices) do cluster_indices.delete_index(idx) end
   return 200, { acknowledged = true }
 end
 
 -- _close / _open: a closed index keeps its documents and refuses reads and
 -- writes with index_closed_exception
 local function set_closed(req, closed)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req,
-    { expand_wildcards = closed and "open" or "closed" }))
+  local indices, s, e = cluster_indices.of_request(req, { expand_wildcards = closed and "open" or "closed" })
   if not indices then return s, e end
   local shards_acked = json.object()
   for _, idx in ipairs(indices) do
@@ -133,47 +155,33 @@ function M.close(req) return set_closed(req, true) end
 function M.open(req) return set_closed(req, false) end
 
 function M.get_settings(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
-  if not indices then return s, e end
   local flat = params.flag(req.args, "flat_settings", false)
-  local out = json.object()
-  for _, idx in ipairs(indices) do out[idx.name] = { settings = settings_of(idx, flat) } end
-  return 200, out
+  return M.views(req, function(idx) return { settings = settings_of(idx, flat) } end)
 end
 
 function M.put_settings(req)
-  local body, s, e = params.body(req, true)
-  if not body then return s, e end
-  local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
-  if not indices then return s, e end
+  local body, indices, e = body_and_indices(req)
+  if not body then return indices, e end
   local settings = body.settings or body
   for _, idx in ipairs(indices) do
-    s, e = cluster.update_settings(idx, settings)
-    if s then return s, e end
+    local s, c = cluster_indices.update_settings(idx, settings)
+    if s then return s, c end
   end
   return 200, { acknowledged = true }
 end
 
 function M.get_mapping(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
-  if not indices then return s, e end
-  local out = json.object()
-  for _, idx in ipairs(indices) do
-    cluster.settle_mapping(idx)
-    out[idx.name] = { mappings = mapping.to_table(idx.mapping) }
-  end
-  return 200, out
+  return M.views(req, function(idx)
+    cluster_shards.settle_mapping(idx)
+    return { mappings = mapping.to_table(idx.mapping) }
+  end)
 end
 
 function M.put_mapping(req)
-  local body, s, e = params.body(req, true)
-  if not body then return s, e end
-  local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
-  if not indices then return s, e end
+  local body, indices, e = body_and_indices(req)
+  if not body then return indices, e end
   for _, idx in ipairs(indices) do
-    cluster.settle_mapping(idx)
+    cluster_shards.settle_mapping(idx)
     local err, kind = mapping.put(idx.mapping, body)
     if err then return es.fail(400, kind or "illegal_argument_exception", err) end
     cluster.persist_meta(idx)
@@ -192,14 +200,14 @@ local function shards_header(indices)
 end
 
 function M.refresh(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
-  for _, idx in ipairs(indices) do cluster.refresh(idx) end
+  for _, idx in ipairs(indices) do cluster_shards.refresh(idx) end
   return 200, { _shards = shards_header(indices) }
 end
 
 function M.forcemerge(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   if req.args.wait_for_completion == "false" then
     return 200, { task = "espipe-node-0:1" }
@@ -217,70 +225,88 @@ local function list_of(v)
 end
 
 
+-- the indices an alias action names (expressions resolved) | nil, status, body
+local function action_indices(given)
+  local indices = {}
+  for _, n in ipairs(given) do
+    local found, s, e = cluster_indices.resolve(n)
+    if not found then return nil, s, e end
+    for _, idx in ipairs(found) do indices[#indices + 1] = idx end
+  end
+  if #indices == 0 then return nil, es.validation({ "One of [index] or [indices] is required" }) end
+  return indices
+end
+
+-- a remove naming no alias any of its indices has: nil when some has one,
+-- else the action's error (a 404 response with must_exist)
+local function missing_aliases(indices, alias_names, must_exist)
+  for _, idx in ipairs(indices) do
+    for _, an in ipairs(alias_names) do if idx.aliases[an] then return nil end end
+  end
+  local names = table.concat(alias_names, ",")
+  if must_exist == true then
+    return true, es.fail(404, "aliases_not_found_exception", "aliases [" .. names .. "] missing",
+      { ["resource.type"] = "aliases", ["resource.id"] = names })
+  end
+  return { type = "aliases_not_found_exception", reason = "aliases [" .. names .. "] missing" }
+end
+
+-- one action checked: its step and its result | nil, status, body
+local function check_action(action)
+  local kind, a = next(action)
+  if kind ~= "add" and kind ~= "remove" and kind ~= "remove_index" then
+    return nil, es.bad_request("Unknown action [" .. tostring(kind) .. "]")
+  end
+  local given, alias_names = list_of(a.indices or a.index), list_of(a.aliases or a.alias)
+  if kind == "add" then
+    for _, an in ipairs(alias_names) do
+      local s, e = invalid_alias(an)
+      if s then return nil, s, e end
+    end
+  end
+  local indices, s, e = action_indices(given)
+  if not indices then return nil, s, e end
+  if kind ~= "remove_index" and #alias_names == 0 then
+    return nil, es.validation({ "One of [alias] or [aliases] is required" })
+  end
+  local result = { action = { type = kind, indices = given, aliases = alias_names }, status = 200 }
+  if kind == "remove" then
+    local missing, ms, mb = missing_aliases(indices, alias_names, a.must_exist)
+    if missing == true then return nil, ms, mb end
+    if missing then result.status, result.error = 404, missing end
+  end
+  return { kind = kind, indices = indices, aliases = alias_names, props = alias_props(a) }, result
+end
+
+local function apply_step(step)
+  for _, idx in ipairs(step.indices) do
+    if step.kind == "add" then
+      for _, an in ipairs(step.aliases) do idx.aliases[an] = step.props end
+    elseif step.kind == "remove" then
+      for _, an in ipairs(step.aliases) do idx.aliases[an] = nil end
+    else
+      cluster_indices.delete_index(idx)
+    end
+    if step.kind ~= "remove_index" then cluster.persist_meta(idx) end
+  end
+end
+
 function M.update_aliases(req)
   local body, s, e = params.body(req, true)
   if not body then return s, e end
   if type(body.actions) ~= "table" then
     return es.validation({ "no alias actions specified" })
   end
-  -- validate everything first: the request applies atomically
+  -- check everything first: the request applies atomically
   local plan, results, errors = {}, json.array(), false
   for _, action in ipairs(body.actions) do
-    local kind, a = next(action)
-    if kind ~= "add" and kind ~= "remove" and kind ~= "remove_index" then
-      return es.bad_request("Unknown action [" .. tostring(kind) .. "]")
-    end
-    local given = list_of(a.indices or a.index)
-    local alias_names = list_of(a.aliases or a.alias)
-    if kind == "add" then
-      for _, an in ipairs(alias_names) do
-        s, e = invalid_alias(an)
-        if s then return s, e end
-      end
-    end
-    local indices = {}
-    for _, n in ipairs(given) do
-      local found
-      found, s, e = cluster.resolve(n)
-      if not found then return s, e end
-      for _, idx in ipairs(found) do indices[#indices + 1] = idx end
-    end
-    if #indices == 0 then return es.validation({ "One of [index] or [indices] is required" }) end
-    if kind ~= "remove_index" and #alias_names == 0 then
-      return es.validation({ "One of [alias] or [aliases] is required" })
-    end
-    local result = { action = { type = kind, indices = given, aliases = alias_names }, status = 200 }
-    if kind == "remove" then
-      local any = false
-      for _, idx in ipairs(indices) do
-        for _, an in ipairs(alias_names) do if idx.aliases[an] then any = true end end
-      end
-      if not any then
-        if a.must_exist == true then
-          return es.fail(404, "aliases_not_found_exception", "aliases [" .. table.concat(alias_names, ",")
-            .. "] missing", { ["resource.type"] = "aliases", ["resource.id"] = table.concat(alias_names, ",") })
-        end
-        errors = true
-        result.status = 404
-        result.error = { type = "aliases_not_found_exception",
-                         reason = "aliases [" .. table.concat(alias_names, ",") .. "] missing" }
-      end
-    end
+    local step, result, b = check_action(action)
+    if not step then return result, b end
+    errors = errors or result.status ~= 200
     results[#results + 1] = result
-    plan[#plan + 1] = { kind = kind, indices = indices, aliases = alias_names, props = alias_props(a) }
+    plan[#plan + 1] = step
   end
-  for _, step in ipairs(plan) do
-    for _, idx in ipairs(step.indices) do
-      if step.kind == "add" then
-        for _, an in ipairs(step.aliases) do idx.aliases[an] = step.props end
-      elseif step.kind == "remove" then
-        for _, an in ipairs(step.aliases) do idx.aliases[an] = nil end
-      else
-        cluster.delete_index(idx)
-      end
-      if step.kind ~= "remove_index" then cluster.persist_meta(idx) end
-    end
-  end
+  for _, step in ipairs(plan) do apply_step(step) end
   if errors then return 200, { acknowledged = true, errors = true, action_results = results } end
   return 200, { acknowledged = true, errors = false }
 end
@@ -288,7 +314,7 @@ end
 -- GET _alias: every index (open or closed) with the aliases asked for; names
 -- (not patterns) that match no alias make it a 404 that still lists the rest
 function M.get_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { expand_wildcards = "all" }))
+  local indices, s, e = cluster_indices.of_request(req, { expand_wildcards = "all" })
   if not indices then return s, e end
   local want = req.params.name
   local any_alias = want == "_all" or want == "*"
@@ -327,7 +353,7 @@ function M.put_alias(req)
   local body, s, e = params.body(req)
   if body == false then return s, e end
   local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   s, e = invalid_alias(req.params.name)
   if s then return s, e end
@@ -339,7 +365,7 @@ function M.put_alias(req)
 end
 
 function M.delete_alias(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local any = false
   for _, idx in ipairs(indices) do

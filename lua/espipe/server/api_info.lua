@@ -2,9 +2,13 @@
 -- _nodes, _cat/shards, _cat/indices, _search_shards, and /_espipe/stats.
 local json = require("espipe.server.json")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local stats = require("espipe.server.stats")
 local params = require("espipe.server.params")
 local flavors = require("espipe.server.flavors")
+local mapping = require("espipe.server.mapping")
+local api_indices = require("espipe.server.api_indices")
 
 local M = {}
 
@@ -88,7 +92,7 @@ end
 
 function M.health(req)
   -- closed indices are replicated (7.2+): they count like open ones
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { expand_wildcards = "all" }))
+  local indices, s, e = cluster_indices.of_request(req, { expand_wildcards = "all" })
   if not indices then return s, e end
   local status, primaries, shards, unassigned = health_of(indices)
   local nodes = cluster.state.node_count
@@ -111,21 +115,21 @@ function M.health(req)
   return 200, body
 end
 
+local function index_metadata(idx)
+  local aliases = json.array()
+  for a in pairs(idx.aliases) do aliases[#aliases + 1] = a end
+  table.sort(aliases)
+  return {
+    version = 1, state = "open", routing_num_shards = idx.routing_shards,
+    settings = { index = api_indices.nested_settings(idx) },
+    mappings = { _doc = mapping.to_table(idx.mapping) },
+    aliases = aliases,
+  }
+end
+
 function M.state_metadata(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
-  if not indices then return s, e end
-  local out = json.object()
-  for _, idx in ipairs(indices) do
-    local aliases = json.array()
-    for a in pairs(idx.aliases) do aliases[#aliases + 1] = a end
-    table.sort(aliases)
-    out[idx.name] = {
-      version = 1, state = "open", routing_num_shards = idx.routing_shards,
-      settings = { index = require("espipe.server.api_indices").nested_settings(idx) },
-      mappings = { _doc = require("espipe.server.mapping").to_table(idx.mapping) },
-      aliases = aliases,
-    }
-  end
+  local status, out = api_indices.views(req, index_metadata)
+  if status ~= 200 then return status, out end
   return 200, { cluster_name = M.CLUSTER_NAME, cluster_uuid = cluster.state.cluster_uuid,
                 metadata = { cluster_uuid = cluster.state.cluster_uuid, indices = out } }
 end
@@ -190,7 +194,7 @@ local function cat(req, columns, rows)
 end
 
 function M.cat_shards(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local rows = {}
   local host = host_of(req)
@@ -217,13 +221,13 @@ function M.cat_shards(req)
 end
 
 function M.cat_indices(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local rows = {}
   for _, idx in ipairs(indices) do
     local docs = 0
     for i = 0, idx.nshards - 1 do
-      cluster.lazy_refresh(idx)
+      cluster_shards.lazy_refresh(idx)
       docs = docs + idx.shards[i].visible_count
     end
     local health = health_of({ idx })
@@ -236,7 +240,7 @@ function M.cat_indices(req)
 end
 
 function M.search_shards(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local nodes = json.object()
   local port = req.opts.port or 9200
@@ -245,7 +249,7 @@ function M.search_shards(req)
   local route = params.str(req.args, "routing")
   for _, idx in ipairs(indices) do
     out_indices[idx.name] = json.object()
-    local only = route and cluster.search_shards(idx, route)
+    local only = route and cluster_shards.search_shards(idx, route)
     for i = 0, idx.nshards - 1 do
       if not only or only[i] then
         local shard = idx.shards[i]

@@ -7,8 +7,10 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
 local params = require("espipe.server.params")
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
+local source_filter = require("espipe.server.source_filter")
 local stats = require("espipe.server.stats")
 local sc = require("espipe.server.search_context")
 local search_hits = require("espipe.server.search_hits")
@@ -49,11 +51,11 @@ local function decode_id(kind, id)
 end
 
 local function keep_alive(v, name)
-  local secs, err = query.parse_time(v)
+  local secs, err = date_math.parse_time(v)
   if not secs then return nil, es.bad_request("failed to parse setting [" .. name .. "] with value ["
     .. tostring(v) .. "] as a time value: " .. tostring(err and err.reason or err)) end
   local max_text = require("espipe.server.api_cluster").setting("search.max_keep_alive")
-  local max = max_text and query.parse_time(max_text) or MAX_KEEP_ALIVE
+  local max = max_text and date_math.parse_time(max_text) or MAX_KEEP_ALIVE
   if secs > max then
     return nil, es.bad_request("Keep alive for request (" .. tostring(v) .. ") is too large. It must be less than ("
       .. (max_text or "1d") .. "). "
@@ -307,7 +309,7 @@ local function render(snap, plan, page, sorted, spec)
       if whole then
         buf:put(',"_source":', rec.src)
       elseif spec ~= false then
-        local src = query.source_filter(json.raw(rec.src), spec)
+        local src = source_filter.filter(json.raw(rec.src), spec)
         buf:put(',"_source":', json.is_raw(src) and json.raw_text(src) or json.encode(src))
       end
     else
@@ -414,7 +416,7 @@ local function alias_view(req, body)
   local route = params.str(req.args, "routing")
   local name = req.params.index
   if not name or name:find("[,*]") or cluster.state.indices[name] then return route end
-  local targets = cluster.alias_indices(name)
+  local targets = cluster_indices.alias_indices(name)
   if not targets or #targets ~= 1 then return route end
   local alias = cluster.state.indices[targets[1]].aliases[name]
   if route == nil and alias.search_routing ~= nil then route = tostring(alias.search_routing) end
@@ -480,147 +482,193 @@ local function search_chaos(req)
   return nil
 end
 
+-- the paging parameters of a search: { size =, from =, track =, as_int =,
+-- scroll = } | nil, status, body
+local function page_params(req, body)
+  local size, from = body.size or 10, body.from or 0
+  if type(size) ~= "number" or size < 0 then
+    return nil, es.bad_request("[size] parameter cannot be negative, found [" .. tostring(size) .. "]")
+  end
+  if type(from) ~= "number" or from < 0 then
+    return nil, es.bad_request("[from] parameter cannot be negative, found [" .. tostring(from) .. "]")
+  end
+  local track = body.track_total_hits
+  if track == nil then track = 10000 end
+  if type(track) == "number" and track < -1 then
+    return nil, es.bad_request("[track_total_hits] parameter must be positive or equals to -1, got " .. track)
+  end
+  local as_int, astatus, abody = params.flag(req.args, "rest_total_hits_as_int", false)
+  if as_int == nil then return nil, astatus, abody end
+  if flavors.wire_of(req.opts).total_hits == "integer" then as_int, track = true, true end
+  if as_int and type(body.track_total_hits) == "number" then
+    return nil, es.bad_request("[rest_total_hits_as_int] cannot be used if the tracking of total hits is not "
+      .. "accurate, got " .. track)
+  end
+  if track == -1 or (as_int and track ~= false) then track = true end
+  return { size = size, from = from, track = track, as_int = as_int, scroll = params.str(req.args, "scroll") }
+end
+
+-- search_type and the scroll-context rules -> nil | status, body
+local function check_context(req, body, scroll)
+  local search_type = params.str(req.args, "search_type")
+  if search_type and search_type ~= "query_then_fetch" and search_type ~= "dfs_query_then_fetch" then
+    return es.bad_request("No search type for [" .. search_type .. "]")
+  end
+  if not scroll then return nil end
+  local problems = {}
+  if body.size == 0 then problems[#problems + 1] = "[size] cannot be [0] in a scroll context" end
+  if req.args.request_cache == "true" then
+    problems[#problems + 1] = "[request_cache] cannot be used in a scroll context"
+  end
+  if #problems > 0 then return es.validation(problems) end
+end
+
+-- the point in time a search names -> its context and number | nil, status, body
+local function pit_of(req, body, scroll)
+  if req.params.index then return nil, es.validation({ PIT_WITH_INDICES }) end
+  if scroll then return nil, es.validation({ "using [point in time] is not allowed in a scroll context" }) end
+  if type(body.pit) ~= "table" then return nil, es.bad_request("[pit] must be an object") end
+  local c, n, cb = context("pit", body.pit.id)
+  if not c then return nil, n, cb end
+  if body.pit.keep_alive then
+    local secs, ks, kb = keep_alive(body.pit.keep_alive, "keep_alive")
+    if not secs then return nil, ks, kb end
+    c.expires = ngx.now() + secs
+  end
+  return c, n
+end
+
+-- what the search reads: snap, and the PIT context and number when it has one
+-- | nil, status, body
+local function search_snapshot(req, body, scroll)
+  if body.pit ~= nil then
+    local c, n, cb = pit_of(req, body, scroll)
+    if not c then return nil, n, cb end
+    return c.snap, c, n
+  end
+  local indices, s, e = cluster_indices.of_request(req, { forbid_closed = true })
+  if not indices then return nil, s, e end
+  return (sc.snapshot(indices, alias_view(req, body)))
+end
+
+-- the 1-based position of the first hit after search_after -> first | nil,
+-- status, body
+local function first_after(snap, plan, body, from, ordered)
+  if type(body.search_after) ~= "table" then return nil, es.bad_request("[search_after] must be an array") end
+  if from > 0 then return nil, es.bad_request("`from` parameter must be set to 0 when `search_after` is used.") end
+  local first, err
+  if ordered then
+    -- the sort starts with the unique _shard_doc: the first later doc by binary search
+    local _, serr = plan.compiled.sorter.after(json.array(), body.search_after)
+    if serr then return nil, query_error(serr) end
+    first, err = sc.view_first_from(plan.view, sc.first_after_key(snap, body.search_after[1]))
+  else
+    local list
+    list, err = sorted_list(plan)
+    if list then first, err = sc.sorted_first_after(snap, list, plan.compiled, body.search_after) end
+  end
+  if not first then return nil, query_error(err) end
+  return first
+end
+
+-- the page of hits and the total: page, count, no_score (min_score above
+-- every score) | nil, err
+local function search_page(q, count)
+  local min_score = tonumber(q.body.min_score)
+  if q.extras and q.extras.boosts and not q.sorted then
+    local page, err = boosted_page(q.snap, q.plan, q.extras.boosts, q.first, q.size, min_score)
+    if not page then return nil, err end
+    return page, min_score and page.total or count, false
+  end
+  if min_score and min_score > 1 then
+    -- every score is 1 (see search_hits): nothing reaches a higher min_score
+    return { n = 0, positions = {} }, 0, true
+  end
+  local page, err = page_of(q.snap, q.plan, q.ordered, q.first, q.size)
+  if not page then return nil, err end
+  return page, count, false
+end
+
+local function register_scroll(q, p, count, scroll_secs, no_score)
+  local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = q.snap,
+                          plan = q.plan, ordered = q.ordered, pos = q.first - 1 + q.size, size = q.size,
+                          total = total_of(count, true, p.as_int), spec = q.body._source, sorted = q.sorted,
+                          extras = q.extras, empty = no_score })
+  return encode_id("scroll", n)
+end
+
+-- the compiled search: q = { body =, snap =, plan =, ordered =, sorted =,
+-- first =, size =, extras = } | nil, status, body
+local function prepare(req, body, p, snap, pit_ctx)
+  local s, e = check_slice(body.slice)
+  if s then return nil, s, e end
+  require("espipe.server.terms_lookup").rewrite(body.query)
+  s, e = require("espipe.server.search_limits").check(snap.indices, body, p.scroll)
+  if s then return nil, s, e end
+  local sort_spec = body.sort
+  s, e = unsupported_sort(req.opts, sort_spec)
+  if s then return nil, s, e end
+  if pit_ctx then sort_spec = with_tiebreak(sort_spec, body.search_after, flavors.has_shard_doc(req.opts)) end
+  local plan, err = plan_for(pit_ctx, snap, body, sort_spec)
+  if not plan then return nil, query_error(err) end
+  s, e = numeric_after(plan.compiled.sorter.keys, body.search_after)
+  if s then return nil, s, e end
+  local sorted = sort_spec ~= nil
+  local q = { body = body, snap = snap, plan = plan, sorted = sorted, size = p.size, first = p.from + 1,
+              ordered = snapshot_order(plan, body, sorted) }
+  if body.search_after ~= nil then
+    q.first, s, e = first_after(snap, plan, body, p.from, q.ordered)
+    if not q.first then return nil, s, e end
+  end
+  local extras, xs, xe = search_hits.options(body, req.args)
+  if extras == false then return nil, xs, xe end
+  if not extras and search_hits.hides_source(snap.indices) then extras = {} end
+  q.extras = extras
+  return q
+end
+
 function M.search(req)
   local started = ngx.now()
   local cs, ce = search_chaos(req)
   if cs then return cs, ce end
   local body, s, e = merged_body(req)
   if not body then return s, e end
-  local size = body.size or 10
-  local from = body.from or 0
-  if type(size) ~= "number" or size < 0 then return es.bad_request("[size] parameter cannot be negative, found [" .. tostring(size) .. "]") end
-  if type(from) ~= "number" or from < 0 then return es.bad_request("[from] parameter cannot be negative, found [" .. tostring(from) .. "]") end
-  local track = body.track_total_hits
-  if track == nil then track = 10000 end
-  if type(track) == "number" and track < -1 then
-    return es.bad_request("[track_total_hits] parameter must be positive or equals to -1, got " .. track)
-  end
-  local as_int, astatus, abody = params.flag(req.args, "rest_total_hits_as_int", false)
-  if as_int == nil then return astatus, abody end
-  if flavors.wire_of(req.opts).total_hits == "integer" then as_int, track = true, true end
-  if as_int and type(body.track_total_hits) == "number" then
-    return es.bad_request("[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got " .. track)
-  end
-  if track == -1 or (as_int and track ~= false) then track = true end
-  local scroll = params.str(req.args, "scroll")
-  local search_type = params.str(req.args, "search_type")
-  if search_type and search_type ~= "query_then_fetch" and search_type ~= "dfs_query_then_fetch" then
-    return es.bad_request("No search type for [" .. search_type .. "]")
-  end
-  if scroll then
-    local problems = {}
-    if body.size == 0 then problems[#problems + 1] = "[size] cannot be [0] in a scroll context" end
-    if req.args.request_cache == "true" then
-      problems[#problems + 1] = "[request_cache] cannot be used in a scroll context"
-    end
-    if #problems > 0 then return es.validation(problems) end
-  end
-
-  local snap, pit_ctx, pit_n
-  if body.pit ~= nil then
-    if req.params.index then
-      return es.validation({ PIT_WITH_INDICES })
-    end
-    if scroll then return es.validation({ "using [point in time] is not allowed in a scroll context" }) end
-    if type(body.pit) ~= "table" then return es.bad_request("[pit] must be an object") end
-    local c, n, cb = context("pit", body.pit.id)
-    if not c then return n, cb end
-    pit_ctx, pit_n = c, n
-    if body.pit.keep_alive then
-      local secs, ks, kb = keep_alive(body.pit.keep_alive, "keep_alive")
-      if not secs then return ks, kb end
-      c.expires = ngx.now() + secs
-    end
-    snap = c.snap
-  else
-    local indices
-    indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req, { forbid_closed = true }))
-    if not indices then return s, e end
-    snap = sc.snapshot(indices, alias_view(req, body))
-  end
-  s, e = check_slice(body.slice)
+  local p
+  p, s, e = page_params(req, body)
+  if not p then return s, e end
+  s, e = check_context(req, body, p.scroll)
   if s then return s, e end
-  require("espipe.server.terms_lookup").rewrite(body.query)
-  s, e = require("espipe.server.search_limits").check(snap.indices, body, scroll)
-  if s then return s, e end
-
-  local sort_spec = body.sort
-  s, e = unsupported_sort(req.opts, sort_spec)
-  if s then return s, e end
-  if pit_ctx then sort_spec = with_tiebreak(sort_spec, body.search_after, flavors.has_shard_doc(req.opts)) end
-  local sorted = sort_spec ~= nil
-  local plan, err = plan_for(pit_ctx, snap, body, sort_spec)
-  if not plan then return query_error(err) end
-  s, e = numeric_after(plan.compiled.sorter.keys, body.search_after)
-  if s then return s, e end
-  local ordered = snapshot_order(plan, body, sorted)
-
-  local first = from + 1
-  if body.search_after ~= nil then
-    if type(body.search_after) ~= "table" then return es.bad_request("[search_after] must be an array") end
-    if from > 0 then return es.bad_request("`from` parameter must be set to 0 when `search_after` is used.") end
-    if ordered then
-      -- the sort starts with the unique _shard_doc: the first later doc by binary search
-      local _, serr = plan.compiled.sorter.after(json.array(), body.search_after)
-      if serr then return query_error(serr) end
-      first, err = sc.view_first_from(plan.view, sc.first_after_key(snap, body.search_after[1]))
-    else
-      local list
-      list, err = sorted_list(plan)
-      if list then first, err = sc.sorted_first_after(snap, list, plan.compiled, body.search_after) end
-    end
-    if not first then return query_error(err) end
-  end
-
-  local spec = body._source
-  local extras, xs, xe = search_hits.options(body, req.args)
-  if extras == false then return xs, xe end
-  if not extras and search_hits.hides_source(snap.indices) then extras = {} end
+  local snap, pit_ctx, pit_n = search_snapshot(req, body, p.scroll)
+  if not snap then return pit_ctx, pit_n end
+  local q
+  q, s, e = prepare(req, body, p, snap, pit_ctx)
+  if not q then return s, e end
   local scroll_secs
-  if scroll then
-    local ks, kb
-    scroll_secs, ks, kb = keep_alive(scroll, "scroll")
-    if not scroll_secs then return ks, kb end
-    track = true
+  if p.scroll then
+    scroll_secs, s, e = keep_alive(p.scroll, "scroll")
+    if not scroll_secs then return s, e end
+    p.track = true
   end
-  local count
-  count, err = count_matches(plan, ordered, track)
+  local count, err = count_matches(q.plan, q.ordered, p.track)
   if not count then return query_error(err) end
-  local page
-  local min_score = tonumber(body.min_score)
-  local none_score = false
-  if extras and extras.boosts and not sorted then
-    page, err = boosted_page(snap, plan, extras.boosts, first, size, min_score)
-    if page and min_score then count = page.total end
-  elseif min_score and min_score > 1 then
-    -- every score is 1 (see search_hits): nothing reaches a higher min_score
-    page, count, none_score = { n = 0, positions = {} }, 0, true
-  else
-    page, err = page_of(snap, plan, ordered, first, size)
-  end
-  if not page then return query_error(err) end
+  local page, no_score
+  page, count, no_score = search_page(q, count)
+  if not page then return query_error(count) end
   local aggs_text
   if body.aggs ~= nil or body.aggregations ~= nil then
-    aggs_text, err = require("espipe.server.search_aggs").compute(snap, plan.view, body,
+    aggs_text, err = require("espipe.server.search_aggs").compute(snap, q.plan.view, body,
       req.args.typed_keys == "true")
     if aggs_text == false then return query_error(err) end
   end
-  local scroll_id
-  if scroll then
-    local n = sc.register({ kind = "scroll", expires = ngx.now() + scroll_secs, snap = snap,
-                            plan = plan, ordered = ordered, pos = first - 1 + size, size = size,
-                            total = total_of(count, true, as_int), spec = spec, sorted = sorted,
-                            extras = extras, empty = none_score })
-    scroll_id = encode_id("scroll", n)
-  end
-  local max_score = render_page(snap, plan, page, sorted, spec, extras)
+  local scroll_id = p.scroll and register_scroll(q, p, count, scroll_secs, no_score)
+  local max_score = render_page(snap, q.plan, page, q.sorted, body._source, q.extras)
   if aggs_text then require("espipe.server.search_aggs").append(ob, aggs_text) end
   local head = "{"
   if scroll_id then head = head .. '"_scroll_id":"' .. scroll_id .. '",' end
   if pit_ctx then head = head .. '"pit_id":"' .. encode_id("pit", pit_n) .. '",' end
   head = head .. '"took":' .. math.floor((ngx.now() - started) * 1000) .. ',"timed_out":false,'
     .. shards_json(snap.nshards) .. ","
-    .. hits_head(total_of(count, track, as_int), max_score)
+    .. hits_head(total_of(count, p.track, p.as_int), max_score)
   return 200, page_response(head)
 end
 
@@ -744,7 +792,7 @@ function M.open_pit(req)
   if not ka then return es.validation({ "[keep_alive] is not specified" }) end
   local secs, ks, kb = keep_alive(ka, "keep_alive")
   if not secs then return ks, kb end
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local snap = sc.snapshot(indices, params.str(req.args, "routing"))
   local n = sc.register({ kind = "pit", expires = ngx.now() + secs, snap = snap })
@@ -788,7 +836,7 @@ function M.count(req)
     body.query = require("espipe.server.lucene_query").from_args(req.args)
   end
   local indices
-  indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local snap = sc.snapshot(indices, alias_view(req, body), true)
   local min_score = tonumber(params.str(req.args, "min_score"))

@@ -66,7 +66,7 @@ function M.create_api_key(req)
   local now = math.floor(ngx.now() * 1000)
   local expiration
   if body.expiration ~= nil then
-    local secs, err = require("espipe.server.query").parse_time(body.expiration)
+    local secs, err = require("espipe.server.date_math").parse_time(body.expiration)
     if not secs then return es.bad_request(err.reason or tostring(err)) end
     expiration = now + math.floor(secs * 1000)
   end

@@ -3,7 +3,7 @@
 -- indexing totals since start, in ES's shape (primaries and total are the
 -- same: replicas are not modelled).
 local json = require("espipe.server.json")
-local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
 
 local M = {}
 
@@ -30,7 +30,7 @@ local function section(t)
 end
 
 function M.stats(req)
-  local indices, s, e = cluster.resolve(req.params.index, cluster.index_options(req))
+  local indices, s, e = cluster_indices.of_request(req)
   if not indices then return s, e end
   local all = { docs = 0, bytes = 0, indexed = 0, deleted = 0 }
   local per, shards = json.object(), 0

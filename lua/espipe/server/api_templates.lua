@@ -4,6 +4,7 @@ local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local params = require("espipe.server.params")
 local templates = require("espipe.server.templates")
+local index_settings = require("espipe.server.index_settings")
 local meta_records = require("espipe.server.meta_records")
 
 local M = {}
@@ -12,22 +13,11 @@ local null = json.null
 
 -- flat settings { number_of_shards = "1" } as ES shows them: { index = { number_of_shards = "1" } }
 local function nested_settings(t)
-  local flat = {}
+  local shown = {}
   if type(t) == "table" and t ~= null then
-    flat = require("espipe.server.cluster").flat_settings(t)
+    for k, v in pairs(index_settings.flat_settings(t)) do shown["index." .. k] = v end
   end
-  local out = json.object()
-  for k, v in pairs(flat) do
-    local node = out
-    local parts = {}
-    for p in ("index." .. k):gmatch("[^.]+") do parts[#parts + 1] = p end
-    for i = 1, #parts - 1 do
-      node[parts[i]] = node[parts[i]] or json.object()
-      node = node[parts[i]]
-    end
-    node[parts[#parts]] = v
-  end
-  return out
+  return index_settings.nest_settings(shown)
 end
 
 local function template_view(t)
@@ -113,14 +103,17 @@ local function delete_from(kind, req, missing, blocked)
   return 200, { acknowledged = true }
 end
 
+-- the 404 of a DELETE naming no index (or legacy) template
+local function missing_template(type_)
+  return function(name) return es.fail(404, type_, "index_template [" .. name .. "] missing") end
+end
+
 function M.get_index(req)
   return listing(templates.index, req, "index template", "index_templates", "index_template", index_view)
 end
 
 function M.delete_index(req)
-  return delete_from("index", req, function(name)
-    return es.fail(404, "resource_not_found_exception", "index_template [" .. name .. "] missing")
-  end)
+  return delete_from("index", req, missing_template("resource_not_found_exception"))
 end
 
 ------------------------------------------------------------------------
@@ -172,9 +165,7 @@ function M.get_legacy(req)
 end
 
 function M.delete_legacy(req)
-  return delete_from("legacy", req, function(name)
-    return es.fail(404, "index_template_missing_exception", "index_template [" .. name .. "] missing")
-  end)
+  return delete_from("legacy", req, missing_template("index_template_missing_exception"))
 end
 
 return M

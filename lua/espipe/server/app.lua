@@ -4,6 +4,7 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_restore = require("espipe.server.cluster_restore")
 local persist = require("espipe.server.persist")
 local stats = require("espipe.server.stats")
 local router = require("espipe.server.router")
@@ -23,7 +24,7 @@ function M.init_worker()
   math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid())
   if opts.data then
     persist.open(opts.data)
-    local ok, err = pcall(cluster.restore)
+    local ok, err = pcall(cluster_restore.restore)
     if not ok then ngx.log(ngx.ERR, "espipe serve: restoring ", opts.data, " failed: ", err) end
   end
 end
@@ -123,71 +124,57 @@ function M.too_large()
   return ngx.eof()
 end
 
-function M.handle()
-  local method = ngx.req.get_method()
-  local headers = ngx.req.get_headers()
-  local accept = headers["accept"]
-  if type(accept) == "table" then accept = accept[1] end
-  local ctype = headers["content-type"]
-  if type(ctype) == "table" then ctype = ctype[1] end
-  local out_type = "application/json"
+local function first(v)
+  if type(v) == "table" then return v[1] end
+  return v
+end
+
+-- the response's content type: ES's vendor type when the request uses it
+local function response_type(headers)
+  local accept, ctype = first(headers["accept"]), first(headers["content-type"])
   if (accept and accept:find("vnd.elasticsearch", 1, true))
       or (ctype and ctype:find("vnd.elasticsearch", 1, true)) then
-    out_type = VENDOR_JSON
+    return VENDOR_JSON
   end
+  return "application/json"
+end
 
-  local uri = ngx.var.request_uri
-  local path = uri:match("^[^?]*")
-  local args = ngx.req.get_uri_args(0)
-  local node = tonumber(ngx.var.server_port) - (opts.port or 9200)
+local function unsupported_type(ctype)
+  return 406, { error = "Content-Type header [" .. (ctype or "") .. "] is not supported", status = 406 }
+end
 
-  local body
+-- a whole body, inflated when gzip/deflate -> true, body (nil: none) | false, status, response
+local function whole_body(headers, ctype)
+  local body = read_body()
+  if not body or #body == 0 then return true, nil end
+  if not ctype or not ACCEPTED[media_type(ctype)] then return false, unsupported_type(ctype) end
+  local enc = headers["content-encoding"]
+  if enc ~= "gzip" and enc ~= "deflate" then return true, body end
+  local inflated, err = require("espipe.server.gzip").inflate(body, opts.max_content_length)
+  if inflated then return true, inflated end
+  if err == "too_large" then return false, 413, "" end
+  return false, es.parse_error("cannot decompress the request body: " .. tostring(err))
+end
+
+-- the request body: a plain _bulk body is read in pieces from the socket
+-- -> true, body | false, status, response
+local function request_body(method, path, headers)
+  local ctype = first(headers["content-type"])
   local length = tonumber(headers["content-length"] or 0) or 0
-  local has_body = length > 0 or headers["transfer-encoding"] ~= nil
-  if has_body and length > 0 and headers["transfer-encoding"] == nil and headers["content-encoding"] == nil
+  local chunked = headers["transfer-encoding"] ~= nil
+  if length > 0 and not chunked and headers["content-encoding"] == nil
       and (method == "POST" or method == "PUT") and path:find("/_bulk/?$") then
-    local err
-    body, err = read_pieces(length)
-    if not body then
-      local s, b = es.parse_error("cannot read the request body: " .. tostring(err))
-      return send(s, b, out_type)
-    end
-    if not ctype or not ACCEPTED[media_type(ctype)] then
-      return send(406, { error = "Content-Type header [" .. (ctype or "") .. "] is not supported",
-                         status = 406 }, out_type)
-    end
-  elseif has_body then
-    body = read_body()
-    if body and #body > 0 then
-      if not ctype or not ACCEPTED[media_type(ctype)] then
-        return send(406, { error = "Content-Type header [" .. (ctype or "") .. "] is not supported",
-                           status = 406 }, out_type)
-      end
-      local enc = headers["content-encoding"]
-      if enc == "gzip" or enc == "deflate" then
-        local inflated, err = require("espipe.server.gzip").inflate(body, opts.max_content_length)
-        if not inflated then
-          if err == "too_large" then return send(413, "", out_type) end
-          local s, b = es.parse_error("cannot decompress the request body: " .. tostring(err))
-          return send(s, b, out_type)
-        end
-        body = inflated
-      end
-    else
-      body = nil
-    end
+    local pieces, err = read_pieces(length)
+    if not pieces then return false, es.parse_error("cannot read the request body: " .. tostring(err)) end
+    if not ctype or not ACCEPTED[media_type(ctype)] then return false, unsupported_type(ctype) end
+    return true, pieces
   end
+  if length > 0 or chunked then return whole_body(headers, ctype) end
+  return true, nil
+end
 
-  local req = { method = method, path = path, args = args, body = body, node = node, headers = headers,
-                opts = opts }
-  if opts.auth then
-    local principal, s, b, challenge = require("espipe.server.api_security").authenticate(req, opts.auth)
-    if not principal then
-      ngx.header["WWW-Authenticate"] = challenge
-      return send(s, b, out_type, method == "HEAD")
-    end
-    req.principal = principal
-  end
+-- routes the request and writes what it changed to --data -> status, response, type
+local function run(req)
   local ok, status, resp, rtype = pcall(router.dispatch, req)
   if not ok then
     ngx.log(ngx.ERR, "espipe serve: ", status)
@@ -199,6 +186,29 @@ function M.handle()
     ngx.log(ngx.ERR, "espipe serve: writing --data failed: ", werr)
     status, resp = es.fail(500, "io_exception", "cannot persist the change: " .. tostring(werr))
   end
+  return status, resp, rtype
+end
+
+function M.handle()
+  local method = ngx.req.get_method()
+  local headers = ngx.req.get_headers()
+  local out_type = response_type(headers)
+  local path = ngx.var.request_uri:match("^[^?]*")
+  local args = ngx.req.get_uri_args(0)
+  local node = tonumber(ngx.var.server_port) - (opts.port or 9200)
+  local read, body, bad = request_body(method, path, headers)
+  if not read then return send(body, bad, out_type) end
+  local req = { method = method, path = path, args = args, body = body, node = node, headers = headers,
+                opts = opts }
+  if opts.auth then
+    local principal, s, b, challenge = require("espipe.server.api_security").authenticate(req, opts.auth)
+    if not principal then
+      ngx.header["WWW-Authenticate"] = challenge
+      return send(s, b, out_type, method == "HEAD")
+    end
+    req.principal = principal
+  end
+  local status, resp, rtype = run(req)
   if status == 444 then return ngx.exit(444) end
   local fp = args.filter_path
   if fp and type(fp) == "string" and fp ~= "" and (type(resp) == "table" or rtype == nil) and resp ~= nil

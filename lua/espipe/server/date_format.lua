@@ -10,12 +10,12 @@
 --   round(ms, unit, offset) -> start of the calendar unit holding ms
 --   next_unit(ms, unit, offset) -> start of the following unit
 --   (unit: minute hour day week month quarter year)
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
 
 local M = {}
 
 local floor, format = math.floor, string.format
-local days_from_civil = query.days_from_civil
+local days_from_civil = date_math.days_from_civil
 local DAY = 86400000
 
 function M.zone(spec)

@@ -9,14 +9,14 @@
 --                                   number, json.int or digits), else a date string
 --   format(n, pattern) -> string | nil, err    (date_format's patterns)
 local json = require("espipe.server.json")
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
 local date_format = require("espipe.server.date_format")
 
 local M = {}
 
 local floor, format = math.floor, string.format
 local math_type = math.type -- nil before 5.3
-local parse_date = query.parse_date
+local parse_date = date_math.parse_date
 
 -- the json.int of secs * 1e9 + frac (0 <= frac < 1e9) | nil before 1970
 local function of(secs, frac)

@@ -1,6 +1,16 @@
 -- Elasticsearch error bodies: the envelope every API answers with on failure,
 -- and the exceptions the dev server raises, with ES's types and reasons.
+local errors = require("espipe.client.errors")
+
 local M = {}
+
+-- The error a query, sort or time value fails to parse with: an espipe error
+-- (status 400, parsing_exception unless typ says otherwise) that search code
+-- returns as nil, err and the APIs turn into the envelope.
+function M.query(reason, typ)
+  return errors.new{ kind = "query", status = 400, type = typ or "parsing_exception",
+    reason = reason, message = reason }
+end
 
 -- cause = { type =, reason =, <extra keys> } -> status, envelope table
 function M.envelope(status, cause, root)

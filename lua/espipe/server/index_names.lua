@@ -2,7 +2,7 @@
 -- exclusions, aliases, date math (`<logs-{now/d}>`), and the index options
 -- ignore_unavailable, allow_no_indices and expand_wildcards.
 local es = require("espipe.server.es_errors")
-local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
 
 local M = {}
 
@@ -41,10 +41,10 @@ function M.date_math(name, now_ms)
     local anchor, ops = math_expr:match("^(.-)||(.*)$")
     local ms
     if anchor then
-      local base = query.parse_date(anchor)
-      ms = base and query.parse_date("now" .. ops, base)
+      local base = date_math.parse_date(anchor)
+      ms = base and date_math.parse_date("now" .. ops, base)
     else
-      ms = query.parse_date(math_expr, now_ms)
+      ms = date_math.parse_date(math_expr, now_ms)
     end
     if not ms then bad = math_expr return "" end
     return format_date(ms, fmt)
@@ -80,6 +80,92 @@ local function expand_states(spec)
   return st
 end
 
+-- One resolution in progress: r = { indices =, alias_indices =, opts =,
+-- states =, names = sorted index names, out = list, seen = set }.
+
+local function add(r, idx)
+  if not r.seen[idx.name] then r.seen[idx.name] = true; r.out[#r.out + 1] = idx end
+end
+
+local function remove(r, name)
+  local out = r.out
+  for i = #out, 1, -1 do if out[i].name == name then table.remove(out, i); r.seen[name] = nil end end
+end
+
+-- adds an index unless it is closed and the API forbids closed ones -> nil | status, body
+local function add_open(r, idx)
+  if idx.closed and r.opts.forbid_closed then
+    if not r.opts.ignore_unavailable then return M.closed(idx) end
+    return nil
+  end
+  add(r, idx)
+end
+
+local function visible(r, idx)
+  local states = r.states
+  return (idx.closed and states.closed or (not idx.closed and states.open))
+    and (not idx.hidden or states.hidden)
+end
+
+local function wildcard_hit(r, idx, name, pat)
+  if name:match(pat) then return true end
+  if r.opts.wildcard_aliases == false then return false end
+  for a in pairs(idx.aliases) do if a:match(pat) then return true end end
+  return false
+end
+
+local function wildcard_part(r, part, exclude)
+  local pat = glob_to_pattern(part)
+  local any = false
+  for _, name in ipairs(r.names) do
+    local idx = r.indices[name]
+    if wildcard_hit(r, idx, name, pat) and (exclude or visible(r, idx)) then
+      any = true
+      if exclude then
+        remove(r, name)
+      else
+        local s, e = add_open(r, idx)
+        if s then return s, e end
+      end
+    end
+  end
+  if not any and not exclude and not r.opts.allow_no_indices then return es.index_not_found(part) end
+end
+
+local function alias_part(r, part)
+  local opts = r.opts
+  local targets = r.alias_indices(part)
+  if targets and opts.concrete_aliases == false then
+    if opts.ignore_unavailable then return nil end
+    return es.bad_request("The provided expression [" .. part
+      .. "] matches an alias, specify the corresponding concrete indices instead.")
+  elseif targets then
+    for _, n in ipairs(targets) do add(r, r.indices[n]) end
+  elseif not opts.ignore_unavailable then
+    return es.index_not_found(part)
+  end
+end
+
+-- one comma-separated part of the expression -> nil | status, body
+local function resolve_part(r, part, exclude)
+  local resolved, derr = M.date_math(part)
+  if not resolved then return es.fail(400, "illegal_argument_exception", derr) end
+  part = resolved
+  local wildcard = part:find("*", 1, true)
+  if wildcard and r.states.none and not (r.states.open or r.states.closed) then
+    -- expand_wildcards=none: the expression names an index literally (ES 8.6+)
+    if not exclude and not r.opts.ignore_unavailable then return es.index_not_found(part) end
+  elseif wildcard then
+    return wildcard_part(r, part, exclude)
+  elseif exclude then
+    remove(r, part)
+  elseif r.indices[part] then
+    return add_open(r, r.indices[part])
+  else
+    return alias_part(r, part)
+  end
+end
+
 -- resolve(indices, alias_indices, expr, opts) -> list of index records
 -- (sorted by name, unique) | nil, status, body.
 -- opts: the index options, plus wildcard_aliases = false (wildcards do not
@@ -91,77 +177,20 @@ function M.resolve(indices, alias_indices, expr, opts)
   local names = {}
   for name in pairs(indices) do names[#names + 1] = name end
   table.sort(names)
-  local states = expand_states(opts.expand_wildcards)
-  local out, seen = {}, {}
-  local function add(idx)
-    if not seen[idx.name] then seen[idx.name] = true; out[#out + 1] = idx end
-  end
-  local function remove(name)
-    for i = #out, 1, -1 do if out[i].name == name then table.remove(out, i); seen[name] = nil end end
-  end
-  local function visible(idx)
-    return (idx.closed and states.closed or (not idx.closed and states.open))
-      and (not idx.hidden or states.hidden)
-  end
+  local r = { indices = indices, alias_indices = alias_indices, opts = opts, names = names,
+              states = expand_states(opts.expand_wildcards), out = {}, seen = {} }
   if expr == nil or expr == "" or expr == "_all" then expr = "*" end
   local part_no = 0
   for part in tostring(expr):gmatch("[^,]+") do
     part_no = part_no + 1
     local exclude = part:sub(1, 1) == "-" and part_no > 1
     if exclude then part = part:sub(2) end
-    local resolved, derr = M.date_math(part)
-    if not resolved then return nil, es.fail(400, "illegal_argument_exception", derr) end
-    part = resolved
-    if part:find("*", 1, true) and states.none and not (states.open or states.closed) then
-      -- expand_wildcards=none: the expression names an index literally (ES 8.6+)
-      if not exclude and not opts.ignore_unavailable then return nil, es.index_not_found(part) end
-    elseif part:find("*", 1, true) then
-      local pat = glob_to_pattern(part)
-      local any = false
-      for _, name in ipairs(names) do
-        local idx = indices[name]
-        local hit = name:match(pat) ~= nil
-        if not hit and opts.wildcard_aliases ~= false then
-          for a in pairs(idx.aliases) do if a:match(pat) then hit = true break end end
-        end
-        if hit and (exclude or visible(idx)) then
-          any = true
-          if exclude then
-            remove(name)
-          elseif idx.closed and opts.forbid_closed then
-            if not opts.ignore_unavailable then return nil, M.closed(idx) end
-          else
-            add(idx)
-          end
-        end
-      end
-      if not any and not exclude and not opts.allow_no_indices then return nil, es.index_not_found(part) end
-    elseif exclude then
-      remove(part)
-    elseif indices[part] then
-      local idx = indices[part]
-      if idx.closed and opts.forbid_closed then
-        if not opts.ignore_unavailable then return nil, M.closed(idx) end
-      else
-        add(idx)
-      end
-    else
-      local targets = alias_indices(part)
-      if targets and opts.concrete_aliases == false then
-        if not opts.ignore_unavailable then
-          return nil, es.bad_request("The provided expression [" .. part
-            .. "] matches an alias, specify the corresponding concrete indices instead.")
-        end
-      elseif targets then
-        for _, n in ipairs(targets) do add(indices[n]) end
-      elseif not opts.ignore_unavailable then
-        return nil, es.index_not_found(part)
-      end
-    end
+    local s, e = resolve_part(r, part, exclude)
+    if s then return nil, s, e end
   end
-  if #out == 0 and not opts.allow_no_indices then return nil, es.index_not_found(tostring(expr)) end
-  table.sort(out, function(a, b) return a.name < b.name end)
-  return out
+  if #r.out == 0 and not opts.allow_no_indices then return nil, es.index_not_found(tostring(expr)) end
+  table.sort(r.out, function(a, b) return a.name < b.name end)
+  return r.out
 end
 
 function M.closed(idx)

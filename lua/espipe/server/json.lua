@@ -108,6 +108,14 @@ function M.is_array(v)
   return type(v) == "table" and getmetatable(v) == array_mt
 end
 
+-- a deep copy of a decoded value, keeping its array/object/raw marks
+function M.copy(v)
+  if type(v) ~= "table" or v == null then return v end
+  local out = setmetatable({}, getmetatable(v))
+  for k, x in pairs(v) do out[k] = M.copy(x) end
+  return out
+end
+
 ------------------------------------------------------------------------
 -- encode
 

@@ -21,6 +21,7 @@
 --     index.max_regex_length) | nil when it does not parse
 local json = require("espipe.server.json")
 local query = require("espipe.server.query")
+local doc_fields = require("espipe.server.doc_fields")
 
 local M = {}
 
@@ -29,7 +30,7 @@ local null = json.null
 
 local function qerr(reason, typ) return query.error(reason, typ or "query_shard_exception") end
 
-local NUMERIC = query.NUMERIC
+local NUMERIC = doc_fields.NUMERIC
 
 ------------------------------------------------------------------------
 -- scanning
@@ -344,7 +345,7 @@ local function bool_of(list, occur)
 end
 
 local function leaf_dsl(leaf, field, opts, mappings, lenient)
-  local ty = query.resolve_field(mappings, field)
+  local ty = doc_fields.resolve_field(mappings, field)
   local k = leaf.kind
   if k == "exists" then return { exists = { field = field } } end
   if k == "range" then

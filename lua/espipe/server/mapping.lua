@@ -18,12 +18,7 @@ end
 
 local expand_dots_deep
 
-local function copy(v)
-  if type(v) ~= "table" then return v end
-  local t = {}
-  for k, x in pairs(v) do t[k] = copy(x) end
-  return setmetatable(t, getmetatable(v))
-end
+local copy = json.copy
 
 -- body: the "mappings" object of a create-index or put-mapping request
 function M.new(body)

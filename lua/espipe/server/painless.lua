@@ -248,8 +248,8 @@ end
 ------------------------------------------------------------------------
 -- the interpreter
 
-local I = {}
-I.__index = I
+local Interpreter = {}
+Interpreter.__index = Interpreter
 
 local eval
 
@@ -305,7 +305,7 @@ local function get_index(obj, i, e)
 end
 
 -- a place to assign: getter and setter over the target expression
-function I:place(t, scope)
+function Interpreter:place(t, scope)
   if t.k == "var" then
     local slot = lookup(scope, t.name)
     if not slot then rt_error("illegal_argument_exception", "cannot resolve symbol [" .. t.name .. "]", t.at) end
@@ -428,7 +428,7 @@ local function loop_stops(signal)
   return signal == RETURN or signal == BREAK
 end
 
-function I:loop_tick(at)
+function Interpreter:loop_tick(at)
   self.loops = self.loops + 1
   if self.loops > MAX_LOOP then
     rt_error("painless_error", "The maximum number of statements that can be executed in a loop has been reached.", at)
@@ -542,7 +542,7 @@ function M.compile(src)
 end
 
 function Program:run(ctx, params)
-  local self_ = setmetatable({ loops = 0 }, I)
+  local self_ = setmetatable({ loops = 0 }, Interpreter)
   methods.reset_budget()
   local root = { vars = { ctx = { v = ctx == nil and null or ctx }, params = { v = params or json.object() } } }
   local ok, err = pcall(exec_body, self_, self.tree.body, root)

@@ -105,52 +105,52 @@ local UNSUPPORTED_OPS = { ["->"] = "lambdas (->)", ["::"] = "method references (
 local UNSUPPORTED_WORDS = { switch = "switch statements", try = "try/catch", throw = "throw",
   catch = "try/catch", instanceof = "instanceof" }
 
-local P = {}
-P.__index = P
+local Parser = {}
+Parser.__index = Parser
 
 local function parser(toks, src)
-  return setmetatable({ toks = toks, k = 1, src = src, depth = 0 }, P)
+  return setmetatable({ toks = toks, k = 1, src = src, depth = 0 }, Parser)
 end
 
 -- nesting deeper than this is refused (a script, not the Lua stack, fails)
 local MAX_DEPTH = 256
 
-function P:enter()
+function Parser:enter()
   self.depth = self.depth + 1
   if self.depth > MAX_DEPTH then
     self:fail(self:peek(), "espipe serve's Painless subset does not nest deeper than " .. MAX_DEPTH .. " levels")
   end
 end
 
-function P:peek(d) return self.toks[self.k + (d or 0)] end
-function P:next() local t = self.toks[self.k]; self.k = self.k + 1; return t end
-function P:is(v, d) local t = self:peek(d); return (t.t == "op" or t.t == "id") and t.v == v end
+function Parser:peek(d) return self.toks[self.k + (d or 0)] end
+function Parser:next() local t = self.toks[self.k]; self.k = self.k + 1; return t end
+function Parser:is(v, d) local t = self:peek(d); return (t.t == "op" or t.t == "id") and t.v == v end
 
-function P.fail(_, tok, reason)
+function Parser.fail(_, tok, reason)
   error({ painless = true, offset = tok.at, reason = reason }, 0)
 end
 
-function P:unexpected(tok, expected)
+function Parser:unexpected(tok, expected)
   local u = tok.t == "op" and UNSUPPORTED_OPS[tok.v] or (tok.t == "id" and UNSUPPORTED_WORDS[tok.v])
   if u then self:fail(tok, "espipe serve's Painless subset does not support " .. u) end
   local shown = tok.t == "str" and ("'" .. tok.v .. "'") or tostring(tok.v)
   self:fail(tok, "unexpected token ['" .. shown .. "'] was expecting one of [" .. expected .. "].")
 end
 
-function P:expect(v)
+function Parser:expect(v)
   local t = self:peek()
   if not ((t.t == "op" or t.t == "id") and t.v == v) then self:unexpected(t, "'" .. v .. "'") end
   return self:next()
 end
 
-function P:ident()
+function Parser:ident()
   local t = self:peek()
   if t.t ~= "id" then self:unexpected(t, "an identifier") end
   return self:next().v
 end
 
 -- a type name, with generics (List<String>) and arrays (int[]) skipped
-function P:skip_type()
+function Parser:skip_type()
   self:next()
   if self:is("<") then
     local depth = 0
@@ -164,7 +164,7 @@ function P:skip_type()
 end
 
 -- is a declaration starting here? (a known type name followed by a name)
-function P:at_declaration()
+function Parser:at_declaration()
   local t = self:peek()
   if t.t ~= "id" or not TYPES[t.v] then return false end
   local d = 1
@@ -183,7 +183,7 @@ end
 
 local parse_expr
 
-function P:statement()
+function Parser:statement()
   self:enter()
   local t = self:peek()
   local node
@@ -242,13 +242,13 @@ function P:statement()
 end
 
 -- ';' ends a statement, or may be left out before '}' and at the end
-function P:semicolon()
+function Parser:semicolon()
   if self:is(";") then self:next() return end
   if self:is("}") or self:peek().t == "eof" then return end
   self:unexpected(self:peek(), "{<EOF>, ';'}")
 end
 
-function P:declaration()
+function Parser:declaration()
   local at = self:peek().at
   local ty = self:peek().v
   self:skip_type()
@@ -263,7 +263,7 @@ function P:declaration()
   return { k = "decl", ty = ty, decls = decls, at = at }
 end
 
-function P:for_statement()
+function Parser:for_statement()
   self:next()
   self:expect("(")
   -- for (x in list) / for (def x : list)
@@ -294,7 +294,7 @@ function P:for_statement()
   return { k = "for", init = init, cond = cond, step = step, body = self:statement() }
 end
 
-function P:block()
+function Parser:block()
   self:expect("{")
   local body = {}
   while not self:is("}") do

@@ -5,11 +5,12 @@
 -- (optimal string alignment) edit distance within `fuzziness` (AUTO: 0 up to
 -- 2 characters, 1 up to 5, else 2), after `prefix_length` exact characters.
 -- On keyword fields the whole value is the term; on text fields each token.
+local doc_fields = require("espipe.server.doc_fields")
+local es = require("espipe.server.es_errors")
+
 local M = {}
 
-local function perr(reason, typ)
-  return { status = 400, type = typ or "parsing_exception", reason = reason }
-end
+local perr = es.query
 
 ------------------------------------------------------------------------
 -- regexp parsing: AST nodes { t = "seq"|"alt"|"rep"|"char"|"any"|"set"|"anystr" }
@@ -216,21 +217,21 @@ end
 ------------------------------------------------------------------------
 -- the compilers
 
-local function terms_of(q, ty, v)
+local function terms_of(ty, v)
   if type(v) ~= "string" then return {} end
-  if ty == "text" or ty == "match_only_text" then return q.analyze(v) end
+  if ty == "text" or ty == "match_only_text" then return doc_fields.analyze(v) end
   return { v }
 end
 
-local function term_matcher(q, body, qname, value_key, make_pred)
-  local field, value, err, opts = q.single_field(body, qname, value_key)
+local function term_matcher(q, body, mappings, qname, make_pred)
+  local field, value, err, opts = q.single_field(body, qname, "value")
   if err then return nil, err end
-  local ty, path = q.resolve_field(q.current_mappings, field)
+  local ty, path = doc_fields.resolve_field(mappings, field)
   local pred, perr_ = make_pred(tostring(value), opts or {}, ty)
   if not pred then return nil, perr_ end
   return function(source, meta)
-    for _, v in ipairs(q.field_values(source, path, meta)) do
-      for _, t in ipairs(terms_of(q, ty, v)) do
+    for _, v in ipairs(doc_fields.field_values(source, path, meta)) do
+      for _, t in ipairs(terms_of(ty, v)) do
         if pred(t) then return true end
       end
     end
@@ -240,8 +241,7 @@ end
 
 function M.register(q, compilers)
   compilers.regexp = function(body, mappings)
-    q.current_mappings = mappings
-    return term_matcher(q, body, "regexp", "value", function(value, opts)
+    return term_matcher(q, body, mappings, "regexp", function(value, opts)
       local ci = opts.case_insensitive == true
       local ast, err = M.parse_regexp(ci and value:lower() or value)
       if not ast then return nil, perr("failed to parse regexp [" .. value .. "]: " .. err) end
@@ -249,8 +249,7 @@ function M.register(q, compilers)
     end)
   end
   compilers.fuzzy = function(body, mappings)
-    q.current_mappings = mappings
-    return term_matcher(q, body, "fuzzy", "value", function(value, opts)
+    return term_matcher(q, body, mappings, "fuzzy", function(value, opts)
       local edits, err = M.max_edits(opts.fuzziness, value)
       if not edits then return nil, perr(err) end
       local prefix = tonumber(opts.prefix_length) or 0

@@ -15,9 +15,9 @@
 --     signature of api_by_query.script_hook
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
--- cluster is loaded on use, so that compiling and running scripts (hook,
+-- the shards (and persist behind them) are loaded on use, so that compiling and running scripts (hook,
 -- script_of) works outside nginx too
-local function cluster() return require("espipe.server.cluster") end
+local function cluster_shards() return require("espipe.server.cluster_shards") end
 local painless = require("espipe.server.painless")
 local stored = require("espipe.server.api_scripts")
 
@@ -78,12 +78,7 @@ function M.script_of(spec)
   return program, spec.params
 end
 
-local function deep_copy(v)
-  if type(v) ~= "table" or v == null then return v end
-  local out = setmetatable({}, getmetatable(v))
-  for k, x in pairs(v) do out[k] = deep_copy(x) end
-  return out
-end
+local deep_copy = json.copy
 
 local function ctx_for(idx, id, cur, source, op)
   local now = math.floor((ngx and ngx.now() or os.time()) * 1000)
@@ -114,7 +109,7 @@ local function store(writes, idx, sh, id, doc, o)
   end
   local s, c = writes.check_source(idx, id, src, doc)
   if s then return nil, s, c end
-  return cluster().put(idx, sh, id, src, o)
+  return cluster_shards().put(idx, sh, id, src, o)
 end
 
 local function upsert(writes, idx, sh, id, body, o, program, script_params)
@@ -163,7 +158,7 @@ local function attempt(writes, idx, sh, id, body, o, program, script_params)
   if o.pause then o.pause() end
   local guard = { routing = o.routing or cur.r, if_seq_no = cur.s, if_primary_term = cur.t }
   if op == "delete" then
-    local rec, found, cause = cluster().remove(idx, sh, id, guard)
+    local rec, found, cause = cluster_shards().remove(idx, sh, id, guard)
     if not rec then return found, cause end
     return 200, writes.result(idx, rec, "deleted")
   end

@@ -3,9 +3,11 @@
 --   compute(snap, view, body, typed_keys) -> JSON text of "aggregations" | nil (no aggs) | false, err
 --   (api_search loads this module only for a search that has aggs)
 --   append(buf, text) -> splices ,"aggregations":text before the last "}" of a page in buf
-local cluster = require("espipe.server.cluster")
+local cluster_shards = require("espipe.server.cluster_shards")
 local mapping = require("espipe.server.mapping")
 local query = require("espipe.server.query")
+local doc_fields = require("espipe.server.doc_fields")
+local sorting = require("espipe.server.sort")
 local sc = require("espipe.server.search_context")
 local aggs = require("espipe.server.aggs")
 
@@ -14,20 +16,20 @@ local M = {}
 local function context(snap, typed_keys)
   local mappings = {}
   for _, idx in ipairs(snap.indices) do
-    if snap.has_docs[idx] then cluster.settle_mapping(idx) end
+    if snap.has_docs[idx] then cluster_shards.settle_mapping(idx) end
     mappings[#mappings + 1] = mapping.to_table(idx.mapping)
   end
   local first = mappings[1]
   local ctx = { typed_keys = typed_keys }
   function ctx.resolve(field)
     for _, mp in ipairs(mappings) do
-      local ty, path = query.resolve_field(mp, field)
+      local ty, path = doc_fields.resolve_field(mp, field)
       if ty then return ty, path end
     end
     return nil, field
   end
   function ctx.compile(q) return query.compile(q, first) end
-  function ctx.sorter(spec) return query.compile_sort(spec, first) end
+  function ctx.sorter(spec) return sorting.compile_sort(spec, first) end
   -- documents are snapshot positions; a hit (its source decoded) is made on each use
   function ctx.hit(pos) return sc.hit(snap, pos, true) end
   function ctx.all_docs()

@@ -20,8 +20,10 @@
 --   hit(snap, pos, with_source) -> hit table as query.lua's sorters expect
 --   register(ctx) -> n, get(n) -> ctx | nil, free(kind, n|"_all") -> freed, counts()
 local json = require("espipe.server.json")
-local cluster = require("espipe.server.cluster")
+local cluster_shards = require("espipe.server.cluster_shards")
 local query = require("espipe.server.query")
+local slices = require("espipe.server.slices")
+local sorting = require("espipe.server.sort")
 local mapping = require("espipe.server.mapping")
 local routing = require("espipe.server.routing")
 
@@ -34,7 +36,7 @@ local ok_new, new_table = pcall(require, "table.new")
 if not ok_new then new_table = function() return {} end end
 
 -- A shard's visible records in sequence-number order, kept on the shard
--- until a refresh changes what is visible (cluster.refresh_shard drops it),
+-- until a refresh changes what is visible (cluster_shards.refresh_shard drops it),
 -- so opening a PIT or a scroll does not sort the shard again. Sequence
 -- numbers are unique per shard and below shard.seq + 1: when that range is
 -- not much larger than the shard, each record is placed at its number.
@@ -71,8 +73,8 @@ function M.snapshot(indices, route, unordered)
   local recs, ords, shards, has_docs = {}, {}, {}, {}
   local n, ord = 0, 0
   for _, idx in ipairs(indices) do
-    cluster.lazy_refresh(idx)
-    local only = route and cluster.search_shards(idx, route)
+    cluster_shards.lazy_refresh(idx)
+    local only = route and cluster_shards.search_shards(idx, route)
     for i = 0, idx.nshards - 1 do
       shards[ord] = { idx = idx, shard = i }
       if not only or only[i] then
@@ -133,11 +135,11 @@ local META_SORT = { _doc = true, _shard_doc = true, _score = true }
 
 -- Does compiling this query and sort read the mapping? match_all sorted
 -- on _doc/_shard_doc/_score does not, so a scan leaves the dynamic fields
--- of the sources written since the last settling (cluster.settle_mapping,
+-- of the sources written since the last settling (cluster_shards.settle_mapping,
 -- a JSON decode and a mapping walk per source) to whoever reads the mapping.
 local function reads_mapping(q, sort_spec)
   if not is_trivial(q) then return true end
-  local probe = query.compile_sort(sort_spec, nil)
+  local probe = sorting.compile_sort(sort_spec, nil)
   if not probe then return true end
   for _, k in ipairs(probe.keys) do
     if not META_SORT[k.field] then return true end
@@ -152,21 +154,21 @@ function M.compile(snap, q, sort_spec)
   local settle = reads_mapping(q, sort_spec)
   for _, idx in ipairs(snap.indices) do
     if snap.has_docs[idx] then
-      if settle then cluster.settle_mapping(idx) end
+      if settle then cluster_shards.settle_mapping(idx) end
       local mp = mapping.to_table(idx.mapping)
       first_mapping = first_mapping or mp
       local m, err = query.compile(q, mp)
       if not m then return nil, err end
       matchers[idx] = m
       local srt
-      srt, err = query.compile_sort(sort_spec, mp)
+      srt, err = sorting.compile_sort(sort_spec, mp)
       if not srt then return nil, err end
       sorter = sorter or srt
     end
   end
   if not sorter then
     local err
-    sorter, err = query.compile_sort(sort_spec, first_mapping)
+    sorter, err = sorting.compile_sort(sort_spec, first_mapping)
     if not sorter then return nil, err end
   end
   local sort_needs_source = false
@@ -204,7 +206,7 @@ local function passes(v, pos)
         rec.h = h
       end
     end
-    if query.slice_of(rec.id, info.shard, slice.max, nshards, h) ~= slice.id then return false end
+    if slices.slice_of(rec.id, info.shard, slice.max, nshards, h) ~= slice.id then return false end
   end
   if not v.test_query then return true end
   local hit = M.hit(snap, pos, true)

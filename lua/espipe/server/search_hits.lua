@@ -6,8 +6,11 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local query = require("espipe.server.query")
+local date_math = require("espipe.server.date_math")
+local doc_fields = require("espipe.server.doc_fields")
+local source_filter = require("espipe.server.source_filter")
 local mapping = require("espipe.server.mapping")
-local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
 local date_format = require("espipe.server.date_format")
 local date_nanos = require("espipe.server.date_nanos")
 
@@ -88,7 +91,7 @@ function M.boosts(spec, ignore_unavailable)
   end
   local by_index = {}
   for _, e in ipairs(entries) do
-    local list, s, b = cluster.resolve(e[1], { ignore_unavailable = ignore_unavailable })
+    local list, s, b = cluster_indices.resolve(e[1], { ignore_unavailable = ignore_unavailable })
     if not list then return { missing = b, status = s }, "missing" end
     for _, idx in ipairs(list) do
       if by_index[idx.name] == nil then by_index[idx.name] = tonumber(e[2]) or 1 end
@@ -108,7 +111,7 @@ local function format_value(v, fmt, ty, def)
       local n = date_nanos.value(v)
       out = n and date_nanos.format(n, pattern)
     else
-      local ms = query.parse_date(v)
+      local ms = date_math.parse_date(v)
       out = ms and date_format.format(ms, pattern)
     end
     return out or v
@@ -139,9 +142,9 @@ end
 -- the values of one requested field (doc values and fields read the
 -- source), its type and mapping
 local function values_of(source, props, name, meta)
-  local ty, path, def = query.resolve_field(props, name)
+  local ty, path, def = doc_fields.resolve_field(props, name)
   local out = json.array()
-  for _, v in ipairs(query.field_values(source, path, meta)) do
+  for _, v in ipairs(doc_fields.field_values(source, path, meta)) do
     if v ~= json.null then out[#out + 1] = v end
   end
   return out, ty, def
@@ -195,7 +198,7 @@ function M.hit(o, info, rec, spec, sort_values, sorted)
     if spec == nil or spec == true or spec == json.null then
       h._source = json.raw(rec.src)
     else
-      h._source = query.source_filter(json.raw(rec.src), spec)
+      h._source = source_filter.filter(json.raw(rec.src), spec)
     end
   end
   if o.docvalue or o.fields then

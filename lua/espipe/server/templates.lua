@@ -3,17 +3,18 @@
 -- an index being created. api_templates writes them to --data; restore
 -- reads them back.
 --
---   apply(name, body, flat_settings) -> body  the creation body with the matching templates
+--   apply(name, body) -> body  the creation body with the matching templates
 --     under it: the composable template of highest priority (its components
 --     in order, then its own template), else every matching legacy template
 --     by ascending order; the request's own settings/mappings/aliases win.
---     flat_settings: cluster.flat_settings (settings in one flat form);
---     "{index}" in a template's alias names becomes the index name.
+--     settings are merged in index_settings' flat form; "{index}" in a
+--     template's alias names becomes the index name.
 --   put_index / put_component / put_legacy (name, body, create) -> nil | status, cause
 --   index, component, legacy: name -> stored definition
 --   matching_names(store, expr) -> sorted names matching "a,b*"
 --   restore(rec) a --data record { kind = "index"|"component"|"legacy", name =, def = | nil }
 local json = require("espipe.server.json")
+local index_settings = require("espipe.server.index_settings")
 
 local M = {}
 
@@ -26,12 +27,7 @@ local function is_object(v)
   return type(v) == "table" and v ~= null and not json.is_array(v)
 end
 
-local function copy(v)
-  if type(v) ~= "table" or v == null then return v end
-  local out = setmetatable({}, getmetatable(v))
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return out
-end
+local copy = json.copy
 
 local function glob_match(pattern, name)
   local pat = "^" .. pattern:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"):gsub("%*", ".*") .. "$"
@@ -96,7 +92,7 @@ end
 local function layer(acc, t)
   if not is_object(t) then return acc end
   if is_object(t.settings) then
-    for k, v in pairs(acc.flat(t.settings)) do acc.settings[k] = v end
+    for k, v in pairs(index_settings.flat_settings(t.settings)) do acc.settings[k] = v end
   end
   acc.mappings = merge_mappings(acc.mappings, t.mappings)
   if is_object(t.aliases) then
@@ -129,10 +125,10 @@ local function legacy_layers(name)
   return list
 end
 
-function M.apply(name, body, flat_settings)
+function M.apply(name, body)
   if next(M.index) == nil and next(M.legacy) == nil then return body end
   if body ~= nil and not is_object(body) then return body end
-  local acc = { settings = {}, aliases = {}, flat = flat_settings, name = name }
+  local acc = { settings = {}, aliases = {}, name = name }
   local t = best_composable(name)
   if t then
     for _, c in ipairs(t.composed_of or {}) do

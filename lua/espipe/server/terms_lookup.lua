@@ -3,21 +3,22 @@
 -- document (as a realtime get does) and put in the query before it is
 -- compiled, so the limits and the matcher see a plain list.
 local json = require("espipe.server.json")
-local cluster = require("espipe.server.cluster")
-local query = require("espipe.server.query")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
+local doc_fields = require("espipe.server.doc_fields")
 
 local M = {}
 
 local function lookup(spec)
-  local idx = cluster.write_target(spec.index)
+  local idx = cluster_indices.write_target(spec.index)
   local list = json.array()
   if not idx then return list end
   local id = tostring(spec.id)
-  local sh = cluster.shard_for(idx, id, spec.routing)
+  local sh = cluster_shards.shard_for(idx, id, spec.routing)
   local rec = sh and idx.shards[sh].docs[id]
   if not rec then return list end
   local src = json.decode(rec.src)
-  for _, v in ipairs(query.field_values(src, spec.path)) do
+  for _, v in ipairs(doc_fields.field_values(src, spec.path)) do
     if type(v) == "table" and v ~= json.null then
       for _, x in ipairs(v) do list[#list + 1] = x end
     elseif v ~= json.null then

@@ -4,6 +4,8 @@
 local json = require("espipe.server.json")
 local es = require("espipe.server.es_errors")
 local cluster = require("espipe.server.cluster")
+local cluster_indices = require("espipe.server.cluster_indices")
+local cluster_shards = require("espipe.server.cluster_shards")
 local mapping = require("espipe.server.mapping")
 
 local M = {}
@@ -30,13 +32,13 @@ end
 function M.target(t)
   local name = t.index
   local idx, alias, c
-  if t.require_alias and not cluster.alias_indices(name) then
+  if t.require_alias and not cluster_indices.alias_indices(name) then
     return nil, 404, { type = "index_not_found_exception",
       reason = "no such index [" .. name .. "] and [require_alias] request flag is [true] and [" .. name
         .. "] is not an alias", ["resource.type"] = "index_expression", ["resource.id"] = name,
       index_uuid = "_na_", index = name }
   end
-  idx, alias, c = cluster.index_for_write(name, t.auto_create)
+  idx, alias, c = cluster_indices.index_for_write(name, t.auto_create)
   if not idx then
     return nil, alias, c and c.error and c.error.root_cause and c.error.root_cause[1] or c
   end
@@ -48,7 +50,7 @@ function M.target(t)
       index_uuid = idx.uuid, index = idx.name }
   end
   if t.id == nil then return idx, nil, route end
-  local sh, herr = cluster.shard_for(idx, t.id, route)
+  local sh, herr = cluster_shards.shard_for(idx, t.id, route)
   if not sh then return nil, 400, { type = "illegal_argument_exception", reason = herr } end
   return idx, sh, route
 end
@@ -141,7 +143,7 @@ function M.check_source(idx, id, src, doc)
   if us then return us, uc end
   local m = idx.mapping
   if not m.check then
-    if doc == nil and #idx.pending_sources < 10000 then cluster.defer_mapping(idx, src) end
+    if doc == nil and #idx.pending_sources < 10000 then cluster_shards.defer_mapping(idx, src) end
     if doc ~= nil then mapping.apply(m, doc, id, src) end
     return nil
   end
@@ -217,7 +219,7 @@ function M.update(idx, sh, id, body, o)
     local src = json.encode(new)
     local s, c = M.check_source(idx, id, src, new)
     if s then return s, c end
-    local rec, st, cause = cluster.put(idx, sh, id, src, { create = true, routing = o.routing })
+    local rec, st, cause = cluster_shards.put(idx, sh, id, src, { create = true, routing = o.routing })
     if not rec then return st, cause end
     return 201, M.result(idx, rec, "created")
   end
@@ -238,7 +240,7 @@ function M.update(idx, sh, id, body, o)
   local src = json.encode(doc)
   local s, c = M.check_source(idx, id, src, doc)
   if s then return s, c end
-  local rec, st, cause = cluster.put(idx, sh, id, src, { routing = o.routing or cur.r })
+  local rec, st, cause = cluster_shards.put(idx, sh, id, src, { routing = o.routing or cur.r })
   if not rec then return st, cause end
   return 200, M.result(idx, rec, "updated")
 end

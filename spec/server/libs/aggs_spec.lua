@@ -2,6 +2,8 @@
 -- and key order.
 local json = require("espipe.server.json")
 local query = require("espipe.server.query")
+local doc_fields = require("espipe.server.doc_fields")
+local sorting = require("espipe.server.sort")
 local aggs = require("espipe.server.aggs")
 
 local mappings = { properties = {
@@ -22,9 +24,9 @@ for i, s in ipairs(sources) do
 end
 
 local ctx = {
-  resolve = function(f) return query.resolve_field(mappings, f) end,
+  resolve = function(f) return doc_fields.resolve_field(mappings, f) end,
   compile = function(q) return query.compile(q, mappings) end,
-  sorter = function(s) return query.compile_sort(s, mappings) end,
+  sorter = function(s) return sorting.compile_sort(s, mappings) end,
   all_docs = function() return docs end,
 }
 

@@ -2,16 +2,6 @@
 -- how they compose, and the checks on their definitions.
 local templates = require("espipe.server.templates")
 
--- settings in one form for the spec: {index = {a = 1}} / {["index.a"] = 1} -> {a = "1"}
-local function flat(t, prefix, out)
-  out = out or {}
-  for k, v in pairs(t) do
-    local key = ((prefix or "") .. k):gsub("^index%.", "")
-    if type(v) == "table" then flat(v, key .. ".", out) else out[key] = tostring(v) end
-  end
-  return out
-end
-
 local function reset()
   for _, store in ipairs({ templates.index, templates.component, templates.legacy }) do
     for k in pairs(store) do store[k] = nil end
@@ -23,9 +13,9 @@ describe("server index templates", function()
 
   it("leaves a creation alone when no template matches", function()
     local body = { settings = { number_of_shards = 2 } }
-    assert.equal(body, templates.apply("logs", body, flat))
+    assert.equal(body, templates.apply("logs", body))
     assert.is_nil(templates.put_index("t", { index_patterns = { "other-*" }, template = {} }))
-    assert.is_nil(templates.apply("logs", nil, flat))
+    assert.is_nil(templates.apply("logs", nil))
   end)
 
   it("composes components in order, then the template, then the request", function()
@@ -38,7 +28,7 @@ describe("server index templates", function()
     assert.is_nil(templates.put_index("logs", { index_patterns = "logs-*", composed_of = { "base", "more" },
       template = { mappings = { dynamic = "strict", properties = { b = { type = "long" } } } } }))
     local body = templates.apply("logs-1", { settings = { number_of_replicas = 0 },
-      mappings = { properties = { a = { type = "text" } } } }, flat)
+      mappings = { properties = { a = { type = "text" } } } })
     assert.same({ number_of_shards = "2", refresh_interval = "5s", number_of_replicas = "0" }, body.settings)
     assert.same({ dynamic = "strict", properties = { a = { type = "text" }, b = { type = "long" },
       o = { properties = { x = { type = "long" }, y = { type = "date" } } } } }, body.mappings)
@@ -51,9 +41,9 @@ describe("server index templates", function()
     assert.is_nil(templates.put_index("high", { index_patterns = { "ab*" }, priority = 5,
       template = { settings = { number_of_shards = 4 } } }))
     assert.is_nil(templates.put_legacy("old", { index_patterns = { "*" }, settings = { number_of_shards = 9 } }))
-    assert.equal("4", templates.apply("abc", nil, flat).settings.number_of_shards)
-    assert.equal("1", templates.apply("ax", nil, flat).settings.number_of_shards)
-    assert.equal("9", templates.apply("zzz", nil, flat).settings.number_of_shards)
+    assert.equal("4", templates.apply("abc", nil).settings.number_of_shards)
+    assert.equal("1", templates.apply("ax", nil).settings.number_of_shards)
+    assert.equal("9", templates.apply("zzz", nil).settings.number_of_shards)
   end)
 
   it("merges legacy templates by ascending order", function()
@@ -61,7 +51,7 @@ describe("server index templates", function()
       settings = { number_of_shards = 2 } }))
     assert.is_nil(templates.put_legacy("first", { index_patterns = { "x*" }, order = 1,
       settings = { number_of_shards = 1, number_of_replicas = 1 } }))
-    assert.same({ number_of_shards = "2", number_of_replicas = "1" }, templates.apply("x1", {}, flat).settings)
+    assert.same({ number_of_shards = "2", number_of_replicas = "1" }, templates.apply("x1", {}).settings)
   end)
 
   it("checks definitions as ES does", function()
