@@ -48,11 +48,7 @@
 -- written as null and counted per column (manifest.invalid, and per file);
 -- values converted the way Elasticsearch coerces them are counted in
 -- manifest.coerced.
-local json = require "espipe.json"
 local writer_mod = require "espipe.pipeline.writer"
-local checkpoint = require "espipe.pipeline.checkpoint"
-local setup_mod = require "espipe.pipeline.setup"
-local retry = require "espipe.client.retry"
 local options = require "espipe.options"
 local interrupt = require "espipe.pipeline.interrupt"
 local target = require "espipe.pipeline.export.target"
@@ -138,7 +134,7 @@ function Export:save_checkpoint(done)
   state.files, state.rows, state.bytes, state.index = w.files, w.rows, w.bytes, w.index
   self.sink:checkpoint(state)
   state.positions, state.pit_id, state.done = self.scan:positions(), self.scan.pit_id, done or nil
-  local ok, err = checkpoint.save(self.opts.checkpoint, state)
+  local ok, err = require("espipe.pipeline.checkpoint").save(self.opts.checkpoint, state)
   if not ok then self.ck_failure = self.ck_failure or err end
   return true
 end
@@ -198,7 +194,7 @@ function Export:finish()
   if not ok then return self:abort(err) end
   local opts = self.opts
   local extra = { source = require("espipe.client.url").redact(opts.source_url) or opts.index, index = opts.index,
-    query = opts.query or json.null, total = self.w.rows }
+    query = opts.query or require("espipe.json").null, total = self.w.rows }
   self.sink:manifest(extra)
   if self.restarted then extra.restarted = true end
   local manifest, merr = self.w:close(extra)
@@ -222,7 +218,7 @@ local function run_job(opts, format, policy)
     return { already_done = true, rows = saved.rows, bytes = saved.bytes, files = saved.files or {} }
   end
   job.saved = saved
-  local total, cerr = setup_mod.new(job.client, policy):count(opts.index, opts.query)
+  local total, cerr = require("espipe.pipeline.setup").new(job.client, policy):count(opts.index, opts.query)
   if not total then return nil, cerr end
   if opts.progress then opts.progress.total = total end
   local ok, err = job:start_scan()
@@ -239,7 +235,7 @@ end
 
 function M.run(opts)
   local format = check_opts(opts)
-  local policy = retry.new({ retry_for = opts.retry_for }, 2)
+  local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
   -- the options are checked: run with SIGINT/SIGTERM trapped (unless a caller already does)
   return interrupt.run(opts.trap_signals and not interrupt.active(), run_job, opts, format, policy)
 end

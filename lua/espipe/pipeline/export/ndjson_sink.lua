@@ -10,8 +10,7 @@ local Sink = {}
 Sink.__index = Sink
 
 function M.new(ctx)
-  local fields = ctx.opts.fields
-  return setmetatable({ fields = fields, scan = { raw_source = not fields } }, Sink)
+  return setmetatable({ fields = ctx.opts.fields, scan = { raw_source = not ctx.opts.fields } }, Sink)
 end
 
 local function pick(doc, fields)

@@ -11,11 +11,11 @@ local json = require "espipe.json"
 local columns_mod = require "espipe.pipeline.export.parquet_columns"
 local parquet_parts = require "espipe.pipeline.export.parquet_parts"
 
+local config_error = columns_mod.config_error
+
 local M = {}
 local Sink = {}
 Sink.__index = Sink
-
-local config_error = columns_mod.config_error
 
 -- Options that need a directory or a fresh start.
 local function check_target(ctx)

@@ -7,16 +7,12 @@
 --   copy:run()                   -- until the scan ends, a failure (job:fail) or a signal
 --   copy.ix, copy.scan, copy.dead, copy.transform_dl, copy.positions,
 --   copy.written (indices written, sorted at the end), copy.interrupted
-local deadletter = require "espipe.pipeline.deadletter"
 local interrupt = require "espipe.pipeline.interrupt"
-local errors = require "espipe.errors"
 local many = require "espipe.pipeline.reindex.many"
 local positions = require "espipe.pipeline.reindex.positions"
 local dead_letter = require "espipe.pipeline.reindex.dead_letter"
 
 local M = {}
-local Copy = {}
-Copy.__index = Copy
 
 local function indexer(job, dead, pos)
   local opts, dst = job.opts, job.dst
@@ -35,6 +31,9 @@ local function indexer(job, dead, pos)
   }
 end
 
+local Copy = {}
+Copy.__index = Copy
+
 function M.new(job)
   local opts, src = job.opts, job.src
   local self = setmetatable({ job = job, summary = job.summary, transform = opts.transform,
@@ -43,7 +42,7 @@ function M.new(job)
   self.dead = dead_letter.new(job)
   self.positions = positions.new(job)
   self.ix = indexer(job, self.dead, self.positions)
-  self.transform_dl = deadletter.new((opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform")
+  self.transform_dl = require("espipe.pipeline.deadletter").new((opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform")
   self.scan = src.client:scan(src.index, src.query, {
     slices = src.slices or 1, size = src.size or 1000, keep_alive = src.keep_alive or "5m",
     resume = job.state.slices, pit_id = job.state.pit_id, keep_pit = self.positions and true or nil,
@@ -119,7 +118,7 @@ end
 local function called(ok, ...) return ok, select("#", ...), ... end
 
 local function no_value_error(hit)
-  return errors.new { kind = "transform", message = "the transform returned no value for document "
+  return require("espipe.errors").new { kind = "transform", message = "the transform returned no value for document "
     .. tostring(hit._index) .. "/" .. tostring(hit._id)
     .. " (return the document to keep it, or nil explicitly to drop it)" }
 end

@@ -53,9 +53,9 @@
 local options = require "espipe.options"
 local interrupt = require "espipe.pipeline.interrupt"
 local many = require "espipe.pipeline.reindex.many"
-local prepare = require "espipe.pipeline.reindex.prepare"
-local emit = require "espipe.pipeline.reindex.emit"
-local finish = require "espipe.pipeline.reindex.finish"
+-- the three stages
+local prepare, emit, finish = require "espipe.pipeline.reindex.prepare", require "espipe.pipeline.reindex.emit",
+  require "espipe.pipeline.reindex.finish"
 
 local M = {}
 

@@ -10,17 +10,8 @@ local checkpoint = require "espipe.pipeline.checkpoint"
 local presort_mod = require "espipe.pipeline.presort"
 local tune = require "espipe.pipeline.tune"
 local setup_mod = require "espipe.pipeline.setup"
-local retry = require "espipe.client.retry"
-local errors = require "espipe.errors"
 
 local M = {}
-
-local Job = {}
-Job.__index = Job
-
-function Job:fail(err)
-  if not self.failure then self.failure = err end
-end
 
 local function load_state(job)
   local opts, summary = job.opts, job.summary
@@ -91,7 +82,7 @@ local function presorter(job)
   local resp, serr = job.dst_setup:get(job.dst.index, "_settings")
   local params, why = presort_mod.params_from_settings(resp, job.dst.index)
   if not params then
-    return nil, serr or errors.new { kind = "config", message = "presort: " .. tostring(why) }
+    return nil, serr or require("espipe.errors").new { kind = "config", message = "presort: " .. tostring(why) }
   end
   job.sorter = presort_mod.new(params)
   job.window = opts.presort_window or job.sorter.shards * batch_docs
@@ -105,10 +96,17 @@ local function count(job)
   return true
 end
 
+local Job = {}
+Job.__index = Job
+
+function Job:fail(err)
+  if not self.failure then self.failure = err end
+end
+
 local STEPS = { refresh_source, ensure_dest, tune_dest, presorter, count }
 
 function M.run(opts, src, dst, op)
-  local policy = retry.new({ retry_for = opts.retry_for }, 2)
+  local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
   local job = setmetatable({ opts = opts, src = src, dst = dst, op = op, policy = policy,
     src_setup = setup_mod.new(src.client, policy), dst_setup = setup_mod.new(dst.client, policy),
     summary = { scanned = 0, sent = 0, dropped = 0, fanned_out = 0, transform_errors = 0, resumed = false } }, Job)
