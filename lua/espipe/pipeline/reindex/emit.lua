@@ -36,20 +36,23 @@ Copy.__index = Copy
 
 function M.new(job)
   local opts, src = job.opts, job.src
+  -- what the per-document path reads, flat on the copy
   local self = setmetatable({ job = job, summary = job.summary, transform = opts.transform,
+    dest_index = job.dst.index, window = job.window, create = job.op == "create", sorter = job.sorter,
     groups = {},                     -- per-slice documents waiting for a window to fill
     written = { job.dst.index }, seen_index = { [job.dst.index] = true } }, Copy)
   self.dead = dead_letter.new(job)
   self.positions = positions.new(job)
   self.ix = indexer(job, self.dead, self.positions)
-  self.transform_dl = require("espipe.pipeline.deadletter").new((opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform")
+  local transform_dl = (opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform"
+  self.transform_dl = require("espipe.pipeline.deadletter").new(transform_dl)
   self.scan = src.client:scan(src.index, src.query, {
     slices = src.slices or 1, size = src.size or 1000, keep_alive = src.keep_alive or "5m",
     resume = job.state.slices, pit_id = job.state.pit_id, keep_pit = self.positions and true or nil,
     retry = job.policy,
     raw_source = opts.transform == nil,   -- passthrough: _source bytes never decoded
   })
-  if self.positions then self.positions.scan = self.scan end
+  if self.positions then self.positions.scan, self.acks = self.scan, self.positions.acks end
   return self
 end
 
@@ -65,11 +68,13 @@ local function meta_of(doc, hit, dest_index)
   return meta
 end
 
+-- The per-document path (hand, add, hit) is made of local functions and
+-- reads flat fields: it runs for every document.
+
 -- One window to the indexer; false once the job has failed.
-function Copy:hand(slice, items)
-  local job, ix, sorter = self.job, self.ix, self.job.sorter
+local function hand(self, slice, items)
+  local ix, sorter, create, summary = self.ix, self.sorter, self.create, self.summary
   if sorter then items = sorter:order(items, slice) end
-  local create = job.op == "create"
   for _, it in ipairs(items) do
     -- pre-sorted: a request ends where the shard changes, so each one
     -- carries a single shard's documents (last_shard spans windows)
@@ -79,40 +84,44 @@ function Copy:hand(slice, items)
     end
     local ok, err
     if create then ok, err = ix:create(it.doc, it.meta) else ok, err = ix:index(it.doc, it.meta) end
-    if ok == nil and err then job:fail(err) return false end
-    self.summary.sent = self.summary.sent + 1
+    if ok == nil and err then self.job:fail(err) return false end
+    summary.sent = summary.sent + 1
   end
   return true
 end
+Copy.hand = hand
 
 -- Whatever the windows hold, on every exit path.
 function Copy:hand_all()
   for slice, items in pairs(self.groups) do
-    if #items > 0 and not self:hand(slice, items) then return false end
+    if #items > 0 and not hand(self, slice, items) then return false end
     self.groups[slice] = {}
   end
   return true
 end
 
-function Copy:add(slice, doc, hit, token)
-  local g = self.groups[slice]
-  if not g then g = {}; self.groups[slice] = g end
-  local meta = meta_of(doc, hit, self.job.dst.index)
-  if not self.seen_index[meta._index] then
-    self.seen_index[meta._index] = true
-    self.written[#self.written + 1] = meta._index
+local function add(self, slice, doc, hit, token)
+  local groups, dest = self.groups, self.dest_index
+  local g = groups[slice]
+  if not g then g = {}; groups[slice] = g end
+  local meta = meta_of(doc, hit, dest)
+  local index = meta._index
+  if index ~= dest and not self.seen_index[index] then
+    self.seen_index[index] = true
+    self.written[#self.written + 1] = index
   end
   if token then
     meta.token = token
-    self.positions.acks:add(token)
+    self.acks:add(token)
   end
   g[#g + 1] = { doc = doc, meta = meta, id = meta._id, routing = meta.routing }
-  if #g >= self.job.window then
-    self.groups[slice] = {}
-    return self:hand(slice, g)
+  if #g >= self.window then
+    groups[slice] = {}
+    return hand(self, slice, g)
   end
   return true
 end
+Copy.add = add
 
 -- The transform's result and how many values it returned (0: it forgot to return).
 local function called(ok, ...) return ok, select("#", ...), ... end
@@ -135,23 +144,24 @@ function Copy:transform_failed(hit, why)
   return true
 end
 
-function Copy:hit(slice, hit, token)
-  local summary = self.summary
+local function each_hit(self, slice, hit, token)
+  local summary, transform = self.summary, self.transform
   summary.scanned = summary.scanned + 1
-  if not self.transform then return self:add(slice, hit._source, hit, token) end
-  local ok, nret, out = called(pcall(self.transform, hit._source, hit))
+  if not transform then return add(self, slice, hit._source, hit, token) end
+  local ok, nret, out = called(pcall(transform, hit._source, hit))
   if not ok then return self:transform_failed(hit, tostring(out)) end
   if nret == 0 then self.job:fail(no_value_error(hit)) return false end
   if out == nil then
     summary.dropped = summary.dropped + 1
   elseif many.is(out) then
-    for _, doc in ipairs(out) do if not self:add(slice, doc, hit, token) then return false end end
+    for _, doc in ipairs(out) do if not add(self, slice, doc, hit, token) then return false end end
     summary.fanned_out = summary.fanned_out + #out
   else
-    return self:add(slice, out, hit, token)
+    return add(self, slice, out, hit, token)
   end
   return true
 end
+Copy.hit = each_hit
 
 -- After a page: checkpoint, progress, --rate pacing.
 function Copy:after_page()
@@ -170,10 +180,10 @@ end
 
 -- false: stop taking pages (a failure, or Ctrl-C / SIGTERM: what was taken is flushed by finish)
 function Copy:page(page)
-  local slice, acks = page.slice, self.positions and self.positions.acks
+  local slice, acks = page.slice, self.acks
   local token = acks and acks:page(slice, { search_after = page.search_after, done = page.last or nil })
   for _, hit in ipairs(page.hits) do
-    if not self:hit(slice, hit, token) then return false end
+    if not each_hit(self, slice, hit, token) then return false end
   end
   if token then acks:sealed(token) end
   self:after_page()
