@@ -55,10 +55,11 @@ local target = require "espipe.pipeline.export.target"
 
 local M = {}
 
+-- required when used: an export loads only its own format's modules
 local SINKS = {
-  ndjson = require "espipe.pipeline.export.ndjson_sink",
-  csv = require "espipe.pipeline.export.csv_sink",
-  parquet = require "espipe.pipeline.export.parquet_sink",
+  ndjson = "espipe.pipeline.export.ndjson_sink",
+  csv = "espipe.pipeline.export.csv_sink",
+  parquet = "espipe.pipeline.export.parquet_sink",
 }
 
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
@@ -209,7 +210,7 @@ end
 local function run_job(opts, format, policy)
   local job = setmetatable({ opts = opts, format = format, client = opts.client, policy = policy,
     dir = target.dir(opts), done = 0, ck_state = { files = {}, rows = 0, bytes = 0, positions = {} } }, Export)
-  local sink, serr = SINKS[format].new(job)
+  local sink, serr = require(SINKS[format]).new(job)
   if not sink then return nil, serr end
   job.sink = sink
   local saved, perr = target.prepare(job.dir, opts)
