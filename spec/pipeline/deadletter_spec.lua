@@ -5,11 +5,9 @@ local json = require "espipe.json"
 local S = require "pipeline.support"
 
 describe("deadletter", function()
-  after_each(S.cleanup)
-
   it("creates no file until a record is added, then one JSON line a record", function()
-    local path = S.tmpdir() .. "/dl.ndjson"
-    local dl = deadletter.new(path)
+    local dl = deadletter.new(S.tmpdir() .. "/dl.ndjson")
+    local path = dl.path
     assert.is_nil(S.read_if(path))
     assert.is_true(dl:add { _id = "a", error = "boom" })
     assert.is_true(dl:append('{"raw":1}\n'))
@@ -31,4 +29,6 @@ describe("deadletter", function()
     local raised = select(2, pcall(dl.write, dl, { _id = "a" }))
     assert.equal("output", raised.kind)
   end)
+
+  teardown(S.cleanup)
 end)
