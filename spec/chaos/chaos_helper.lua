@@ -51,13 +51,6 @@ function M.espipe(argv)
   return rc, out, err
 end
 
-function M.tmpdir()
-  local rc, dir = sh("mktemp -d ${TMPDIR:-/tmp}/espipe-chaos.XXXXXX")
-  assert(rc == 0, dir)
-  dir = dir:match("(%S+)")
-  return dir, function() if dir:match("espipe%-chaos%.") then sh("rm -rf " .. q(dir)) end end
-end
-
 -- n small documents, one per line: {"id":"d<i>","n":<i>,"s":"..."}; the
 -- field n names the document whatever _id the server gives it.
 function M.write_input(path, n)

@@ -13,15 +13,12 @@ local espipe = require("espipe")
 local N = H.N
 
 describe("load under network faults #server #chaos", function()
-  local server, proxy, dir, rm_dir, input
+  local env = devserver.env {}
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
+  local proxy, dir, input
   setup(function()
-    server = devserver.start()
-    dir, rm_dir = H.tmpdir()
+    dir = env.tmpdir()
     input = H.write_input(dir .. "/input.ndjson", N)
-  end)
-  teardown(function()
-    server.stop()
-    rm_dir()
   end)
   after_each(function()
     if proxy then proxy:stop() end
@@ -29,7 +26,7 @@ describe("load under network faults #server #chaos", function()
   end)
 
   local function through_proxy(rules, seed)
-    proxy = fault_proxy.start{ upstream = server.url, seed = seed or 12, rules = rules, max_seconds = 600 }
+    proxy = fault_proxy.start{ upstream = env.server.url, seed = seed or 12, rules = rules, max_seconds = 600 }
     return espipe.client{ hosts = { proxy.url } }
   end
 
@@ -51,7 +48,7 @@ describe("load under network faults #server #chaos", function()
   end
 
   local function exactly_once(index, summary, st, n)
-    return (H.assert_exactly_once(server.url, index, n or N, dir .. "/" .. index .. ".dead", summary, st))
+    return (H.assert_exactly_once(env.server.url, index, n or N, dir .. "/" .. index .. ".dead", summary, st))
   end
 
   it("client-side ids (the default): every document exactly once", function()
@@ -91,7 +88,7 @@ describe("load under network faults #server #chaos", function()
                           server_ids = true, batch_docs = batch_docs }
     local st = proxy:stats()
     assert_faults(st)
-    local on_server, _, total = H.server_docs(server.url, "server_ids_lossy")
+    local on_server, _, total = H.server_docs(env.server.url, "server_ids_lossy")
     local dead, dead_n = H.dead_letter(dir .. "/server_ids_lossy.dead")
     local r = H.ledger(N, on_server, dead)
     local why = H.describe(r, summary, st)
@@ -111,7 +108,7 @@ describe("load under network faults #server #chaos", function()
       f:write('{"id":"d', i, '","n":', i, i % 100 == 0 and ',"extra":1' or "", "}\n")
     end
     f:close()
-    local status = http.json("PUT", server.url .. "/strict", { mappings = { dynamic = "strict",
+    local status = http.json("PUT", env.server.url .. "/strict", { mappings = { dynamic = "strict",
       properties = { id = { type = "keyword" }, n = { type = "long" } } } })
     assert.equal(200, status)
     local dead_path = dir .. "/strict.dead"
@@ -119,7 +116,7 @@ describe("load under network faults #server #chaos", function()
                           id_field = "id", batch_docs = 100 }
     local st = proxy:stats()
     assert_faults(st)
-    local on_server = H.server_docs(server.url, "strict")
+    local on_server = H.server_docs(env.server.url, "strict")
     local dead, dead_n = H.dead_letter(dead_path)
     local r = H.ledger(n, on_server, dead)
     local why = H.describe(r, summary, st)
@@ -132,15 +129,15 @@ describe("load under network faults #server #chaos", function()
     -- the mapping learns the field; `espipe load --format deadletter`, through
     -- the same faults, completes the input exactly
     local learn = { properties = { extra = { type = "long" } } }
-    assert.equal(200, (http.json("PUT", server.url .. "/strict/_mapping", learn)))
+    assert.equal(200, (http.json("PUT", env.server.url .. "/strict/_mapping", learn)))
     local replay_dead = dir .. "/replay.dead"
     local rc, _, err = H.espipe{ "load", dead_path, "--format", "deadletter", "--url", proxy.url,
                                  "--dead-letter", replay_dead, "--retry-for", "60", "--quiet" }
     assert.equal(0, rc, err)
-    on_server = H.server_docs(server.url, "strict")
+    on_server = H.server_docs(env.server.url, "strict")
     r = H.ledger(n, on_server, {})
     assert.same({ 0, 0 }, { r.lost, r.duplicated }, H.describe(r, nil, proxy:stats()))
-    assert.equal(n, H.count(server.url, "strict"))
+    assert.equal(n, H.count(env.server.url, "strict"))
     assert.is_nil(io.open(replay_dead))
   end)
 

@@ -20,23 +20,18 @@ local SEARCH_FAULTS = {
 }
 
 describe("reindex under network faults #server #chaos", function()
-  local server, direct, dir, rm_dir, source_by_id
+  local env = devserver.env {}
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
+  local dir, source_by_id
   local proxies = {}
   setup(function()
-    server = devserver.start()
-    dir, rm_dir = H.tmpdir()
-    direct = espipe.client{ hosts = { server.url } }
-    local summary, err = espipe.load{ client = direct, input = H.write_input(dir .. "/input.ndjson", N),
+    dir = env.tmpdir()
+    local summary, err = espipe.load{ client = env.client, input = H.write_input(dir .. "/input.ndjson", N),
                                       index = "src", id_field = "id" }
     assert(summary and summary.ok == N, tostring(err))
-    local _, by_id, total = H.server_docs(server.url, "src")
+    local _, by_id, total = H.server_docs(env.server.url, "src")
     assert(total == N, "the source holds " .. total)
     source_by_id = by_id
-  end)
-  teardown(function()
-    direct:close()
-    server.stop()
-    rm_dir()
   end)
   after_each(function()
     for _, p in ipairs(proxies) do
@@ -47,7 +42,7 @@ describe("reindex under network faults #server #chaos", function()
   end)
 
   local function proxied(rules, seed)
-    local p = fault_proxy.start{ upstream = server.url, seed = seed, rules = rules, max_seconds = 600 }
+    local p = fault_proxy.start{ upstream = env.server.url, seed = seed, rules = rules, max_seconds = 600 }
     proxies[#proxies + 1] = p
     p.client = espipe.client{ hosts = { p.url } }
     return p.client, p
@@ -66,7 +61,7 @@ describe("reindex under network faults #server #chaos", function()
   -- the destination holds exactly the source: same ids, each with its own
   -- document, nothing dead-lettered, every document accounted
   local function exact_copy(dest, summary, stats)
-    local by_id, why = H.assert_exactly_once(server.url, dest, N, dir .. "/" .. dest .. ".dead", summary, stats)
+    local by_id, why = H.assert_exactly_once(env.server.url, dest, N, dir .. "/" .. dest .. ".dead", summary, stats)
     local wrong = 0
     for id, n in pairs(by_id) do if source_by_id[id] ~= n then wrong = wrong + 1 end end
     assert.equal(0, wrong, why)
@@ -75,7 +70,7 @@ describe("reindex under network faults #server #chaos", function()
 
   it("destination behind 429 items, 503s, resets and truncations: an exact copy", function()
     local dest_client, p = proxied(H.bulk_faults(), 21)
-    local summary = reindex(direct, dest_client, "dst_faults")
+    local summary = reindex(env.client, dest_client, "dst_faults")
     local st = p:stats()
     assert.is_true(st.items_failed > 0 and st.statuses > 0 and st.reset_responses > 0 and st.truncations > 0,
       H.describe(H.ledger(0, {}, {}), nil, st))
@@ -84,7 +79,7 @@ describe("reindex under network faults #server #chaos", function()
 
   it("source behind lost, cut and refused search pages (2 slices): an exact copy", function()
     local src_client, p = proxied(SEARCH_FAULTS, 22)
-    local summary = reindex(src_client, direct, "dst_src_faults", 2)
+    local summary = reindex(src_client, env.client, "dst_src_faults", 2)
     local st = p:stats()
     assert.is_true(st.reset_responses > 0 and st.truncations > 0 and st.statuses > 0,
       H.describe(H.ledger(0, {}, {}), nil, st))

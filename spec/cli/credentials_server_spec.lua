@@ -2,7 +2,6 @@
 -- cluster URL, then every file they produced (and their stdout/stderr) is
 -- searched for it, and every file that names a cluster is mode 0600.
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
 local C = require "cli.support"
@@ -29,70 +28,64 @@ local function holding(dir, secret)
 end
 
 describe("credentials in the cluster URL #server", function()
-  local server, client, dir, secret, url
+  local env = devserver.env {}
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
+  local secret, url
 
   setup(function()
-    server = devserver.start {}
-    client = client_mod.new { hosts = { server.url } }
     secret = "pw-" .. tostring(os.time()) .. "-" .. tostring(math.random(1e6))
-    url = server.url:gsub("^http://", "http://elastic:" .. secret .. "@")
-  end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
+    url = env.server.url:gsub("^http://", "http://elastic:" .. secret .. "@")
   end)
   local pid -- a job running in the background
-  before_each(function() dir = S.tmpdir() end)
   after_each(function()
     if pid and J.alive(pid) then J.exec("kill " .. pid) end
     pid = nil
   end)
 
   -- bin/espipe args run in dir; -> code, stdout, stderr
-  local function espipe(args) return C.espipe_in(dir, args) end
+  local function espipe(args) return C.espipe_in(env.dir, args) end
 
   it("load with a dead letter: no file and no output holds the password; the dead letter is 0600", function()
-    assert(client.indices:create { index = "cred-load",
+    assert(env.client.indices:create { index = "cred-load",
       mappings = { dynamic = "strict", properties = { id = { type = "keyword" }, n = { type = "long" } } } })
-    S.write(dir .. "/in.ndjson", '{"id":"a","n":1}\n{"id":"b","n":2,"extra":true}\n{"id":"c","n":3}\n')
+    S.write(env.dir .. "/in.ndjson", '{"id":"a","n":1}\n{"id":"b","n":2,"extra":true}\n{"id":"c","n":3}\n')
     local code, out, err = espipe("load in.ndjson --index cred-load --id-field id --dead-letter dl.ndjson"
       .. " --url " .. url)
     assert.equal(1, code, err)
-    assert.is_true(S.read(dir .. "/dl.ndjson"):find('"b"', 1, true) ~= nil)
-    assert.equal("600", mode(dir .. "/dl.ndjson"))
-    assert.same({}, holding(dir, secret))
+    assert.is_true(S.read(env.dir .. "/dl.ndjson"):find('"b"', 1, true) ~= nil)
+    assert.equal("600", mode(env.dir .. "/dl.ndjson"))
+    assert.same({}, holding(env.dir, secret))
     assert.is_nil(out:find(secret, 1, true))
     assert.is_nil(err:find(secret, 1, true))
   end)
 
   it("reindex --tune-dest --checkpoint: the checkpoint and the tune state are 0600 and hold no password", function()
-    J.write_docs(dir .. "/src.ndjson", 2000)
+    J.write_docs(env.dir .. "/src.ndjson", 2000)
     assert.equal(0, (espipe("load src.ndjson --index cred-src --id-field id --quiet --url " .. url)))
     pid = J.spawn("reindex " .. S.q(url .. "/cred-src") .. " " .. S.q(url .. "/cred-dst")
-      .. " --tune-dest --checkpoint " .. S.q(dir .. "/ck.json") .. " --rate 1000 --batch-docs 100"
-      .. " --dead-letter " .. S.q(dir .. "/dl.ndjson"), dir .. "/log")
-    local state = dir .. "/ck.json.tune"
+      .. " --tune-dest --checkpoint " .. S.q(env.dir .. "/ck.json") .. " --rate 1000 --batch-docs 100"
+      .. " --dead-letter " .. S.q(env.dir .. "/dl.ndjson"), env.dir .. "/log")
+    local state = env.dir .. "/ck.json.tune"
     -- the state file exists while the copy runs (it is removed once restored)
     J.wait_for(function() return io.open(state) ~= nil end, 20, "the tune state file")
     assert.equal("600", mode(state))
     assert.is_nil(S.read(state):find(secret, 1, true))
-    assert.is_not_nil(S.read(state):find(server.url, 1, true), "the state names its cluster")
+    assert.is_not_nil(S.read(state):find(env.server.url, 1, true), "the state names its cluster")
     J.wait_for(function() return not J.alive(pid) end, 60, "the reindex to end")
     -- (the job's own output, when its checkpoint is missing: a failure once seen in CI)
-    assert.equal("600", mode(dir .. "/ck.json"), S.read(dir .. "/log"))
-    assert.same({}, holding(dir, secret))
-    assert.is_nil(S.read(dir .. "/log"):find(secret, 1, true))
-    assert.equal(2000, client:count { index = "cred-dst" }.count)
+    assert.equal("600", mode(env.dir .. "/ck.json"), S.read(env.dir .. "/log"))
+    assert.same({}, holding(env.dir, secret))
+    assert.is_nil(S.read(env.dir .. "/log"):find(secret, 1, true))
+    assert.equal(2000, env.client:count { index = "cred-dst" }.count)
   end)
 
   it("reindex --tune-dest without a checkpoint: the temp-dir state file is 0600, no password", function()
-    J.write_docs(dir .. "/src.ndjson", 2000)
+    J.write_docs(env.dir .. "/src.ndjson", 2000)
     assert.equal(0, (espipe("load src.ndjson --index cred-src2 --id-field id --quiet --url " .. url)))
     pid = J.spawn("reindex " .. S.q(url .. "/cred-src2") .. " " .. S.q(url .. "/cred-dst2")
-      .. " --tune-dest --rate 1000 --batch-docs 100 --dead-letter " .. S.q(dir .. "/dl.ndjson"), dir .. "/log")
+      .. " --tune-dest --rate 1000 --batch-docs 100 --dead-letter " .. S.q(env.dir .. "/dl.ndjson"), env.dir .. "/log")
     local state = J.wait_for(function()
-      return (S.read_if(dir .. "/log") or ""):match("settings saved in (%S+)")
+      return (S.read_if(env.dir .. "/log") or ""):match("settings saved in (%S+)")
     end, 20, "the tune state path")
     local body = S.read_if(state)
     if body then -- (the job may already have restored it and removed it)
@@ -101,20 +94,20 @@ describe("credentials in the cluster URL #server", function()
     end
     J.wait_for(function() return not J.alive(pid) end, 60, "the reindex to end")
     assert.is_nil(io.open(state), "the state file is removed once restored")
-    assert.is_nil(S.read(dir .. "/log"):find(secret, 1, true))
+    assert.is_nil(S.read(env.dir .. "/log"):find(secret, 1, true))
   end)
 
   it("export --checkpoint: the manifest names the source without the password; it and the checkpoint are 0600",
      function()
-    J.write_docs(dir .. "/src.ndjson", 300)
+    J.write_docs(env.dir .. "/src.ndjson", 300)
     assert.equal(0, (espipe("load src.ndjson --index cred-exp --id-field id --quiet --url " .. url)))
     local code, out, err = espipe("export " .. S.q(url .. "/cred-exp") .. " --to out --checkpoint ck-exp.json")
     assert.equal(0, code, err)
-    local manifest = S.read(dir .. "/out/manifest.json")
-    assert.is_not_nil(manifest:find(server.url .. "/cred-exp", 1, true), manifest)
-    assert.equal("600", mode(dir .. "/out/manifest.json"))
-    assert.equal("600", mode(dir .. "/ck-exp.json"))
-    assert.same({}, holding(dir, secret))
+    local manifest = S.read(env.dir .. "/out/manifest.json")
+    assert.is_not_nil(manifest:find(env.server.url .. "/cred-exp", 1, true), manifest)
+    assert.equal("600", mode(env.dir .. "/out/manifest.json"))
+    assert.equal("600", mode(env.dir .. "/ck-exp.json"))
+    assert.same({}, holding(env.dir, secret))
     assert.is_nil(out:find(secret, 1, true))
     assert.is_nil(err:find(secret, 1, true))
   end)

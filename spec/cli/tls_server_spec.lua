@@ -4,7 +4,6 @@
 local devserver = require "support.devserver"
 local echo_server = require "support.echo_server"
 local nginx = require "support.nginx"
-local client_mod = require "espipe.client"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
 
@@ -40,26 +39,22 @@ local function tls_proxy(certs, upstream_port, require_client_cert)
 end
 
 describe("espipe over TLS #server", function()
-  local server, client, certs, proxy, mtls, dir
+  local es = devserver.env {}
+  setup(es.start) teardown(es.stop) before_each(es.fresh)
+  local certs, proxy, mtls
 
   setup(function()
-    server = devserver.start {}
-    client = client_mod.new { hosts = { server.url } }
-    certs = S.tmpdir()
+    certs = es.tmpdir()
     echo_server.make_certs(certs)
-    proxy = tls_proxy(certs, server.port, false)
-    mtls = tls_proxy(certs, server.port, true)
+    proxy = tls_proxy(certs, es.server.port, false)
+    mtls = tls_proxy(certs, es.server.port, true)
   end)
   teardown(function()
     if proxy then proxy.stop() end
     if mtls then mtls.stop() end
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
   end)
   before_each(function()
-    dir = S.tmpdir()
-    S.write(dir .. "/in.ndjson", '{"id":"a","n":1}\n{"id":"b","n":2}\n{"id":"c","n":3}\n')
+    S.write(es.dir .. "/in.ndjson", '{"id":"a","n":1}\n{"id":"b","n":2}\n{"id":"c","n":3}\n')
   end)
 
   local https = function(p) return "https://127.0.0.1:" .. p.port end
@@ -68,14 +63,14 @@ describe("espipe over TLS #server", function()
   local function load(url, flags, env)
     n = n + 1
     local index = "tls-" .. n
-    local code, _, err = J.espipe("load " .. S.q(dir .. "/in.ndjson") .. " --index " .. index
-      .. " --id-field id --retries 1 --dead-letter " .. S.q(dir .. "/dl.ndjson") .. " --url " .. url
+    local code, _, err = J.espipe("load " .. S.q(es.dir .. "/in.ndjson") .. " --index " .. index
+      .. " --id-field id --retries 1 --dead-letter " .. S.q(es.dir .. "/dl.ndjson") .. " --url " .. url
       .. " " .. (flags or ""), "env -u CURL_CA_BUNDLE -u SSL_CERT_DIR -u SSL_CERT_FILE " .. (env or ""))
     return code, err, index
   end
   local function count(index)
-    client:refresh { index = index }
-    local r = client:count { index = index }
+    es.client:refresh { index = index }
+    local r = es.client:count { index = index }
     return r and r.count or 0
   end
 
@@ -84,7 +79,7 @@ describe("espipe over TLS #server", function()
     assert.equal(2, code, err)
     assert.is_truthy(err:lower():find("certificate", 1, true), err)
     assert.equal(1, select(2, err:gsub("\n", "")), "one line: " .. err)
-    assert.is_nil(io.open(dir .. "/dl.ndjson"), "no dead letter")
+    assert.is_nil(io.open(es.dir .. "/dl.ndjson"), "no dead letter")
     assert.equal(0, count(index))
   end)
 
@@ -93,7 +88,7 @@ describe("espipe over TLS #server", function()
     local code, _, err = J.espipe("reindex " .. S.q(https(proxy) .. "/a") .. " " .. S.q(https(proxy) .. "/b"), env)
     assert.equal(2, code, err)
     assert.is_truthy(err:lower():find("certificate", 1, true), err)
-    code, _, err = J.espipe("export " .. S.q(https(proxy) .. "/a") .. " --to " .. S.q(dir .. "/out"), env)
+    code, _, err = J.espipe("export " .. S.q(https(proxy) .. "/a") .. " --to " .. S.q(es.dir .. "/out"), env)
     assert.equal(2, code, err)
     assert.is_truthy(err:lower():find("certificate", 1, true), err)
   end)
@@ -105,7 +100,7 @@ describe("espipe over TLS #server", function()
   end)
 
   it("trusts the CA of $SSL_CERT_FILE, $CURL_CA_BUNDLE and $SSL_CERT_DIR, as curl does", function()
-    local hashed = S.tmpdir()
+    local hashed = es.tmpdir()
     assert(os.execute("cp " .. S.q(certs .. "/ca.pem") .. " " .. S.q(hashed) .. " && openssl rehash " .. S.q(hashed)))
     for var, path in pairs { SSL_CERT_FILE = certs .. "/ca.pem", CURL_CA_BUNDLE = certs .. "/ca.pem",
                              SSL_CERT_DIR = hashed } do
@@ -137,14 +132,14 @@ describe("espipe over TLS #server", function()
   it("export and reindex take the same flags", function()
     local ca = "--ca-file " .. S.q(certs .. "/ca.pem")
     local _, _, index = load(https(proxy), ca)
-    client:refresh { index = index }
+    es.client:refresh { index = index }
     local code, _, err = J.espipe("reindex " .. S.q(https(proxy) .. "/" .. index) .. " "
       .. S.q(https(proxy) .. "/" .. index .. "-copy") .. " " .. ca)
     assert.equal(0, code, err)
     assert.equal(3, count(index .. "-copy"))
-    code, _, err = J.espipe("export " .. S.q(https(proxy) .. "/" .. index) .. " --to " .. S.q(dir .. "/out")
+    code, _, err = J.espipe("export " .. S.q(https(proxy) .. "/" .. index) .. " --to " .. S.q(es.dir .. "/out")
       .. " " .. ca)
     assert.equal(0, code, err)
-    assert.equal(3, require("espipe.json").decode(S.read(dir .. "/out/manifest.json")).total)
+    assert.equal(3, require("espipe.json").decode(S.read(es.dir .. "/out/manifest.json")).total)
   end)
 end)

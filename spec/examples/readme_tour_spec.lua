@@ -19,25 +19,21 @@ local function tour_script()
 end
 
 describe("README's tour from a shell #server", function()
-  local es, tmp
-  after_each(function()
-    if es then es.stop(); es = nil end
-    pkg.remove(tmp)
-  end)
+  local es = devserver.env {}
+  setup(es.start) teardown(es.stop) before_each(es.fresh)
 
   it("runs verbatim, and its export holds every document the reindex wrote", function()
     local script = tour_script()
     assert.matches("espipe export", script, 1, true)
-    es = devserver.start{}
-    tmp = pkg.tmpdir()
+    local tmp = es.dir
     local checkout = pkg.run("pwd"):match("[^\n]+")
     pkg.run("mkdir " .. q(tmp .. "/work") .. " && ln -s " .. q(checkout .. "/bin") .. " " .. q(checkout .. "/examples")
       .. " " .. q(tmp .. "/work/"))
-    pkg.write(tmp .. "/tour.sh", (script:gsub("http://127%.0%.0%.1:9200", es.url)))
-    local ok, out = pkg.sh("cd " .. q(tmp .. "/work") .. " && ES_URL=" .. q(es.url) .. " sh -e ../tour.sh")
+    pkg.write(tmp .. "/tour.sh", (script:gsub("http://127%.0%.0%.1:9200", es.server.url)))
+    local ok, out = pkg.sh("cd " .. q(tmp .. "/work") .. " && ES_URL=" .. q(es.server.url) .. " sh -e ../tour.sh")
     assert(ok, out)
     assert.matches("\nuser%-1\t%d+\nuser%-2\t%d+\n", "\n" .. out)
-    local count = tonumber(pkg.run("curl -s " .. q(es.url .. "/logs-enriched/_count")):match('"count":(%d+)'))
+    local count = tonumber(pkg.run("curl -s " .. q(es.server.url .. "/logs-enriched/_count")):match('"count":(%d+)'))
     assert.is_true(count > 0)
     local manifest = require("espipe.json").decode(pkg.read(tmp .. "/work/out/manifest.json"))
     assert.equal(count, manifest.rows)

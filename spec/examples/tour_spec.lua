@@ -2,12 +2,11 @@
 local devserver = require "support.devserver"
 
 describe("examples/tour.lua #server", function()
-  local es
-  after_each(function() if es then es.stop(); es = nil end end)
+  local es = devserver.env { cluster = true }
+  setup(es.start) teardown(es.stop) before_each(es.fresh)
 
   it("prints what README says it prints", function()
-    es = devserver.start{ cluster = true }
-    local p = assert(io.popen("ES_URL=" .. es.url .. " lua5.4 examples/tour.lua 2>&1; echo rc=$?"))
+    local p = assert(io.popen("ES_URL=" .. es.server.url .. " lua5.4 examples/tour.lua 2>&1; echo rc=$?"))
     local out = p:read("*a")
     p:close()
     assert.matches("rc=0", out, 1, true)

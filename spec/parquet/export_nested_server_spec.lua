@@ -6,7 +6,6 @@
 -- write (UNNEST, geo.lat, list_contains, GROUP BY) the documents' answers;
 -- Hive partitions are pruned (EXPLAIN ANALYZE shows the filter on files).
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
@@ -110,30 +109,23 @@ local function expected_row(i, d)
 end
 
 describe("espipe export --format parquet, nested #server #duckdb", function()
-  local server, client, dir
+  local env = devserver.env { nodes = 1 }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
   local docs = {}
 
   setup(function()
-    server = devserver.start { nodes = 1 }
-    client = client_mod.new { hosts = { server.url } }
-    assert(client.indices:create { index = "web", mappings = MAPPING })
-    local bi = client:bulk_indexer { index = "web", batch_docs = 500 }
+    assert(env.client.indices:create { index = "web", mappings = MAPPING })
+    local bi = env.client:bulk_indexer { index = "web", batch_docs = 500 }
     for i = 1, N do
       docs[i] = doc(i)
       bi:index(docs[i], { id = "d" .. i })
     end
     assert.equal(N, bi:close().ok)
-    client:refresh { index = "web" }
+    env.client:refresh { index = "web" }
   end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
 
   local function export(out, extra)
-    return J.espipe("export " .. server.url .. "/web --to " .. S.q(out) .. " --format parquet --json " .. (extra or ""))
+    return J.espipe("export " .. env.server.url .. "/web --to " .. S.q(out) .. " --format parquet --json " .. (extra or ""))
   end
 
   -- every row of both readers, by _id, against the reference
@@ -161,12 +153,12 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
   end
 
   it("writes one file for --to x.parquet that both readers give back document by document", function()
-    local out = dir .. "/web.parquet"
+    local out = env.dir .. "/web.parquet"
     local code, stdout, err = export(out, "--size 300")
     assert.equal(0, code, err)
     assert.equal(N, json.decode(stdout).rows)
-    assert.is_nil(io.open(dir .. "/manifest.json"))
-    assert.same({ "web.parquet" }, S.listdir(dir))
+    assert.is_nil(io.open(env.dir .. "/manifest.json"))
+    assert.same({ "web.parquet" }, S.listdir(env.dir))
     assert.matches("renamed for Athena/Glue: a:b %-> a_b", err)
     check_rows(out, { out })
     local types = {}
@@ -185,7 +177,7 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
   end)
 
   it("answers UNNEST(tags), geo.lat, list_contains and GROUP BY on the rotated parts as the documents do", function()
-    local out = dir .. "/parts"
+    local out = env.dir .. "/parts"
     local code, _, err = export(out, "--file-bytes 50000 --size 10 --codec zstd --rename user.name=login")
     assert.equal(0, code, err)
     local m = json.decode(S.read(out .. "/manifest.json"))
@@ -231,7 +223,7 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
   end)
 
   it("writes Hive partitions that DuckDB prunes, with a cap on open files", function()
-    local out = dir .. "/hive"
+    local out = env.dir .. "/hive"
     local code, stdout, err = export(out,
       "--partition-by 'month={@timestamp:%Y-%m}' --max-open-partitions 2 --size 100")
     assert.equal(0, code, err)
@@ -273,13 +265,13 @@ describe("espipe export --format parquet, nested #server #duckdb", function()
   end)
 
   it("infers lists and structs from the documents when the mapping has no fields", function()
-    assert(client.indices:create { index = "bare", mappings = { dynamic = false } })
-    local bi = client:bulk_indexer { index = "bare", batch_docs = 100 }
+    assert(env.client.indices:create { index = "bare", mappings = { dynamic = false } })
+    local bi = env.client:bulk_indexer { index = "bare", batch_docs = 100 }
     for i = 1, 50 do bi:index({ tags = { "a", "b" .. i }, user = { name = "u" .. i, age = i } }, { id = "b" .. i }) end
     assert.equal(50, bi:close().ok)
-    client:refresh { index = "bare" }
-    local out = dir .. "/bare.parquet"
-    local code, _, err = J.espipe("export " .. server.url .. "/bare --to " .. S.q(out) .. " --format parquet --quiet")
+    env.client:refresh { index = "bare" }
+    local out = env.dir .. "/bare.parquet"
+    local code, _, err = J.espipe("export " .. env.server.url .. "/bare --to " .. S.q(out) .. " --format parquet --quiet")
     assert.equal(0, code, err)
     local types = {}
     for _, r in ipairs(duckdb.query { "DESCRIBE SELECT * FROM read_parquet(" .. duckdb.quote(out) .. ")" }[1]) do

@@ -15,51 +15,45 @@ local function ids_and_sources(client, index)
 end
 
 describe("reindex across clusters #server", function()
-  local a, b, ca, cb, dir
+  local one, two = devserver.env {}, devserver.env {}
+  setup(one.start) teardown(one.stop) before_each(one.fresh)
+  setup(two.start) teardown(two.stop)
 
   setup(function()
-    a, b = devserver.start{}, devserver.start{}
-    ca, cb = espipe.client{ hosts = { a.url } }, espipe.client{ hosts = { b.url } }
-    local bi = ca:bulk_indexer{ index = "people", batch_docs = 300 }
+    local bi = one.client:bulk_indexer{ index = "people", batch_docs = 300 }
     for i = 1, 2000 do
       bi:index('{"n":' .. i .. ',"name":"p' .. i .. '","big":' .. (9007199254740993 + i) .. '}', { _id = "p" .. i })
     end
     local st = bi:close()
     assert.same({ 2000, 0 }, { st.ok, st.failed })
   end)
-  teardown(function()
-    ca:close(); cb:close()
-    a.stop(); b.stop()
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
 
   -- no refresh after loading: reindex refreshes the source itself, so the
   -- documents acknowledged a moment ago are copied too
   it("copies every document from one cluster to the other with the command", function()
-    local cmd = "bin/espipe reindex " .. a.url .. "/people " .. b.url .. "/people-copy --slices 2 --quiet"
-      .. " --dead-letter " .. S.q(dir .. "/dl.ndjson") .. " 2>&1; echo rc=$?"
+    local cmd = "bin/espipe reindex " .. one.server.url .. "/people " .. two.server.url .. "/people-copy --slices 2 --quiet"
+      .. " --dead-letter " .. S.q(one.dir .. "/dl.ndjson") .. " 2>&1; echo rc=$?"
     local p = assert(io.popen(cmd))
     local out = p:read("*a")
     p:close()
     assert.matches("rc=0", out, 1, true)
-    local src, n = ids_and_sources(ca, "people")
-    local dst, m = ids_and_sources(cb, "people-copy")
+    local src, n = ids_and_sources(one.client, "people")
+    local dst, m = ids_and_sources(two.client, "people-copy")
     assert.equal(2000, n)
     assert.equal(n, m)
     assert.same(src, dst)
-    assert.is_false(ca.indices:exists{ index = "people-copy" })
+    assert.is_false(one.client.indices:exists{ index = "people-copy" })
   end)
 
   it("copies with a transform through two clients", function()
     local summary = assert(espipe.reindex{
-      source = { client = ca, index = "people", slices = 3 },
-      dest = { client = cb, index = "people-odd" },
+      source = { client = one.client, index = "people", slices = 3 },
+      dest = { client = two.client, index = "people-odd" },
       transform = function(doc) if doc.n % 2 == 1 then doc.odd = true return doc end return nil end,
-      dead_letter = dir .. "/dl.ndjson",
+      dead_letter = one.dir .. "/dl.ndjson",
     })
     assert.same({ 2000, 1000, 1000, 0 }, { summary.scanned, summary.dropped, summary.ok, summary.failed })
-    local dst, m = ids_and_sources(cb, "people-odd")
+    local dst, m = ids_and_sources(two.client, "people-odd")
     assert.equal(1000, m)
     assert.matches('"odd":true', dst.p1, 1, true)
     assert.is_nil(dst.p2)

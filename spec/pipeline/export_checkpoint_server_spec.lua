@@ -3,7 +3,6 @@
 -- progress; a non-empty directory is refused without a checkpoint
 -- (--overwrite replaces it); an export of nothing fails unless allowed.
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
 local export = require "espipe.pipeline.export"
@@ -13,32 +12,25 @@ local J = require "pipeline.jobs"
 local N = 6000
 
 describe("espipe export --checkpoint #server", function()
-  local server, client, dir
+  local env = devserver.env { nodes = 1 }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
 
   setup(function()
-    server = devserver.start { nodes = 1 }
-    client = client_mod.new { hosts = { server.url } }
-    assert(client.indices:create { index = "ck", settings = { number_of_shards = 2 } })
-    local bi = client:bulk_indexer { index = "ck", batch_docs = 1000 }
+    assert(env.client.indices:create { index = "ck", settings = { number_of_shards = 2 } })
+    local bi = env.client:bulk_indexer { index = "ck", batch_docs = 1000 }
     for i = 1, N do bi:index({ n = i, s = "row " .. i }, { id = "r" .. i }) end
     assert.equal(N, bi:close().ok)
     -- no mapped fields: a Parquet export infers its columns from the first documents
-    assert(client.indices:create { index = "ckd", mappings = { dynamic = false } })
-    bi = client:bulk_indexer { index = "ckd", batch_docs = 1000 }
+    assert(env.client.indices:create { index = "ckd", mappings = { dynamic = false } })
+    bi = env.client:bulk_indexer { index = "ckd", batch_docs = 1000 }
     for i = 1, N do bi:index({ n = i, s = "row " .. i }, { id = "r" .. i }) end
     assert.equal(N, bi:close().ok)
-    assert(client.indices:create { index = "none" })
-    assert(client:refresh { index = "ck,ckd,none" })
+    assert(env.client.indices:create { index = "none" })
+    assert(env.client:refresh { index = "ck,ckd,none" })
   end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
 
   local function open_pits()
-    return client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
+    return env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
   end
 
   -- n of every NDJSON row in out/, counted; fails on a duplicate
@@ -73,8 +65,8 @@ describe("espipe export --checkpoint #server", function()
   local function killed_export(out, ck, format, index)
     local args = "export " .. (index or "ck") .. " --to " .. S.q(out) .. " --format " .. format
       .. " --checkpoint " .. S.q(ck)
-      .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. server.url
-    local pid = J.spawn(args .. " --rate 3000", dir .. "/log")
+      .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. env.server.url
+    local pid = J.spawn(args .. " --rate 3000", env.dir .. "/log")
     J.wait_for(function()
       local st = checkpoint.load(ck)
       return st and #st.files >= 3
@@ -92,7 +84,7 @@ describe("espipe export --checkpoint #server", function()
     local tag = format == "parquet" and " #duckdb" or ""
     it("resumes a " .. format .. " export of " .. index
       .. " after kill -9 with every document on disk exactly once" .. tag, function()
-      local out, ck = dir .. "/out", dir .. "/ck.json"
+      local out, ck = env.dir .. "/out", env.dir .. "/ck.json"
       local pits = open_pits()
       local args, mid = killed_export(out, ck, format, index)
       assert.equal(pits + 1, open_pits()) -- the killed export's PIT, kept for the resume
@@ -123,9 +115,9 @@ describe("espipe export --checkpoint #server", function()
   end
 
   it("starts over, exactly, when the saved point in time is gone", function()
-    local out, ck = dir .. "/out", dir .. "/ck.json"
+    local out, ck = env.dir .. "/out", env.dir .. "/ck.json"
     local args, mid = killed_export(out, ck, "ndjson")
-    assert(client:json_request { method = "DELETE", path = "/_pit", body = json.encode { id = mid.pit_id },
+    assert(env.client:json_request { method = "DELETE", path = "/_pit", body = json.encode { id = mid.pit_id },
       headers = { ["Content-Type"] = "application/json" } })
     local code, stdout, err = J.espipe(args .. " --json")
     assert.equal(0, code, err)
@@ -136,8 +128,8 @@ describe("espipe export --checkpoint #server", function()
   end)
 
   it("refuses a non-empty directory without a checkpoint; --overwrite replaces it", function()
-    local out = dir .. "/out"
-    local args = "export ck --to " .. S.q(out) .. " --file-bytes 50000 --quiet --url " .. server.url
+    local out = env.dir .. "/out"
+    local args = "export ck --to " .. S.q(out) .. " --file-bytes 50000 --quiet --url " .. env.server.url
     local code, _, err = J.espipe(args)
     assert.equal(0, code, err)
     code, _, err = J.espipe(args)
@@ -149,28 +141,28 @@ describe("espipe export --checkpoint #server", function()
     assert.equal(0, code, err)
     assert.equal(N, rows_on_disk(out))
     S.write(out .. "/notes.txt", "mine")
-    local m, rerr = export.run { client = client, index = "ck", to = out, overwrite = true }
+    local m, rerr = export.run { client = env.client, index = "ck", to = out, overwrite = true }
     assert.is_nil(m)
     assert.matches("holds notes.txt that espipe did not write", tostring(rerr))
   end)
 
   it("exits non-zero for an export of nothing, unless --allow-empty", function()
-    local code, _, err = J.espipe("export none --to " .. S.q(dir .. "/a") .. " --quiet --url " .. server.url)
+    local code, _, err = J.espipe("export none --to " .. S.q(env.dir .. "/a") .. " --quiet --url " .. env.server.url)
     assert.equal(1, code)
     assert.matches("0 documents exported", err)
-    code, _, err = J.espipe("export none --to " .. S.q(dir .. "/b") .. " --allow-empty --quiet --url " .. server.url)
+    code, _, err = J.espipe("export none --to " .. S.q(env.dir .. "/b") .. " --allow-empty --quiet --url " .. env.server.url)
     assert.equal(0, code, err)
   end)
 
   it("refuses a checkpoint for a single-file target", function()
-    local m, err = export.run { client = client, index = "ck", to = dir .. "/one.ndjson", checkpoint = dir .. "/ck" }
+    local m, err = export.run { client = env.client, index = "ck", to = env.dir .. "/one.ndjson", checkpoint = env.dir .. "/ck" }
     assert.is_nil(m)
     assert.matches("needs a directory target", tostring(err))
-    assert.same({}, S.listdir(dir))
+    assert.same({}, S.listdir(env.dir))
   end)
 
   it("rejects unknown options, naming the nearest valid one", function()
-    assert.has_error(function() export.run { client = client, index = "ck", to = dir, fromat = "csv" } end,
+    assert.has_error(function() export.run { client = env.client, index = "ck", to = env.dir, fromat = "csv" } end,
       "espipe.export: unknown option 'fromat' (did you mean 'format'?)")
   end)
 end)

@@ -4,7 +4,6 @@
 -- rotation at a small --file-bytes; a value that does not fit its column is
 -- null and counted; schemas inferred when the mapping has no fields.
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
@@ -79,14 +78,13 @@ local function parquet_glob(dir) return duckdb.quote(dir .. "/*.parquet") end
 local function read_manifest(dir) return json.decode(S.read(dir .. "/manifest.json")) end
 
 describe("espipe export --format parquet #server #duckdb", function()
-  local server, client, dir
+  local env = devserver.env { nodes = 1 }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
   local want = {}
 
   setup(function()
-    server = devserver.start { nodes = 1 }
-    client = client_mod.new { hosts = { server.url } }
-    assert(client.indices:create { index = "logs", mappings = MAPPING })
-    local bi = client:bulk_indexer { index = "logs", batch_docs = 500 }
+    assert(env.client.indices:create { index = "logs", mappings = MAPPING })
+    local bi = env.client:bulk_indexer { index = "logs", batch_docs = 500 }
     for i = 1, N do
       want[i] = expected(i)
       bi:index(source(want[i], i), { id = want[i].id })
@@ -94,18 +92,12 @@ describe("espipe export --format parquet #server #duckdb", function()
     local stats = bi:close()
     assert(stats.ok == N, "loaded " .. tostring(stats.ok) .. " of " .. N)
     -- mapped after the fact, as ES allows: _source keeps "n/a" in a long field
-    assert(client.indices:put_mapping { index = "logs", properties = { code = { type = "long" } } })
-    client:refresh { index = "logs" }
+    assert(env.client.indices:put_mapping { index = "logs", properties = { code = { type = "long" } } })
+    env.client:refresh { index = "logs" }
   end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
 
   local function export(out, extra)
-    return J.espipe("export " .. server.url .. "/logs --to " .. S.q(out) .. " --format parquet --flatten --quiet --json "
+    return J.espipe("export " .. env.server.url .. "/logs --to " .. S.q(out) .. " --format parquet --flatten --quiet --json "
       .. (extra or ""))
   end
 
@@ -141,7 +133,7 @@ describe("espipe export --format parquet #server #duckdb", function()
 
   for _, codec in ipairs { "none", "snappy", "zstd", "gzip" } do
     it("writes " .. codec .. " files that DuckDB reads back equal to the source documents", function()
-      local out = dir .. "/" .. codec
+      local out = env.dir .. "/" .. codec
       local code, stdout, err = export(out, "--codec " .. codec .. " --slices 2 --size 400")
       assert.equal(0, code, err)
       local t = compute_totals()
@@ -220,7 +212,7 @@ describe("espipe export --format parquet #server #duckdb", function()
   end
 
   it("rotates at a small --file-bytes into complete files, each listed with its rows and bytes", function()
-    local out = dir .. "/rot"
+    local out = env.dir .. "/rot"
     local code, _, err = export(out, "--file-bytes 20000 --size 200") -- compressed bytes per file
     assert.equal(0, code, err)
     local m = read_manifest(out)
@@ -253,7 +245,7 @@ describe("espipe export --format parquet #server #duckdb", function()
   end)
 
   it("exports --fields only, and returns a config error (no files) when none is mapped", function()
-    local out = dir .. "/fields"
+    local out = env.dir .. "/fields"
     local code, _, err = export(out, "--fields host,code")
     assert.equal(0, code, err)
     local m = read_manifest(out)
@@ -262,8 +254,8 @@ describe("espipe export --format parquet #server #duckdb", function()
     assert.same({ "_id", "host_ip", "host_name", "code" }, names)
 
     local export_mod = require "espipe.pipeline.export"
-    local bad = dir .. "/none"
-    local manifest, perr = export_mod.run { client = client, index = "logs", to = bad, format = "parquet",
+    local bad = env.dir .. "/none"
+    local manifest, perr = export_mod.run { client = env.client, index = "logs", to = bad, format = "parquet",
       fields = { "no_such_field" } }
     assert.is_nil(manifest)
     assert.equal("config", perr.kind)
@@ -272,8 +264,8 @@ describe("espipe export --format parquet #server #duckdb", function()
   end)
 
   it("infers the columns from the documents when the mapping has no fields", function()
-    assert(client.indices:create { index = "bare", mappings = { dynamic = false } })
-    local bi = client:bulk_indexer { index = "bare" }
+    assert(env.client.indices:create { index = "bare", mappings = { dynamic = false } })
+    local bi = env.client:bulk_indexer { index = "bare" }
     local sum = 0
     for i = 1, 120 do
       bi:index({ n = i, name = "x" .. i, flag = i % 2 == 0, seen_at = "2024-01-02T03:04:05.000Z",
@@ -281,9 +273,9 @@ describe("espipe export --format parquet #server #duckdb", function()
       sum = sum + i
     end
     assert.equal(120, bi:close().ok)
-    client:refresh { index = "bare" }
-    local out = dir .. "/bare"
-    local code, _, err = J.espipe("export " .. server.url .. "/bare --to " .. S.q(out) .. " --format parquet --flatten --quiet --size 50")
+    env.client:refresh { index = "bare" }
+    local out = env.dir .. "/bare"
+    local code, _, err = J.espipe("export " .. env.server.url .. "/bare --to " .. S.q(out) .. " --format parquet --flatten --quiet --size 50")
     assert.equal(0, code, err)
     local m = read_manifest(out)
     local types = {}

@@ -3,7 +3,6 @@
 -- the same command leaves every document on disk exactly once and no file in
 -- progress.
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
 local S = require "pipeline.support"
@@ -13,27 +12,20 @@ local SJ = require "pipeline.signal_jobs"
 local N = 6000
 
 describe("espipe export, signals #server", function()
-  local server, client, dir
+  local env = devserver.env { nodes = 1 }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
 
   setup(function()
-    server = devserver.start { nodes = 1 }
-    client = client_mod.new { hosts = { server.url } }
     -- dynamic = false: a Parquet export infers its columns from the first documents
     for _, index in ipairs { "sig", "sigd" } do
-      assert(client.indices:create { index = index, settings = { number_of_shards = 2 },
+      assert(env.client.indices:create { index = index, settings = { number_of_shards = 2 },
         mappings = index == "sigd" and { dynamic = false } or nil })
-      local bi = client:bulk_indexer { index = index, batch_docs = 1000 }
+      local bi = env.client:bulk_indexer { index = index, batch_docs = 1000 }
       for i = 1, N do bi:index({ n = i, s = "row " .. i }, { id = "r" .. i }) end
       assert.equal(N, bi:close().ok)
     end
-    assert(client:refresh { index = "sig,sigd" })
+    assert(env.client:refresh { index = "sig,sigd" })
   end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
 
   local function no_file_in_progress(out)
     for _, name in ipairs(S.listdir(out)) do assert.is_nil(name:find("inprogress"), name) end
@@ -69,10 +61,10 @@ describe("espipe export, signals #server", function()
     it("on " .. sig .. " finishes the " .. format .. " file in progress, checkpoints it, exits " .. case[2]
       .. "; the rerun leaves every document on disk exactly once" .. (format == "parquet" and " #duckdb" or ""),
       function()
-      local out, ck = dir .. "/out", dir .. "/ck.json"
+      local out, ck = env.dir .. "/out", env.dir .. "/ck.json"
       local args = "export " .. index .. " --to " .. S.q(out) .. " --format " .. format .. " --checkpoint "
-        .. S.q(ck) .. " --slices 2 --size 100 --file-bytes 20000 --json --url " .. server.url
-      local rc, stdout, err = SJ.signalled(dir, args .. " --rate 3000", case[1], function()
+        .. S.q(ck) .. " --slices 2 --size 100 --file-bytes 20000 --json --url " .. env.server.url
+      local rc, stdout, err = SJ.signalled(env.dir, args .. " --rate 3000", case[1], function()
         local st = checkpoint.load(ck)
         return st and #st.files >= 2
       end)
@@ -103,12 +95,12 @@ describe("espipe export, signals #server", function()
   end
 
   it("ends a long --rate wait on SIGINT and keeps the page it took", function()
-    local pits = client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
-    local out = dir .. "/out"
+    local pits = env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
+    local out = env.dir .. "/out"
     -- 1000 documents at 10 a second: a 100 s wait after the first page
-    local rc, stdout, err = SJ.signalled(dir, "export sig --to " .. S.q(out) .. " --size 1000 --rate 10 --json --url "
-      .. server.url, "INT", function()
-      return client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits > pits
+    local rc, stdout, err = SJ.signalled(env.dir, "export sig --to " .. S.q(out) .. " --size 1000 --rate 10 --json --url "
+      .. env.server.url, "INT", function()
+      return env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits > pits
     end, 15)
     assert.equal(130, rc, err)
     local summary = json.decode(stdout)
@@ -119,9 +111,9 @@ describe("espipe export, signals #server", function()
   end)
 
   it("on SIGTERM finishes a single-file export: every row taken is in the file, none in progress", function()
-    local file = dir .. "/all.ndjson"
-    local rc, stdout, err = SJ.signalled(dir, "export sig --to " .. S.q(file) .. " --size 100 --rate 3000 --json --url "
-      .. server.url, "TERM", function()
+    local file = env.dir .. "/all.ndjson"
+    local rc, stdout, err = SJ.signalled(env.dir, "export sig --to " .. S.q(file) .. " --size 100 --rate 3000 --json --url "
+      .. env.server.url, "TERM", function()
       local f = io.open(file .. ".inprogress", "rb")
       local size = f and f:seek("end") or 0
       if f then f:close() end

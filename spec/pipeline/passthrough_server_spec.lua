@@ -4,7 +4,6 @@
 local devserver = require "support.devserver"
 local http = require "support.http"
 local espipe = require "espipe"
-local S = require "pipeline.support"
 
 local SOURCES = {
   '{"z":1,"a":2,"big":9223372036854775807,"f":1.0,"neg":-0.0}',
@@ -20,44 +19,37 @@ local function get_raw_source(url, index, id)
 end
 
 describe("passthrough of _source bytes #server", function()
-  local server, client, dir
+  local env = devserver.env { cluster = true }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
 
   setup(function()
-    server = devserver.start{ cluster = true }
-    client = espipe.client{ hosts = { server.url } }
     local lines = {}
     for i, src in ipairs(SOURCES) do
       lines[#lines + 1] = '{"index":{"_index":"raw-src","_id":"' .. i .. '"}}'
       lines[#lines + 1] = src
     end
-    local res = http.request{ method = "POST", url = server.url .. "/_bulk?refresh=true",
+    local res = http.request{ method = "POST", url = env.server.url .. "/_bulk?refresh=true",
       headers = { ["Content-Type"] = "application/x-ndjson" }, body = table.concat(lines, "\n") .. "\n" }
     assert.equal(200, res.status, res.body)
     assert.is_nil(res.body:find('"errors":true', 1, true), res.body)
-    for i, src in ipairs(SOURCES) do assert.equal(src, get_raw_source(server.url, "raw-src", i)) end
+    for i, src in ipairs(SOURCES) do assert.equal(src, get_raw_source(env.server.url, "raw-src", i)) end
   end)
-  teardown(function()
-    client:close()
-    server.stop()
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
 
   it("reindex without a transform writes the very bytes it read", function()
     local summary = assert(espipe.reindex{
-      source = { client = client, index = "raw-src", slices = 2 },
-      dest = { client = client, index = "raw-dst" },
-      dead_letter = dir .. "/dl.ndjson",
+      source = { client = env.client, index = "raw-src", slices = 2 },
+      dest = { client = env.client, index = "raw-dst" },
+      dead_letter = env.dir .. "/dl.ndjson",
     })
     assert.same({ #SOURCES, 0 }, { summary.ok, summary.failed })
     for i, src in ipairs(SOURCES) do
-      assert.equal(src, get_raw_source(server.url, "raw-dst", i))
+      assert.equal(src, get_raw_source(env.server.url, "raw-dst", i))
     end
   end)
 
   it("NDJSON export of whole documents writes the very bytes it read", function()
-    local out = dir .. "/raw.ndjson"
-    local summary = assert(espipe.export{ client = client, index = "raw-src", to = out, format = "ndjson" })
+    local out = env.dir .. "/raw.ndjson"
+    local summary = assert(espipe.export{ client = env.client, index = "raw-src", to = out, format = "ndjson" })
     assert.is_truthy(summary)
     local f = assert(io.open(out, "rb"))
     local got = {}

@@ -4,7 +4,6 @@
 -- destination is refreshed once at the end, a transform that forgets to
 -- return is an error, unknown options raise.
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
 local reindex = require "espipe.pipeline.reindex"
@@ -12,39 +11,29 @@ local S = require "pipeline.support"
 local J = require "pipeline.jobs"
 
 describe("reindex checkpoints #server", function()
-  local server, client, dir
-
-  setup(function()
-    server = devserver.start { nodes = 1 }
-    client = client_mod.new { hosts = { server.url } }
-  end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
+  local env = devserver.env { nodes = 1 }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
 
   local function load(index, n, shards)
-    assert(client.indices:create { index = index, settings = { number_of_shards = shards or 2 } })
-    local bi = client:bulk_indexer { index = index, batch_docs = 500 }
+    assert(env.client.indices:create { index = index, settings = { number_of_shards = shards or 2 } })
+    local bi = env.client:bulk_indexer { index = index, batch_docs = 500 }
     for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
     assert.equal(n, bi:close().ok)
-    assert(client:refresh { index = index })
+    assert(env.client:refresh { index = index })
   end
 
   local function open_pits()
-    return client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
+    return env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
   end
 
   -- Starts a checkpointed reindex, kills it with -9 once its checkpoint has
   -- recorded progress; returns the args to rerun it and the checkpoint.
   local function killed_job(src, dst)
     load(src, 6000)
-    local ck = dir .. "/ck.json"
+    local ck = env.dir .. "/ck.json"
     local args = src .. " " .. dst .. " --slices 2 --checkpoint " .. S.q(ck)
-      .. " --batch-docs 200 --quiet --source-url " .. server.url
-    local pid = J.spawn("reindex " .. args .. " --rate 1500", dir .. "/log1")
+      .. " --batch-docs 200 --quiet --source-url " .. env.server.url
+    local pid = J.spawn("reindex " .. args .. " --rate 1500", env.dir .. "/log1")
     J.wait_for(function()
       local st = checkpoint.load(ck)
       return st and st.slices and next(st.slices) and (st.counts.sent or 0) >= 1000
@@ -64,8 +53,8 @@ describe("reindex checkpoints #server", function()
   end
 
   local function assert_exact(src, dst)
-    local a, na = J.dump(client, src)
-    local b, nb = J.dump(client, dst)
+    local a, na = J.dump(env.client, src)
+    local b, nb = J.dump(env.client, dst)
     assert.equal(6000, na)
     assert.equal(na, nb)
     assert.same(a, b)
@@ -86,7 +75,7 @@ describe("reindex checkpoints #server", function()
 
   it("starts the unfinished slices again when the saved point in time is gone", function()
     local args, mid = killed_job("src-gone", "dst-gone")
-    assert(client:json_request { method = "DELETE", path = "/_pit", body = json.encode { id = mid.pit_id },
+    assert(env.client:json_request { method = "DELETE", path = "/_pit", body = json.encode { id = mid.pit_id },
       headers = { ["Content-Type"] = "application/json" } })
     local summary = resumed(args)
     assert.is_false(summary.pit_reused)
@@ -98,7 +87,7 @@ describe("reindex checkpoints #server", function()
   it("records positions as batches settle, never draining the indexer", function()
     load("src-nd", 3000)
     -- count drains: flush() on the destination's indexers before their close()
-    local Indexer = getmetatable(client:bulk_indexer { index = "x" }).__index
+    local Indexer = getmetatable(env.client:bulk_indexer { index = "x" }).__index
     local flush, close, drains, closing = Indexer.flush, Indexer.close, 0, false
     Indexer.flush = function(...)
       if not closing then drains = drains + 1 end
@@ -108,9 +97,9 @@ describe("reindex checkpoints #server", function()
       closing = true
       return close(...)
     end
-    local ck = dir .. "/ck.json"
-    local summary, err = reindex.run { source = { client = client, index = "src-nd", slices = 2, size = 100 },
-      dest = { client = client, index = "dst-nd" }, checkpoint = ck, batch_docs = 100 }
+    local ck = env.dir .. "/ck.json"
+    local summary, err = reindex.run { source = { client = env.client, index = "src-nd", slices = 2, size = 100 },
+      dest = { client = env.client, index = "dst-nd" }, checkpoint = ck, batch_docs = 100 }
     Indexer.flush, Indexer.close = flush, close
     assert.is_nil(err)
     assert.equal(3000, summary.ok)
@@ -124,24 +113,24 @@ describe("reindex checkpoints #server", function()
   it("refreshes the destination once at the end, unless told not to", function()
     load("src-r", 500)
     for _, name in ipairs { "dst-r", "dst-nr" } do
-      assert(client.indices:create { index = name, settings = { refresh_interval = "-1" } })
+      assert(env.client.indices:create { index = name, settings = { refresh_interval = "-1" } })
     end
-    local code, _, err = J.espipe("reindex src-r dst-r --quiet --source-url " .. server.url)
+    local code, _, err = J.espipe("reindex src-r dst-r --quiet --source-url " .. env.server.url)
     assert.equal(0, code, err)
-    assert.equal(500, client:count { index = "dst-r" }.count)
-    code, _, err = J.espipe("reindex src-r dst-nr --no-refresh --quiet --source-url " .. server.url)
+    assert.equal(500, env.client:count { index = "dst-r" }.count)
+    code, _, err = J.espipe("reindex src-r dst-nr --no-refresh --quiet --source-url " .. env.server.url)
     assert.equal(0, code, err)
-    assert.equal(0, client:count { index = "dst-nr" }.count)
+    assert.equal(0, env.client:count { index = "dst-nr" }.count)
   end)
 
   it("stops on a transform that returns no value, naming the document; return nil drops", function()
     load("src-t", 300, 1)
-    local summary, err = reindex.run { source = { client = client, index = "src-t" },
-      dest = { client = client, index = "dst-t" }, transform = function(doc) doc.x = 1 end }
+    local summary, err = reindex.run { source = { client = env.client, index = "src-t" },
+      dest = { client = env.client, index = "dst-t" }, transform = function(doc) doc.x = 1 end }
     assert.is_nil(summary)
     assert.matches("the transform returned no value for document src%-t/src%-t%-%d+", tostring(err))
-    summary, err = reindex.run { source = { client = client, index = "src-t" },
-      dest = { client = client, index = "dst-t2" }, transform = function() return nil end }
+    summary, err = reindex.run { source = { client = env.client, index = "src-t" },
+      dest = { client = env.client, index = "dst-t2" }, transform = function() return nil end }
     assert.is_nil(err)
     assert.equal(300, summary.dropped)
     assert.matches("dropped every document", summary.warning)
@@ -149,11 +138,11 @@ describe("reindex checkpoints #server", function()
 
   it("rejects unknown options, naming the nearest valid one", function()
     assert.has_error(function()
-      reindex.run { source = { client = client, index = "a" }, dest = { client = client, index = "b" },
+      reindex.run { source = { client = env.client, index = "a" }, dest = { client = env.client, index = "b" },
         chekpoint = "x" }
     end, "espipe.reindex: unknown option 'chekpoint' (did you mean 'checkpoint'?)")
     assert.has_error(function()
-      reindex.run { source = { client = client, index = "a", slice = 2 }, dest = { client = client, index = "b" } }
+      reindex.run { source = { client = env.client, index = "a", slice = 2 }, dest = { client = env.client, index = "b" } }
     end, "espipe.reindex source: unknown option 'slice' (did you mean 'slices'?)")
   end)
 end)

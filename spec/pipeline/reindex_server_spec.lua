@@ -2,68 +2,57 @@
 -- example, pre-sort, alias swap, resume after kill -9, settings restored
 -- after SIGTERM.
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
 
 describe("espipe reindex #server", function()
-  local server, client, dir
-
-  setup(function()
-    server = devserver.start { nodes = 3 }
-    client = client_mod.new { hosts = { server.url } }
-  end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
+  local env = devserver.env { nodes = 3 }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
 
   local function load(index, n, shards)
-    if shards then assert(client.indices:create { index = index, settings = { number_of_shards = shards } }) end
-    J.write_docs(dir .. "/" .. index .. ".ndjson", n)
-    local code, _, err = J.espipe("load " .. S.q(dir .. "/" .. index .. ".ndjson") .. " --index " .. index
-      .. " --id-field id --quiet --url " .. server.url)
+    if shards then assert(env.client.indices:create { index = index, settings = { number_of_shards = shards } }) end
+    J.write_docs(env.dir .. "/" .. index .. ".ndjson", n)
+    local code, _, err = J.espipe("load " .. S.q(env.dir .. "/" .. index .. ".ndjson") .. " --index " .. index
+      .. " --id-field id --quiet --url " .. env.server.url)
     assert.equal(0, code, err)
-    client:refresh { index = index }
+    env.client:refresh { index = index }
   end
 
   local function settings(index)
-    local r = assert(client.indices:get_settings { index = index })
+    local r = assert(env.client.indices:get_settings { index = index })
     return r[index].settings.index
   end
 
   it("copies every document with its id and an identical source (2 slices)", function()
     load("src-a", 3000, 2)
-    local code, out, err = J.espipe("reindex src-a dst-a --slices 2 --json --quiet --source-url " .. server.url)
+    local code, out, err = J.espipe("reindex src-a dst-a --slices 2 --json --quiet --source-url " .. env.server.url)
     assert.equal(0, code, err)
     local summary = json.decode(out)
     assert.equal(3000, summary.scanned)
     assert.equal(3000, summary.ok)
     assert.equal(0, summary.failed)
-    local a, na = J.dump(client, "src-a")
-    local b, nb = J.dump(client, "dst-a")
+    local a, na = J.dump(env.client, "src-a")
+    local b, nb = J.dump(env.client, "dst-a")
     assert.equal(na, nb)
     assert.same(a, b)
   end)
 
   it("runs the enrichment example: lookup, rename, drop, fan-out, dead-lettered errors", function()
-    local code, _, err = J.exec("ES_URL=" .. server.url .. " LUA=lua5.4 ESPIPE_FLAGS=--quiet examples/month_load.sh 600")
+    local code, _, err = J.exec("ES_URL=" .. env.server.url .. " LUA=lua5.4 ESPIPE_FLAGS=--quiet examples/month_load.sh 600")
     assert.equal(0, code, err)
-    client:refresh { index = "logs-2024.*" }
-    local src = J.dump(client, "logs-2024.*")
-    local dl = dir .. "/dl.ndjson"
+    env.client:refresh { index = "logs-2024.*" }
+    local src = J.dump(env.client, "logs-2024.*")
+    local dl = env.dir .. "/dl.ndjson"
     local out
     code, out, err = J.espipe("reindex 'logs-2024.*' enriched --transform examples/enrich.lua --json --quiet --dead-letter "
-      .. S.q(dl) .. " --source-url " .. server.url)
+      .. S.q(dl) .. " --source-url " .. env.server.url)
     assert.equal(1, code) -- unknown country codes were dead-lettered
     assert.matches(dl .. ".transform", err, 1, true)
     local summary = json.decode(out)
-    local dst = J.dump(client, "enriched")
-    local incidents = J.dump(client, "incidents")
+    local dst = J.dump(env.client, "enriched")
+    local incidents = J.dump(env.client, "incidents")
     local want_kept, want_dropped, want_failed, want_incidents = 0, 0, 0, 0
     for id, doc in pairs(src) do
       if doc.path == "/health" then
@@ -101,13 +90,13 @@ describe("espipe reindex #server", function()
 
   it("pre-sorts by destination shard: fewer shards per bulk request, same documents", function()
     load("src-p", 4000, 1)
-    assert(client.indices:create { index = "dst-plain", settings = { number_of_shards = 4 } })
-    assert(client.indices:create { index = "dst-sorted", settings = { number_of_shards = 4 } })
+    assert(env.client.indices:create { index = "dst-plain", settings = { number_of_shards = 4 } })
+    assert(env.client.indices:create { index = "dst-sorted", settings = { number_of_shards = 4 } })
     local function docs_per_shard_batch(args)
-      local before = client:json_request { method = "GET", path = "/_espipe/stats" }.bulk
-      local code, _, err = J.espipe("reindex src-p " .. args .. " --batch-docs 500 --quiet --source-url " .. server.url)
+      local before = env.client:json_request { method = "GET", path = "/_espipe/stats" }.bulk
+      local code, _, err = J.espipe("reindex src-p " .. args .. " --batch-docs 500 --quiet --source-url " .. env.server.url)
       assert.equal(0, code, err)
-      local after = client:json_request { method = "GET", path = "/_espipe/stats" }.bulk
+      local after = env.client:json_request { method = "GET", path = "/_espipe/stats" }.bulk
       return (after.items - before.items) / (after.shard_batches - before.shard_batches),
              (after.shard_batches - before.shard_batches) / (after.requests - before.requests)
     end
@@ -118,25 +107,25 @@ describe("espipe reindex #server", function()
     assert.is_true(sorted >= 2 * plain, "presorted " .. sorted .. " vs plain " .. plain)
     assert.is_true(plain_shards > 3, "plain requests touch " .. plain_shards .. " shards")
     assert.equal(1, sorted_shards)
-    assert.same(J.dump(client, "dst-plain"), J.dump(client, "dst-sorted"))
+    assert.same(J.dump(env.client, "dst-plain"), J.dump(env.client, "dst-sorted"))
   end)
 
   it("swaps an alias atomically at the end", function()
     load("src-s", 50)
-    assert(client.indices:create { index = "old-s" })
-    assert(client.indices:update_aliases { actions = { { add = { index = "old-s", alias = "current" } } } })
-    local code, _, err = J.espipe("reindex src-s new-s --swap-alias current --quiet --source-url " .. server.url)
+    assert(env.client.indices:create { index = "old-s" })
+    assert(env.client.indices:update_aliases { actions = { { add = { index = "old-s", alias = "current" } } } })
+    local code, _, err = J.espipe("reindex src-s new-s --swap-alias current --quiet --source-url " .. env.server.url)
     assert.equal(0, code, err)
-    local aliases = assert(client.indices:get_alias { name = "current" })
+    local aliases = assert(env.client.indices:get_alias { name = "current" })
     assert.is_not_nil(aliases["new-s"])
     assert.is_nil(aliases["old-s"])
   end)
 
   it("resumes after kill -9 and ends with exactly the source's documents", function()
     load("src-k", 6000, 2)
-    local ck = dir .. "/ck.json"
-    local args = "src-k dst-k --slices 2 --op create --checkpoint " .. S.q(ck) .. " --batch-docs 200 --rate 1500 --quiet --source-url " .. server.url
-    local pid = J.spawn("reindex " .. args, dir .. "/log1")
+    local ck = env.dir .. "/ck.json"
+    local args = "src-k dst-k --slices 2 --op create --checkpoint " .. S.q(ck) .. " --batch-docs 200 --rate 1500 --quiet --source-url " .. env.server.url
+    local pid = J.spawn("reindex " .. args, env.dir .. "/log1")
     J.wait_for(function()
       local st = checkpoint.load(ck)
       return st and st.counts and (st.counts.sent or 0) >= 1000
@@ -150,8 +139,8 @@ describe("espipe reindex #server", function()
     local summary = json.decode(out)
     assert.is_true(summary.resumed)
     assert.equal(0, summary.failed)
-    local a, na = J.dump(client, "src-k")
-    local b, nb = J.dump(client, "dst-k")
+    local a, na = J.dump(env.client, "src-k")
+    local b, nb = J.dump(env.client, "dst-k")
     assert.equal(6000, na)
     assert.equal(na, nb)
     assert.same(a, b)
@@ -164,10 +153,10 @@ describe("espipe reindex #server", function()
 
   it("restores refresh_interval and replicas after SIGTERM", function()
     load("src-t", 4000)
-    assert(client.indices:create { index = "dst-t", settings = { number_of_replicas = 1, refresh_interval = "7s" } })
-    local state = dir .. "/ck.json"
-    local pid = J.spawn("reindex src-t dst-t --tune-dest --checkpoint " .. S.q(state) .. " --rate 500 --quiet --source-url " .. server.url,
-      dir .. "/log")
+    assert(env.client.indices:create { index = "dst-t", settings = { number_of_replicas = 1, refresh_interval = "7s" } })
+    local state = env.dir .. "/ck.json"
+    local pid = J.spawn("reindex src-t dst-t --tune-dest --checkpoint " .. S.q(state) .. " --rate 500 --quiet --source-url " .. env.server.url,
+      env.dir .. "/log")
     J.wait_for(function() return settings("dst-t").refresh_interval == "-1" end, 30, "the destination to be tuned")
     assert.equal("0", settings("dst-t").number_of_replicas)
     J.exec("kill -TERM " .. pid)

@@ -3,7 +3,6 @@
 -- checkpoint lets a rerun complete the destination exactly; counts read from
 -- the dev server directly.
 local devserver = require "support.devserver"
-local client_mod = require "espipe.client"
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
 local S = require "pipeline.support"
@@ -11,33 +10,23 @@ local J = require "pipeline.jobs"
 local SJ = require "pipeline.signal_jobs"
 
 describe("espipe reindex, signals and raising transforms #server", function()
-  local server, client, dir
-
-  setup(function()
-    server = devserver.start { nodes = 1 }
-    client = client_mod.new { hosts = { server.url } }
-  end)
-  teardown(function()
-    if client then client:close() end
-    if server then server.stop() end
-    S.cleanup()
-  end)
-  before_each(function() dir = S.tmpdir() end)
+  local env = devserver.env { nodes = 1 }
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
 
   local function load(index, n)
-    assert(client.indices:create { index = index, settings = { number_of_shards = 2 } })
-    local bi = client:bulk_indexer { index = index, batch_docs = 500 }
+    assert(env.client.indices:create { index = index, settings = { number_of_shards = 2 } })
+    local bi = env.client:bulk_indexer { index = index, batch_docs = 500 }
     for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
     assert.equal(n, bi:close().ok)
-    assert(client:refresh { index = index })
+    assert(env.client:refresh { index = index })
   end
 
   -- the server's own count, no refresh: what the job made searchable
-  local function count(index) return client:count { index = index }.count end
+  local function count(index) return env.client:count { index = index }.count end
 
   local function ids(index)
     local set = {}
-    for id in pairs((J.dump(client, index))) do set[id] = true end
+    for id in pairs((J.dump(env.client, index))) do set[id] = true end
     return set
   end
 
@@ -56,10 +45,10 @@ describe("espipe reindex, signals and raising transforms #server", function()
       .. ", and a rerun with the checkpoint completes the destination exactly", function()
       local src, dst = "sig-src-" .. case[1]:lower(), "sig-dst-" .. case[1]:lower()
       load(src, 6000)
-      local ck = dir .. "/ck.json"
+      local ck = env.dir .. "/ck.json"
       local args = "reindex " .. src .. " " .. dst .. " --slices 2 --size 200 --batch-docs 200 --checkpoint "
-        .. S.q(ck) .. " --json --source-url " .. server.url .. " --dead-letter " .. S.q(dir .. "/dl")
-      local rc, out, err = SJ.signalled(dir, args .. " --rate 1500", case[1], function()
+        .. S.q(ck) .. " --json --source-url " .. env.server.url .. " --dead-letter " .. S.q(env.dir .. "/dl")
+      local rc, out, err = SJ.signalled(env.dir, args .. " --rate 1500", case[1], function()
         local st = checkpoint.load(ck)
         return st and (st.counts.sent or 0) >= 1000
       end)
@@ -85,15 +74,15 @@ describe("espipe reindex, signals and raising transforms #server", function()
   end
 
   local function open_pits()
-    return client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
+    return env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
   end
 
   it("ends a long --rate wait on SIGTERM and flushes the page it took", function()
     load("slow-src", 3000)
     local pits = open_pits()
     -- 1000 documents at 10 a second: a 100 s wait after the first page
-    local rc, out, err = SJ.signalled(dir, "reindex slow-src slow-dst --size 1000 --batch-docs 100 --rate 10 --json"
-      .. " --source-url " .. server.url, "TERM", function() return open_pits() > pits end, 15)
+    local rc, out, err = SJ.signalled(env.dir, "reindex slow-src slow-dst --size 1000 --batch-docs 100 --rate 10 --json"
+      .. " --source-url " .. env.server.url, "TERM", function() return open_pits() > pits end, 15)
     assert.equal(143, rc, err)
     local summary = json.decode(out)
     assert.equal("SIGTERM", summary.interrupted)
@@ -103,12 +92,12 @@ describe("espipe reindex, signals and raising transforms #server", function()
   end)
 
   it("stops at once on a second signal, while the first one's flush waits on a stalled destination", function()
-    local proxy = require("support.fault_proxy").start { upstream = server.url, rules = {}, max_seconds = 120 }
+    local proxy = require("support.fault_proxy").start { upstream = env.server.url, rules = {}, max_seconds = 120 }
     load("twice-src", 6000)
-    local ck = dir .. "/ck.json"
+    local ck = env.dir .. "/ck.json"
     local args = "reindex twice-src twice-dst --size 200 --batch-docs 200 --timeout 60 --checkpoint " .. S.q(ck)
-      .. " --json --source-url " .. server.url .. " --dest-url " .. proxy.url .. " --rate 1500"
-    local ok, rc, out, err = pcall(SJ.signalled, dir, args, { "INT", "TERM" }, function()
+      .. " --json --source-url " .. env.server.url .. " --dest-url " .. proxy.url .. " --rate 1500"
+    local ok, rc, out, err = pcall(SJ.signalled, env.dir, args, { "INT", "TERM" }, function()
       local st = checkpoint.load(ck)
       if not (st and (st.counts.sent or 0) >= 1000) then return false end
       -- from now on every _bulk request hangs: the flush cannot end for 60 s
@@ -127,10 +116,10 @@ describe("espipe reindex, signals and raising transforms #server", function()
   -- status, summary, stderr and the transform dead letter's length.
   local function transformed(src, n, body, flags)
     load(src, n)
-    local t, dl = dir .. "/t.lua", dir .. "/dl"
+    local t, dl = env.dir .. "/t.lua", env.dir .. "/dl"
     S.write(t, body)
     local code, out, err = J.espipe("reindex " .. src .. " " .. src .. "-dst --transform " .. S.q(t) .. " " .. flags
-      .. " --json --source-url " .. server.url .. " --dead-letter " .. S.q(dl))
+      .. " --json --source-url " .. env.server.url .. " --dead-letter " .. S.q(dl))
     return code, json.decode(out), err, lines_of(dl .. ".transform")
   end
 

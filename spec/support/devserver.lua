@@ -9,6 +9,12 @@
 -- Picks free loopback ports (random candidates, retried on "Address already
 -- in use"), waits until GET / answers (deadline, no fixed sleeps), and on
 -- stop kills by pid, waits for the exit and removes its temporary files.
+--
+-- What most server specs set up, once: a dev server for the describe block,
+-- a client on it, temporary directories, all removed again.
+--   local env = devserver.env { nodes = 1 }   -- devserver.start's options
+--   setup(env.start) teardown(env.stop) before_each(env.fresh)
+--   env.server, env.client, env.dir (a fresh directory per test), env.tmpdir()
 local http = require("spec.support.http")
 
 local M = {}
@@ -165,6 +171,28 @@ function M.start(o)
   end
   sh("rm -rf " .. q(tmp))
   error("espipe serve did not start: " .. tostring(last_err), 2)
+end
+
+function M.env(o)
+  local env, made = {}, {}
+  function env.tmpdir()
+    local ok, out = sh("mktemp -d ${TMPDIR:-/tmp}/espipe-spec-dir.XXXXXX")
+    assert(ok, "mktemp failed: " .. out)
+    made[#made + 1] = out:match("(%S+)")
+    return made[#made]
+  end
+  function env.start()
+    env.server = M.start(o)
+    env.client = require("espipe.client").new { hosts = { env.server.url } }
+  end
+  function env.stop()
+    if env.client then env.client:close() end
+    if env.server then env.server.stop() end
+    for _, d in ipairs(made) do sh("rm -rf " .. q(d)) end
+    made = {}
+  end
+  function env.fresh() env.dir = env.tmpdir() end
+  return env
 end
 
 return M

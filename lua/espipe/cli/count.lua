@@ -1,7 +1,7 @@
 -- espipe count INDEX [--query Q]: the documents of an index (or pattern)
 -- that match, as _count sees them.
 local args = require "espipe.cli.args"
-local common = require "espipe.pipeline.cli_common"
+local common = require "espipe.cli.common"
 
 local usage = [[
 usage: espipe count INDEX [options]

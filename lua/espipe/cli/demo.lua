@@ -1,7 +1,7 @@
 -- espipe demo: the whole tour on a dev server (or on $ES_URL when set):
 -- generate sample logs, load them into monthly indices, reindex them through
 -- the enrichment example, export the result, print a summary.
-local common = require "espipe.pipeline.cli_common"
+local common = require "espipe.cli.common"
 
 local usage = [[
 usage: espipe demo [--count N] [--keep DIR]

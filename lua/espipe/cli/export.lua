@@ -1,6 +1,6 @@
 -- espipe export: an index (or a query's hits) to NDJSON, CSV or Parquet files.
 local args = require "espipe.cli.args"
-local common = require "espipe.pipeline.cli_common"
+local common = require "espipe.cli.common"
 local interrupt = require "espipe.pipeline.interrupt"
 
 local usage = [[

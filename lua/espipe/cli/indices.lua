@@ -1,7 +1,7 @@
 -- espipe indices [PATTERN]: the indices of a cluster as _cat/indices shows
 -- them, with the refresh interval beside (the settings a load tunes).
 local args = require "espipe.cli.args"
-local common = require "espipe.pipeline.cli_common"
+local common = require "espipe.cli.common"
 
 local usage = [[
 usage: espipe indices [PATTERN] [options]

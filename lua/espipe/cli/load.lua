@@ -1,6 +1,6 @@
 -- espipe load: NDJSON, bulk-format or CSV files (or stdin) into an index.
 local args = require "espipe.cli.args"
-local common = require "espipe.pipeline.cli_common"
+local common = require "espipe.cli.common"
 local interrupt = require "espipe.pipeline.interrupt"
 
 local usage = [[

@@ -1,7 +1,7 @@
 -- espipe reindex: copy an index into another (same or other cluster),
 -- optionally through a Lua transform.
 local args = require "espipe.cli.args"
-local common = require "espipe.pipeline.cli_common"
+local common = require "espipe.cli.common"
 local interrupt = require "espipe.pipeline.interrupt"
 
 local usage = [[

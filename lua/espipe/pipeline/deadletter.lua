@@ -9,6 +9,8 @@
 -- keeps its cells re-encoded as one CSV record (a row the parser could not
 -- split has none).
 -- Opened lazily: no file appears unless something is written.
+--   local dl = deadletter.new(path); dl:add(record) / dl:append(bytes) -> true | nil, err
+--   dl:write(record) raises instead; dl.count, dl.path; dl:close()
 local M = {}
 local DL = {}
 DL.__index = DL
@@ -28,23 +30,35 @@ function M.is_bad_line(rec)
   return type(rec) == "table" and rec.action == nil and rec.line ~= nil and rec.error ~= nil
 end
 
--- Losing a dead-letter record would break the accounting: a failure to
--- write raises, and the job stops (after flushing what it accepted).
-local function fail(msg)
-  error(require("espipe.client.errors").new { kind = "output", message = msg }, 0)
+local function output_error(msg)
+  return require("espipe.client.errors").new { kind = "output", message = msg }
 end
 
-function DL:write(entry)
-  local json = require "espipe.json"
+-- Appends bytes (whole records, newline included) -> true | nil, err.
+function DL:append(bytes)
   if not self.f then
     local f, err = require("espipe.pipeline.private_file").open(self.path, "ab")
-    if not f then fail("cannot open dead letter: " .. tostring(err)) end
+    if not f then return nil, output_error("cannot open dead letter " .. self.path .. ": " .. tostring(err)) end
     self.f = f
   end
-  local ok, err = self.f:write(json.encode(entry), "\n")
+  local ok, err = self.f:write(bytes)
   if ok then ok, err = self.f:flush() end
-  if not ok then fail("cannot write dead letter " .. self.path .. ": " .. tostring(err)) end
+  if not ok then return nil, output_error("cannot write dead letter " .. self.path .. ": " .. tostring(err)) end
   self.count = self.count + 1
+  return true
+end
+
+-- One record as a JSON line -> true | nil, err.
+function DL:add(entry)
+  return self:append(require("espipe.json").encode(entry) .. "\n")
+end
+
+-- DL:add for callers deep inside a loop that a pcall ends: losing a record
+-- would break the accounting, so a failure raises the error (and the job
+-- stops after flushing what it accepted).
+function DL:write(entry)
+  local ok, err = self:add(entry)
+  if not ok then error(err, 0) end
   return true
 end
 

@@ -56,9 +56,8 @@ end
 -- true for an existing empty file (a fresh os.tmpname())
 function M.empty(path)
   local f = io.open(path, "rb")
-  if not f then return false end
-  local size = f:seek("end")
-  f:close()
+  local size = f and f:seek("end")
+  if f then f:close() end
   return size == 0
 end
 

@@ -1,263 +1,155 @@
--- The Parquet sink of an export: part files rotated by compressed size
--- (or one file), optionally split into Hive-style partition directories.
---
---   local sink = parquet_sink.new(parquet, dir, w, opts)
---     dir: the output directory, or nil for the one file opts.to
---     w:   the export's writer (espipe.pipeline.writer), told of each finished file
---     opts: export.run's options (file_bytes, row_group_bytes, parquet_codec,
---           partition_by = "dt={@timestamp:%Y-%m-%d}", max_open_partitions = 16)
---   sink.write(columns, hits) / sink.write_page(columns, body) -> true | position | nil, err
---   sink.rotate_if_full(), sink.finish_file(), sink.abort(), sink.is_open()
---   sink.invalid, sink.coerced: per-column counts; sink.partitions (partitioned)
-local errors = require "espipe.client.errors"
-local index_pattern = require "espipe.pipeline.index_pattern"
-local names = require "espipe.parquet.names"
+-- The Parquet sink of an export (the sink interface: espipe.pipeline.export).
+-- When the columns come from the mapping, each page goes to the writer as
+-- the bytes the server sent (client:scan raw_pages, write_page: columns read
+-- hit._source.<path> in C, no Lua table per document; the position
+-- write_page returns is handed back to the scan, so each page is parsed
+-- once). Inferred columns need documents: pages are held, decoded, until
+-- infer_docs documents show the columns, and then written as rows
+-- (write_rows), as are all pages with partition_by. A resumed export keeps
+-- the columns it inferred (in the checkpoint).
+local json = require "espipe.json"
+local columns_mod = require "espipe.pipeline.export.parquet_columns"
+local parquet_parts = require "espipe.pipeline.export.parquet_parts"
+
+local config_error = columns_mod.config_error
 
 local M = {}
+local Sink = {}
+Sink.__index = Sink
 
-local DEFAULT_FILE_BYTES = 64 * 1024 * 1024
-
-local function add_counts(into, counts)
-  for col, n in pairs(counts or {}) do into[col] = (into[col] or 0) + n end
+-- Options that need a directory or a fresh start.
+local function check_target(ctx)
+  local opts = ctx.opts
+  if not ctx.dir and opts.partition_by then
+    return config_error("--partition-by writes partition directories; " .. opts.to .. " is one file")
+  end
+  if opts.partition_by and opts.checkpoint then
+    return config_error("--partition-by cannot resume from a checkpoint yet")
+  end
+  if not ctx.dir and opts.file_bytes then
+    return config_error("--file-bytes rotates part files in a directory; " .. opts.to .. " is one file")
+  end
+  return true
 end
 
--- { field = column } of the fields whose column name differs.
-local function renamed_map(columns)
-  local m = {}
-  for _, r in ipairs(names.renamed(columns)) do m[r.field] = r.column end
-  return m
+function M.new(ctx)
+  local opts = ctx.opts
+  local ok, parquet = pcall(require, "espipe.parquet")
+  if not ok then return config_error("Parquet export needs espipe.parquet: " .. tostring(parquet)) end
+  local tok, terr = check_target(ctx)
+  if not tok then return nil, terr end
+  local cols, err = columns_mod.from_mapping(parquet, ctx.client, opts, ctx.policy)
+  if cols == nil then return nil, err end
+  return setmetatable({ parquet = parquet, dir = ctx.dir, opts = opts,
+    columns = cols or nil, -- false: the mapping has no fields; infer from documents
+    held = {}, held_docs = 0, infer_docs = opts.infer_docs or 1000,
+    -- pages stay bytes until the writer reads them
+    scan = { raw_pages = cols and not opts.partition_by or nil } }, Sink)
 end
 
-local DEFAULT_ROW_GROUP_BYTES = 128 * 1024 * 1024
-local ROW_GROUPS_PER_FILE = 4
-local MIN_ROW_GROUP_BYTES = 1024 * 1024
--- how full (by estimate) a file is when its buffered row group is measured
-local MEASURE_AT = { 0.85, 0.97 }
-
--- Parquet part files in dir (or the one file opts.to when dir is nil, never
--- rotated), registered with the export writer w when complete. A file is
--- finished when its bytes, plus the buffered row group scaled by the
--- compression ratio seen so far, plus its footer reach file_bytes: finished
--- files come out at file_bytes, compressed. A row group holds at most what
--- compresses to a quarter file (row_group_bytes, uncompressed, is the memory bound).
-local function parts_in(parquet, dir, w, opts, prefix)
-  local file_bytes = opts.file_bytes or DEFAULT_FILE_BYTES
-  local row_group_bytes = opts.row_group_bytes or DEFAULT_ROW_GROUP_BYTES
-  local popts = { codec = opts.parquet_codec or "snappy" }
-  local parts = { index = 0, invalid = {}, coerced = {}, rows = 0 }
-  -- in the files finished so far: buffered bytes flushed, the file bytes they
-  -- became, footer bytes of row group entries, row groups
-  local flushed_in, flushed_out, meta_out, groups = 0, 0, 0, 0
-  local cur
-
-  -- compressed file bytes per buffered byte, from every row group flushed so far
-  local function ratio()
-    local data = flushed_in + (cur and cur.w:flushed_bytes() or 0)
-    if data == 0 then return 1 end
-    return (flushed_out + (cur and cur.w:bytes_written() or 0)) / data
+function Sink:start(w, saved)
+  local parts = parquet_parts.new(self.parquet, self.dir, w, self.opts)
+  self.parts = parts
+  if not saved then return end
+  parts.index = saved.part_index or 0
+  for _, f in ipairs(saved.files or {}) do
+    parquet_parts.add_counts(parts.invalid, f.invalid)
+    parquet_parts.add_counts(parts.coerced, f.coerced)
   end
-
-  -- the footer once the buffered row group is flushed too: its entry like the average one
-  local function footer_estimate()
-    local n = groups + cur.w:row_groups()
-    local per_group = n > 0 and (meta_out + cur.w:metadata_bytes()) / n or 0
-    return cur.w:footer_bytes() + (cur.w:buffered_bytes() > 0 and per_group or 0)
+  if saved.parquet_columns then
+    self.columns, self.inferred, self.held = saved.parquet_columns, true, nil
   end
+end
 
-  function parts.finish_file()
-    if not cur then return true end
-    local c = cur
-    cur = nil
-    local info, err = c.w:close()
-    if not info then os.remove(c.tmp) return nil, err end
-    flushed_in, flushed_out = flushed_in + info.data_bytes, flushed_out + info.bytes - info.metadata_bytes
-    meta_out, groups = meta_out + info.metadata_bytes, groups + info.row_groups
-    local final = dir and (dir .. "/" .. c.name) or opts.to
-    local ok, rerr = os.rename(c.tmp, final)
-    if not ok then
-      os.remove(c.tmp)
-      return nil, errors.new { kind = "output", message = "renaming " .. c.tmp .. ": " .. tostring(rerr) }
-    end
-    add_counts(parts.invalid, info.invalid)
-    add_counts(parts.coerced, info.coerced)
-    parts.rows = parts.rows + info.rows
-    w:add_file((prefix or "") .. c.name, info.rows, info.bytes, { invalid = info.invalid, coerced = info.coerced,
-      row_groups = info.row_groups })
-    return true
+function Sink:write(hits)
+  if #hits == 0 then return true end
+  return self.parts.write(self.columns, hits)
+end
+
+-- The held pages, once their documents show the columns.
+function Sink:release_held()
+  if self.held_docs > 0 then
+    local cols, err = columns_mod.infer(self.parquet, self.held, self.opts)
+    if not cols then return nil, err end
+    self.columns = cols
   end
-
-  local function open_file(columns)
-    if not cur then
-      local name = dir and string.format("part-%05d.parquet", parts.index) or opts.to:match("[^/]*$")
-      local tmp = dir and (dir .. "/." .. name .. ".inprogress") or (opts.to .. ".inprogress")
-      popts.metadata = { ["espipe.renamed"] = parquet.sorted_object(renamed_map(columns)) }
-      -- row groups of a quarter file: the one still buffered is a small part of the
-      -- estimate, and the ratio is learned from row groups of its own size
-      popts.row_group_bytes = math.max(1, math.floor(math.min(row_group_bytes,
-        dir and math.max(MIN_ROW_GROUP_BYTES, file_bytes / ratio() / ROW_GROUPS_PER_FILE) or math.huge)))
-      local pw, err = parquet.open(tmp, columns, popts)
-      if not pw then return nil, err end
-      parts.index = parts.index + 1
-      cur = { name = name, tmp = tmp, w = pw }
-    end
-    return true
-  end
-
-  function parts.is_open() return cur ~= nil end
-
-  function parts.rotate_if_full()
-    if not (cur and dir) then return true end
-    local buffered = cur.w:buffered_bytes()
-    if cur.measured and buffered < cur.measured.at then cur.measured = nil end -- a row group was flushed
-    local pending = buffered * (cur.measured and cur.measured.ratio or ratio())
-    local estimate = cur.w:bytes_written() + pending + footer_estimate()
-    local step = cur.measured and cur.measured.step or 0
-    if buffered > 0 and step < #MEASURE_AT and estimate >= MEASURE_AT[step + 1] * file_bytes then
-      -- close to the end: the buffered row group's real compressed size
-      local n, err = cur.w:measure()
-      if not n then return nil, err end
-      cur.measured = { at = buffered, ratio = n / buffered, step = step + 1 }
-      estimate = cur.w:bytes_written() + n + cur.w:footer_bytes()
-    end
-    if estimate >= file_bytes then return parts.finish_file() end
-    return true
-  end
-
-  function parts.write(columns, hits)
-    local ok, err = open_file(columns)
+  -- the held pages are all handed out, not all written yet: no checkpoint
+  -- until they are (a file finished meanwhile is recorded with the next one)
+  self.releasing, self.inferred = true, self.columns ~= nil
+  for _, page in ipairs(self.held) do
+    local ok, err = self:write(page.hits)
     if not ok then return nil, err end
-    ok, err = cur.w:write_rows(hits)
+  end
+  self.held, self.releasing = nil, false
+  return true
+end
+
+-- One raw page: read once, the writer's reading gives the scan its next position.
+function Sink:raw_page(page, scan)
+  local parts = self.parts
+  if page.waiting and parts.is_open() then
+    local pos, err = parts.write_page(self.columns, page.body)
+    if not pos then return nil, err end
+    local aok, aerr = scan:advance(page, pos)
+    if not aok then return nil, aerr end
+  else
+    -- no file open: learn the hit count first, so an empty page opens none
+    local aok, aerr = scan:advance(page)
+    if not aok then return nil, aerr end
+    if page.n > 0 then
+      local pos, err = parts.write_page(self.columns, page.body)
+      if not pos then return nil, err end
+    end
+  end
+  local ok, err = parts.rotate_if_full()
+  if not ok then return nil, err end
+  return page.n
+end
+
+function Sink:page(page, scan)
+  if page.body then return self:raw_page(page, scan) end
+  local hits, ok, err = page.hits, true, nil
+  if not self.columns then
+    self.held[#self.held + 1] = page
+    self.held_docs = self.held_docs + #hits
+    if self.held_docs >= self.infer_docs then ok, err = self:release_held() end
+  else
+    ok, err = self:write(hits)
+  end
+  if not ok then return nil, err end
+  return #hits
+end
+
+-- Every page taken into files: the held ones released, the file in progress finished.
+function Sink:flush()
+  if self.held then
+    local ok, err = self:release_held()
     if not ok then return nil, err end
-    return parts.rotate_if_full()
   end
-
-  -- one raw search response body, its rows straight from the bytes; returns
-  -- the page's position (write_page reads it anyway); no rotation here, so
-  -- the scan can be given the position before a file is closed
-  function parts.write_page(columns, body)
-    local ok, err = open_file(columns)
-    if not ok then return nil, err end
-    local n, pos, kind, offset = cur.w:write_page(body)
-    if not n then
-      if kind == "parse" then
-        return nil, errors.new { kind = "http", status = 200, type = "bad_response", offset = offset,
-          reason = "search response is not a page of hits: " .. tostring(pos) }
-      end
-      return nil, errors.new { kind = "output", message = "writing " .. cur.tmp .. ": " .. tostring(pos) }
-    end
-    return pos
-  end
-
-  function parts.abort()
-    if cur then
-      cur.w:close()
-      os.remove(cur.tmp)
-      cur = nil
-    end
-  end
-
-  return parts
+  return self.parts.finish_file()
 end
 
+function Sink:busy() return self.releasing end
 
--- Rows without a partition value go where Hive puts them.
-local DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
-local DEFAULT_MAX_OPEN = 16
--- what all open partitions' row groups may buffer together (uncompressed)
-local PARTITION_BUFFER_BYTES = 256 * 1024 * 1024
-
--- Part files per partition directory (dir/dt=2024-01-15/part-00000.parquet).
--- At most max_open partitions have a file open: one more finishes the file
--- of the least recently used, so memory stays bounded whatever the data.
-local function partitioned(parquet, dir, w, opts)
-  local name_of = index_pattern.compile(opts.partition_by)
-  local key = opts.partition_by:match("^([^=/]+)=") or "partition"
-  local max_open = opts.max_open_partitions or DEFAULT_MAX_OPEN
-  local popts = setmetatable({ row_group_bytes = opts.row_group_bytes
-    or math.floor(PARTITION_BUFFER_BYTES / max_open) }, { __index = opts })
-  local sink = { invalid = {}, coerced = {}, partitions = {} }
-  local by_name, open, clock = {}, {}, 0
-
-  local function partition(name)
-    local p = by_name[name]
-    if not p then
-      local sub = dir .. "/" .. name
-      os.execute("mkdir -p '" .. sub:gsub("'", "'\\''") .. "'")
-      p = { name = name, parts = parts_in(parquet, sub, w, popts, name .. "/") }
-      by_name[name] = p
-    end
-    return p
-  end
-
-  local function touch(p)
-    clock = clock + 1
-    p.used = clock
-    if open[p.name] then return true end
-    local count, oldest = 0, nil
-    for _, q in pairs(open) do
-      count = count + 1
-      if not oldest or q.used < oldest.used then oldest = q end
-    end
-    if count >= max_open then
-      local ok, err = oldest.parts.finish_file()
-      if not ok then return nil, err end
-      open[oldest.name] = nil
-    end
-    open[p.name] = p
-    return true
-  end
-
-  function sink.write(columns, hits)
-    local groups, order = {}, {}
-    for _, hit in ipairs(hits) do
-      local name = name_of(type(hit._source) == "table" and hit._source or {}) or (key .. "=" .. DEFAULT_PARTITION)
-      if not groups[name] then
-        groups[name] = {}
-        order[#order + 1] = name
-      end
-      local g = groups[name]
-      g[#g + 1] = hit
-    end
-    for _, name in ipairs(order) do
-      local p = partition(name)
-      local ok, err = touch(p)
-      if not ok then return nil, err end
-      ok, err = p.parts.write(columns, groups[name])
-      if not ok then return nil, err end
-    end
-    return true
-  end
-
-  function sink.rotate_if_full() return true end -- each partition rotates as it is written
-  function sink.is_open() return next(open) ~= nil end
-
-  function sink.finish_file()
-    local order = {}
-    for name in pairs(by_name) do order[#order + 1] = name end
-    table.sort(order)
-    for _, name in ipairs(order) do
-      local p = by_name[name]
-      local ok, err = p.parts.finish_file()
-      if not ok then return nil, err end
-      add_counts(sink.invalid, p.parts.invalid)
-      add_counts(sink.coerced, p.parts.coerced)
-      sink.partitions[#sink.partitions + 1] = { name = name, rows = p.parts.rows, files = p.parts.index }
-    end
-    open = {}
-    return true
-  end
-
-  function sink.abort()
-    for _, p in pairs(by_name) do p.parts.abort() end
-  end
-
-  return sink
+function Sink:checkpoint(state)
+  state.part_index = self.parts.index
+  state.parquet_columns = self.inferred and self.columns or nil
 end
 
---- The sink for export.run's options (see the top of this file).
-function M.new(parquet, dir, w, opts)
-  if opts.partition_by then return partitioned(parquet, dir, w, opts) end
-  return parts_in(parquet, dir, w, opts)
+function Sink:manifest(extra)
+  local parts, opts = self.parts, self.opts
+  extra.compression = opts.parquet_codec or "snappy"
+  extra.invalid, extra.coerced = parts.invalid, parts.coerced
+  local cols, sql_type = {}, columns_mod.layout(self.parquet, opts).type_string
+  for i, c in ipairs(self.columns or {}) do
+    cols[i] = { name = c.name, field = c.field, type = c.type, es_type = c.es_type,
+      sql_type = sql_type and sql_type(c) or nil }
+  end
+  extra.columns = json.array(cols)
+  extra.renamed = json.array(require("espipe.parquet.names").renamed(self.columns))
+  if parts.partitions then extra.partitions = json.array(parts.partitions) end
 end
+
+function Sink:abort() self.parts.abort() end
 
 return M
