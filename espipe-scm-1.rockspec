@@ -146,6 +146,7 @@ build = {
     ["espipe.server.terms_lookup"] = "lua/espipe/server/terms_lookup.lua",
     ["espipe.server.tls"] = "lua/espipe/server/tls.lua",
     ["espipe.server.writes"] = "lua/espipe/server/writes.lua",
+    ["espipe.server.source_syntax"] = "lua/espipe/server/source_syntax.lua",
     ["espipe.server.agg_composite"] = "lua/espipe/server/agg_composite.lua",
     ["espipe.server.meta_records"] = "lua/espipe/server/meta_records.lua",
     ["espipe.server.templates"] = "lua/espipe/server/templates.lua",

@@ -1,9 +1,11 @@
 /*
 ** espipe.core.create_private(path) -> true | nil, message
 ** Creates path with mode 0600 if it does not exist, and sets an existing
-** file to 0600, before any content is written: files that name a cluster
-** (checkpoints, tune state, manifests, dead letters) are never readable by
-** others, whatever the umask. The caller then opens it with io.open.
+** regular file to 0600, before any content is written: files that name a
+** cluster (checkpoints, tune state, manifests, dead letters) are never
+** readable by others, whatever the umask. A device or FIFO keeps its mode
+** (--dead-letter /dev/null run as root must not make /dev/null private).
+** The caller then opens it with io.open.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +25,8 @@ static int l_create_private(lua_State *L)
         lua_pushfstring(L, "%s: %s", path, strerror(errno));
         return 2;
     }
-    if (fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (S_ISREG(st.st_mode) && fchmod(fd, S_IRUSR | S_IWUSR) != 0)) {
         int saved = errno;
         close(fd);
         lua_pushnil(L);

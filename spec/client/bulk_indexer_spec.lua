@@ -128,6 +128,40 @@ describe("bulk indexer", function()
     os.remove(dead)
   end)
 
+  it("returns nil, err (not raises) when a dead-letter file cannot be opened, and leaves nothing open", function()
+    local c = client_mod.new{ transport = script.new(bulk_responder({})) }
+    local bad = "/nonexistent-dir/dl.ndjson"
+    local bi, err = c:bulk_indexer{ index = "docs", dead_letter = bad }
+    assert.is_nil(bi)
+    assert.equal("output", err.kind)
+    assert.matches("cannot open dead letter " .. bad, tostring(err), 1, true)
+    bi, err = c:bulk_indexer{ index = "docs", dead_letter = dead, dead_letter_bulk = bad }
+    assert.is_nil(bi)
+    assert.matches("cannot open dead letter " .. bad, tostring(err), 1, true)
+    local f = io.open(dead)
+    if f then f:close() end
+    assert.is_nil(f) -- the first file, opened before the second failed, is closed and removed
+  end)
+
+  it("stops with an output error when the dead letter cannot be written (disk full): no failure goes unrecorded silently", function()
+    local f = io.open("/dev/full", "ab")
+    if not f then return pending("no /dev/full here") end
+    f:close()
+    local c = client_mod.new{ transport = script.new(bulk_responder({})) }
+    local bi = assert(c:bulk_indexer{ index = "docs", batch_docs = 10, dead_letter = "/dev/full" })
+    local refused
+    for i = 1, 50 do
+      local ok, err = bi:index({ n = i, fail = 400 }, { id = "f" .. i })
+      if not ok then refused = err break end
+    end
+    local stats, halt = bi:close()
+    assert.is_truthy(refused, "the indexer went on taking documents after losing dead-letter records")
+    assert.equal("output", refused.kind)
+    assert.matches("cannot write the dead letter", tostring(refused), 1, true)
+    assert.equal(refused, halt)
+    assert.is_true(stats.failed >= 10)
+  end)
+
   it("batches by bytes", function()
     local t = script.new(bulk_responder({}))
     local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_bytes = 1000 }

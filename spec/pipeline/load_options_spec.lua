@@ -21,4 +21,12 @@ describe("espipe.load options", function()
     assert.is_false(ok)
     assert.matches("unknown directive '%q'", err, 1, true)
   end)
+
+  it("rejects an op other than index or create instead of sending deletes", function()
+    for _, op in ipairs { "delete", "update", "upsert", 1 } do
+      local ok, err = pcall(espipe.load, { client = client, input = "/nonexistent/in.ndjson", index = "i", op = op })
+      assert.is_false(ok)
+      assert.matches("espipe.load: op must be index or create", err, 1, true)
+    end
+  end)
 end)

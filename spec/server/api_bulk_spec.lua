@@ -291,4 +291,39 @@ describe("espipe serve #server: _bulk refuses what ES refuses", function()
     local _, count = http.json("GET", url .. "/dyn2/_count")
     assert.equal(2, count.count)
   end)
+
+  -- ES parses every source: a line that is not one JSON object fails its
+  -- item (400, the others are indexed) and is never stored
+  it("fails a source that is not one JSON object, on the fast path and on a mapped index", function()
+    http.json("PUT", url .. "/jm", { mappings = { properties = { a = { type = "keyword" } } } })
+    for _, index in ipairs { "jdyn", "jm" } do
+      local body = http.ndjson({ { index = { _index = index, _id = "ok" } }, '{"a":"x"}',
+                                 { index = { _index = index, _id = "word" } }, 'undefined',
+                                 { index = { _index = index, _id = "two" } }, '{"a":"y"} {"b":1}',
+                                 { index = { _index = index, _id = "junk" } }, '{"a":"y"} junk',
+                                 { index = { _index = index, _id = "str" } }, '"str"',
+                                 { create = { _index = index, _id = "cut" } }, '{"a":',
+                                 { index = { _index = index, _id = "ok2" } }, ' {"a":"z"} ' })
+      local status, res = http.json("POST", url .. "/_bulk", body, NDJSON)
+      assert.equal(200, status)
+      assert.is_true(res.errors)
+      local st = {}
+      for i, item in ipairs(res.items) do
+        local _, r = next(item)
+        st[i] = r.status
+        if r.status == 400 then
+          assert.equal("document_parsing_exception", r.error.type, index .. " " .. r._id)
+          assert.matches("failed to parse", r.error.reason, 1, true)
+        end
+      end
+      assert.same({ 201, 400, 400, 400, 400, 400, 201 }, st, index)
+      assert.equal("Malformed content, found extra data after parsing: START_OBJECT",
+                   res.items[3].index.error.caused_by.reason)
+      http.json("POST", url .. "/" .. index .. "/_refresh")
+      local _, count = http.json("GET", url .. "/" .. index .. "/_count")
+      assert.equal(2, count.count, index)
+      local _, got = http.json("GET", url .. "/" .. index .. "/_doc/word")
+      assert.is_false(got.found)
+    end
+  end)
 end)

@@ -201,6 +201,6 @@ describe("espipe serve #server: --capacity and the bulk indexer's auto settings"
     assert.equal(5000, summary.ok)
     assert.equal("auto", summary.adaptive.concurrency_mode)
     assert.equal("auto", summary.adaptive.batch_mode)
-    assert.matches("tuning=c=%d+ b=%d+MB", err)
+    assert.matches("\n  tuning%s+c=%d+ b=%d+[kM]B", err)
   end)
 end)

@@ -74,6 +74,11 @@
 local core = require("espipe.core")
 local json = require("espipe.json")
 local errors = require("espipe.client.errors")
+
+-- err is private_file.open's, which begins with the path
+local function cannot_open(what, err)
+  return errors.new { kind = "output", message = "bulk_indexer: cannot open " .. what .. " " .. tostring(err) }
+end
 local http_error = require("espipe.client.dispatch").http_error
 local options = require("espipe.client.options")
 local private_file = require("espipe.pipeline.private_file")
@@ -225,10 +230,11 @@ function M.new(client, opts, level, router)
     if f then f:close() end
     return f ~= nil
   end
+  -- (a path that cannot be opened is a runtime failure: nil, err)
   if type(dl) == "string" then
     self.dead_file_existed = existed(dl)
     local f, err = private_file.open(dl, "a")
-    if not f then error("bulk_indexer: cannot open dead letter " .. dl .. ": " .. tostring(err), level) end
+    if not f then return nil, cannot_open("dead letter", err) end
     self.dead_file, self.stats.dead_letter = f, dl
   elseif type(dl) == "function" then
     self.dead_fn = dl
@@ -237,7 +243,8 @@ function M.new(client, opts, level, router)
     self.dead_bulk_existed = existed(opts.dead_letter_bulk)
     local f, err = private_file.open(opts.dead_letter_bulk, "a")
     if not f then
-      error("bulk_indexer: cannot open " .. opts.dead_letter_bulk .. ": " .. tostring(err), level)
+      self:_close_dead_files()
+      return nil, cannot_open("dead letter", err)
     end
     self.dead_bulk, self.stats.dead_letter_bulk = f, opts.dead_letter_bulk
   end
@@ -924,8 +931,8 @@ function Indexer:_dead(buf, pos, attempts, status, raw_error, etype, reason)
                                  index = action:match('"_index":"([^"]*)"') or self.index_name,
                                  status = status, type = etype, reason = reason }
   if over and not self.halt then self.halt = over end
-  if self.dead_file then self.dead_file:write(rec) end
-  if self.dead_bulk then self.dead_bulk:write(action, "\n", source and (source .. "\n") or "") end
+  if self.dead_file then self:_dead_written(self.dead_file:write(rec)) end
+  if self.dead_bulk then self:_dead_written(self.dead_bulk:write(action, "\n", source and (source .. "\n") or "")) end
   if self.dead_fn or self.on_error then
     local item = { action = action, source = source, status = status, error = raw_error,
                    type = etype, reason = reason, attempts = attempts, record = rec }
@@ -935,8 +942,18 @@ function Indexer:_dead(buf, pos, attempts, status, raw_error, etype, reason)
 end
 
 function Indexer:_flush_dead()
-  if self.dead_file then self.dead_file:flush() end
-  if self.dead_bulk then self.dead_bulk:flush() end
+  if self.dead_file then self:_dead_written(self.dead_file:flush()) end
+  if self.dead_bulk then self:_dead_written(self.dead_bulk:flush()) end
+end
+
+-- A dead-letter write or flush that failed (disk full, ...): the failed
+-- documents are no longer all recorded, so the indexer stops taking more and
+-- says why (this error wins over any other reason to halt).
+function Indexer:_dead_written(ok, err)
+  if ok or (self.halt and self.halt.dead_letter_lost) then return end
+  self.halt = errors.new { kind = "output", dead_letter_lost = true,
+    message = "bulk_indexer: cannot write the dead letter (" .. tostring(err) .. "): failed documents may be "
+      .. "missing from it; the indexer stopped taking documents" }
 end
 
 ----------------------------------------------------------------------------
@@ -980,11 +997,8 @@ function Indexer:stats_now()
   return s
 end
 
--- Flush, close the dead letter, and return the final stats.
-function Indexer:close()
-  if self.closed then return self.final, self.halt end
-  local ok, err = pcall(self.flush, self)
-  self.closed = true
+-- Closes the dead-letter files; one this indexer created and never wrote to is removed.
+function Indexer:_close_dead_files()
   if self.dead_file then
     self.dead_file:close()
     if self.stats.failed == 0 and not self.dead_file_existed then os.remove(self.stats.dead_letter) end
@@ -993,6 +1007,15 @@ function Indexer:close()
     self.dead_bulk:close()
     if self.stats.failed == 0 and not self.dead_bulk_existed then os.remove(self.stats.dead_letter_bulk) end
   end
+  self.dead_file, self.dead_bulk = nil, nil
+end
+
+-- Flush, close the dead letter, and return the final stats.
+function Indexer:close()
+  if self.closed then return self.final, self.halt end
+  local ok, err = pcall(self.flush, self)
+  self.closed = true
+  self:_close_dead_files()
   self.final = self:stats_now()
   self.pool, self.cur, self.groups = {}, nil, nil
   if not ok then error(err, 0) end

@@ -99,14 +99,15 @@ end
 ----------------------------------------------------------------------------
 -- Helpers
 
--- client:bulk_indexer{ ... } (see espipe.client.bulk_indexer); shard_aware
--- sends through an espipe.client.bulk_router.
+-- client:bulk_indexer{ ... } -> indexer | nil, err (a dead-letter file that
+-- cannot be opened; see espipe.client.bulk_indexer); shard_aware sends
+-- through an espipe.client.bulk_router.
 -- (Neither is a tail call: wrong arguments are reported at the caller's line
 -- on every Lua version.)
 function Client:bulk_indexer(opts)
   local router = type(opts) == "table" and opts.shard_aware and bulk_router.new(self, opts, 3) or nil
-  local ix = bulk_indexer.new(self, opts, 3, router)
-  return ix
+  local ix, err = bulk_indexer.new(self, opts, 3, router)
+  return ix, err
 end
 
 -- client:scan(index, query, opts) (see espipe.client.scan)

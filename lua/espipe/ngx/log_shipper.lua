@@ -129,7 +129,7 @@ end
 -- logged and counted as failed). Each line's position is its token.
 local function ship(client, lines)
   local again, settled = {}, {}
-  local indexer = client:bulk_indexer{
+  local indexer, ierr = client:bulk_indexer{
     index = cfg.index, batch_docs = cfg.batch_docs, batch_bytes = cfg.batch_bytes,
     concurrency = cfg.concurrency, retries = cfg.retries, retry_for = cfg.retry_for,
     max_errors = "100%", -- a failed event is logged or spooled; the shipper never gives up
@@ -148,6 +148,12 @@ local function ship(client, lines)
       if spool then dead_letter(item) end
     end,
   }
+  if not indexer then -- its dead letter cannot be opened (only used without a spool)
+    ngx.log(ngx.ERR, "espipe log shipper: events lost: ", tostring(ierr))
+    counters.errors = counters.errors + 1
+    counters.failed = counters.failed + #lines
+    return {}
+  end
   local meta = {}
   local ok, err = pcall(function()
     for i = 1, #lines do

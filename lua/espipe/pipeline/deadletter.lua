@@ -10,7 +10,7 @@
 -- split has none).
 -- Opened lazily: no file appears unless something is written.
 --   local dl = deadletter.new(path); dl:add(record) / dl:append(bytes) -> true | nil, err
---   dl:write(record) raises instead; dl.count, dl.path; dl:close()
+--   dl.count, dl.path; dl:close()
 local M = {}
 local DL = {}
 DL.__index = DL
@@ -51,15 +51,6 @@ end
 -- One record as a JSON line -> true | nil, err.
 function DL:add(entry)
   return self:append(require("espipe.json").encode(entry) .. "\n")
-end
-
--- DL:add for callers deep inside a loop that a pcall ends: losing a record
--- would break the accounting, so a failure raises the error (and the job
--- stops after flushing what it accepted).
-function DL:write(entry)
-  local ok, err = self:add(entry)
-  if not ok then error(err, 0) end
-  return true
 end
 
 function DL:close()

@@ -97,8 +97,10 @@ function Job:bad(lineno, offset, why, raw, at, bytes)
                          line = lineno, offset = at and offset + at - 1 or offset }
   if not s.first_bad_line then s.first_bad_line = tostring(e) end
   if self.on_bad == "skip" then
-    self.bad_dl:write(deadletter.bad_line(lineno, offset, why, raw, bytes))
-    return true
+    local ok, err = self.bad_dl:add(deadletter.bad_line(lineno, offset, why, raw, bytes))
+    if ok then return true end
+    self.failure = err -- the record cannot be kept: the job stops, what it accepted is flushed
+    return false
   end
   self.failure = e
   return false
@@ -117,7 +119,8 @@ function Job:add(action, source, meta, index)
   elseif action == "index" then ok, err = ix:index(source, meta)
   elseif action == "create" then ok, err = ix:create(source, meta)
   elseif action == "update" then ok, err = ix:update(source, meta)
-  else ok, err = ix:delete(meta) end
+  elseif action == "delete" then ok, err = ix:delete(meta)
+  else error("espipe.load: no such bulk action " .. tostring(action), 2) end
   if ok == nil and err then self.failure = err return false end
   local target = index or self.opts.index
   if target then self.indices[target] = (self.indices[target] or 0) + 1 end
@@ -398,6 +401,9 @@ local function check(opts)
   end
   local on_bad = opts.on_bad_line or "stop"
   if on_bad ~= "stop" and on_bad ~= "skip" then error("espipe.load: on_bad_line must be stop or skip", 3) end
+  if opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create" then
+    error("espipe.load: op must be index or create, not " .. tostring(opts.op), 3)
+  end
   local m = opts.max_line_bytes
   if m ~= nil and (type(m) ~= "number" or m < 1) then
     error("espipe.load: max_line_bytes must be a positive number", 3)
@@ -519,8 +525,9 @@ function M.run(opts)
     bad_dl = deadletter.new(dead .. ".input"),
     summary = { read = 0, bad_lines = 0, unreplayable = 0 }, started = opts.rate and opts.client:now(),
   }, Job)
+  local ix_err -- the indexer could not start (its dead letter cannot be opened)
   local ok, raised = pcall(function()
-    job.ix = opts.client:bulk_indexer {
+    job.ix, ix_err = opts.client:bulk_indexer {
       index = opts.index, batch_docs = opts.batch_docs, batch_bytes = opts.batch_bytes,
       concurrency = opts.concurrency, retries = opts.retries, dead_letter = dead,
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
@@ -528,11 +535,12 @@ function M.run(opts)
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
       pipeline = opts.pipeline,
     }
-    read[format](job)
+    if job.ix then read[format](job) end
   end)
   if not job.ix then
     if trap then core.signals_restore() end
     reader:close()
+    if ix_err then return nil, ix_err end -- nothing was read: no summary, as for an input that cannot be opened
     error(raised, 0) -- the indexer refused its options: a wrong argument
   end
   local fok, summary, err, partial = pcall(job.finish, job, not ok and raised or nil)

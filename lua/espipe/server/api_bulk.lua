@@ -11,6 +11,7 @@ local cluster_indices = require("espipe.server.cluster_indices")
 local cluster_shards = require("espipe.server.cluster_shards")
 local params = require("espipe.server.params")
 local writes = require("espipe.server.writes")
+local source_syntax = require("espipe.server.source_syntax")
 local stats = require("espipe.server.stats")
 local source_filter = require("espipe.server.source_filter")
 local chaos_mod = require("espipe.server.chaos")
@@ -640,8 +641,9 @@ function M.bulk(req)
           s, c = writes.check_source(idx, id, src, nil)
         elseif bad_utf8[i] then
           s, c = 400, bad_utf8[i]
-        elseif #idx.pending_sources < 10000 then
-          cluster_shards.defer_mapping(idx, src)
+        else
+          s, c = source_syntax.screen(src)
+          if not s and #idx.pending_sources < 10000 then cluster_shards.defer_mapping(idx, src) end
         end
       end
       local rec, created, cause

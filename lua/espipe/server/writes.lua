@@ -7,6 +7,7 @@ local cluster = require("espipe.server.cluster")
 local cluster_indices = require("espipe.server.cluster_indices")
 local cluster_shards = require("espipe.server.cluster_shards")
 local mapping = require("espipe.server.mapping")
+local source_syntax = require("espipe.server.source_syntax")
 
 local M = {}
 
@@ -141,6 +142,10 @@ end
 function M.check_source(idx, id, src, doc)
   local us, uc = M.check_utf8(src)
   if us then return us, uc end
+  if doc == nil then
+    us, uc = source_syntax.check(src)
+    if us then return us, uc end
+  end
   local m = idx.mapping
   if not m.check then
     if doc == nil and #idx.pending_sources < 10000 then cluster_shards.defer_mapping(idx, src) end
