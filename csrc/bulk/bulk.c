@@ -1194,19 +1194,21 @@ static void action_meta(const char *s, size_t len, meta_text *id, meta_text *rou
     }
 }
 
-/* An escaped string's bytes, decoded onto the Lua stack (popped by the caller's settop). */
-static void unescape_meta(lua_State *L, size_t pos, const char *what, meta_text *t)
+/* An escaped string's bytes, decoded onto the Lua stack (popped by the caller's settop); 0 or raises. */
+static int unescape_meta(lua_State *L, size_t pos, const char *what, meta_text *t)
 {
     json_decode_cfg cfg;
     char err[ESPIPE_JSON_ERRLEN];
     size_t off = 0;
 
     if (t->s == NULL || !t->esc)
-        return;
+        return 0;
     json_decode_cfg_default(&cfg);
     if (json_decode_push(L, t->s - 1, t->len + 2, &cfg, err, &off) != 0)
-        luaL_error(L, "bulk sort_by_shard: item %d: the %s is not a valid JSON string: %s", (int)pos + 1, what, err);
+        return luaL_error(L, "bulk sort_by_shard: item %d: the %s is not a valid JSON string: %s", (int)pos + 1,
+                          what, err);
     t->s = lua_tolstring(L, -1, &t->len);
+    return 0;
 }
 
 /* The shard of item i by its action line, or -1 when the index needs a value the item lacks. */
@@ -1224,8 +1226,8 @@ static int32_t item_shard(lua_State *L, const bulk_buffer *b, size_t i, const ro
     rc = espipe_route_shard(p, id.s, id.s ? id.len : 0, routing.s, routing.s ? routing.len : 0, &shard, &bad);
     lua_settop(L, top);
     if (rc == ROUTE_BAD_ID || rc == ROUTE_BAD_ROUTING)
-        luaL_error(L, "bulk sort_by_shard: item %d: the %s is not valid UTF-8 (byte offset %d)",
-                   (int)i + 1, rc == ROUTE_BAD_ID ? "_id" : "routing", (int)bad);
+        return luaL_error(L, "bulk sort_by_shard: item %d: the %s is not valid UTF-8 (byte offset %d)",
+                          (int)i + 1, rc == ROUTE_BAD_ID ? "_id" : "routing", (int)bad);
     return rc == ROUTE_OK ? shard : -1;
 }
 
@@ -1238,20 +1240,20 @@ static int32_t listed_shard(lua_State *L, int list, size_t i)
     lua_rawgeti(L, list, (int)i + 1);
     t = lua_type(L, -1);
     if (t != LUA_TNIL && (t != LUA_TNUMBER || !espipe_exact_integer(L, -1, &v) || v < 0 || v >= SORT_MAX_SHARDS))
-        luaL_error(L, "bulk sort_by_shard: shards[%d] must be an integer from 0 to %d, got %s",
-                   (int)i + 1, SORT_MAX_SHARDS - 1, type_label(L, -1));
+        return luaL_error(L, "bulk sort_by_shard: shards[%d] must be an integer from 0 to %d, got %s",
+                          (int)i + 1, SORT_MAX_SHARDS - 1, type_label(L, -1));
     lua_pop(L, 1);
     return (int32_t)v;
 }
 
-/* Scratch memory as a Lua userdata (collected even when a later step raises). */
-static void *sort_scratch(lua_State *L, size_t n, size_t shards)
+/* The bytes of the sort's scratch memory for n items, or 0 when they overflow a size_t. */
+static size_t sort_scratch_size(size_t n, size_t shards)
 {
     size_t per_item = sizeof(int32_t) + sizeof(size_t) + sizeof(bulk_item);
 
     if (n > (SIZE_MAX / 2 - (shards + 1) * (sizeof(size_t) + sizeof(int32_t))) / per_item)
-        luaL_error(L, "bulk: out of memory");
-    return lua_newuserdata(L, n * per_item + (shards + 1) * (sizeof(size_t) + sizeof(int32_t)));
+        return 0;
+    return n * per_item + (shards + 1) * (sizeof(size_t) + sizeof(int32_t));
 }
 
 /*
@@ -1283,8 +1285,8 @@ static size_t shard_permutation(const int32_t *shard, size_t n, size_t nshards, 
     return np;
 }
 
-/* Rewrites body and items in perm's order; raises with the buffer untouched when memory runs out. */
-static void apply_permutation(lua_State *L, bulk_buffer *b, const size_t *perm, bulk_item *saved)
+/* Rewrites body and items in perm's order; 0, or raises with the buffer untouched when memory runs out. */
+static int apply_permutation(lua_State *L, bulk_buffer *b, const size_t *perm, bulk_item *saved)
 {
     size_t k, at = 0, n = b->count;
     char *body;
@@ -1292,10 +1294,10 @@ static void apply_permutation(lua_State *L, bulk_buffer *b, const size_t *perm, 
     for (k = 0; k < n && perm[k] == k; k++)
         ;
     if (k == n)
-        return;   /* already in order */
+        return 0;   /* already in order */
     body = malloc(b->buf.cap);
     if (body == NULL)
-        luaL_error(L, "bulk: out of memory");
+        return luaL_error(L, "bulk: out of memory");
     memcpy(saved, b->items, n * sizeof *saved);
     for (k = 0; k < n; k++) {
         bulk_item *it = &b->items[k];
@@ -1309,13 +1311,14 @@ static void apply_permutation(lua_State *L, bulk_buffer *b, const size_t *perm, 
     }
     free(b->buf.data);
     b->buf.data = body;
+    return 0;
 }
 
 static int l_sort_by_shard(lua_State *L)
 {
     bulk_buffer *b = check_self(L, 1);
     route_params p;
-    size_t n = b->count, i, nshards = 0, total = 0, np;
+    size_t n = b->count, i, nshards = 0, total = 0, np, scratch;
     int64_t rotation = 0;
     int by_params, want_order = lua_toboolean(L, 4);
     bulk_item *saved;
@@ -1325,7 +1328,7 @@ static int l_sort_by_shard(lua_State *L)
     check_mutable(L, b);
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3) && (lua_type(L, 3) != LUA_TNUMBER || !espipe_exact_integer(L, 3, &rotation)))
-        luaL_error(L, "bulk sort_by_shard: rotation must be an integer, got %s", type_label(L, 3));
+        return luaL_error(L, "bulk sort_by_shard: rotation must be an integer, got %s", type_label(L, 3));
     lua_settop(L, 2);
     lua_getfield(L, 2, "shards");
     by_params = !lua_isnil(L, -1);
@@ -1342,8 +1345,12 @@ static int l_sort_by_shard(lua_State *L)
         total += item_size(b, i);
     }
     if (total != b->buf.len)
-        luaL_error(L, "bulk sort_by_shard: the items do not cover the body");
-    saved = (bulk_item *)sort_scratch(L, n, nshards);
+        return luaL_error(L, "bulk sort_by_shard: the items do not cover the body");
+    scratch = sort_scratch_size(n, nshards);
+    if (scratch == 0)
+        return luaL_error(L, "bulk: out of memory");
+    /* a userdata: collected even when a later step raises */
+    saved = (bulk_item *)lua_newuserdata(L, scratch);
     perm = (size_t *)(saved + n);
     cursor = perm + n;
     shard = (int32_t *)(cursor + nshards + 1);

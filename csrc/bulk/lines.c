@@ -870,32 +870,30 @@ static int l_gc(lua_State *L)
     return 0;
 }
 
-/* A copy of the string at idx (NULL when nil); raises on anything else. */
-static char *copy_string(lua_State *L, int idx, const char *what, size_t *len)
+/* *out = a copy of the string at idx (NULL when nil); 0, or raises on anything else. */
+static int copy_string(lua_State *L, int idx, const char *what, char **out, size_t *len)
 {
     const char *s;
-    char *copy;
 
+    *out = NULL;
     if (lua_isnil(L, idx))
-        return NULL;
+        return 0;
     if (lua_type(L, idx) != LUA_TSTRING)
-        luaL_error(L, "bulk_lines_new: %s must be a string, got %s", what, luaL_typename(L, idx));
+        return luaL_error(L, "bulk_lines_new: %s must be a string, got %s", what, luaL_typename(L, idx));
     s = lua_tolstring(L, idx, len);
-    copy = (char *)malloc(*len + 1);
-    if (copy == NULL)
-        luaL_error(L, "bulk_lines_new: out of memory");
-    memcpy(copy, s, *len + 1);
-    return copy;
+    *out = (char *)malloc(*len + 1);
+    if (*out == NULL)
+        return luaL_error(L, "bulk_lines_new: out of memory");
+    memcpy(*out, s, *len + 1);
+    return 0;
 }
 
-static char *string_field(lua_State *L, int t, const char *key, size_t *len)
+static int string_field(lua_State *L, int t, const char *key, char **out, size_t *len)
 {
-    char *s;
-
     lua_getfield(L, t, key);
-    s = copy_string(L, -1, key, len);
+    copy_string(L, -1, key, out, len);
     lua_pop(L, 1);
-    return s;
+    return 0;
 }
 
 /* 0, or -1 when the path has more segments than the C path holds. */
@@ -917,57 +915,60 @@ static int split_path(lua_State *L, bl_path *p)
         i = j + 1;
     }
     if (p->nseg == 0)
-        luaL_error(L, "bulk_lines_new: a pattern field must name a field");
+        return luaL_error(L, "bulk_lines_new: a pattern field must name a field");
     return 0;
 }
 
-/* cfg.pattern: literal strings and { field =, fmt = } tables, in order. */
-static void read_pattern(lua_State *L, bulk_lines *bl)
+/* cfg.pattern: literal strings and { field =, fmt = } tables, in order; 0 or raises. */
+static int read_pattern(lua_State *L, bulk_lines *bl)
 {
     int n, i;
 
     lua_getfield(L, 1, "pattern");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
-        return;
+        return 0;
     }
     luaL_checktype(L, -1, LUA_TTABLE);
     n = (int)espipe_rawlen(L, -1);
     if (n > BL_MAX_PIECES) {
         bl->unsupported = "a pattern of more than 32 pieces";
         lua_pop(L, 1);
-        return;
+        return 0;
     }
     for (i = 1; i <= n; i++) {
         bl_piece *pc = &bl->pieces[bl->npieces];
         lua_rawgeti(L, -1, i);
         if (lua_type(L, -1) == LUA_TSTRING) {
             pc->path = -1;
-            pc->text = copy_string(L, -1, "a pattern literal", &pc->len);
+            copy_string(L, -1, "a pattern literal", &pc->text, &pc->len);
             bl->npieces++;
         } else if (lua_type(L, -1) == LUA_TTABLE) {
             bl_path *p = &bl->paths[bl->npaths];
-            pc->text = string_field(L, -1, "fmt", &pc->len);
             pc->path = -1;
+            string_field(L, -1, "fmt", &pc->text, &pc->len);
             bl->npieces++;      /* owned now, freed by __gc whatever follows */
-            p->text = string_field(L, -1, "field", &p->len);
+            string_field(L, -1, "field", &p->text, &p->len);
             if (pc->text == NULL || p->text == NULL) {
                 free(p->text);
-                luaL_error(L, "bulk_lines_new: pattern piece %d needs field and fmt", i);
+                p->text = NULL;
+                return luaL_error(L, "bulk_lines_new: pattern piece %d needs field and fmt", i);
             }
             bl->npaths++;
             pc->path = bl->npaths - 1;
             if (split_path(L, p) != 0)
                 bl->unsupported = "a pattern field of more than 8 segments";
         } else {
-            luaL_error(L, "bulk_lines_new: pattern piece %d must be a string or a table", i);
+            return luaL_error(L, "bulk_lines_new: pattern piece %d must be a string or a table", i);
         }
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    return 0;
 }
 
-static void read_config(lua_State *L, bulk_lines *bl)
+/* cfg into bl; 0 or raises (__gc frees what was copied). */
+static int read_config(lua_State *L, bulk_lines *bl)
 {
     const char *op, *check;
     lua_Integer max_line;
@@ -975,25 +976,26 @@ static void read_config(lua_State *L, bulk_lines *bl)
     lua_getfield(L, 1, "op");
     op = luaL_optstring(L, -1, "index");
     if (strcmp(op, "index") != 0 && strcmp(op, "create") != 0)
-        luaL_error(L, "bulk_lines_new: op must be index or create, got %s", op);
+        return luaL_error(L, "bulk_lines_new: op must be index or create, got %s", op);
     bl->op = op[0] == 'c' ? BULK_CREATE : BULK_INDEX;
     lua_getfield(L, 1, "check");
     check = luaL_optstring(L, -1, "object");
     if (strcmp(check, "object") != 0 && strcmp(check, "json") != 0)
-        luaL_error(L, "bulk_lines_new: check must be object or json, got %s", check);
+        return luaL_error(L, "bulk_lines_new: check must be object or json, got %s", check);
     lua_getfield(L, 1, "max_line");
     max_line = luaL_optinteger(L, -1, (lua_Integer)100 * 1024 * 1024);
     if (max_line < 1)
-        luaL_error(L, "bulk_lines_new: max_line must be positive");
+        return luaL_error(L, "bulk_lines_new: max_line must be positive");
     bl->max_line = (size_t)max_line;
     lua_pop(L, 3);
-    bl->index = string_field(L, 1, "index", &bl->index_len);
-    bl->id_field = string_field(L, 1, "id_field", &bl->id_len);
-    bl->routing_field = string_field(L, 1, "routing_field", &bl->routing_len);
+    string_field(L, 1, "index", &bl->index, &bl->index_len);
+    string_field(L, 1, "id_field", &bl->id_field, &bl->id_len);
+    string_field(L, 1, "routing_field", &bl->routing_field, &bl->routing_len);
     read_pattern(L, bl);
     /* any wanted field needs the whole line read as JSON */
     bl->check = strcmp(check, "json") == 0 || bl->id_field != NULL || bl->routing_field != NULL || bl->npieces > 0
         ? CHECK_JSON : CHECK_OBJECT;
+    return 0;
 }
 
 /*
