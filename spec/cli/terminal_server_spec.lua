@@ -68,7 +68,7 @@ describe("espipe load in an 80-column terminal #server", function()
     assert.matches("\n  per index  logs%-2026%.01  100,000\n             logs%-2026%.02  100,000\n", block)
     assert.matches("\n  elapsed    %d+%.%ds\n", block)
     assert.matches("\n  average    [%d,]+ docs/s, %d+%.%d MB/s sent\n", block)
-    assert.matches("\n  retries    0$", block)
+    assert.matches("\n  retries    0\n  tuning     c=%d+ b=%d+[kM]B at the end %(reasons in %-%-json%)$", block)
     assert.is_nil(block:find("dead letter", 1, true)) -- nothing was written to it
   end)
 end)

@@ -72,11 +72,7 @@ local function rate_rows(rows, s)
   if s.retried then rows[#rows + 1] = { "retries", grouped(s.retried) } end
   local a = s.adaptive
   if s.tuning and a and (a.concurrency_mode == "auto" or a.batch_mode == "auto") then
-    -- where the automatic settings ended, and why they last moved
-    local why = {}
-    if a.concurrency_reason then why[#why + 1] = "c: " .. a.concurrency_reason end
-    if a.batch_reason then why[#why + 1] = "b: " .. a.batch_reason end
-    rows[#rows + 1] = { "tuning", s.tuning .. (#why > 0 and " (" .. table.concat(why, "; ") .. ")" or "") }
+    rows[#rows + 1] = { "tuning", s.tuning .. " at the end (reasons in --json)" }
   end
 end
 
