@@ -106,23 +106,6 @@ static int put_int(strbuf *out, int64_t v, int quoted)
     return strbuf_append(out, p, n);
 }
 
-/* ',"name":' (without the comma for the first field of an object) */
-static int put_key(strbuf *out, const char *name, int *first)
-{
-    size_t n = strlen(name); /* a constant folded per call site once inlined */
-
-    if (strbuf_reserve(out, n + 4) != 0)
-        return -1;
-    if (!*first)
-        strbuf_putc_unsafe(out, ',');
-    *first = 0;
-    strbuf_putc_unsafe(out, '"');
-    strbuf_append_unsafe(out, name, n);
-    strbuf_putc_unsafe(out, '"');
-    strbuf_putc_unsafe(out, ':');
-    return 0;
-}
-
 /*
 ** A table must come out as a JSON object: an empty plain table may encode as
 ** [] and is rewritten to {}; anything else starting with '[' is an error.
@@ -484,17 +467,8 @@ static int check_mutable(lua_State *L, bulk_buffer *b)
 
 static int reserve_item(lua_State *L, bulk_buffer *b)
 {
-    size_t cap;
-    bulk_item *p;
-
-    if (b->count < b->items_cap)
-        return 0;
-    cap = b->items_cap ? b->items_cap * 2 : 64;
-    p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->items, cap * sizeof *p);
-    if (p == NULL)
+    if (bulk_reserve_item(b) != 0)
         return luaL_error(L, "bulk: out of memory");
-    b->items = p;
-    b->items_cap = cap;
     return 0;
 }
 
@@ -513,7 +487,7 @@ static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m
 
         if (!HAS(m, k))
             continue;
-        if (put_key(&b->buf, meta_names[k], &first) != 0)
+        if (bulk_put_key(&b->buf, meta_names[k], &first) != 0)
             return -1;
         /* LUA_TNONE (never the type of a given value) stands for a made id */
         switch (k == M_ID && m->made_id ? LUA_TNONE : m->type[k]) {
@@ -547,7 +521,7 @@ static int write_update_body(lua_State *L, bulk_buffer *b, const upd_vals *u, ch
 
         if (idx == 0 || k == U_LANG || k == U_PARAMS)
             continue;
-        if (put_key(&b->buf, upd_names[k], &first) != 0)
+        if (bulk_put_key(&b->buf, upd_names[k], &first) != 0)
             return -1;
         switch (k) {
         case U_DOC: case U_UPSERT:

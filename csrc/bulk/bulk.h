@@ -13,6 +13,9 @@
 #define ESPIPE_BULK_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base/compat.h"
 #include "json/json.h"
@@ -44,6 +47,49 @@ typedef struct bulk_buffer {
 static inline bulk_buffer *bulk_check(lua_State *L, int idx)
 {
     return (bulk_buffer *)luaL_checkudata(L, idx, ESPIPE_BULK_MT);
+}
+
+/*
+** Room for one more item (doubling, 64 at first), for the builder and the C
+** line path alike; inline, since both call it once a document. 0, or -1 out
+** of memory with the items as they were.
+*/
+static inline int bulk_reserve_item(bulk_buffer *b)
+{
+    size_t cap;
+    bulk_item *p;
+
+    if (b->count < b->items_cap)
+        return 0;
+    cap = b->items_cap ? b->items_cap * 2 : 64;
+    p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->items, cap * sizeof *p);
+    if (p == NULL)
+        return -1;
+    b->items = p;
+    b->items_cap = cap;
+    return 0;
+}
+
+/*
+** ',"name":' (without the comma for the first field of an object), for the
+** action lines of the builder and of the C line path alike. Inline: strlen
+** of the constant name folds at each call site. 0, or -1 out of memory with
+** out as it was.
+*/
+static inline int bulk_put_key(strbuf *out, const char *name, int *first)
+{
+    size_t n = strlen(name);
+
+    if (strbuf_reserve(out, n + 4) != 0)
+        return -1;
+    if (!*first)
+        strbuf_putc_unsafe(out, ',');
+    *first = 0;
+    strbuf_putc_unsafe(out, '"');
+    strbuf_append_unsafe(out, name, n);
+    strbuf_putc_unsafe(out, '"');
+    strbuf_putc_unsafe(out, ':');
+    return 0;
 }
 
 void espipe_open_bulk(lua_State *L);

@@ -107,7 +107,12 @@ typedef struct bl_want {
 
 static int walk_value(json_decoder *d, strbuf *scratch, bl_want *want);
 
-/* The key at d->p (a quote), escapes resolved: in place when it has none. */
+/*
+** The key at d->p (a quote), escapes resolved: in place when it has none.
+** search/page_envelope.h's page_key is this with a wide plain-byte skip
+** first and an in_page flag; kept apart because this runs for every key of
+** every line loaded and the wide skip does not pay on short keys.
+*/
 static int read_key(json_decoder *d, strbuf *scratch, const char **k, size_t *klen)
 {
     const unsigned char *q = d->p, *p = json_skip_clean(q + 1, d->end);
@@ -666,37 +671,10 @@ static int plain_object(const unsigned char *s, size_t len, int check)
     return check == CHECK_JSON || valid_utf8(s, len);
 }
 
-static int reserve_item(bulk_buffer *b)
-{
-    size_t cap;
-    bulk_item *p;
-
-    if (b->count < b->items_cap)
-        return 0;
-    cap = b->items_cap ? b->items_cap * 2 : 64;
-    p = cap > SIZE_MAX / sizeof *p ? NULL : realloc(b->items, cap * sizeof *p);
-    if (p == NULL)
-        return -1;
-    b->items = p;
-    b->items_cap = cap;
-    return 0;
-}
-
 /* ',"key":' (no comma for the first member) */
 static int put_member(strbuf *out, const char *key, int *first)
 {
-    size_t n = strlen(key);
-
-    if (strbuf_reserve(out, n + 4) != 0)
-        return LINE_MEMORY;
-    if (!*first)
-        strbuf_putc_unsafe(out, ',');
-    *first = 0;
-    strbuf_putc_unsafe(out, '"');
-    strbuf_append_unsafe(out, key, n);
-    strbuf_putc_unsafe(out, '"');
-    strbuf_putc_unsafe(out, ':');
-    return LINE_OK;
+    return bulk_put_key(out, key, first) == 0 ? LINE_OK : LINE_MEMORY;
 }
 
 /* The action line, in the bulk builder's key order: _index, _id, routing. */
@@ -753,7 +731,7 @@ static int append_line(lua_State *L, bulk_lines *bl, bulk_buffer *b, int indices
         return LINE_LUA;
     if (bl->npieces > 0 && (rc = build_name(bl, &want)) != LINE_OK)
         return rc;
-    if (reserve_item(b) != 0)
+    if (bulk_reserve_item(b) != 0)
         return LINE_MEMORY;
     if ((rc = put_action(L, bl, b, &want, auto_id)) != LINE_OK) {
         b->buf.len = start;

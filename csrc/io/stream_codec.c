@@ -213,6 +213,7 @@ static int l_decoder_pull(lua_State *L)
     return 1;
 }
 
+/* encoder_release is its twin: each direction has its own end call and stream type. */
 static void decoder_release(decoder *d)
 {
     if (d->ready) {

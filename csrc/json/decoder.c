@@ -567,6 +567,8 @@ static int skip_string(json_decoder *d)
 /*
 ** The string at d->p with its escapes resolved, for readers that keep no
 ** Lua values: the same rules as string_slow, appending to a strbuf.
+** skip_string above walks the same escapes copying nothing; kept apart so
+** raw _source checking pays no append per run.
 */
 int json_dec_unescape(json_decoder *d, strbuf *out)
 {

@@ -850,13 +850,19 @@ static int l_write_page(lua_State *L)
     return 2;
 }
 
-static void push_count(lua_State *L, uint64_t n)
+static void push_int64(lua_State *L, int64_t v)
 {
 #if ESPIPE_HAS_INTEGERS
-    lua_pushinteger(L, (lua_Integer)n);
+    lua_pushinteger(L, (lua_Integer)v);
 #else
-    lua_pushnumber(L, (lua_Number)n);
+    lua_pushnumber(L, (lua_Number)v);
 #endif
+}
+
+/* A counter as push_int64: no count comes near 2^63. */
+static void push_count(lua_State *L, uint64_t n)
+{
+    push_int64(L, (int64_t)n);
 }
 
 /* The writer's counters: a method each, and close's result (the names differ for history). */
@@ -968,6 +974,14 @@ static void sort_metadata(const char **keys, size_t *klens, const char **vals, s
     }
 }
 
+/* close's nil, err, "io": the message is copied before the writer it lives in goes. */
+static int close_failed(lua_State *L, lwriter *u)
+{
+    espipe_push_failure(L, u->w->err, "io");
+    release(L, u);
+    return 3;
+}
+
 static int l_close(lua_State *L)
 {
     lwriter *u = check_writer(L);
@@ -987,11 +1001,7 @@ static int l_close(lua_State *L)
     lua_getfield(L, opts, "created_by");
     created_by = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "espipe";
     if (w->failed) {
-        lua_pushnil(L);
-        lua_pushstring(L, w->err);
-        lua_pushliteral(L, "io");
-        release(L, u);
-        return 3;
+        return close_failed(L, u);
     }
     lua_pushnil(L);
     while (lua_next(L, meta) != 0) {
@@ -1025,11 +1035,7 @@ static int l_close(lua_State *L)
     free(klens);
     free(vlens);
     if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, w->err);
-        lua_pushliteral(L, "io");
-        release(L, u);
-        return 3;
+        return close_failed(L, u);
     }
     lua_newtable(L);
     for (i = 0; i < sizeof counters / sizeof counters[0]; i++) {
@@ -1092,15 +1098,6 @@ static int l_footer_bytes(lua_State *L)
     n = pq_writer_footer_size(u->w, created_by);
     push_count(L, n + kv + 5);
     return 1;
-}
-
-static void push_int64(lua_State *L, int64_t v)
-{
-#if ESPIPE_HAS_INTEGERS
-    lua_pushinteger(L, (lua_Integer)v);
-#else
-    lua_pushnumber(L, (lua_Number)v);
-#endif
 }
 
 /* parse_date(s) -> epoch milliseconds, or nil when s is not an ES default-format date. */

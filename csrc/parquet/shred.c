@@ -30,13 +30,13 @@ void pq_shape_free(pq_shape *s)
     size_t i;
     if (s == NULL)
         return;
+    strbuf_free(&s->key);
+    strbuf_free(&s->text);
     for (i = 0; s->nodes != NULL && i < s->nnodes; i++)
         free(s->nodes[i].key);
     free(s->nodes);
     free(s->roots);
     free(s->spans);
-    strbuf_free(&s->key);
-    strbuf_free(&s->text);
     free(s);
 }
 

@@ -263,8 +263,7 @@ static int l_default_routing_shards(lua_State *L)
 void espipe_open_routing(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        { "routing_hash", l_hash },
-        { "routing_shard", l_shard },
+        { "routing_hash", l_hash }, { "routing_shard", l_shard },
         { "routing_shards_of", l_shards_of },
         { "default_routing_shards", l_default_routing_shards },
         { NULL, NULL }

@@ -54,7 +54,8 @@ int envelope_skip_member(json_decoder *d, enum envelope_level lv, const char *k,
 
 /*
 ** A key's bytes for readers without Lua: the page's own bytes when it has
-** no escape, else resolved into scratch. *in_page tells which.
+** no escape, else resolved into scratch. *in_page tells which. bulk/lines.c's
+** read_key is the same read without the flag, tuned for short keys.
 */
 static inline int page_key(json_decoder *d, strbuf *scratch, const char **k, size_t *klen,
                            int *in_page)

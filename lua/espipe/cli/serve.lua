@@ -65,9 +65,8 @@ end
 
 local function shell_read(cmd)
   local p = io.popen(cmd)
-  if not p then return nil end
-  local s = p:read("*a")
-  p:close()
+  local s = p and p:read("*a")
+  if p then p:close() end
   return s
 end
 

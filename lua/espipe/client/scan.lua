@@ -449,15 +449,14 @@ end
 function Scan:_request_unfinished(from_start)
   for i = 0, self.nslices - 1 do
     local sl = self.slice[i]
-    if not sl.done then
-      if from_start then
-        self.restarted[#self.restarted + 1] = i
-        sl.after, sl.number, sl.retrying = nil, 0, nil
-        self.handed_pos[i] = nil
-      end
-      local ok, err = self:_submit(sl)
-      if not ok then return nil, err end
+    if from_start and not sl.done then
+      self.restarted[#self.restarted + 1] = i
+      sl.after, sl.number, sl.retrying = nil, 0, nil
+      self.handed_pos[i] = nil
     end
+    local ok, err = true, nil -- a finished slice asks for nothing
+    if not sl.done then ok, err = self:_submit(sl) end
+    if not ok then return nil, err end
   end
   return true
 end

@@ -61,6 +61,7 @@ local function split_path(field)
   return path
 end
 
+-- String keys in order: the column order (parquet/tree.lua walks by it too).
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do
@@ -69,6 +70,7 @@ local function sorted_keys(t)
   table.sort(keys)
   return keys
 end
+M.sorted_keys = sorted_keys
 
 -- The "properties" tables of a GET _mapping response (any index), a
 -- { mappings = ... } body, or a bare { properties = ... }.

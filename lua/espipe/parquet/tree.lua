@@ -32,14 +32,8 @@ M.leaf_types = LEAF
 
 local NO_SOURCE = { alias = true }
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    if type(k) == "string" then keys[#keys + 1] = k end
-  end
-  table.sort(keys)
-  return keys
-end
+-- the same order as the schema's columns, so tree and schema agree
+local sorted_keys = schema.sorted_keys
 
 -- ---- what sample documents show ----
 

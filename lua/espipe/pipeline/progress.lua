@@ -162,12 +162,15 @@ function Progress:update(t)
   self:show(now)
 end
 
+-- The drawn line is done with: wiped (clear) or kept (complete).
+function Progress:_leave_line(ending)
+  self.out:write(ending)
+  self.out:flush()
+  self.shown = false
+end
+
 function Progress:clear()
-  if self.shown then
-    self.out:write("\r\027[K")
-    self.out:flush()
-    self.shown = false
-  end
+  if self.shown then self:_leave_line("\r\027[K") end
 end
 
 function Progress:message(text)
@@ -191,11 +194,7 @@ function Progress:complete(t)
   local now = self.clock()
   self:sample(now)
   self:show(now)
-  if self.tty then
-    self.out:write("\n")
-    self.out:flush()
-    self.shown = false
-  end
+  if self.tty then self:_leave_line("\n") end
 end
 
 return M

@@ -10,22 +10,20 @@ local M = {}
 local ES_TAGLINE = "You Know, for Search"
 local OPENSEARCH_TAGLINE = "The OpenSearch Project: https://opensearch.org/"
 
+-- One row a flavour: the release, its Lucene, and the oldest versions it
+-- talks to (wire) and reads indices of (index), as that release's GET / says.
+local function release(number, lucene_version, wire, index, distribution)
+  return { number = number, lucene_version = lucene_version, distribution = distribution,
+           minimum_wire_compatibility_version = wire,
+           minimum_index_compatibility_version = index }
+end
+
 local blocks = {
-  ["es-6.8"] = { number = "6.8.23", lucene_version = "7.7.3",
-                 minimum_wire_compatibility_version = "5.6.0",
-                 minimum_index_compatibility_version = "5.0.0" },
-  ["es-7.17"] = { number = "7.17.22", lucene_version = "8.11.3",
-                  minimum_wire_compatibility_version = "6.8.0",
-                  minimum_index_compatibility_version = "6.0.0-beta1" },
-  ["es-8.15"] = { number = "8.15.0", lucene_version = "9.11.1",
-                  minimum_wire_compatibility_version = "7.17.0",
-                  minimum_index_compatibility_version = "7.0.0" },
-  ["es-9"] = { number = "9.0.0", lucene_version = "10.1.0",
-               minimum_wire_compatibility_version = "8.18.0",
-               minimum_index_compatibility_version = "8.0.0" },
-  ["opensearch-2"] = { number = "2.11.1", lucene_version = "9.7.0", distribution = "opensearch",
-                       minimum_wire_compatibility_version = "7.10.0",
-                       minimum_index_compatibility_version = "7.0.0" },
+  ["es-6.8"] = release("6.8.23", "7.7.3", "5.6.0", "5.0.0"),
+  ["es-7.17"] = release("7.17.22", "8.11.3", "6.8.0", "6.0.0-beta1"),
+  ["es-8.15"] = release("8.15.0", "9.11.1", "7.17.0", "7.0.0"),
+  ["es-9"] = release("9.0.0", "10.1.0", "8.18.0", "8.0.0"),
+  ["opensearch-2"] = release("2.11.1", "9.7.0", "7.10.0", "7.0.0", "opensearch"),
 }
 
 M.DEFAULT = "es-8.15"

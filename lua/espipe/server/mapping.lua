@@ -30,12 +30,12 @@ function M.new(body)
   return m
 end
 
+local DYNAMIC = { ["true"] = true, ["false"] = true, strict = true, runtime = true }
+
 local function dynamic_of(v)
   if v == nil or v == json.null then return nil end
   local s = tostring(v)
-  if s ~= "true" and s ~= "false" and s ~= "strict" and s ~= "runtime" then
-    return nil, "unknown value [" .. s .. "] for dynamic"
-  end
+  if not DYNAMIC[s] then return nil, "unknown value [" .. s .. "] for dynamic" end
   return s
 end
 
