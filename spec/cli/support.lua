@@ -11,7 +11,9 @@ function M.espipe_in(dir, args)
   local logs = S.tmpdir()
   local code = J.exec("cd " .. S.q(dir) .. " && " .. S.q(M.bin) .. " " .. args .. " >" .. S.q(logs .. "/out")
     .. " 2>" .. S.q(logs .. "/err"))
-  return code, S.read(logs .. "/out"), S.read(logs .. "/err")
+  local out, err = S.read(logs .. "/out"), S.read(logs .. "/err")
+  S.remove_dir(logs) -- now: not every spec that runs a job calls S.cleanup()
+  return code, out, err
 end
 
 return M

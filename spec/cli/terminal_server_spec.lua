@@ -20,17 +20,18 @@ describe("espipe load in an 80-column terminal #server", function()
   setup(function()
     server = devserver.start {}
     dir = S.tmpdir()
-    socket = "espipe-spec-" .. tostring(server.port)
+    -- the server's socket in the spec's own directory (tmux -L would leave it in /tmp/tmux-UID)
+    socket = S.q(dir .. "/tmux.sock")
   end)
   teardown(function()
-    if socket then J.exec("tmux -L " .. socket .. " kill-server 2>/dev/null") end
+    if socket then J.exec("tmux -S " .. socket .. " kill-server 2>/dev/null") end
     if server then server.stop() end
     S.cleanup()
   end)
 
   -- the pane's lines, wrapped rows joined back (-J): a wrapped line shows as one longer than 80
   local function pane()
-    return S.sh("tmux -L " .. socket .. " capture-pane -p -J -t job")
+    return S.sh("tmux -S " .. socket .. " capture-pane -p -J -t job")
   end
 
   it("draws one progress line that never wraps, reaches 100%, then the summary block", function()
@@ -39,7 +40,7 @@ describe("espipe load in an 80-column terminal #server", function()
     -- the pane stays after the job (cat waits on the terminal) so the end can be read
     local job = "cd " .. S.q(dir) .. " && " .. S.q(C.bin) .. " load docs.ndjson --index-pattern 'logs-{@timestamp:%Y.%m}'"
       .. " --url " .. server.url .. "; echo ESPIPE-EXIT=$?; exec cat"
-    assert.equal(0, J.exec("tmux -L " .. socket .. " -f /dev/null new-session -d -s job -x 80 -y 30 "
+    assert.equal(0, J.exec("tmux -S " .. socket .. " -f /dev/null new-session -d -s job -x 80 -y 30 "
       .. S.q("sh -c " .. S.q(job))))
     local during = J.wait_for(function()
       local text = pane()

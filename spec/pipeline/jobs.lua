@@ -16,7 +16,9 @@ end
 function M.espipe(args, env)
   local dir = S.tmpdir()
   local code = M.exec((env or "") .. " " .. M.bin .. " " .. args .. " >" .. S.q(dir .. "/out") .. " 2>" .. S.q(dir .. "/err"))
-  return code, S.read(dir .. "/out"), S.read(dir .. "/err")
+  local out, err = S.read(dir .. "/out"), S.read(dir .. "/err")
+  S.remove_dir(dir) -- now: not every spec that runs a job calls S.cleanup()
+  return code, out, err
 end
 
 -- Starts bin/espipe args in the background; returns its pid (the Lua process).

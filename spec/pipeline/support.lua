@@ -36,6 +36,14 @@ function M.tmpdir()
   return p
 end
 
+-- Removes one directory M.tmpdir made, before M.cleanup().
+function M.remove_dir(p)
+  for i, q in ipairs(made) do
+    if q == p then table.remove(made, i) break end
+  end
+  os.execute("rm -rf " .. M.q(p))
+end
+
 function M.cleanup()
   for _, p in ipairs(made) do os.execute("rm -rf " .. M.q(p)) end
   made = {}
