@@ -142,20 +142,24 @@ end
 function M.check_source(idx, id, src, doc)
   local us, uc = M.check_utf8(src)
   if us then return us, uc end
-  if doc == nil then
-    us, uc = source_syntax.check(src)
-    if us then return us, uc end
-  end
   local m = idx.mapping
   if not m.check then
-    if doc == nil and #idx.pending_sources < 10000 then cluster_shards.defer_mapping(idx, src) end
-    if doc ~= nil then mapping.apply(m, doc, id, src) end
+    if doc == nil then
+      us, uc = source_syntax.check(src)
+      if us then return us, uc end
+      if #idx.pending_sources < 10000 then cluster_shards.defer_mapping(idx, src) end
+    else
+      mapping.apply(m, doc, id, src)
+    end
     return nil
   end
   if doc == nil then
+    -- decoded once; ES's reason for a source that is not one object comes from source_syntax
     local err
     doc, err = json.decode(src)
-    if doc == nil then
+    if type(doc) ~= "table" or json.is_array(doc) then
+      us, uc = source_syntax.check(src)
+      if us then return us, uc end
       return 400, { type = "document_parsing_exception", reason = "[1:1] failed to parse: " .. tostring(err) }
     end
   end
