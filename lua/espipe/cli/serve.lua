@@ -57,6 +57,15 @@ local function read_file(path)
   return s
 end
 
+local function write_file(path, text)
+  local f, err = io.open(path, "w")
+  if not f then return nil, "cannot write " .. tostring(err) end
+  local ok, werr = f:write(text)
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, "cannot write " .. path .. ": " .. tostring(werr or cerr) end
+  return true
+end
+
 local function shell_ok(cmd)
   local a, _, c = os.execute(cmd)
   if type(a) == "number" then return a == 0 end -- Lua 5.1
@@ -311,9 +320,12 @@ function M.run(args)
       max_content_length = o.max_content_length, auth = o.auth,
     },
   }
-  local f = assert(io.open(prefix .. "/nginx.conf", "w"))
-  f:write(conf)
-  f:close()
+  local wrote, werr = write_file(prefix .. "/nginx.conf", conf)
+  if not wrote then
+    io.stderr:write("espipe serve: ", werr, "\n")
+    if temp then shell_ok("rm -rf " .. q(prefix)) end
+    return 1
+  end
   os.remove(pid_file)
 
   local cmd = table.concat({ nginx_conf.NGINX, "-p", q(prefix), "-c", q(prefix .. "/nginx.conf"),
@@ -333,9 +345,9 @@ function M.run(args)
       return 1
     end
     if temp then
-      local pf = assert(io.open(pid_file .. ".prefix", "w"))
-      pf:write(prefix)
-      pf:close()
+      -- only a second way to remove the prefix (the watcher below is the first): warn, go on
+      local noted, nerr = write_file(pid_file .. ".prefix", prefix)
+      if not noted then io.stderr:write("espipe serve: ", nerr, "\n") end
       -- however nginx ends (--stop, kill, crash), its temporary prefix goes with it
       shell_ok("(while kill -0 " .. pid .. " 2>/dev/null; do sleep 1; done; rm -rf " .. q(prefix)
         .. ") </dev/null >/dev/null 2>&1 &")
