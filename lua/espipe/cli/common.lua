@@ -223,4 +223,21 @@ function M.run_error(name, msg, raised)
   return 2
 end
 
+-- --transform FILE, for reindex, load and export alike.
+M.transform_usage = [[
+  --transform FILE   a Lua file returning function(doc, from, ctx) or { batch = function(docs,
+                     ctx, from), size = 500 } (README "Transforms"): return the document
+                     (changed or not), nil to drop it, or espipe.many{...} to fan out; an
+                     error dead-letters that document (DEAD-LETTER.transform) and counts
+                     against --max-errors; returning no value at all stops the job]]
+
+-- The transform of --transform FILE: nil when not given; nil, err when the
+-- file cannot be loaded (err names the file, and the line of a syntax error).
+function M.transform(path)
+  if not path then return nil end
+  local t, err = require("espipe.pipeline.transform").load(path)
+  if not t then return nil, "transform " .. tostring(err) end
+  return t
+end
+
 return M
