@@ -176,9 +176,11 @@ local function key_value(doc, field, what)
   return v
 end
 
-function Job:meta_for(doc)
-  local meta = {}
-  if self.name_of then
+-- have: what is known already (a transformed document's own _id, _index, routing).
+function Job:meta_for(doc, have)
+  local meta = have or {}
+  if meta._index ~= nil then -- luacheck: ignore 542
+  elseif self.name_of then
     local name, nerr = self.name_of(doc)
     if not name then return nil, nerr.message .. (nerr.field and (" (field " .. nerr.field .. ")") or "") end
     meta._index = name
@@ -186,9 +188,11 @@ function Job:meta_for(doc)
     meta._index = self.opts.index
   end
   for _, f in ipairs(self.key_fields) do
-    local v, why = key_value(doc, f[2], f[3])
-    if v == nil then return nil, why end
-    meta[f[1]] = v
+    if meta[f[1]] == nil then
+      local v, why = key_value(doc, f[2], f[3])
+      if v == nil then return nil, why end
+      meta[f[1]] = v
+    end
   end
   return meta
 end

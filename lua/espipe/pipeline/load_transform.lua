@@ -38,9 +38,8 @@ function LoadTransform:add(doc, from)
     return self:stop(errors.new { kind = "transform", line = from.line, message = "the transform returned a "
       .. type(doc) .. " for line " .. from.line .. ": a document is a table" })
   end
-  local meta, why = job:meta_for(doc)
+  local meta, why = job:meta_for(doc, transform.take_meta(doc, {}))
   if not meta then return job:bad(from.line, from.offset, why .. " (after the transform)") end
-  transform.take_meta(doc, meta)
   return job:add(job.opts.op or "index", doc, meta, meta._index)
 end
 

@@ -154,7 +154,8 @@ function Ctx:transport_request(r, i)
   local what = i and ("ctx:all: request " .. i) or "ctx:http"
   if type(r) ~= "table" then error(what .. " must be a table", 3) end
   require("espipe.client.options").check(r, HTTP_KEYS, what, 3)
-  local origin, rest = type(r.url) == "string" and split_url(r.url)
+  local origin, rest
+  if type(r.url) == "string" then origin, rest = split_url(r.url) end
   if not origin then error(what .. ": url must be an http:// or https:// URL", 3) end
   if origin:find("@", 1, true) then
     error(what .. ": credentials in the URL are not sent; give an authorization header", 3)
