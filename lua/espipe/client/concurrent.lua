@@ -94,15 +94,17 @@ end
 -- returns the seconds until the next retry is due, or nil.
 function Run:fill(now)
   local next_at
-  local kept = {}
-  for _, r in ipairs(self.later) do
-    if r.at <= now and self.inflight < self.limit then self:submit(r.i)
-    else
-      kept[#kept + 1] = r
-      next_at = next_at and math.min(next_at, r.at) or r.at
+  if #self.later > 0 then
+    local kept = {}
+    for _, r in ipairs(self.later) do
+      if r.at <= now and self.inflight < self.limit then self:submit(r.i)
+      else
+        kept[#kept + 1] = r
+        next_at = next_at and math.min(next_at, r.at) or r.at
+      end
     end
+    self.later = kept
   end
-  self.later = kept
   while self.inflight < self.limit and self.next <= #self.reqs do
     self.next = self.next + 1
     self:submit(self.next - 1)

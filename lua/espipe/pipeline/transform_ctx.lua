@@ -26,6 +26,7 @@ local errors = require("espipe.client.errors")
 local url_mod = require("espipe.client.url")
 local json = require("espipe.json")
 local lru = require("espipe.pipeline.lru")
+local options = require("espipe.client.options")
 
 local M = {}
 local Ctx = {}
@@ -36,7 +37,7 @@ local MGET_CHUNK = 1000
 function M.new(opts)
   local limits = concurrent.options({ concurrency = opts.concurrency, timeout = opts.timeout,
     retries = opts.retries }, "transform ctx", 2)
-  return setmetatable({ client = opts.client, limits = limits, clusters = {},
+  return setmetatable({ client = opts.client, limits = limits, clusters = {}, hosts = {},
     cache = opts.cache and lru.new(opts.cache) or nil }, Ctx)
 end
 
@@ -56,7 +57,7 @@ function Ctx:cluster(index, o, what)
   if type(index) ~= "string" or index == "" then error(what .. ": index must be a non-empty string", 3) end
   if o ~= nil and type(o) ~= "table" then error(what .. ": options must be a table", 3) end
   local url = o and o.url
-  if o then require("espipe.client.options").check(o, { "url" }, what, 3) end
+  if o then options.check(o, { "url" }, what, 3) end
   if not url and index:find("^https?://") then
     local origin, rest = split_url(index)
     url, index = origin, rest:match("^/([^/]+)/?$")
@@ -147,23 +148,36 @@ function Ctx:search(index, body, o)
   return v
 end
 
-local HTTP_KEYS = { "url", "method", "body", "headers", "timeout" }
+local HTTP_KEYS = { url = true, method = true, body = true, headers = true, timeout = true }
 
--- A request of ctx:http / ctx:all as the transport takes it, pinned to its host.
+local function request_error(i, msg)
+  error((i and ("ctx:all: request " .. i) or "ctx:http") .. msg, 4)
+end
+
+-- A request of ctx:http / ctx:all as the transport takes it, pinned to its
+-- host. (Runs for every lookup: the message is only built for an error.)
 function Ctx:transport_request(r, i)
-  local what = i and ("ctx:all: request " .. i) or "ctx:http"
-  if type(r) ~= "table" then error(what .. " must be a table", 3) end
-  require("espipe.client.options").check(r, HTTP_KEYS, what, 3)
+  if type(r) ~= "table" then request_error(i, " must be a table") end
+  for k in pairs(r) do
+    if not HTTP_KEYS[k] then
+      options.check(r, HTTP_KEYS, i and ("ctx:all: request " .. i) or "ctx:http", 3)
+    end
+  end
   local origin, rest
   if type(r.url) == "string" then origin, rest = split_url(r.url) end
-  if not origin then error(what .. ": url must be an http:// or https:// URL", 3) end
-  if origin:find("@", 1, true) then
-    error(what .. ": credentials in the URL are not sent; give an authorization header", 3)
+  if not origin then request_error(i, ": url must be an http:// or https:// URL") end
+  if r.body ~= nil and type(r.body) ~= "string" then request_error(i, ": body must be a string") end
+  local host = self.hosts[origin]
+  if not host then
+    if origin:find("@", 1, true) then
+      request_error(i, ": credentials in the URL are not sent; give an authorization header")
+    end
+    if not self.http_client then self.http_client = new_client(self, origin) end
+    host = self.http_client:add_host(origin)
+    self.hosts[origin] = host
   end
-  if r.body ~= nil and type(r.body) ~= "string" then error(what .. ": body must be a string", 3) end
-  if not self.http_client then self.http_client = new_client(self, origin) end
   return { method = r.method or "GET", path = rest ~= "" and rest or "/", body = r.body, headers = r.headers,
-    timeout = r.timeout, host = self.http_client:add_host(origin) }
+    timeout = r.timeout or self.limits.timeout, host = host }
 end
 
 function Ctx:all(reqs)
@@ -183,7 +197,7 @@ end
 function Ctx:close()
   if self.http_client then self.http_client:close() end
   for _, c in pairs(self.clusters) do c:close() end
-  self.http_client, self.clusters = nil, {}
+  self.http_client, self.clusters, self.hosts = nil, {}, {}
 end
 
 return M
