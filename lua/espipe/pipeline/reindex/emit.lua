@@ -11,7 +11,7 @@ local interrupt = require "espipe.pipeline.interrupt"
 local many = require "espipe.pipeline.reindex.many"
 local positions = require "espipe.pipeline.reindex.positions"
 local dead_letter = require "espipe.pipeline.reindex.dead_letter"
-local transform = require "espipe.pipeline.transform"
+local contract = require "espipe.pipeline.transform" -- ("transform" is the per-document function below)
 
 local M = {}
 
@@ -37,7 +37,7 @@ Copy.__index = Copy
 
 function M.new(job)
   local opts, src = job.opts, job.src
-  local xf = opts.transform and transform.new(opts.transform)
+  local xf = opts.transform and contract.new(opts.transform)
   -- what the per-document path reads, flat on the copy
   local self = setmetatable({ job = job, summary = job.summary, transform = xf and xf.fn,
     xform = xf and xf.batch and xf, ctx = xf and xf:context(src.client),
@@ -190,7 +190,7 @@ function Copy:batch_page(slice, hits, token)
     local out, errs = xf:run_batch(docs, self.ctx, chunk)
     if not out then self.job:fail(errs) return false end
     for i, hit in ipairs(chunk) do
-      if not self:batch_result(slice, hit, token, transform.result(out, errs, i)) then return false end
+      if not self:batch_result(slice, hit, token, contract.result(out, errs, i)) then return false end
     end
   end
   return true
