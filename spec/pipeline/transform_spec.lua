@@ -70,6 +70,12 @@ describe("transform", function()
     assert.matches("second result must be a table", err_of(function() return {}, "oops" end), 1, true)
   end)
 
+  it("blames the caller for a wrong argument, not the library", function()
+    local ok, err = pcall(function() transform.new(42) end)
+    assert.is_false(ok)
+    assert.matches("transform_spec.lua:%d+: transform: expected a function", err)
+  end)
+
   it("takes the older { transform = fn } form", function()
     local t = transform.new { transform = function(d) return d end }
     assert.is_function(t.fn)

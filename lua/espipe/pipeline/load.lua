@@ -420,7 +420,7 @@ local function check(opts)
     if format == "bulk" or format == "deadletter" then
       error("espipe.load: transform is for the ndjson and csv formats", 3)
     end
-    require("espipe.pipeline.transform").new(opts.transform, 3)
+    require("espipe.pipeline.transform").new(opts.transform, 4)
   end
   if format ~= "bulk" and format ~= "deadletter" and not opts.index and not opts.index_pattern then
     error("espipe.load: opts.index or opts.index_pattern is required", 3)

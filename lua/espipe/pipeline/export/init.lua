@@ -88,7 +88,8 @@ local function check_opts(opts)
   if opts.infer_docs ~= nil and (type(opts.infer_docs) ~= "number" or opts.infer_docs < 1) then
     error("export.run: infer_docs must be a positive number", 3)
   end
-  if opts.transform ~= nil then require("espipe.pipeline.transform").new(opts.transform, 3) end
+  if opts.transform ~= nil then require("espipe.pipeline.transform").new(opts.transform, 4) end
+  if opts.max_errors ~= nil then require("espipe.pipeline.error_budget").new({ max_errors = opts.max_errors }, 4) end
   return format
 end
 

@@ -8,18 +8,21 @@
 --   th:hits(hits) -> the hits to write | nil, err (the export stops)
 --   th.dropped, th.fanned_out, th.failed;  th:close() -> the dead letter's path when written
 local transform = require "espipe.pipeline.transform"
-local deadletter = require "espipe.pipeline.deadletter"
-local error_budget = require "espipe.pipeline.error_budget"
 
-local M = {}
 local Hits = {}
 Hits.__index = Hits
 
+-- (export has no indexer: its transform keeps its own error budget)
+local function budget(max_errors)
+  return require("espipe.pipeline.error_budget").new({ max_errors = max_errors }, 4)
+end
+
+local M = {}
+
 function M.new(o)
   local t = transform.new(o.transform)
-  return setmetatable({ t = t, ctx = t:context(o.client), dl = deadletter.new(o.dead_letter),
-    budget = error_budget.new({ max_errors = o.max_errors }, 3), dropped = 0, fanned_out = 0, failed = 0 },
-    Hits)
+  return setmetatable({ t = t, ctx = t:context(o.client), dl = require("espipe.pipeline.deadletter").new(o.dead_letter),
+    budget = budget(o.max_errors), dropped = 0, fanned_out = 0, failed = 0 }, Hits)
 end
 
 local function hit_of(doc, hit)

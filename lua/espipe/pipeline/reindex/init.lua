@@ -82,7 +82,7 @@ local function check_opts(opts)
   end
   options.check(src, SOURCE_KEYS, "espipe.reindex source", 3)
   options.check(dst, DEST_KEYS, "espipe.reindex dest", 3)
-  if opts.transform ~= nil then require("espipe.pipeline.transform").new(opts.transform, 3) end
+  if opts.transform ~= nil then require("espipe.pipeline.transform").new(opts.transform, 4) end
   local op = dst.op or "index"
   if op ~= "index" and op ~= "create" then error("reindex.run: dest.op must be index or create", 3) end
   return src, dst, op
