@@ -61,6 +61,19 @@ describe("espipe load --transform #server", function()
     end
   end)
 
+  it("transforms CSV rows; the id field may be one the transform adds", function()
+    local input, t = env.dir .. "/in.csv", env.dir .. "/t.lua"
+    S.write(input, "name,n\na,1\nb,2\n")
+    S.write(t, "return function(row) return { key = 'k-' .. row.name, n = tonumber(row.n) * 10 } end")
+    local code, _, err = J.espipe("load " .. S.q(input) .. " --format csv --index rows --id-field key --transform "
+      .. S.q(t) .. " --quiet --url " .. env.server.url)
+    assert.equal(0, code, err)
+    local docs, n = J.dump(env.client, "rows")
+    assert.equal(2, n)
+    assert.same({ key = "k-a", n = 10 }, docs["k-a"])
+    assert.same({ key = "k-b", n = 20 }, docs["k-b"])
+  end)
+
   it("stops when the transform returns no value, naming the line", function()
     local code, _, err = load("no-value", 5, "return function(doc) end")
     assert.equal(1, code)
