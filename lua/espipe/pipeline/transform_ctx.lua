@@ -113,8 +113,10 @@ local function read_mget(self, key_prefix, res, found)
       return nil, errors.new { kind = "lookup", type = e.type, reason = e.reason,
         message = "ctx:mget: " .. tostring(d._index) .. "/" .. tostring(d._id) .. ": " .. tostring(e.reason) }
     end
-    if d.found then found[d._id] = d._source end
-    if self.cache then self.cache:set(key_prefix .. d._id, d.found and d._source or false) end
+    -- (found without a _source, the mapping disabling it: found all the same)
+    local source = d.found and (d._source or {}) or false
+    if source then found[d._id] = source end
+    if self.cache then self.cache:set(key_prefix .. d._id, source) end
   end
   return true
 end
