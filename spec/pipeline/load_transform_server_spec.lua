@@ -74,6 +74,17 @@ describe("espipe load --transform #server", function()
     assert.same({ key = "k-b", n = 20 }, docs["k-b"])
   end)
 
+  it("names the transform dead letter in the summary, without offering to replay it", function()
+    local input, t = env.dir .. "/in.ndjson", env.dir .. "/t.lua"
+    J.write_docs(input, 3)
+    S.write(t, "return function(doc) if doc.n == 2 then error('two', 0) end return doc end")
+    local code, _, err = J.espipe("load " .. S.q(input) .. " --index summary --id-field id --transform " .. S.q(t)
+      .. " --dead-letter " .. S.q(env.dir .. "/dl.ndjson") .. " --url " .. env.server.url)
+    assert.equal(1, code, err)
+    assert.matches("dead letter%s+" .. env.dir:gsub("%p", "%%%0") .. "/dl%.ndjson%.transform", err)
+    assert.is_nil(err:find("--format deadletter", 1, true))
+  end)
+
   it("stops when the transform returns no value, naming the line", function()
     local code, _, err = load("no-value", 5, "return function(doc) end")
     assert.equal(1, code)

@@ -193,7 +193,9 @@ function M.finish(name, p, summary, err, dead_paths, ctx)
     p:complete { done = whole.ok or whole.rows, retries = summary.retried,
                  failed = summary.failed, whole = not err }
     local block = { indices = ctx.indices, job = ctx.job, verdict = verdict(summary, err), dead = where }
-    if #where > 0 and ctx.replay then block.replay = ctx.replay(where[1]) end
+    -- (what a transform failed on are documents to fix, not bulk records to replay)
+    local replayable = #where > 0 and not where[1]:find("%.transform$") and where[1]
+    if replayable and ctx.replay then block.replay = ctx.replay(replayable) end
     io.stderr:write(require("espipe.cli.summary").block(name, summary, block))
   end
   if err then io.stderr:write("espipe ", name, ": ", tostring(err), "\n") end
