@@ -193,7 +193,9 @@ function M.finish(name, p, summary, err, dead_paths, ctx)
     p:complete { done = whole.ok or whole.rows, retries = summary.retried,
                  failed = summary.failed, whole = not err }
     local block = { indices = ctx.indices, job = ctx.job, verdict = verdict(summary, err), dead = where }
-    if #where > 0 and ctx.replay then block.replay = ctx.replay(where[1]) end
+    -- (what a transform failed on are documents to fix, not bulk records to replay)
+    local replayable = #where > 0 and not where[1]:find("%.transform$") and where[1]
+    if replayable and ctx.replay then block.replay = ctx.replay(replayable) end
     io.stderr:write(require("espipe.cli.summary").block(name, summary, block))
   end
   if err then io.stderr:write("espipe ", name, ": ", tostring(err), "\n") end
@@ -221,6 +223,23 @@ function M.run_error(name, msg, raised)
   if raised then msg = msg:gsub("^[^:]*%.lua:%d+: ", "") end
   io.stderr:write("espipe ", name, ": ", msg, "\n")
   return 2
+end
+
+-- --transform FILE, for reindex, load and export alike.
+M.transform_usage = [[
+  --transform FILE   a Lua file returning function(doc, from, ctx) or { batch = function(docs,
+                     ctx, from), size = 500 } (README "Transforms"): return the document
+                     (changed or not), nil to drop it, or espipe.many{...} to fan out; an
+                     error dead-letters that document (DEAD-LETTER.transform) and counts
+                     against --max-errors; returning no value at all stops the job]]
+
+-- The transform of --transform FILE: nil when not given; nil, err when the
+-- file cannot be loaded (err names the file, and the line of a syntax error).
+function M.transform(path)
+  if not path then return nil end
+  local t, err = require("espipe.pipeline.transform").load(path)
+  if not t then return nil, "transform " .. tostring(err) end
+  return t
 end
 
 return M

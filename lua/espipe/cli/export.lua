@@ -34,7 +34,12 @@ usage: espipe export SRC --to DIR|FILE|- [options]
   --allow-empty      exit 0 even when no document was exported (default: exit 1)
   --rate N           at most N documents per second
   --timeout S        seconds per request (default 60)
+  --dead-letter PATH documents the transform failed on go to PATH.transform
+                     (default espipe-deadletter.ndjson)
+  --max-errors N|P%  stop when the transform failed on more than N (or P percent of the)
+                     documents (default: more than 1000, or all of the first 1000)
   --quiet / --json   as for load
+]] .. common.transform_usage .. [[
 
 Parquet columns: _id, then the index mapping's fields (inferred from the first
 1000 documents when the mapping has none): objects as structs, fields the first
@@ -53,7 +58,7 @@ local spec = {
   to = "string", format = "string", fields = "list", query = "string", file_bytes = "number",
   compress = "string", codec = "string", slices = "number", size = "number", url = "string", quiet = "boolean", json = "boolean",
   checkpoint = "string", overwrite = "boolean", allow_empty = "boolean", rate = "number",
-  timeout = "number",
+  timeout = "number", transform = "string", dead_letter = "string", max_errors = "string",
   flatten = "boolean", rename = "list", row_group_bytes = "number", partition_by = "string",
   max_open_partitions = "number",
 }
@@ -110,6 +115,14 @@ local function run(argv)
   if rename and opts.flatten then
     return common.usage_error("export", "--rename names nested fields; --flatten names its columns itself", usage)
   end
+  local transform, terr = common.transform(opts.transform)
+  if terr then return common.run_error("export", terr) end
+  local max_errors
+  if opts.max_errors then
+    local merr
+    max_errors, merr = require("espipe.pipeline.error_budget").parse_flag(opts.max_errors)
+    if max_errors == nil then return common.usage_error("export", merr, usage) end
+  end
   local p = common.progress("export", opts)
   local ok, manifest, err, partial = pcall(require("espipe.pipeline.export").run, {
     client = common.client(url, opts), index = index, query = query, slices = opts.slices, size = opts.size,
@@ -118,7 +131,7 @@ local function run(argv)
     checkpoint = opts.checkpoint, overwrite = opts.overwrite, rate = opts.rate,
     parquet_flatten = opts.flatten, parquet_rename = rename, row_group_bytes = opts.row_group_bytes,
     partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
-    trap_signals = true,
+    trap_signals = true, transform = transform, dead_letter = opts.dead_letter, max_errors = max_errors,
   })
   if not ok then return common.run_error("export", manifest, true) end
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
@@ -127,6 +140,11 @@ local function run(argv)
   if manifest then
     summary = { rows = manifest.rows, bytes = manifest.bytes, files = #manifest.files,
       already_done = manifest.already_done, restarted = manifest.restarted }
+    if manifest.transform then
+      local x = manifest.transform
+      summary.dropped, summary.fanned_out, summary.transform_errors = x.dropped, x.fanned_out, x.failed
+      summary.transform_dead_letter = x.dead_letter
+    end
     if manifest.renamed and #manifest.renamed > 0 then
       local list = {}
       for i, r in ipairs(manifest.renamed) do list[i] = r.field .. " -> " .. r.column end
@@ -143,7 +161,8 @@ local function run(argv)
       end
     end
   end
-  local code = common.finish("export", p, summary, err)
+  local code = common.finish("export", p, summary, err,
+    { (opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform" })
   if summary.interrupted then return interrupt.exit_code(summary.interrupted) end
   if code == 0 and manifest and manifest.rows == 0 and not opts.allow_empty then
     -- nothing exported is not a success unless asked for

@@ -30,7 +30,7 @@ usage: espipe load FILE|- --index NAME [options]
   --server-ids       let Elasticsearch pick the _id of documents without one (default: espipe
                      gives each a time-based id before the first send, so retries cannot
                      duplicate; with server ids a retry after a lost response can)
-]] .. common.job_usage .. "\n" .. common.index_setup_usage .. [[
+]] .. common.transform_usage .. "\n" .. common.job_usage .. "\n" .. common.index_setup_usage .. [[
 
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
   --quiet            no progress or summary    --json   summary as JSON on stdout
@@ -44,7 +44,7 @@ local spec = {
   on_bad_line = "string", strict = "boolean", csv_types = "boolean", batch_bytes = "number",
   batch_docs = "number", concurrency = "number", retries = "number", dead_letter = "string",
   url = "string", quiet = "boolean", json = "boolean",
-  max_line_bytes = "number", refresh = "boolean", allow_empty = "boolean",
+  max_line_bytes = "number", refresh = "boolean", allow_empty = "boolean", transform = "string",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
 for k, v in pairs(common.index_setup_flags) do spec[k] = v end
@@ -68,6 +68,11 @@ local function run(argv)
   end
   local job, jerr = common.job_options(opts)
   if not job then return common.usage_error("load", jerr, usage) end
+  if opts.transform and (opts.format == "bulk" or opts.format == "deadletter") then
+    return common.usage_error("load", "--transform is for --format ndjson and csv", usage)
+  end
+  local transform, terr = common.transform(opts.transform)
+  if terr then return common.run_error("load", terr) end
   local url = opts.url or common.default_url()
   local set, serr = common.index_setup(url, opts, opts.index, opts.index_pattern)
   if not set then return common.run_error("load", serr) end
@@ -85,7 +90,7 @@ local function run(argv)
     max_line_bytes = opts.max_line_bytes, refresh = opts.refresh, allow_empty = opts.allow_empty,
     trap_signals = true,
     retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
-    server_ids = job.server_ids,
+    server_ids = job.server_ids, transform = transform,
   })
   -- a raise is a wrong argument: say what, without the Lua source position
   if not ok then return common.run_error("load", summary, true) end
@@ -96,7 +101,7 @@ local function run(argv)
     p:message("espipe load: " .. s.bad_lines .. " bad line(s) skipped into " .. dead .. ".input; the first: "
       .. s.first_bad_line)
   end
-  local code = common.finish("load", p, s, err, { dead, dead .. ".input" }, {
+  local code = common.finish("load", p, s, err, { dead, dead .. ".input", dead .. ".transform" }, {
     indices = s.per_index, replay = common.replay_command(opts.url) })
   return interrupt.exit_code(s.interrupted) or code
 end

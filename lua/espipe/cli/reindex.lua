@@ -10,11 +10,6 @@ usage: espipe reindex SRC DEST [options]
 
   SRC, DEST          http://host:9200/index, or index names with --source-url/--dest-url
                      (default $ES_URL or http://127.0.0.1:9200)
-  --transform FILE   a Lua file returning function(doc, hit): return the document (changed
-                     or not), nil to drop it, or reindex.many{...} to fan out (see
-                     examples/enrich.lua); an error dead-letters that document and counts
-                     against --max-errors; returning no value at all (a forgotten
-                     `return doc`) stops the job
   --query JSON       only the hits of this query        --slices N   parallel slices
   --op OP            index (default) | create (409s of re-sent documents count as done)
   --presort          order each batch by destination shard (rotated per slice)
@@ -29,7 +24,7 @@ usage: espipe reindex SRC DEST [options]
   --rate N           at most N documents per second
   --batch-docs N / --retries N / --size N (page size)
   --dead-letter PATH failed documents (default espipe-deadletter.ndjson)
-]] .. common.job_usage .. "\n" .. common.index_setup_usage .. [[
+]] .. common.transform_usage .. "\n" .. common.job_usage .. "\n" .. common.index_setup_usage .. [[
 
   --restore FILE     put back the settings --tune-dest saved in FILE
   --quiet / --json   no progress / summary as JSON on stdout
@@ -47,16 +42,6 @@ for k, v in pairs(common.job_flags) do spec[k] = v end
 for k, v in pairs(common.index_setup_flags) do spec[k] = v end
 common.with_tls(spec)
 usage = usage .. "\n" .. common.tls_usage
-
-local function load_transform(path)
-  local chunk, err = loadfile(path)
-  if not chunk then return nil, err end
-  local ok, fn = pcall(chunk)
-  if not ok then return nil, path .. ": " .. tostring(fn) end
-  if type(fn) == "table" then fn = fn.transform end
-  if type(fn) ~= "function" then return nil, path .. " must return a function(doc, hit)" end
-  return fn
-end
 
 local function restore(path, opts)
   local tune = require "espipe.pipeline.tune"
@@ -78,12 +63,8 @@ local function run(argv)
   local durl, dindex = common.target(rest[2], opts.dest_url or opts.source_url)
   if not surl then return common.usage_error("reindex", sindex, usage) end
   if not durl then return common.usage_error("reindex", dindex, usage) end
-  local transform
-  if opts.transform then
-    local terr
-    transform, terr = load_transform(opts.transform)
-    if not transform then return common.run_error("reindex", "transform " .. tostring(terr)) end
-  end
+  local transform, terr = common.transform(opts.transform)
+  if terr then return common.run_error("reindex", terr) end
   local query
   if opts.query then
     local qerr

@@ -7,7 +7,7 @@
 --             strict = false, csv_types = false, dead_letter = PATH, op = "index"|"create",
 --             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
---             progress = p }
+--             progress = p, transform = fn | { batch = fn, size = } (espipe.pipeline.transform) }
 --     -> summary | nil, err, summary
 -- An unknown option key raises, naming the nearest valid one.
 --
@@ -39,6 +39,13 @@
 -- signal). At the end the destination is refreshed (refresh = false skips
 -- it), so a search right after the load sees every document; a load that
 -- indexed nothing fails unless allow_empty.
+--
+-- With transform (NDJSON and CSV): every document is decoded and goes
+-- through it (from = { line =, offset = }); id_field, routing_field and
+-- index_pattern read the transformed document; its own _id, _index and
+-- _routing win. What the transform raised on goes to dead_letter ..
+-- ".transform" (summary.transform_errors) against the error budget;
+-- summary.dropped and summary.fanned_out count the rest (pipeline/load_transform).
 local json = require "espipe.json"
 local core = require "espipe.core"
 local lines = require "espipe.pipeline.lines"
@@ -47,6 +54,7 @@ local index_pattern = require "espipe.pipeline.index_pattern"
 local deadletter = require "espipe.pipeline.deadletter"
 local errors = require "espipe.client.errors"
 local options = require "espipe.client.options"
+local load_transform = require "espipe.pipeline.load_transform"
 
 local utf8_invalid = core.utf8_invalid
 local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_append
@@ -59,7 +67,7 @@ local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
-  "max_concurrency", "max_batch_bytes" }
+  "max_concurrency", "max_batch_bytes", "transform" }
 local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
 local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
@@ -168,9 +176,11 @@ local function key_value(doc, field, what)
   return v
 end
 
-function Job:meta_for(doc)
-  local meta = {}
-  if self.name_of then
+-- have: what is known already (a transformed document's own _id, _index, routing).
+function Job:meta_for(doc, have)
+  local meta = have or {}
+  if meta._index ~= nil then -- luacheck: ignore 542
+  elseif self.name_of then
     local name, nerr = self.name_of(doc)
     if not name then return nil, nerr.message .. (nerr.field and (" (field " .. nerr.field .. ")") or "") end
     meta._index = name
@@ -178,9 +188,11 @@ function Job:meta_for(doc)
     meta._index = self.opts.index
   end
   for _, f in ipairs(self.key_fields) do
-    local v, why = key_value(doc, f[2], f[3])
-    if v == nil then return nil, why end
-    meta[f[1]] = v
+    if meta[f[1]] == nil then
+      local v, why = key_value(doc, f[2], f[3])
+      if v == nil then return nil, why end
+      meta[f[1]] = v
+    end
   end
   return meta
 end
@@ -214,6 +226,11 @@ local function ndjson_line(job, line, lineno, offset)
   if cr then
     return job:bad(lineno, offset, "carriage return (\\r) inside the line at byte " .. cr, line, cr)
   end
+  if job.xform then
+    local doc, why, at = decode_object(line)
+    if not doc then return job:bad(lineno, offset, why, line, at) end
+    return job.xform:take(doc, lineno, offset)
+  end
   if not (opts.id_field or opts.routing_field or job.name_of or opts.strict) then
     local at = utf8_invalid(line)
     if at then return job:bad(lineno, offset, "invalid UTF-8 at byte " .. at, line, at) end
@@ -229,7 +246,7 @@ end
 -- The C appender for this job's NDJSON, or nil when its lines go the Lua way.
 local function c_appender(job)
   local opts = job.opts
-  if not M.c_lines or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
+  if not M.c_lines or job.xform or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
   return bulk_lines_new { op = opts.op, index = opts.index, id_field = opts.id_field, routing_field = opts.routing_field,
                           pattern = job.pattern_pieces, check = opts.strict and "json" or "object",
                           max_line = job.reader.max_line }
@@ -340,9 +357,10 @@ function read.csv(job)
     job.failure = herr or errors.new { kind = "input", message = "CSV input has no header row", line = 1 }
     return
   end
-  local missing = index_pattern.fields_missing(job.pattern_fields or {}, header)
+  -- (with a transform, the fields are the transformed document's)
+  local missing = not job.xform and (index_pattern.fields_missing(job.pattern_fields or {}, header)
     or (opts.id_field and index_pattern.fields_missing({ opts.id_field }, header))
-    or (opts.routing_field and index_pattern.fields_missing({ opts.routing_field }, header))
+    or (opts.routing_field and index_pattern.fields_missing({ opts.routing_field }, header)))
   if missing then
     job.failure = errors.new { kind = "input", line = 1, message = job.name .. ": the CSV header has no column '"
       .. missing .. "' (columns: " .. table.concat(header, ", ") .. ")" }
@@ -375,9 +393,11 @@ function read.csv(job)
         doc[name] = v
       end
       local meta, merr
-      if why then merr = why else meta, merr = job:meta_for(doc) end
+      if why then merr = why elseif job.xform then meta = true else meta, merr = job:meta_for(doc) end
       if not meta then
         if not job:bad(lineno, offset, merr, row_text(fields)) then return end
+      elseif job.xform then
+        if not job.xform:take(doc, lineno, offset) then return end
       elseif not job:add(op, doc, meta, meta._index) then
         return
       end
@@ -395,6 +415,12 @@ local function check(opts)
   local format = opts.format or "ndjson"
   if not FORMATS[format] then
     error("espipe.load: format must be ndjson, bulk, csv or deadletter, got " .. tostring(format), 3)
+  end
+  if opts.transform ~= nil then
+    if format == "bulk" or format == "deadletter" then
+      error("espipe.load: transform is for the ndjson and csv formats", 3)
+    end
+    require("espipe.pipeline.transform").new(opts.transform, 4)
   end
   if format ~= "bulk" and format ~= "deadletter" and not opts.index and not opts.index_pattern then
     error("espipe.load: opts.index or opts.index_pattern is required", 3)
@@ -455,6 +481,7 @@ function Job:finish(raised)
   end
   r:close()
   self.bad_dl:close()
+  if self.xform then self.xform:close(s) end
   local ok, stats, ierr = pcall(self.ix.close, self.ix)
   if not ok then
     self.failure = self.failure or stats
@@ -535,7 +562,12 @@ function M.run(opts)
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
       pipeline = opts.pipeline,
     }
-    if job.ix then read[format](job) end
+    if job.ix then
+      job.xform = opts.transform and load_transform.new(job, opts.transform, dead .. ".transform")
+      read[format](job)
+      -- what was read before a bad line that stops the job is still indexed
+      if job.xform and (not job.failure or job.failure.kind == "input") then job.xform:flush() end
+    end
   end)
   if not job.ix then
     if trap then core.signals_restore() end

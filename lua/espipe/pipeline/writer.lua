@@ -7,6 +7,7 @@
 --   w:write(text, rows)          -- text: whole serialized rows
 --   w:add_file(name, rows, bytes [, extra])  -- a part some other writer completed
 --   w:close(extra) -> manifest   -- extra fields merged into manifest.json
+--   w:bytes_so_far()             -- bytes written, the file in progress included
 -- or writer.new{ file = PATH | "-" } for one file without rotation or manifest.
 -- on_file = function(w) is called each time a file is complete (renamed into
 -- place or registered), e.g. to checkpoint; resume = { files =, index = } goes
@@ -105,6 +106,11 @@ function Writer:close_current()
   self.bytes = self.bytes + c.bytes
   if self.on_file and self.dir then return self.on_file(self) end
   return true
+end
+
+-- Bytes written so far, the file in progress included (an export's MB/s).
+function Writer:bytes_so_far()
+  return self.bytes + (self.cur and self.cur.bytes or 0)
 end
 
 function Writer:write(text, rows)

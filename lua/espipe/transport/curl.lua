@@ -172,6 +172,7 @@ local function construct(opts, level)
   local self = setmetatable({
     hosts = host_list.new(hosts, opts.dead_host_retry or DEFAULTS.dead_host_retry),
     headers = headers,
+    own_lines = {}, -- header lines of requests without headers of their own, with and without a body
     timeout = opts.timeout or DEFAULTS.timeout,
     max_inflight = native.max_inflight,
     gzip = gzip_level(opts.compress, "compress", level + 1),
@@ -249,7 +250,18 @@ function Transport:submit(req)
     fail_arg(2, "request host must be an index into hosts (1..%d)", self.hosts:count())
   end
   local query = host_list.query(req.query, 2)
-  local lines = header_lines(self.headers, req.headers, body ~= nil, 2)
+  local lines
+  if req.headers == nil then
+    -- the transport's own headers alone (lookups, pages): built once
+    local key = body ~= nil and "body" or "none"
+    lines = self.own_lines[key]
+    if not lines then
+      lines = header_lines(self.headers, nil, body ~= nil, 2)
+      self.own_lines[key] = lines
+    end
+  else
+    lines = header_lines(self.headers, req.headers, body ~= nil, 2)
+  end
   local level = req.compress == nil and self.gzip or gzip_level(req.compress, "request compress", 2)
 
   if self.multi:inflight() >= self.max_inflight then

@@ -8,7 +8,9 @@
 --               checkpoint = PATH, overwrite = false, rate = docs/s, keep_alive = "5m",
 --               retry_for = 600, parquet_flatten = false, parquet_rename = { [field] = column },
 --               row_group_bytes = 128 MiB, partition_by = "dt={@timestamp:%Y-%m-%d}",
---               max_open_partitions = 16, trap_signals = false }
+--               max_open_partitions = 16, trap_signals = false,
+--               transform = fn | { batch = fn, size = } (espipe.pipeline.transform),
+--               dead_letter = PATH (its ".transform" file), max_errors = (the transform's budget) }
 --     -> manifest | nil, err [, partial summary]
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -29,6 +31,9 @@
 -- records it, no manifest is written; run returns nil, err (kind
 -- "interrupted"), { rows =, bytes =, files =, interrupted = "SIGINT" }.
 -- A second signal stops the process at once.
+-- With a transform, sources are decoded and each page's hits go through it
+-- (export/transform_hits) before the sink; manifest.transform counts what it
+-- dropped, fanned out and failed on (those in dead_letter .. ".transform").
 --
 -- The formats are sinks, one module each (ndjson_sink, csv_sink,
 -- parquet_sink: what their rows hold is described there), behind one
@@ -65,7 +70,7 @@ local SINKS = {
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
   "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
   "rate", "retry_for", "parquet_flatten", "parquet_rename", "row_group_bytes", "partition_by",
-  "max_open_partitions", "trap_signals" }
+  "max_open_partitions", "trap_signals", "transform", "dead_letter", "max_errors" }
 local CODECS = { none = true, snappy = true, zstd = true, gzip = true }
 
 local function check_opts(opts)
@@ -83,6 +88,8 @@ local function check_opts(opts)
   if opts.infer_docs ~= nil and (type(opts.infer_docs) ~= "number" or opts.infer_docs < 1) then
     error("export.run: infer_docs must be a positive number", 3)
   end
+  if opts.transform ~= nil then require("espipe.pipeline.transform").new(opts.transform, 4) end
+  if opts.max_errors ~= nil then require("espipe.pipeline.error_budget").new({ max_errors = opts.max_errors }, 4) end
   return format
 end
 
@@ -94,7 +101,8 @@ function Export:open_scan(resume, pit_id)
   return self.client:scan(opts.index, opts.query,
     { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m",
       resume = resume, pit_id = pit_id, keep_pit = opts.checkpoint and true or nil, retry = self.policy,
-      raw_source = wants.raw_source, raw_pages = wants.raw_pages,
+      -- a transform reads decoded documents
+      raw_source = wants.raw_source and not self.xform, raw_pages = wants.raw_pages and not self.xform,
       -- a raw page is parsed once, by the writer, which reports its position
       advance = true })
 end
@@ -141,10 +149,15 @@ function Export:save_checkpoint(done)
 end
 
 function Export:page(page)
+  if self.xform then
+    local hits, terr = self.xform:hits(page.hits)
+    if not hits then self.failure = terr return false end
+    page.hits = hits
+  end
   local n, err = self.sink:page(page, self.scan)
   if not n then self.failure = err return false end
   self.done = self.done + n
-  if self.opts.progress then self.opts.progress:update { done = self.done } end
+  if self.opts.progress then self.opts.progress:update { done = self.done, bytes = self.w:bytes_so_far() } end
   return true
 end
 
@@ -198,6 +211,11 @@ function Export:finish()
     query = opts.query or require("espipe.json").null, total = self.w.rows }
   self.sink:manifest(extra)
   if self.restarted then extra.restarted = true end
+  if self.xform then
+    local x = self.xform
+    extra.transform = { dropped = x.dropped, fanned_out = x.fanned_out, failed = x.failed,
+      dead_letter = x:close() }
+  end
   local manifest, merr = self.w:close(extra)
   if manifest and opts.checkpoint then
     self:save_checkpoint(true)
@@ -213,6 +231,11 @@ local function run_job(opts, format, policy)
   local sink, serr = require(SINKS[format]).new(job)
   if not sink then return nil, serr end
   job.sink = sink
+  if opts.transform then
+    job.xform = require("espipe.pipeline.export.transform_hits").new { transform = opts.transform,
+      client = job.client, dead_letter = (opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform",
+      max_errors = opts.max_errors }
+  end
   local saved, perr = target.prepare(job.dir, opts)
   if saved == nil then return nil, perr end
   if saved and saved.done then
@@ -229,6 +252,7 @@ local function run_job(opts, format, policy)
   local pok, perr2 = pcall(job.pages, job)
   if not pok then job.failure = job.failure or perr2 end
   job.scan:close()
+  if job.xform and (job.failure or job.interrupted) then job.xform:close() end
   if job.failure then return job:abort(job.failure, job.interrupted and { interrupted = job.interrupted } or nil) end
   if job.interrupted then return job:stop_interrupted() end
   return job:finish()

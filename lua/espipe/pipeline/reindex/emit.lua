@@ -11,6 +11,7 @@ local interrupt = require "espipe.pipeline.interrupt"
 local many = require "espipe.pipeline.reindex.many"
 local positions = require "espipe.pipeline.reindex.positions"
 local dead_letter = require "espipe.pipeline.reindex.dead_letter"
+local contract = require "espipe.pipeline.transform" -- ("transform" is the per-document function below)
 
 local M = {}
 
@@ -36,8 +37,10 @@ Copy.__index = Copy
 
 function M.new(job)
   local opts, src = job.opts, job.src
+  local xf = opts.transform and contract.new(opts.transform)
   -- what the per-document path reads, flat on the copy
-  local self = setmetatable({ job = job, summary = job.summary, transform = opts.transform,
+  local self = setmetatable({ job = job, summary = job.summary, transform = xf and xf.fn,
+    xform = xf and xf.batch and xf, ctx = xf and xf:context(src.client),
     dest_index = job.dst.index, window = job.window, create = job.op == "create", sorter = job.sorter,
     groups = {},                     -- per-slice documents waiting for a window to fill
     written = { job.dst.index }, seen_index = { [job.dst.index] = true } }, Copy)
@@ -148,7 +151,7 @@ local function each_hit(self, slice, hit, token)
   local summary, transform = self.summary, self.transform
   summary.scanned = summary.scanned + 1
   if not transform then return add(self, slice, hit._source, hit, token) end
-  local ok, nret, out = called(pcall(transform, hit._source, hit))
+  local ok, nret, out = called(pcall(transform, hit._source, hit, self.ctx))
   if not ok then return self:transform_failed(hit, tostring(out)) end
   if nret == 0 then self.job:fail(no_value_error(hit)) return false end
   if out == nil then
@@ -162,6 +165,36 @@ local function each_hit(self, slice, hit, token)
   return true
 end
 Copy.hit = each_hit
+
+-- One result of a batch transform (espipe.pipeline.transform.result).
+function Copy:batch_result(slice, hit, token, kind, v)
+  local summary = self.summary
+  if kind == "failed" then return self:transform_failed(hit, v) end
+  if kind == "drop" then summary.dropped = summary.dropped + 1 return true end
+  if kind == "keep" then return add(self, slice, v, hit, token) end
+  for _, doc in ipairs(v) do if not add(self, slice, doc, hit, token) then return false end end
+  summary.fanned_out = summary.fanned_out + #v
+  return true
+end
+
+-- A batch transform: the page's hits in chunks of its size (a batch never
+-- spans pages: a page's checkpoint token is sealed once all its hits are in).
+function Copy:batch_page(slice, hits, token)
+  local xf = self.xform
+  for first = 1, #hits, xf.size do
+    local chunk, docs = {}, {}
+    for i = first, math.min(first + xf.size - 1, #hits) do
+      chunk[#chunk + 1], docs[#docs + 1] = hits[i], hits[i]._source
+    end
+    self.summary.scanned = self.summary.scanned + #chunk
+    local out, errs = xf:run_batch(docs, self.ctx, chunk)
+    if not out then self.job:fail(errs) return false end
+    for i, hit in ipairs(chunk) do
+      if not self:batch_result(slice, hit, token, contract.result(out, errs, i)) then return false end
+    end
+  end
+  return true
+end
 
 -- After a page: checkpoint, progress, --rate pacing.
 function Copy:after_page()
@@ -183,8 +216,12 @@ end
 function Copy:page(page)
   local slice, acks = page.slice, self.acks
   local token = acks and acks:page(slice, { search_after = page.search_after, done = page.last or nil })
-  for _, hit in ipairs(page.hits) do
-    if not each_hit(self, slice, hit, token) then return false end
+  if self.xform then
+    if not self:batch_page(slice, page.hits, token) then return false end
+  else
+    for _, hit in ipairs(page.hits) do
+      if not each_hit(self, slice, hit, token) then return false end
+    end
   end
   if token then acks:sealed(token) end
   self:after_page()
@@ -208,6 +245,7 @@ function Copy:run()
   self.started = self.job.src.client:now()
   local ok, perr = pcall(self.pages, self)
   if not ok then self.job:fail(perr) end
+  if self.ctx then self.ctx:close() end
 end
 
 return M

@@ -7,7 +7,8 @@
 --                refresh = true (refresh the source before the scan, so nothing acknowledged is missed) },
 --     dest   = { client =, index =, op = "index"|"create", shards =, url =,
 --                refresh = true (refresh what was written, once, at the end) },
---     transform = function(doc, hit) ... end,   -- optional
+--     transform = function(doc, hit, ctx) ... end | { batch = function(docs, ctx, hits), size = 500 },
+--                 -- optional, see espipe.pipeline.transform
 --     presort = false, presort_window = shards x batch_docs, checkpoint_interval = 1 (seconds),
 --     tune_dest = false, tune_state =, on_tuned =, swap_alias = nil, checkpoint = nil,
 --     rate = nil (docs/s), progress = nil, dead_letter = PATH, retry_for = 600 (seconds),
@@ -81,9 +82,7 @@ local function check_opts(opts)
   end
   options.check(src, SOURCE_KEYS, "espipe.reindex source", 3)
   options.check(dst, DEST_KEYS, "espipe.reindex dest", 3)
-  if opts.transform ~= nil and type(opts.transform) ~= "function" then
-    error("reindex.run: transform must be a function", 3)
-  end
+  if opts.transform ~= nil then require("espipe.pipeline.transform").new(opts.transform, 4) end
   local op = dst.op or "index"
   if op ~= "index" and op ~= "create" then error("reindex.run: dest.op must be index or create", 3) end
   return src, dst, op

@@ -1,0 +1,52 @@
+-- espipe.pipeline.lru: bounded by entries, the least recently used goes first.
+local lru = require "espipe.pipeline.lru"
+
+describe("lru", function()
+  it("evicts the least recently used entry once over its limit", function()
+    local c = lru.new(2)
+    c:set("a", 1)
+    c:set("b", 2)
+    assert.equal(1, c:get("a")) -- a is now the most recent
+    c:set("c", 3)
+    assert.is_nil(c:get("b"))
+    assert.equal(1, c:get("a"))
+    assert.equal(3, c:get("c"))
+    assert.equal(2, c.count)
+  end)
+
+  it("keeps false (a remembered miss), replaces values, removes with nil", function()
+    local c = lru.new(3)
+    c:set("gone", false)
+    assert.equal(false, c:get("gone"))
+    c:set("k", 1)
+    c:set("k", 2)
+    assert.equal(2, c:get("k"))
+    assert.equal(2, c.count)
+    c:set("k", nil)
+    assert.is_nil(c:get("k"))
+    assert.equal(1, c.count)
+  end)
+
+  it("counts hits and misses", function()
+    local c = lru.new(1)
+    c:set("x", 1)
+    c:get("x")
+    c:get("y")
+    assert.equal(1, c.hits)
+    assert.equal(1, c.misses)
+  end)
+
+  it("stays at its limit however many keys pass", function()
+    local c = lru.new(10)
+    for i = 1, 1000 do c:set(i, i) end
+    assert.equal(10, c.count)
+    assert.equal(1000, c:get(1000))
+    assert.is_nil(c:get(990))
+  end)
+
+  it("rejects a limit that is not a whole number >= 1", function()
+    assert.has_error(function() lru.new(0) end)
+    assert.has_error(function() lru.new(1.5) end)
+    assert.has_error(function() lru.new(2):set(nil, 1) end, "cache:set: the key must not be nil")
+  end)
+end)
