@@ -353,6 +353,28 @@ static int is_space(unsigned char c)
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+/*
+** Past what follows an array element (close ']'): 1 when another follows
+** (d->p on it), 0 when the array ended, -1 when malformed. ',' and the close
+** with no space before them are taken here (read_object has the same
+** shortcut inline, its hot loop); anything else goes to json_dec_next,
+** which gives the same result and the errors.
+*/
+static int next_item(json_decoder *d, unsigned char close)
+{
+    const unsigned char c = d->p < d->end ? *d->p : 0;
+    if (c != ',' && c != close)
+        return json_dec_next(d, close);   /* a space first, or malformed */
+    d->p++;
+    if (c == close) {
+        d->depth--;
+        return 0;
+    }
+    if (d->p < d->end && is_space(*d->p))
+        json_dec_space(d);
+    return 1;
+}
+
 static int read_object(pq_page_reader *r, json_decoder *d, int at);
 static int skip_array(pq_page_reader *r, json_decoder *d);
 
@@ -390,18 +412,7 @@ static int skip_array(pq_page_reader *r, json_decoder *d)
     for (;;) {
         if (skip_value(r, d) != 0)
             return -1;
-        if (d->p < d->end && *d->p == ',') {
-            d->p++;
-            if (d->p < d->end && is_space(*d->p))
-                json_dec_space(d);
-            continue;
-        }
-        if (d->p < d->end && *d->p == ']') {
-            d->p++;
-            d->depth--;
-            return 0;
-        }
-        const int more = json_dec_next(d, ']');
+        const int more = next_item(d, ']');
         if (more <= 0)
             return more;
     }
