@@ -395,9 +395,9 @@ static int skip_value(pq_page_reader *r, json_decoder *d)
             return 0;
         }
     }
-    if (p < d->end && *p == '{')
+    if (d->p < d->end && *d->p == '{')
         return read_object(r, d, -1);
-    if (p < d->end && *p == '[')
+    if (d->p < d->end && *d->p == '[')
         return skip_array(r, d);
     return json_dec_skip(d);
 }
