@@ -420,9 +420,10 @@ static int skip_array(pq_page_reader *r, json_decoder *d)
 
 /*
 ** Members of the object at d->p (a '{') below tree node at; at == 0 is the
-** hit, at == -1 an object outside the tree (only checked). The common punctuation (':' and ',' with no space around) is taken
-** here; anything else goes to json_dec_colon / json_dec_next, which give the
-** same result and the errors.
+** hit, at == -1 an object outside the tree (only checked). The common
+** punctuation (':' and ',' with no space around) is taken here; anything
+** else goes to json_dec_colon / json_dec_next, which give the same result
+** and the errors.
 */
 static int read_object(pq_page_reader *r, json_decoder *d, int at)
 {
