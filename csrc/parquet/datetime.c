@@ -91,30 +91,74 @@ static int zone(const char *s, size_t n, size_t *i, int64_t *offset_min)
     return 0;
 }
 
+/* The two digits at s[0..1] (not checked): 0..99, or -1 when either is no digit. */
+static int two_digits(const char *s)
+{
+    unsigned a = (unsigned)(s[0] - '0'), b = (unsigned)(s[1] - '0');
+    return a <= 9 && b <= 9 ? (int)(a * 10 + b) : -1;
+}
+
+/*
+** "yyyy-MM-ddTHH:mm:ss" at s (19 bytes or more), the form nearly every
+** document holds, read in place into f (year, month, day, hour, minute,
+** second) with the ranges of general_fields. 1 when it is that form and
+** valid, -1 when it is that form out of range, 0 when it is another form.
+*/
+static int fixed_fields(const char *s, int *f)
+{
+    static const int at[5] = { 5, 8, 11, 14, 17 };
+    int hi, lo, i;
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':'
+        || (hi = two_digits(s)) < 0 || (lo = two_digits(s + 2)) < 0)
+        return 0;
+    f[0] = hi * 100 + lo;
+    for (i = 0; i < 5; i++)
+        if ((f[i + 1] = two_digits(s + at[i])) < 0)
+            return 0;
+    if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > month_days(f[0], f[1]) || f[3] > 23
+        || f[4] > 59 || f[5] > 59)
+        return -1;
+    return 1;
+}
+
+/* Any other form: the date, then optionally the time, into f; *i past what was read. 0 or -1. */
+static int general_fields(const char *s, size_t n, int *f, size_t *i, int32_t *frac,
+                          int64_t *offset_min)
+{
+    int rc;
+    *i = 4;
+    if (digits(s, n, 0, 4, &f[0]) != 0)
+        return -1;
+    if ((rc = field2(s, n, i, '-', 1, 12, &f[1])) > 0)
+        rc = field2(s, n, i, '-', 1, month_days(f[0], f[1]), &f[2]);
+    if (rc < 0)
+        return -1;
+    if ((rc = field2(s, n, i, 'T', 0, 23, &f[3])) > 0) {
+        if ((rc = field2(s, n, i, ':', 0, 59, &f[4])) > 0
+            && (rc = field2(s, n, i, ':', 0, 59, &f[5])) > 0)
+            rc = fraction(s, n, i, frac);
+        if (rc < 0 || zone(s, n, i, offset_min) != 0)
+            return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 /* Seconds since the epoch and the nanoseconds of the fraction (0..999999999). */
 static int parse_iso8601(const char *s, size_t n, int64_t *secs, int32_t *nanos)
 {
-    int year, month = 1, day = 1, hour = 0, minute = 0, second = 0, rc;
+    int f[6] = { 0, 1, 1, 0, 0, 0 }, rc = n >= 19 ? fixed_fields(s, f) : 0;
     int32_t frac = 0;
     int64_t offset_min = 0;
-    size_t i = 4;
+    size_t i = 19;
 
-    if (digits(s, n, 0, 4, &year) != 0)
-        return -1;
-    if ((rc = field2(s, n, &i, '-', 1, 12, &month)) > 0)
-        rc = field2(s, n, &i, '-', 1, month_days(year, month), &day);
     if (rc < 0)
         return -1;
-    if ((rc = field2(s, n, &i, 'T', 0, 23, &hour)) > 0) {
-        if ((rc = field2(s, n, &i, ':', 0, 59, &minute)) > 0
-            && (rc = field2(s, n, &i, ':', 0, 59, &second)) > 0)
-            rc = fraction(s, n, &i, &frac);
-        if (rc < 0 || zone(s, n, &i, &offset_min) != 0)
-            return -1;
-    }
-    if (rc < 0 || i != n)
+    if (rc > 0 ? fraction(s, n, &i, &frac) != 0 || zone(s, n, &i, &offset_min) != 0
+               : general_fields(s, n, f, &i, &frac, &offset_min) != 0)
         return -1;
-    *secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+    if (i != n)
+        return -1;
+    *secs = days_from_civil(f[0], f[1], f[2]) * 86400 + f[3] * 3600 + f[4] * 60 + f[5]
             - offset_min * 60;
     *nanos = frac;
     return 0;

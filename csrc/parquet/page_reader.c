@@ -354,11 +354,38 @@ static int is_space(unsigned char c)
 }
 
 /*
+** Past what follows an array element (close ']'): 1 when another follows
+** (d->p on it), 0 when the array ended, -1 when malformed. ',' and the close
+** with no space before them are taken here (read_object has the same
+** shortcut inline, its hot loop); anything else goes to json_dec_next,
+** which gives the same result and the errors.
+*/
+static int next_item(json_decoder *d, unsigned char close)
+{
+    const unsigned char c = d->p < d->end ? *d->p : 0;
+    if (c != ',' && c != close)
+        return json_dec_next(d, close);   /* a space first, or malformed */
+    d->p++;
+    if (c == close) {
+        d->depth--;
+        return 0;
+    }
+    if (d->p < d->end && is_space(*d->p))
+        json_dec_space(d);
+    return 1;
+}
+
+static int read_object(pq_page_reader *r, json_decoder *d, int at);
+static int skip_array(pq_page_reader *r, json_decoder *d);
+
+/*
 ** The value at d->p (no space before it) checked and passed. A string of
 ** plain bytes (no escape, control or non-ASCII byte) is found here, one word
-** at a time; anything else goes to the core's full rules.
+** at a time, and objects and arrays are walked with the same shortcuts (a
+** struct or list column's value is checked here, then split by the
+** shredder); anything else goes to the core's full rules.
 */
-static int skip_value(json_decoder *d)
+static int skip_value(pq_page_reader *r, json_decoder *d)
 {
     const unsigned char *p = d->p;
     if (p < d->end && *p == '"') {
@@ -368,14 +395,35 @@ static int skip_value(json_decoder *d)
             return 0;
         }
     }
+    if (d->p < d->end && *d->p == '{')
+        return read_object(r, d, -1);
+    if (d->p < d->end && *d->p == '[')
+        return skip_array(r, d);
     return json_dec_skip(d);
+}
+
+/* The array at d->p (a '['), checked; the punctuation as in read_object. */
+static int skip_array(pq_page_reader *r, json_decoder *d)
+{
+    if (json_dec_enter(d) != 0)
+        return -1;
+    if (json_dec_closes(d, ']'))
+        return 0;
+    for (;;) {
+        if (skip_value(r, d) != 0)
+            return -1;
+        const int more = next_item(d, ']');
+        if (more <= 0)
+            return more;
+    }
 }
 
 /*
 ** Members of the object at d->p (a '{') below tree node at; at == 0 is the
-** hit. The common punctuation (':' and ',' with no space around) is taken
-** here; anything else goes to json_dec_colon / json_dec_next, which give the
-** same result and the errors.
+** hit, at == -1 an object outside the tree (only checked). The common
+** punctuation (':' and ',' with no space around) is taken here; anything
+** else goes to json_dec_colon / json_dec_next, which give the same result
+** and the errors.
 */
 static int read_object(pq_page_reader *r, json_decoder *d, int at)
 {
@@ -394,7 +442,7 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
             return json_dec_expected(d, "a string key");
         if (read_key(r, d, &k, &klen, &kend) != 0)
             return -1;
-        child = r->nodes[at].first_child >= 0 ? child_at(r, at, m++, k, klen, kend) : -1;
+        child = at >= 0 && r->nodes[at].first_child >= 0 ? child_at(r, at, m++, k, klen, kend) : -1;
         is_sort = at == 0 && PAGE_KEY_IS(k, klen, "sort");
         if (d->p < d->end && *d->p == ':')
             d->p++;
@@ -408,7 +456,7 @@ static int read_object(pq_page_reader *r, json_decoder *d, int at)
         if (child >= 0 && r->nodes[child].first_child >= 0 && d->p < d->end && *d->p == '{') {
             if (read_object(r, d, child) != 0)
                 return -1;
-        } else if (skip_value(d) != 0) {
+        } else if (skip_value(r, d) != 0) {
             return -1;
         }
         if (child >= 0) {

@@ -86,10 +86,11 @@ static const unsigned char *past_space(const unsigned char *p, const unsigned ch
     return p;
 }
 
-/* Past the string at p (a quote); NULL when it is cut off at end. */
+/* Past the string at p (a quote); NULL when it is cut off at end. Plain
+   runs a word at a time; a non-ASCII byte stops the wide skip, not the string. */
 static const unsigned char *past_string(const unsigned char *p, const unsigned char *end)
 {
-    for (p++; p < end; p++) {
+    for (p++; (p = json_skip_plain_wide(p, end)) < end; p++) {
         if (*p == '"')
             return p + 1;
         if (*p == '\\')
@@ -168,7 +169,8 @@ static int item_key(pq_shape *s, items *it, const char **k, size_t *klen)
     const unsigned char *q, *p, *end = it->end;
     if (it->p >= end || *it->p != '"')
         return -1;
-    q = p = it->p + 1;
+    q = it->p + 1;
+    p = json_skip_plain_wide(q, end);
     while (p < end && *p != '"' && *p != '\\')
         p++;
     if (p < end && *p == '"') {

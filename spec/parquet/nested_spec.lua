@@ -189,6 +189,52 @@ describe("Parquet nested fields #duckdb", function()
     end)
   end)
 
+  it("writes statistics and a dictionary for each leaf column, lists and structs included", function()
+    -- each leaf's values and its entries without one (null or empty list, absent parent, null element)
+    local leaves = { ["tags, list, element"] = { values = {}, nulls = 0 },
+      ["nums, list, element"] = { values = {}, nulls = 0 },
+      ["user, addr, city"] = { values = {}, nulls = 0 },
+      ["items, list, element, qty"] = { values = {}, nulls = 0 } }
+    local function entries(leaf, list, field)
+      if list == ref.NULL or #list == 0 then leaf.nulls = leaf.nulls + 1 return end
+      for _, x in ipairs(list) do
+        local v = field and x ~= ref.NULL and x[field] or (not field and x) or ref.NULL
+        if v == ref.NULL then leaf.nulls = leaf.nulls + 1 else leaf.values[#leaf.values + 1] = v end
+      end
+    end
+    for _, row in ipairs(expected_rows(docs)) do
+      entries(leaves["tags, list, element"], row.tags)
+      entries(leaves["nums, list, element"], row.nums)
+      local addr = row.user ~= ref.NULL and row.user.addr or ref.NULL
+      entries(leaves["user, addr, city"], addr == ref.NULL and ref.NULL or { addr.city })
+      entries(leaves["items, list, element, qty"], row.items, "qty")
+    end
+    support.with_file(function(path)
+      write(path, docs, "page")
+      local got = {}
+      for _, m in ipairs(duckdb.query { "SELECT path_in_schema AS col, stats_min_value AS min,"
+          .. " stats_max_value AS max, stats_null_count::INT AS nulls, encodings FROM parquet_metadata("
+          .. duckdb.quote(path) .. ")" }[1]) do
+        assert.is_nil(got[m.col], "one row group")
+        got[m.col] = m
+      end
+      for col, leaf in pairs(leaves) do
+        local numeric = col:find("nums") or col:find("qty")
+        table.sort(leaf.values, function(a, b)
+          if numeric then return tonumber(a) < tonumber(b) end
+          return a < b -- ASCII here: byte order
+        end)
+        local m = assert(got[col], col)
+        assert.equal(leaf.nulls, m.nulls, col)
+        assert.equal(leaf.values[1], m.min, col)
+        assert.equal(leaf.values[#leaf.values], m.max, col)
+      end
+      for _, col in ipairs { "tags, list, element", "user, addr, city", "items, list, element, sku" } do
+        assert.matches("RLE_DICTIONARY", got[col].encodings, col)
+      end
+    end)
+  end)
+
   it("counts a value that fits no field as invalid and writes null", function()
     support.with_file(function(path)
       local info = support.write(path, COLUMNS, {

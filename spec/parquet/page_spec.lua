@@ -162,6 +162,12 @@ describe("parquet w:write_page", function()
         { '{"hits":{"hits":[{"_id":"a"}]}} x', "x" },
         { '{"hits":{"hits":[{"_id":"a" "_source":{}}]}}', '"_source' },
         { '[]', "[" },
+        -- inside values no column reads (objects and arrays are walked, not skipped whole)
+        { '{"hits":{"hits":[{"_id":"a","_source":{"o":{"p":[1,[2,02]]}}}]}}', "02" },
+        { '{"hits":{"hits":[{"_id":"a","_source":{"o":{"p" 1}}}]}}', "1}}}" },
+        { '{"hits":{"hits":[{"_id":"a","_source":{"o":[{"\255":1}]}}]}}', "\255" },
+        { '{"hits":{"hits":[{"_id":"a","_source":{"o":[1 2]}}]}}', "2]" },
+        { '{"hits":{"hits":[{"_id":"a","_source":{"o":{"p":1,}}}]}}', "}}}]" },
       }
       for _, case in ipairs(cases) do
         local body, at = case[1], case[1]:find(case[2], 1, true)

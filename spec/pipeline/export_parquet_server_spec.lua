@@ -244,6 +244,33 @@ describe("espipe export --format parquet #server #duckdb", function()
     assert.equal(tostring(N), total[1][1].n)
   end)
 
+  it("sizes row groups by --row-group-bytes (uncompressed), one row group by default for a small export", function()
+    local function groups(file)
+      return duckdb.query { "SELECT row_group_id, max(row_group_num_rows)::VARCHAR AS n,"
+        .. " sum(total_uncompressed_size)::VARCHAR AS b FROM parquet_metadata(" .. duckdb.quote(file)
+        .. ") GROUP BY 1 ORDER BY 1" }[1]
+    end
+    local one = env.dir .. "/one.parquet"
+    local code, _, err = export(one)
+    assert.equal(0, code, err)
+    local g = groups(one)
+    assert.equal(1, #g)
+    assert.equal(tostring(N), g[1].n)
+    local limit = math.floor(tonumber(g[1].b) / 6)
+    local split = env.dir .. "/split.parquet"
+    code, _, err = export(split, "--row-group-bytes " .. limit)
+    assert.equal(0, code, err)
+    g = groups(split)
+    assert.is_true(#g >= 6, #g .. " row groups")
+    local rows = 0
+    for k, rg in ipairs(g) do
+      rows = rows + tonumber(rg.n)
+      -- the limit bounds the buffered data (dictionary indices, levels), more than the pages it becomes
+      assert.is_true(tonumber(rg.b) <= limit, "row group " .. k .. ": " .. rg.b .. " bytes")
+    end
+    assert.equal(N, rows)
+  end)
+
   it("exports --fields only, and returns a config error (no files) when none is mapped", function()
     local out = env.dir .. "/fields"
     local code, _, err = export(out, "--fields host,code")
