@@ -10,6 +10,7 @@ local N = 2500
 
 local function fill(client)
   assert(client.indices:create { index = "docs", settings = { number_of_shards = 3 } })
+  assert(version.of(client)) -- (the indexer names the type 6.x wants once the client knows the version)
   local bi = client:bulk_indexer { index = "docs", batch_docs = 500 }
   for i = 1, N do bi:index({ n = i }, { id = "d" .. i }) end
   assert.equal(N, bi:close().ok)

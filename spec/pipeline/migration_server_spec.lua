@@ -5,6 +5,7 @@
 -- each flavour to Parquet, read back by DuckDB.
 local devserver = require "spec.support.devserver"
 local client_mod = require "espipe.client"
+local version = require "espipe.client.version"
 local duckdb = require "parquet.duckdb"
 local J = require "pipeline.jobs"
 local S = require "pipeline.support"
@@ -65,6 +66,7 @@ describe("cross-version migration #server", function()
       servers[f] = devserver.start { args = { "--flavor", f } }
       clients[f] = client_mod.new { hosts = { servers[f].url } }
       assert(clients[f].indices:create { index = "src", settings = { number_of_shards = 3 } })
+      assert(version.of(clients[f])) -- (the indexer names the type 6.x wants once the client knows the version)
       local bi = clients[f]:bulk_indexer { index = "src", batch_docs = 2000 }
       for i = 1, N do bi:index(source_doc(i), { id = "d" .. i, routing = routing_of(i) }) end
       assert.equal(N, bi:close().ok)
