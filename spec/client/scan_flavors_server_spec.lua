@@ -110,3 +110,54 @@ describe("client:scan asked for a PIT where there is none #server", function()
     assert.matches("elasticsearch 6.8.23 has no point%-in%-time API", tostring(err))
   end)
 end)
+
+-- Elasticsearch 7.10-7.14 open a point in time but refuse a slice in it
+-- (7.15 brought sliced PITs): a sliced scan scrolls there, a single one
+-- keeps its PIT (on _doc,_id where _shard_doc is missing, 7.10-7.11).
+for _, flavor in ipairs { "es-7.10", "es-7.12" } do
+  describe("client:scan on " .. flavor .. ", a PIT without slices #server", function()
+    local server, client
+    setup(function()
+      server = devserver.start { nodes = 2, args = { "--flavor", flavor } }
+      client = client_mod.new { hosts = { server.url } }
+      fill(client)
+    end)
+    teardown(function()
+      if client then client:close() end
+      if server then server.stop() end
+    end)
+
+    it("reads by sliced scrolls when sliced, from the first request on", function()
+      local fresh = client_mod.new { hosts = { server.url } } -- (its version not read yet)
+      local count, s = scan_ids(fresh, { slices = 3, size = 7 })
+      fresh:close()
+      assert.equal(N, count)
+      assert.equal("scroll", s.method)
+      local _, stats = http.json("GET", server.url .. "/_espipe/stats")
+      assert.equal(0, stats.search.open_contexts)
+    end)
+
+    it("keeps its point in time when not sliced", function()
+      local count, s = scan_ids(client, { size = 7 })
+      assert.equal(N, count)
+      assert.equal("pit", s.method)
+    end)
+
+    it("refuses a sliced PIT asked for, naming the version", function()
+      local s = client:scan("docs", nil, { method = "pit", slices = 2 })
+      local hit, err = s:next_hit()
+      assert.is_nil(hit)
+      assert.matches("cannot slice a point in time", tostring(err))
+      s:close()
+    end)
+
+    it("is refused by the server when it slices a PIT anyway", function()
+      local _, pit = http.json("POST", server.url .. "/docs/_pit?keep_alive=1m")
+      local st, body = http.json("POST", server.url .. "/_search",
+        { pit = { id = pit.id }, slice = { id = 0, max = 2 }, size = 1 })
+      assert.equal(400, st)
+      assert.equal("Validation Failed: 1: [slice] can only be used with [scroll] requests;", body.error.reason)
+      http.json("DELETE", server.url .. "/_pit", { id = pit.id })
+    end)
+  end)
+end

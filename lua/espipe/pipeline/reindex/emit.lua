@@ -27,7 +27,7 @@ local function indexer(job, dead, pos)
       pos:maybe_save() -- also while the scan waits: positions move as batches settle
     end or nil,
     retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
-    error_budget = opts.error_budget, conflict_ok = job.op == "create",
+    error_budget = opts.error_budget, conflict_ok = job.op == "create", doc_type = job.doc_type,
   }
 end
 
