@@ -192,7 +192,8 @@ function M.finish(name, p, summary, err, dead_paths, ctx)
     local whole = ctx.job or summary
     p:complete { done = whole.ok or whole.rows, retries = summary.retried,
                  failed = summary.failed, whole = not err }
-    local block = { indices = ctx.indices, job = ctx.job, verdict = verdict(summary, err), dead = where }
+    local block = { indices = ctx.indices, job = ctx.job, verdict = verdict(summary, err), dead = where,
+                    index_copy = ctx.index_copy }
     if #where > 0 and ctx.replay then block.replay = ctx.replay(where[1]) end
     io.stderr:write(require("espipe.cli.summary").block(name, summary, block))
   end

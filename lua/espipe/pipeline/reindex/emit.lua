@@ -17,7 +17,7 @@ local M = {}
 local function indexer(job, dead, pos)
   local opts, dst = job.opts, job.dst
   return dst.client:bulk_indexer {
-    index = dst.index, batch_bytes = opts.batch_bytes,
+    index = not dst.same_names and dst.index or nil, batch_bytes = opts.batch_bytes,
     -- an auto batch size is bounded by bytes only, unless the caller set batch_docs
     batch_docs = (opts.batch_docs or opts.batch_bytes ~= "auto") and (opts.batch_docs or 1000) or nil,
     concurrency = opts.concurrency, retries = opts.retries, backoff = opts.backoff, dead_letter = dead:sink(),
@@ -37,10 +37,12 @@ Copy.__index = Copy
 function M.new(job)
   local opts, src = job.opts, job.src
   -- what the per-document path reads, flat on the copy
+  -- same_names: no one destination, each hit goes to its own index's name
+  local dest = not job.dst.same_names and job.dst.index or nil
   local self = setmetatable({ job = job, summary = job.summary, transform = opts.transform,
-    dest_index = job.dst.index, window = job.window, create = job.op == "create", sorter = job.sorter,
+    dest_index = dest, window = job.window, create = job.op == "create", sorter = job.sorter,
     groups = {},                     -- per-slice documents waiting for a window to fill
-    written = { job.dst.index }, seen_index = { [job.dst.index] = true } }, Copy)
+    written = { dest }, seen_index = dest and { [dest] = true } or {} }, Copy)
   self.dead = dead_letter.new(job)
   self.positions = positions.new(job)
   self.ix = indexer(job, self.dead, self.positions)
@@ -59,7 +61,7 @@ end
 -- Bulk metadata: the hit's, or the document's own _id, _index and _routing
 -- (removed from its source).
 local function meta_of(doc, hit, dest_index)
-  local meta = { _index = dest_index, _id = hit._id, routing = hit._routing }
+  local meta = { _index = dest_index or hit._index, _id = hit._id, routing = hit._routing }
   if type(doc) == "table" then
     if doc._id ~= nil then meta._id = doc._id; doc._id = nil end
     if doc._index ~= nil then meta._index = doc._index; doc._index = nil end

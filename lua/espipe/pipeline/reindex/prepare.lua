@@ -62,6 +62,18 @@ local function read_versions(job)
   return versions.read(job.policy, job.src.client, job.dst.client)
 end
 
+-- dest.from_source: the destination indices made from the source's own
+-- settings and mappings, before anything else creates them.
+local function copy_indices(job)
+  local dst = job.dst
+  if not dst.from_source then return true end
+  local report, err = require("espipe.pipeline.index_copy").run(job.src_setup, job.dst_setup, job.src.index,
+    not dst.same_names and dst.index or nil)
+  if not report then return nil, err end
+  job.summary.index_copy = report
+  return true
+end
+
 -- The `_type` the destination wants (6.x: its mapping's, else _doc).
 local function dest_doc_type(job)
   local t, err = versions.doc_type(job.dst_setup, job.dst.index)
@@ -117,7 +129,7 @@ function Job:fail(err)
   if not self.failure then self.failure = err end
 end
 
-local STEPS = { read_versions, refresh_source, ensure_dest, dest_doc_type, tune_dest, presorter, count }
+local STEPS = { read_versions, refresh_source, copy_indices, ensure_dest, dest_doc_type, tune_dest, presorter, count }
 
 function M.run(opts, src, dst, op)
   local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
