@@ -1387,7 +1387,7 @@ static int l_new(lua_State *L)
     json_encode_cfg cfg;
     int64_t v = 0;
     int auto_ids = 0;
-    char doc_type[BULK_DOC_TYPE_MAX + 1];
+    char doc_type[BULK_DOC_TYPE_MAX + 1] = "";
     size_t doc_type_len = 0;
     bulk_buffer *b;
 

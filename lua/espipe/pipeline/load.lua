@@ -496,10 +496,14 @@ end
 
 -- The destination's release, read up front, and the `_type` a 6.x one wants
 -- (of opts.index; a pattern's indices get "_doc"). -> type | nil, nil | nil, err
+-- A systemic failure (refused, 401/403, TLS) is left to the indexer, whose
+-- first request meets it again and stops the job with every line accounted
+-- (read, unsent) as for any systemic failure.
 local function destination_type(opts)
   local versions = require "espipe.pipeline.versions"
   local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
   local ok, err = versions.read(policy, opts.client)
+  if not ok and err.kind == "systemic" then return nil, nil end
   if not ok then return nil, err end
   local setup = require("espipe.pipeline.setup").new(opts.client, policy)
   return versions.doc_type(setup, opts.index)
