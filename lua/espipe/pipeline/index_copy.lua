@@ -30,15 +30,6 @@ local function own_setting(key)
   return false
 end
 
--- {"index":{"a":{"b":1}}} -> { ["index.a.b"] = 1 }
-local function flatten(t, prefix, out)
-  for k, v in pairs(t) do
-    local key = prefix == "" and k or (prefix .. "." .. k)
-    if type(v) == "table" and next(v) ~= nil and v[1] == nil then flatten(v, key, out) else out[key] = v end
-  end
-  return out
-end
-
 -- Soft deletes can no longer be turned off from Elasticsearch 8 and OpenSearch 2.
 local function refused_by(dest, key, value)
   if key == "index.soft_deletes.enabled" and tostring(value) == "false" then
@@ -47,13 +38,27 @@ local function refused_by(dest, key, value)
   return false
 end
 
--- The settings to create with, and the keys left out into dropped (a set).
-local function settings_for(dest, settings, dropped)
+-- A copy of the settings tree without the values the destination must not
+-- get (each one's dotted name into dropped); a branch left empty goes too.
+local function kept(node, path, dest, dropped)
   local out = {}
-  for key, value in pairs(flatten(settings or {}, "", {})) do
-    if own_setting(key) or refused_by(dest, key, value) then dropped[key] = true else out[key] = value end
+  for k, v in pairs(node) do
+    local key = path .. k
+    if type(v) == "table" and v[1] == nil and next(v) ~= nil then
+      local sub = kept(v, key .. ".", dest, dropped)
+      if next(sub) ~= nil then out[k] = sub end
+    elseif own_setting(key) or refused_by(dest, key, v) then
+      dropped[key] = true
+    else
+      out[k] = v
+    end
   end
   return out
+end
+
+-- The settings to create with, and the keys left out into dropped (a set).
+local function settings_for(dest, settings, dropped)
+  return kept(settings or {}, "", dest, dropped)
 end
 
 -- 6.x mapping parts that no later release takes
