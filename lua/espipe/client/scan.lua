@@ -159,7 +159,7 @@ function M.new(client, index, query, opts, level)
     raw_pages = raw_pages, advance_mode = raw_pages and opts.advance == true,
     keep_pit = opts.keep_pit == true,
     pit_id = opts.pit_id, saved_pit = opts.pit_id ~= nil, restarted = nil,
-    wire = version.known(client), -- nil: Elasticsearch 8 until the cluster says otherwise
+    wire = version.known(client), -- nil: read before the first request (Scan:_pick_method)
     ready = {}, slice = {}, pending = {}, n_pending = 0, delayed = {},
     started = false, closed = false, pos = 0, handed_pos = {},
   }, Scan)

@@ -95,7 +95,8 @@ function M.of(client, policy)
 end
 
 -- The profile if this client has read it already, else nil (Elasticsearch 8
--- is then assumed, and a scan asks when the assumption fails).
+-- is then assumed: the pipelines and a scan read it before their first
+-- request, a bulk indexer made before that names no 6.x type).
 function M.known(client)
   return known[client]
 end
