@@ -66,14 +66,14 @@ local META_KEYS = {
   require_alias = true, dynamic_templates = true, list_executed_pipelines = true, require_data_stream = true,
 }
 
+-- Per request (nothing yields from parse to response): whether actions may
+-- name a _type and answers carry one (6.x, 7.x), and whether an index holds
+-- a single type (6.x).
+local accept_type, answer_type, one_type = false, false, false
+
 -- Fast shapes: {"op":{"_index":"i","_id":"x"}} / {"op":{"_id":"x"}} /
 -- {"op":{"_index":"i"}} / {"op":{}}; ids and names without escapes or
 -- control characters, so the response can quote them as they are.
--- per request (nothing yields from parse to response): whether actions may
--- name a _type and answers carry one (6.x, 7.x), and whether an index holds
--- a single type (6.x)
-local accept_type, answer_type, one_type = false, false, false
-
 local function fast_action(line)
   local op, rest = match(line, '^{"(%l+)":{(.*)}}$')
   if not op then return nil end
