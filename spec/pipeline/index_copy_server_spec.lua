@@ -95,6 +95,15 @@ describe("reindex --create-index-from-source #server", function()
     assert.equal(30, #hits(six.url, "all"))
   end)
 
+  it("refuses what acts on one destination index when DEST names none", function()
+    for _, flag in ipairs { "--tune-dest", "--swap-alias a", "--presort" } do
+      local code, _, err = J.espipe("reindex " .. S.q(old.url .. "/logs-*") .. " " .. S.q(new.url .. "/")
+        .. " --create-index-from-source " .. flag)
+      assert.equal(2, code, err)
+      assert.matches("act on one destination index", err)
+    end
+  end)
+
   it("names the created indices and what was left out in the summary", function()
     local code, out, err = J.espipe("reindex " .. S.q(old.url .. "/logs-1") .. " " .. S.q(new.url .. "/copy1")
       .. " --create-index-from-source")

@@ -82,6 +82,10 @@ local function run(argv)
   local durl, dindex = common.target(rest[2], opts.dest_url or opts.source_url)
   local same_names = opts.create_index_from_source and rest[2]:match("^https?://[^/]+/?$") ~= nil
   if same_names then durl, dindex = rest[2]:gsub("/$", ""), sindex end -- (the source's names)
+  if same_names and (opts.tune_dest or opts.swap_alias or opts.presort) then
+    return common.usage_error("reindex", "--tune-dest, --swap-alias and --presort act on one destination index: "
+      .. "name it in DEST", usage)
+  end
   if not surl then return common.usage_error("reindex", sindex, usage) end
   if not durl then return common.usage_error("reindex", dindex, usage) end
   local transform
