@@ -63,6 +63,26 @@ describe("mapping types per flavour #server", function()
     end)
   end)
 
+  it("es-6.8 with --data keeps each index's type across a restart", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local first = devserver.start { data = dir, args = { "--flavor", "es-6.8" } }
+    assert.equal(200, (http.json("PUT", first.url .. "/made", { mappings = { doc = { properties = {} } } })))
+    local _, b = http.bulk(first.url, { { index = { _index = "bulked", _id = "1", _type = "kind" } }, { n = 1 } })
+    assert.equal(201, b.items[1].index.status)
+    first.stop()
+    local again = devserver.start { data = dir, args = { "--flavor", "es-6.8" } }
+    finally(function()
+      again.stop()
+      os.execute("rm -rf " .. dir)
+    end)
+    for index, want in pairs { made = "doc", bulked = "kind" } do
+      local _, r = http.bulk(again.url, { { index = { _index = index, _id = "2", _type = "other" } }, { n = 2 } })
+      assert.matches("%[" .. want .. ", other%]", r.items[1].index.error.reason)
+    end
+  end)
+
   it("es-7.17 takes a _type and answers _doc", function()
     local s, body = http.bulk(servers["es-7.17"].url, { action("1", "_doc"), { n = 1 }, action("2"), { n = 2 } })
     assert.equal(200, s)

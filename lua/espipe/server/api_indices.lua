@@ -110,7 +110,10 @@ function M.create(req)
   local idx
   idx, s, e = cluster_indices.create_index(name, body)
   if not idx then return s, e end
-  idx.doc_type = doc_type
+  if doc_type then
+    idx.doc_type = doc_type
+    cluster.persist_meta(idx)
+  end
   return 200, { acknowledged = true, shards_acknowledged = true, index = name }
 end
 

@@ -49,6 +49,7 @@ function M.admit(one_type, idx, doc_type)
   if not (doc_type and one_type) then return nil end
   if not idx.doc_type then
     idx.doc_type = doc_type
+    require("espipe.server.cluster").persist_meta(idx) -- (kept with --data)
     return nil
   end
   if idx.doc_type == doc_type then return nil end
