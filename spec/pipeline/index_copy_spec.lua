@@ -9,7 +9,9 @@ local version = require "espipe.client.version"
 local index_copy = require "espipe.pipeline.index_copy"
 
 local SETTINGS = { index = { number_of_shards = "3", uuid = "u1", provided_name = "old", creation_date = "1",
-  version = { created = "7100299" }, soft_deletes = { enabled = "false" }, refresh_interval = "5s" } }
+  version = { created = "7100299" }, soft_deletes = { enabled = "false" }, refresh_interval = "5s",
+  routing = { allocation = { include = { _tier_preference = "data_content" } } },
+  lifecycle = { name = "logs" } } }
 local MAPPING = { properties = { n = { type = "long" } } }
 
 -- a 7.10 source with one index "old"
@@ -53,7 +55,8 @@ describe("index_copy", function()
     local report, body = copy("8.15.0")
     assert.same({ "index.creation_date", "index.provided_name", "index.soft_deletes.enabled", "index.uuid",
                   "index.version.created" }, report.dropped)
-    assert.same({ index = { number_of_shards = "3", refresh_interval = "5s" } }, body.settings)
+    assert.same({ index = { number_of_shards = "3", refresh_interval = "5s", lifecycle = { name = "logs" },
+      routing = { allocation = { include = { _tier_preference = "data_content" } } } } }, body.settings)
     assert.same(MAPPING, body.mappings)
     assert.same({ { name = "new", from = "old" } }, report.created)
   end)
@@ -63,12 +66,14 @@ describe("index_copy", function()
     assert.equal("false", body.settings.index.soft_deletes.enabled)
     assert.is_nil(body.settings.index.uuid)
     assert.equal(4, #report.dropped)
-    local _, six = copy("6.8.23")
+    local six_report, six = copy("6.8.23")
     assert.same({ _doc = MAPPING }, six.mappings)
+    assert.is_nil(six.settings.index.routing) -- (no data tiers before 7.10)
+    assert.truthy(table.concat(six_report.dropped, " "):find("_tier_preference", 1, true))
   end)
 
-  it("drops disabled soft deletes for OpenSearch 2", function()
+  it("drops disabled soft deletes, data tiers and lifecycle settings for OpenSearch 2", function()
     local _, body = copy("2.11.1", "opensearch")
-    assert.is_nil(body.settings.index.soft_deletes)
+    assert.same({ number_of_shards = "3", refresh_interval = "5s" }, body.settings.index)
   end)
 end)

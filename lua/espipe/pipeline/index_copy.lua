@@ -30,11 +30,21 @@ local function own_setting(key)
   return false
 end
 
--- Soft deletes can no longer be turned off from Elasticsearch 8 and OpenSearch 2.
+local function elasticsearch_from(dest, major, minor)
+  return dest.distribution ~= "opensearch" and (dest.major > major or dest.major == major and dest.minor >= minor)
+end
+
+-- What the destination's release refuses or would misread: soft deletes
+-- can no longer be turned off from Elasticsearch 8 and OpenSearch 2; data
+-- tiers (_tier_preference, Elasticsearch 7.10+) elsewhere read as a node
+-- attribute no node has, leaving every shard unassigned; OpenSearch has no
+-- index lifecycle (index.lifecycle.*, Elasticsearch's ILM) settings.
 local function refused_by(dest, key, value)
   if key == "index.soft_deletes.enabled" and tostring(value) == "false" then
-    return dest.distribution == "opensearch" and dest.major >= 2 or dest.distribution ~= "opensearch" and dest.major >= 8
+    return dest.distribution == "opensearch" and dest.major >= 2 or elasticsearch_from(dest, 8, 0)
   end
+  if key == "index.routing.allocation.include._tier_preference" then return not elasticsearch_from(dest, 7, 10) end
+  if key:sub(1, 16) == "index.lifecycle." then return dest.distribution == "opensearch" end
   return false
 end
 
