@@ -485,6 +485,8 @@ static int write_action(lua_State *L, bulk_buffer *b, int op, const meta_vals *m
     for (k = 0; k < M_COUNT; k++) {
         int rc = 0;
 
+        if (k == M_INDEX + 1 && bulk_put_type(b, &first) != 0)
+            return -1;
         if (!HAS(m, k))
             continue;
         if (bulk_put_key(&b->buf, meta_names[k], &first) != 0)
@@ -823,9 +825,17 @@ static bulk_buffer *push_new(lua_State *L, const json_encode_cfg *cfg, int auto_
     b->auto_ids = auto_ids;
     b->cfg = *cfg;
     b->keys = json_context(L);
+    b->doc_type_len = 0;
     luaL_getmetatable(L, ESPIPE_BULK_MT);
     lua_setmetatable(L, -2);
     return b;
+}
+
+/* A buffer made from b's items writes new actions as b does. */
+static void same_type(bulk_buffer *nb, const bulk_buffer *b)
+{
+    memcpy(nb->doc_type, b->doc_type, b->doc_type_len);
+    nb->doc_type_len = b->doc_type_len;
 }
 
 /* Appends item i (0-based) of src to dst; dst has room for it in items (nothing can fail after). */
@@ -919,6 +929,7 @@ static int l_slice(lua_State *L)
     if (j < i)
         return luaL_error(L, "bulk: slice end %d is before start %d", (int)j + 1, (int)i + 1);
     nb = push_new(L, &b->cfg, b->auto_ids);
+    same_type(nb, b);
     reserve_copy(L, nb, j - i + 1,
                  b->items[j].offset + item_size(b, j) - b->items[i].offset);
     for (k = i; k <= j; k++)
@@ -940,6 +951,7 @@ static int l_split(lua_State *L)
         lo = h == 0 ? 0 : mid;
         hi = h == 0 ? mid : b->count;
         half = push_new(L, &b->cfg, b->auto_ids);
+        same_type(half, b);
         reserve_copy(L, half, hi - lo,
                      (hi == b->count ? b->buf.len : b->items[hi].offset) - b->items[lo].offset);
         for (k = lo; k < hi; k++)
@@ -962,6 +974,7 @@ static int l_subset(lua_State *L)
         lua_pop(L, 1);
     }
     nb = push_new(L, &b->cfg, b->auto_ids);
+    same_type(nb, b);
     reserve_copy(L, nb, n, bytes);
     for (k = 1; k <= n; k++) {
         int64_t i = 0;
@@ -1345,13 +1358,38 @@ static int l_sort_by_shard(lua_State *L)
     return want_order ? 2 : 1;
 }
 
+/* opts.doc_type (at stack index idx), checked: a name that needs no JSON
+** escaping, so action lines can carry it as it is. Its length, 0 for none. */
+static size_t check_doc_type(lua_State *L, int idx, char *out)
+{
+    size_t len, i;
+    const char *s;
+
+    if (lua_type(L, idx) == LUA_TNIL)
+        return 0;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return (size_t)luaL_error(L, "bulk.new: doc_type must be a string");
+    s = lua_tolstring(L, idx, &len);
+    if (len == 0 || len > BULK_DOC_TYPE_MAX)
+        return (size_t)luaL_error(L, "bulk.new: doc_type must be 1 to %d bytes", BULK_DOC_TYPE_MAX);
+    for (i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
+            return (size_t)luaL_error(L, "bulk.new: doc_type '%s' has a quote, backslash or control character", s);
+    memcpy(out, s, len);
+    return len;
+}
+
 /* bulk_new([opts]) with opts.max_depth and opts.utf8 = "error" | "replace" as for json.encode,
-** opts.auto_ids = true: index/create actions without an _id get a time-based one */
+** opts.auto_ids = true: index/create actions without an _id get a time-based one,
+** opts.doc_type = "_doc": every action line carries that _type (Elasticsearch 6.x) */
 static int l_new(lua_State *L)
 {
     json_encode_cfg cfg;
     int64_t v = 0;
     int auto_ids = 0;
+    char doc_type[BULK_DOC_TYPE_MAX + 1] = "";
+    size_t doc_type_len = 0;
+    bulk_buffer *b;
 
     json_encode_cfg_default(&cfg);
     if (!lua_isnoneornil(L, 1)) {
@@ -1374,9 +1412,13 @@ static int l_new(lua_State *L)
         }
         lua_getfield(L, 1, "auto_ids");
         auto_ids = lua_toboolean(L, -1);
-        lua_pop(L, 3);
+        lua_getfield(L, 1, "doc_type");
+        doc_type_len = check_doc_type(L, -1, doc_type);
+        lua_pop(L, 4);
     }
-    push_new(L, &cfg, auto_ids);
+    b = push_new(L, &cfg, auto_ids);
+    memcpy(b->doc_type, doc_type, doc_type_len);
+    b->doc_type_len = doc_type_len;
     return 1;
 }
 

@@ -23,6 +23,9 @@
 
 #define ESPIPE_BULK_MT "espipe.bulk"
 
+/* Elasticsearch caps type names like index names, at 255 bytes */
+#define BULK_DOC_TYPE_MAX 255
+
 enum bulk_op { BULK_INDEX, BULK_CREATE, BULK_UPDATE, BULK_DELETE };
 
 typedef struct bulk_item {
@@ -42,6 +45,10 @@ typedef struct bulk_buffer {
     int auto_ids;        /* give index/create actions without _id a time-based one */
     json_encode_cfg cfg;
     struct json_key_cache *keys;    /* the state's encoder context (json_context) */
+    /* the _type every action line carries (Elasticsearch 6.x); empty: none.
+    ** Checked at bulk.new to need no JSON escaping. */
+    char doc_type[BULK_DOC_TYPE_MAX + 1];
+    size_t doc_type_len;
 } bulk_buffer;
 
 static inline bulk_buffer *bulk_check(lua_State *L, int idx)
@@ -89,6 +96,20 @@ static inline int bulk_put_key(strbuf *out, const char *name, int *first)
     strbuf_append_unsafe(out, name, n);
     strbuf_putc_unsafe(out, '"');
     strbuf_putc_unsafe(out, ':');
+    return 0;
+}
+
+/* "_type":"<doc_type>" when the buffer has one (right after _index, where
+** 6.x clients put it); 0, or -1 out of memory. */
+static inline int bulk_put_type(bulk_buffer *b, int *first)
+{
+    if (b->doc_type_len == 0)
+        return 0;
+    if (bulk_put_key(&b->buf, "_type", first) != 0 || strbuf_reserve(&b->buf, b->doc_type_len + 2) != 0)
+        return -1;
+    strbuf_putc_unsafe(&b->buf, '"');
+    strbuf_append_unsafe(&b->buf, b->doc_type, b->doc_type_len);
+    strbuf_putc_unsafe(&b->buf, '"');
     return 0;
 }
 

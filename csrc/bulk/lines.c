@@ -677,7 +677,7 @@ static int put_member(strbuf *out, const char *key, int *first)
     return bulk_put_key(out, key, first) == 0 ? LINE_OK : LINE_MEMORY;
 }
 
-/* The action line, in the bulk builder's key order: _index, _id, routing. */
+/* The action line, in the bulk builder's key order: _index, _type, _id, routing. */
 static int put_action(lua_State *L, bulk_lines *bl, bulk_buffer *b, const bl_want *want, int auto_id)
 {
     static const char *const opener[] = { "{\"index\":{", "{\"create\":{" };
@@ -694,6 +694,8 @@ static int put_action(lua_State *L, bulk_lines *bl, bulk_buffer *b, const bl_wan
             (rc = put_text(L, b, name, nlen)) != LINE_OK)
             return rc;
     }
+    if (bulk_put_type(b, &first) != 0)
+        return LINE_MEMORY;
     if (auto_id) {
         if (put_member(&b->buf, "_id", &first) != LINE_OK || strbuf_reserve(&b->buf, ESPIPE_TIME_ID_LEN + 2) != 0)
             return LINE_MEMORY;

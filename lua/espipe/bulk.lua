@@ -1,6 +1,7 @@
 -- Bulk request bodies, built in C (see csrc/bulk.c).
 --
---   local b = bulk.new([{ max_depth =, utf8 = "error"|"replace" }])
+--   local b = bulk.new([{ max_depth =, utf8 = "error"|"replace", auto_ids =,
+--                         doc_type = "_doc" (every action line names this _type: 6.x) }])
 --   b:index(meta, source)    b:create(meta, source)
 --   b:update(meta, body)     b:delete(meta)        b:add(action, meta, source)
 --

@@ -158,6 +158,13 @@ describe("core.bulk_lines", function()
     assert.is_true(b:auto_id(1))
   end)
 
+  it("names the buffer's _type after _index (Elasticsearch 6.x)", function()
+    local c = appender { index = "i", id_field = "k" }
+    local b = bulk.new { doc_type = "doc" }
+    append(b, 10, 1e9, c, '{"k":"a","n":1}\n', 1, {})
+    assert.equal('{"index":{"_index":"i","_type":"doc","_id":"a"}}\n{"k":"a","n":1}\n', b:body())
+  end)
+
   it("declines a pattern beyond its limits (load then takes every line the Lua way)", function()
     local many = {}
     for i = 1, 33 do many[i] = "x" end

@@ -86,3 +86,70 @@ describe("bulk indexer against espipe serve #server", function()
     assert(c.indices:delete{ index = "strict" })
   end)
 end)
+
+describe("bulk indexer and mapping types #server", function()
+  local devserver = require("spec.support.devserver")
+  local version = require("espipe.client.version")
+  local client_mod = require("espipe.client")
+  local six, eight
+  setup(function()
+    six = devserver.start { args = { "--flavor", "es-6.8" } }
+    eight = devserver.start { args = { "--flavor", "es-8.15" } }
+  end)
+  teardown(function()
+    six.stop()
+    eight.stop()
+  end)
+
+  local function index_all(client, opts, n)
+    local dead = tmpname()
+    opts.dead_letter = dead
+    local bi = assert(client:bulk_indexer(opts))
+    for i = 1, n do assert(bi:index({ n = i }, { id = tostring(i) })) end
+    local stats = bi:close()
+    local dl = read_lines(dead)
+    os.remove(dead)
+    return stats, dl
+  end
+
+  it("names _doc on 6.8 once the client has read the version", function()
+    local c = client_mod.new { hosts = { six.url } }
+    assert.equal(6, assert(version.of(c)).major)
+    local stats = index_all(c, { index = "t6" }, 50)
+    assert.equal(50, stats.ok)
+    -- whole answers, whose items name the type, read as well as filtered ones
+    stats = index_all(c, { index = "t6", filter_path = false }, 50)
+    assert.equal(50, stats.ok)
+    assert.equal(50, stats.updated)
+    local r = assert(c:json_request { method = "GET", path = "/t6/_mapping" })
+    assert.is_table(r.t6.mappings._doc)
+    c:close()
+  end)
+
+  it("names the type it is given, which a 6.x index holds one of", function()
+    local c = client_mod.new { hosts = { six.url } }
+    assert(version.of(c))
+    assert.equal(10, index_all(c, { index = "t6b", doc_type = "doc" }, 10).ok)
+    local stats, dl = index_all(c, { index = "t6b" }, 3) -- _doc now: a second type
+    assert.equal(3, stats.failed)
+    assert.matches("more than 1 type", json.encode(json.decode(dl[1]).error))
+    c:close()
+  end)
+
+  it("sends no _type where the cluster has none, and a 6.8 cluster refuses that loudly", function()
+    local c8 = client_mod.new { hosts = { eight.url } }
+    assert(version.of(c8))
+    assert.equal(20, index_all(c8, { index = "t8" }, 20).ok)
+    c8:close()
+    local unread = client_mod.new { hosts = { six.url } } -- (its version never read)
+    local stats = index_all(unread, { index = "t6c" }, 5)
+    assert.equal(5, stats.failed)
+    unread:close()
+  end)
+
+  it("refuses a doc_type that is not a name", function()
+    local c = client_mod.new { hosts = { eight.url } }
+    assert.error_matches(function() c:bulk_indexer { doc_type = "" } end, "doc_type must be a non%-empty string")
+    c:close()
+  end)
+end)

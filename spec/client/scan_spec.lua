@@ -320,7 +320,7 @@ describe("scan on a cluster without point in time", function()
   local function old_cluster()
     local sent = 0
     return function(req)
-      if req.path == "/" then -- asked once the PIT is refused: which cluster is this?
+      if req.path == "/" then -- asked before the first request: which cluster is this?
         return { status = 200, body = '{"version":{"number":"7.9.3"},"tagline":"You Know, for Search"}' }
       end
       if req.path:match("/_pit$") then
@@ -349,13 +349,16 @@ describe("scan on a cluster without point in time", function()
 
   for _, opts in ipairs{ { method = "pit" }, { resume = { ["0"] = { search_after = { 5 } } } } } do
     local what = next(opts)
-    it("never turns a scan with " .. what .. " into a scroll", function()
-      local c = client_mod.new{ transport = script.new(old_cluster()) }
+    it("never turns a scan with " .. what .. " into a scroll, and fails naming the version", function()
+      local t = script.new(old_cluster())
+      local c = client_mod.new{ transport = t }
       opts.size = 100
       local page, err = c:scan("src", nil, opts):next_page()
       assert.is_nil(page)
-      assert.are.equal(400, err.status)
-      assert.matches("illegal_argument_exception", tostring(err))
+      assert.are.equal("config", err.kind)
+      assert.matches("elasticsearch 7.9.3 has no point%-in%-time API", tostring(err))
+      -- the version read first: no request the cluster would refuse was sent
+      for _, r in ipairs(t.sent) do assert.is_nil(r.path:match("/_pit$")) end
     end)
   end
 end)

@@ -5,6 +5,7 @@
 -- each flavour to Parquet, read back by DuckDB.
 local devserver = require "spec.support.devserver"
 local client_mod = require "espipe.client"
+local version = require "espipe.client.version"
 local duckdb = require "parquet.duckdb"
 local J = require "pipeline.jobs"
 local S = require "pipeline.support"
@@ -13,7 +14,7 @@ local N = 50000
 local FLAVORS = { "es-6.8", "es-7.17", "es-8.15", "opensearch-2" }
 local ROUTES = {
   { "es-6.8", "es-8.15" }, { "es-7.17", "es-8.15" }, { "es-8.15", "opensearch-2" },
-  { "opensearch-2", "es-8.15" }, { "es-6.8", "opensearch-2" },
+  { "opensearch-2", "es-8.15" }, { "es-6.8", "opensearch-2" }, { "es-8.15", "es-6.8" },
 }
 
 -- document i: every 7th has its own routing; text with escapes and UTF-8
@@ -65,6 +66,7 @@ describe("cross-version migration #server", function()
       servers[f] = devserver.start { args = { "--flavor", f } }
       clients[f] = client_mod.new { hosts = { servers[f].url } }
       assert(clients[f].indices:create { index = "src", settings = { number_of_shards = 3 } })
+      assert(version.of(clients[f])) -- (the indexer names the type 6.x wants once the client knows the version)
       local bi = clients[f]:bulk_indexer { index = "src", batch_docs = 2000 }
       for i = 1, N do bi:index(source_doc(i), { id = "d" .. i, routing = routing_of(i) }) end
       assert.equal(N, bi:close().ok)
@@ -98,6 +100,22 @@ describe("cross-version migration #server", function()
       end)
     end
   end
+
+  it("es-8.15 -> es-6.8 into an existing index writes under the type of its mapping", function()
+    local dest = clients["es-6.8"]
+    assert(dest:json_request { method = "PUT", path = "/typed", headers = { ["Content-Type"] = "application/json" },
+      body = '{"mappings":{"doc":{"properties":{"n":{"type":"long"}}}}}' })
+    local code, out, err = J.espipe("reindex " .. S.q(servers["es-8.15"].url .. "/src") .. " "
+      .. S.q(servers["es-6.8"].url .. "/typed") .. " --query '{\"range\":{\"n\":{\"lte\":100}}}' --quiet")
+    assert.equal(0, code, out .. err)
+    local got, count = read_all(dest, "typed")
+    assert.equal(100, count)
+    assert.equal(100, got.d100.source.n)
+    -- what the 6.8 server answers items with is the type they were written under
+    local r = assert(dest:json_request { method = "POST", path = "/typed/_search", query = "q=n:7",
+      headers = { ["Content-Type"] = "application/json" }, body = "{}" })
+    assert.equal(1, r.hits.total)
+  end)
 
   for _, f in ipairs(FLAVORS) do
     it("exports " .. f .. " to Parquet that DuckDB reads back exactly", function()

@@ -6,11 +6,12 @@ local function start(flavor)
   return devserver.start { nodes = 2, args = { "--flavor", flavor } }
 end
 
--- 30 documents over 2 shards, refreshed
-local function fill(url)
+-- 30 documents over 2 shards, refreshed (typed: the actions name the
+-- type, as 6.x requires)
+local function fill(url, typed)
   local lines = {}
   for i = 1, 30 do
-    lines[#lines + 1] = { index = { _index = "f", _id = tostring(i) } }
+    lines[#lines + 1] = { index = { _index = "f", _id = tostring(i), _type = typed and "_doc" or nil } }
     lines[#lines + 1] = { n = i }
   end
   local s = http.json("PUT", url .. "/f", { settings = { number_of_shards = 2 } })
@@ -67,7 +68,7 @@ describe("espipe serve --flavor #server", function()
 
   describe("es-6.8", function()
     local server
-    setup(function() server = start("es-6.8") fill(server.url) end)
+    setup(function() server = start("es-6.8") fill(server.url, true) end)
     teardown(function() if server then server.stop() end end)
 
     it("answers as 6.8, with exact integer totals and no point in time", function()

@@ -192,7 +192,8 @@ function M.finish(name, p, summary, err, dead_paths, ctx)
     local whole = ctx.job or summary
     p:complete { done = whole.ok or whole.rows, retries = summary.retried,
                  failed = summary.failed, whole = not err }
-    local block = { indices = ctx.indices, job = ctx.job, verdict = verdict(summary, err), dead = where }
+    local block = { indices = ctx.indices, job = ctx.job, verdict = verdict(summary, err), dead = where,
+                    index_copy = ctx.index_copy }
     -- (what a transform failed on are documents to fix, not bulk records to replay)
     local replayable = #where > 0 and not where[1]:find("%.transform$") and where[1]
     if replayable and ctx.replay then block.replay = ctx.replay(replayable) end

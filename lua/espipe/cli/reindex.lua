@@ -16,6 +16,9 @@ usage: espipe reindex SRC DEST [options]
   --tune-dest        refresh_interval -1 and 0 replicas during the copy, restored after
                      (also after SIGTERM/Ctrl-C/kill -9, by a watchdog process)
   --swap-alias A     at the end, point alias A at DEST (one atomic _aliases request)
+  --create-index-from-source  create missing destination indices with the source's settings
+                     and mappings, leaving out (and listing) what DEST's version does not take;
+                     DEST as http://host:9200/ (no index): one index per source index, same name
   --checkpoint FILE  save progress (acknowledged positions and the point in time, at most
                      once a second); rerunning the same command resumes on the same PIT,
                      or restarts the unfinished slices when it has expired
@@ -37,6 +40,7 @@ local spec = {
   checkpoint = "string", rate = "number", batch_docs = "number", batch_bytes = "number",
   concurrency = "number", retries = "number", size = "number", dead_letter = "string",
   restore = "string", quiet = "boolean", json = "boolean", refresh = "boolean",
+  create_index_from_source = "boolean",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
 for k, v in pairs(common.index_setup_flags) do spec[k] = v end
@@ -61,6 +65,12 @@ local function run(argv)
   if #rest ~= 2 then return common.usage_error("reindex", "expected SRC and DEST", usage) end
   local surl, sindex = common.target(rest[1], opts.source_url)
   local durl, dindex = common.target(rest[2], opts.dest_url or opts.source_url)
+  local same_names = opts.create_index_from_source and rest[2]:match("^https?://[^/]+/?$") ~= nil
+  if same_names then durl, dindex = rest[2]:gsub("/$", ""), sindex end -- (the source's names)
+  if same_names and (opts.tune_dest or opts.swap_alias or opts.presort) then
+    return common.usage_error("reindex", "--tune-dest, --swap-alias and --presort act on one destination index: "
+      .. "name it in DEST", usage)
+  end
   if not surl then return common.usage_error("reindex", sindex, usage) end
   if not durl then return common.usage_error("reindex", dindex, usage) end
   local transform, terr = common.transform(opts.transform)
@@ -93,7 +103,8 @@ local function run(argv)
   end
   local ok, summary, err, partial = pcall(require("espipe.pipeline.reindex").run, {
     source = { client = sclient, index = sindex, query = query, slices = opts.slices, size = opts.size },
-    dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
+    dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh,
+             from_source = opts.create_index_from_source, same_names = same_names },
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest, on_tuned = on_tuned,
     swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = job.batch_bytes,
@@ -108,7 +119,8 @@ local function run(argv)
   local this, whole = resume.after(opts.checkpoint, prior, summary or partial or {})
   if whole then this.job = whole end -- --json: the whole job's counts beside this run's
   local code = common.finish("reindex", p, this, err, { dead, dead .. ".transform" }, {
-    indices = { [dindex] = this.sent }, job = whole, replay = common.replay_command(durl) })
+    indices = { [dindex] = this.sent }, job = whole, replay = common.replay_command(durl),
+    index_copy = (summary or partial or {}).index_copy })
   local s = this
   return interrupt.exit_code(s.interrupted) or code
 end

@@ -20,9 +20,10 @@ usage: espipe serve [options]
   --capacity SPEC        model a loaded cluster's bulk capacity, e.g.
                          docs_per_s=40000,per_request_ms=3,per_shard_ms=1.5,hop_ms=1,queue=200,nodes=3
                          (per node; change_after_s=30,change_factor=0.5 halves it after 30 s)
-  --flavor F             answer as another release: es-6.8, es-7.17, es-8.15 (default),
-                         es-9 or opensearch-2 (GET /, point-in-time API, hits.total form,
-                         _shard_doc); see README's version table
+  --flavor F             answer as another release: es-6.8, es-7.10, es-7.12, es-7.17,
+                         es-8.15 (default), es-9 or opensearch-2 (GET /, point-in-time API
+                         and its slices, hits.total form, _shard_doc, _type); see README's
+                         version table
   --seed N               seed for --chaos (default 1): same seed, same requests, same faults
   --blackhole            acknowledge bulk items without storing them (client benchmarks)
   --workers N            nginx workers; more than 1 only with --blackhole, since

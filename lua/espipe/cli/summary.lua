@@ -7,7 +7,8 @@
 --   summary.block(name, s, ctx) -> text
 --     s: the job's summary (ok, created, updated, deleted, dropped, failed, bytes, elapsed, ...)
 --     ctx = { indices = { name = count }, dead = { paths written }, replay = "espipe load ...",
---             job = totals of the whole job (a resumed one; same keys as s), verdict = "done" }
+--             job = totals of the whole job (a resumed one; same keys as s), verdict = "done",
+--             index_copy = the report of espipe.pipeline.index_copy (reindex --create-index-from-source) }
 local M = {}
 
 -- 1234567 -> "1,234,567"
@@ -60,6 +61,16 @@ local function index_rows(rows, indices)
   end
 end
 
+-- the indices made from the source's, and what of it the destination did not get
+local function index_copy_rows(rows, report)
+  if not report then return end
+  local made = {}
+  for _, c in ipairs(report.created) do made[#made + 1] = c.name == c.from and c.name or (c.name .. " (from " .. c.from .. ")") end
+  if #made > 0 then rows[#rows + 1] = { "new indices", table.concat(made, ", ") } end
+  if #report.existing > 0 then rows[#rows + 1] = { "kept indices", table.concat(report.existing, ", ") } end
+  if #report.dropped > 0 then rows[#rows + 1] = { "not copied", table.concat(report.dropped, ", ") } end
+end
+
 local function rate_rows(rows, s)
   local elapsed = s.elapsed or 0
   rows[#rows + 1] = { "elapsed", seconds(elapsed) }
@@ -103,6 +114,7 @@ function M.block(name, s, ctx)
   if job then rows[#rows + 1] = { "", "this run", "whole job" } end
   count_rows(rows, s, job)
   index_rows(rows, ctx.indices)
+  index_copy_rows(rows, ctx.index_copy)
   rate_rows(rows, s)
   for _, path in ipairs(ctx.dead or {}) do rows[#rows + 1] = { "dead letter", path } end
   if ctx.replay then rows[#rows + 1] = { "next", ctx.replay } end

@@ -71,6 +71,9 @@
 -- concurrency = "auto" and/or batch_bytes = "auto" (caps max_concurrency,
 -- max_batch_bytes): espipe.client.adaptive sets them after each response;
 -- an auto batch is bounded by bytes only unless batch_docs is given.
+-- doc_type = "_doc": the `_type` every action carries (Elasticsearch 6.x
+-- needs one); by default the one espipe.client.wire names for the cluster's
+-- profile, when the client has read it (espipe.client.version.of), else none.
 local core = require("espipe.core")
 local json = require("espipe.json")
 local errors = require("espipe.client.errors")
@@ -86,6 +89,8 @@ local url = require("espipe.client.url")
 local retry = require("espipe.client.retry")
 local error_budget = require("espipe.pipeline.error_budget")
 local adaptive = require("espipe.client.adaptive")
+local version = require("espipe.client.version")
+local wire = require("espipe.client.wire")
 
 local type, pairs, ipairs, tostring, error, setmetatable, pcall =
   type, pairs, ipairs, tostring, error, setmetatable, pcall
@@ -108,7 +113,6 @@ local Indexer = {}
 Indexer.__index = Indexer
 
 local FILTER_PATH = "errors,items.*.status,items.*.error,items.*.result"
-local AUTO_IDS = { auto_ids = true }
 local HEADERS = { ["Content-Type"] = "application/x-ndjson" }
 
 local DEFAULTS = {
@@ -124,6 +128,7 @@ local KNOWN = {
   shard_aware = true, shard_map = true, on_log = true, on_batch = true, conflict_ok = true,
   retry_for = true, retry = true, server_ids = true, max_errors = true, error_budget = true,
   stall_timeout = true, max_concurrency = true, max_batch_bytes = true, presort = true,
+  doc_type = true,
 }
 
 local function check_positive(opts, k, level, integer)
@@ -179,6 +184,10 @@ function M.new(client, opts, level, router)
   if fp ~= nil and fp ~= false and fp ~= true and type(fp) ~= "string" then
     error("bulk_indexer: filter_path must be a boolean or a string", level)
   end
+  if opts.doc_type ~= nil and (type(opts.doc_type) ~= "string" or opts.doc_type == "") then
+    error("bulk_indexer: doc_type must be a non-empty string", level)
+  end
+  local doc_type = opts.doc_type or wire.bulk_type(version.known(client))
 
   local self = setmetatable({
     client = client,
@@ -191,6 +200,7 @@ function M.new(client, opts, level, router)
     policy = policy,
     budget = budget,
     auto_ids = not opts.server_ids,
+    buffer_opts = { auto_ids = not opts.server_ids, doc_type = doc_type },
     stall_timeout = opts.stall_timeout or DEFAULTS.stall_timeout,
     halt = nil,           -- the error that stopped the indexer taking documents
     flush_interval = opts.flush_interval,
@@ -285,7 +295,7 @@ end
 -- Buffers
 
 function Indexer:_new_buffer()
-  return bulk_new(self.auto_ids and AUTO_IDS or nil)
+  return bulk_new(self.buffer_opts)
 end
 
 function Indexer:_take_buffer()

@@ -159,7 +159,7 @@ function M.new(client, index, query, opts, level)
     raw_pages = raw_pages, advance_mode = raw_pages and opts.advance == true,
     keep_pit = opts.keep_pit == true,
     pit_id = opts.pit_id, saved_pit = opts.pit_id ~= nil, restarted = nil,
-    wire = version.known(client), -- nil: Elasticsearch 8 until the cluster says otherwise
+    wire = version.known(client), -- nil: read before the first request (Scan:_pick_method)
     ready = {}, slice = {}, pending = {}, n_pending = 0, delayed = {},
     started = false, closed = false, pos = 0, handed_pos = {},
   }, Scan)
@@ -434,11 +434,31 @@ function Scan:_open_pit()
   return self:_without_pit(err)
 end
 
+-- A new point in time: which release is this (GET /, once per client), and
+-- can its PIT be sliced? Elasticsearch 7.10-7.14 opens one but takes no
+-- slice in it: a sliced scan reads by sliced scrolls there, unless a PIT
+-- was asked for.
+function Scan:_pick_method()
+  if not self.wire then
+    local v, err = version.of(self.client, self.retry)
+    if not v then return nil, err end
+    self.wire = v
+  end
+  if self.nslices == 1 or self.wire.pit_slices or not self.wire.pit then return true end
+  if self.may_fall_back then
+    self.method = "scroll"
+    return true
+  end
+  return nil, errors.new { kind = "config", message = "scan: " .. version.describe(self.wire)
+    .. " cannot slice a point in time (Elasticsearch 7.15+); use method = \"scroll\" or slices = 1" }
+end
+
 function Scan:_open()
   self.started = true
   self.scroll_ids = {}
   if self.method == "pit" and not self.pit_id then
-    local ok, err = self:_open_pit()
+    local ok, err = self:_pick_method()
+    if ok and self.method == "pit" then ok, err = self:_open_pit() end
     if not ok then return nil, err end
   end
   return self:_request_unfinished(false)

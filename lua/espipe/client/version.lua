@@ -73,11 +73,17 @@ end
 -- takes its entry with it).
 local known = setmetatable({}, { __mode = "k" })
 
--- version.of(client) -> profile, or nil and err: GET / on first use.
-function M.of(client)
+-- version.of(client[, policy]) -> profile, or nil and err: GET / on first
+-- use, retried as the policy (espipe.client.retry) says when one is given.
+function M.of(client, policy)
   local v = known[client]
   if v then return v end
-  local info, err = client:info {}
+  local info, err
+  if policy then
+    info, err = client:json_request_retrying({ method = "GET", path = "/" }, policy)
+  else
+    info, err = client:info {}
+  end
   if not info then return nil, err end
   local msg
   v, msg = M.from_info(info)
@@ -89,7 +95,8 @@ function M.of(client)
 end
 
 -- The profile if this client has read it already, else nil (Elasticsearch 8
--- is then assumed, and a scan asks when the assumption fails).
+-- is then assumed: the pipelines and a scan read it before their first
+-- request, a bulk indexer made before that names no 6.x type).
 function M.known(client)
   return known[client]
 end

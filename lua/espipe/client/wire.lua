@@ -54,6 +54,20 @@ function M.total(hits_total)
   return nil
 end
 
+-- A GET /{index}/_mapping answer without 6.x's type level (there each
+-- index's mappings sit under its one type: { i = { mappings = { _doc = {...} } } }),
+-- so callers read one shape from every release. Changed in place, returned.
+function M.untyped_mappings(v, answer)
+  if not profile(v).bulk_type or type(answer) ~= "table" then return answer end
+  for _, entry in pairs(answer) do
+    local m = type(entry) == "table" and entry.mappings
+    local name, inner = nil, nil
+    if type(m) == "table" then name, inner = next(m) end
+    if name ~= nil and next(m, name) == nil and type(inner) == "table" then entry.mappings = inner end
+  end
+  return answer
+end
+
 -- The `_type` a bulk action line must carry on this cluster, or nil.
 function M.bulk_type(v)
   return profile(v).bulk_type

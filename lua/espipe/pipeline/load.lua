@@ -521,12 +521,29 @@ local function key_fields(opts)
   return out
 end
 
+-- The destination's release, read up front, and the `_type` a 6.x one wants
+-- (of opts.index; a pattern's indices get "_doc"). -> type | nil, nil | nil, err
+-- A systemic failure (refused, 401/403, TLS) is left to the indexer, whose
+-- first request meets it again and stops the job with every line accounted
+-- (read, unsent) as for any systemic failure.
+local function destination_type(opts)
+  local versions = require "espipe.pipeline.versions"
+  local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
+  local ok, err = versions.read(policy, opts.client)
+  if not ok and err.kind == "systemic" then return nil, nil end
+  if not ok then return nil, err end
+  local setup = require("espipe.pipeline.setup").new(opts.client, policy)
+  return versions.doc_type(setup, opts.index)
+end
+
 function M.run(opts)
   local format, on_bad, dead = check(opts)
   local name_of, pattern_fields, pattern_pieces
   if opts.index_pattern then
     name_of, pattern_fields, pattern_pieces = index_pattern.compile(opts.index_pattern, 3)
   end
+  local doc_type, verr = destination_type(opts)
+  if verr then return nil, verr end
   local trap = opts.trap_signals
   local input = opts.input or "-"
   -- trapped before the input is opened: opening a FIFO and the first read may wait
@@ -560,7 +577,7 @@ function M.run(opts)
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
       server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
-      pipeline = opts.pipeline,
+      pipeline = opts.pipeline, doc_type = doc_type,
     }
     if job.ix then
       job.xform = opts.transform and load_transform.new(job, opts.transform, dead .. ".transform")

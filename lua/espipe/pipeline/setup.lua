@@ -12,6 +12,8 @@
 --   setup:create(index, body)        -> true | nil, err (an existing index is fine)
 local json = require "espipe.json"
 local segment = require("espipe.client.url").segment
+local version = require("espipe.client.version")
+local wire = require("espipe.client.wire")
 
 local M = {}
 local Setup = {}
@@ -49,8 +51,11 @@ function Setup:exists(index)
   return nil, err
 end
 
+-- (a mapping comes back without 6.x's type level: one shape from every release)
 function Setup:get(index, what)
-  return self:_send("GET", path_of(index) .. "/" .. what)
+  local r, err = self:_send("GET", path_of(index) .. "/" .. what)
+  if r and what == "_mapping" then wire.untyped_mappings(version.known(self.client), r) end
+  return r, err
 end
 
 function Setup:create(index, body)

@@ -16,6 +16,7 @@ local stats = require("espipe.server.stats")
 local source_filter = require("espipe.server.source_filter")
 local chaos_mod = require("espipe.server.chaos")
 local capacity = require("espipe.server.capacity")
+local doc_types = require("espipe.server.doc_types")
 
 -- LuaJIT 2.1's string.buffer (OpenResty's LuaJIT, which the nginx Lua
 -- module runs): items are formatted into it without interning a string each.
@@ -65,6 +66,11 @@ local META_KEYS = {
   require_alias = true, dynamic_templates = true, list_executed_pipelines = true, require_data_stream = true,
 }
 
+-- Per request (nothing yields from parse to response): whether actions may
+-- name a _type and answers carry one (6.x, 7.x), and whether an index holds
+-- a single type (6.x).
+local accept_type, answer_type, one_type = false, false, false
+
 -- Fast shapes: {"op":{"_index":"i","_id":"x"}} / {"op":{"_id":"x"}} /
 -- {"op":{"_index":"i"}} / {"op":{}}; ids and names without escapes or
 -- control characters, so the response can quote them as they are.
@@ -102,7 +108,7 @@ local function slow_action(line, n)
     return nil, malformed(n, "expected START_OBJECT but found [" .. (json.is_array(meta) and "START_ARRAY" or "VALUE_STRING") .. "]")
   end
   for k, val in pairs(meta) do
-    if not META_KEYS[k] then
+    if not META_KEYS[k] and not (k == "_type" and accept_type) then
       return nil, es.bad_request("Action/metadata line [" .. n .. "] contains an unknown parameter [" .. k .. "]")
     end
     if type(val) == "table" and k ~= "_source" and k ~= "dynamic_templates" then
@@ -166,8 +172,8 @@ local function item_error(op, index, id, status, cause)
     if any then ob:put(sep(), json.encode({ [op] = inner })) end
     return
   end
-  ob:put(sep(), json.encode({ [op] = { _index = index, _id = id == nil and json.null or id,
-    status = status, error = cause } }))
+  ob:put(sep(), json.encode({ [op] = { _index = index, _type = answer_type and "_doc" or nil,
+    _id = id == nil and json.null or id, status = status, error = cause } }))
 end
 
 local function mapping_routing_required(idx)
@@ -204,12 +210,18 @@ local function filtered_ok_item(f, op, index, id, version, result, forced, shard
   ob:put("}}")
 end
 
+-- ',"_type":"..."' where answers carry the index's type (6.x, 7.x), else ""
+local function type_json(idx)
+  if not answer_type then return "" end
+  return ',"_type":' .. jstr(doc_types.type_of(idx))
+end
+
 local function ok_item(op, idx, rec, result, status, forced, get)
   if item_filter then
     return filtered_ok_item(item_filter, op, idx.name, rec.id, rec.v, result, forced,
                             shards_json(idx), rec.s, rec.t, status)
   end
-  ob:put(sep(), '{"', op, '":{"_index":', jstr(idx.name), ',"_id":', jstr(rec.id), ',"_version":', rec.v,
+  ob:put(sep(), '{"', op, '":{"_index":', jstr(idx.name), type_json(idx), ',"_id":', jstr(rec.id), ',"_version":', rec.v,
     ',"result":"', result, forced and '","forced_refresh":true,' or '",', shards_json(idx),
     ',"_seq_no":', rec.s, ',"_primary_term":', rec.t, ',"status":', status,
     get and (',"get":' .. json.encode(get) .. '}}') or '}}')
@@ -595,6 +607,8 @@ function M.bulk(req)
     if cs then return cs, cb end
   end
   read_url_options(req.args)
+  accept_type = doc_types.answers_typed(req.opts)
+  answer_type, one_type = accept_type, doc_types.typed(req.opts)
   -- from here to the response nothing yields: ob is this request's
   ob:reset()
   nitems = 0
@@ -609,6 +623,8 @@ function M.bulk(req)
   local n, ops, indices, ids, srcs, metas = parse_pieces(pieces, false) -- luacheck: ignore 431 (the reused parse tables, returned)
   if not n then return ops, indices end
   if n == 0 then return es.validation({ "no requests added" }) end
+  local ts, tb = doc_types.missing(req.opts, n, metas, req.args.type or req.params.type)
+  if ts then return ts, tb end
 
   local errors = false
   local per_shard = {}
@@ -664,7 +680,7 @@ function M.bulk(req)
         else
           local pfx = t.pfx[op]
           if not pfx then
-            pfx = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. ',"_id":"'
+            pfx = '{"' .. op .. '":{"_index":' .. jstr(idx.name) .. type_json(idx) .. ',"_id":"'
             t.pfx[op] = pfx
           end
           nitems = nitems + 1
@@ -768,6 +784,11 @@ function M.general_item(op, index, id, meta, src, url_routing, require_alias, fo
     require_alias = meta.require_alias == true or require_alias }
   if not idx then
     item_error(out_op, index, id, sh, r2)
+    return nil, false
+  end
+  local ts, tc = doc_types.admit(one_type, idx, meta._type)
+  if ts then
+    item_error(out_op, idx.name, id, ts, tc)
     return nil, false
   end
   local o = { routing = r2, if_seq_no = num(meta.if_seq_no), if_primary_term = num(meta.if_primary_term),

@@ -8,6 +8,7 @@ local cluster_shards = require("espipe.server.cluster_shards")
 local index_settings = require("espipe.server.index_settings")
 local index_names = require("espipe.server.index_names")
 local mapping = require("espipe.server.mapping")
+local doc_types = require("espipe.server.doc_types")
 local params = require("espipe.server.params")
 
 local M = {}
@@ -100,9 +101,19 @@ function M.create(req)
     end
     body.aliases = aliases
   end
+  local doc_type
+  if type(body) == "table" then
+    local m, t, eb = doc_types.untyped(req, body.mappings)
+    if m == nil and eb then return t, eb end
+    body.mappings, doc_type = m, t
+  end
   local idx
   idx, s, e = cluster_indices.create_index(name, body)
   if not idx then return s, e end
+  if doc_type then
+    idx.doc_type = doc_type
+    cluster.persist_meta(idx)
+  end
   return 200, { acknowledged = true, shards_acknowledged = true, index = name }
 end
 
@@ -113,7 +124,7 @@ function M.get(req)
   local out = json.object()
   for _, idx in ipairs(indices) do
     cluster_shards.settle_mapping(idx)
-    out[idx.name] = { aliases = aliases_of(idx), mappings = mapping.to_table(idx.mapping),
+    out[idx.name] = { aliases = aliases_of(idx), mappings = doc_types.answer(req, idx, mapping.to_table(idx.mapping)),
                       settings = settings_of(idx, flat) }
   end
   return 200, out
@@ -173,7 +184,7 @@ end
 function M.get_mapping(req)
   return M.views(req, function(idx)
     cluster_shards.settle_mapping(idx)
-    return { mappings = mapping.to_table(idx.mapping) }
+    return { mappings = doc_types.answer(req, idx, mapping.to_table(idx.mapping)) }
   end)
 end
 

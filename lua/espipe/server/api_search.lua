@@ -602,6 +602,10 @@ end
 local function prepare(req, body, p, snap, pit_ctx)
   local s, e = check_slice(body.slice)
   if s then return nil, s, e end
+  if pit_ctx and body.slice and not flavors.wire_of(req.opts).pit_slices then
+    -- a PIT takes no slice before Elasticsearch 7.15 (elastic/elasticsearch#75162)
+    return nil, es.validation({ "[slice] can only be used with [scroll] requests" })
+  end
   require("espipe.server.terms_lookup").rewrite(body.query)
   s, e = require("espipe.server.search_limits").check(snap.indices, body, p.scroll)
   if s then return nil, s, e end

@@ -85,7 +85,7 @@ function M.persist_meta(idx)
     op = "index", name = idx.name, uuid = idx.uuid, created = idx.created,
     settings = idx.settings, mappings = mapping.to_table(idx.mapping),
     aliases = json.object(aliases), routing_shards = idx.routing_shards,
-    shard_nodes = idx.shard_nodes, check = idx.mapping.check,
+    shard_nodes = idx.shard_nodes, check = idx.mapping.check, doc_type = idx.doc_type,
   }
 end
 

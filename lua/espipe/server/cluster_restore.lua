@@ -26,6 +26,7 @@ function M.restore()
   for name, def in pairs(replay_meta()) do
     local idx = cluster_indices.create_index(name, def, true)
     if idx then
+      idx.doc_type = def.doc_type -- (a 6.x index's one type)
       idx.settings = index_settings.flat_settings(def.settings)
       index_settings.apply(idx, idx.settings, false)
       persist.replay_docs(idx.uuid .. ".log", function(...) cluster_shards.replay(idx, ...) end)

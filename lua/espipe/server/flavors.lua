@@ -20,6 +20,9 @@ end
 
 local blocks = {
   ["es-6.8"] = release("6.8.23", "7.7.3", "5.6.0", "5.0.0"),
+  -- 7.10: the first point in time, without _shard_doc; 7.12: with it; neither slices one
+  ["es-7.10"] = release("7.10.2", "8.7.0", "6.8.0", "6.0.0-beta1"),
+  ["es-7.12"] = release("7.12.1", "8.8.0", "6.8.0", "6.0.0-beta1"),
   ["es-7.17"] = release("7.17.22", "8.11.3", "6.8.0", "6.0.0-beta1"),
   ["es-8.15"] = release("8.15.0", "9.11.1", "7.17.0", "7.0.0"),
   ["es-9"] = release("9.0.0", "10.1.0", "8.18.0", "8.0.0"),

@@ -42,10 +42,11 @@ local APIS = {
     refresh request_cache requests_per_second routing scroll scroll_size search_timeout search_type slices sort
     stats terminate_after timeout version wait_for_active_shards wait_for_completion]],
   ["by_query.get_task"] = "timeout wait_for_completion",
-  ["indices.create"] = "master_timeout timeout wait_for_active_shards",
+  -- include_type_name: 6.7 to 7.x (espipe.server.doc_types reads it on 6.x)
+  ["indices.create"] = "include_type_name master_timeout timeout wait_for_active_shards",
   ["indices.delete"] = INDEX_OPTIONS .. " master_timeout timeout",
-  ["indices.get"] = INDEX_OPTIONS .. " features flat_settings include_defaults local master_timeout",
-  ["indices.get_mapping"] = INDEX_OPTIONS .. " local master_timeout",
+  ["indices.get"] = INDEX_OPTIONS .. " features flat_settings include_defaults include_type_name local master_timeout",
+  ["indices.get_mapping"] = INDEX_OPTIONS .. " include_type_name local master_timeout",
   ["indices.put_mapping"] = INDEX_OPTIONS .. " master_timeout timeout write_index_only",
   ["indices.get_settings"] = INDEX_OPTIONS .. " flat_settings include_defaults local master_timeout",
   ["indices.put_settings"] = INDEX_OPTIONS .. " flat_settings master_timeout preserve_existing reopen timeout",

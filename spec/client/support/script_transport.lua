@@ -14,15 +14,34 @@ function M.new(responder, max_inflight, latency)
                         latency = latency or 0 }, M)
 end
 
+-- GET / (the version a client reads once): the responder's answer when it
+-- has one with a version, else Elasticsearch 8.15's, unrecorded, so scripts
+-- written for an 8.x cluster need not know the question.
+local ROOT = '{"version":{"number":"8.15.0"},"tagline":"You Know, for Search"}'
+local function root_answer(self, req)
+  local answered, res = pcall(self.responder, req, #self.sent + 1)
+  local ok, v = pcall(require("espipe.json").decode, answered and type(res) == "table" and res.body or "")
+  if ok and type(v) == "table" and v.version then
+    self.sent[#self.sent + 1] = req
+    return res
+  end
+  return { status = 200, body = ROOT }
+end
+
 function M:submit(req)
   if #self.queue >= self.max_inflight then
     return nil, errors.new{ kind = "busy", message = "busy" }
   end
   self.next_id = self.next_id + 1
   local body = req.body
-  self.sent[#self.sent + 1] = { method = req.method, path = req.path, query = req.query,
-                                headers = req.headers, body = body }
-  local res = self.responder(self.sent[#self.sent], #self.sent)
+  local rec = { method = req.method, path = req.path, query = req.query, headers = req.headers, body = body }
+  local res
+  if req.method == "GET" and req.path == "/" then
+    res = root_answer(self, rec)
+  else
+    self.sent[#self.sent + 1] = rec
+    res = self.responder(rec, #self.sent)
+  end
   res.id, res.ctx = self.next_id, req.ctx
   res.headers = res.headers or {}
   res.ready_at = self.polls + self.latency

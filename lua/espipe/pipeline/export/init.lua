@@ -226,6 +226,9 @@ function Export:finish()
 end
 
 local function run_job(opts, format, policy)
+  -- the source's release first: its mapping (6.x: under a type) and its scan depend on it
+  local known, verr = require("espipe.pipeline.versions").read(policy, opts.client)
+  if not known then return nil, verr end
   local job = setmetatable({ opts = opts, format = format, client = opts.client, policy = policy,
     dir = target.dir(opts), done = 0, ck_state = { files = {}, rows = 0, bytes = 0, positions = {} } }, Export)
   local sink, serr = require(SINKS[format]).new(job)

@@ -18,7 +18,7 @@ local M = {}
 local function indexer(job, dead, pos)
   local opts, dst = job.opts, job.dst
   return dst.client:bulk_indexer {
-    index = dst.index, batch_bytes = opts.batch_bytes,
+    index = not dst.same_names and dst.index or nil, batch_bytes = opts.batch_bytes,
     -- an auto batch size is bounded by bytes only, unless the caller set batch_docs
     batch_docs = (opts.batch_docs or opts.batch_bytes ~= "auto") and (opts.batch_docs or 1000) or nil,
     concurrency = opts.concurrency, retries = opts.retries, backoff = opts.backoff, dead_letter = dead:sink(),
@@ -28,7 +28,7 @@ local function indexer(job, dead, pos)
       pos:maybe_save() -- also while the scan waits: positions move as batches settle
     end or nil,
     retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
-    error_budget = opts.error_budget, conflict_ok = job.op == "create",
+    error_budget = opts.error_budget, conflict_ok = job.op == "create", doc_type = job.doc_type,
   }
 end
 
@@ -39,11 +39,13 @@ function M.new(job)
   local opts, src = job.opts, job.src
   local xf = opts.transform and contract.new(opts.transform)
   -- what the per-document path reads, flat on the copy
+  -- same_names: no one destination, each hit goes to its own index's name
+  local dest = not job.dst.same_names and job.dst.index or nil
   local self = setmetatable({ job = job, summary = job.summary, transform = xf and xf.fn,
     xform = xf and xf.batch and xf, ctx = xf and xf:context(src.client),
-    dest_index = job.dst.index, window = job.window, create = job.op == "create", sorter = job.sorter,
+    dest_index = dest, window = job.window, create = job.op == "create", sorter = job.sorter,
     groups = {},                     -- per-slice documents waiting for a window to fill
-    written = { job.dst.index }, seen_index = { [job.dst.index] = true } }, Copy)
+    written = { dest }, seen_index = dest and { [dest] = true } or {} }, Copy)
   self.dead = dead_letter.new(job)
   self.positions = positions.new(job)
   self.ix = indexer(job, self.dead, self.positions)
@@ -62,7 +64,7 @@ end
 -- Bulk metadata: the hit's, or the document's own _id, _index and _routing
 -- (removed from its source).
 local function meta_of(doc, hit, dest_index)
-  local meta = { _index = dest_index, _id = hit._id, routing = hit._routing }
+  local meta = { _index = dest_index or hit._index, _id = hit._id, routing = hit._routing }
   if type(doc) == "table" then
     if doc._id ~= nil then meta._id = doc._id; doc._id = nil end
     if doc._index ~= nil then meta._index = doc._index; doc._index = nil end

@@ -6,7 +6,13 @@
 --     source = { client =, index =, query = <query table>, slices = 1, size = 1000, keep_alive = "5m",
 --                refresh = true (refresh the source before the scan, so nothing acknowledged is missed) },
 --     dest   = { client =, index =, op = "index"|"create", shards =, url =,
---                refresh = true (refresh what was written, once, at the end) },
+--                refresh = true (refresh what was written, once, at the end),
+--                from_source = false (create missing destination indices from the
+--                source's settings and mappings: espipe.pipeline.index_copy;
+--                summary.index_copy says what was created and left out),
+--                same_names = false (each document into the index of its hit's
+--                name; index is then the source's pattern, as the destination
+--                names those indices) },
 --     transform = function(doc, hit, ctx) ... end | { batch = function(docs, ctx, hits), size = 500 },
 --                 -- optional, see espipe.pipeline.transform
 --     presort = false, presort_window = shards x batch_docs, checkpoint_interval = 1 (seconds),
@@ -68,7 +74,7 @@ local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "che
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
   "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes" }
 local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh" }
-local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
+local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh", "same_names", "from_source" }
 
 local function check_opts(opts)
   if type(opts) ~= "table" then error("reindex.run: expected an options table", 3) end

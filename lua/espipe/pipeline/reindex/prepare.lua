@@ -3,13 +3,14 @@
 -- reads its pre-sort parameters and counts the documents to copy.
 --
 --   prepare.run(opts, src, dst, op) -> job | nil, err, summary
---     job: { opts, src, dst, op, policy, src_setup, dst_setup, summary, state,
+--     job: { opts, src, dst, op, policy, src_setup, dst_setup, summary, state, doc_type,
 --            already_done, tune_path, sorter, window, failure }
 --     job:fail(err) keeps the first failure of the later stages.
 local checkpoint = require "espipe.pipeline.checkpoint"
 local presort_mod = require "espipe.pipeline.presort"
 local tune = require "espipe.pipeline.tune"
 local setup_mod = require "espipe.pipeline.setup"
+local versions = require "espipe.pipeline.versions"
 
 local M = {}
 
@@ -54,6 +55,31 @@ local function ensure_dest(job)
     shards = entry and entry.settings and entry.settings.index and tonumber(entry.settings.index.number_of_shards)
   end
   return job.dst_setup:create(dst.index, shards and { settings = { number_of_shards = shards } } or nil)
+end
+
+-- Both releases, before anything else is asked of either.
+local function read_versions(job)
+  return versions.read(job.policy, job.src.client, job.dst.client)
+end
+
+-- dest.from_source: the destination indices made from the source's own
+-- settings and mappings, before anything else creates them.
+local function copy_indices(job)
+  local dst = job.dst
+  if not dst.from_source then return true end
+  local report, err = require("espipe.pipeline.index_copy").run(job.src_setup, job.dst_setup, job.src.index,
+    not dst.same_names and dst.index or nil)
+  if not report then return nil, err end
+  job.summary.index_copy = report
+  return true
+end
+
+-- The `_type` the destination wants (6.x: its mapping's, else _doc).
+local function dest_doc_type(job)
+  local t, err = versions.doc_type(job.dst_setup, job.dst.index)
+  if err then return nil, err end
+  job.doc_type = t
+  return true
 end
 
 -- Tuning comes before anything that can fail later, so such a failure
@@ -103,7 +129,7 @@ function Job:fail(err)
   if not self.failure then self.failure = err end
 end
 
-local STEPS = { refresh_source, ensure_dest, tune_dest, presorter, count }
+local STEPS = { read_versions, refresh_source, copy_indices, ensure_dest, dest_doc_type, tune_dest, presorter, count }
 
 function M.run(opts, src, dst, op)
   local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
