@@ -255,6 +255,10 @@ function M.new(client, opts, level, router)
     self.url_routing = opts.routing
     self.stats.direct = 0        -- documents sent to their primary's node
     self.stats.node_failures = 0 -- requests to a node that failed as a whole
+    -- documents of the default index stage here, added as plain batches are,
+    -- and move to their node's batch in C (see _distribute); with on_batch
+    -- tokens each document is routed in Lua instead
+    if not self.on_batch and type(self.index_name) == "string" then self.staged = self:_new_buffer() end
   end
   -- presort = { shards =, ... } (espipe.pipeline.presort): each batch ordered by shard before it goes
   if opts.presort ~= nil then self.presort = require("espipe.pipeline.presort").new(opts.presort, level + 1) end
@@ -394,6 +398,14 @@ end
 function Indexer:_add_general(op, doc, meta, with_source)
   if self.closed then error("bulk_indexer: already closed", 3) end
   if self.halt then return nil, self.halt end
+  if self.staged then
+    if type(meta) ~= "table" or (meta.index == nil and meta._index == nil) then
+      return self:_stage(op, doc, meta, with_source)
+    end
+    -- another index: routed here; the staged documents go first, so a
+    -- node's batch keeps the order the documents came in
+    self:_distribute()
+  end
   local token
   if self.on_batch and type(meta) == "table" and meta.token ~= nil then
     token = meta.token
@@ -407,11 +419,7 @@ function Indexer:_add_general(op, doc, meta, with_source)
   if self.route then host, shard = self.router:route(meta, self.index_name, self.url_routing) end
   local buf, g = self.cur, nil
   if host ~= 0 then
-    g = self.groups[host]
-    if not g then
-      g = { buf = self:_take_buffer(), born = self.client:now(), shard_at = {} }
-      self.groups[host] = g
-    end
+    g = self:_group(host)
     buf = g.buf
   end
   local ok, n, bytes = pcall(put, buf, op, meta, doc)
@@ -432,6 +440,25 @@ function Indexer:_add_general(op, doc, meta, with_source)
     self:_ship_group(host, g)
   elseif self.flush_interval then
     self:tick()
+  end
+  if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
+  return true
+end
+
+-- Shard-aware, a document of the default index: added to the staged batch
+-- as a plain batch adds it (no routing per document in Lua).
+function Indexer:_stage(op, doc, meta, with_source)
+  local ok, n, bytes = pcall(put, self.staged, op, meta, doc)
+  if not ok then rejected(op, doc, meta, n, with_source, 5) end
+  if n == 1 then self.staged_born = self.client:now() end
+  local stats = self.stats
+  stats.added = stats.added + 1
+  if n >= self.batch_docs or bytes >= self.batch_bytes then
+    self:_distribute()
+  elseif self.flush_interval then
+    self:tick()
+  elseif n % PUMP_EVERY == 0 and self.n_inflight > 0 then
+    self:_pump(0)
   end
   if self.retry_bytes > self.max_retry_bytes then self:_drain_retries() end
   return true
@@ -572,6 +599,55 @@ end
 ----------------------------------------------------------------------------
 -- Shard-aware: one open batch per node (see espipe.client.bulk_router)
 
+function Indexer:_group(host)
+  local g = self.groups[host]
+  if not g then
+    g = { buf = self:_take_buffer(), born = self.client:now(), shard_at = {} }
+    self.groups[host] = g
+  end
+  return g
+end
+
+-- The routing of the default index for the C moves: its parameters and
+-- shard -> host, or the ones that send everything to any node.
+local ANYWHERE = { shards = 1 }
+function Indexer:_placement()
+  local params, hosts = self.router:placement(self.index_name)
+  if not params then return ANYWHERE, {} end
+  return params, hosts
+end
+
+-- The staged documents to their nodes' batches (bulk.c distribute: each
+-- action line's _id / routing hashed in C), in order; a batch that fills
+-- on the way is shipped, as it would have been when that document came.
+function Indexer:_distribute()
+  local st = self.staged
+  if #st == 0 then return end
+  local params, hosts = self:_placement()
+  local bufs = { [0] = self.cur }
+  for _, host in pairs(hosts) do bufs[host] = self:_group(host).buf end
+  local from = self.staged_from or 1
+  while true do
+    local host, nxt, at = st:distribute(params, hosts, bufs, from, self.batch_docs, self.batch_bytes, self.url_routing)
+    if host == nil then
+      -- out of memory: the items before `at` have moved; the next call resumes there
+      if nxt ~= nil then self.staged_from = at; error("bulk_indexer: " .. nxt, 0) end
+      break
+    end
+    if host == 0 then
+      self:_ship_current()
+      bufs[0] = self.cur
+    else
+      local g = self.groups[host]
+      self:_ship_group(host, g)
+      bufs[host] = g.buf
+    end
+    from = nxt
+  end
+  reset(st)
+  self.staged_from = nil
+end
+
 function Indexer:_ship_group(host, g)
   local buf = g.buf
   local n = #buf
@@ -579,9 +655,15 @@ function Indexer:_ship_group(host, g)
   local now = self.client:now()
   g.buf, g.born = self:_take_buffer(), now
   self.router:before_send(now)
-  -- grouped by shard in place, in C; the tokens move along
+  -- grouped by shard in place, in C (staged documents by their action
+  -- lines, the others by the shards routed in Lua); the tokens move along
   local tokens = self.tokens[buf]
-  local order = self.router:order(buf, g.shard_at, tokens ~= nil)
+  local order
+  if self.staged then
+    order = self.router:order(buf, (self:_placement()), tokens ~= nil, self.url_routing)
+  else
+    order = self.router:order(buf, g.shard_at, tokens ~= nil)
+  end
   if tokens then
     local moved = {}
     for k, i in ipairs(order) do moved[k] = tokens[i] end
@@ -594,6 +676,7 @@ function Indexer:_ship_group(host, g)
 end
 
 function Indexer:_ship_all_routed()
+  if self.staged then self:_distribute() end
   self:_ship_current()
   for host, g in pairs(self.groups) do self:_ship_group(host, g) end
 end
@@ -602,12 +685,24 @@ function Indexer:_tick_routed()
   local interval = self.flush_interval
   if interval then
     local now = self.client:now()
+    if self.staged and self:_any_due(now, interval) then self:_distribute() end
     if #self.cur > 0 and now - self.cur_born >= interval then self:_ship_current() end
     for host, g in pairs(self.groups) do
       if #g.buf > 0 and now - g.born >= interval then self:_ship_group(host, g) end
     end
   end
   self:_pump(0)
+end
+
+-- Whether a batch (or the staged documents) waited flush_interval: the
+-- staged ones then move first, so that each batch ships with all it holds.
+function Indexer:_any_due(now, interval)
+  if #self.staged > 0 and now - self.staged_born >= interval then return true end
+  if #self.cur > 0 and now - self.cur_born >= interval then return true end
+  for _, g in pairs(self.groups) do
+    if #g.buf > 0 and now - g.born >= interval then return true end
+  end
+  return false
 end
 
 -- A node failed a whole request: the router sends its batch anywhere.
@@ -983,6 +1078,11 @@ function Indexer:_abandon_current()
     self.stats.unsent = self.stats.unsent + n
     reset(self.cur)
   end
+  if self.staged and #self.staged > 0 then
+    self.stats.unsent = self.stats.unsent + #self.staged - (self.staged_from or 1) + 1
+    reset(self.staged)
+    self.staged_from = nil
+  end
   for host, g in pairs(self.groups or {}) do
     self.stats.unsent = self.stats.unsent + #g.buf
     reset(g.buf)
@@ -1018,7 +1118,7 @@ function Indexer:close()
   self.closed = true
   self:_close_dead_files()
   self.final = self:stats_now()
-  self.pool, self.cur, self.groups = {}, nil, nil
+  self.pool, self.cur, self.groups, self.staged = {}, nil, nil, nil
   if not ok then error(err, 0) end
   return self.final, self.halt
 end
