@@ -1394,18 +1394,36 @@ typedef struct route_dest {
     size_t items, bytes;   /* what this call adds to it */
 } route_dest;
 
+/* The bulk buffer at idx (an absolute index), or NULL for any other value (luaL_testudata is 5.2+). */
+static bulk_buffer *test_bulk(lua_State *L, int idx)
+{
+    void *p = lua_touserdata(L, idx);
+    int same;
+
+    if (p == NULL || !lua_getmetatable(L, idx))
+        return NULL;
+    luaL_getmetatable(L, ESPIPE_BULK_MT);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same ? (bulk_buffer *)p : NULL;
+}
+
 /* The batch of bufs[host] (a table at idx), checked once per call. */
 static bulk_buffer *dest_buffer(lua_State *L, int bufs, lua_Integer host)
 {
     bulk_buffer *d;
 
-    lua_rawgeti(L, bufs, host);
-    d = (bulk_buffer *)luaL_testudata(L, -1, ESPIPE_BULK_MT);
-    if (d == NULL)
-        return (bulk_buffer *)(intptr_t)luaL_error(L, "bulk distribute: bufs[%d] must be a bulk buffer", (int)host);
+    lua_rawgeti(L, bufs, (int)host);
+    d = test_bulk(L, lua_gettop(L));
+    if (d == NULL) {
+        luaL_error(L, "bulk distribute: bufs[%d] must be a bulk buffer", (int)host);
+        return NULL;
+    }
     lua_pop(L, 1);   /* the table keeps it alive */
-    if (d->pins > 0)
-        return (bulk_buffer *)(intptr_t)luaL_error(L, "bulk distribute: bufs[%d] is being sent", (int)host);
+    if (d->pins > 0) {
+        luaL_error(L, "bulk distribute: bufs[%d] is being sent", (int)host);
+        return NULL;
+    }
     return d;
 }
 
