@@ -1132,13 +1132,13 @@ static void take_meta_text(const char *s, size_t i, size_t end, meta_text *t)
     }
 }
 
-/* The _id and routing of an action line {"op":{...}} (s->NULL when absent or null). */
-static void action_meta(const char *s, size_t len, meta_text *id, meta_text *routing)
+/* The _id, routing and _index of an action line {"op":{...}} (s->NULL when absent or null). */
+static void action_meta(const char *s, size_t len, meta_text *id, meta_text *routing, meta_text *index)
 {
     size_t i = skip_blanks(s, 0, len), k, end;
     int esc = 0;
 
-    id->s = routing->s = NULL;
+    id->s = routing->s = index->s = NULL;
     if (i >= len || s[i] != '{')
         return;
     i = skip_blanks(s, i + 1, len);
@@ -1163,6 +1163,8 @@ static void action_meta(const char *s, size_t len, meta_text *id, meta_text *rou
             take_meta_text(s, i, end, id);
         else if (len - k >= 9 && memcmp(s + k, "\"routing\"", 9) == 0)
             take_meta_text(s, i, end, routing);
+        else if (len - k >= 8 && memcmp(s + k, "\"_index\"", 8) == 0)
+            take_meta_text(s, i, end, index);
         i = skip_blanks(s, end, len);
         if (i >= len || s[i] != ',')
             return;
@@ -1185,19 +1187,26 @@ static int unescape_meta(lua_State *L, meta_text *t, char *err)
 }
 
 /*
-** The shard of item i by its action line (routing: the value for an action
-** without one, may be NULL); one of enum route_status, or ROUTE_BAD_META
-** with err set when its _id or routing is not a valid JSON string. Leaves
-** decoded texts on the Lua stack: the caller restores its top.
+** The shard of item i by its action line (routing_default: the value for an
+** action without one, may be NULL); one of enum route_status, ROUTE_BAD_META
+** with err set when its _id or routing is not a valid JSON string, or
+** ROUTE_OTHER_INDEX when own_index is given and the action names another
+** index. Leaves decoded texts on the Lua stack: the caller restores its top.
 */
 #define ROUTE_BAD_META (-3)
+#define ROUTE_OTHER_INDEX (-4)
 static int item_route(lua_State *L, const bulk_buffer *b, size_t i, const route_params *p,
-                      const meta_text *routing_default, int32_t *shard, size_t *bad, char *err, const char **what)
+                      const meta_text *routing_default, const meta_text *own_index, int32_t *shard, size_t *bad,
+                      char *err, const char **what)
 {
     const bulk_item *it = &b->items[i];
-    meta_text id, routing;
+    meta_text id, routing, index;
 
-    action_meta(b->buf.data + it->offset, it->action_len - 1, &id, &routing);
+    action_meta(b->buf.data + it->offset, it->action_len - 1, &id, &routing, &index);
+    /* (an escaped name is taken for another one: such an item goes to any node) */
+    if (own_index != NULL && index.s != NULL
+        && (index.esc || index.len != own_index->len || memcmp(index.s, own_index->s, index.len) != 0))
+        return ROUTE_OTHER_INDEX;
     if (routing.s == NULL && routing_default != NULL)
         routing = *routing_default;
     *what = "_id";
@@ -1219,7 +1228,7 @@ static int32_t item_shard(lua_State *L, const bulk_buffer *b, size_t i, const ro
     size_t bad = 0;
     int top = lua_gettop(L), rc;
 
-    rc = item_route(L, b, i, p, routing_default, &shard, &bad, err, &what);
+    rc = item_route(L, b, i, p, routing_default, NULL, &shard, &bad, err, &what);
     lua_settop(L, top);
     if (rc == ROUTE_BAD_META)
         return luaL_error(L, "bulk sort_by_shard: item %d: the %s is not a valid JSON string: %s", (int)i + 1,
@@ -1374,7 +1383,7 @@ static int l_sort_by_shard(lua_State *L)
 }
 
 /*
-** b:distribute(params, hosts, bufs, from, max_docs, max_bytes [, routing])
+** b:distribute(params, hosts, bufs, from, max_docs, max_bytes [, routing [, index]])
 **   -> host, next | nil | nil, message, from
 **
 ** Shard-aware sending: moves b's items from position `from` (1-based), in
@@ -1382,7 +1391,8 @@ static int l_sort_by_shard(lua_State *L)
 ** params routes an item by the _id / routing of its action line (routing:
 ** the request's default for an action without one); hosts[shard] = the
 ** node's host index (0-based shards), bufs[host] = that node's batch, and
-** bufs[0] takes the items that cannot be routed or whose shard has no host.
+** bufs[0] takes the items that cannot be routed, whose shard has no host,
+** or whose action names an index other than `index` (the one params is of).
 ** Stops after the item that fills its batch (max_docs items or max_bytes
 ** bytes) and returns that host and the next position; nil once all have
 ** moved. b is left as it is (the caller resets it). Everything is checked
@@ -1476,7 +1486,7 @@ static int l_distribute(lua_State *L)
 {
     bulk_buffer *b = check_self(L, 1);
     route_params p;
-    meta_text dflt = { NULL, 0, 0 };
+    meta_text dflt = { NULL, 0, 0 }, own = { NULL, 0, 0 };
     size_t from, i, stop, n = b->count;
     int64_t at = 0;
     lua_Number max_docs, max_bytes;
@@ -1495,7 +1505,9 @@ static int l_distribute(lua_State *L)
     max_bytes = luaL_checknumber(L, 7);
     if (!lua_isnoneornil(L, 8))
         dflt.s = luaL_checklstring(L, 8, &dflt.len);
-    lua_settop(L, 8);
+    if (!lua_isnoneornil(L, 9))
+        own.s = luaL_checklstring(L, 9, &own.len);
+    lua_settop(L, 9);
     if (from >= n) {
         lua_pushnil(L);
         return 1;
@@ -1518,7 +1530,8 @@ static int l_distribute(lua_State *L)
         int tos = lua_gettop(L);
         route_dest *d;
 
-        h = item_route(L, b, i, &p, dflt.s ? &dflt : NULL, &shard, &bad, err, &what) == ROUTE_OK ? host[shard] : 0;
+        h = item_route(L, b, i, &p, dflt.s ? &dflt : NULL, own.s ? &own : NULL, &shard, &bad, err, &what) == ROUTE_OK
+            ? host[shard] : 0;
         lua_settop(L, tos);
         if (dest[h].buf == NULL)
             dest[h].buf = dest_buffer(L, 4, h);

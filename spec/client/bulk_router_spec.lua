@@ -277,6 +277,25 @@ describe("shard-aware bulk #server", function()
     for h in pairs(staged) do assert.is_table(routed[h], "host " .. h) end
   end)
 
+  it("routes raw actions, filled batches and documents naming another index to their primaries", function()
+    reset_stats(c)
+    local bi = c:bulk_indexer{ index = "legacy_idx", batch_docs = 50, shard_aware = true }
+    for i = 1, 200 do
+      assert(bi:raw('{"index":{"_id":"raw' .. i .. '"}}', '{"n":' .. i .. '}'))
+      assert(bi:index({ n = i }, { id = "other" .. i, index = "modulo_idx" }))
+    end
+    -- an appender as `espipe load` uses (C there): items added straight into the open batch
+    local r = bi:fill(function(buf, _, _, count)
+      for i = 1, count do buf:index({ _id = "fill" .. i }, { n = i }) end
+      return true, nil, count
+    end, 150)
+    assert.is_true(r)
+    local st = bi:close()
+    assert.are.equal(550, st.ok)
+    assert.are.equal(550, st.direct)
+    assert.are.equal(0, (forwarded(c)))
+  end)
+
   it("retries a failed node's batch on any node and keeps every document accounted for", function()
     reset_stats(c)
     local dead_port = server.port + 1
