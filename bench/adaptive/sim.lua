@@ -3,7 +3,9 @@
 --   lua5.4 bench/adaptive/sim.lua CAPACITY_SPEC SECONDS CONC|auto BATCH_MB|auto [trace]
 -- Requests of BATCH bytes (360-byte documents spread over 6 shards, 2 a
 -- node, coordinators round-robin) go out as slots free; a rejected item is
--- re-sent in a later request, as the indexer does. Prints:
+-- re-sent in a later request, as the indexer does. At the end what is in
+-- flight is drained and counted, elapsed time included (as run.lua's close()).
+-- CLIENT_DOCS_PER_S=N: the client builds batches at that rate. Prints:
 --   conc batch docs elapsed_s docs_per_s retried retried_pct
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 local capacity = require("espipe.server.capacity")
