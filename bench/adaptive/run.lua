@@ -4,7 +4,7 @@
 -- index for SECONDS, then closes the indexer (what is in flight is
 -- acknowledged and counted, and the elapsed time includes it). With a trace
 -- file, the indexer's concurrency and batch size are written there once a
--- second ("t c batch_bytes"). Prints:
+-- second ("t c batch_bytes reason_c | reason_b": why each value last changed). Prints:
 --   concurrency batch docs elapsed_s docs_per_s retried_items retried_pct
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/5.4/?.so;" .. package.cpath
@@ -32,7 +32,9 @@ while true do
   local now = client:now()
   if now - t0 >= seconds then break end
   if trace and now >= next_sample then
-    trace:write(string.format("%.1f %d %d\n", now - t0, bi.concurrency, bi.batch_bytes))
+    local st = bi.adaptive and bi.adaptive:state()
+    trace:write(string.format("%.1f %d %d %s | %s\n", now - t0, bi.concurrency, bi.batch_bytes,
+      st and st.concurrency_reason or "fixed", st and st.batch_reason or "fixed"))
     next_sample = next_sample + 1
   end
 end

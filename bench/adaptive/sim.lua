@@ -3,7 +3,9 @@
 --   lua5.4 bench/adaptive/sim.lua CAPACITY_SPEC SECONDS CONC|auto BATCH_MB|auto [trace]
 -- Requests of BATCH bytes (360-byte documents spread over 6 shards, 2 a
 -- node, coordinators round-robin) go out as slots free; a rejected item is
--- re-sent in a later request, as the indexer does. Prints:
+-- re-sent in a later request, as the indexer does. At the end what is in
+-- flight is drained and counted, elapsed time included (as run.lua's close()).
+-- CLIENT_DOCS_PER_S=N: the client builds batches at that rate. Prints:
 --   conc batch docs elapsed_s docs_per_s retried retried_pct
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 local capacity = require("espipe.server.capacity")
@@ -37,19 +39,38 @@ end
 
 local out = trace and assert(io.open(trace, "w"))
 local next_sample = 0
-while t < seconds do
-  while #inflight < ctl:concurrency() do send() end
-  table.sort(inflight, function(a, b) return a.due < b.due end)
-  local r = table.remove(inflight, 1)
-  t = r.due
+-- CLIENT_DOCS_PER_S: the client builds one batch at a time at that rate (the
+-- next one from when the last went out) and sends it when a slot is free,
+-- as the indexer does; unset: batches are ready at once
+local client_rate = tonumber(os.getenv("CLIENT_DOCS_PER_S") or "")
+local ready_at = 0
+local function arrive(r)
+  t = math.max(t, r.due)
   ok = ok + r.docs - r.rejected
   retried = retried + r.rejected
   backlog = backlog + r.rejected
   ctl:on_response { rtt = t - r.sent, docs = r.docs, bytes = r.bytes, rejected_items = r.rejected, status = 200 }
+end
+while t < seconds do
+  while #inflight < ctl:concurrency() and ready_at <= t do
+    send()
+    if client_rate then ready_at = t + math.floor(ctl:batch_bytes() / DOC) / client_rate end
+  end
+  table.sort(inflight, function(a, b) return a.due < b.due end)
+  if #inflight < ctl:concurrency() and (#inflight == 0 or ready_at < inflight[1].due) then
+    t = ready_at
+  else
+    arrive(table.remove(inflight, 1))
+  end
   while out and t >= next_sample do
     out:write(string.format("%.1f %d %d\n", next_sample, ctl:concurrency(), ctl:batch_bytes()))
     next_sample = next_sample + 1
   end
 end
 if out then out:close() end
+-- close(): what is in flight is acknowledged and counted, its drain timed (as run.lua measures)
+for _, r in ipairs(inflight) do
+  t = math.max(t, r.due)
+  ok, retried = ok + r.docs - r.rejected, retried + r.rejected
+end
 io.write(string.format("%s %s %d %.2f %.0f %d %.2f\n", conc, batch, ok, t, ok / t, retried, 100 * retried / ok))

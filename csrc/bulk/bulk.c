@@ -1065,12 +1065,13 @@ static int l_tostring(lua_State *L)
 }
 
 /*
-** b:sort_by_shard(params | shards, rotation [, want_order]) -> distinct shards [, order]
+** b:sort_by_shard(params | shards, rotation [, want_order [, routing]]) -> distinct shards [, order]
 **
 ** Reorders the items by destination shard with a counting sort of their
 ** positions (stable within a shard): params = { shards =, routing_shards =,
 ** func =, partition_size = } routes each item by the _id / routing of its
-** action line (as espipe.routing does); shards = { s1, s2, ... } gives them
+** action line (as espipe.routing does; routing: the value for an action
+** without one, the request's default); shards = { s1, s2, ... } gives them
 ** (0-based, nil: unrouted). Shards come in ascending order starting at the
 ** (rotation mod count)-th one present, so workers given different rotations
 ** do not start on the same shard; unrouted items go last, in their order.
@@ -1144,13 +1145,13 @@ static void take_meta_text(const char *s, size_t i, size_t end, meta_text *t)
     }
 }
 
-/* The _id and routing of an action line {"op":{...}} (s->NULL when absent or null). */
-static void action_meta(const char *s, size_t len, meta_text *id, meta_text *routing)
+/* The _id, routing and _index of an action line {"op":{...}} (s->NULL when absent or null). */
+static void action_meta(const char *s, size_t len, meta_text *id, meta_text *routing, meta_text *index)
 {
     size_t i = skip_blanks(s, 0, len), k, end;
     int esc = 0;
 
-    id->s = routing->s = NULL;
+    id->s = routing->s = index->s = NULL;
     if (i >= len || s[i] != '{')
         return;
     i = skip_blanks(s, i + 1, len);
@@ -1175,43 +1176,76 @@ static void action_meta(const char *s, size_t len, meta_text *id, meta_text *rou
             take_meta_text(s, i, end, id);
         else if (len - k >= 9 && memcmp(s + k, "\"routing\"", 9) == 0)
             take_meta_text(s, i, end, routing);
+        else if (len - k >= 8 && memcmp(s + k, "\"_index\"", 8) == 0)
+            take_meta_text(s, i, end, index);
         i = skip_blanks(s, end, len);
         if (i >= len || s[i] != ',')
             return;
     }
 }
 
-/* An escaped string's bytes, decoded onto the Lua stack (popped by the caller's settop); 0 or raises. */
-static int unescape_meta(lua_State *L, size_t pos, const char *what, meta_text *t)
+/* An escaped string's bytes, decoded onto the Lua stack (popped by the caller's settop); 0, or -1 with err set. */
+static int unescape_meta(lua_State *L, meta_text *t, char *err)
 {
     json_decode_cfg cfg;
-    char err[ESPIPE_JSON_ERRLEN];
     size_t off = 0;
 
     if (t->s == NULL || !t->esc)
         return 0;
     json_decode_cfg_default(&cfg);
     if (json_decode_push(L, t->s - 1, t->len + 2, &cfg, err, &off) != 0)
-        return luaL_error(L, "bulk sort_by_shard: item %d: the %s is not a valid JSON string: %s", (int)pos + 1,
-                          what, err);
+        return -1;
     t->s = lua_tolstring(L, -1, &t->len);
     return 0;
 }
 
-/* The shard of item i by its action line, or -1 when the index needs a value the item lacks. */
-static int32_t item_shard(lua_State *L, const bulk_buffer *b, size_t i, const route_params *p)
+/*
+** The shard of item i by its action line (routing_default: the value for an
+** action without one, may be NULL); one of enum route_status, ROUTE_BAD_META
+** with err set when its _id or routing is not a valid JSON string, or
+** ROUTE_OTHER_INDEX when own_index is given and the action names another
+** index. Leaves decoded texts on the Lua stack: the caller restores its top.
+*/
+#define ROUTE_BAD_META (-3)
+#define ROUTE_OTHER_INDEX (-4)
+static int item_route(lua_State *L, const bulk_buffer *b, size_t i, const route_params *p,
+                      const meta_text *routing_default, const meta_text *own_index, int32_t *shard, size_t *bad,
+                      char *err, const char **what)
 {
     const bulk_item *it = &b->items[i];
-    meta_text id, routing;
+    meta_text id, routing, index;
+
+    action_meta(b->buf.data + it->offset, it->action_len - 1, &id, &routing, &index);
+    /* (an escaped name is taken for another one: such an item goes to any node) */
+    if (own_index != NULL && index.s != NULL
+        && (index.esc || index.len != own_index->len || memcmp(index.s, own_index->s, index.len) != 0))
+        return ROUTE_OTHER_INDEX;
+    if (routing.s == NULL && routing_default != NULL)
+        routing = *routing_default;
+    *what = "_id";
+    if (unescape_meta(L, &id, err) != 0)
+        return ROUTE_BAD_META;
+    *what = "routing";
+    if (unescape_meta(L, &routing, err) != 0)
+        return ROUTE_BAD_META;
+    return espipe_route_shard(p, id.s, id.s ? id.len : 0, routing.s, routing.s ? routing.len : 0, shard, bad);
+}
+
+/* The shard of item i by its action line (routing_default as in item_route), or -1 when the index needs a value the item lacks; raises on bad text. */
+static int32_t item_shard(lua_State *L, const bulk_buffer *b, size_t i, const route_params *p,
+                          const meta_text *routing_default)
+{
+    char err[ESPIPE_JSON_ERRLEN];
+    const char *what = "";
     int32_t shard = -1;
     size_t bad = 0;
     int top = lua_gettop(L), rc;
 
-    action_meta(b->buf.data + it->offset, it->action_len - 1, &id, &routing);
-    unescape_meta(L, i, "_id", &id);
-    unescape_meta(L, i, "routing", &routing);
-    rc = espipe_route_shard(p, id.s, id.s ? id.len : 0, routing.s, routing.s ? routing.len : 0, &shard, &bad);
+    rc = item_route(L, b, i, p, routing_default, NULL, &shard, &bad, err, &what);
     lua_settop(L, top);
+    if (rc == ROUTE_BAD_META)
+        return luaL_error(L, "bulk sort_by_shard: item %d: the %s is not a valid JSON string: %s", (int)i + 1,
+                          what, err);
     if (rc == ROUTE_BAD_ID || rc == ROUTE_BAD_ROUTING)
         return luaL_error(L, "bulk sort_by_shard: item %d: the %s is not valid UTF-8 (byte offset %d)",
                           (int)i + 1, rc == ROUTE_BAD_ID ? "_id" : "routing", (int)bad);
@@ -1308,6 +1342,7 @@ static int l_sort_by_shard(lua_State *L)
     size_t n = b->count, i, nshards = 0, total = 0, np, scratch;
     int64_t rotation = 0;
     int by_params, want_order = lua_toboolean(L, 4);
+    meta_text dflt = { NULL, 0, 0 };
     bulk_item *saved;
     size_t *perm, *cursor;
     int32_t *shard;
@@ -1316,7 +1351,9 @@ static int l_sort_by_shard(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3) && (lua_type(L, 3) != LUA_TNUMBER || !espipe_exact_integer(L, 3, &rotation)))
         return luaL_error(L, "bulk sort_by_shard: rotation must be an integer, got %s", type_label(L, 3));
-    lua_settop(L, 2);
+    if (!lua_isnoneornil(L, 5))
+        dflt.s = luaL_checklstring(L, 5, &dflt.len);
+    lua_settop(L, 5);
     lua_getfield(L, 2, "shards");
     by_params = !lua_isnil(L, -1);
     lua_pop(L, 1);
@@ -1342,7 +1379,7 @@ static int l_sort_by_shard(lua_State *L)
     cursor = perm + n;
     shard = (int32_t *)(cursor + nshards + 1);
     for (i = 0; i < n; i++)
-        shard[i] = by_params ? item_shard(L, b, i, &p) : listed_shard(L, 2, i);
+        shard[i] = by_params ? item_shard(L, b, i, &p, dflt.s ? &dflt : NULL) : listed_shard(L, 2, i);
     np = shard_permutation(shard, n, nshards, rotation, perm, cursor, shard + n);
     if (want_order) {
         lua_createtable(L, n > INT32_MAX ? 0 : (int)n, 0);
@@ -1377,6 +1414,186 @@ static size_t check_doc_type(lua_State *L, int idx, char *out)
             return (size_t)luaL_error(L, "bulk.new: doc_type '%s' has a quote, backslash or control character", s);
     memcpy(out, s, len);
     return len;
+}
+
+/*
+** b:distribute(params, hosts, bufs, from, max_docs, max_bytes [, routing [, index]])
+**   -> host, next | nil | nil, message, from
+**
+** Shard-aware sending: moves b's items from position `from` (1-based), in
+** order, into the open batch of the node holding each one's primary shard.
+** params routes an item by the _id / routing of its action line (routing:
+** the request's default for an action without one); hosts[shard] = the
+** node's host index (0-based shards), bufs[host] = that node's batch, and
+** bufs[0] takes the items that cannot be routed, whose shard has no host,
+** or whose action names an index other than `index` (the one params is of).
+** Stops after the item that fills its batch (max_docs items or max_bytes
+** bytes) and returns that host and the next position; nil once all have
+** moved. b is left as it is (the caller resets it). Everything is checked
+** and reserved before any item moves: on memory failure nil, message and
+** `from` come back with every batch as it was.
+*/
+typedef struct route_dest {
+    bulk_buffer *buf;
+    size_t items, bytes;   /* what this call adds to it */
+} route_dest;
+
+/* The bulk buffer at idx (an absolute index), or NULL for any other value (luaL_testudata is 5.2+). */
+static bulk_buffer *test_bulk(lua_State *L, int idx)
+{
+    void *p = lua_touserdata(L, idx);
+    int same;
+
+    if (p == NULL || !lua_getmetatable(L, idx))
+        return NULL;
+    luaL_getmetatable(L, ESPIPE_BULK_MT);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same ? (bulk_buffer *)p : NULL;
+}
+
+/* The batch of bufs[host] (a table at idx), checked once per call. */
+static bulk_buffer *dest_buffer(lua_State *L, int bufs, lua_Integer host)
+{
+    bulk_buffer *d;
+
+    lua_rawgeti(L, bufs, (int)host);
+    d = test_bulk(L, lua_gettop(L));
+    if (d == NULL) {
+        luaL_error(L, "bulk distribute: bufs[%d] must be a bulk buffer", (int)host);
+        return NULL;
+    }
+    lua_pop(L, 1);   /* the table keeps it alive */
+    if (d->pins > 0) {
+        luaL_error(L, "bulk distribute: bufs[%d] is being sent", (int)host);
+        return NULL;
+    }
+    return d;
+}
+
+/* host[s] for every shard of p (0: any node), as the hosts table at idx gives them; the largest host in *top. */
+static void read_hosts(lua_State *L, int idx, const route_params *p, lua_Integer *host, lua_Integer *top)
+{
+    int32_t s;
+
+    *top = 0;
+    for (s = 0; s < p->shards; s++) {
+        int64_t h = 0;
+
+        lua_rawgeti(L, idx, s);
+        if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TNUMBER || !espipe_exact_integer(L, -1, &h) || h < 1
+                                  || h > INT32_MAX))
+            luaL_error(L, "bulk distribute: hosts[%d] must be a positive integer", (int)s);
+        lua_pop(L, 1);
+        host[s] = (lua_Integer)h;
+        if (h > *top)
+            *top = h;
+    }
+}
+
+/* Reserves room in every destination for what this call adds: 0, or -1 (nothing moved, contents unchanged). */
+static int reserve_dests(route_dest *dest, lua_Integer top)
+{
+    lua_Integer h;
+
+    for (h = 0; h <= top; h++) {
+        bulk_buffer *d = dest[h].buf;
+
+        if (d == NULL || dest[h].items == 0)
+            continue;
+        if (d->items_cap - d->count < dest[h].items) {
+            size_t cap = d->count + dest[h].items;
+            bulk_item *q = cap > SIZE_MAX / sizeof *q ? NULL : realloc(d->items, cap * sizeof *q);
+
+            if (q == NULL)
+                return -1;
+            d->items = q;
+            d->items_cap = cap;
+        }
+        if (strbuf_reserve(&d->buf, dest[h].bytes) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int l_distribute(lua_State *L)
+{
+    bulk_buffer *b = check_self(L, 1);
+    route_params p;
+    meta_text dflt = { NULL, 0, 0 }, own = { NULL, 0, 0 };
+    size_t from, i, stop, n = b->count;
+    int64_t at = 0;
+    lua_Number max_docs, max_bytes;
+    lua_Integer top, *host, h;
+    route_dest *dest;
+    int32_t *item_host;
+    int full = 0;
+
+    espipe_route_params(L, 2, &p);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    if (lua_type(L, 5) != LUA_TNUMBER || !espipe_exact_integer(L, 5, &at) || at < 1 || (uint64_t)at > n + 1)
+        return luaL_error(L, "bulk distribute: from must be an integer from 1 to %d", (int)n + 1);
+    from = (size_t)(at - 1);
+    max_docs = luaL_checknumber(L, 6);
+    max_bytes = luaL_checknumber(L, 7);
+    if (!lua_isnoneornil(L, 8))
+        dflt.s = luaL_checklstring(L, 8, &dflt.len);
+    if (!lua_isnoneornil(L, 9))
+        own.s = luaL_checklstring(L, 9, &own.len);
+    lua_settop(L, 9);
+    if (from >= n) {
+        lua_pushnil(L);
+        return 1;
+    }
+    /* scratch as userdata: collected even when a later check raises */
+    host = (lua_Integer *)lua_newuserdata(L, (size_t)p.shards * sizeof *host);
+    read_hosts(L, 3, &p, host, &top);
+    if ((size_t)top > (SIZE_MAX / 2 - n * sizeof *item_host) / sizeof *dest)
+        return luaL_error(L, "bulk: out of memory");
+    dest = (route_dest *)lua_newuserdata(L, ((size_t)top + 1) * sizeof *dest + (n - from) * sizeof *item_host);
+    item_host = (int32_t *)(dest + top + 1);
+    memset(dest, 0, ((size_t)top + 1) * sizeof *dest);
+    dest[0].buf = dest_buffer(L, 4, 0);
+    /* pass 1: where each item goes, up to the one that fills its batch (may raise; nothing has moved) */
+    for (i = from, stop = n; i < n && !full; i++) {
+        int32_t shard = -1;
+        size_t bad = 0;
+        const char *what;
+        char err[ESPIPE_JSON_ERRLEN];
+        int tos = lua_gettop(L);
+        route_dest *d;
+
+        h = item_route(L, b, i, &p, dflt.s ? &dflt : NULL, own.s ? &own : NULL, &shard, &bad, err, &what) == ROUTE_OK
+            ? host[shard] : 0;
+        lua_settop(L, tos);
+        if (dest[h].buf == NULL)
+            dest[h].buf = dest_buffer(L, 4, h);
+        d = &dest[h];
+        if (d->buf == b)
+            return luaL_error(L, "bulk distribute: a batch cannot take its own items");
+        item_host[i - from] = (int32_t)h;
+        d->items++;
+        d->bytes += item_size(b, i);
+        if ((lua_Number)(d->buf->count + d->items) >= max_docs || (lua_Number)(d->buf->buf.len + d->bytes) >= max_bytes)
+            full = 1, stop = i + 1;
+    }
+    if (reserve_dests(dest, top) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "bulk: out of memory");
+        lua_pushinteger(L, (lua_Integer)from + 1);
+        return 3;
+    }
+    /* pass 2: the moves, which cannot fail now */
+    for (i = from; i < stop; i++)
+        copy_item(dest[item_host[i - from]].buf, b, i);
+    if (!full) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushinteger(L, item_host[stop - 1 - from]);
+    lua_pushinteger(L, (lua_Integer)stop + 1);
+    return 2;
 }
 
 /* bulk_new([opts]) with opts.max_depth and opts.utf8 = "error" | "replace" as for json.encode,
@@ -1445,7 +1662,8 @@ void espipe_open_bulk(lua_State *L)
         { "add", l_add }, { "put", l_put }, { "raw", l_raw }, { "body", l_body }, { "count", l_count }, { "bytes", l_bytes },
         { "capacity", l_capacity }, { "reset", l_reset }, { "item", l_item }, { "auto_id", l_auto_id }, { "span", l_span },
         { "slice", l_slice }, { "split", l_split }, { "subset", l_subset },
-        { "append_from", l_append_from }, { "sort_by_shard", l_sort_by_shard }, { NULL, NULL }
+        { "append_from", l_append_from }, { "sort_by_shard", l_sort_by_shard },
+        { "distribute", l_distribute }, { NULL, NULL }
     };
     static const luaL_Reg meta[] = {
         { "__gc", l_gc }, { "__len", l_count }, { "__tostring", l_tostring }, { NULL, NULL }

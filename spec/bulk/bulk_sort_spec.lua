@@ -1,4 +1,4 @@
--- espipe.bulk sort_by_shard: a buffer's items reordered in place by
+-- espipe.bulk sort_by_shard and distribute: a buffer's items reordered in place by
 -- destination shard (a counting sort in C). The expected shard of each item
 -- comes from espipe.routing (checked against Elasticsearch's values in
 -- spec/core/routing_spec.lua).
@@ -139,5 +139,110 @@ describe("bulk sort_by_shard", function()
     local body = b:body()
     assert.are.equal(1, b:sort_by_shard({ shards = 3 }, 2))
     assert.are.equal(body, b:body())
+  end)
+end)
+
+-- b:distribute: the shard-aware indexer's move of staged items into the
+-- batch of the node holding each one's primary.
+describe("bulk distribute", function()
+  local P = { shards = 4 }
+  local HOSTS = { [0] = 1, [1] = 2, [2] = 1 } -- shard 3 has no node: any node
+
+  local function dests()
+    return { [0] = bulk.new(), [1] = bulk.new(), [2] = bulk.new() }
+  end
+
+  -- the host an action line belongs to, by espipe.routing
+  local function host_of(action, default_routing)
+    local id = action:match('"_id":"([^"]*)"')
+    local rv = action:match('"routing":"([^"]*)"') or default_routing
+    if not id and not rv then return 0 end
+    return HOSTS[routing.shard { id = id, routing = rv, shards = 4 }] or 0
+  end
+
+  it("moves every item, in order and byte for byte, to its node's batch; the rest to bufs[0]", function()
+    local b = bulk.new()
+    for i = 1, 60 do
+      if i % 7 == 0 then b:index({}, { n = i }) -- no _id: cannot be placed
+      elseif i % 5 == 0 then b:delete { _id = "x" .. i, routing = "r" .. i }
+      else b:index({ _id = "doc-" .. i }, { n = i }) end
+    end
+    local before, body = items_of(b), b:body()
+    local bufs = dests()
+    assert.is_nil(b:distribute(P, HOSTS, bufs, 1, 1000, 1e9))
+    assert.are.equal(body, b:body())
+    local want = { [0] = {}, [1] = {}, [2] = {} }
+    for _, it in ipairs(before) do table.insert(want[host_of(it.action)], it) end
+    assert.is_true(#want[0] > 0 and #want[1] > 0 and #want[2] > 0)
+    for h = 0, 2 do assert.are.same(want[h], items_of(bufs[h]), "host " .. h) end
+  end)
+
+  it("stops after the item that fills a batch and resumes from the position it returns", function()
+    local b = filled(40)
+    local bufs = dests()
+    local host, nxt = b:distribute(P, HOSTS, bufs, 1, 5, 1e9)
+    assert.is_number(host)
+    assert.are.equal(5, #bufs[host])
+    assert.are.equal(host, host_of((b:item(nxt - 1))))
+    assert.are.equal(nxt - 1, #bufs[0] + #bufs[1] + #bufs[2])
+    local shipped = 5
+    bufs[host] = bulk.new()
+    local rounds = 0
+    while true do
+      host, nxt = b:distribute(P, HOSTS, bufs, nxt, 5, 1e9)
+      if host == nil then break end
+      assert.are.equal(5, #bufs[host])
+      shipped = shipped + 5
+      bufs[host] = bulk.new()
+      rounds = rounds + 1
+    end
+    assert.is_true(rounds > 0)
+    assert.are.equal(40, shipped + #bufs[0] + #bufs[1] + #bufs[2])
+  end)
+
+  it("fills by bytes too", function()
+    local b = filled(10)
+    local bufs = dests()
+    local one = #select(1, b:item(1)) + #select(2, b:item(1)) + 2
+    local host, nxt = b:distribute(P, HOSTS, bufs, 1, 1000, 1)
+    assert.are.equal(2, nxt)
+    assert.are.equal(host_of((b:item(1))), host)
+    assert.are.equal(one, bufs[host]:bytes())
+  end)
+
+  it("routes an action without a routing value by the request's default one", function()
+    local b = filled(30)
+    local bufs = dests()
+    assert.is_nil(b:distribute(P, HOSTS, bufs, 1, 1000, 1e9, "user-7"))
+    local h = host_of('{"index":{}}', "user-7")
+    assert.are.equal(30, #bufs[h])
+  end)
+
+  it("sends an action naming another index to bufs[0], one naming this index where its shard is", function()
+    local b = bulk.new()
+    b:index({ _id = "doc-1", _index = "other" }, { n = 1 })
+    b:index({ _id = "doc-1", _index = "mine" }, { n = 2 })
+    local bufs = dests()
+    assert.is_nil(b:distribute(P, HOSTS, bufs, 1, 1000, 1e9, nil, "mine"))
+    local h = host_of((b:item(2)))
+    assert.are_not.equal(0, h)
+    assert.are.same({ items_of(b)[1] }, items_of(bufs[0]))
+    assert.are.same({ items_of(b)[2] }, items_of(bufs[h]))
+  end)
+
+  it("raises on a bad argument, with every batch as it was", function()
+    local b = filled(8)
+    local bufs = dests()
+    for _, case in ipairs {
+      { "bufs%[2%] must be a bulk buffer", function() b:distribute(P, HOSTS, { [0] = bufs[0], [1] = bufs[1] }, 1, 9, 1e9) end },
+      { "hosts%[1%] must be a positive integer", function() b:distribute(P, { [1] = "x" }, bufs, 1, 9, 1e9) end },
+      { "from must be an integer from 1 to 9", function() b:distribute(P, HOSTS, bufs, 10, 9, 1e9) end },
+      { "its own items", function() b:distribute(P, HOSTS, { [0] = b, [1] = bufs[1], [2] = bufs[2] }, 1, 9, 1e9) end },
+      { "shards is required", function() b:distribute({}, HOSTS, bufs, 1, 9, 1e9) end },
+    } do
+      rejects(b, case[1], case[2])
+      for h = 0, 2 do assert.are.equal(0, #bufs[h]) end
+    end
+    assert.is_nil(b:distribute(P, HOSTS, bufs, 9, 9, 1e9)) -- past the last item: nothing to move
   end)
 end)

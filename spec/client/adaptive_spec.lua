@@ -158,6 +158,36 @@ describe("espipe.client.adaptive batch size", function()
     assert.matches("^climb: ", ctl:state().batch_reason)
   end)
 
+  it("steps back from the cap on the epoch after it turned there, even when docs/s fell meanwhile", function()
+    -- bigger is better up to far past the cap, but the cluster slowly loses
+    -- capacity: the epoch spent at the cap (no step taken) measures a fall
+    -- that says nothing about the batch size
+    local clock = fake_clock()
+    local ctl = adaptive.new { concurrency = 2, max_batch_bytes = 20 * MB, now = clock.now }
+    local fading, n = peaked(1000 * MB), 0
+    local server = function(c, b)
+      n = n + 1
+      local r = fading(c, b)
+      r.docs_per_s = r.docs_per_s * 0.999 ^ n
+      return r
+    end
+    local bs, seen_reason = {}, false
+    for i = 1, 600 do
+      local _, one = drive(ctl, clock, server, 1)
+      bs[i] = one[1]
+      if ctl:state().batch_reason == "climb: down from the cap" then seen_reason = true end
+    end
+    local at_cap, left = nil, 0
+    for i, b in ipairs(bs) do
+      if b == 20 * MB then at_cap = at_cap or i end
+      if at_cap and b < 20 * MB and bs[i - 1] == 20 * MB then left = left + 1 end
+    end
+    assert.is_not_nil(at_cap)
+    assert.is_true(left >= 3, "left the cap " .. left .. " times")
+    assert.is_true(seen_reason, "no step labelled as leaving the cap")
+    assert.is_true(all_within({ table.unpack and table.unpack(bs, at_cap) or unpack(bs, at_cap) }, 20 * MB / 1.5 ^ 2, 20 * MB))
+  end)
+
   it("goes down to 1 MB when smaller is faster, never below", function()
     local clock = fake_clock()
     local ctl = adaptive.new { concurrency = 2, now = clock.now }

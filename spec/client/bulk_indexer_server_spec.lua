@@ -153,3 +153,37 @@ describe("bulk indexer and mapping types #server", function()
     c:close()
   end)
 end)
+
+describe("bulk indexer with auto batches against a server's http.max_content_length #server", function()
+  local devserver = require("spec.support.devserver")
+  local server, c
+  setup(function()
+    server = devserver.start { args = { "--max-content-length", "256kb" } }
+    c = require("espipe.client").new { hosts = { server.url } }
+  end)
+  teardown(function()
+    if c then c:close() end
+    if server then server.stop() end
+  end)
+
+  it("lowers its cap on the server's 413s and still indexes every document", function()
+    -- (the cap is learned from 413s, 3/4 of the smallest refused body; the
+    -- server's http.max_content_length is not read beforehand)
+    local bi = c:bulk_indexer { index = "limited", concurrency = 2, batch_bytes = "auto" }
+    local sizes, refused = {}, math.huge
+    local submit = c._submit
+    c._submit = function(self, owner, req)
+      if tostring(req.path):find("_bulk", 1, true) then sizes[#sizes + 1] = #req.body:body() end
+      return submit(self, owner, req)
+    end
+    for i = 1, 6000 do assert(bi:index({ n = i, text = string.rep("x", 200) })) end
+    local st = bi:close()
+    c._submit = submit
+    assert.are.equal(6000, st.ok)
+    assert.are.equal(0, st.failed)
+    for _, n in ipairs(sizes) do if n > 256 * 1024 then refused = math.min(refused, n) end end
+    assert.is_true(sizes[1] > 256 * 1024 and refused < math.huge)
+    assert.are.equal(math.floor(refused * 0.75), st.adaptive.max_batch_bytes)
+    assert.are.equal("413: body too large", st.adaptive.batch_reason)
+  end)
+end)

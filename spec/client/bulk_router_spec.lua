@@ -207,12 +207,93 @@ describe("shard-aware bulk #server", function()
     assert.are.equal(1000, st.ok)
     assert.are.equal(1000, st.direct)
     assert.are.equal(0, (forwarded(c)))
-    -- documents without an _id cannot be routed by the client: any node, still acknowledged
-    bi = c:bulk_indexer{ index = "legacy_idx", batch_docs = 100, shard_aware = true }
-    for i = 1, 300 do bi:index({ n = i }) end
+    -- without a routing value the client cannot place a document of a partitioned index: any node
+    -- (which refuses it, as Elasticsearch does: the index requires routing)
+    bi = c:bulk_indexer{ index = "part_idx", batch_docs = 100, shard_aware = true }
+    for i = 1, 300 do bi:index({ n = i }, { id = "q" .. i }) end
     st = bi:close()
-    assert.are.equal(300, st.ok)
     assert.are.equal(0, st.direct)
+    assert.are.equal(300, st.failed)
+  end)
+
+  it("routes documents by the _id the indexer gives them", function()
+    reset_stats(c)
+    local bi = c:bulk_indexer{ index = "legacy_idx", batch_docs = 100, shard_aware = true }
+    for i = 1, 300 do bi:index({ n = i }) end
+    local st = bi:close()
+    assert.are.equal(300, st.ok)
+    assert.are.equal(300, st.direct)
+    assert.are.equal(0, (forwarded(c)))
+  end)
+
+  -- The bodies each host was sent, in order, by an indexer made on a client whose submissions are recorded.
+  local function bodies_per_host(opts, feed)
+    local c2 = client_mod.new{ hosts = { server.url } }
+    local sent = {}
+    local submit = c2._submit
+    c2._submit = function(self, owner, req)
+      if tostring(req.path):find("_bulk", 1, true) then
+        local h = req.host or 0
+        sent[h] = sent[h] or {}
+        table.insert(sent[h], req.body:body())
+      end
+      return submit(self, owner, req)
+    end
+    local bi = c2:bulk_indexer(opts)
+    feed(bi)
+    local st = bi:close()
+    c2:close()
+    return sent, st
+  end
+
+  it("moves staged documents to the same node batches, in the same order, as routing each in Lua", function()
+    local function feed(bi)
+      for i = 1, 700 do
+        -- by _id (escaped in the action line) or routing value, updates and deletes among them
+        if i % 50 == 0 then
+          bi:update({ doc = { n = -i } }, { id = "d" .. (i - 1) })
+        elseif i % 70 == 0 then
+          bi:delete{ id = "d" .. (i - 3) }
+        elseif i % 9 == 0 then
+          bi:index({ n = i }, { id = "d" .. i, routing = "r" .. (i % 5) })
+        else
+          bi:index({ n = i, s = "été" }, { id = 'd"' .. i })
+        end
+      end
+    end
+    local base = { index = "wide_idx", batch_docs = 60, shard_aware = true }
+    local staged, st1 = bodies_per_host(base, feed)
+    local lua_opts = { on_batch = function() end }
+    for k, v in pairs(base) do lua_opts[k] = v end
+    local routed, st2 = bodies_per_host(lua_opts, feed)
+    assert.are.equal(700, st1.direct)
+    assert.are.equal(700, st2.direct)
+    local hosts = 0
+    for h, list in pairs(routed) do
+      hosts = hosts + 1
+      assert.are.same(list, staged[h], "host " .. h)
+    end
+    assert.are.equal(3, hosts)
+    for h in pairs(staged) do assert.is_table(routed[h], "host " .. h) end
+  end)
+
+  it("routes raw actions, filled batches and documents naming another index to their primaries", function()
+    reset_stats(c)
+    local bi = c:bulk_indexer{ index = "legacy_idx", batch_docs = 50, shard_aware = true }
+    for i = 1, 200 do
+      assert(bi:raw('{"index":{"_id":"raw' .. i .. '"}}', '{"n":' .. i .. '}'))
+      assert(bi:index({ n = i }, { id = "other" .. i, index = "modulo_idx" }))
+    end
+    -- an appender as `espipe load` uses (C there): items added straight into the open batch
+    local r = bi:fill(function(buf, _, _, count)
+      for i = 1, count do buf:index({ _id = "fill" .. i }, { n = i }) end
+      return true, nil, count
+    end, 150)
+    assert.is_true(r)
+    local st = bi:close()
+    assert.are.equal(550, st.ok)
+    assert.are.equal(550, st.direct)
+    assert.are.equal(0, (forwarded(c)))
   end)
 
   it("retries a failed node's batch on any node and keeps every document accounted for", function()

@@ -15,7 +15,10 @@
 --     than SHIFT against the epoch before (a step of the batch size moves one
 --     of them the other way or not at all), or that saw a cut, measured a
 --     change of the cluster, not of the step: the climb keeps its direction
---     (a fall in docs/s there does not turn it round).
+--     (a fall in docs/s there does not turn it round). At a bound the climb
+--     turns and steps away on the next epoch: that epoch took no step, so
+--     its docs/s against the one before says nothing about the batch size
+--     (before, a fall there turned it back, and it stayed at the cap).
 -- A fixed number for either value pins it; the other one still adapts.
 local options = require("espipe.client.options")
 
@@ -77,7 +80,7 @@ function M.new(opts)
     c = fixed_c or min(M.START_CONCURRENCY, max_c),
     b = fixed_b or min(max(M.START_BATCH, M.MIN_BATCH), max_b),
     reason_c = fixed_c and "fixed" or "start", reason_b = fixed_b and "fixed" or "start",
-    floor = nil, since_cut = 0, direction = 1,
+    floor = nil, since_cut = 0, direction = 1, stepped = false,
     epoch_start = now(), epoch_docs = 0, epoch_responses = 0, last_rate = nil, rate = nil,
     epoch_rtt = 0, epoch_per_byte = 0, epoch_timed = 0, epoch_cut = false, last_rtt = nil, last_per_byte = nil,
     responses = 0, rejected = 0,
@@ -163,8 +166,17 @@ local function cluster_shifted(self)
   return dir ~= 0 and dir == moved(pb, prev_pb)
 end
 
--- One step of the batch-size hill climb per epoch: keep going while docs/s
--- rises, turn around when it falls.
+-- The climb's direction after an epoch that measured `rate` against the
+-- one before (prev): on while docs/s rose, back when it fell. A cluster
+-- shift, or an epoch before that took no step (the climb stood at a bound
+-- and turned there), says nothing about the batch size: the direction
+-- stays, so from a bound the climb steps away on the next epoch.
+local function next_direction(self, rate, prev, shifted)
+  if prev and rate < prev and self.stepped and not shifted then return -self.direction end
+  return self.direction
+end
+
+-- One step of the batch-size hill climb per epoch.
 local function adapt_batch(self, r, per_byte, t)
   self.epoch_docs = self.epoch_docs + max(0, (r.docs or 0) - (r.rejected_items or 0))
   self.epoch_responses = self.epoch_responses + 1
@@ -178,13 +190,17 @@ local function adapt_batch(self, r, per_byte, t)
   self.rate = rate
   local shifted = cluster_shifted(self)
   if not self.fixed_b then
-    local prev = self.last_rate
-    if prev and rate < prev and not shifted then self.direction = -self.direction end
+    local from_bound = self.last_rate ~= nil and not self.stepped
+    self.direction = next_direction(self, rate, self.last_rate, shifted)
     local before = floor(self.b)
-    local step = self.direction > 0 and M.BATCH_STEP or 1 / M.BATCH_STEP
-    set_b(self, self.b * step, self.direction > 0 and "climb: docs/s rose" or "climb: docs/s fell")
+    local up = self.direction > 0
+    local step = up and M.BATCH_STEP or 1 / M.BATCH_STEP
+    local reason = from_bound and (up and "climb: up from the minimum" or "climb: down from the cap")
+      or (up and "climb: docs/s rose" or "climb: docs/s fell")
+    set_b(self, self.b * step, reason)
+    self.stepped = floor(self.b) ~= before
     -- at a bound the climb turns around instead of standing still
-    if floor(self.b) == before then self.direction = -self.direction end
+    if not self.stepped then self.direction = -self.direction end
   end
   self.last_rate = rate
   self.epoch_start, self.epoch_docs, self.epoch_responses = t, 0, 0

@@ -265,10 +265,17 @@ function M.new(client, opts, level, router)
     self.url_routing = opts.routing
     self.stats.direct = 0        -- documents sent to their primary's node
     self.stats.node_failures = 0 -- requests to a node that failed as a whole
+    -- the documents of the default index are added to self.cur as plain
+    -- batches are and move to their node's batch in C when it fills
+    -- (_distribute); the ones no node takes go into self.anywhere. With
+    -- on_batch tokens (or no default index) each document is routed in Lua.
+    if not self.on_batch and type(self.index_name) == "string" then
+      self.staged, self.anywhere, self.anywhere_born = true, self:_new_buffer(), self.client:now()
+    end
   end
   -- presort = { shards =, ... } (espipe.pipeline.presort): each batch ordered by shard before it goes
   if opts.presort ~= nil then self.presort = require("espipe.pipeline.presort").new(opts.presort, level + 1) end
-  self.general = self.route or self.on_batch ~= nil
+  self.general = (self.route and not self.staged) or self.on_batch ~= nil
   if self.conflict_ok then self.stats.conflicts = 0 end
   return self
 end
@@ -374,6 +381,12 @@ end
 -- every slot still taken.
 local PUMP_EVERY = 256
 
+-- Shard-aware: a document naming its index is routed in Lua (its index has
+-- its own shards); the others go into self.cur and are routed in C.
+local function names_index(meta)
+  return type(meta) == "table" and (meta.index ~= nil or meta._index ~= nil)
+end
+
 -- After an append of n items, bytes long: ship a full batch, keep the loop moving.
 -- (Indexer:index repeats this body inline: the call costs 3.6% per document.)
 function Indexer:_added(n, bytes)
@@ -404,6 +417,9 @@ end
 function Indexer:_add_general(op, doc, meta, with_source)
   if self.closed then error("bulk_indexer: already closed", 3) end
   if self.halt then return nil, self.halt end
+  -- a document naming another index, routed here: the staged ones go
+  -- first, so that a node's batch keeps the order the documents came in
+  if self.staged then self:_distribute() end
   local token
   if self.on_batch and type(meta) == "table" and meta.token ~= nil then
     token = meta.token
@@ -415,13 +431,9 @@ function Indexer:_add_general(op, doc, meta, with_source)
   end
   local host, shard = 0, nil
   if self.route then host, shard = self.router:route(meta, self.index_name, self.url_routing) end
-  local buf, g = self.cur, nil
+  local buf, g = self.anywhere or self.cur, nil
   if host ~= 0 then
-    g = self.groups[host]
-    if not g then
-      g = { buf = self:_take_buffer(), born = self.client:now(), shard_at = {} }
-      self.groups[host] = g
-    end
+    g = self:_group(host)
     buf = g.buf
   end
   local ok, n, bytes = pcall(put, buf, op, meta, doc)
@@ -434,12 +446,12 @@ function Indexer:_add_general(op, doc, meta, with_source)
     end
     t[n] = token
   end
-  if not g then return self:_added(n, bytes) end
-  g.shard_at[n] = shard
+  if not g and buf == self.cur then return self:_added(n, bytes) end
+  if g then g.shard_at[n] = shard end
   local stats = self.stats
   stats.added = stats.added + 1
   if n >= self.batch_docs or bytes >= self.batch_bytes then
-    self:_ship_group(host, g)
+    if g then self:_ship_group(host, g) else self:_ship_anywhere() end
   elseif self.flush_interval then
     self:tick()
   end
@@ -450,7 +462,7 @@ end
 -- :index(doc, meta) where doc is a table or a raw JSON string, meta =
 -- { id =, index =, routing =, if_seq_no =, if_primary_term =, pipeline =, ... }
 function Indexer:index(doc, meta)
-  if self.general then return self:_add_general("index", doc, meta, true) end
+  if self.general or (self.staged and names_index(meta)) then return self:_add_general("index", doc, meta, true) end
   if self.closed then error("bulk_indexer: already closed", 2) end
   if self.halt then return nil, self.halt end
   local ok, n, bytes = pcall(put, self.cur, "index", meta, doc)
@@ -471,7 +483,7 @@ function Indexer:index(doc, meta)
 end
 
 function Indexer:create(doc, meta)
-  if self.general then return self:_add_general("create", doc, meta, true) end
+  if self.general or (self.staged and names_index(meta)) then return self:_add_general("create", doc, meta, true) end
   return self:_add("create", doc, meta, true)
 end
 
@@ -484,7 +496,7 @@ function Indexer:update(body, meta)
   if type(body) == "table" and body.doc == nil and body.script == nil and body.upsert == nil then
     error("bulk_indexer: update body needs doc, script or upsert", 2)
   end
-  if self.general then return self:_add_general("update", body, meta, true) end
+  if self.general or (self.staged and names_index(meta)) then return self:_add_general("update", body, meta, true) end
   return self:_add("update", body, meta, true)
 end
 
@@ -493,7 +505,7 @@ function Indexer:delete(meta)
   if type(meta) ~= "table" or (meta.id == nil and meta._id == nil) then
     error("bulk_indexer: delete needs meta.id", 2)
   end
-  if self.general then return self:_add_general("delete", nil, meta, false) end
+  if self.general or (self.staged and names_index(meta)) then return self:_add_general("delete", nil, meta, false) end
   return self:_add("delete", nil, meta, false)
 end
 
@@ -504,7 +516,8 @@ function Indexer:raw(action, source)
   if type(action) ~= "string" or action:find("[\r\n]") then
     error("bulk_indexer: raw action must be one line of JSON", 2)
   end
-  -- (shard-aware or not, raw actions go to any node: their routing is not parsed)
+  -- (shard-aware, a raw action goes where its _id / routing say when it names
+  -- no other index, else to any node: bulk distribute reads its line)
   local ok, n, bytes = pcall(put_raw, self.cur, action, source)
   if not ok then rejected("raw", source, nil, n, source ~= nil) end
   return self:_added(n, bytes)
@@ -570,6 +583,7 @@ function Indexer:_send(batch)
 end
 
 function Indexer:_ship_current()
+  if self.staged then return self:_distribute() end
   local buf = self.cur
   local n = #buf
   if n == 0 then return end
@@ -582,6 +596,66 @@ end
 ----------------------------------------------------------------------------
 -- Shard-aware: one open batch per node (see espipe.client.bulk_router)
 
+function Indexer:_group(host)
+  local g = self.groups[host]
+  if not g then
+    g = { buf = self:_take_buffer(), born = self.client:now(), shard_at = {} }
+    self.groups[host] = g
+  end
+  return g
+end
+
+-- The routing of the default index for the C moves: its parameters and
+-- shard -> host, or the ones that send everything to any node.
+local ANYWHERE = { shards = 1 }
+function Indexer:_placement()
+  local params, hosts = self.router:placement(self.index_name)
+  if not params then return ANYWHERE, {} end
+  return params, hosts
+end
+
+-- The documents in self.cur to their nodes' batches (bulk.c distribute:
+-- each action line's _id / routing hashed in C), in order; a batch that
+-- fills on the way is shipped, as it would have been when that document
+-- came. Documents no node takes go to self.anywhere.
+function Indexer:_distribute()
+  local st = self.cur
+  if #st == 0 then return end
+  local params, hosts = self:_placement()
+  local bufs = { [0] = self.anywhere }
+  for _, host in pairs(hosts) do bufs[host] = self:_group(host).buf end
+  local from = self.staged_from or 1
+  while true do
+    local host, nxt, at = st:distribute(params, hosts, bufs, from, self.batch_docs, self.batch_bytes,
+                                        self.url_routing, self.index_name)
+    if host == nil then
+      -- out of memory: the items before `at` have moved; the next call resumes there
+      if nxt ~= nil then self.staged_from = at; error("bulk_indexer: " .. nxt, 0) end
+      break
+    end
+    if host == 0 then
+      self:_ship_anywhere()
+      bufs[0] = self.anywhere
+    else
+      local g = self.groups[host]
+      self:_ship_group(host, g)
+      bufs[host] = g.buf
+    end
+    from = nxt
+  end
+  reset(st)
+  self.staged_from, self.cur_born = nil, self.client:now()
+end
+
+-- The batch of documents for any node.
+function Indexer:_ship_anywhere()
+  local buf = self.anywhere
+  local n = #buf
+  if n == 0 then return end
+  self.anywhere, self.anywhere_born = self:_take_buffer(), self.client:now()
+  self:_send(self:_batch_of(buf, n))
+end
+
 function Indexer:_ship_group(host, g)
   local buf = g.buf
   local n = #buf
@@ -589,9 +663,15 @@ function Indexer:_ship_group(host, g)
   local now = self.client:now()
   g.buf, g.born = self:_take_buffer(), now
   self.router:before_send(now)
-  -- grouped by shard in place, in C; the tokens move along
+  -- grouped by shard in place, in C (staged documents by their action
+  -- lines, the others by the shards routed in Lua); the tokens move along
   local tokens = self.tokens[buf]
-  local order = self.router:order(buf, g.shard_at, tokens ~= nil)
+  local order
+  if self.staged then
+    order = self.router:order(buf, (self:_placement()), tokens ~= nil, self.url_routing)
+  else
+    order = self.router:order(buf, g.shard_at, tokens ~= nil)
+  end
   if tokens then
     local moved = {}
     for k, i in ipairs(order) do moved[k] = tokens[i] end
@@ -605,6 +685,7 @@ end
 
 function Indexer:_ship_all_routed()
   self:_ship_current()
+  if self.staged then self:_ship_anywhere() end
   for host, g in pairs(self.groups) do self:_ship_group(host, g) end
 end
 
@@ -612,12 +693,27 @@ function Indexer:_tick_routed()
   local interval = self.flush_interval
   if interval then
     local now = self.client:now()
+    if self.staged and self:_any_due(now, interval) then
+      self:_distribute()
+      self:_ship_anywhere()
+    end
     if #self.cur > 0 and now - self.cur_born >= interval then self:_ship_current() end
     for host, g in pairs(self.groups) do
       if #g.buf > 0 and now - g.born >= interval then self:_ship_group(host, g) end
     end
   end
   self:_pump(0)
+end
+
+-- Whether a batch waited flush_interval: the documents in self.cur then
+-- move to their nodes first, so that each batch ships with all it holds.
+function Indexer:_any_due(now, interval)
+  if #self.anywhere > 0 and now - self.anywhere_born >= interval then return true end
+  if #self.cur > 0 and now - self.cur_born >= interval then return true end
+  for _, g in pairs(self.groups) do
+    if #g.buf > 0 and now - g.born >= interval then return true end
+  end
+  return false
 end
 
 -- A node failed a whole request: the router sends its batch anywhere.
@@ -988,10 +1084,16 @@ end
 
 -- The documents added after a stop: never sent.
 function Indexer:_abandon_current()
-  local n = self.cur and #self.cur or 0
+  -- (items of self.cur before staged_from have moved to other batches already)
+  local n = self.cur and #self.cur - (self.staged_from or 1) + 1 or 0
   if n > 0 then
     self.stats.unsent = self.stats.unsent + n
     reset(self.cur)
+  end
+  self.staged_from = nil
+  if self.anywhere and #self.anywhere > 0 then
+    self.stats.unsent = self.stats.unsent + #self.anywhere
+    reset(self.anywhere)
   end
   for host, g in pairs(self.groups or {}) do
     self.stats.unsent = self.stats.unsent + #g.buf
@@ -1028,7 +1130,7 @@ function Indexer:close()
   self.closed = true
   self:_close_dead_files()
   self.final = self:stats_now()
-  self.pool, self.cur, self.groups = {}, nil, nil
+  self.pool, self.cur, self.groups, self.anywhere = {}, nil, nil, nil
   if not ok then error(err, 0) end
   return self.final, self.halt
 end

@@ -17,7 +17,9 @@
 --   on_log = fn(msg): where "shard-aware bulk is off for index ..." goes
 --
 -- The strategy: router:route(meta, index, routing) -> host, shard (host 0:
--- any node); router:order(buf, shard_at, want_order) groups buf by shard in place;
+-- any node); router:placement(index) -> routing parameters, shard -> host
+-- (for buf:distribute, which routes a batch's items in C);
+-- router:order(buf, shard_at | parameters, want_order, routing) groups buf by shard in place;
 -- router:before_send(now); router:on_node_failure(batch);
 -- router:on_item_retry(failures).
 --
@@ -59,6 +61,16 @@ local function routable(v)
   return t == "string" or t == "number"
 end
 
+-- The shard map's entry for index (false: send anywhere), looked up once.
+local function entry_of(self, index)
+  local e = self.entries[index]
+  if e == nil then
+    e = self.map:route(index)
+    self.entries[index] = e
+  end
+  return e
+end
+
 -- The transport host of the node holding meta's primary shard and that
 -- shard, or 0 (any node). index, routing: the indexer's defaults.
 function Router:route(meta, index, rv)
@@ -70,11 +82,7 @@ function Router:route(meta, index, rv)
     rv = meta.routing or rv
   end
   if type(index) ~= "string" then return 0 end
-  local e = self.entries[index]
-  if e == nil then
-    e = self.map:route(index)
-    self.entries[index] = e
-  end
+  local e = entry_of(self, index)
   if not e then return 0 end
   if e.partition > 1 then
     -- the shard depends on both: without a routing value the cluster refuses or spreads
@@ -91,11 +99,26 @@ function Router:route(meta, index, rv)
 end
 
 -- A node's batch grouped by shard, in place (a counting sort in C: stable
--- within a shard, shards ascending from the rotation offset); with
--- want_order, order[k] = the former position of item k.
-function Router:order(buf, at, want_order)
-  local _, order = buf:sort_by_shard(at, self.rotation, want_order)
+-- within a shard, shards ascending from the rotation offset); at = the
+-- shard of each position, or an index's routing parameters (placement) to
+-- route each item by its action line (routing: the default for an action
+-- without one); with want_order, order[k] = the former position of item k.
+function Router:order(buf, at, want_order, routing)
+  local _, order = buf:sort_by_shard(at, self.rotation, want_order, routing)
   return order
+end
+
+-- For batches routed in C (bulk distribute): the routing parameters of
+-- index and its shard -> host table, or nil (send anywhere).
+function Router:placement(index)
+  local e = entry_of(self, index)
+  if not e then return nil end
+  local p = e.c_params
+  if not p then
+    p = { shards = e.shards, routing_shards = e.routing_shards, partition_size = e.partition, func = e.func }
+    e.c_params = p
+  end
+  return p, e.hosts
 end
 
 -- Before a node's batch goes: reload the map when it is due or stale.
