@@ -11,6 +11,7 @@ local interrupt = require "espipe.pipeline.interrupt"
 local many = require "espipe.pipeline.reindex.many"
 local positions = require "espipe.pipeline.reindex.positions"
 local dead_letter = require "espipe.pipeline.reindex.dead_letter"
+local passthrough = require "espipe.pipeline.reindex.passthrough"
 
 local M = {}
 
@@ -46,11 +47,14 @@ function M.new(job)
   self.ix = indexer(job, self.dead, self.positions)
   local transform_dl = (opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform"
   self.transform_dl = require("espipe.pipeline.deadletter").new(transform_dl)
+  -- no transform, windows or checkpoint tokens: pages go to the batches in C (passthrough.lua)
+  local raw = opts.transform == nil and not job.sorter and not self.positions
   self.scan = src.client:scan(src.index, src.query, {
     slices = src.slices or 1, size = src.size or 1000, keep_alive = src.keep_alive or "5m",
     resume = job.state.slices, pit_id = job.state.pit_id, keep_pit = self.positions and true or nil,
     retry = job.policy,
     raw_source = opts.transform == nil,   -- passthrough: _source bytes never decoded
+    raw_pages = raw or nil, advance = raw or nil,
   })
   if self.positions then self.positions.scan, self.acks = self.scan, self.positions.acks end
   return self
@@ -181,12 +185,16 @@ end
 
 -- false: stop taking pages (a failure, or Ctrl-C / SIGTERM: what was taken is flushed by finish)
 function Copy:page(page)
-  local slice, acks = page.slice, self.acks
-  local token = acks and acks:page(slice, { search_after = page.search_after, done = page.last or nil })
-  for _, hit in ipairs(page.hits) do
-    if not each_hit(self, slice, hit, token) then return false end
+  if page.body then
+    if not passthrough.page(self, page) then return false end
+  else
+    local slice, acks = page.slice, self.acks
+    local token = acks and acks:page(slice, { search_after = page.search_after, done = page.last or nil })
+    for _, hit in ipairs(page.hits) do
+      if not each_hit(self, slice, hit, token) then return false end
+    end
+    if token then acks:sealed(token) end
   end
-  if token then acks:sealed(token) end
   self:after_page()
   self.interrupted = self.interrupted or interrupt.received()
   return not self.job.failure and not self.interrupted
