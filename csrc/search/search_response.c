@@ -24,7 +24,10 @@ typedef struct reader {
     json_decoder d;
     json_decode_cfg sort_cfg;
     int raw_source;
+    int source_fields;  /* members of the last decoded _source object */
 } reader;
+
+static int read_object(reader *r, int nrec, int (*member)(reader *r), int *count);
 
 /* The key just pushed is `name`? */
 static int key_equals(lua_State *L, const char *name, size_t n)
@@ -35,6 +38,21 @@ static int key_equals(lua_State *L, const char *name, size_t n)
 }
 
 #define KEY_IS(L, lit) key_equals((L), (lit), sizeof(lit) - 1)
+
+static int plain_member(reader *r)
+{
+    return json_dec_value(&r->d);
+}
+
+/*
+** A decoded _source: its table sized for the members of the one before
+** (the documents of a page mostly share their shape) and one more, for the
+** field a transform adds, so neither the decode nor that field resizes it.
+*/
+static int read_source(reader *r)
+{
+    return read_object(r, r->source_fields + 1, plain_member, &r->source_fields);
+}
 
 /* The value of the hit member whose key is on top of the stack, pushed. */
 static int read_hit_member(reader *r)
@@ -48,7 +66,9 @@ static int read_hit_member(reader *r)
     json_dec_space(d);
     if (d->p >= d->end)
         return json_dec_expected(d, "a value");
-    if (r->raw_source && KEY_IS(L, "_source")) {
+    if (KEY_IS(L, "_source")) {
+        if (!r->raw_source)
+            return *d->p == '{' ? read_source(r) : json_dec_value(d);
         start = d->p;
         if (json_dec_skip(d) != 0)
             return -1;
@@ -65,15 +85,20 @@ static int read_hit_member(reader *r)
     return json_dec_value(d);
 }
 
-/* json/decoder.c's parse_object, with read_hit_member instead of json_dec_value. */
-static int read_hit(reader *r)
+/*
+** json/decoder.c's parse_object with the member's value read by member and
+** the table made for nrec members; *count: how many it had.
+*/
+static int read_object(reader *r, int nrec, int (*member)(reader *r), int *count)
 {
     json_decoder *d = &r->d;
     lua_State *L = d->L;
+    int n = 0;
 
     if (json_dec_enter(d) != 0)
         return -1;
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, nrec);
+    *count = 0;
     if (json_dec_closes(d, '}'))
         return 0;
     for (;;) {
@@ -83,13 +108,21 @@ static int read_hit(reader *r)
             return -1;
         if (json_dec_colon(d) != 0)
             return -1;
-        if (read_hit_member(r) != 0)
+        if (member(r) != 0)
             return -1;
         lua_rawset(L, -3);
+        *count = ++n;
         const int more = json_dec_next(d, '}');
         if (more <= 0)
             return more;
     }
+}
+
+/* A hit: an object whose members read_hit_member reads. */
+static int read_hit(reader *r)
+{
+    int count;
+    return read_object(r, 8, read_hit_member, &count);
 }
 
 /* hits.hits: an array whose objects are hits. */
@@ -178,6 +211,7 @@ static int l_search_response(lua_State *L)
     r.sort_cfg = cfg;
     r.sort_cfg.big = JSON_BIG_STRING;
     r.raw_source = lua_toboolean(L, 2);
+    r.source_fields = 0;
     luaL_checkstack(L, 8, "search_response");
     lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
     top = lua_gettop(L);

@@ -41,6 +41,7 @@ function M.new(job)
   local self = setmetatable({ job = job, summary = job.summary, transform = opts.transform,
     dest_index = job.dst.index, window = job.window, create = job.op == "create", sorter = job.sorter,
     groups = {},                     -- per-slice documents waiting for a window to fill
+    meta = {},                       -- the bulk metadata of the document being sent
     written = { job.dst.index }, seen_index = { [job.dst.index] = true } }, Copy)
   self.dead = dead_letter.new(job)
   self.positions = positions.new(job)
@@ -60,10 +61,10 @@ function M.new(job)
   return self
 end
 
--- Bulk metadata: the hit's, or the document's own _id, _index and _routing
--- (removed from its source).
-local function meta_of(doc, hit, dest_index)
-  local meta = { _index = dest_index, _id = hit._id, routing = hit._routing }
+-- Bulk metadata into meta: the hit's, or the document's own _id, _index
+-- and _routing (removed from its source).
+local function meta_of(meta, doc, hit, dest_index)
+  meta._index, meta._id, meta.routing = dest_index, hit._id, hit._routing
   if type(doc) == "table" then
     if doc._id ~= nil then meta._id = doc._id; doc._id = nil end
     if doc._index ~= nil then meta._index = doc._index; doc._index = nil end
@@ -75,9 +76,18 @@ end
 -- The per-document path (hand, add, hit) is made of local functions and
 -- reads flat fields: it runs for every document.
 
+-- One document to the indexer; false once the job has failed.
+local function send(self, doc, meta)
+  local ok, err
+  if self.create then ok, err = self.ix:create(doc, meta) else ok, err = self.ix:index(doc, meta) end
+  if ok == nil and err then self.job:fail(err) return false end
+  self.summary.sent = self.summary.sent + 1
+  return true
+end
+
 -- One window to the indexer; false once the job has failed.
 local function hand(self, slice, items)
-  local ix, sorter, create, summary = self.ix, self.sorter, self.create, self.summary
+  local ix, sorter = self.ix, self.sorter
   if sorter then items = sorter:order(items, slice) end
   for _, it in ipairs(items) do
     -- pre-sorted: a request ends where the shard changes, so each one
@@ -86,10 +96,7 @@ local function hand(self, slice, items)
       if self.last_shard ~= nil then ix:ship() end
       self.last_shard = it.shard
     end
-    local ok, err
-    if create then ok, err = ix:create(it.doc, it.meta) else ok, err = ix:index(it.doc, it.meta) end
-    if ok == nil and err then self.job:fail(err) return false end
-    summary.sent = summary.sent + 1
+    if not send(self, it.doc, it.meta) then return false end
   end
   return true
 end
@@ -104,11 +111,13 @@ function Copy:hand_all()
   return true
 end
 
+-- Without presort a document goes to the indexer at once; with it, into
+-- its slice's window.
 local function add(self, slice, doc, hit, token)
-  local groups, dest = self.groups, self.dest_index
-  local g = groups[slice]
-  if not g then g = {}; groups[slice] = g end
-  local meta = meta_of(doc, hit, dest)
+  local dest = self.dest_index
+  -- (the indexer reads meta during the call and keeps none of it: without
+  -- windows one table serves every document)
+  local meta = meta_of(self.sorter and {} or self.meta, doc, hit, dest)
   local index = meta._index
   if index ~= dest and not self.seen_index[index] then
     self.seen_index[index] = true
@@ -118,6 +127,10 @@ local function add(self, slice, doc, hit, token)
     meta.token = token
     self.acks:add(token)
   end
+  if not self.sorter then return send(self, doc, meta) end
+  local groups = self.groups
+  local g = groups[slice]
+  if not g then g = {}; groups[slice] = g end
   g[#g + 1] = { doc = doc, meta = meta, id = meta._id, routing = meta.routing }
   if #g >= self.window then
     groups[slice] = {}
