@@ -20,12 +20,56 @@
 #include "json/reader.h"
 #include "page_envelope.h"
 
+/*
+** The keys of a page's hits and of their _source objects: the same few in
+** every hit, so each is made a Lua string once per page and pushed from
+** the anchor table after that (a lookup instead of an interning).
+*/
+#define KEY_SLOTS 64
+#define KEY_MAX 32
+
+typedef struct key_slot {
+    unsigned char len;      /* 0: empty */
+    char text[KEY_MAX];
+} key_slot;
+
 typedef struct reader {
     json_decoder d;
     json_decode_cfg sort_cfg;
     int raw_source;
     int source_fields;  /* members of the last decoded _source object */
+    int anchor;         /* stack index of the table holding slot i's string at [i + 1] */
+    key_slot keys[KEY_SLOTS];
 } reader;
+
+/* The member key at d->p (a quote), pushed; a plain short key from the page's cache. */
+static int read_key(reader *r)
+{
+    json_decoder *d = &r->d;
+    const unsigned char *q = d->p, *p = json_skip_plain_wide(q + 1, d->end);
+    size_t len = (size_t)(p - q - 1), i;
+    key_slot *k;
+    unsigned slot;
+
+    if (p >= d->end || *p != '"' || len == 0 || len > KEY_MAX)
+        return json_dec_string(d);
+    slot = (unsigned)len;
+    for (i = 1; i <= len; i++)
+        slot = slot * 33u + q[i];
+    slot %= KEY_SLOTS;
+    k = &r->keys[slot];
+    d->p = p + 1;
+    if (k->len == len && memcmp(k->text, q + 1, len) == 0) {
+        lua_rawgeti(d->L, r->anchor, (lua_Integer)slot + 1);
+        return 0;
+    }
+    lua_pushlstring(d->L, (const char *)q + 1, len);
+    lua_pushvalue(d->L, -1);
+    lua_rawseti(d->L, r->anchor, (lua_Integer)slot + 1);
+    k->len = (unsigned char)len;
+    memcpy(k->text, q + 1, len);
+    return 0;
+}
 
 static int read_object(reader *r, int nrec, int (*member)(reader *r), int *count);
 
@@ -104,7 +148,7 @@ static int read_object(reader *r, int nrec, int (*member)(reader *r), int *count
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
             return json_dec_expected(d, "a string key");
-        if (json_dec_string(d) != 0)
+        if (read_key(r) != 0)
             return -1;
         if (json_dec_colon(d) != 0)
             return -1;
@@ -212,7 +256,10 @@ static int l_search_response(lua_State *L)
     r.sort_cfg.big = JSON_BIG_STRING;
     r.raw_source = lua_toboolean(L, 2);
     r.source_fields = 0;
+    memset(r.keys, 0, sizeof r.keys);
     luaL_checkstack(L, 8, "search_response");
+    lua_createtable(L, KEY_SLOTS, 0);
+    r.anchor = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
     top = lua_gettop(L);
     r.d.L = L;
