@@ -35,6 +35,11 @@
 enum { STOP_END, STOP_FULL, STOP_HIT, STOP_BAD };
 static const char *const stop_names[] = { "end", "full", "hit", "bad" };
 
+/* The members of one hit that make its action and source. */
+typedef struct hit_spans {
+    page_span id, routing, source;
+} hit_spans;
+
 typedef struct page_bulk {
     bulk_buffer *b;
     double max_docs, max_bytes;
@@ -49,12 +54,8 @@ typedef struct page_bulk {
     page_position pos;
     int saw_hits;
     int oom;                /* the buffer could not grow */
+    hit_spans hit;          /* the hit being read */
 } page_bulk;
-
-/* The members of one hit that make its action and source. */
-typedef struct hit_spans {
-    page_span id, routing, source;
-} hit_spans;
 
 /* A JSON string the builder copies as it is: quoted, non-empty, printable ASCII, no escape. */
 static int plain_string(page_span v)
@@ -136,52 +137,28 @@ static int append_hit(page_bulk *r, const hit_spans *h)
     return 0;
 }
 
-static int bulk_key(page_bulk *r, json_decoder *d, const char **k, size_t *klen)
+/* A member of the hit being read: its spans, and the last sort values for the position. */
+static void bulk_member(void *ctx, const char *k, size_t klen, page_span v)
 {
-    int in_page;
-    return page_key(d, &r->key, k, klen, &in_page);
+    page_bulk *r = (page_bulk *)ctx;
+
+    /* (a repeated member: the last one counts, as in a decoded hit) */
+    if (PAGE_KEY_IS(k, klen, "_id"))
+        r->hit.id = v;
+    else if (PAGE_KEY_IS(k, klen, "_routing"))
+        r->hit.routing = v;
+    else if (PAGE_KEY_IS(k, klen, "_source"))
+        r->hit.source = v;
+    else if (PAGE_KEY_IS(k, klen, "sort"))
+        r->pos.last_sort = v;
 }
 
-/* Reads the hit at d->p ('{'): its spans, and the last sort values for the position. */
-static int read_hit(page_bulk *r, json_decoder *d, hit_spans *h)
+/* Reads the hit at d->p ('{') into r->hit. */
+static int read_hit(page_bulk *r, json_decoder *d)
 {
-    const char *k;
-    size_t klen;
-    const unsigned char *vs;
-
-    memset(h, 0, sizeof *h);
-    if (json_dec_enter(d) != 0)
-        return -1;
+    memset(&r->hit, 0, sizeof r->hit);
     r->pos.last_sort.start = r->pos.last_sort.end = NULL;
-    if (json_dec_closes(d, '}'))
-        return 0;
-    for (;;) {
-        if (d->p >= d->end || *d->p != '"')
-            return json_dec_expected(d, "a string key");
-        if (bulk_key(r, d, &k, &klen) != 0 || json_dec_colon(d) != 0)
-            return -1;
-        json_dec_space(d);
-        vs = d->p;
-        if (json_dec_skip(d) != 0)
-            return -1;
-        /* (a repeated member: the last one counts, as in a decoded hit) */
-        if (PAGE_KEY_IS(k, klen, "_id")) {
-            h->id.start = vs;
-            h->id.end = d->p;
-        } else if (PAGE_KEY_IS(k, klen, "_routing")) {
-            h->routing.start = vs;
-            h->routing.end = d->p;
-        } else if (PAGE_KEY_IS(k, klen, "_source")) {
-            h->source.start = vs;
-            h->source.end = d->p;
-        } else if (PAGE_KEY_IS(k, klen, "sort")) {
-            r->pos.last_sort.start = vs;
-            r->pos.last_sort.end = d->p;
-        }
-        const int more = json_dec_next(d, '}');
-        if (more <= 0)
-            return more;
-    }
+    return envelope_hit_members(d, &r->key, bulk_member, r);
 }
 
 /* A hit read: appended while the batch has room and the hit is usual. */
@@ -210,8 +187,6 @@ static int take_hit(page_bulk *r, const unsigned char *at, const hit_spans *h)
 */
 static int walk_hits(page_bulk *r, json_decoder *d)
 {
-    hit_spans h;
-
     for (;;) {
         const unsigned char *at;
         int was_full = r->stop == STOP_FULL;
@@ -220,10 +195,10 @@ static int walk_hits(page_bulk *r, json_decoder *d)
         if (d->p >= d->end || *d->p != '{')
             return json_dec_expected(d, "a hit (an object)");
         at = d->p;
-        if (read_hit(r, d, &h) != 0)
+        if (read_hit(r, d) != 0)
             return -1;
         r->pos.hits++;
-        if (take_hit(r, at, &h) != 0) {
+        if (take_hit(r, at, &r->hit) != 0) {
             r->oom = 1;
             return -1;
         }
@@ -256,7 +231,8 @@ static int envelope_hits(void *ctx, json_decoder *d)
 
 static int envelope_key(void *ctx, json_decoder *d, const char **k, size_t *klen)
 {
-    return bulk_key((page_bulk *)ctx, d, k, klen);
+    int in_page;
+    return page_key(d, &((page_bulk *)ctx)->key, k, klen, &in_page);
 }
 
 static int envelope_value(void *ctx, json_decoder *d, enum envelope_level lv, const char *k, size_t klen)
