@@ -17,6 +17,7 @@ ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L)
     espipe_open_routing(L);
     espipe_open_bulk_response(L);
     espipe_open_search_response(L);
+    espipe_open_search_bulk(L);
     espipe_open_page_position(L);
     espipe_open_stream_codec(L);
     espipe_open_signals(L);

@@ -11,6 +11,7 @@ void espipe_open_bulk(lua_State *L);
 void espipe_open_routing(lua_State *L);
 void espipe_open_bulk_response(lua_State *L);
 void espipe_open_search_response(lua_State *L);
+void espipe_open_search_bulk(lua_State *L);
 void espipe_open_stream_codec(lua_State *L);
 void espipe_open_signals(lua_State *L);
 void espipe_open_raw_bytes(lua_State *L);

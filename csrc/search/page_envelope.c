@@ -69,6 +69,33 @@ int envelope_each_hit(json_decoder *d, int (*hit)(void *ctx, json_decoder *d), v
     }
 }
 
+int envelope_hit_members(json_decoder *d, strbuf *scratch,
+                         void (*member)(void *ctx, const char *k, size_t klen, page_span v), void *ctx)
+{
+    const char *k;
+    size_t klen;
+    page_span v;
+    int in_page, more;
+
+    if (json_dec_enter(d) != 0)
+        return -1;
+    more = !json_dec_closes(d, '}');
+    while (more > 0) {
+        if (d->p >= d->end || *d->p != '"')
+            return json_dec_expected(d, "a string key");
+        if (page_key(d, scratch, &k, &klen, &in_page) != 0 || json_dec_colon(d) != 0)
+            return -1;
+        json_dec_space(d);
+        v.start = d->p;
+        if (json_dec_skip(d) != 0)
+            return -1;
+        v.end = d->p;
+        member(ctx, k, klen, v);
+        more = json_dec_next(d, '}');
+    }
+    return more;
+}
+
 int envelope_skip_member(json_decoder *d, enum envelope_level lv, const char *k, size_t klen,
                          page_span *pit_id, page_span *scroll_id)
 {

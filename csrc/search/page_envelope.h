@@ -46,6 +46,14 @@ int envelope_walk(json_decoder *d, const envelope_hooks *h, void *ctx);
 int envelope_each_hit(json_decoder *d, int (*hit)(void *ctx, json_decoder *d), void *ctx);
 
 /*
+** The hit at d->p ('{'), its members checked and passed: member(ctx, k,
+** klen, v) for each, v the value's bytes (keys with escapes resolved in
+** scratch). 0, or -1 with d->err set.
+*/
+int envelope_hit_members(json_decoder *d, strbuf *scratch,
+                         void (*member)(void *ctx, const char *k, size_t klen, page_span v), void *ctx);
+
+/*
 ** The value of a member at d->p checked and passed; at ENVELOPE_TOP, where
 ** pit_id or _scroll_id is kept as a span. 0 or -1.
 */

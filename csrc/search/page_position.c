@@ -93,35 +93,17 @@ static int position_key(void *ctx, json_decoder *d, const char **k, size_t *klen
     return page_key(d, &((position_reader *)ctx)->key, k, klen, &in_page);
 }
 
-/* One hit: only its own "sort" member is kept (the last one, as decode would). */
+/* Of a hit, only its own "sort" member is kept (the last one, as decode would). */
+static void position_member(void *ctx, const char *k, size_t klen, page_span v)
+{
+    if (PAGE_KEY_IS(k, klen, "sort"))
+        ((position_reader *)ctx)->pos.last_sort = v;
+}
+
 static int position_hit(position_reader *r, json_decoder *d)
 {
-    const char *k;
-    size_t klen;
-    const unsigned char *vs;
-
-    if (json_dec_enter(d) != 0)
-        return -1;
     r->pos.last_sort.start = r->pos.last_sort.end = NULL;
-    if (json_dec_closes(d, '}'))
-        return 0;
-    for (;;) {
-        if (d->p >= d->end || *d->p != '"')
-            return json_dec_expected(d, "a string key");
-        if (position_key(r, d, &k, &klen) != 0 || json_dec_colon(d) != 0)
-            return -1;
-        json_dec_space(d);
-        vs = d->p;
-        if (json_dec_skip(d) != 0)
-            return -1;
-        if (PAGE_KEY_IS(k, klen, "sort")) {
-            r->pos.last_sort.start = vs;
-            r->pos.last_sort.end = d->p;
-        }
-        const int more = json_dec_next(d, '}');
-        if (more <= 0)
-            return more;
-    }
+    return envelope_hit_members(d, &r->key, position_member, r);
 }
 
 static int each_hit(void *ctx, json_decoder *d)

@@ -20,11 +20,58 @@
 #include "json/reader.h"
 #include "page_envelope.h"
 
+/*
+** The keys of a page's hits and of their _source objects: the same few in
+** every hit, so each is made a Lua string once per page and pushed from
+** the anchor table after that (a lookup instead of an interning).
+*/
+#define KEY_SLOTS 64
+#define KEY_MAX 32
+
+typedef struct key_slot {
+    unsigned char len;      /* 0: empty */
+    char text[KEY_MAX];
+} key_slot;
+
 typedef struct reader {
     json_decoder d;
     json_decode_cfg sort_cfg;
     int raw_source;
+    int source_fields;  /* members of the last decoded _source object */
+    int anchor;         /* stack index of the table holding slot i's string at [i + 1] */
+    key_slot keys[KEY_SLOTS];
 } reader;
+
+/* The member key at d->p (a quote), pushed; a plain short key from the page's cache. */
+static int read_key(reader *r)
+{
+    json_decoder *d = &r->d;
+    const unsigned char *q = d->p, *p = json_skip_plain_wide(q + 1, d->end);
+    size_t len = (size_t)(p - q - 1), i;
+    key_slot *k;
+    unsigned slot;
+
+    if (p >= d->end || *p != '"' || len == 0 || len > KEY_MAX)
+        return json_dec_string(d);
+    slot = (unsigned)len;
+    for (i = 1; i <= len; i++)
+        slot = slot * 33u + q[i];
+    slot %= KEY_SLOTS;
+    k = &r->keys[slot];
+    d->p = p + 1;
+    if (k->len == len && memcmp(k->text, q + 1, len) == 0) {
+        lua_rawgeti(d->L, r->anchor, (lua_Integer)slot + 1);
+        return 0;
+    }
+    lua_pushlstring(d->L, (const char *)q + 1, len);
+    lua_pushvalue(d->L, -1);
+    lua_rawseti(d->L, r->anchor, (lua_Integer)slot + 1);
+    k->len = (unsigned char)len;
+    memcpy(k->text, q + 1, len);
+    return 0;
+}
+
+static int read_object(reader *r, int nrec, int (*member)(reader *r), int *count);
 
 /* The key just pushed is `name`? */
 static int key_equals(lua_State *L, const char *name, size_t n)
@@ -35,6 +82,21 @@ static int key_equals(lua_State *L, const char *name, size_t n)
 }
 
 #define KEY_IS(L, lit) key_equals((L), (lit), sizeof(lit) - 1)
+
+static int plain_member(reader *r)
+{
+    return json_dec_value(&r->d);
+}
+
+/*
+** A decoded _source: its table sized for the members of the one before
+** (the documents of a page mostly share their shape) and one more, for the
+** field a transform adds, so neither the decode nor that field resizes it.
+*/
+static int read_source(reader *r)
+{
+    return read_object(r, r->source_fields + 1, plain_member, &r->source_fields);
+}
 
 /* The value of the hit member whose key is on top of the stack, pushed. */
 static int read_hit_member(reader *r)
@@ -48,7 +110,9 @@ static int read_hit_member(reader *r)
     json_dec_space(d);
     if (d->p >= d->end)
         return json_dec_expected(d, "a value");
-    if (r->raw_source && KEY_IS(L, "_source")) {
+    if (KEY_IS(L, "_source")) {
+        if (!r->raw_source)
+            return *d->p == '{' ? read_source(r) : json_dec_value(d);
         start = d->p;
         if (json_dec_skip(d) != 0)
             return -1;
@@ -65,31 +129,44 @@ static int read_hit_member(reader *r)
     return json_dec_value(d);
 }
 
-/* json/decoder.c's parse_object, with read_hit_member instead of json_dec_value. */
-static int read_hit(reader *r)
+/*
+** json/decoder.c's parse_object with the member's value read by member and
+** the table made for nrec members; *count: how many it had.
+*/
+static int read_object(reader *r, int nrec, int (*member)(reader *r), int *count)
 {
     json_decoder *d = &r->d;
     lua_State *L = d->L;
+    int n = 0;
 
     if (json_dec_enter(d) != 0)
         return -1;
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, nrec);
+    *count = 0;
     if (json_dec_closes(d, '}'))
         return 0;
     for (;;) {
         if (d->p >= d->end || *d->p != '"')
             return json_dec_expected(d, "a string key");
-        if (json_dec_string(d) != 0)
+        if (read_key(r) != 0)
             return -1;
         if (json_dec_colon(d) != 0)
             return -1;
-        if (read_hit_member(r) != 0)
+        if (member(r) != 0)
             return -1;
         lua_rawset(L, -3);
+        *count = ++n;
         const int more = json_dec_next(d, '}');
         if (more <= 0)
             return more;
     }
+}
+
+/* A hit: an object whose members read_hit_member reads. */
+static int read_hit(reader *r)
+{
+    int count;
+    return read_object(r, 8, read_hit_member, &count);
 }
 
 /* hits.hits: an array whose objects are hits. */
@@ -178,7 +255,11 @@ static int l_search_response(lua_State *L)
     r.sort_cfg = cfg;
     r.sort_cfg.big = JSON_BIG_STRING;
     r.raw_source = lua_toboolean(L, 2);
+    r.source_fields = 0;
+    memset(r.keys, 0, sizeof r.keys);
     luaL_checkstack(L, 8, "search_response");
+    lua_createtable(L, KEY_SLOTS, 0);
+    r.anchor = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, ESPIPE_JSON_ARRAY_MT);
     top = lua_gettop(L);
     r.d.L = L;

@@ -12,6 +12,7 @@ local many = require "espipe.pipeline.reindex.many"
 local positions = require "espipe.pipeline.reindex.positions"
 local dead_letter = require "espipe.pipeline.reindex.dead_letter"
 local contract = require "espipe.pipeline.transform" -- ("transform" is the per-document function below)
+local passthrough = require "espipe.pipeline.reindex.passthrough"
 
 local M = {}
 
@@ -45,26 +46,31 @@ function M.new(job)
     xform = xf and xf.batch and xf, ctx = xf and xf:context(src.client),
     dest_index = dest, window = job.window, create = job.op == "create", sorter = job.sorter,
     groups = {},                     -- per-slice documents waiting for a window to fill
+    meta = {},                       -- the bulk metadata of the document being sent
     written = { dest }, seen_index = dest and { [dest] = true } or {} }, Copy)
   self.dead = dead_letter.new(job)
   self.positions = positions.new(job)
   self.ix = indexer(job, self.dead, self.positions)
   local transform_dl = (opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform"
   self.transform_dl = require("espipe.pipeline.deadletter").new(transform_dl)
+  -- no transform, windows or checkpoint tokens, one destination name: pages go to the
+  -- batches in C (passthrough.lua)
+  local raw = opts.transform == nil and not job.sorter and not self.positions and dest ~= nil
   self.scan = src.client:scan(src.index, src.query, {
     slices = src.slices or 1, size = src.size or 1000, keep_alive = src.keep_alive or "5m",
     resume = job.state.slices, pit_id = job.state.pit_id, keep_pit = self.positions and true or nil,
     retry = job.policy,
     raw_source = opts.transform == nil,   -- passthrough: _source bytes never decoded
+    raw_pages = raw or nil, advance = raw or nil,
   })
   if self.positions then self.positions.scan, self.acks = self.scan, self.positions.acks end
   return self
 end
 
--- Bulk metadata: the hit's, or the document's own _id, _index and _routing
--- (removed from its source).
-local function meta_of(doc, hit, dest_index)
-  local meta = { _index = dest_index or hit._index, _id = hit._id, routing = hit._routing }
+-- Bulk metadata into meta: the hit's, or the document's own _id, _index
+-- and _routing (removed from its source).
+local function meta_of(meta, doc, hit, dest_index)
+  meta._index, meta._id, meta.routing = dest_index or hit._index, hit._id, hit._routing
   if type(doc) == "table" then
     if doc._id ~= nil then meta._id = doc._id; doc._id = nil end
     if doc._index ~= nil then meta._index = doc._index; doc._index = nil end
@@ -76,9 +82,18 @@ end
 -- The per-document path (hand, add, hit) is made of local functions and
 -- reads flat fields: it runs for every document.
 
+-- One document to the indexer; false once the job has failed.
+local function send(self, doc, meta)
+  local ok, err
+  if self.create then ok, err = self.ix:create(doc, meta) else ok, err = self.ix:index(doc, meta) end
+  if ok == nil and err then self.job:fail(err) return false end
+  self.summary.sent = self.summary.sent + 1
+  return true
+end
+
 -- One window to the indexer; false once the job has failed.
 local function hand(self, slice, items)
-  local ix, sorter, create, summary = self.ix, self.sorter, self.create, self.summary
+  local ix, sorter = self.ix, self.sorter
   if sorter then items = sorter:order(items, slice) end
   for _, it in ipairs(items) do
     -- pre-sorted: a request ends where the shard changes, so each one
@@ -87,10 +102,7 @@ local function hand(self, slice, items)
       if self.last_shard ~= nil then ix:ship() end
       self.last_shard = it.shard
     end
-    local ok, err
-    if create then ok, err = ix:create(it.doc, it.meta) else ok, err = ix:index(it.doc, it.meta) end
-    if ok == nil and err then self.job:fail(err) return false end
-    summary.sent = summary.sent + 1
+    if not send(self, it.doc, it.meta) then return false end
   end
   return true
 end
@@ -105,11 +117,13 @@ function Copy:hand_all()
   return true
 end
 
+-- Without presort a document goes to the indexer at once; with it, into
+-- its slice's window.
 local function add(self, slice, doc, hit, token)
-  local groups, dest = self.groups, self.dest_index
-  local g = groups[slice]
-  if not g then g = {}; groups[slice] = g end
-  local meta = meta_of(doc, hit, dest)
+  local dest = self.dest_index
+  -- (the indexer reads meta during the call and keeps none of it: without
+  -- windows one table serves every document)
+  local meta = meta_of(self.sorter and {} or self.meta, doc, hit, dest)
   local index = meta._index
   if index ~= dest and not self.seen_index[index] then
     self.seen_index[index] = true
@@ -119,6 +133,10 @@ local function add(self, slice, doc, hit, token)
     meta.token = token
     self.acks:add(token)
   end
+  if not self.sorter then return send(self, doc, meta) end
+  local groups = self.groups
+  local g = groups[slice]
+  if not g then g = {}; groups[slice] = g end
   g[#g + 1] = { doc = doc, meta = meta, id = meta._id, routing = meta.routing }
   if #g >= self.window then
     groups[slice] = {}
@@ -216,16 +234,20 @@ end
 
 -- false: stop taking pages (a failure, or Ctrl-C / SIGTERM: what was taken is flushed by finish)
 function Copy:page(page)
-  local slice, acks = page.slice, self.acks
-  local token = acks and acks:page(slice, { search_after = page.search_after, done = page.last or nil })
-  if self.xform then
-    if not self:batch_page(slice, page.hits, token) then return false end
+  if page.body then
+    if not passthrough.page(self, page) then return false end
   else
-    for _, hit in ipairs(page.hits) do
-      if not each_hit(self, slice, hit, token) then return false end
+    local slice, acks = page.slice, self.acks
+    local token = acks and acks:page(slice, { search_after = page.search_after, done = page.last or nil })
+    if self.xform then
+      if not self:batch_page(slice, page.hits, token) then return false end
+    else
+      for _, hit in ipairs(page.hits) do
+        if not each_hit(self, slice, hit, token) then return false end
+      end
     end
+    if token then acks:sealed(token) end
   end
-  if token then acks:sealed(token) end
   self:after_page()
   self.interrupted = self.interrupted or interrupt.received()
   return not self.job.failure and not self.interrupted
