@@ -53,9 +53,10 @@ function M.new(job)
   self.ix = indexer(job, self.dead, self.positions)
   local transform_dl = (opts.dead_letter or "espipe-deadletter.ndjson") .. ".transform"
   self.transform_dl = require("espipe.pipeline.deadletter").new(transform_dl)
-  -- no transform, windows or checkpoint tokens, one destination name: pages go to the
-  -- batches in C (passthrough.lua)
+  -- no transform, windows or checkpoint tokens, one destination name and no 6.x _type:
+  -- pages go to the batches in C (passthrough.lua), whose action lines carry neither
   local raw = opts.transform == nil and not job.sorter and not self.positions and dest ~= nil
+    and not job.doc_type
   self.scan = src.client:scan(src.index, src.query, {
     slices = src.slices or 1, size = src.size or 1000, keep_alive = src.keep_alive or "5m",
     resume = job.state.slices, pit_id = job.state.pit_id, keep_pit = self.positions and true or nil,
