@@ -13,13 +13,20 @@ local setup_mod = require "espipe.pipeline.setup"
 
 local M = {}
 
+-- A worker's scan asks only for its slices (source.slice_ids): the others are done.
+local function only_mine(job)
+  local ids = job.src.slice_ids
+  if ids then job.state.slices = require("espipe.pipeline.slices").only(job.state.slices, ids, job.src.slices or 1) end
+  return true
+end
+
 local function load_state(job)
   local opts, summary = job.opts, job.summary
   job.state = { slices = {}, counts = summary }
-  if not opts.checkpoint then return true end
+  if not opts.checkpoint then return only_mine(job) end
   local saved, lerr = checkpoint.load(opts.checkpoint)
   if lerr then return nil, lerr end
-  if not saved then return true end
+  if not saved then return only_mine(job) end
   for k, v in pairs(saved.counts or {}) do if type(v) == "number" then summary[k] = v end end
   if saved.done then
     summary.already_done, job.already_done = true, true
@@ -27,7 +34,7 @@ local function load_state(job)
   end
   job.state.slices, job.state.pit_id = saved.slices or {}, saved.pit_id
   summary.resumed = true
-  return true
+  return only_mine(job)
 end
 
 -- Documents acknowledged before the job started must be copied, but a
