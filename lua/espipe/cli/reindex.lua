@@ -104,8 +104,10 @@ local function run(argv, worker)
   if not job then return common.usage_error("reindex", jerr, usage) end
   local plan, perr = scale.plan(opts, worker)
   if not plan then return common.usage_error("reindex", perr, usage) end
-  local set, serr = worker or common.index_setup(durl, opts, dindex)
-  if not set then return common.run_error("reindex", serr) end
+  if not worker then -- the parent set the destination up
+    local set, serr = common.index_setup(durl, opts, dindex)
+    if not set then return common.run_error("reindex", serr) end
+  end
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
   local dead = scale.path(opts.dead_letter or "espipe-deadletter.ndjson", plan, worker)
@@ -145,6 +147,8 @@ local function run(argv, worker)
   local this, whole
   if plan.pool then this = summary or partial or {}; whole = this.job
   else this, whole = resume.after(ck, prior, summary or partial or {}) end
+  -- a worker whose slices were done before: nothing in this run, all in the whole job
+  if worker and this.already_done then return report({ already_done = true, resumed = true }, this, err) end
   if worker then return report(this, whole, err) end
   if whole then this.job = whole end -- --json: the whole job's counts beside this run's
   local code = common.finish("reindex", p, this, err, { dead, dead .. ".transform" }, {

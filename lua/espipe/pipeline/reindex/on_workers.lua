@@ -16,13 +16,13 @@ local errors = require "espipe.client.errors"
 
 local M = {}
 
--- The once-per-job steps run here without the checkpoint (the workers keep
--- theirs); the tuning state still lives beside it, for a rerun to find.
+-- The once-per-job steps run here; the workers keep the checkpoints (the
+-- path given plus ".w<i>"): nothing writes the one at the path itself, so
+-- prepare finds none, and the tuning state lives beside it.
 local function parent_opts(opts)
   local p = {}
   for k, v in pairs(opts) do p[k] = v end
-  p.checkpoint, p.presort = nil, nil
-  p.tune_state = opts.tune_state or (opts.checkpoint and opts.checkpoint .. ".tune")
+  p.presort = nil
   return p
 end
 
@@ -78,7 +78,8 @@ function M.run(opts, src, dst, op)
     end
   end
   local total = worker_job.sum(this)
-  total.resumed, total.workers = resumed, opts.workers.count
+  -- the job's elapsed time is this process's, not the workers' added
+  total.resumed, total.workers, total.elapsed = resumed, opts.workers.count, nil
   total.interrupted = res.interrupted or total.interrupted
   if resumed then total.job = worker_job.sum(whole) end
   local failure = first_error(recs, res)
