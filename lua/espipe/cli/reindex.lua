@@ -72,10 +72,10 @@ local function restore(path, opts)
 end
 
 -- A worker's end: its summary as a record for the parent, no summary block.
-local function report(this, whole, err)
-  require("espipe.pipeline.worker_job").report { type = "summary", this = this, whole = whole,
+local function report(summary, err)
+  require("espipe.pipeline.worker_job").report { type = "summary", summary = summary,
     error = err and tostring(err) or nil, kind = type(err) == "table" and err.kind or nil }
-  return scale.exit_code(this, err)
+  return scale.exit_code(summary, err)
 end
 
 -- worker: the share of a parent's job (espipe.cli.worker), or nil
@@ -111,10 +111,10 @@ local function run(argv, worker)
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
   local dead = scale.path(opts.dead_letter or "espipe-deadletter.ndjson", plan, worker)
-  local ck = scale.path(opts.checkpoint, plan, worker)
+  local ck = scale.path(opts.checkpoint, plan)
   local p = worker and require("espipe.pipeline.worker_job").progress() or common.progress("reindex", opts)
   local resume = require "espipe.cli.resume"
-  local prior = not plan.pool and resume.before(ck) or nil
+  local prior = not worker and resume.before(ck) or nil
   local on_tuned
   if opts.tune_dest and not worker then
     on_tuned = function(state_path)
@@ -131,7 +131,8 @@ local function run(argv, worker)
     dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest and not worker, on_tuned = on_tuned,
     swap_alias = not worker and opts.swap_alias or nil, checkpoint = ck, rate = worker and opts.rate and opts.rate / plan.workers or opts.rate, progress = p,
-    workers = plan.pool and { count = plan.workers, job = scale.jobs("reindex", argv, plan) } or nil,
+    workers = plan.pool and scale.workers("reindex", argv, plan) or nil,
+    checkpoint_store = worker and ck and scale.worker_store(worker, ck) or nil,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = job.batch_bytes,
     concurrency = job.concurrency, retries = opts.retries,
     max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
@@ -141,15 +142,11 @@ local function run(argv, worker)
   if not ok then return common.run_error("reindex", summary, true) end
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
   if not summary and not partial then
-    if worker then report({}, nil, err) end
+    if worker then return report({}, err) end
     return common.run_error("reindex", err)
   end
-  local this, whole
-  if plan.pool then this = summary or partial or {}; whole = this.job
-  else this, whole = resume.after(ck, prior, summary or partial or {}) end
-  -- a worker whose slices were done before: nothing in this run, all in the whole job
-  if worker and this.already_done then return report({ already_done = true, resumed = true }, this, err) end
-  if worker then return report(this, whole, err) end
+  if worker then return report(summary or partial, err) end
+  local this, whole = resume.after(ck, prior, summary or partial or {})
   if whole then this.job = whole end -- --json: the whole job's counts beside this run's
   local code = common.finish("reindex", p, this, err, { dead, dead .. ".transform" }, {
     indices = { [dindex] = this.sent }, job = whole, replay = common.replay_command(durl) })

@@ -8,7 +8,10 @@
 --              process's, nil when it runs them all), pool = true (start W workers) }
 --     worker: the share a parent sent (espipe's internal `worker` command), or nil
 --   scale.path(path, plan, worker) -> path with the part's and worker's suffix (".part2of3.w1")
---   scale.jobs(command, argv, plan) -> function(i): what worker i is sent
+--   scale.workers(command, argv, plan) -> a pipeline's workers option: count, each
+--       worker's slice ids, and what worker i is sent (its share, and where it resumes)
+--   scale.worker_store(worker, name) -> in a worker, the checkpoint store that sends its
+--       positions to the parent (and resumes from what the parent sent)
 --   scale.exit_code(summary, err) -> the exit status a worker ends with
 local slices = require "espipe.pipeline.slices"
 
@@ -78,11 +81,22 @@ function M.path(path, plan, worker)
   return path .. s
 end
 
-function M.jobs(command, argv, plan)
-  return function(i)
+function M.workers(command, argv, plan)
+  local ids = {}
+  for i = 1, plan.workers do ids[i] = slices.of(plan.slices, plan.parts, plan.part, plan.workers, i) end
+  return { count = plan.workers, slice_ids = ids, job = function(i, resume)
     return { command = command, argv = argv, worker = { index = i, count = plan.workers, part = plan.part,
-      parts = plan.parts, slices = plan.slices, slice_ids = slices.of(plan.slices, plan.parts, plan.part, plan.workers, i) } }
-  end
+      parts = plan.parts, slices = plan.slices, slice_ids = ids[i], resume = resume } }
+  end }
+end
+
+function M.worker_store(worker, name)
+  local report = require("espipe.pipeline.worker_job").report
+  return { name = name, load = function() return worker.resume end,
+    save = function(state)
+      report { type = "checkpoint", slices = state.slices, pit_id = state.pit_id, counts = state.counts, done = state.done }
+      return true
+    end }
 end
 
 function M.exit_code(summary, err)

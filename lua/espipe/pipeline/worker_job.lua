@@ -5,7 +5,9 @@
 -- The parent draws one progress line for all of them (with the slowest
 -- worker), sums their summaries exactly and names a worker that died.
 --
---   worker_job.run{ count = N, job = function(i) -> table for worker i, progress = p | nil }
+--   worker_job.run{ count = N, job = function(i) -> table for worker i, progress = p | nil,
+--                   on_record = function(i, record) (any other record type), every = fn() (called
+--                   between polls, e.g. to save a checkpoint) }
 --     -> { summaries = { [i] = the worker's final record }, failure = message | nil,
 --          interrupted = "SIGINT" | "SIGTERM" | nil }   | nil, err (the pool did not start)
 --   worker_job.sum(list of summaries) -> their numbers added, other values from the first
@@ -100,6 +102,8 @@ local function on_event(state, ev)
     show(state.progress, state.latest, state.count)
   elseif rec and rec.type == "summary" then
     state.summaries[ev.worker] = rec
+  elseif rec and state.on_record then
+    state.on_record(ev.worker, rec)
   elseif ev.kind == "stderr" or ev.kind == "output" then
     local line = "worker " .. ev.worker .. ": " .. ev.line
     if state.progress and state.progress.message then state.progress:message(line) else io.stderr:write(line, "\n") end
@@ -124,13 +128,17 @@ function M.run(opts)
   local pool, err = workers.start { count = count, stdin = true,
     argv = function() return workers.command { "worker" } end }
   if not pool then return nil, err end
-  local state = { count = count, latest = {}, summaries = {}, exits = {}, progress = opts.progress }
+  local state = { count = count, latest = {}, summaries = {}, exits = {}, progress = opts.progress,
+    on_record = opts.on_record }
   local ok, perr = pcall(function()
     for i = 1, count do
       pool:write(i, json.encode(opts.job(i)) .. "\n")
       pool:close_input(i)
     end
-    pool:wait(function(ev) on_event(state, ev) end)
+    while pool:live() > 0 do
+      for _, ev in ipairs(pool:poll(0.25)) do on_event(state, ev) end
+      if opts.every then opts.every() end
+    end
   end)
   pool:close()
   if not ok then error(perr, 0) end
