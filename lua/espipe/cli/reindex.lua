@@ -127,16 +127,16 @@ local function run(argv, worker)
   end
   local ok, summary, err, partial = pcall(require("espipe.pipeline.reindex").run, {
     source = { client = sclient, index = sindex, query = query, slices = plan.slices, size = opts.size,
-               slice_ids = plan.slice_ids, refresh = not worker },
+               own_slices = plan.own_slices, refresh = not worker },
     dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest and not worker, on_tuned = on_tuned,
-    swap_alias = not worker and opts.swap_alias or nil, checkpoint = ck, rate = worker and opts.rate and opts.rate / plan.workers or opts.rate, progress = p,
+    swap_alias = not worker and opts.swap_alias or nil, checkpoint = ck, rate = scale.share(opts.rate, worker), progress = p,
     workers = plan.pool and scale.workers("reindex", argv, plan) or nil,
     checkpoint_store = worker and ck and scale.worker_store(worker, ck) or nil,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = job.batch_bytes,
     concurrency = job.concurrency, retries = opts.retries,
     max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
-    retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
+    retry_for = job.retry_for, max_errors = scale.share(job.max_errors, worker, true), stall_timeout = job.stall_timeout,
     trap_signals = true,
   })
   if not ok then return common.run_error("reindex", summary, true) end

@@ -4,7 +4,7 @@
 --
 --   scale.flags, scale.usage                   the options and their help
 --   scale.plan(opts, worker) -> plan | nil, message
---     plan = { workers = W, part = I, parts = N, slices = total, slice_ids = (this
+--     plan = { workers = W, part = I, parts = N, slices = total, own_slices = (this
 --              process's, nil when it runs them all), pool = true (start W workers) }
 --     worker: the share a parent sent (espipe's internal `worker` command), or nil
 --   scale.path(path, plan, worker) -> path with the part's and worker's suffix (".part2of3.w1")
@@ -13,6 +13,9 @@
 --   scale.worker_store(worker, name) -> in a worker, the checkpoint store that sends its
 --       positions to the parent (and resumes from what the parent sent)
 --   scale.exit_code(summary, err) -> the exit status a worker ends with
+--   scale.share(n, worker [, count]) -> a worker's share of a job-wide number: n / workers
+--       (--rate), or with count an integer share (a --max-errors count; a percentage stays
+--       as it is); n itself outside a worker
 local slices = require "espipe.pipeline.slices"
 
 local M = {}
@@ -62,7 +65,7 @@ end
 function M.plan(opts, worker)
   if worker then
     return { workers = worker.count, part = worker.part, parts = worker.parts, slices = worker.slices,
-             slice_ids = worker.slice_ids }
+             own_slices = worker.own_slices }
   end
   local part, parts = part_of(opts)
   if not part then return nil, parts end
@@ -70,7 +73,7 @@ function M.plan(opts, worker)
   if not w then return nil, werr end
   local total = slices.total(parts, w, opts.slices)
   local plan = { workers = w, part = part, parts = parts, slices = total, pool = w > 1 }
-  if parts > 1 and not plan.pool then plan.slice_ids = slices.of(total, parts, part, 1, 1) end
+  if parts > 1 and not plan.pool then plan.own_slices = slices.of(total, parts, part, 1, 1) end
   return plan
 end
 
@@ -84,9 +87,9 @@ end
 function M.workers(command, argv, plan)
   local ids = {}
   for i = 1, plan.workers do ids[i] = slices.of(plan.slices, plan.parts, plan.part, plan.workers, i) end
-  return { count = plan.workers, slice_ids = ids, job = function(i, resume)
+  return { count = plan.workers, own_slices = ids, job = function(i, resume)
     return { command = command, argv = argv, worker = { index = i, count = plan.workers, part = plan.part,
-      parts = plan.parts, slices = plan.slices, slice_ids = ids[i], resume = resume } }
+      parts = plan.parts, slices = plan.slices, own_slices = ids[i], resume = resume } }
   end }
 end
 
@@ -97,6 +100,12 @@ function M.worker_store(worker, name)
       report { type = "checkpoint", slices = state.slices, pit_id = state.pit_id, counts = state.counts, done = state.done }
       return true
     end }
+end
+
+function M.share(n, worker, count)
+  if not worker or type(n) ~= "number" then return n end
+  if not count then return n / worker.count end
+  return math.floor(n / worker.count) + ((worker.index <= n % worker.count) and 1 or 0)
 end
 
 function M.exit_code(summary, err)

@@ -16,7 +16,7 @@
 --     checkpoint_store = { load = fn, save = fn } (espipe.pipeline.checkpoint's file_store
 --       shape; default: the file at checkpoint, which then only names it in messages),
 --     workers = { count = N, job = function(i) -> what worker i is sent } (the CLI's
---       --workers: reindex.on_workers), source.slice_ids = { ... } (this run's slices only),
+--       --workers: reindex.on_workers), source.own_slices = { ... } (this run's slices only),
 --   } -> summary | nil, err, summary
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -71,7 +71,7 @@ local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "che
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
   "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes", "workers",
   "checkpoint_store" }
-local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh", "slice_ids" }
+local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh", "own_slices" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
 
 local function check_opts(opts)

@@ -6,7 +6,7 @@
 -- dead letters, then refreshes, restores the tuning and swaps the alias.
 --
 --   on_workers.run(opts, src, dst, op) -> summary | nil, err, summary
---     opts.workers = { count = N, slice_ids = { [i] = { ids } },
+--     opts.workers = { count = N, own_slices = { [i] = { ids } },
 --                      job = function(i, resume) -> what worker i is sent }
 --     resume: nil, or { slices = its slices' saved positions, pit_id = its PIT }
 --   A worker's records: { type = "checkpoint", slices =, pit_id =, counts =, done = } as its
@@ -38,7 +38,7 @@ function Positions:resume_of(i)
   local st = self.job.state
   if not self.job.summary.resumed then return nil end
   local mine = {}
-  for _, id in ipairs(self.w.slice_ids[i]) do mine[tostring(id)] = st.slices[tostring(id)] end
+  for _, id in ipairs(self.w.own_slices[i]) do mine[tostring(id)] = st.slices[tostring(id)] end
   return { slices = mine, pit_id = (st.pits or {})[tostring(i)] }
 end
 
@@ -51,7 +51,7 @@ function Positions:state()
     local rec = self.latest[i]
     done = done and rec ~= nil and rec.done == true
     if rec then
-      for _, id in ipairs(self.w.slice_ids[i]) do
+      for _, id in ipairs(self.w.own_slices[i]) do
         local key = tostring(id)
         slices[key] = (rec.slices or {})[key] or slices[key]
       end

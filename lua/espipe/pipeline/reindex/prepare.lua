@@ -13,9 +13,9 @@ local setup_mod = require "espipe.pipeline.setup"
 
 local M = {}
 
--- A worker's scan asks only for its slices (source.slice_ids): the others are done.
+-- A worker's scan asks only for its slices (source.own_slices): the others are done.
 local function only_mine(job)
-  local ids = job.src.slice_ids
+  local ids = job.src.own_slices
   if ids then job.state.slices = require("espipe.pipeline.slices").only(job.state.slices, ids, job.src.slices or 1) end
   return true
 end
