@@ -11,6 +11,8 @@
 --     -> { summaries = { [i] = the worker's final record }, failure = message | nil,
 --          interrupted = "SIGINT" | "SIGTERM" | nil }   | nil, err (the pool did not start)
 --   worker_job.sum(list of summaries) -> their numbers added, other values from the first
+--   worker_job.slowest(total, done, count) -> "slowest: worker 2 at 31%" (done[i]: worker i's
+--       documents; total: the job's, nil when unknown) | nil with one worker
 --
 -- In the worker (espipe's internal `worker` command):
 --   worker_job.read_job() -> the table the parent sent | nil, message
@@ -70,14 +72,14 @@ function M.sum(list)
 end
 
 -- "slowest: worker 2 at 31%" (or its document count when the total is unknown)
-local function slowest(p, done, count)
+function M.slowest(total, done, count)
   local low, who
   for i = 1, count do
     if not low or (done[i] or 0) < low then low, who = done[i] or 0, i end
   end
   if not who or count < 2 then return nil end
-  if p.total and p.total > 0 then
-    return string.format("slowest: worker %d at %.0f%%", who, math.min(100, 100 * low * count / p.total))
+  if total and total > 0 then
+    return string.format("slowest: worker %d at %.0f%%", who, math.min(100, 100 * low * count / total))
   end
   return "slowest: worker " .. who .. " at " .. low .. " docs"
 end
@@ -91,7 +93,7 @@ local function show(p, latest, count)
     done[i] = r.done or 0
     for k in pairs(sums) do sums[k] = sums[k] + (tonumber(r[k]) or 0) end
   end
-  sums.slowest = slowest(p, done, count)
+  sums.slowest = M.slowest(p.total, done, count)
   p:update(sums)
 end
 
