@@ -86,6 +86,7 @@ build = {
     ["espipe.pipeline.error_budget"] = "lua/espipe/pipeline/error_budget.lua",
     ["espipe.pipeline.export"] = "lua/espipe/pipeline/export/init.lua",
     ["espipe.pipeline.export_dir"] = "lua/espipe/pipeline/export_dir.lua",
+    ["espipe.pipeline.es_checkpoint"] = "lua/espipe/pipeline/es_checkpoint.lua",
     ["espipe.pipeline.index_pattern"] = "lua/espipe/pipeline/index_pattern.lua",
     ["espipe.pipeline.interrupt"] = "lua/espipe/pipeline/interrupt.lua",
     ["espipe.pipeline.lines"] = "lua/espipe/pipeline/lines.lua",

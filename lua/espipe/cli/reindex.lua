@@ -110,6 +110,8 @@ local function run(argv, worker)
   end
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
+  local store, cerr = not worker and scale.es_store(opts, plan, dclient, job.retry_for)
+  if cerr then return common.usage_error("reindex", cerr, usage) end
   local dead = scale.path(opts.dead_letter or "espipe-deadletter.ndjson", plan, worker)
   local ck = scale.path(opts.checkpoint, plan)
   local p = worker and require("espipe.pipeline.worker_job").progress() or common.progress("reindex", opts)
@@ -132,7 +134,8 @@ local function run(argv, worker)
     transform = transform, presort = opts.presort, tune_dest = opts.tune_dest and not worker, on_tuned = on_tuned,
     swap_alias = not worker and opts.swap_alias or nil, checkpoint = ck, rate = scale.share(opts.rate, worker), progress = p,
     workers = plan.pool and scale.workers("reindex", argv, plan) or nil,
-    checkpoint_store = worker and ck and scale.worker_store(worker, ck) or nil,
+    checkpoint_store = worker and ck and scale.worker_store(worker, ck) or store or nil,
+    tune_state = store and opts.tune_dest and os.tmpname() or nil,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = job.batch_bytes,
     concurrency = job.concurrency, retries = opts.retries,
     max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,

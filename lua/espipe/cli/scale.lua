@@ -7,6 +7,9 @@
 --     plan = { workers = W, part = I, parts = N, slices = total, own_slices = (this
 --              process's, nil when it runs them all), pool = true (start W workers) }
 --     worker: the share a parent sent (espipe's internal `worker` command), or nil
+--   scale.es_store(opts, plan, client, retry_for) -> the store of --checkpoint es:INDEX/JOB
+--       (on client's cluster; its writes are made by the parent, so plan.pool becomes true)
+--       | nil (a file checkpoint, or none) | nil, message
 --   scale.path(path, plan, worker) -> path with the part's and worker's suffix (".part2of3.w1")
 --   scale.workers(command, argv, plan) -> a pipeline's workers option: count, each
 --       worker's slice ids, and what worker i is sent (its share, and where it resumes)
@@ -69,12 +72,26 @@ function M.plan(opts, worker)
   end
   local part, parts = part_of(opts)
   if not part then return nil, parts end
+  if parts > 1 and (opts.swap_alias or opts.tune_dest) then
+    -- each part ends on its own: none of them knows when the whole job is done
+    return nil, "--swap-alias and --tune-dest act once per job: run them apart from --part"
+  end
   local w, werr = worker_count(opts, parts)
   if not w then return nil, werr end
   local total = slices.total(parts, w, opts.slices)
   local plan = { workers = w, part = part, parts = parts, slices = total, pool = w > 1 }
   if parts > 1 and not plan.pool then plan.own_slices = slices.of(total, parts, part, 1, 1) end
   return plan
+end
+
+function M.es_store(opts, plan, client, retry_for)
+  local es = require "espipe.pipeline.es_checkpoint"
+  local index, job = es.parse(opts.checkpoint)
+  if not index then return nil, job end
+  plan.pool = true
+  return es.store { client = client, policy = require("espipe.client.retry").new { retry_for = retry_for },
+    index = index, job = job, part = plan.part, parts = plan.parts,
+    slices = slices.of(plan.slices, plan.parts, plan.part, 1, 1) }
 end
 
 function M.path(path, plan, worker)
