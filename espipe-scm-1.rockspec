@@ -41,6 +41,7 @@ build = {
     ["espipe.cli"] = "lua/espipe/cli/init.lua",
     ["espipe.cli.index_setup"] = "lua/espipe/cli/index_setup.lua",
     ["espipe.cli.indices"] = "lua/espipe/cli/indices.lua",
+    ["espipe.cli.job"] = "lua/espipe/cli/job.lua",
     ["espipe.cli.load"] = "lua/espipe/cli/load.lua",
     ["espipe.cli.reindex"] = "lua/espipe/cli/reindex.lua",
     ["espipe.cli.resume"] = "lua/espipe/cli/resume.lua",

@@ -110,7 +110,8 @@ local function run(argv, worker)
   end
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
-  local store, cerr = not worker and scale.es_store(opts, plan, dclient, job.retry_for)
+  local store, cerr
+  if not worker then store, cerr = scale.es_store(opts, plan, dclient, job.retry_for) end
   if cerr then return common.usage_error("reindex", cerr, usage) end
   local dead = scale.path(opts.dead_letter or "espipe-deadletter.ndjson", plan, worker)
   local ck = scale.path(opts.checkpoint, plan)

@@ -40,11 +40,14 @@ local function checkpoint_error(msg) return errors.new { kind = "checkpoint", me
 local Store = {}
 Store.__index = Store
 
+-- Who writes: host, pid, start time and which store of this process.
+local stores = 0
 local function owner()
   local host = io.open("/proc/sys/kernel/hostname")
   local name = host and host:read("*l") or "?"
   if host then host:close() end
-  return name .. ":" .. require("espipe.core").process_id() .. ":" .. os.time()
+  stores = stores + 1
+  return name .. ":" .. require("espipe.core").process_id() .. ":" .. os.time() .. ":" .. stores
 end
 
 function M.store(o)
