@@ -6,7 +6,7 @@ local common = require "espipe.cli.common"
 local usage = [[
 usage: espipe job status es:INDEX/JOB [options]
 
-  es:INDEX/JOB       the --checkpoint of the job's parts (documents in INDEX)
+  es:INDEX/JOB       the checkpoint the job's parts were given (documents in INDEX)
   --url URL          cluster holding INDEX (default $ES_URL or http://127.0.0.1:9200)
   --json             the part documents as JSON on stdout
   --timeout S        seconds per request (default 60)]]
