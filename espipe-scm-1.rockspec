@@ -76,6 +76,7 @@ build = {
     ["espipe.parquet.names"] = "lua/espipe/parquet/names.lua",
     ["espipe.pipeline.export.target"] = "lua/espipe/pipeline/export/target.lua",
     ["espipe.pipeline.export.ndjson_sink"] = "lua/espipe/pipeline/export/ndjson_sink.lua",
+    ["espipe.pipeline.export.on_workers"] = "lua/espipe/pipeline/export/on_workers.lua",
     ["espipe.pipeline.export.csv_sink"] = "lua/espipe/pipeline/export/csv_sink.lua",
     ["espipe.pipeline.export.parquet_sink"] = "lua/espipe/pipeline/export/parquet_sink.lua",
     ["espipe.pipeline.export.parquet_columns"] = "lua/espipe/pipeline/export/parquet_columns.lua",

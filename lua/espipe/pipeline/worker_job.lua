@@ -143,6 +143,7 @@ function M.run(opts)
     end
   end)
   pool:close()
+  if opts.progress then opts.progress.slowest = nil end -- all of them ended
   if not ok then error(perr, 0) end
   local interrupted = require("espipe.core").signals_received()
   return { summaries = state.summaries, failure = failure(pool, state), interrupted = interrupted }

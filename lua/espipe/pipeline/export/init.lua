@@ -8,7 +8,10 @@
 --               checkpoint = PATH, overwrite = false, rate = docs/s, keep_alive = "5m",
 --               retry_for = 600, parquet_flatten = false, parquet_rename = { [field] = column },
 --               row_group_bytes = 128 MiB, partition_by = "dt={@timestamp:%Y-%m-%d}",
---               max_open_partitions = 16, trap_signals = false }
+--               max_open_partitions = 16, trap_signals = false,
+--               own_slices = { ids } (this run's slices of slices only; a worker's),
+--               workers = { count = N, job = function(i) -> what worker i is sent } }
+--                 (the CLI's --workers: export.on_workers)
 --     -> manifest | nil, err [, partial summary]
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -65,7 +68,7 @@ local SINKS = {
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
   "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
   "rate", "retry_for", "parquet_flatten", "parquet_rename", "row_group_bytes", "partition_by",
-  "max_open_partitions", "trap_signals" }
+  "max_open_partitions", "trap_signals", "own_slices", "workers" }
 local CODECS = { none = true, snappy = true, zstd = true, gzip = true }
 
 local function check_opts(opts)
@@ -91,6 +94,7 @@ Export.__index = Export
 
 function Export:open_scan(resume, pit_id)
   local opts, wants = self.opts, self.sink.scan
+  if opts.own_slices then resume = require("espipe.pipeline.slices").only(resume, opts.own_slices, opts.slices or 1) end
   return self.client:scan(opts.index, opts.query,
     { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m",
       resume = resume, pit_id = pit_id, keep_pit = opts.checkpoint and true or nil, retry = self.policy,
@@ -208,6 +212,7 @@ function Export:finish()
 end
 
 local function run_job(opts, format, policy)
+  if opts.workers then return require("espipe.pipeline.export.on_workers").run(opts, policy) end
   local job = setmetatable({ opts = opts, format = format, client = opts.client, policy = policy,
     dir = target.dir(opts), done = 0, ck_state = { files = {}, rows = 0, bytes = 0, positions = {} } }, Export)
   local sink, serr = require(SINKS[format]).new(job)
