@@ -11,6 +11,10 @@
 --     -> { summaries = { [i] = the worker's final record }, failure = message | nil,
 --          interrupted = "SIGINT" | "SIGTERM" | nil }   | nil, err (the pool did not start)
 --   worker_job.sum(list of summaries) -> their numbers added, other values from the first
+--   worker_job.summaries(result, count) -> the summaries the workers sent, in order
+--   worker_job.failure(result, count, kept) -> err | nil: a worker that died (kept: what a
+--       rerun finds, e.g. "what the other workers copied is checkpointed"), else the first
+--       error a worker reported (an interruption is not one)
 --   worker_job.slowest(total, done, count) -> "slowest: worker 2 at 31%" (done[i]: worker i's
 --       documents; total: the job's, nil when unknown) | nil with one worker
 --
@@ -69,6 +73,27 @@ function M.sum(list)
     end
   end
   return out
+end
+
+function M.summaries(res, count)
+  local out = {}
+  for i = 1, count do
+    local r = res.summaries[i]
+    if r then out[#out + 1] = r.summary end
+  end
+  return out
+end
+
+function M.failure(res, count, kept)
+  local errors = require "espipe.client.errors"
+  if res.failure then
+    return errors.new { kind = "workers", message = res.failure .. "; " .. kept
+      .. ": rerun the same command (with --checkpoint) to resume" }
+  end
+  for i = 1, count do
+    local r = res.summaries[i]
+    if r and r.error and r.kind ~= "interrupted" then return errors.new { kind = r.kind or "workers", message = r.error } end
+  end
 end
 
 -- "slowest: worker 2 at 31%" (or its document count when the total is unknown)

@@ -115,17 +115,6 @@ local function merge(dir, opts, count)
   return manifest
 end
 
-local function failure_of(res, count)
-  if res.failure then
-    return errors.new { kind = "workers", message = res.failure
-      .. "; the other workers' files are kept: rerun the same command (with --checkpoint) to resume" }
-  end
-  for i = 1, count do
-    local r = res.summaries[i]
-    if r and r.error and r.kind ~= "interrupted" then return errors.new { kind = r.kind or "workers", message = r.error } end
-  end
-end
-
 function M.run(opts, policy)
   local dir = target.dir(opts)
   if not dir then return nil, config_error("--workers needs a directory target (--to DIR); use --workers 1 for one file") end
@@ -143,11 +132,9 @@ function M.run(opts, policy)
   if opts.progress then opts.progress.total = total end
   local res, werr = worker_job.run { count = count, job = opts.workers.job, progress = opts.progress }
   if not res then return nil, werr end
-  local sums = {}
-  for i = 1, count do sums[#sums + 1] = res.summaries[i] and res.summaries[i].summary or nil end
-  local partial = worker_job.sum(sums)
+  local partial = worker_job.sum(worker_job.summaries(res, count))
   partial.interrupted = res.interrupted or partial.interrupted
-  local failure = failure_of(res, count)
+  local failure = worker_job.failure(res, count, "the other workers' files are kept")
   if failure then return nil, failure, partial end
   if partial.interrupted then
     return nil, target.interrupted_error(partial.interrupted, partial.rows or 0, dir, opts), partial

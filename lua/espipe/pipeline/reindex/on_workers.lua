@@ -17,7 +17,6 @@ local prepare = require "espipe.pipeline.reindex.prepare"
 local finish = require "espipe.pipeline.reindex.finish"
 local worker_job = require "espipe.pipeline.worker_job"
 local deadletter = require "espipe.pipeline.deadletter"
-local errors = require "espipe.client.errors"
 
 local M = {}
 
@@ -86,16 +85,6 @@ local function merge_dead_letters(opts, sums, summary)
   return true
 end
 
-local function first_error(recs, res)
-  if res.failure then
-    return errors.new { kind = "workers", message = res.failure
-      .. "; what the other workers copied is checkpointed: rerun the same command (with --checkpoint) to resume" }
-  end
-  for _, r in ipairs(recs) do
-    if r.error and r.kind ~= "interrupted" then return errors.new { kind = r.kind or "workers", message = r.error } end
-  end
-end
-
 -- The workers' summaries added up; the scan counts of the whole job, as a
 -- copy by one process reports them (espipe.cli.resume tells this run's).
 local function total_of(job, pos, sums, count)
@@ -108,7 +97,7 @@ end
 local function same_workers(job, count)
   local was = job.state.workers
   if not job.summary.resumed or was == count then return true end
-  return nil, errors.new { kind = "checkpoint", message = "the checkpoint was written by a copy with --workers "
+  return nil, require("espipe.client.errors").new { kind = "checkpoint", message = "the checkpoint was written by a copy with --workers "
     .. tostring(was or 1) .. ": rerun it with --workers " .. tostring(was or 1) }
 end
 
@@ -128,14 +117,10 @@ function M.run(opts, src, dst, op)
     on_record = function(i, rec) if rec.type == "checkpoint" then pos.latest[i] = rec end end,
     every = function() pos:save() end }
   if not res then return nil, werr, job.summary end
-  local recs, sums = {}, {}
-  for i = 1, w.count do
-    local r = res.summaries[i]
-    if r then recs[#recs + 1] = r; sums[#sums + 1] = r.summary end
-  end
+  local sums = worker_job.summaries(res, w.count)
   local total = total_of(job, pos, sums, w.count)
   total.interrupted = res.interrupted or total.interrupted
-  local failure = first_error(recs, res)
+  local failure = worker_job.failure(res, w.count, "what the other workers copied is checkpointed")
   local mok, merr = merge_dead_letters(opts, sums, total)
   if not mok then failure = failure or merr end
   pos:save(true)
