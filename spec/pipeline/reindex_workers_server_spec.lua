@@ -76,7 +76,7 @@ describe("espipe reindex --workers #server", function()
   end)
 
   it("stops every worker on SIGTERM, each flushing what it took, and a rerun resumes every slice", function()
-    load("t-src", N)
+    load("t-src", 2 * N) -- 4 s at --rate 1000: time to stop it midway on a loaded machine
     local ck = env.dir .. "/ck.json"
     local args = args_for("t-src", "t-dst", "--checkpoint " .. S.q(ck))
     local rc, out, err = SJ.signalled(env.dir, args .. " --rate 1000", "TERM", function()
@@ -86,7 +86,7 @@ describe("espipe reindex --workers #server", function()
     assert.equal(143, rc, err)
     local s = json.decode(out)
     assert.equal("SIGTERM", s.interrupted)
-    assert.is_true(s.ok < N, "the signal came too late to test anything")
+    assert.is_true(s.ok < 2 * N, "the signal came too late to test anything")
     assert.equal(s.added, s.ok + s.failed)
     assert.equal(s.ok, env.client:count { index = "t-dst" }.count)
     local code, out2, err2 = J.espipe(args)
@@ -96,7 +96,7 @@ describe("espipe reindex --workers #server", function()
   end)
 
   it("fails naming a worker killed with -9; a rerun with the same checkpoint completes the copy exactly", function()
-    load("k-src", N)
+    load("k-src", 2 * N)
     local ck = env.dir .. "/ck.json"
     local args = args_for("k-src", "k-dst", "--checkpoint " .. S.q(ck))
     local log, rcf, pidf = env.dir .. "/job.err", env.dir .. "/job.rc", env.dir .. "/job.pid"
