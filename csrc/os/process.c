@@ -217,6 +217,8 @@ static int l_spawn(lua_State *L)
             return luaL_error(L, "process_spawn: argv[%d] is not a string", (int)i);
         lua_pop(L, 1);
     }
+    /* the result table first: once the child runs, nothing may raise */
+    lua_createtable(L, 0, 4);
     argv = argv_of(L, 1, n);
     if (argv == NULL)
         return luaL_error(L, "process_spawn: out of memory");
@@ -253,7 +255,6 @@ static int l_spawn(lua_State *L)
         lua_remove(L, -2);
         return 2;
     }
-    lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)pid);
     lua_setfield(L, -2, "pid");
     push_fd_field(L, "stdout", p.out[0]);
@@ -351,17 +352,14 @@ static int l_poll(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
     cap = (size_t)espipe_rawlen(L, 1) + (size_t)espipe_rawlen(L, 2);
-    fds = (struct pollfd *)malloc((cap > 0 ? cap : 1) * sizeof *fds);
-    if (fds == NULL)
-        return luaL_error(L, "fd_poll: out of memory");
+    /* a userdata, not malloc: nothing to free when a push below raises */
+    fds = (struct pollfd *)espipe_newuserdata(L, (cap > 0 ? cap : 1) * sizeof *fds);
     n = add_fds(L, 1, fds, 0, cap, POLLIN);
     n = add_fds(L, 2, fds, n, cap, POLLOUT);
     rc = poll(fds, n, timeout);
     e = errno;
-    if (rc < 0 && e != EINTR) {
-        free(fds);
+    if (rc < 0 && e != EINTR)
         return failure_errno(L, "poll", e);
-    }
     lua_createtable(L, 0, rc > 0 ? rc : 0);
     for (i = 0; rc > 0 && i < (size_t)n; i++) {
         if (fds[i].revents == 0)
@@ -369,7 +367,6 @@ static int l_poll(lua_State *L)
         lua_pushboolean(L, 1);
         lua_rawseti(L, -2, fds[i].fd);
     }
-    free(fds);
     return 1;
 }
 
