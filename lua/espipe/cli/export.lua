@@ -91,7 +91,8 @@ end
 local function scaled(opts, worker, argv)
   local scale = require "espipe.cli.scale"
   local dir = require("espipe.pipeline.export.target").dir(opts)
-  if not opts.workers and not dir then opts.workers = 1 end -- one file: one writer
+  -- one file: one writer; Parquet: one schema, inferred once (explicit --workers N: one per worker)
+  if not opts.workers and (not dir or opts.format == "parquet") then opts.workers = 1 end
   local plan, perr = scale.plan(opts, worker)
   if not plan then return nil, perr end
   if opts.checkpoint and opts.checkpoint:match("^es:") then
@@ -157,8 +158,10 @@ local function run(argv, worker)
     partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
     trap_signals = true,
   })
-  if not ok then return common.run_error("export", manifest, true) end
+  -- a worker tells its parent, which tells the user once
+  if worker and not ok then return report(nil, nil, common.raised(manifest)) end
   if worker then return report(manifest, partial, err) end
+  if not ok then return common.run_error("export", manifest, true) end
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
   if not manifest and not partial then return common.run_error("export", err) end
   local summary = partial or {}

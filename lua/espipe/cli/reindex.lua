@@ -143,12 +143,11 @@ local function run(argv, worker)
     retry_for = job.retry_for, max_errors = scale.share(job.max_errors, worker, true), stall_timeout = job.stall_timeout,
     trap_signals = true,
   })
+  if worker and not ok then return report({}, common.raised(summary)) end
   if not ok then return common.run_error("reindex", summary, true) end
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
-  if not summary and not partial then
-    if worker then return report({}, err) end
-    return common.run_error("reindex", err)
-  end
+  if worker and not summary and not partial then return report({}, err) end
+  if not summary and not partial then return common.run_error("reindex", err) end
   if worker then return report(summary or partial, err) end
   local this, whole = resume.after(ck, prior, summary or partial or {})
   if whole then this.job = whole end -- --json: the whole job's counts beside this run's

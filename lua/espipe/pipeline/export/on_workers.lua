@@ -62,6 +62,24 @@ local function add_counts(into, from)
   return into
 end
 
+-- Partitions (Parquet's partition_by) by name, their counts (rows, files) added up.
+local function add_partitions(into, from)
+  if type(from) ~= "table" then return into end
+  into = into or {}
+  for _, p in ipairs(from) do
+    local found
+    for _, known in ipairs(into) do if known.name == p.name then found = known end end
+    if not found then
+      found = { name = p.name }
+      into[#into + 1] = found
+    end
+    for k, v in pairs(p) do
+      if type(v) == "number" then found[k] = (found[k] or 0) + v end
+    end
+  end
+  return into
+end
+
 -- Moves worker i's files into dir, numbered from n; their manifest entries.
 local function move_files(dir, wdir, m, n, entries)
   for _, f in ipairs(m.files or {}) do
@@ -89,15 +107,17 @@ local function merge(dir, opts, count)
     if not manifest then
       manifest = {}
       for k, v in pairs(m) do manifest[k] = v end
-      manifest.rows, manifest.bytes, manifest.invalid, manifest.coerced = 0, 0, nil, nil
+      manifest.rows, manifest.bytes, manifest.invalid, manifest.coerced, manifest.partitions = 0, 0, nil, nil, nil
     end
     local nerr
     n, nerr = move_files(dir, wdir, m, n, entries)
     if not n then return nil, nerr end
     manifest.rows, manifest.bytes = manifest.rows + (m.rows or 0), manifest.bytes + (m.bytes or 0)
     manifest.invalid, manifest.coerced = add_counts(manifest.invalid, m.invalid), add_counts(manifest.coerced, m.coerced)
+    manifest.partitions = add_partitions(manifest.partitions, m.partitions)
   end
   manifest.files, manifest.total, manifest.workers = json.array(entries), manifest.rows, count
+  if manifest.partitions then manifest.partitions = json.array(manifest.partitions) end
   local f, ferr = require("espipe.pipeline.private_file").open(dir .. "/manifest.json.inprogress", "wb")
   if not f then return nil, errors.new { kind = "output", message = "cannot write manifest: " .. tostring(ferr) } end
   f:write(json.encode(manifest), "\n")
