@@ -99,6 +99,7 @@ build = {
     ["espipe.pipeline.reindex.many"] = "lua/espipe/pipeline/reindex/many.lua",
     ["espipe.pipeline.reindex.prepare"] = "lua/espipe/pipeline/reindex/prepare.lua",
     ["espipe.pipeline.reindex.on_workers"] = "lua/espipe/pipeline/reindex/on_workers.lua",
+    ["espipe.pipeline.reindex.api_workers"] = "lua/espipe/pipeline/reindex/api_workers.lua",
     ["espipe.pipeline.reindex.positions"] = "lua/espipe/pipeline/reindex/positions.lua",
     ["espipe.pipeline.reindex.dead_letter"] = "lua/espipe/pipeline/reindex/dead_letter.lua",
     ["espipe.pipeline.reindex.emit"] = "lua/espipe/pipeline/reindex/emit.lua",

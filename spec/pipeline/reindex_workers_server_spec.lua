@@ -118,6 +118,32 @@ describe("espipe reindex --workers #server", function()
     assert_same_index("k-src", "k-dst")
   end)
 
+  it("espipe.reindex{ workers = 2 } from the Lua API: a transform file, clusters by URL", function()
+    load("a-src", 500)
+    local tf = env.dir .. "/t.lua"
+    S.write(tf, "return function(doc) doc.twice = doc.n * 2 return doc end")
+    local reindex = require("espipe").reindex
+    local summary, err = reindex { workers = 2, transform = tf, dead_letter = env.dir .. "/dl",
+      source = { client = env.client, index = "a-src", url = env.server.url },
+      dest = { client = env.client, index = "a-dst", url = env.server.url } }
+    assert.is_nil(err)
+    assert.equal(2, summary.workers)
+    assert.equal(500, summary.ok)
+    local dst = J.dump(env.client, "a-dst")
+    for id, doc in pairs(J.dump(env.client, "a-src")) do
+      doc.twice = doc.n * 2
+      assert.same(doc, dst[id])
+    end
+    assert.has_error(function()
+      reindex { workers = 2, source = { client = env.client, index = "a-src" }, dest = { client = env.client, index = "x" } }
+    end, "espipe.reindex: workers = N needs source.url and dest.url (each worker connects by URL)")
+    assert.has_error(function()
+      reindex { workers = 2, transform = function(d) return d end,
+        source = { client = env.client, index = "a-src", url = env.server.url },
+        dest = { client = env.client, index = "x", url = env.server.url } }
+    end, "espipe.reindex: with workers = N, transform is the path of a Lua file returning the function")
+  end)
+
   it("with --workers 1 runs in this process as before", function()
     load("o-src", 500)
     local code, out, err = J.espipe("reindex o-src o-dst --source-url " .. env.server.url .. " --json --workers 1")

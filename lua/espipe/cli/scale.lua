@@ -102,12 +102,7 @@ function M.path(path, plan, worker)
 end
 
 function M.workers(command, argv, plan)
-  local ids = {}
-  for i = 1, plan.workers do ids[i] = slices.of(plan.slices, plan.parts, plan.part, plan.workers, i) end
-  return { count = plan.workers, own_slices = ids, job = function(i, resume)
-    return { command = command, argv = argv, worker = { index = i, count = plan.workers, part = plan.part,
-      parts = plan.parts, slices = plan.slices, own_slices = ids[i], resume = resume } }
-  end }
+  return require("espipe.pipeline.worker_job").shares(command, argv, plan)
 end
 
 function M.worker_store(worker, name)

@@ -18,6 +18,10 @@
 --   worker_job.slowest(total, done, count) -> "slowest: worker 2 at 31%" (done[i]: worker i's
 --       documents; total: the job's, nil when unknown) | nil with one worker
 --
+--   worker_job.shares(command, argv, plan) -> a pipeline's workers option for `espipe
+--       command argv` run by plan.workers workers (plan: workers, part, parts, slices):
+--       { count =, own_slices = { [i] = ids }, job = function(i, resume) -> what worker i is sent }
+--
 -- In the worker (espipe's internal `worker` command):
 --   worker_job.read_job() -> the table the parent sent | nil, message
 --   worker_job.progress() -> a progress object whose updates are records (at most every
@@ -62,6 +66,16 @@ function M.read_job()
   local ok, job = pcall(json.decode, line)
   if not ok or type(job) ~= "table" then return nil, "the job on stdin is not a JSON object" end
   return job
+end
+
+function M.shares(command, argv, plan)
+  local slices = require "espipe.pipeline.slices"
+  local ids = {}
+  for i = 1, plan.workers do ids[i] = slices.of(plan.slices, plan.parts, plan.part, plan.workers, i) end
+  return { count = plan.workers, own_slices = ids, job = function(i, resume)
+    return { command = command, argv = argv, worker = { index = i, count = plan.workers, part = plan.part,
+      parts = plan.parts, slices = plan.slices, own_slices = ids[i], resume = resume } }
+  end }
 end
 
 function M.sum(list)

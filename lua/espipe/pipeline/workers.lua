@@ -6,7 +6,8 @@
 --
 --   workers.cpus() -> online CPUs
 --   workers.command(args) -> argv running this espipe (the interpreter and
---       script of the running one) with args appended
+--       script of the running one; from the Lua API: the checkout's bin/espipe
+--       beside the modules, else `espipe` on PATH) with args appended
 --   local pool, err = workers.start{
 --     count = N,
 --     argv = function(i) -> argv of worker i (1..N), e.g. workers.command{...},
@@ -45,10 +46,27 @@ local REAP_STEP = 0.05
 
 function M.cpus() return core.process_cpus() end
 
+-- The interpreter running this Lua (by name: the API may run inside another program).
+local function this_lua()
+  return rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+end
+
+local function espipe_command()
+  local script = arg and arg[0]
+  if script and script:match("espipe$") then return { arg[-1] or this_lua(), script } end
+  local cli = package.searchpath and package.searchpath("espipe.cli", package.path)
+  local root = cli and cli:match("^(.-)/?lua/espipe/cli/init%.lua$")
+  local bin = root and ((root == "" and "." or root) .. "/bin/espipe")
+  local f = bin and io.open(bin)
+  if f then
+    f:close()
+    return { this_lua(), bin }
+  end
+  return { "espipe" }
+end
+
 function M.command(args)
-  local interp = arg and arg[-1] or "lua"
-  local script = arg and arg[0] or "espipe"
-  local argv = { interp, script }
+  local argv = espipe_command()
   for _, a in ipairs(args or {}) do argv[#argv + 1] = tostring(a) end
   return argv
 end

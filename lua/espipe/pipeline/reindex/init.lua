@@ -15,8 +15,10 @@
 --     trap_signals = false,
 --     checkpoint_store = { load = fn, save = fn } (espipe.pipeline.checkpoint's file_store
 --       shape; default: the file at checkpoint, which then only names it in messages),
---     workers = { count = N, job = function(i) -> what worker i is sent } (the CLI's
---       --workers: reindex.on_workers), source.own_slices = { ... } (this run's slices only),
+--     workers = N: that many worker processes (reindex.api_workers: they need
+--       source.url and dest.url, and transform as the path of a Lua file; worker_args =
+--       more `espipe reindex` flags), or the CLI's { count =, own_slices =, job = }
+--       (reindex.on_workers); source.own_slices = { ... } (this run's slices only),
 --   } -> summary | nil, err, summary
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -70,8 +72,8 @@ local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "che
   "tune_dest", "tune_state", "on_tuned", "swap_alias", "checkpoint", "rate", "progress", "dead_letter",
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
   "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes", "workers",
-  "checkpoint_store" }
-local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh", "own_slices" }
+  "checkpoint_store", "worker_args" }
+local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh", "own_slices", "url" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
 
 local function check_opts(opts)
@@ -86,7 +88,9 @@ local function check_opts(opts)
   end
   options.check(src, SOURCE_KEYS, "espipe.reindex source", 3)
   options.check(dst, DEST_KEYS, "espipe.reindex dest", 3)
-  if opts.transform ~= nil and type(opts.transform) ~= "function" then
+  -- workers = N (processes): the transform is a file they load (reindex.api_workers)
+  local by_file = type(opts.workers) == "number" and opts.workers > 1
+  if opts.transform ~= nil and type(opts.transform) ~= "function" and not by_file then
     error("reindex.run: transform must be a function", 3)
   end
   local op = dst.op or "index"
@@ -106,6 +110,14 @@ end
 
 function M.run(opts)
   local src, dst, op = check_opts(opts)
+  if type(opts.workers) == "number" then
+    local api = {}
+    for k, v in pairs(opts) do api[k] = v end
+    api.workers = opts.workers > 1 and require("espipe.pipeline.reindex.api_workers").option(opts, src, dst, 2) or nil
+    api.transform = api.workers == nil and opts.transform or nil
+    api.worker_args = nil
+    opts = api
+  end
   return interrupt.run(opts.trap_signals, run_job, opts, src, dst, op)
 end
 
