@@ -54,6 +54,9 @@ describe("progress", function()
     nclock.now = 110; narrow:update { done = 500, slowest = "slowest: worker 2 at 31%" }
     assert.is_nil(nout.text():find("slowest", 1, true))
     assert.matches("ETA 10s", nout.text())
+    local parts, pout, pclock = job { label = "reindex", tty = false }
+    pclock.now = 110; parts:update { done = 500, slowest_part = "slowest part: 3 at 12%" }
+    assert.matches(", slowest part: 3 at 12%\n$", pout.text())
   end)
 
   it("on a terminal redraws one line, at most every redraw seconds, cut to the width", function()

@@ -29,7 +29,7 @@ local function line(i, n, doc)
   local slices = {}
   for k, s in ipairs(doc and doc.slices or {}) do slices[k] = tostring(s) end
   return string.format("  part %d/%d  %-11s %10s docs  slices %-10s %s\n", i, n, state_of(doc),
-    tostring(counts.sent or 0), #slices > 0 and table.concat(slices, ",") or "-", ago(doc and doc.updated))
+    tostring(doc and doc.live or counts.sent or 0), #slices > 0 and table.concat(slices, ",") or "-", ago(doc and doc.updated))
 end
 
 local function run(argv)

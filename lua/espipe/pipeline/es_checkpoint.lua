@@ -12,6 +12,7 @@
 --     (the shape of espipe.pipeline.checkpoint's file_store; state as a reindex keeps it:
 --      slices = { ["s"] = { search_after =, done = } }, pit_id, pits, workers, counts, done)
 --   es_checkpoint.status(client, policy, index, job) -> { parts = N, [i] = part document | false } | nil, err
+--   store.status() -> the same for the store's job (every part's progress, for the progress line)
 --
 -- Document ids: "JOB.part-I" and "JOB.slice-S". A write whose response was
 -- lost is retried with the same if_seq_no; its 409 is then our own write:
@@ -54,7 +55,8 @@ function M.store(o)
   local self = setmetatable({ client = o.client, policy = o.policy, index = o.index, job = o.job, part = o.part,
     parts = o.parts, own = o.slices, seen = {}, written = {}, owner = owner(), serial = 0,
     name = "es:" .. o.index .. "/" .. o.job }, Store)
-  return { name = self.name, load = function() return self:load() end, save = function(state) return self:save(state) end }
+  return { name = self.name, load = function() return self:load() end, save = function(state) return self:save(state) end,
+    status = function() return M.status(self.client, self.policy, self.index, self.job) end }
 end
 
 function Store:_send(method, path, body)
@@ -142,7 +144,7 @@ function Store:save(state)
   end
   return self:_write(part_id(self.job, self.part), { job = self.job, part = self.part, parts = self.parts,
     slices = self.own, workers = state.workers, pit_id = state.pit_id, pits = state.pits,
-    counts = state.counts, done = state.done or false })
+    counts = state.counts, live = state.live, done = state.done or false })
 end
 
 -- Every part's document: part 1's says how many parts there are.

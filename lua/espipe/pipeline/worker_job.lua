@@ -6,7 +6,7 @@
 -- worker), sums their summaries exactly and names a worker that died.
 --
 --   worker_job.run{ count = N, job = function(i) -> table for worker i, progress = p | nil,
---                   on_record = function(i, record) (any other record type), every = fn() (called
+--                   on_record = function(i, record) (every record but the summary), every = fn() (called
 --                   between polls, e.g. to save a checkpoint) }
 --     -> { summaries = { [i] = the worker's final record }, failure = message | nil,
 --          interrupted = "SIGINT" | "SIGTERM" | nil }   | nil, err (the pool did not start)
@@ -20,7 +20,7 @@
 --
 --   worker_job.shares(command, argv, plan) -> a pipeline's workers option for `espipe
 --       command argv` run by plan.workers workers (plan: workers, part, parts, slices):
---       { count =, own_slices = { [i] = ids }, job = function(i, resume) -> what worker i is sent }
+--       { count =, own_slices = { [i] = ids }, part =, parts =, job = function(i, resume) -> what worker i is sent }
 --
 -- In the worker (espipe's internal `worker` command):
 --   worker_job.read_job() -> the table the parent sent | nil, message
@@ -72,7 +72,7 @@ function M.shares(command, argv, plan)
   local slices = require "espipe.pipeline.slices"
   local ids = {}
   for i = 1, plan.workers do ids[i] = slices.of(plan.slices, plan.parts, plan.part, plan.workers, i) end
-  return { count = plan.workers, own_slices = ids, job = function(i, resume)
+  return { count = plan.workers, own_slices = ids, part = plan.part, parts = plan.parts, job = function(i, resume)
     return { command = command, argv = argv, worker = { index = i, count = plan.workers, part = plan.part,
       parts = plan.parts, slices = plan.slices, own_slices = ids[i], resume = resume } }
   end }
@@ -138,13 +138,14 @@ end
 
 local function on_event(state, ev)
   local rec = ev.kind == "record" and ev.record
-  if rec and rec.type == "progress" then
-    state.latest[ev.worker] = rec
-    show(state.progress, state.latest, state.count)
-  elseif rec and rec.type == "summary" then
+  if rec and rec.type == "summary" then
     state.summaries[ev.worker] = rec
   elseif rec and state.on_record then
     state.on_record(ev.worker, rec)
+  end
+  if rec and rec.type == "progress" then
+    state.latest[ev.worker] = rec
+    show(state.progress, state.latest, state.count)
   elseif ev.kind == "stderr" or ev.kind == "output" then
     local line = "worker " .. ev.worker .. ": " .. ev.line
     if state.progress and state.progress.message then state.progress:message(line) else io.stderr:write(line, "\n") end

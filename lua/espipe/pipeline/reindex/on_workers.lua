@@ -23,6 +23,7 @@ local M = {}
 -- carried by the checkpoint across runs (as in a copy by one process)
 local SCAN = { "scanned", "sent", "dropped", "fanned_out", "transform_errors" }
 local SAVE_EVERY = 1
+local PEERS_EVERY = 5 -- how often the other parts' progress is read (es: checkpoints)
 
 local Positions = {}
 Positions.__index = Positions
@@ -30,7 +31,8 @@ Positions.__index = Positions
 local function positions(job, w)
   local prior = {}
   for _, k in ipairs(SCAN) do prior[k] = job.summary[k] or 0 end
-  return setmetatable({ job = job, w = w, latest = {}, prior = prior, last_save = job.src.client:now() }, Positions)
+  return setmetatable({ job = job, w = w, latest = {}, live = {}, prior = prior, last_save = job.src.client:now() },
+    Positions)
 end
 
 function Positions:resume_of(i)
@@ -58,7 +60,10 @@ function Positions:state()
       for _, k in ipairs(SCAN) do counts[k] = counts[k] + (tonumber((rec.counts or {})[k]) or 0) end
     end
   end
-  return { workers = self.w.count, slices = slices, pits = pits, counts = counts, done = done or nil }
+  -- live: documents scanned so far, ahead of the acknowledged positions (for job status)
+  local live = self.prior.scanned
+  for i = 1, self.w.count do live = live + (self.live[i] or 0) end
+  return { workers = self.w.count, slices = slices, pits = pits, counts = counts, done = done or nil, live = live }
 end
 
 function Positions:save(force)
@@ -67,6 +72,25 @@ function Positions:save(force)
   local ok, err = job.store.save(self:state())
   if not ok then job:fail(err) end
   self.last_save = job.src.client:now()
+end
+
+-- "slowest part: 3 at 12%": the part furthest behind, from the checkpoint
+-- documents of every part (a part not started yet is at 0%).
+function Positions:peers()
+  local job, w, p = self.job, self.w, self.job.opts.progress
+  if not (p and job.store and job.store.status and w.parts and w.parts > 1) then return end
+  local now = job.src.client:now()
+  if self.peers_at and now - self.peers_at < PEERS_EVERY then return end
+  self.peers_at = now
+  local st = job.store.status()
+  if not st then return end
+  local share = (self.total or 0) / w.parts
+  local low, who
+  for i = 1, w.parts do
+    local sent = st[i] and (tonumber(st[i].live) or tonumber((st[i].counts or {}).sent)) or 0
+    if not (st[i] and st[i].done) and (not low or sent < low) then low, who = sent, i end
+  end
+  p.slowest_part = who and share > 0 and string.format("slowest part: %d at %.0f%%", who, math.min(100, 100 * low / share)) or nil
 end
 
 local function merge_dead_letters(opts, sums, summary)
@@ -112,10 +136,18 @@ function M.run(opts, src, dst, op)
   local ok, serr = same_workers(job, w.count)
   if not ok then return nil, serr, job.summary end
   local pos = positions(job, w)
+  if opts.progress and opts.progress.total and w.parts and w.parts > 1 then
+    -- this part's share of the documents is what its progress line counts up to
+    pos.total = opts.progress.total
+    opts.progress.total = math.ceil(opts.progress.total / w.parts)
+  end
   local res, werr = worker_job.run { count = w.count, progress = opts.progress,
     job = function(i) return w.job(i, pos:resume_of(i)) end,
-    on_record = function(i, rec) if rec.type == "checkpoint" then pos.latest[i] = rec end end,
-    every = function() pos:save() end }
+    on_record = function(i, rec)
+      if rec.type == "checkpoint" then pos.latest[i] = rec
+      elseif rec.type == "progress" then pos.live[i] = rec.done end
+    end,
+    every = function() pos:save(); pos:peers() end }
   if not res then return nil, werr, job.summary end
   local sums = worker_job.summaries(res, w.count)
   local total = total_of(job, pos, sums, w.count)
