@@ -77,6 +77,7 @@ build = {
     ["espipe.pipeline.export.target"] = "lua/espipe/pipeline/export/target.lua",
     ["espipe.pipeline.export.ndjson_sink"] = "lua/espipe/pipeline/export/ndjson_sink.lua",
     ["espipe.pipeline.export.on_workers"] = "lua/espipe/pipeline/export/on_workers.lua",
+    ["espipe.pipeline.export.api_workers"] = "lua/espipe/pipeline/export/api_workers.lua",
     ["espipe.pipeline.export.csv_sink"] = "lua/espipe/pipeline/export/csv_sink.lua",
     ["espipe.pipeline.export.parquet_sink"] = "lua/espipe/pipeline/export/parquet_sink.lua",
     ["espipe.pipeline.export.parquet_columns"] = "lua/espipe/pipeline/export/parquet_columns.lua",

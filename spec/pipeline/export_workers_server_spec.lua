@@ -101,6 +101,20 @@ describe("espipe export --workers #server", function()
     assert.is_true(json.decode(out3).already_done)
   end)
 
+  it("espipe.export{ workers = 2 } from the Lua API", function()
+    load("z-src", 500)
+    local dir = env.dir .. "/api"
+    local manifest, err = require("espipe").export { workers = 2, client = env.client, index = "z-src",
+      source_url = env.server.url .. "/z-src", to = dir, file_bytes = 5000 }
+    assert.is_nil(err)
+    assert.equal(500, manifest.rows)
+    assert.equal(2, manifest.workers)
+    assert_exact("z-src", dir)
+    assert.has_error(function()
+      require("espipe").export { workers = 2, client = env.client, index = "z-src", to = dir }
+    end, "espipe.export: workers = N needs source_url (each worker connects by URL)")
+  end)
+
   it("refuses several workers for one file", function()
     local code, _, err = J.espipe("export x --url " .. env.server.url .. " --to " .. S.q(env.dir .. "/one.ndjson")
       .. " --workers 2")

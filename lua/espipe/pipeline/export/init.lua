@@ -10,8 +10,9 @@
 --               row_group_bytes = 128 MiB, partition_by = "dt={@timestamp:%Y-%m-%d}",
 --               max_open_partitions = 16, trap_signals = false,
 --               own_slices = { ids } (this run's slices of slices only; a worker's),
---               workers = { count = N, job = function(i) -> what worker i is sent } }
---                 (the CLI's --workers: export.on_workers)
+--               workers = N (worker processes: export.api_workers; they need source_url,
+--                 and take worker_args = more `espipe export` flags) or the CLI's
+--                 { count =, job = } (export.on_workers) }
 --     -> manifest | nil, err [, partial summary]
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -68,7 +69,7 @@ local SINKS = {
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
   "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
   "rate", "retry_for", "parquet_flatten", "parquet_rename", "row_group_bytes", "partition_by",
-  "max_open_partitions", "trap_signals", "own_slices", "workers" }
+  "max_open_partitions", "trap_signals", "own_slices", "workers", "worker_args" }
 local CODECS = { none = true, snappy = true, zstd = true, gzip = true }
 
 local function check_opts(opts)
@@ -241,6 +242,13 @@ end
 
 function M.run(opts)
   local format = check_opts(opts)
+  if type(opts.workers) == "number" then
+    local api = {}
+    for k, v in pairs(opts) do api[k] = v end
+    api.workers = opts.workers > 1 and require("espipe.pipeline.export.api_workers").option(opts, 2) or nil
+    api.worker_args = nil
+    opts = api
+  end
   local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
   -- the options are checked: run with SIGINT/SIGTERM trapped (unless a caller already does)
   return interrupt.run(opts.trap_signals and not interrupt.active(), run_job, opts, format, policy)
