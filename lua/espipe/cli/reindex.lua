@@ -25,6 +25,8 @@ usage: espipe reindex SRC DEST [options]
   --checkpoint FILE  save progress (acknowledged positions and the point in time, at most
                      once a second); rerunning the same command resumes on the same PIT,
                      or restarts the unfinished slices when it has expired
+                     (es:INDEX/JOB: in the destination cluster, one document per slice and
+                     per part, so a part resumes on any machine; see espipe job status)
   --no-refresh       do not refresh the destination at the end (default: refresh once, so
                      what was copied is searchable when the command returns)
   --rate N           at most N documents per second
