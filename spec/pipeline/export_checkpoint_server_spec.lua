@@ -65,7 +65,8 @@ describe("espipe export --checkpoint #server", function()
   local function killed_export(out, ck, format, index)
     local args = "export " .. (index or "ck") .. " --to " .. S.q(out) .. " --format " .. format
       .. " --checkpoint " .. S.q(ck)
-      .. " --slices 2 --size 100 --file-bytes 20000 --quiet --url " .. env.server.url
+      -- one process: its checkpoint is the one described here (--workers: export_workers_server_spec)
+      .. " --slices 2 --workers 1 --size 100 --file-bytes 20000 --quiet --url " .. env.server.url
     local pid = J.spawn(args .. " --rate 3000", env.dir .. "/log")
     J.wait_for(function()
       local st = checkpoint.load(ck)

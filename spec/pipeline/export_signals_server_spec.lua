@@ -63,7 +63,7 @@ describe("espipe export, signals #server", function()
       function()
       local out, ck = env.dir .. "/out", env.dir .. "/ck.json"
       local args = "export " .. index .. " --to " .. S.q(out) .. " --format " .. format .. " --checkpoint "
-        .. S.q(ck) .. " --slices 2 --size 100 --file-bytes 20000 --json --url " .. env.server.url
+        .. S.q(ck) .. " --slices 2 --workers 1 --size 100 --file-bytes 20000 --json --url " .. env.server.url
       local rc, stdout, err = SJ.signalled(env.dir, args .. " --rate 3000", case[1], function()
         local st = checkpoint.load(ck)
         return st and #st.files >= 2
@@ -98,7 +98,7 @@ describe("espipe export, signals #server", function()
     local pits = env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
     local out = env.dir .. "/out"
     -- 1000 documents at 10 a second: a 100 s wait after the first page
-    local rc, stdout, err = SJ.signalled(env.dir, "export sig --to " .. S.q(out) .. " --size 1000 --rate 10 --json --url "
+    local rc, stdout, err = SJ.signalled(env.dir, "export sig --to " .. S.q(out) .. " --workers 1 --size 1000 --rate 10 --json --url "
       .. env.server.url, "INT", function()
       return env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits > pits
     end, 15)

@@ -219,9 +219,14 @@ end
 -- transform that does not compile, ...): one line, no usage (exit 2).
 -- raised: msg is what a pcall caught (a library's wrong-argument error): its
 -- Lua source position is left out.
+-- What a pcall caught from the library, without its Lua source position.
+function M.raised(msg)
+  return (tostring(msg):gsub("^[^:]*%.lua:%d+: ", ""))
+end
+
 function M.run_error(name, msg, raised)
   msg = tostring(msg)
-  if raised then msg = msg:gsub("^[^:]*%.lua:%d+: ", "") end
+  if raised then msg = M.raised(msg) end
   io.stderr:write("espipe ", name, ": ", msg, "\n")
   return 2
 end

@@ -62,8 +62,9 @@ local spec = {
   flatten = "boolean", rename = "list", row_group_bytes = "number", partition_by = "string",
   max_open_partitions = "number",
 }
+for k, v in pairs(require("espipe.cli.scale").flags) do spec[k] = v end
 common.with_tls(spec)
-usage = usage .. "\n" .. common.tls_usage
+usage = usage .. "\n" .. common.tls_usage .. "\n" .. require("espipe.cli.scale").usage
 
 -- --rename a=b,c.d=e -> { a = "b", ["c.d"] = "e" }, or nil and the bad item
 local function renames(list)
@@ -91,7 +92,43 @@ local function per_column(counts)
   return table.concat(names, " ")
 end
 
-local function run(argv)
+-- --workers and --part: the plan, and for a worker its own directory and checkpoint
+local function scaled(opts, worker, argv)
+  local scale = require "espipe.cli.scale"
+  local dir = require("espipe.pipeline.export.target").dir(opts)
+  -- one file: one writer; Parquet: one schema, inferred once (explicit --workers N: one per worker)
+  if not opts.workers and (not dir or opts.format == "parquet") then opts.workers = 1 end
+  -- a transform's dead letter and error budget are one process's (not merged across workers)
+  if opts.transform then
+    if opts.workers and opts.workers > 1 then return nil, "--transform exports in one process (--workers 1)" end
+    opts.workers = 1
+  end
+  local plan, perr = scale.plan(opts, worker)
+  if not plan then return nil, perr end
+  if opts.checkpoint and opts.checkpoint:match("^es:") then
+    return nil, "export keeps its checkpoint in a file beside its files (es: checkpoints are for reindex)"
+  end
+  local s = { plan = plan, checkpoint = scale.path(opts.checkpoint, plan), to = opts.to, rate = scale.share(opts.rate, worker) }
+  if worker then
+    local on_workers = require "espipe.pipeline.export.on_workers"
+    s.to, s.checkpoint = on_workers.worker_dir(dir, worker.index), on_workers.worker_checkpoint(s.checkpoint, worker.index)
+  end
+  s.workers = plan.pool and scale.workers("export", argv, plan) or nil
+  return s
+end
+
+-- A worker's end: its counts as a record for the parent.
+local function report(manifest, partial, err)
+  local m = manifest or partial or {}
+  require("espipe.pipeline.worker_job").report { type = "summary",
+    summary = { rows = m.rows, bytes = m.bytes, files = type(m.files) == "table" and #m.files or m.files,
+      interrupted = m.interrupted },
+    error = err and tostring(err) or nil, kind = type(err) == "table" and err.kind or nil }
+  return require("espipe.cli.scale").exit_code(m, err)
+end
+
+-- worker: the share of a parent's job (espipe.cli.worker), or nil
+local function run(argv, worker)
   local opts, rest = args.parse(argv, spec)
   if not opts then return common.usage_error("export", rest, usage) end
   if #rest ~= 1 or not opts.to then return common.usage_error("export", "expected SRC and --to", usage) end
@@ -123,16 +160,25 @@ local function run(argv)
     max_errors, merr = require("espipe.pipeline.error_budget").parse_flag(opts.max_errors)
     if max_errors == nil then return common.usage_error("export", merr, usage) end
   end
-  local p = common.progress("export", opts)
+  local sc, serr = scaled(opts, worker, argv)
+  if not sc then return common.usage_error("export", serr, usage) end
+  local p = worker and require("espipe.pipeline.worker_job").progress() or common.progress("export", opts)
+  -- a worker that finished in an earlier run: its files wait for the others
+  local done = worker and sc.checkpoint and require("espipe.pipeline.checkpoint").load(sc.checkpoint)
+  if done and done.done then return report(done) end
   local ok, manifest, err, partial = pcall(require("espipe.pipeline.export").run, {
-    client = common.client(url, opts), index = index, query = query, slices = opts.slices, size = opts.size,
-    to = opts.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
+    client = common.client(url, opts), index = index, query = query, slices = sc.plan.slices, size = opts.size,
+    to = sc.to, format = opts.format, file_bytes = opts.file_bytes, fields = opts.fields,
     compress = opts.compress, parquet_codec = opts.codec, source_url = url .. "/" .. index, progress = p,
-    checkpoint = opts.checkpoint, overwrite = opts.overwrite, rate = opts.rate,
+    checkpoint = sc.checkpoint, overwrite = opts.overwrite, rate = sc.rate,
+    own_slices = sc.plan.own_slices, workers = sc.workers,
     parquet_flatten = opts.flatten, parquet_rename = rename, row_group_bytes = opts.row_group_bytes,
     partition_by = opts.partition_by, max_open_partitions = opts.max_open_partitions,
     trap_signals = true, transform = transform, dead_letter = opts.dead_letter, max_errors = max_errors,
   })
+  -- a worker tells its parent, which tells the user once
+  if worker and not ok then return report(nil, nil, common.raised(manifest)) end
+  if worker then return report(manifest, partial, err) end
   if not ok then return common.run_error("export", manifest, true) end
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
   if not manifest and not partial then return common.run_error("export", err) end

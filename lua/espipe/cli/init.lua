@@ -3,7 +3,7 @@
 -- flags = the option table it parses (name -> kind), which usage lists }.
 local M = {}
 
-M.commands = { "serve", "load", "reindex", "export", "indices", "count", "route", "demo" }
+M.commands = { "serve", "load", "reindex", "export", "job", "indices", "count", "route", "demo" }
 
 local function load_command(name)
   local ok, mod = pcall(require, "espipe.cli." .. name)

@@ -53,7 +53,8 @@
 --   already have advanced the scroll and a re-send would skip that page.
 -- * method defaults to "pit" and falls back to scroll only when the cluster
 --   has no point-in-time API (_pit answers 400/404/405 other than
---   index_not_found), and never for a scan given resume or pit_id.
+--   index_not_found), and never for a scan given pit_id or resume positions
+--   (slices only marked done do not count: a worker's share of a job).
 -- * A resume reuses the saved PIT while it lives (each request extends its
 --   keep_alive). When it is gone (404), a new PIT is opened and the
 --   unfinished slices start from their beginning (s.restarted = the list of
@@ -140,6 +141,15 @@ local function check_args(index, query, opts, level)
   return method, slices
 end
 
+-- Whether resume holds a position in some PIT: slices only marked done (a
+-- worker's share of a job leaves the others' done) let a scroll take over.
+function M.has_position(resume)
+  for _, p in pairs(resume or {}) do
+    if p.search_after ~= nil then return true end
+  end
+  return false
+end
+
 function M.new(client, index, query, opts, level)
   level = level or 2
   opts = opts or {}
@@ -151,7 +161,7 @@ function M.new(client, index, query, opts, level)
     index = url.segment(index, "index", level),
     query = query, method = method,
     -- never fall back to a scroll when asked for a PIT or resuming one
-    may_fall_back = opts.method == nil and opts.pit_id == nil and next(opts.resume or {}) == nil,
+    may_fall_back = opts.method == nil and opts.pit_id == nil and not M.has_position(opts.resume),
     size = opts.size or 1000, nslices = slices,
     keep_alive = opts.keep_alive or "1m", sort = opts.sort, source = opts._source,
     retry = opts.retry or retry_mod.new({ retry_for = opts.retry_for }, level + 1),

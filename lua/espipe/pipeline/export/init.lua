@@ -10,7 +10,11 @@
 --               row_group_bytes = 128 MiB, partition_by = "dt={@timestamp:%Y-%m-%d}",
 --               max_open_partitions = 16, trap_signals = false,
 --               transform = fn | { batch = fn, size = } (espipe.pipeline.transform),
---               dead_letter = PATH (its ".transform" file), max_errors = (the transform's budget) }
+--               dead_letter = PATH (its ".transform" file), max_errors = (the transform's budget),
+--               own_slices = { ids } (this run's slices of slices only; a worker's),
+--               workers = N (worker processes: export.api_workers; they need source_url,
+--                 and take worker_args = more `espipe export` flags) or the CLI's
+--                 { count =, job = } (export.on_workers) }
 --     -> manifest | nil, err [, partial summary]
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -70,7 +74,8 @@ local SINKS = {
 local KNOWN = { "client", "index", "query", "slices", "size", "keep_alive", "to", "format", "file_bytes",
   "fields", "compress", "source_url", "progress", "parquet_codec", "infer_docs", "checkpoint", "overwrite",
   "rate", "retry_for", "parquet_flatten", "parquet_rename", "row_group_bytes", "partition_by",
-  "max_open_partitions", "trap_signals", "transform", "dead_letter", "max_errors" }
+  "max_open_partitions", "trap_signals", "transform", "dead_letter", "max_errors", "own_slices", "workers",
+  "worker_args" }
 local CODECS = { none = true, snappy = true, zstd = true, gzip = true }
 
 local function check_opts(opts)
@@ -98,6 +103,7 @@ Export.__index = Export
 
 function Export:open_scan(resume, pit_id)
   local opts, wants = self.opts, self.sink.scan
+  if opts.own_slices then resume = require("espipe.pipeline.slices").only(resume, opts.own_slices, opts.slices or 1) end
   return self.client:scan(opts.index, opts.query,
     { slices = opts.slices or 1, size = opts.size or 1000, keep_alive = opts.keep_alive or "5m",
       resume = resume, pit_id = pit_id, keep_pit = opts.checkpoint and true or nil, retry = self.policy,
@@ -229,6 +235,7 @@ local function run_job(opts, format, policy)
   -- the source's release first: its mapping (6.x: under a type) and its scan depend on it
   local known, verr = require("espipe.pipeline.versions").read(policy, opts.client)
   if not known then return nil, verr end
+  if opts.workers then return require("espipe.pipeline.export.on_workers").run(opts, policy) end
   local job = setmetatable({ opts = opts, format = format, client = opts.client, policy = policy,
     dir = target.dir(opts), done = 0, ck_state = { files = {}, rows = 0, bytes = 0, positions = {} } }, Export)
   local sink, serr = require(SINKS[format]).new(job)
@@ -263,6 +270,13 @@ end
 
 function M.run(opts)
   local format = check_opts(opts)
+  if type(opts.workers) == "number" then
+    local api = {}
+    for k, v in pairs(opts) do api[k] = v end
+    api.workers = opts.workers > 1 and require("espipe.pipeline.export.api_workers").option(opts, 2) or nil
+    api.worker_args = nil
+    opts = api
+  end
   local policy = require("espipe.client.retry").new({ retry_for = opts.retry_for }, 2)
   -- the options are checked: run with SIGINT/SIGTERM trapped (unless a caller already does)
   return interrupt.run(opts.trap_signals and not interrupt.active(), run_job, opts, format, policy)

@@ -20,6 +20,12 @@
 --     rate = nil (docs/s), progress = nil, dead_letter = PATH, retry_for = 600 (seconds),
 --     batch_docs =, batch_bytes =, concurrency =, retries =, backoff = (the bulk indexer's),
 --     trap_signals = false,
+--     checkpoint_store = { load = fn, save = fn } (espipe.pipeline.checkpoint's file_store
+--       shape; default: the file at checkpoint, which then only names it in messages),
+--     workers = N: that many worker processes (reindex.api_workers: they need
+--       source.url and dest.url, and transform as the path of a Lua file; worker_args =
+--       more `espipe reindex` flags), or the CLI's { count =, own_slices =, job = }
+--       (reindex.on_workers); source.own_slices = { ... } (this run's slices only),
 --   } -> summary | nil, err, summary
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -72,8 +78,9 @@ M.many, M.is_many = many.new, many.is
 local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "checkpoint_interval",
   "tune_dest", "tune_state", "on_tuned", "swap_alias", "checkpoint", "rate", "progress", "dead_letter",
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
-  "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes" }
-local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh" }
+  "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes", "workers",
+  "checkpoint_store", "worker_args" }
+local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh", "own_slices", "url" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh", "same_names", "from_source" }
 
 local function check_opts(opts)
@@ -88,13 +95,16 @@ local function check_opts(opts)
   end
   options.check(src, SOURCE_KEYS, "espipe.reindex source", 3)
   options.check(dst, DEST_KEYS, "espipe.reindex dest", 3)
-  if opts.transform ~= nil then require("espipe.pipeline.transform").new(opts.transform, 4) end
+  -- workers = N (processes): the transform is a file they load (reindex.api_workers checks it)
+  local by_file = type(opts.workers) == "number" and opts.workers > 1
+  if opts.transform ~= nil and not by_file then require("espipe.pipeline.transform").new(opts.transform, 4) end
   local op = dst.op or "index"
   if op ~= "index" and op ~= "create" then error("reindex.run: dest.op must be index or create", 3) end
   return src, dst, op
 end
 
 local function run_job(opts, src, dst, op)
+  if opts.workers then return require("espipe.pipeline.reindex.on_workers").run(opts, src, dst, op) end
   local job, err, summary = prepare.run(opts, src, dst, op)
   if not job then return nil, err, summary end
   if job.already_done then return job.summary end
@@ -105,6 +115,14 @@ end
 
 function M.run(opts)
   local src, dst, op = check_opts(opts)
+  if type(opts.workers) == "number" then
+    local api = {}
+    for k, v in pairs(opts) do api[k] = v end
+    api.workers = opts.workers > 1 and require("espipe.pipeline.reindex.api_workers").option(opts, src, dst, 2) or nil
+    api.transform = api.workers == nil and opts.transform or nil
+    api.worker_args = nil
+    opts = api
+  end
   return interrupt.run(opts.trap_signals, run_job, opts, src, dst, op)
 end
 
