@@ -15,6 +15,11 @@ usage: espipe load FILE|- --index NAME [options]
   --rate N           at most N documents per second
   --pipeline NAME    run every document through the ingest pipeline NAME
   --op OP            index (default) | create
+  --checkpoint FILE  save the position every line before which is indexed or dead-lettered, and
+                     the counts (at most once a second); rerunning the same command resumes there
+                     (compressed input is decompressed and skipped up to it); needs a FILE input
+  --presort          order each bulk request by destination shard (the index must exist)
+  --shard-aware      send each document to the node holding its primary shard (needs --id-field)
   --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (into DEAD-LETTER.input,
                      raw bytes in base64); a bad line: not a JSON object, invalid UTF-8, no id field, ...
   --max-line-bytes N a longer line is a bad line, skipped to its newline (default 100 MB,
@@ -35,12 +40,14 @@ usage: espipe load FILE|- --index NAME [options]
   --url URL          cluster (default $ES_URL or http://127.0.0.1:9200)
   --quiet            no progress or summary    --json   summary as JSON on stdout
 Input may be gzip or zstd compressed (detected from its first bytes).
-Ctrl-C or SIGTERM stops reading; what was read is flushed and counted (exit 130/143).
+Ctrl-C or SIGTERM stops reading; what was read is flushed and counted, and the checkpoint
+written (exit 130/143).
 A second one stops at once.]]
 
 local spec = {
   index = "string", format = "string", index_pattern = "string", id_field = "string", op = "string",
   routing_field = "string", rate = "number", pipeline = "string",
+  checkpoint = "string", presort = "boolean", shard_aware = "boolean",
   on_bad_line = "string", strict = "boolean", csv_types = "boolean", batch_bytes = "number",
   batch_docs = "number", concurrency = "number", retries = "number", dead_letter = "string",
   url = "string", quiet = "boolean", json = "boolean",
@@ -83,7 +90,7 @@ local function run(argv)
     max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
     retries = opts.retries, dead_letter = dead, progress = p,
     max_line_bytes = opts.max_line_bytes, refresh = opts.refresh, allow_empty = opts.allow_empty,
-    trap_signals = true,
+    trap_signals = true, checkpoint = opts.checkpoint, presort = opts.presort, shard_aware = opts.shard_aware,
     retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
     server_ids = job.server_ids,
   })
@@ -92,12 +99,16 @@ local function run(argv)
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
   if not summary and not partial then return common.run_error("load", err) end
   local s = summary or partial or {}
+  if s.already_done then
+    p:message("espipe load: checkpoint " .. opts.checkpoint .. " says this job is done: nothing was read"
+      .. " (remove it to load the input again)")
+  end
   if (s.bad_lines or 0) > 0 and opts.on_bad_line == "skip" then
     p:message("espipe load: " .. s.bad_lines .. " bad line(s) skipped into " .. dead .. ".input; the first: "
       .. s.first_bad_line)
   end
   local code = common.finish("load", p, s, err, { dead, dead .. ".input" }, {
-    indices = s.per_index, replay = common.replay_command(opts.url) })
+    indices = s.per_index, job = s.job, replay = common.replay_command(opts.url) })
   return interrupt.exit_code(s.interrupted) or code
 end
 

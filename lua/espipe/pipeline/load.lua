@@ -7,6 +7,7 @@
 --             strict = false, csv_types = false, dead_letter = PATH, op = "index"|"create",
 --             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
+--             checkpoint = PATH, checkpoint_interval = 1 (s), presort = false, shard_aware = false,
 --             progress = p }
 --     -> summary | nil, err, summary
 -- An unknown option key raises, naming the nearest valid one.
@@ -39,6 +40,16 @@
 -- signal). At the end the destination is refreshed (refresh = false skips
 -- it), so a search right after the load sees every document; a load that
 -- indexed nothing fails unless allow_empty.
+--
+-- checkpoint = PATH (a file input): where every line before a position is
+-- indexed or dead-lettered, that position and the counts at it are saved
+-- (espipe.pipeline.load_checkpoint); a rerun of the same job resumes there
+-- exactly (compressed input is decompressed and skipped up to it), and its
+-- summary.job holds the whole job's counts beside this run's. Without an
+-- id_field, the documents re-sent after a kill -9 get new ids (duplicates).
+-- presort = true orders each batch by the destination shard (the index must
+-- exist; espipe.pipeline.presort); shard_aware = true sends each document to
+-- the node holding its shard (documents need their _id: id_field).
 local json = require "espipe.json"
 local core = require "espipe.core"
 local lines = require "espipe.pipeline.lines"
@@ -47,6 +58,7 @@ local index_pattern = require "espipe.pipeline.index_pattern"
 local deadletter = require "espipe.pipeline.deadletter"
 local errors = require "espipe.client.errors"
 local options = require "espipe.client.options"
+local load_checkpoint = require "espipe.pipeline.load_checkpoint"
 
 local utf8_invalid = core.utf8_invalid
 local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_append
@@ -59,7 +71,7 @@ local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
-  "max_concurrency", "max_batch_bytes" }
+  "max_concurrency", "max_batch_bytes", "checkpoint", "checkpoint_interval", "presort", "shard_aware" }
 local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
 local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
@@ -98,7 +110,7 @@ function Job:bad(lineno, offset, why, raw, at, bytes)
   if not s.first_bad_line then s.first_bad_line = tostring(e) end
   if self.on_bad == "skip" then
     local ok, err = self.bad_dl:add(deadletter.bad_line(lineno, offset, why, raw, bytes))
-    if ok then return true end
+    if ok then self:mark() return true end
     self.failure = err -- the record cannot be kept: the job stops, what it accepted is flushed
     return false
   end
@@ -113,19 +125,36 @@ function Job:too_long(lineno, offset, err)
 end
 
 function Job:add(action, source, meta, index)
-  local ix = self.ix
+  local ix, ck = self.ix, self.ck
   local ok, err
-  if action == "raw" then ok, err = ix:raw(meta, source)
+  if ck and action ~= "raw" then meta.token = ck.page end
+  if action == "raw" then ok, err = ix:raw(meta, source, ck and ck.page)
   elseif action == "index" then ok, err = ix:index(source, meta)
   elseif action == "create" then ok, err = ix:create(source, meta)
   elseif action == "update" then ok, err = ix:update(source, meta)
   elseif action == "delete" then ok, err = ix:delete(meta)
   else error("espipe.load: no such bulk action " .. tostring(action), 2) end
   if ok == nil and err then self.failure = err return false end
+  if ck then ck:added(1) end
   local target = index or self.opts.index
   if target then self.indices[target] = (self.indices[target] or 0) + 1 end
   self:counted(1)
-  return true
+  return not self.failure -- (a checkpoint that cannot be written stops the job)
+end
+
+-- The input may be resumed from where the reader is (checkpoint).
+function Job:mark()
+  local ck = self.ck
+  if ck then ck:mark(self.reader.offset, self.reader.lineno, self.summary) end
+end
+
+-- A resumed job reads on from its checkpoint's position: false if it cannot.
+function Job:resume_input()
+  local start = self.ck and self.ck.start
+  if not start then return true end
+  local ok, err = self.reader:skip_to(start.offset, start.line)
+  if not ok then self.failure = err end
+  return ok
 end
 
 -- n more documents handed to the indexer; progress every 1000.
@@ -133,6 +162,7 @@ function Job:counted(n)
   local s = self.summary
   local before = s.read
   s.read = before + n
+  self:mark()
   if self.progress and (s.read - s.read % 1000) > before then
     local st, r = self.ix:stats_now(), self.reader
     -- position: compressed bytes read (the file's size is the total); bytes: input read
@@ -240,14 +270,21 @@ end
 function Job:c_lines(appender)
   local buf, pos = self.reader:buffered()
   while pos <= #buf do
-    local next_pos, n, docs, stop = self.ix:fill(bulk_lines_append, appender, buf, pos, self.indices)
+    local next_pos, n, docs, stop
+    if self.ck then
+      next_pos, n, docs, stop = self.ix:fill_token(self.ck.page, bulk_lines_append, appender, buf, pos, self.indices)
+    else
+      next_pos, n, docs, stop = self.ix:fill(bulk_lines_append, appender, buf, pos, self.indices)
+    end
     if next_pos == false then return "lua" end
     if next_pos == nil then self.failure = n return false end -- the indexer stopped
+    if self.ck then self.ck:added(docs) end
     self.reader:consumed(next_pos, n)
     if not self.pattern_pieces and self.opts.index then -- (a pattern's indices are counted in C)
       self.indices[self.opts.index] = (self.indices[self.opts.index] or 0) + docs
     end
     self:counted(docs)
+    if self.failure then return false end
     if stop == "memory" then error(errors.new { kind = "internal", message = "out of memory building a bulk request" }) end
     if stop ~= "full" then return true end
     pos = next_pos
@@ -256,6 +293,7 @@ function Job:c_lines(appender)
 end
 
 function read.ndjson(job)
+  if not job:resume_input() then return end
   local each = function(line, lineno, offset) return ndjson_line(job, line, lineno, offset) end
   local appender = c_appender(job)
   if not appender then return job:each_line(each) end
@@ -271,6 +309,7 @@ function read.ndjson(job)
 end
 
 function read.bulk(job)
+  if not job:resume_input() then return end
   local pending -- the action line waiting for its source line
   job:each_line(function(line, lineno, offset)
     if pending then
@@ -311,6 +350,7 @@ end
 
 function read.deadletter(job)
   local s = job.summary
+  if not job:resume_input() then return end
   job:each_line(function(line, lineno, offset)
     local rec, err = json.decode(line)
     if rec == nil then return job:bad(lineno, offset, "not JSON: " .. tostring(err), line, err and err.offset) end
@@ -319,6 +359,7 @@ function read.deadletter(job)
       s.unreplayable = s.unreplayable + 1
       s.first_unreplayable = s.first_unreplayable or ("line " .. lineno .. " (line " .. tostring(rec.line)
         .. " of the original input: " .. tostring(rec.error) .. ")")
+      job:mark()
       return true
     end
     local action, source, index = replay_record(rec)
@@ -348,6 +389,7 @@ function read.csv(job)
       .. missing .. "' (columns: " .. table.concat(header, ", ") .. ")" }
     return
   end
+  if not job:resume_input() then return end
   local op = opts.op or "index"
   while true do
     local fields, lineno, offset = csv.read(reader)
@@ -416,6 +458,17 @@ local function check(opts)
       error("espipe.load: " .. k .. " must be a non-empty string", 3)
     end
   end
+  if opts.checkpoint ~= nil then
+    if type(opts.checkpoint) ~= "string" or opts.checkpoint == "" then
+      error("espipe.load: checkpoint must be a file path", 3)
+    end
+    if opts.input == nil or opts.input == "-" or io.type(opts.input) then
+      error("espipe.load: checkpoint needs an input file (stdin cannot be resumed)", 3)
+    end
+  end
+  if opts.presort and (not opts.index or opts.index_pattern) then
+    error("espipe.load: presort needs one destination index (index, not index_pattern)", 3)
+  end
   local dead = opts.dead_letter or DEFAULT_DEAD
   if opts.input and (opts.input == dead or opts.input == dead .. ".input") then
     error("espipe.load: the input " .. opts.input .. " is also where this job's dead letter goes;"
@@ -448,8 +501,9 @@ function Job:finish(raised)
   if r.stopped then
     s.interrupted = r.stopped
     self.failure = self.failure or errors.new { kind = "interrupted", line = r.lineno, offset = r.offset,
-      message = "interrupted by " .. r.stopped .. " after " .. s.read
-        .. " documents; what was read is flushed, input stops" }
+      message = "interrupted by " .. r.stopped .. " after " .. s.read .. " documents; what was read is flushed, "
+        .. (opts.checkpoint and ("checkpoint saved to " .. opts.checkpoint .. " (rerun the same command to resume)")
+            or "input stops") }
   elseif r.error and not self.failure then
     self.failure = r.error
   end
@@ -463,6 +517,7 @@ function Job:finish(raised)
     self.failure = self.failure or ierr -- systemic, stalled, error budget spent
   end
   for k, v in pairs(stats) do s[k] = v end
+  self:save_checkpoint()
   if self.bad_dl.count > 0 then s.bad_lines_file = self.bad_dl.path end
   s.per_index = self.indices -- documents sent to each index
   if opts.refresh ~= false and (s.ok or 0) > 0 then
@@ -477,13 +532,51 @@ function Job:finish(raised)
       .. " are bad input lines, not documents, and cannot be replayed; the first: " .. s.first_unreplayable
       .. ". Fix the line (raw_base64) and load it again" }
   end
-  if not self.failure and (s.ok or 0) == 0 and not opts.allow_empty and s.unreplayable == 0 then
-    local n = s.read + s.bad_lines
+  local whole = s.job or s
+  if not self.failure and (whole.ok or 0) == 0 and not opts.allow_empty and whole.unreplayable == 0 then
+    local n = whole.read + whole.bad_lines
     self.failure = errors.new { kind = "empty", message = n > 0 and ("indexed 0 of " .. n .. " documents")
       or ("indexed 0 documents: " .. self.name .. " holds none") .. " (allow_empty / --allow-empty accepts that)" }
   end
   if self.failure then return nil, self.failure, s end
   return s
+end
+
+-- Everything the indexer took has settled (or never will: unsent): the
+-- checkpoint moves over every page that did, and is written; a resumed
+-- job's summary gets the whole job's counts (summary.job).
+function Job:save_checkpoint()
+  local ck, s = self.ck, self.summary
+  if not ck then return end
+  ck:seal()
+  local ok, err = ck:save(not self.failure)
+  if not ok then self.failure = self.failure or err end
+  s.checkpoint = self.opts.checkpoint
+  s.resumed = ck.start ~= nil
+  if ck.start then s.job = ck:whole(s) end
+end
+
+-- The checkpoint of this job (nil without opts.checkpoint), before anything is read.
+local function open_checkpoint(opts, format)
+  if not opts.checkpoint then return nil end
+  local what = { input = opts.input, format = format }
+  for _, k in ipairs { "index", "index_pattern", "id_field", "routing_field", "op", "pipeline" } do what[k] = opts[k] end
+  return load_checkpoint.open(opts.checkpoint, what, opts.input, opts.client:now(), opts.checkpoint_interval)
+end
+
+-- The summary of a job its checkpoint says is done: nothing is read again.
+local function already_done(ck)
+  return { read = 0, ok = 0, failed = 0, bad_lines = 0, unreplayable = 0, already_done = true, resumed = true,
+           job = ck:counts(), checkpoint = ck.path }
+end
+
+-- The indexer's presort parameters: the destination's shards (presort).
+local function presort_params(opts)
+  if not opts.presort then return nil end
+  local resp, gerr = opts.client.indices:get_settings { index = opts.index }
+  local params, why = require("espipe.pipeline.presort").params_from_settings(resp, opts.index)
+  if params then return params end
+  return nil, gerr or errors.new { kind = "config", message = "presort: " .. tostring(why) }
 end
 
 -- The meta keys taken from document fields: { meta key, field, what }.
@@ -496,6 +589,11 @@ end
 
 function M.run(opts)
   local format, on_bad, dead = check(opts)
+  local ck, ckerr = open_checkpoint(opts, format)
+  if ckerr then return nil, ckerr end
+  if ck and ck.done then return already_done(ck) end
+  local presort, perr = presort_params(opts)
+  if perr then return nil, perr end
   local name_of, pattern_fields, pattern_pieces
   if opts.index_pattern then
     name_of, pattern_fields, pattern_pieces = index_pattern.compile(opts.index_pattern, 3)
@@ -523,7 +621,7 @@ function M.run(opts)
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
     reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = 0 } or {},
     bad_dl = deadletter.new(dead .. ".input"),
-    summary = { read = 0, bad_lines = 0, unreplayable = 0 }, started = opts.rate and opts.client:now(),
+    summary = { read = 0, bad_lines = 0, unreplayable = 0 }, started = opts.rate and opts.client:now(), ck = ck,
   }, Job)
   local ix_err -- the indexer could not start (its dead letter cannot be opened)
   local ok, raised = pcall(function()
@@ -533,7 +631,11 @@ function M.run(opts)
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
       server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
-      pipeline = opts.pipeline,
+      pipeline = opts.pipeline, presort = presort, shard_aware = opts.shard_aware,
+      on_batch = ck and function(b)
+        local sok, serr = ck:on_batch(b, opts.client:now())
+        if not sok then job.failure = job.failure or serr end
+      end,
     }
     if job.ix then read[format](job) end
   end)
