@@ -183,7 +183,9 @@ end
 -- A plain file jumps straight there (the byte before it read to check it).
 function Reader:_seek_to(offset)
   if not self.f:seek("set", offset - 1) then return false end
-  if self.f:read(1) ~= "\n" then return nil, "it is not the start of a line" end
+  local before = self.f:read(1)
+  if before == nil then return nil, "the input ends before it" end
+  if before ~= "\n" then return nil, "it is not the start of a line" end
   self.buf, self.pos, self.eof, self.offset = "", 1, false, offset
   return true
 end
