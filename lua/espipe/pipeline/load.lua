@@ -47,9 +47,11 @@
 -- exactly (compressed input is decompressed and skipped up to it), and its
 -- summary.job holds the whole job's counts beside this run's. Without an
 -- id_field, the documents re-sent after a kill -9 get new ids (duplicates).
--- presort = true orders each batch by the destination shard (the index must
--- exist; espipe.pipeline.presort); shard_aware = true sends each document to
--- the node holding its shard (documents need their _id: id_field).
+-- presort = true holds shards x batch_docs documents at a time, ordered by
+-- destination shard, and sends each shard's in requests of their own
+-- (espipe.pipeline.shard_window; the index must exist, documents need their
+-- _id or routing: id_field / routing_field); shard_aware = true sends each
+-- document to the node holding its shard (it too needs id_field).
 local json = require "espipe.json"
 local core = require "espipe.core"
 local lines = require "espipe.pipeline.lines"
@@ -59,6 +61,7 @@ local deadletter = require "espipe.pipeline.deadletter"
 local errors = require "espipe.client.errors"
 local options = require "espipe.client.options"
 local load_checkpoint = require "espipe.pipeline.load_checkpoint"
+local shard_window = require "espipe.pipeline.shard_window"
 
 local utf8_invalid = core.utf8_invalid
 local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_append
@@ -129,6 +132,7 @@ function Job:add(action, source, meta, index)
   local ok, err
   if ck and action ~= "raw" then meta.token = ck.page end
   if action == "raw" then ok, err = ix:raw(meta, source, ck and ck.page)
+  elseif self.window and (action == "index" or action == "create") then ok, err = self.window:add(action, source, meta)
   elseif action == "index" then ok, err = ix:index(source, meta)
   elseif action == "create" then ok, err = ix:create(source, meta)
   elseif action == "update" then ok, err = ix:update(source, meta)
@@ -259,7 +263,7 @@ end
 -- The C appender for this job's NDJSON, or nil when its lines go the Lua way.
 local function c_appender(job)
   local opts = job.opts
-  if not M.c_lines or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
+  if not M.c_lines or job.window or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
   return bulk_lines_new { op = opts.op, index = opts.index, id_field = opts.id_field, routing_field = opts.routing_field,
                           pattern = job.pattern_pieces, check = opts.strict and "json" or "object",
                           max_line = job.reader.max_line }
@@ -430,6 +434,25 @@ end
 ----------------------------------------------------------------------------
 -- Running and ending
 
+-- checkpoint, presort and shard_aware: what they need (level 4: the caller of run).
+local function check_checkpoint_and_sort(opts, format)
+  if opts.checkpoint ~= nil then
+    if type(opts.checkpoint) ~= "string" or opts.checkpoint == "" then
+      error("espipe.load: checkpoint must be a file path", 4)
+    end
+    if opts.input == nil or opts.input == "-" or io.type(opts.input) then
+      error("espipe.load: checkpoint needs an input file (stdin cannot be resumed)", 4)
+    end
+  end
+  if opts.presort and (not opts.index or opts.index_pattern or format == "bulk" or format == "deadletter") then
+    error("espipe.load: presort needs one destination index (index, not index_pattern; not the bulk formats)", 4)
+  end
+  if (opts.presort or opts.shard_aware) and not (opts.id_field or opts.routing_field) then
+    error("espipe.load: " .. (opts.presort and "presort" or "shard_aware")
+      .. " needs each document's _id or routing as it is read: id_field or routing_field", 4)
+  end
+end
+
 local function check(opts)
   if type(opts) ~= "table" then error("espipe.load expects an options table, got " .. type(opts), 3) end
   options.check(opts, KNOWN, "espipe.load", 2)
@@ -458,17 +481,7 @@ local function check(opts)
       error("espipe.load: " .. k .. " must be a non-empty string", 3)
     end
   end
-  if opts.checkpoint ~= nil then
-    if type(opts.checkpoint) ~= "string" or opts.checkpoint == "" then
-      error("espipe.load: checkpoint must be a file path", 3)
-    end
-    if opts.input == nil or opts.input == "-" or io.type(opts.input) then
-      error("espipe.load: checkpoint needs an input file (stdin cannot be resumed)", 3)
-    end
-  end
-  if opts.presort and (not opts.index or opts.index_pattern) then
-    error("espipe.load: presort needs one destination index (index, not index_pattern)", 3)
-  end
+  check_checkpoint_and_sort(opts, format)
   local dead = opts.dead_letter or DEFAULT_DEAD
   if opts.input and (opts.input == dead or opts.input == dead .. ".input") then
     error("espipe.load: the input " .. opts.input .. " is also where this job's dead letter goes;"
@@ -509,6 +522,10 @@ function Job:finish(raised)
   end
   r:close()
   self.bad_dl:close()
+  if self.window then
+    local wok, werr = self.window:flush()
+    if not wok then self.failure = self.failure or werr end
+  end
   local ok, stats, ierr = pcall(self.ix.close, self.ix)
   if not ok then
     self.failure = self.failure or stats
@@ -631,12 +648,13 @@ function M.run(opts)
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
       server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
-      pipeline = opts.pipeline, presort = presort, shard_aware = opts.shard_aware,
+      pipeline = opts.pipeline, shard_aware = opts.shard_aware,
       on_batch = ck and function(b)
         local sok, serr = ck:on_batch(b, opts.client:now())
         if not sok then job.failure = job.failure or serr end
       end,
     }
+    if job.ix and presort then job.window = shard_window.new(job.ix, presort, presort.shards * (opts.batch_docs or 1000)) end
     if job.ix then read[format](job) end
   end)
   if not job.ix then
