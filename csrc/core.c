@@ -22,6 +22,7 @@ ESPIPE_EXPORT int luaopen_espipe_core(lua_State *L)
     espipe_open_signals(L);
     espipe_open_raw_bytes(L);
     espipe_open_private_file(L);
+    espipe_open_process(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "version");
     return 1;

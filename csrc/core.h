@@ -15,5 +15,6 @@ void espipe_open_stream_codec(lua_State *L);
 void espipe_open_signals(lua_State *L);
 void espipe_open_raw_bytes(lua_State *L);
 void espipe_open_private_file(lua_State *L);
+void espipe_open_process(lua_State *L);
 
 #endif

@@ -45,6 +45,17 @@ describe("progress", function()
     assert.equal("load: 500 docs, 50 docs/s, 0 retries, 0 failed, c=6 b=8MB\n", out.text())
   end)
 
+  it("names the slowest worker, and leaves it out first on a narrow terminal", function()
+    local p, out, clock = job { label = "reindex", total = 1000, tty = false }
+    clock.now = 110; p:update { done = 500, slowest = "slowest: worker 2 at 31%" }
+    assert.equal("reindex: 50%, 500 docs, 50 docs/s, ETA 10s, 0 retries, 0 failed, slowest: worker 2 at 31%\n",
+      out.text())
+    local narrow, nout, nclock = job { label = "reindex", total = 1000, tty = true, width = 60 }
+    nclock.now = 110; narrow:update { done = 500, slowest = "slowest: worker 2 at 31%" }
+    assert.is_nil(nout.text():find("slowest", 1, true))
+    assert.matches("ETA 10s", nout.text())
+  end)
+
   it("on a terminal redraws one line, at most every redraw seconds, cut to the width", function()
     local p, out, clock = job { label = "load", total = 1e6, tty = true, width = 40, redraw = 0.25 }
     clock.now = 100.1; p:update { done = 10 }

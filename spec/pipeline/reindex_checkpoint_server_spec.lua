@@ -31,7 +31,8 @@ describe("reindex checkpoints #server", function()
   local function killed_job(src, dst)
     load(src, 6000)
     local ck = env.dir .. "/ck.json"
-    local args = src .. " " .. dst .. " --slices 2 --checkpoint " .. S.q(ck)
+    -- one process: its checkpoint names the one PIT (--workers: reindex_workers_server_spec)
+    local args = src .. " " .. dst .. " --slices 2 --workers 1 --checkpoint " .. S.q(ck)
       .. " --batch-docs 200 --quiet --source-url " .. env.server.url
     local pid = J.spawn("reindex " .. args .. " --rate 1500", env.dir .. "/log1")
     J.wait_for(function()

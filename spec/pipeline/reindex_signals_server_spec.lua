@@ -81,7 +81,7 @@ describe("espipe reindex, signals and raising transforms #server", function()
     load("slow-src", 3000)
     local pits = open_pits()
     -- 1000 documents at 10 a second: a 100 s wait after the first page
-    local rc, out, err = SJ.signalled(env.dir, "reindex slow-src slow-dst --size 1000 --batch-docs 100 --rate 10 --json"
+    local rc, out, err = SJ.signalled(env.dir, "reindex slow-src slow-dst --workers 1 --size 1000 --batch-docs 100 --rate 10 --json"
       .. " --source-url " .. env.server.url, "TERM", function() return open_pits() > pits end, 15)
     assert.equal(143, rc, err)
     local summary = json.decode(out)
@@ -118,7 +118,8 @@ describe("espipe reindex, signals and raising transforms #server", function()
     load(src, n)
     local t, dl = env.dir .. "/t.lua", env.dir .. "/dl"
     S.write(t, body)
-    local code, out, err = J.espipe("reindex " .. src .. " " .. src .. "-dst --transform " .. S.q(t) .. " " .. flags
+    -- one process, one error budget (workers each have their share of it)
+    local code, out, err = J.espipe("reindex " .. src .. " " .. src .. "-dst --workers 1 --transform " .. S.q(t) .. " " .. flags
       .. " --json --source-url " .. env.server.url .. " --dead-letter " .. S.q(dl))
     return code, json.decode(out), err, lines_of(dl .. ".transform")
   end

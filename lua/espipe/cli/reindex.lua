@@ -3,6 +3,7 @@
 local args = require "espipe.cli.args"
 local common = require "espipe.cli.common"
 local interrupt = require "espipe.pipeline.interrupt"
+local scale = require "espipe.cli.scale"
 
 local usage = [[
 usage: espipe reindex SRC DEST [options]
@@ -44,9 +45,10 @@ local spec = {
   restore = "string", quiet = "boolean", json = "boolean", refresh = "boolean",
 }
 for k, v in pairs(common.job_flags) do spec[k] = v end
+for k, v in pairs(scale.flags) do spec[k] = v end
 for k, v in pairs(common.index_setup_flags) do spec[k] = v end
 common.with_tls(spec)
-usage = usage .. "\n" .. common.tls_usage
+usage = usage .. "\n" .. common.tls_usage .. "\n" .. scale.usage
 
 local function load_transform(path)
   local chunk, err = loadfile(path)
@@ -69,7 +71,15 @@ local function restore(path, opts)
   return 0
 end
 
-local function run(argv)
+-- A worker's end: its summary as a record for the parent, no summary block.
+local function report(summary, err)
+  require("espipe.pipeline.worker_job").report { type = "summary", summary = summary,
+    error = err and tostring(err) or nil, kind = type(err) == "table" and err.kind or nil }
+  return scale.exit_code(summary, err)
+end
+
+-- worker: the share of a parent's job (espipe.cli.worker), or nil
+local function run(argv, worker)
   local opts, rest = args.parse(argv, spec)
   if not opts then return common.usage_error("reindex", rest, usage) end
   if opts.restore then return restore(opts.restore, opts) end
@@ -92,16 +102,21 @@ local function run(argv)
   end
   local job, jerr = common.job_options(opts)
   if not job then return common.usage_error("reindex", jerr, usage) end
-  local set, serr = common.index_setup(durl, opts, dindex)
-  if not set then return common.run_error("reindex", serr) end
+  local plan, perr = scale.plan(opts, worker)
+  if not plan then return common.usage_error("reindex", perr, usage) end
+  if not worker then -- the parent set the destination up
+    local set, serr = common.index_setup(durl, opts, dindex)
+    if not set then return common.run_error("reindex", serr) end
+  end
   local sclient = common.client(surl, opts)
   local dclient = durl == surl and sclient or common.client(durl, opts)
-  local dead = opts.dead_letter or "espipe-deadletter.ndjson"
-  local p = common.progress("reindex", opts)
+  local dead = scale.path(opts.dead_letter or "espipe-deadletter.ndjson", plan, worker)
+  local ck = scale.path(opts.checkpoint, plan)
+  local p = worker and require("espipe.pipeline.worker_job").progress() or common.progress("reindex", opts)
   local resume = require "espipe.cli.resume"
-  local prior = resume.before(opts.checkpoint)
+  local prior = not worker and resume.before(ck) or nil
   local on_tuned
-  if opts.tune_dest then
+  if opts.tune_dest and not worker then
     on_tuned = function(state_path)
       local tune = require "espipe.pipeline.tune"
       local interp = arg and arg[-1] or "lua"
@@ -111,20 +126,27 @@ local function run(argv)
     end
   end
   local ok, summary, err, partial = pcall(require("espipe.pipeline.reindex").run, {
-    source = { client = sclient, index = sindex, query = query, slices = opts.slices, size = opts.size },
+    source = { client = sclient, index = sindex, query = query, slices = plan.slices, size = opts.size,
+               own_slices = plan.own_slices, refresh = not worker },
     dest = { client = dclient, index = dindex, op = opts.op, url = durl, refresh = opts.refresh },
-    transform = transform, presort = opts.presort, tune_dest = opts.tune_dest, on_tuned = on_tuned,
-    swap_alias = opts.swap_alias, checkpoint = opts.checkpoint, rate = opts.rate, progress = p,
+    transform = transform, presort = opts.presort, tune_dest = opts.tune_dest and not worker, on_tuned = on_tuned,
+    swap_alias = not worker and opts.swap_alias or nil, checkpoint = ck, rate = scale.share(opts.rate, worker), progress = p,
+    workers = plan.pool and scale.workers("reindex", argv, plan) or nil,
+    checkpoint_store = worker and ck and scale.worker_store(worker, ck) or nil,
     dead_letter = dead, batch_docs = opts.batch_docs, batch_bytes = job.batch_bytes,
     concurrency = job.concurrency, retries = opts.retries,
     max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
-    retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
+    retry_for = job.retry_for, max_errors = scale.share(job.max_errors, worker, true), stall_timeout = job.stall_timeout,
     trap_signals = true,
   })
   if not ok then return common.run_error("reindex", summary, true) end
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
-  if not summary and not partial then return common.run_error("reindex", err) end
-  local this, whole = resume.after(opts.checkpoint, prior, summary or partial or {})
+  if not summary and not partial then
+    if worker then return report({}, err) end
+    return common.run_error("reindex", err)
+  end
+  if worker then return report(summary or partial, err) end
+  local this, whole = resume.after(ck, prior, summary or partial or {})
   if whole then this.job = whole end -- --json: the whole job's counts beside this run's
   local code = common.finish("reindex", p, this, err, { dead, dead .. ".transform" }, {
     indices = { [dindex] = this.sent }, job = whole, replay = common.replay_command(durl) })

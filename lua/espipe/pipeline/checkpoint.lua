@@ -5,6 +5,9 @@
 --   checkpoint.save(path, state) -> true | nil, err
 --   checkpoint.load(path)        -> state | nil (no file) | nil, err (unreadable)
 --   checkpoint.remove(path)
+--   checkpoint.file_store(path) -> { load = fn() -> state | nil [, err], save = fn(state) -> true | nil, err,
+--                                    name = path }: what a pipeline's checkpoint_store option takes
+--                                    (a worker's store sends its state to the parent instead)
 --
 -- Acknowledged positions of a sliced scan whose documents go through a bulk
 -- indexer (nothing drained, nothing waited for):
@@ -53,6 +56,10 @@ function M.load(path)
       message = "checkpoint " .. path .. " is not valid JSON: " .. tostring(derr or state) }
   end
   return state
+end
+
+function M.file_store(path)
+  return { name = path, load = function() return M.load(path) end, save = function(state) return M.save(path, state) end }
 end
 
 local Acks = {}

@@ -11,6 +11,8 @@
 -- Opened lazily: no file appears unless something is written.
 --   local dl = deadletter.new(path); dl:add(record) / dl:append(bytes) -> true | nil, err
 --   dl.count, dl.path; dl:close()
+--   deadletter.merge(path, from) -> records moved | nil, err: appends the files
+--     of the list from (the workers' dead letters) to path, removing each one
 local M = {}
 local DL = {}
 DL.__index = DL
@@ -56,6 +58,29 @@ end
 function DL:close()
   if self.f then self.f:close() end
   self.f = nil
+end
+
+-- Copies one file's lines to dl (a missing file holds nothing), then removes it.
+local function move_lines(dl, from)
+  local f = io.open(from, "rb")
+  if not f then return true end
+  for line in f:lines() do
+    local ok, err = dl:append(line .. "\n")
+    if not ok then f:close() return nil, err end
+  end
+  f:close()
+  os.remove(from)
+  return true
+end
+
+function M.merge(path, from)
+  local dl = M.new(path)
+  for _, p in ipairs(from) do
+    local ok, err = move_lines(dl, p)
+    if not ok then dl:close() return nil, err end
+  end
+  dl:close()
+  return dl.count
 end
 
 return M

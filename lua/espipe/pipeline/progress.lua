@@ -7,7 +7,8 @@
 --                           quiet =, out = io.stderr, tty = nil (auto), width = nil (auto),
 --                           interval = 10, redraw = 0.25, window = 10, clock = fn (seconds) }
 --   p:update{ done = docs, bytes = bytes processed, position = in the total's unit
---             (default done), retries =, failed =, tuning = "c=6 b=8MB" (auto bulk settings) }
+--             (default done), retries =, failed =, tuning = "c=6 b=8MB" (auto bulk settings),
+--             slowest = "slowest: worker 2 at 31%" (with workers or parts) }
 --   p:message(text)  a line of its own: the progress line is cleared first, redrawn at the next update
 --   p:clear()        clears the progress line (before the summary)
 --   p.base           counts of earlier runs of a resumed job (done, position), added to this run's
@@ -114,6 +115,7 @@ function Progress:parts(now)
   add(self.retries .. " retries")
   add(self.failed .. " failed")
   if self.tuning then add(self.tuning) end
+  if self.slowest then add(self.slowest, 1) end
   return parts
 end
 
@@ -153,6 +155,7 @@ function Progress:update(t)
   if t.retries then self.retries = t.retries end
   if t.failed then self.failed = t.failed end
   if t.tuning then self.tuning = t.tuning end
+  if t.slowest then self.slowest = t.slowest end
   self.position = t.position or (self.unit == "docs" and self.done) or self.position or 0
   if self.quiet then return end
   local now = self.clock()

@@ -4,6 +4,8 @@
 -- restored and, on success, the alias swapped.
 --
 --   finish.run(job, copy) -> summary | nil, err, summary
+--   finish.after_workers(job, summary, failure) -> the same, for a copy that
+--     workers made (summary: their sum; failure: the first of theirs)
 local tune = require "espipe.pipeline.tune"
 local interrupt = require "espipe.pipeline.interrupt"
 
@@ -91,6 +93,17 @@ function M.run(job, copy)
   interrupted(job, copy.interrupted)
   if copy.positions then copy.positions:save(not job.failure) end
   refresh(job, copy.written)
+  restore_tuning(job)
+  swap_alias(job)
+  if job.failure then return nil, job.failure, job.summary end
+  return job.summary
+end
+
+function M.after_workers(job, summary, failure, written)
+  for k, v in pairs(summary) do job.summary[k] = v end
+  if failure then job:fail(failure) end
+  interrupted(job, summary.interrupted)
+  refresh(job, written)
   restore_tuning(job)
   swap_alias(job)
   if job.failure then return nil, job.failure, job.summary end

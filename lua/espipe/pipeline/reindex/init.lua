@@ -13,6 +13,10 @@
 --     rate = nil (docs/s), progress = nil, dead_letter = PATH, retry_for = 600 (seconds),
 --     batch_docs =, batch_bytes =, concurrency =, retries =, backoff = (the bulk indexer's),
 --     trap_signals = false,
+--     checkpoint_store = { load = fn, save = fn } (espipe.pipeline.checkpoint's file_store
+--       shape; default: the file at checkpoint, which then only names it in messages),
+--     workers = { count = N, job = function(i) -> what worker i is sent } (the CLI's
+--       --workers: reindex.on_workers), source.own_slices = { ... } (this run's slices only),
 --   } -> summary | nil, err, summary
 -- Unknown keys raise, naming the nearest valid one.
 --
@@ -65,8 +69,9 @@ M.many, M.is_many = many.new, many.is
 local KNOWN = { "source", "dest", "transform", "presort", "presort_window", "checkpoint_interval",
   "tune_dest", "tune_state", "on_tuned", "swap_alias", "checkpoint", "rate", "progress", "dead_letter",
   "retry_for", "max_errors", "stall_timeout", "error_budget", "batch_docs", "batch_bytes", "concurrency",
-  "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes" }
-local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh" }
+  "retries", "backoff", "trap_signals", "max_concurrency", "max_batch_bytes", "workers",
+  "checkpoint_store" }
+local SOURCE_KEYS = { "client", "index", "query", "slices", "size", "keep_alive", "refresh", "own_slices" }
 local DEST_KEYS = { "client", "index", "op", "shards", "url", "refresh" }
 
 local function check_opts(opts)
@@ -90,6 +95,7 @@ local function check_opts(opts)
 end
 
 local function run_job(opts, src, dst, op)
+  if opts.workers then return require("espipe.pipeline.reindex.on_workers").run(opts, src, dst, op) end
   local job, err, summary = prepare.run(opts, src, dst, op)
   if not job then return nil, err, summary end
   if job.already_done then return job.summary end

@@ -9,6 +9,7 @@
 local checkpoint = require "espipe.pipeline.checkpoint"
 
 local M = {}
+-- job.store (from prepare): the checkpoint file, or the store the caller gave
 local Positions = {}
 Positions.__index = Positions
 
@@ -22,7 +23,7 @@ function Positions:save(done)
   local job = self.job
   local state = job.state
   state.slices, state.pit_id, state.done = self.acks:positions(), self.scan.pit_id, done or nil
-  local ok, serr = checkpoint.save(job.opts.checkpoint, state)
+  local ok, serr = job.store.save(state)
   if not ok then job:fail(serr) end
   self.last_save = job.src.client:now()
 end

@@ -13,21 +13,29 @@ local setup_mod = require "espipe.pipeline.setup"
 
 local M = {}
 
+-- A worker's scan asks only for its slices (source.own_slices): the others are done.
+local function only_mine(job)
+  local ids = job.src.own_slices
+  if ids then job.state.slices = require("espipe.pipeline.slices").only(job.state.slices, ids, job.src.slices or 1) end
+  return true
+end
+
 local function load_state(job)
   local opts, summary = job.opts, job.summary
   job.state = { slices = {}, counts = summary }
-  if not opts.checkpoint then return true end
-  local saved, lerr = checkpoint.load(opts.checkpoint)
+  if not opts.checkpoint then return only_mine(job) end
+  local saved, lerr = job.store.load()
   if lerr then return nil, lerr end
-  if not saved then return true end
+  if not saved then return only_mine(job) end
   for k, v in pairs(saved.counts or {}) do if type(v) == "number" then summary[k] = v end end
   if saved.done then
     summary.already_done, job.already_done = true, true
     return true
   end
   job.state.slices, job.state.pit_id = saved.slices or {}, saved.pit_id
+  job.state.pits, job.state.workers = saved.pits, saved.workers -- a job that workers copied
   summary.resumed = true
-  return true
+  return only_mine(job)
 end
 
 -- Documents acknowledged before the job started must be copied, but a
@@ -110,6 +118,7 @@ function M.run(opts, src, dst, op)
   local job = setmetatable({ opts = opts, src = src, dst = dst, op = op, policy = policy,
     src_setup = setup_mod.new(src.client, policy), dst_setup = setup_mod.new(dst.client, policy),
     summary = { scanned = 0, sent = 0, dropped = 0, fanned_out = 0, transform_errors = 0, resumed = false } }, Job)
+  job.store = opts.checkpoint_store or (opts.checkpoint and checkpoint.file_store(opts.checkpoint))
   local ok, err = load_state(job)
   if not ok or job.already_done then return ok and job, err, job.summary end
   for _, step in ipairs(STEPS) do
