@@ -2,6 +2,7 @@
 local args = require "espipe.cli.args"
 local common = require "espipe.cli.common"
 local interrupt = require "espipe.pipeline.interrupt"
+local load_workers = require "espipe.pipeline.load_workers"
 
 local usage = [[
 usage: espipe load FILE|- --index NAME [options]
@@ -20,6 +21,9 @@ usage: espipe load FILE|- --index NAME [options]
                      (compressed input is decompressed and skipped up to it); needs a FILE input
   --presort          order each bulk request by destination shard (the index must exist)
   --shard-aware      send each document to the node holding its primary shard (needs --id-field)
+  --workers N        N processes, each loading a range of a plain FILE cut at line boundaries
+                     (default 1); one progress line and summary, dead letters merged; with
+                     --checkpoint each range resumes exactly (FILE.wI; rerun with the same N)
   --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (into DEAD-LETTER.input,
                      raw bytes in base64); a bad line: not a JSON object, invalid UTF-8, no id field, ...
   --max-line-bytes N a longer line is a bad line, skipped to its newline (default 100 MB,
@@ -47,7 +51,7 @@ A second one stops at once.]]
 local spec = {
   index = "string", format = "string", index_pattern = "string", id_field = "string", op = "string",
   routing_field = "string", rate = "number", pipeline = "string",
-  checkpoint = "string", presort = "boolean", shard_aware = "boolean",
+  checkpoint = "string", presort = "boolean", shard_aware = "boolean", workers = "number",
   on_bad_line = "string", strict = "boolean", csv_types = "boolean", batch_bytes = "number",
   batch_docs = "number", concurrency = "number", retries = "number", dead_letter = "string",
   url = "string", quiet = "boolean", json = "boolean",
@@ -60,42 +64,93 @@ spec.server_ids = "boolean"
 common.with_tls(spec)
 usage = usage .. "\n" .. common.tls_usage
 
-local function run(argv)
+-- The options, checked: opts, input, job options | nil, exit status.
+local function checked(argv)
   local opts, rest = args.parse(argv, spec)
-  if not opts then return common.usage_error("load", rest, usage) end
-  if #rest ~= 1 then return common.usage_error("load", "expected one input file (or -)", usage) end
+  if not opts then return nil, common.usage_error("load", rest, usage) end
+  if #rest ~= 1 then return nil, common.usage_error("load", "expected one input file (or -)", usage) end
   if not opts.index and not opts.index_pattern and opts.format ~= "bulk" and opts.format ~= "deadletter" then
-    return common.usage_error("load", "--index or --index-pattern is required", usage)
+    return nil, common.usage_error("load", "--index or --index-pattern is required", usage)
   end
   if opts.on_bad_line and opts.on_bad_line ~= "stop" and opts.on_bad_line ~= "skip" then
-    return common.usage_error("load", "--on-bad-line must be stop or skip", usage)
+    return nil, common.usage_error("load", "--on-bad-line must be stop or skip", usage)
   end
   if opts.op and opts.op ~= "index" and opts.op ~= "create" then
-    return common.usage_error("load", "--op must be index or create", usage)
+    return nil, common.usage_error("load", "--op must be index or create", usage)
   end
+  local w = opts.workers
+  if w and (w < 1 or w % 1 ~= 0) then return nil, common.usage_error("load", "--workers must be a positive integer", usage) end
   local job, jerr = common.job_options(opts)
-  if not job then return common.usage_error("load", jerr, usage) end
+  if not job then return nil, common.usage_error("load", jerr, usage) end
+  return opts, rest[1], job
+end
+
+-- A plain regular file (what --workers can cut into ranges).
+local function plain_file(path)
+  if not common.file_size(path) then return false end
+  local f = io.open(path, "rb")
+  local head = f and f:read(16) or ""
+  if f then f:close() end
+  return require("espipe.pipeline.codec").detect(head) == nil
+end
+
+-- What espipe.pipeline.load.run is given; worker: the share a parent sent.
+local function pipeline_options(opts, input, job, p, worker)
   local url = opts.url or common.default_url()
-  local set, serr = common.index_setup(url, opts, opts.index, opts.index_pattern)
-  if not set then return common.run_error("load", serr) end
-  local dead = opts.dead_letter or "espipe-deadletter.ndjson"
-  local p = common.progress("load", opts)
-  p.total, p.unit = common.file_size(rest[1]), "bytes"
-  local ok, summary, err, partial = pcall(require("espipe.pipeline.load").run, {
-    client = common.client(url, opts), input = rest[1], index = opts.index,
+  local scale = require "espipe.cli.scale"
+  return {
+    client = common.client(url, opts), input = input, index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
-    routing_field = opts.routing_field, rate = opts.rate, pipeline = opts.pipeline,
+    routing_field = opts.routing_field, rate = scale.share(opts.rate, worker), pipeline = opts.pipeline,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
     batch_bytes = job.batch_bytes, batch_docs = opts.batch_docs, concurrency = job.concurrency,
     max_concurrency = job.max_concurrency, max_batch_bytes = job.max_batch_bytes,
-    retries = opts.retries, dead_letter = dead, progress = p,
-    max_line_bytes = opts.max_line_bytes, refresh = opts.refresh, allow_empty = opts.allow_empty,
-    trap_signals = true, checkpoint = opts.checkpoint, presort = opts.presort, shard_aware = opts.shard_aware,
-    retry_for = job.retry_for, max_errors = job.max_errors, stall_timeout = job.stall_timeout,
+    retries = opts.retries, dead_letter = load_workers.path(opts.dead_letter or "espipe-deadletter.ndjson", worker),
+    progress = p, max_line_bytes = opts.max_line_bytes, refresh = opts.refresh,
+    allow_empty = opts.allow_empty or worker ~= nil, -- (the parent judges the whole job)
+    trap_signals = true, checkpoint = load_workers.path(opts.checkpoint, worker), presort = opts.presort,
+    shard_aware = opts.shard_aware, range = worker and worker.range or nil,
+    retry_for = job.retry_for, max_errors = scale.share(job.max_errors, worker, true), stall_timeout = job.stall_timeout,
     server_ids = job.server_ids,
-  })
+  }
+end
+
+-- A worker's end: its summary as a record for the parent.
+local function report(summary, err)
+  require("espipe.pipeline.worker_job").report { type = "summary", summary = summary,
+    error = err and tostring(err) or nil, kind = type(err) == "table" and err.kind or nil }
+  return require("espipe.cli.scale").exit_code(summary, err)
+end
+
+local function run_job(opts, input, job, p, worker)
+  if not worker and (opts.workers or 1) > 1 then
+    if not plain_file(input) then
+      return false, "--workers needs a plain (uncompressed) regular file; load stdin or compressed input with one worker"
+    end
+    return pcall(load_workers.run, { input = input, count = opts.workers, argv = opts.argv, progress = p,
+      dead_letter = opts.dead_letter or "espipe-deadletter.ndjson", allow_empty = opts.allow_empty,
+      checkpoint = opts.checkpoint })
+  end
+  return pcall(require("espipe.pipeline.load").run, pipeline_options(opts, input, job, p, worker))
+end
+
+-- worker: the share of a parent's job (espipe.cli.worker), or nil
+local function run(argv, worker)
+  local opts, input, job = checked(argv)
+  if not opts then return input end
+  opts.argv = argv
+  local url = opts.url or common.default_url()
+  if not worker then -- (the parent set the destination up)
+    local set, serr = common.index_setup(url, opts, opts.index, opts.index_pattern)
+    if not set then return common.run_error("load", serr) end
+  end
+  local dead = opts.dead_letter or "espipe-deadletter.ndjson"
+  local p = worker and require("espipe.pipeline.worker_job").progress() or common.progress("load", opts)
+  p.total, p.unit = common.file_size(input), "bytes"
+  local ok, summary, err, partial = run_job(opts, input, job, p, worker)
   -- a raise is a wrong argument: say what, without the Lua source position
   if not ok then return common.run_error("load", summary, true) end
+  if worker then return report(summary or partial or {}, err) end
   -- nothing ran (the input cannot be opened, a bad setting, ...): one line, exit 2
   if not summary and not partial then return common.run_error("load", err) end
   local s = summary or partial or {}

@@ -5,7 +5,8 @@
 -- max_line bytes is skipped to its newline (never held whole) and reported.
 --
 --   local r, err = lines.open(path_or_"-"_or_file, { chunk = 65536, max_line = 100 MiB,
---                                                   stop = function() -> reason|nil })
+--                                                   stop = function() -> reason|nil,
+--                                                   stop_at = byte (a plain file ends there) })
 --   for line, lineno, offset, err in r:iter() do ... end  -- offset: byte of the line start
 --     line == false: the line was longer than max_line; err says so (kind "input")
 --   r.error    -- set (an errors.new table) when iteration stopped on bad input
@@ -46,7 +47,7 @@ function M.open(src, opts)
     error("lines.open: expected a path, \"-\" or a file, got " .. type(src), 2)
   end
   local self = setmetatable({
-    f = f, owned = owned, name = name, stop = opts.stop,
+    f = f, owned = owned, name = name, stop = opts.stop, stop_at = opts.stop_at,
     chunk = opts.chunk or 65536, max_line = opts.max_line or M.MAX_LINE,
     buf = "", pos = 1, offset = 0, lineno = 0, eof = false,
   }, Reader)
@@ -74,7 +75,12 @@ function Reader:_read()
     local why = self.stop()
     if why then self.stopped = why return nil end
   end
-  local s, err = self.f:read(self.chunk)
+  local want = self.chunk
+  if self.stop_at then -- (a range of a file: a worker's share)
+    want = math.min(want, self.stop_at - (self.f:seek("cur") or 0))
+    if want <= 0 then return nil end
+  end
+  local s, err = self.f:read(want)
   if s == nil and err then
     self.error = errors.new { kind = "input", message = self.name .. ": " .. tostring(err), offset = self.offset }
   end

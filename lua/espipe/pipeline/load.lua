@@ -8,6 +8,7 @@
 --             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
 --             checkpoint = PATH, checkpoint_interval = 1 (s), presort = false, shard_aware = false,
+--             range = { start =, stop = } (bytes of a plain file: a worker's share),
 --             progress = p }
 --     -> summary | nil, err, summary
 -- An unknown option key raises, naming the nearest valid one.
@@ -74,7 +75,8 @@ local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
-  "max_concurrency", "max_batch_bytes", "checkpoint", "checkpoint_interval", "presort", "shard_aware" }
+  "max_concurrency", "max_batch_bytes", "checkpoint", "checkpoint_interval", "presort", "shard_aware",
+  "range" }
 local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
 local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
@@ -152,10 +154,16 @@ function Job:mark()
   if ck then ck:mark(self.reader.offset, self.reader.lineno, self.summary) end
 end
 
--- A resumed job reads on from its checkpoint's position: false if it cannot.
+-- A resumed job reads on from its checkpoint's position, a range from its
+-- start: false if it cannot.
 function Job:resume_input()
-  local start = self.ck and self.ck.start
+  local range = self.opts.range
+  local start = self.ck and self.ck.start or range and { offset = range.start, line = 0 }
   if not start then return true end
+  if range and self.reader.compression then
+    self.failure = errors.new { kind = "input", message = self.name .. ": a byte range of compressed input" }
+    return false
+  end
   local ok, err = self.reader:skip_to(start.offset, start.line)
   if not ok then self.failure = err end
   return ok
@@ -576,7 +584,8 @@ end
 -- The checkpoint of this job (nil without opts.checkpoint), before anything is read.
 local function open_checkpoint(opts, format)
   if not opts.checkpoint then return nil end
-  local what = { input = opts.input, format = format }
+  local what = { input = opts.input, format = format,
+                 range = opts.range and (opts.range.start .. "-" .. opts.range.stop) or nil }
   for _, k in ipairs { "index", "index_pattern", "id_field", "routing_field", "op", "pipeline" } do what[k] = opts[k] end
   return load_checkpoint.open(opts.checkpoint, what, opts.input, opts.client:now(), opts.checkpoint_interval)
 end
@@ -620,6 +629,7 @@ function M.run(opts)
   -- trapped before the input is opened: opening a FIFO and the first read may wait
   if trap then core.signals_trap(input == "-" and io.stdin or nil) end
   local reader, rerr = lines.open(input, { chunk = opts.read_bytes, max_line = opts.max_line_bytes,
+                                           stop_at = opts.range and opts.range.stop,
                                            stop = trap and core.signals_received or nil })
   if not reader then
     local sig = trap and core.signals_received()

@@ -28,7 +28,7 @@ Ck.__index = Ck
 
 -- The counts a position carries; ok is read - failed (every document before it settled).
 M.COUNTS = { "read", "ok", "failed", "bad_lines", "unreplayable" }
-local JOB_KEYS = { "input", "format", "index", "index_pattern", "id_field", "routing_field", "op", "pipeline" }
+local JOB_KEYS = { "input", "range", "format", "index", "index_pattern", "id_field", "routing_field", "op", "pipeline" }
 local PAGE_DOCS = 512
 local HEAD_BYTES = 4096
 

@@ -1,0 +1,112 @@
+-- A load by worker processes (load --workers N, a plain file): the input is
+-- cut into byte ranges at line boundaries (espipe.pipeline.line_ranges),
+-- each loaded by its own `espipe worker` process (espipe.pipeline.worker_job);
+-- this process draws one progress line, sums the workers' summaries exactly
+-- (added == ok + failed over all of them), merges their dead letters into
+-- the job's, and names a worker that died. With a checkpoint each worker
+-- keeps its own (CHECKPOINT.wI, its range part of what it compares), so a
+-- rerun with the same --workers resumes every range exactly.
+--
+--   load_workers.run{ input =, count =, argv = the command's arguments,
+--                     dead_letter =, allow_empty =, progress = p }
+--     -> summary | nil, err, summary
+--   load_workers.path(path, worker) -> a worker's own file: path .. ".wI"
+local line_ranges = require "espipe.pipeline.line_ranges"
+local worker_job = require "espipe.pipeline.worker_job"
+local deadletter = require "espipe.pipeline.deadletter"
+local interrupt = require "espipe.pipeline.interrupt"
+local errors = require "espipe.client.errors"
+
+local M = {}
+
+-- the counts of a resumed job's whole run (espipe.pipeline.load_checkpoint's)
+local WHOLE = require("espipe.pipeline.load_checkpoint").COUNTS
+
+function M.path(path, worker)
+  if not path or not worker then return path end
+  return path .. ".w" .. worker.index
+end
+
+local function merge_dead_letters(dead, count, summary)
+  local indexer, input = {}, {}
+  for i = 1, count do
+    local own = M.path(dead, { index = i })
+    indexer[i], input[i] = own, own .. ".input"
+  end
+  local n, err = deadletter.merge(dead, indexer)
+  if not n then return nil, err end
+  summary.dead_letter = n > 0 and dead or nil
+  local bad
+  bad, err = deadletter.merge(dead .. ".input", input)
+  if not bad then return nil, err end
+  summary.bad_lines_file = bad > 0 and (dead .. ".input") or nil
+  return true
+end
+
+-- The workers' summaries added up, per index too; a resumed job's whole counts.
+local function total_of(sums)
+  local total, per_index, whole, all_done = worker_job.sum(sums), {}, nil, #sums > 0
+  for _, s in ipairs(sums) do
+    all_done = all_done and s.already_done == true
+    for name, n in pairs(s.per_index or {}) do per_index[name] = (per_index[name] or 0) + n end
+    if s.resumed then total.resumed = true end
+  end
+  total.per_index = per_index
+  if total.resumed then
+    whole = {}
+    for _, k in ipairs(WHOLE) do
+      for _, s in ipairs(sums) do whole[k] = (whole[k] or 0) + (tonumber((s.job or s)[k]) or 0) end
+    end
+  end
+  total.job, total.already_done, total.elapsed = whole, all_done or nil, nil -- (elapsed: the parent's own)
+  return total
+end
+
+local function failure_of(res, recs, opts)
+  if res.failure then
+    return errors.new { kind = "workers", message = res.failure .. (opts.checkpoint
+      and "; what the other workers loaded is checkpointed: rerun the same command to resume" or "") }
+  end
+  for _, r in ipairs(recs) do
+    if r.error and r.kind ~= "interrupted" then return errors.new { kind = r.kind or "workers", message = r.error } end
+  end
+end
+
+local function empty(total, opts)
+  local whole = total.job or total
+  if (whole.ok or 0) > 0 or opts.allow_empty or (whole.unreplayable or 0) > 0 then return nil end
+  return errors.new { kind = "empty", message = "indexed 0 of " .. ((whole.read or 0) + (whole.bad_lines or 0))
+    .. " documents (allow_empty / --allow-empty accepts that)" }
+end
+
+local function run(opts)
+  local ranges, rerr = line_ranges.split(opts.input, opts.count)
+  if not ranges then return nil, rerr end
+  local count = #ranges
+  local res, werr = worker_job.run { count = count, progress = opts.progress, job = function(i)
+    return { command = "load", argv = opts.argv, worker = { index = i, count = count, range = ranges[i] } }
+  end }
+  if not res then return nil, werr end
+  local recs, sums = {}, {}
+  for i = 1, count do
+    local r = res.summaries[i]
+    if r then recs[#recs + 1], sums[#sums + 1] = r, r.summary end
+  end
+  local total = total_of(sums)
+  total.workers, total.interrupted = count, res.interrupted or total.interrupted
+  local failure = failure_of(res, recs, opts)
+  local mok, merr = merge_dead_letters(opts.dead_letter, count, total)
+  failure = failure or (not mok and merr) or nil
+  if total.interrupted and not failure then
+    failure = interrupt.error(total.interrupted, total.ok or 0, "documents", opts.checkpoint
+      and ("checkpoint saved to " .. opts.checkpoint .. ".w1.." .. count .. " (rerun the same command to resume)")
+      or "what was read is flushed, input stops")
+  end
+  failure = failure or empty(total, opts)
+  if failure then return nil, failure, total end
+  return total
+end
+
+function M.run(opts) return interrupt.run(true, run, opts) end
+
+return M
