@@ -1,0 +1,102 @@
+-- espipe load --workers against the dev server: a plain file loaded by
+-- worker processes, one range each; the summary is exact over them, their
+-- dead letters merged; a worker killed with -9 fails the job naming it, and
+-- the rerun resumes every range exactly (nothing before a saved position
+-- is sent again).
+local S = require "pipeline.support"
+local J = require "pipeline.jobs"
+local json = require "espipe.json"
+local checkpoint = require "espipe.pipeline.checkpoint"
+
+describe("espipe load --workers #server", function()
+  local env = require("pipeline.load_env").new()
+  setup(env.start) teardown(env.stop) before_each(env.fresh)
+
+  local N = 4000
+
+  local function versions(index)
+    env.client:refresh { index = index }
+    local r = assert(env.client:json_request { method = "POST", path = "/" .. index .. "/_search",
+      body = json.encode { size = 10000, version = true } })
+    local out, n = {}, 0
+    for _, h in ipairs(r.hits.hits) do
+      out[h._id] = { version = h._version, n = h._source.n }
+      n = n + 1
+    end
+    return out, n
+  end
+
+  local function args(path, index, extra)
+    return "load " .. S.q(path) .. " --index " .. index .. " --id-field id --workers 2 --batch-docs 100 "
+      .. (extra or "") .. " --url " .. env.server.url .. " --dead-letter " .. S.q(env.dir .. "/dl")
+  end
+
+  it("loads every line once, sums the workers exactly and merges their dead letters", function()
+    local path = env.dir .. "/in.ndjson"
+    J.write_docs(path, N)
+    local f = assert(io.open(path, "ab"))
+    f:write("not json\n")
+    f:close()
+    f = assert(io.open(path, "rb"))
+    local text = f:read("*a")
+    f:close()
+    S.write(path, "[1]\n" .. text) -- one bad line in each half
+    local code, out, err = J.espipe(args(path, "all", "--on-bad-line skip --json"))
+    assert.equal(1, code, err) -- the bad lines
+    local s = json.decode(out)
+    assert.equal(2, s.workers)
+    assert.equal(N, s.ok)
+    assert.equal(N, s.added)
+    assert.equal(s.added, s.ok + s.failed)
+    assert.equal(2, s.bad_lines)
+    assert.equal(N, s.per_index.all)
+    local _, n = versions("all")
+    assert.equal(N, n)
+    local bad = S.read(env.dir .. "/dl.input")
+    assert.equal(2, select(2, bad:gsub("\n", "")))
+    assert.is_nil(io.open(env.dir .. "/dl.w1.input"))
+    assert.is_nil(io.open(env.dir .. "/dl.w2.input"))
+  end)
+
+  it("fails naming a worker killed with -9, and the rerun resumes every range exactly", function()
+    local path, ck = env.dir .. "/in.ndjson", env.dir .. "/ck.json"
+    J.write_docs(path, N)
+    local parent = J.spawn(args(path, "k", "--checkpoint " .. S.q(ck) .. " --rate 1500 --quiet"), env.dir .. "/log1")
+    J.wait_for(function()
+      local a, b = checkpoint.load(ck .. ".w1"), checkpoint.load(ck .. ".w2")
+      return a and b and a.counts.ok >= 300 and b.counts.ok >= 300
+    end, 60, "both workers' checkpoints to show progress")
+    local p = io.popen("pgrep -P " .. parent)
+    local children = {}
+    for pid in p:lines() do children[#children + 1] = tonumber(pid) end
+    p:close()
+    table.sort(children)
+    assert.equal(2, #children)
+    J.exec("kill -9 " .. children[1])
+    J.wait_for(function() return not J.alive(parent) end, 60, "the parent to end")
+    local log = S.read(env.dir .. "/log1")
+    assert.matches("(pid " .. children[1] .. ") was killed by SIGKILL", log, 1, true)
+    local mid = { checkpoint.load(ck .. ".w1"), checkpoint.load(ck .. ".w2") }
+    assert.is_nil(mid[1].done) -- the killed worker's range was not finished
+    local code, out, err = J.espipe(args(path, "k", "--checkpoint " .. S.q(ck) .. " --json"))
+    assert.equal(0, code, err)
+    local s = json.decode(out)
+    assert.is_true(s.resumed)
+    assert.equal(N, s.job.ok)
+    assert.equal(N - mid[1].counts.ok - (mid[2].counts.ok), s.ok)
+    local docs, n = versions("k")
+    assert.equal(N, n)
+    -- the first range holds its lines from the file's start: those before its position were not re-sent
+    for i = 1, mid[1].line do assert.equal(1, docs["doc-" .. i].version, "doc-" .. i .. " re-sent") end
+    for _, w in ipairs { ".w1", ".w2" } do assert.is_true(checkpoint.load(ck .. w).done) end
+  end)
+
+  it("refuses compressed input, naming what it needs", function()
+    local path = env.dir .. "/in.ndjson"
+    J.write_docs(path, 10)
+    assert.equal(0, J.exec("gzip -f " .. S.q(path)))
+    local code, _, err = J.espipe(args(path .. ".gz", "gz"))
+    assert.equal(2, code)
+    assert.matches("--workers needs a plain (uncompressed) regular file", err, 1, true)
+  end)
+end)
