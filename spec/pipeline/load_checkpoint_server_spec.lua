@@ -16,17 +16,7 @@ describe("espipe load --checkpoint #server", function()
   local N = 4000
 
   -- id -> { version =, n = } of every document the index holds
-  local function versions(index)
-    env.client:refresh { index = index }
-    local r = assert(env.client:json_request { method = "POST", path = "/" .. index .. "/_search",
-      body = json.encode { size = 10000, version = true } })
-    local out, n = {}, 0
-    for _, h in ipairs(r.hits.hits) do
-      out[h._id] = { version = h._version, n = h._source.n }
-      n = n + 1
-    end
-    return out, n
-  end
+  local versions = env.versions
 
   local function input(gz)
     local path = env.dir .. "/in.ndjson"

@@ -14,17 +14,7 @@ describe("espipe load --workers #server", function()
 
   local N = 4000
 
-  local function versions(index)
-    env.client:refresh { index = index }
-    local r = assert(env.client:json_request { method = "POST", path = "/" .. index .. "/_search",
-      body = json.encode { size = 10000, version = true } })
-    local out, n = {}, 0
-    for _, h in ipairs(r.hits.hits) do
-      out[h._id] = { version = h._version, n = h._source.n }
-      n = n + 1
-    end
-    return out, n
-  end
+  local versions = env.versions
 
   local function args(path, index, extra)
     return "load " .. S.q(path) .. " --index " .. index .. " --id-field id --workers 2 --batch-docs 100 "

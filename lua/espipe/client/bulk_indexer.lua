@@ -513,26 +513,16 @@ end
 -- has stopped. Only for plain batches: with shard-aware routing each
 -- document needs :index (fill returns false then), and so it does with
 -- on_batch unless :fill_token gives the items their token.
-function Indexer:fill(append, ...)
-  if self.general then
-    if self.closed then error("bulk_indexer: already closed", 2) end
-    return false
-  end
-  return self:_fill(nil, append, ...)
-end
+function Indexer:fill(append, ...) return self:_fill(self.general, nil, append, ...) end
 
 -- :fill_token(token, append, ...): :fill, every item appended carrying the
 -- on_batch token `token`.
-function Indexer:fill_token(token, append, ...)
-  if self.route then
-    if self.closed then error("bulk_indexer: already closed", 2) end
-    return false
-  end
-  return self:_fill(token, append, ...)
-end
+function Indexer:fill_token(token, append, ...) return self:_fill(self.route, token, append, ...) end
 
-function Indexer:_fill(token, append, ...)
+-- refused: the documents need :index one by one (fill returns false)
+function Indexer:_fill(refused, token, append, ...)
   if self.closed then error("bulk_indexer: already closed", 3) end
+  if refused then return false end
   if self.halt then return nil, self.halt end
   local before = #self.cur
   local r1, r2, docs, r4 = append(self.cur, self.batch_docs, self.batch_bytes, ...)

@@ -11,16 +11,14 @@
 --                     dead_letter =, allow_empty =, progress = p }
 --     -> summary | nil, err, summary
 --   load_workers.path(path, worker) -> a worker's own file: path .. ".wI"
-local line_ranges = require "espipe.pipeline.line_ranges"
 local worker_job = require "espipe.pipeline.worker_job"
-local deadletter = require "espipe.pipeline.deadletter"
 local interrupt = require "espipe.pipeline.interrupt"
-local errors = require "espipe.client.errors"
 
 local M = {}
 
 -- the counts of a resumed job's whole run (espipe.pipeline.load_checkpoint's)
 local WHOLE = require("espipe.pipeline.load_checkpoint").COUNTS
+local errors = require "espipe.client.errors"
 
 function M.path(path, worker)
   if not path or not worker then return path end
@@ -33,11 +31,11 @@ local function merge_dead_letters(dead, count, summary)
     local own = M.path(dead, { index = i })
     indexer[i], input[i] = own, own .. ".input"
   end
-  local n, err = deadletter.merge(dead, indexer)
+  local n, err = require("espipe.pipeline.deadletter").merge(dead, indexer)
   if not n then return nil, err end
   summary.dead_letter = n > 0 and dead or nil
   local bad
-  bad, err = deadletter.merge(dead .. ".input", input)
+  bad, err = require("espipe.pipeline.deadletter").merge(dead .. ".input", input)
   if not bad then return nil, err end
   summary.bad_lines_file = bad > 0 and (dead .. ".input") or nil
   return true
@@ -80,7 +78,7 @@ local function empty(total, opts)
 end
 
 local function run(opts)
-  local ranges, rerr = line_ranges.split(opts.input, opts.count)
+  local ranges, rerr = require("espipe.pipeline.line_ranges").split(opts.input, opts.count)
   if not ranges then return nil, rerr end
   local count = #ranges
   local res, werr = worker_job.run { count = count, progress = opts.progress, job = function(i)
