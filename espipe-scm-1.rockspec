@@ -93,6 +93,7 @@ build = {
     ["espipe.pipeline.load_checkpoint"] = "lua/espipe/pipeline/load_checkpoint.lua",
     ["espipe.pipeline.load_workers"] = "lua/espipe/pipeline/load_workers.lua",
     ["espipe.pipeline.line_ranges"] = "lua/espipe/pipeline/line_ranges.lua",
+    ["espipe.pipeline.line_chunks"] = "lua/espipe/pipeline/line_chunks.lua",
     ["espipe.pipeline.shard_window"] = "lua/espipe/pipeline/shard_window.lua",
     ["espipe.pipeline.presort"] = "lua/espipe/pipeline/presort.lua",
     ["espipe.pipeline.progress"] = "lua/espipe/pipeline/progress.lua",

@@ -1,5 +1,6 @@
 -- espipe load --workers against the dev server: a plain file loaded by
--- worker processes, one range each; the summary is exact over them, their
+-- worker processes, one range each (gzip input and stdin: handed over in
+-- chunks of lines); the summary is exact over them, their
 -- dead letters merged; a worker killed with -9 fails the job naming it, and
 -- the rerun resumes every range exactly (nothing before a saved position
 -- is sent again).
@@ -81,12 +82,35 @@ describe("espipe load --workers #server", function()
     for _, w in ipairs { ".w1", ".w2" } do assert.is_true(checkpoint.load(ck .. w).done) end
   end)
 
-  it("refuses compressed input, naming what it needs", function()
+  for _, case in ipairs { { "gzip input", "gz" }, { "stdin", "stdin" } } do
+    it("hands " .. case[1] .. " to the workers in chunks of lines: every line once, exact counts", function()
+      local path = env.dir .. "/in.ndjson"
+      J.write_docs(path, N)
+      local input = path
+      if case[2] == "gz" then
+        assert.equal(0, J.exec("gzip -f " .. S.q(path)))
+        input = path .. ".gz"
+      end
+      local cmd = args(case[2] == "stdin" and "-" or input, case[2], "--json")
+      if case[2] == "stdin" then cmd = cmd .. " <" .. S.q(path) end
+      local code, out, err = J.espipe(cmd)
+      assert.equal(0, code, err)
+      local s = json.decode(out)
+      assert.equal(N, s.ok)
+      assert.equal(N, s.read)
+      assert.equal(s.added, s.ok + s.failed)
+      local docs, n = versions(case[2])
+      assert.equal(N, n)
+      for i = 1, N do assert.equal(1, docs["doc-" .. i].version, "doc-" .. i) end
+    end)
+  end
+
+  it("refuses --checkpoint for compressed input, naming what it needs", function()
     local path = env.dir .. "/in.ndjson"
     J.write_docs(path, 10)
     assert.equal(0, J.exec("gzip -f " .. S.q(path)))
-    local code, _, err = J.espipe(args(path .. ".gz", "gz"))
+    local code, _, err = J.espipe(args(path .. ".gz", "gz", "--checkpoint " .. S.q(env.dir .. "/ck")))
     assert.equal(2, code)
-    assert.matches("--workers needs a plain (uncompressed) regular file", err, 1, true)
+    assert.matches("--checkpoint with --workers needs a plain (uncompressed) file", err, 1, true)
   end)
 end)

@@ -21,9 +21,11 @@ usage: espipe load FILE|- --index NAME [options]
                      (compressed input is decompressed and skipped up to it); needs a FILE input
   --presort          order each bulk request by destination shard (the index must exist)
   --shard-aware      send each document to the node holding its primary shard (needs --id-field)
-  --workers N        N processes, each loading a range of a plain FILE cut at line boundaries
-                     (default 1); one progress line and summary, dead letters merged; with
-                     --checkpoint each range resumes exactly (FILE.wI; rerun with the same N)
+  --workers N        N processes (default 1): a plain FILE is cut into one range each at line
+                     boundaries; compressed input and stdin are read once and handed to them
+                     in chunks of lines; one progress line and summary, dead letters merged;
+                     with --checkpoint (a plain FILE) each range resumes exactly (CHECKPOINT.wI;
+                     rerun with the same N)
   --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (into DEAD-LETTER.input,
                      raw bytes in base64); a bad line: not a JSON object, invalid UTF-8, no id field, ...
   --max-line-bytes N a longer line is a bad line, skipped to its newline (default 100 MB,
@@ -99,7 +101,7 @@ local function pipeline_options(opts, input, job, p, worker)
   local url = opts.url or common.default_url()
   local scale = require "espipe.cli.scale"
   return {
-    client = common.client(url, opts), input = input, index = opts.index,
+    client = common.client(url, opts), input = worker and worker.stdin and "-" or input, index = opts.index,
     format = opts.format, index_pattern = opts.index_pattern, id_field = opts.id_field, op = opts.op,
     routing_field = opts.routing_field, rate = scale.share(opts.rate, worker), pipeline = opts.pipeline,
     on_bad_line = opts.on_bad_line, strict = opts.strict, csv_types = opts.csv_types,
@@ -124,12 +126,15 @@ end
 
 local function run_job(opts, input, job, p, worker)
   if not worker and (opts.workers or 1) > 1 then
-    if not plain_file(input) then
-      return false, "--workers needs a plain (uncompressed) regular file; load stdin or compressed input with one worker"
+    local chunked = input == "-" or not plain_file(input)
+    if chunked and opts.checkpoint then
+      return false, "--checkpoint with --workers needs a plain (uncompressed) file: stdin and compressed input"
+        .. " are handed to the workers in chunks, which are not resumed"
     end
     return pcall(load_workers.run, { input = input, count = opts.workers, argv = opts.argv, progress = p,
       dead_letter = opts.dead_letter or "espipe-deadletter.ndjson", allow_empty = opts.allow_empty,
-      checkpoint = opts.checkpoint })
+      checkpoint = opts.checkpoint, chunked = chunked, on_bad_line = opts.on_bad_line,
+      max_line_bytes = opts.max_line_bytes })
   end
   return pcall(require("espipe.pipeline.load").run, pipeline_options(opts, input, job, p, worker))
 end

@@ -1,14 +1,17 @@
--- A load by worker processes (load --workers N, a plain file): the input is
--- cut into byte ranges at line boundaries (espipe.pipeline.line_ranges),
--- each loaded by its own `espipe worker` process (espipe.pipeline.worker_job);
+-- A load by worker processes (load --workers N): a plain file is cut into
+-- byte ranges at line boundaries (espipe.pipeline.line_ranges), compressed
+-- input and stdin are read here once and handed over the workers' stdin in
+-- chunks of whole lines (espipe.pipeline.line_chunks; a line over
+-- max_line_bytes is dead-lettered here, line 0: its number is not counted);
+-- each share is loaded by its own `espipe worker` (espipe.pipeline.worker_job);
 -- this process draws one progress line, sums the workers' summaries exactly
 -- (added == ok + failed over all of them), merges their dead letters into
 -- the job's, and names a worker that died. With a checkpoint each worker
 -- keeps its own (CHECKPOINT.wI, its range part of what it compares), so a
 -- rerun with the same --workers resumes every range exactly.
 --
---   load_workers.run{ input =, count =, argv = the command's arguments,
---                     dead_letter =, allow_empty =, progress = p }
+--   load_workers.run{ input =, count =, argv = the command's arguments, chunked = (compressed / stdin),
+--                     dead_letter =, allow_empty =, on_bad_line =, max_line_bytes =, progress = p }
 --     -> summary | nil, err, summary
 --   load_workers.path(path, worker) -> a worker's own file: path .. ".wI"
 local worker_job = require "espipe.pipeline.worker_job"
@@ -37,7 +40,7 @@ local function merge_dead_letters(dead, count, summary)
   local bad
   bad, err = require("espipe.pipeline.deadletter").merge(dead .. ".input", input)
   if not bad then return nil, err end
-  summary.bad_lines_file = bad > 0 and (dead .. ".input") or nil
+  summary.bad_lines_file = (bad > 0 or (summary.bad_lines or 0) > 0) and (dead .. ".input") or nil
   return true
 end
 
@@ -77,12 +80,71 @@ local function empty(total, opts)
     .. " documents (allow_empty / --allow-empty accepts that)" }
 end
 
-local function run(opts)
+-- Plain file: a byte range each (nil, err when the file cannot be cut).
+local function by_ranges(opts)
   local ranges, rerr = require("espipe.pipeline.line_ranges").split(opts.input, opts.count)
   if not ranges then return nil, rerr end
-  local count = #ranges
-  local res, werr = worker_job.run { count = count, progress = opts.progress, job = function(i)
-    return { command = "load", argv = opts.argv, worker = { index = i, count = count, range = ranges[i] } }
+  return { count = #ranges, share = function(i) return { range = ranges[i] } end }
+end
+
+-- Compressed input or stdin: read here once, whole lines handed to the
+-- workers in turn, each queue held under QUEUED bytes (memory).
+local QUEUED = 1024 * 1024
+
+local function feed_next(self, pool)
+  local best -- the next worker in turn whose queue has room
+  for k = 1, self.count do
+    local i = (self.turn + k - 1) % self.count + 1
+    if not self.gone[i] and pool:pending(i) < QUEUED then best = i break end
+  end
+  if not best then return false end
+  self.turn = best
+  local text, err = self.chunks:next()
+  if text == false then -- a line over --max-line-bytes: never held, so never sent
+    self.bad = self.bad + 1
+    local dl = require "espipe.pipeline.deadletter"
+    self.bad_dl = self.bad_dl or dl.new(self.bad_path)
+    local ok, derr = self.bad_dl:add(dl.bad_line(0, err.offset, err.message, nil, err.bytes))
+    if not ok or not self.skip then self.failure = derr or err return nil end
+    return true
+  end
+  if not text then return nil end
+  if not pool:write(best, text) then self.gone[best] = true end -- (it died: its exit says so)
+  return true
+end
+
+local function by_chunks(opts)
+  local core = require "espipe.core"
+  local reader, rerr = require("espipe.pipeline.lines").open(opts.input, { max_line = opts.max_line_bytes,
+                                                                         stop = core.signals_received })
+  if not reader then return nil, rerr end
+  core.signals_watch(reader.f)
+  if opts.progress then opts.progress.total = nil end -- (workers count decompressed bytes)
+  local feed = { count = opts.count, gone = {}, bad = 0, turn = 0, skip = opts.on_bad_line == "skip", reader = reader,
+    chunks = require("espipe.pipeline.line_chunks").new(reader), bad_path = opts.dead_letter .. ".input" }
+  feed.count, feed.share = opts.count, function() return { stdin = true } end
+  feed.feed = function(pool)
+    if feed.ended then return end
+    local go = true
+    while go do go = feed_next(feed, pool) end
+    if go == nil then
+      feed.ended = true
+      reader:close()
+      for i = 1, feed.count do pool:close_input(i) end
+    end
+  end
+  return feed
+end
+
+local function run(opts)
+  local plan, perr
+  if opts.chunked then plan, perr = by_chunks(opts) else plan, perr = by_ranges(opts) end
+  if not plan then return nil, perr end
+  local count = plan.count
+  local res, werr = worker_job.run { count = count, progress = opts.progress, feed = plan.feed, job = function(i)
+    local w = plan.share(i)
+    w.index, w.count = i, count
+    return { command = "load", argv = opts.argv, worker = w }
   end }
   if not res then return nil, werr end
   local recs, sums = {}, {}
@@ -92,7 +154,10 @@ local function run(opts)
   end
   local total = total_of(sums)
   total.workers, total.interrupted = count, res.interrupted or total.interrupted
-  local failure = failure_of(res, recs, opts)
+  local reader = plan.reader
+  local failure = failure_of(res, recs, opts) or plan.failure or (reader and reader.error)
+  total.bad_lines = (total.bad_lines or 0) + (plan.bad or 0)
+  if plan.bad_dl then plan.bad_dl:close() end
   local mok, merr = merge_dead_letters(opts.dead_letter, count, total)
   failure = failure or (not mok and merr) or nil
   if total.interrupted and not failure then
