@@ -1,9 +1,8 @@
 -- espipe load --workers against the dev server: a plain file loaded by
 -- worker processes, one range each (gzip input and stdin: handed over in
--- chunks of lines); the summary is exact over them, their
--- dead letters merged; a worker killed with -9 fails the job naming it, and
--- the rerun resumes every range exactly (nothing before a saved position
--- is sent again).
+-- chunks of lines); the summary is exact over them, their dead letters
+-- merged; a worker killed with -9 fails the job naming it, and the rerun
+-- resumes every range, or every chunk, exactly (nothing done is sent again).
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
 local json = require "espipe.json"
@@ -16,6 +15,16 @@ describe("espipe load --workers #server", function()
   local N = 4000
 
   local versions = env.versions
+
+  -- the pids of the parent's worker processes, oldest first
+  local function children(parent)
+    local p = io.popen("pgrep -P " .. parent)
+    local out = {}
+    for pid in p:lines() do out[#out + 1] = tonumber(pid) end
+    p:close()
+    table.sort(out)
+    return out
+  end
 
   local function args(path, index, extra)
     return "load " .. S.q(path) .. " --index " .. index .. " --id-field id --workers 2 --batch-docs 100 "
@@ -57,16 +66,11 @@ describe("espipe load --workers #server", function()
       local a, b = checkpoint.load(ck .. ".w1"), checkpoint.load(ck .. ".w2")
       return a and b and a.counts.ok >= 300 and b.counts.ok >= 300
     end, 60, "both workers' checkpoints to show progress")
-    local p = io.popen("pgrep -P " .. parent)
-    local children = {}
-    for pid in p:lines() do children[#children + 1] = tonumber(pid) end
-    p:close()
-    table.sort(children)
-    assert.equal(2, #children)
-    J.exec("kill -9 " .. children[1])
+    local kids = children(parent)
+    assert.equal(2, #kids)
+    J.exec("kill -9 " .. kids[1])
     J.wait_for(function() return not J.alive(parent) end, 60, "the parent to end")
-    local log = S.read(env.dir .. "/log1")
-    assert.matches("(pid " .. children[1] .. ") was killed by SIGKILL", log, 1, true)
+    assert.matches("(pid " .. kids[1] .. ") was killed by SIGKILL", S.read(env.dir .. "/log1"), 1, true)
     local mid = { checkpoint.load(ck .. ".w1"), checkpoint.load(ck .. ".w2") }
     assert.is_nil(mid[1].done) -- the killed worker's range was not finished
     local code, out, err = J.espipe(args(path, "k", "--checkpoint " .. S.q(ck) .. " --json"))
@@ -105,12 +109,48 @@ describe("espipe load --workers #server", function()
     end)
   end
 
-  it("refuses --checkpoint for compressed input, naming what it needs", function()
-    local path = env.dir .. "/in.ndjson"
-    J.write_docs(path, 10)
+  it("resumes gzip input handed over in chunks exactly after a worker is killed with -9", function()
+    local path, ck = env.dir .. "/in.ndjson", env.dir .. "/ck.json"
+    J.write_docs(path, N)
+    local starts, at = {}, 0 -- each line's byte offset in the decompressed input
+    for line in S.read(path):gmatch("[^\n]*\n") do
+      starts[#starts + 1] = at
+      at = at + #line
+    end
     assert.equal(0, J.exec("gzip -f " .. S.q(path)))
-    local code, _, err = J.espipe(args(path .. ".gz", "gz", "--checkpoint " .. S.q(env.dir .. "/ck")))
-    assert.equal(2, code)
-    assert.matches("--checkpoint with --workers needs a plain (uncompressed) file", err, 1, true)
+    local gz = path .. ".gz"
+    local parent = J.spawn(args(gz, "kc", "--checkpoint " .. S.q(ck) .. " --rate 1500 --quiet"), env.dir .. "/log1")
+    J.wait_for(function()
+      local st = checkpoint.load(ck)
+      return st and st.counts.ok >= 600
+    end, 60, "the checkpoint to show progress")
+    local kids = children(parent)
+    assert.equal(2, #kids)
+    J.exec("kill -9 " .. kids[1])
+    J.wait_for(function() return not J.alive(parent) end, 60, "the parent to end")
+    assert.matches("(pid " .. kids[1] .. ") was killed by SIGKILL", S.read(env.dir .. "/log1"), 1, true)
+    local mid = checkpoint.load(ck)
+    assert.is_nil(mid.done)
+    local function done_before(offset)
+      if offset < mid.offset then return true end
+      for _, r in ipairs(mid.ranges) do if offset >= r[1] and offset < r[2] then return true end end
+      return false
+    end
+    local done_lines = 0
+    for i = 1, N do if done_before(starts[i]) then done_lines = done_lines + 1 end end
+    assert.equal(done_lines, mid.counts.ok) -- the counts are those of the parts done
+    assert.is_true(done_lines < N, "killed mid-way")
+    local code, out, err = J.espipe(args(gz, "kc", "--checkpoint " .. S.q(ck) .. " --json"))
+    assert.equal(0, code, err)
+    local s = json.decode(out)
+    assert.is_true(s.resumed)
+    assert.equal(N - done_lines, s.ok)
+    assert.equal(N, s.job.ok)
+    local docs, n = versions("kc")
+    assert.equal(N, n)
+    for i = 1, N do
+      if done_before(starts[i]) then assert.equal(1, docs["doc-" .. i].version, "doc-" .. i .. " re-sent") end
+    end
+    assert.is_true(checkpoint.load(ck).done)
   end)
 end)

@@ -24,8 +24,8 @@ usage: espipe load FILE|- --index NAME [options]
   --workers N        N processes (default 1): a plain FILE is cut into one range each at line
                      boundaries; compressed input and stdin are read once and handed to them
                      in chunks of lines; one progress line and summary, dead letters merged;
-                     with --checkpoint (a plain FILE) each range resumes exactly (CHECKPOINT.wI;
-                     rerun with the same N)
+                     with --checkpoint every range (CHECKPOINT.wI; rerun with the same N) or
+                     chunk resumes exactly
   --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (into DEAD-LETTER.input,
                      raw bytes in base64); a bad line: not a JSON object, invalid UTF-8, no id field, ...
   --max-line-bytes N a longer line is a bad line, skipped to its newline (default 100 MB,
@@ -96,6 +96,12 @@ local function plain_file(path)
   return require("espipe.pipeline.codec").detect(head) == nil
 end
 
+-- A chunked load's worker reports its positions; its parent keeps the checkpoint.
+local function report_positions(state)
+  require("espipe.pipeline.worker_job").report { type = "checkpoint", offset = state.offset, counts = state.counts }
+  return true
+end
+
 -- What espipe.pipeline.load.run is given; worker: the share a parent sent.
 local function pipeline_options(opts, input, job, p, worker)
   local url = opts.url or common.default_url()
@@ -110,7 +116,9 @@ local function pipeline_options(opts, input, job, p, worker)
     retries = opts.retries, dead_letter = load_workers.path(opts.dead_letter or "espipe-deadletter.ndjson", worker),
     progress = p, max_line_bytes = opts.max_line_bytes, refresh = opts.refresh,
     allow_empty = opts.allow_empty or worker ~= nil, -- (the parent judges the whole job)
-    trap_signals = true, checkpoint = load_workers.path(opts.checkpoint, worker), presort = opts.presort,
+    trap_signals = true, presort = opts.presort,
+    checkpoint = not (worker and worker.stdin) and load_workers.path(opts.checkpoint, worker) or nil,
+    checkpoint_store = worker and worker.report_positions and report_positions or nil,
     shard_aware = opts.shard_aware, range = worker and worker.range or nil,
     retry_for = job.retry_for, max_errors = scale.share(job.max_errors, worker, true), stall_timeout = job.stall_timeout,
     server_ids = job.server_ids,
@@ -127,11 +135,11 @@ end
 local function run_job(opts, input, job, p, worker)
   if not worker and (opts.workers or 1) > 1 then
     local chunked = input == "-" or not plain_file(input)
-    if chunked and opts.checkpoint then
-      return false, "--checkpoint with --workers needs a plain (uncompressed) file: stdin and compressed input"
-        .. " are handed to the workers in chunks, which are not resumed"
-    end
+    if input == "-" and opts.checkpoint then return false, "--checkpoint needs an input file (stdin cannot be resumed)" end
+    local identity = { input = input }
+    for k, v in pairs(opts) do identity[k] = identity[k] or v end
     return pcall(load_workers.run, { input = input, count = opts.workers, argv = opts.argv, progress = p,
+      identity = require("espipe.pipeline.load_checkpoint").identity(identity),
       dead_letter = opts.dead_letter or "espipe-deadletter.ndjson", allow_empty = opts.allow_empty,
       checkpoint = opts.checkpoint, chunked = chunked, on_bad_line = opts.on_bad_line,
       max_line_bytes = opts.max_line_bytes })

@@ -9,6 +9,8 @@
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
 --             checkpoint = PATH, checkpoint_interval = 1 (s), presort = false, shard_aware = false,
 --             range = { start =, stop = } (bytes of a plain file: a worker's share),
+--             checkpoint_store = fn(state) -> true | nil, err (instead of a file: the
+--               positions of an input read from its start go there; a worker's, for its parent),
 --             progress = p }
 --     -> summary | nil, err, summary
 -- An unknown option key raises, naming the nearest valid one.
@@ -76,7 +78,7 @@ local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
   "max_concurrency", "max_batch_bytes", "checkpoint", "checkpoint_interval", "presort", "shard_aware",
-  "range" }
+  "range", "checkpoint_store" }
 local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
 local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
@@ -452,6 +454,9 @@ local function check_checkpoint_and_sort(opts, format)
       error("espipe.load: checkpoint needs an input file (stdin cannot be resumed)", 4)
     end
   end
+  if opts.checkpoint_store ~= nil and type(opts.checkpoint_store) ~= "function" then
+    error("espipe.load: checkpoint_store must be a function(state)", 4)
+  end
   if opts.presort and (not opts.index or opts.index_pattern or format == "bulk" or format == "deadletter") then
     error("espipe.load: presort needs one destination index (index, not index_pattern; not the bulk formats)", 4)
   end
@@ -582,12 +587,13 @@ function Job:save_checkpoint()
 end
 
 -- The checkpoint of this job (nil without opts.checkpoint), before anything is read.
-local function open_checkpoint(opts, format)
+local function open_checkpoint(opts)
+  if opts.checkpoint_store then
+    return load_checkpoint.reporting(opts.checkpoint_store, opts.client:now(), opts.checkpoint_interval)
+  end
   if not opts.checkpoint then return nil end
-  local what = { input = opts.input, format = format,
-                 range = opts.range and (opts.range.start .. "-" .. opts.range.stop) or nil }
-  for _, k in ipairs { "index", "index_pattern", "id_field", "routing_field", "op", "pipeline" } do what[k] = opts[k] end
-  return load_checkpoint.open(opts.checkpoint, what, opts.input, opts.client:now(), opts.checkpoint_interval)
+  return load_checkpoint.open(opts.checkpoint, load_checkpoint.identity(opts), opts.input, opts.client:now(),
+    opts.checkpoint_interval)
 end
 
 -- The summary of a job its checkpoint says is done: nothing is read again.
@@ -615,7 +621,7 @@ end
 
 function M.run(opts)
   local format, on_bad, dead = check(opts)
-  local ck, ckerr = open_checkpoint(opts, format)
+  local ck, ckerr = open_checkpoint(opts)
   if ckerr then return nil, ckerr end
   if ck and ck.done then return already_done(ck) end
   local presort, perr = presort_params(opts)

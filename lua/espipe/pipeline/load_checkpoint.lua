@@ -18,6 +18,9 @@
 --   ck:on_batch(b, now) -> true | nil, err   the indexer's on_batch; saves when due
 --   ck:save(done) -> true | nil, err
 --   ck:whole(summary) -> the whole job's counts (this run's plus the start's)
+--   load_checkpoint.reporting(report, now, interval) -> ck whose states go to report(state)
+--   load_checkpoint.load_for(path, job, input) -> saved | false (none), fingerprint | nil, err
+--     (refused when another job's, or the input changed); load_checkpoint.counts_of(saved)
 local checkpoint = require "espipe.pipeline.checkpoint"
 local errors = require "espipe.client.errors"
 local core = require "espipe.core"
@@ -64,23 +67,66 @@ end
 
 local function new_page() return { left = 0, failed = 0, docs = 0 } end
 
-function M.open(path, job, input_path, now, interval)
+-- What a checkpoint compares of a job: its input and what the command does
+-- (opts: espipe.load's, or the command's parsed flags, with input).
+function M.identity(opts)
+  local what = { format = opts.format or "ndjson",
+                 range = opts.range and (opts.range.start .. "-" .. opts.range.stop) or nil }
+  for _, k in ipairs(JOB_KEYS) do
+    if what[k] == nil then what[k] = opts[k] end
+  end
+  return what
+end
+
+-- The counts a saved state holds (0 for those it does not).
+function M.counts_of(saved)
+  local counts = {}
+  for _, k in ipairs(M.COUNTS) do counts[k] = tonumber(type(saved.counts) == "table" and saved.counts[k]) or 0 end
+  return counts
+end
+
+-- The saved state of the job at path (nil: none), refused when it is
+-- another job's or the input changed; and the input's fingerprint.
+function M.load_for(path, job, input_path)
   local input, ierr = fingerprint(input_path)
   if not input then return nil, ierr end
   local saved, lerr = checkpoint.load(path)
   if lerr then return nil, lerr end
-  local self = setmetatable({ path = path, job = job, input = input, interval = interval or 1, last_save = now,
+  local cerr = saved and compare(path, saved, job, input)
+  if cerr then return nil, cerr end
+  return saved or false, input
+end
+
+local function new(write, now, interval)
+  return setmetatable({ write = write, interval = interval or 1, last_save = now,
     queue = { first = 1, last = 0 }, page = new_page() }, Ck)
+end
+
+function M.open(path, job, input_path, now, interval)
+  local saved, input = M.load_for(path, job, input_path)
+  if saved == nil then return nil, input end
+  local self = new(function(state) return checkpoint.save(path, state) end, now, interval)
+  self.path, self.job, self.input = path, job, input
+  if saved and type(saved.ranges) == "table" and #saved.ranges > 0 then
+    return nil, errors.new { kind = "checkpoint", message = "checkpoint " .. path .. " was written by a load with"
+      .. " --workers that handed the input over in chunks: rerun it with --workers" }
+  end
   if saved then
-    local cerr = compare(path, saved, job, input)
-    if cerr then return nil, cerr end
-    local counts = {}
-    for _, k in ipairs(M.COUNTS) do counts[k] = tonumber(type(saved.counts) == "table" and saved.counts[k]) or 0 end
-    self.start = { offset = tonumber(saved.offset) or 0, line = tonumber(saved.line) or 0, counts = counts }
+    self.start = { offset = tonumber(saved.offset) or 0, line = tonumber(saved.line) or 0, counts = M.counts_of(saved) }
     self.done = saved.done == true
   end
+  return self:_from_start()
+end
+
+-- A checkpoint whose states go to report(state) (a worker's, for its
+-- parent), of an input read from its start.
+function M.reporting(report, now, interval)
+  return new(report, now, interval):_from_start()
+end
+
+function Ck:_from_start()
   local s = self.start or { offset = 0, line = 0, counts = { read = 0, ok = 0, failed = 0, bad_lines = 0,
-                                                               unreplayable = 0 } }
+                                                            unreplayable = 0 } }
   -- the acknowledged position, and the failures settled before it (whole job)
   self.at = { offset = s.offset, line = s.line, read = s.counts.read, bad_lines = s.counts.bad_lines,
               unreplayable = s.counts.unreplayable }
@@ -140,8 +186,8 @@ function Ck:counts()
 end
 
 function Ck:save(done)
-  return checkpoint.save(self.path, { job = self.job, input = self.input, offset = self.at.offset,
-    line = self.at.line, counts = self:counts(), done = done or nil })
+  return self.write { job = self.job, input = self.input, offset = self.at.offset,
+    line = self.at.line, counts = self:counts(), done = done or nil }
 end
 
 -- This run's counts added to those the job had at its start.

@@ -1,17 +1,18 @@
 -- A load by worker processes (load --workers N): a plain file is cut into
--- byte ranges at line boundaries (espipe.pipeline.line_ranges), compressed
+-- byte ranges at line boundaries (espipe.pipeline.line_ranges); compressed
 -- input and stdin are read here once and handed over the workers' stdin in
--- chunks of whole lines (espipe.pipeline.line_chunks; a line over
--- max_line_bytes is dead-lettered here, line 0: its number is not counted);
--- each share is loaded by its own `espipe worker` (espipe.pipeline.worker_job);
--- this process draws one progress line, sums the workers' summaries exactly
--- (added == ok + failed over all of them), merges their dead letters into
--- the job's, and names a worker that died. With a checkpoint each worker
--- keeps its own (CHECKPOINT.wI, its range part of what it compares), so a
--- rerun with the same --workers resumes every range exactly.
+-- chunks of whole lines (espipe.pipeline.load_feed). Each share is loaded
+-- by its own `espipe worker` (espipe.pipeline.worker_job); this process
+-- draws one progress line, sums the workers' summaries exactly (added ==
+-- ok + failed over all of them), merges their dead letters into the job's,
+-- and names a worker that died. With a checkpoint, each range's worker keeps
+-- its own (CHECKPOINT.wI, its range part of what it compares: a rerun with
+-- the same --workers resumes every range exactly); a chunked load keeps
+-- one, of the parts of the input done (load_feed), whatever --workers.
 --
 --   load_workers.run{ input =, count =, argv = the command's arguments, chunked = (compressed / stdin),
---                     dead_letter =, allow_empty =, on_bad_line =, max_line_bytes =, progress = p }
+--                     checkpoint =, identity = (load_checkpoint.identity's), dead_letter =,
+--                     allow_empty =, on_bad_line =, max_line_bytes =, progress = p }
 --     -> summary | nil, err, summary
 --   load_workers.path(path, worker) -> a worker's own file: path .. ".wI"
 local worker_job = require "espipe.pipeline.worker_job"
@@ -44,8 +45,9 @@ local function merge_dead_letters(dead, count, summary)
   return true
 end
 
--- The workers' summaries added up, per index too; a resumed job's whole counts.
-local function total_of(sums)
+-- The workers' summaries added up, per index too; a resumed job's whole
+-- counts: prior (the counts before this run) + this run's, or the workers' own.
+local function total_of(sums, prior)
   local total, per_index, whole, all_done = worker_job.sum(sums), {}, nil, #sums > 0
   for _, s in ipairs(sums) do
     all_done = all_done and s.already_done == true
@@ -53,7 +55,10 @@ local function total_of(sums)
     if s.resumed then total.resumed = true end
   end
   total.per_index = per_index
-  if total.resumed then
+  if prior then
+    whole, total.resumed = {}, true
+    for _, k in ipairs(WHOLE) do whole[k] = (prior[k] or 0) + (tonumber(total[k]) or 0) end
+  elseif total.resumed then
     whole = {}
     for _, k in ipairs(WHOLE) do
       for _, s in ipairs(sums) do whole[k] = (whole[k] or 0) + (tonumber((s.job or s)[k]) or 0) end
@@ -87,52 +92,11 @@ local function by_ranges(opts)
   return { count = #ranges, share = function(i) return { range = ranges[i] } end }
 end
 
--- Compressed input or stdin: read here once, whole lines handed to the
--- workers in turn, each queue held under QUEUED bytes (memory).
-local QUEUED = 1024 * 1024
-
-local function feed_next(self, pool)
-  local best -- the next worker in turn whose queue has room
-  for k = 1, self.count do
-    local i = (self.turn + k - 1) % self.count + 1
-    if not self.gone[i] and pool:pending(i) < QUEUED then best = i break end
-  end
-  if not best then return false end
-  self.turn = best
-  local text, err = self.chunks:next()
-  if text == false then -- a line over --max-line-bytes: never held, so never sent
-    self.bad = self.bad + 1
-    local dl = require "espipe.pipeline.deadletter"
-    self.bad_dl = self.bad_dl or dl.new(self.bad_path)
-    local ok, derr = self.bad_dl:add(dl.bad_line(0, err.offset, err.message, nil, err.bytes))
-    if not ok or not self.skip then self.failure = derr or err return nil end
-    return true
-  end
-  if not text then return nil end
-  if not pool:write(best, text) then self.gone[best] = true end -- (it died: its exit says so)
-  return true
-end
-
+-- Compressed input or stdin: read here once, handed over in chunks.
 local function by_chunks(opts)
-  local core = require "espipe.core"
-  local reader, rerr = require("espipe.pipeline.lines").open(opts.input, { max_line = opts.max_line_bytes,
-                                                                         stop = core.signals_received })
-  if not reader then return nil, rerr end
-  core.signals_watch(reader.f)
+  local feed, err = require("espipe.pipeline.load_feed").new(opts)
+  if not feed then return nil, err end
   if opts.progress then opts.progress.total = nil end -- (workers count decompressed bytes)
-  local feed = { count = opts.count, gone = {}, bad = 0, turn = 0, skip = opts.on_bad_line == "skip", reader = reader,
-    chunks = require("espipe.pipeline.line_chunks").new(reader), bad_path = opts.dead_letter .. ".input" }
-  feed.count, feed.share = opts.count, function() return { stdin = true } end
-  feed.feed = function(pool)
-    if feed.ended then return end
-    local go = true
-    while go do go = feed_next(feed, pool) end
-    if go == nil then
-      feed.ended = true
-      reader:close()
-      for i = 1, feed.count do pool:close_input(i) end
-    end
-  end
   return feed
 end
 
@@ -140,29 +104,41 @@ local function run(opts)
   local plan, perr
   if opts.chunked then plan, perr = by_chunks(opts) else plan, perr = by_ranges(opts) end
   if not plan then return nil, perr end
+  if plan.already_done then
+    return { read = 0, ok = 0, failed = 0, bad_lines = 0, already_done = true, resumed = true, job = plan.prior }
+  end
   local count = plan.count
-  local res, werr = worker_job.run { count = count, progress = opts.progress, feed = plan.feed, job = function(i)
+  local res, werr = worker_job.run { count = count, progress = opts.progress, job = function(i)
     local w = plan.share(i)
     w.index, w.count = i, count
     return { command = "load", argv = opts.argv, worker = w }
-  end }
-  if not res then return nil, werr end
+  end, feed = plan.feed and function(pool) plan:feed(pool) end, on_record = plan.on_record,
+    every = plan.every and function() plan:every() end }
+  if not res then
+    if plan.finish then plan:finish(false) end
+    return nil, werr
+  end
   local recs, sums = {}, {}
   for i = 1, count do
     local r = res.summaries[i]
     if r then recs[#recs + 1], sums[#sums + 1] = r, r.summary end
   end
-  local total = total_of(sums)
+  local total = total_of(sums, plan.resumed and plan.prior)
   total.workers, total.interrupted = count, res.interrupted or total.interrupted
   local reader = plan.reader
   local failure = failure_of(res, recs, opts) or plan.failure or (reader and reader.error)
   total.bad_lines = (total.bad_lines or 0) + (plan.bad or 0)
-  if plan.bad_dl then plan.bad_dl:close() end
+  if total.job then total.job.bad_lines = total.job.bad_lines + (plan.bad or 0) end
+  if plan.finish then
+    local fok, ferr = plan:finish(not failure)
+    failure = failure or (not fok and ferr) or nil
+  end
   local mok, merr = merge_dead_letters(opts.dead_letter, count, total)
   failure = failure or (not mok and merr) or nil
   if total.interrupted and not failure then
     failure = interrupt.error(total.interrupted, total.ok or 0, "documents", opts.checkpoint
-      and ("checkpoint saved to " .. opts.checkpoint .. ".w1.." .. count .. " (rerun the same command to resume)")
+      and ("checkpoint saved to " .. opts.checkpoint .. (opts.chunked and "" or (".w1.." .. count))
+        .. " (rerun the same command to resume)")
       or "what was read is flushed, input stops")
   end
   failure = failure or empty(total, opts)
