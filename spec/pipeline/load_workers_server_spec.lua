@@ -5,6 +5,7 @@
 -- resumes every range, or every chunk, exactly (nothing done is sent again).
 local S = require "pipeline.support"
 local J = require "pipeline.jobs"
+local SJ = require "pipeline.signal_jobs"
 local json = require "espipe.json"
 local checkpoint = require "espipe.pipeline.checkpoint"
 
@@ -108,6 +109,30 @@ describe("espipe load --workers #server", function()
       for i = 1, N do assert.equal(1, docs["doc-" .. i].version, "doc-" .. i) end
     end)
   end
+
+  it("on SIGTERM saves the parts of chunked input done (exit 143), and the rerun loads the rest", function()
+    local path, ck = env.dir .. "/in.ndjson", env.dir .. "/ck.json"
+    J.write_docs(path, N)
+    assert.equal(0, J.exec("gzip -f " .. S.q(path)))
+    local gz = path .. ".gz"
+    local code, out, err = SJ.signalled(env.dir, args(gz, "tc", "--checkpoint " .. S.q(ck) .. " --rate 1500 --json"),
+      "TERM", function()
+        local st = checkpoint.load(ck)
+        return st and st.counts.ok >= 500
+      end)
+    assert.equal(143, code, err)
+    local s = json.decode(out)
+    local mid = checkpoint.load(ck)
+    assert.is_nil(mid.done)
+    assert.equal(s.ok, mid.counts.ok) -- everything the workers took is flushed and in the checkpoint
+    code, out, err = J.espipe(args(gz, "tc", "--checkpoint " .. S.q(ck) .. " --json"))
+    assert.equal(0, code, err)
+    s = json.decode(out)
+    assert.equal(N - mid.counts.ok, s.ok)
+    assert.equal(N, s.job.ok)
+    local _, n = versions("tc")
+    assert.equal(N, n)
+  end)
 
   it("resumes gzip input handed over in chunks exactly after a worker is killed with -9", function()
     local path, ck = env.dir .. "/in.ndjson", env.dir .. "/ck.json"

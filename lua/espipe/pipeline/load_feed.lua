@@ -10,7 +10,8 @@
 --
 --   local feed, err = load_feed.new(opts)   (load_workers.run's opts; nil, err)
 --   feed.count, feed.share(i), feed.feed(pool), feed.on_record(i, rec), feed.every()
---   feed:finish(ok) -> true | nil, err   the last save (done when ok and the input was read to its end)
+--   feed:finish(ok) -> true | nil, err   the last save (done when ok: every worker ended well,
+--                                         and the input was read to its end)
 --   feed.bad, feed.failure, feed.reader, feed.prior (the counts of the job before this run), feed.already_done
 local load_checkpoint = require "espipe.pipeline.load_checkpoint"
 local chunk_positions = require "espipe.pipeline.chunk_positions"
@@ -72,7 +73,7 @@ end
 
 function Feed:feed(pool)
   if self.ended then return end
-  local go = true
+  local go = not core.signals_received() or nil -- (a signal stops the input: the workers flush)
   while go do go = self:_one(pool) end
   if go == nil then
     self.ended = true

@@ -130,7 +130,7 @@ local function run(opts)
   total.bad_lines = (total.bad_lines or 0) + (plan.bad or 0)
   if total.job then total.job.bad_lines = total.job.bad_lines + (plan.bad or 0) end
   if plan.finish then
-    local fok, ferr = plan:finish(not failure)
+    local fok, ferr = plan:finish(not failure and not total.interrupted and #sums == count)
     failure = failure or (not fok and ferr) or nil
   end
   local mok, merr = merge_dead_letters(opts.dead_letter, count, total)
