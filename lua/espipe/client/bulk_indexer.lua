@@ -783,7 +783,9 @@ local ALL = setmetatable({}, { __index = function() return true end })
 function Indexer:_settled(batch, ok, failed, kept, dead)
   local tokens, out, lost = batch.tokens, {}, {}
   if ok == 0 and failed > 0 then dead = ALL end
-  if tokens then
+  if tokens and not kept and not dead and #tokens == batch.n then
+    out = tokens -- every document of the batch settled, each with its token: the list as it is
+  elseif tokens then
     for pos = 1, batch.n do
       local t = tokens[pos]
       if t ~= nil and not (kept and kept[pos]) then

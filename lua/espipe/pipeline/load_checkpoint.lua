@@ -170,8 +170,18 @@ function Ck:seal()
   self:_advance()
 end
 
+-- (tokens come in runs of the same page: counted per run)
 function Ck:on_batch(b, now)
-  for _, t in ipairs(b.tokens) do t.left = t.left - 1 end
+  local tokens = b.tokens
+  local t, n = tokens[1], 0
+  for i = 1, #tokens do
+    local u = tokens[i]
+    if u ~= t then
+      t.left, t, n = t.left - n, u, 0
+    end
+    n = n + 1
+  end
+  if t then t.left = t.left - n end
   for _, t in ipairs(b.failed_tokens or {}) do t.failed = t.failed + 1 end
   self:_advance()
   if now - self.last_save < self.interval then return true end
