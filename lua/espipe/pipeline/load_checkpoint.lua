@@ -173,15 +173,16 @@ end
 -- (tokens come in runs of the same page: counted per run)
 function Ck:on_batch(b, now)
   local tokens = b.tokens
-  local t, n = tokens[1], 0
+  local run, n = tokens[1], 0
   for i = 1, #tokens do
-    local u = tokens[i]
-    if u ~= t then
-      t.left, t, n = t.left - n, u, 0
+    local t = tokens[i]
+    if t ~= run then
+      run.left = run.left - n
+      run, n = t, 0
     end
     n = n + 1
   end
-  if t then t.left = t.left - n end
+  if run then run.left = run.left - n end
   for _, t in ipairs(b.failed_tokens or {}) do t.failed = t.failed + 1 end
   self:_advance()
   if now - self.last_save < self.interval then return true end
