@@ -179,9 +179,11 @@ function Job:counted(n)
   self:mark()
   if self.progress and (s.read - s.read % 1000) > before then
     local st, r = self.ix:stats_now(), self.reader
+    local from = self.opts.range and self.opts.range.start or 0 -- (a worker's range: its share only)
+    local raw = r.f:seek("cur") -- (nil on a pipe)
     -- position: compressed bytes read (the file's size is the total); bytes: input read
     self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning,
-                           bytes = r.offset, position = r.f:seek("cur") }
+                           bytes = r.offset - from, position = raw and raw - from }
   end
   if self.opts.rate then self:keep_rate() end
 end

@@ -92,8 +92,10 @@ local function show(p, latest, count)
   local done = {}
   for i = 1, count do
     local r = latest[i] or {}
-    done[i] = r.done or 0
+    -- (a job counted in bytes, a load: how far each worker is through its share)
+    done[i] = (p.unit == "bytes" and r.position) or r.done or 0
     for k in pairs(sums) do sums[k] = sums[k] + (tonumber(r[k]) or 0) end
+    if r.position then sums.position = (sums.position or 0) + r.position end
   end
   sums.slowest = M.slowest(p.total, done, count)
   p:update(sums)
