@@ -13,18 +13,16 @@
 --   feed:finish(ok) -> true | nil, err   the last save (done when ok: every worker ended well,
 --                                         and the input was read to its end)
 --   feed.bad, feed.failure, feed.reader, feed.prior (the counts of the job before this run), feed.already_done
-local load_checkpoint = require "espipe.pipeline.load_checkpoint"
-local chunk_positions = require "espipe.pipeline.chunk_positions"
-local checkpoint = require "espipe.pipeline.checkpoint"
-local deadletter = require "espipe.pipeline.deadletter"
-local core = require "espipe.core"
-
-local M = {}
-local Feed = {}
-Feed.__index = Feed
-
 local QUEUED = 1024 * 1024
 local SAVE_EVERY = 1
+
+local core = require "espipe.core"
+local checkpoint = require "espipe.pipeline.checkpoint"
+local load_checkpoint = require "espipe.pipeline.load_checkpoint"
+local deadletter = require "espipe.pipeline.deadletter"
+
+local Feed = {}
+Feed.__index = Feed
 
 -- The next worker in turn whose queue has room, or nil.
 function Feed:_next_worker(pool)
@@ -111,13 +109,15 @@ local function resume_state(self, opts)
   local saved, fingerprint = load_checkpoint.load_for(opts.checkpoint, opts.identity, opts.input)
   if saved == nil then return nil, fingerprint end
   self.path, self.identity, self.fingerprint = opts.checkpoint, opts.identity, fingerprint
-  self.pos = chunk_positions.new(saved or nil)
+  self.pos = require("espipe.pipeline.chunk_positions").new(saved or nil)
   self.prior = saved and load_checkpoint.counts_of(saved) or {}
   self.resumed, self.already_done = saved ~= false, saved and saved.done == true
   self.clock = require("espipe.transport").clock()
   self.last_save = self.clock()
   return true
 end
+
+local M = {}
 
 function M.new(opts)
   local self = setmetatable({ count = opts.count, gone = {}, bad = 0, turn = 0, prior = {},
