@@ -55,6 +55,12 @@ describe("load checkpoint", function()
     local r, err = load_checkpoint.open(path, other, dir .. "/in", 0, 1)
     assert.is_nil(r)
     assert.matches("is of another job: its index is i, this job's j", tostring(err), 1, true)
+    -- a worker's range follows from --workers
+    local ranged = load_checkpoint.identity { input = dir .. "/in", index = "i", id_field = "id",
+                                              range = { start = 0, stop = 4 } }
+    r, err = load_checkpoint.open(path, ranged, dir .. "/in", 0, 1)
+    assert.is_nil(r)
+    assert.matches("(its range the whole input, this one 0-4): rerun it with the same --workers", tostring(err), 1, true)
     S.write(dir .. "/in", "one\ntwo\nthree\n")
     r, err = load_checkpoint.open(path, job, dir .. "/in", 0, 1)
     assert.is_nil(r)

@@ -54,6 +54,11 @@ end
 
 local function compare(path, saved, job, input)
   local sj = type(saved.job) == "table" and saved.job or {}
+  if sj.range ~= job.range then -- (a worker's byte range: the ranges follow from --workers)
+    return errors.new { kind = "checkpoint", message = "checkpoint " .. path .. " is of a worker of a load with"
+      .. " another --workers (its range " .. tostring(sj.range or "the whole input") .. ", this one "
+      .. tostring(job.range or "the whole input") .. "): rerun it with the same --workers" }
+  end
   for _, k in ipairs(JOB_KEYS) do
     if sj[k] ~= job[k] then return refused(path, k:gsub("_", " "), sj[k] or "(none)", job[k] or "(none)") end
   end
