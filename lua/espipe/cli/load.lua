@@ -19,7 +19,8 @@ usage: espipe load FILE|- --index NAME [options]
   --checkpoint FILE  save the position every line before which is indexed or dead-lettered, and
                      the counts (at most once a second); rerunning the same command resumes there
                      (compressed input is decompressed and skipped up to it); needs a FILE input
-  --presort          order each bulk request by destination shard (the index must exist)
+  --presort          hold shards x --batch-docs documents, sorted by destination shard, and send
+                     each shard's in requests of their own (needs --id-field, an existing index)
   --shard-aware      send each document to the node holding its primary shard (needs --id-field)
   --workers N        N processes (default 1): a plain FILE is cut into one range each at line
                      boundaries; compressed input and stdin are read once and handed to them
