@@ -110,6 +110,16 @@ describe("espipe load --workers #server", function()
     end)
   end
 
+  it("refuses CSV and bulk-format input, whose records a cut at a line could part", function()
+    local path = env.dir .. "/in.csv"
+    S.write(path, "id,n\na,1\n")
+    for _, format in ipairs { "csv", "bulk" } do
+      local code, _, err = J.espipe(args(path, "f", "--format " .. format))
+      assert.equal(2, code)
+      assert.matches("--workers takes NDJSON or a dead letter, not --format " .. format, err, 1, true)
+    end
+  end)
+
   it("on SIGTERM saves the parts of chunked input done (exit 143), and the rerun loads the rest", function()
     local path, ck = env.dir .. "/in.ndjson", env.dir .. "/ck.json"
     J.write_docs(path, N)

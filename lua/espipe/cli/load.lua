@@ -22,9 +22,10 @@ usage: espipe load FILE|- --index NAME [options]
   --presort          hold shards x --batch-docs documents, sorted by destination shard, and send
                      each shard's in requests of their own (needs --id-field, an existing index)
   --shard-aware      send each document to the node holding its primary shard (needs --id-field)
-  --workers N        N processes (default 1): a plain FILE is cut into one range each at line
-                     boundaries; compressed input and stdin are read once and handed to them
-                     in chunks of lines; one progress line and summary, dead letters merged;
+  --workers N        N processes (default 1; NDJSON and dead letters): a plain FILE is cut
+                     into one range each at line boundaries; compressed input and stdin are
+                     read once and handed to them in chunks of lines; one progress line and
+                     summary, dead letters merged;
                      with --checkpoint every range (CHECKPOINT.wI; rerun with the same N) or
                      chunk resumes exactly
   --on-bad-line M    stop (default: flush what was accepted, exit 1) | skip (into DEAD-LETTER.input,
@@ -83,6 +84,10 @@ local function checked(argv)
   end
   local w = opts.workers
   if w and (w < 1 or w % 1 ~= 0) then return nil, common.usage_error("load", "--workers must be a positive integer", usage) end
+  if w and w > 1 and (opts.format == "csv" or opts.format == "bulk") then
+    -- (a share cut at a line could lose the CSV header, or part an action from its source line)
+    return nil, common.usage_error("load", "--workers takes NDJSON or a dead letter, not --format " .. opts.format, usage)
+  end
   local job, jerr = common.job_options(opts)
   if not job then return nil, common.usage_error("load", jerr, usage) end
   return opts, rest[1], job
