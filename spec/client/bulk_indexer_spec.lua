@@ -495,11 +495,41 @@ describe("bulk indexer", function()
     for i = 1, 100 do assert.is_not_nil(where[i], "token " .. i .. " never handed back") end
     assert.are.equal(stats.ok, ok)
     assert.are.equal(stats.failed, failed)
+    -- the dead-lettered ones are named among them
+    local lost = {}
+    for _, info in ipairs(calls) do
+      for _, tok in ipairs(info.failed_tokens) do lost[#lost + 1] = tok end
+    end
+    table.sort(lost)
+    assert.are.same({ 25, 50, 75, 100 }, lost)
     -- a retried document settles in a later call than the rest of its first batch
     assert.is_true(where[9] > where[8])
     -- the caller's meta is left as it was, and the token never reaches the cluster
     assert.are.equal(9, metas[9].token)
     for _, s in ipairs(t.sent) do assert.is_nil(s.body:find("token", 1, true)) end
+    check_invariant(stats, dead)
+  end)
+
+  it("gives on_batch tokens to raw actions and to the items a C appender adds (fill_token)", function()
+    local calls = {}
+    local t = script.new(bulk_responder({}))
+    local bi = client_mod.new{ transport = t }:bulk_indexer{ index = "x", batch_docs = 4, dead_letter = dead,
+      on_batch = function(info) calls[#calls + 1] = info end }
+    assert.is_true(bi:raw('{"index":{"_id":"r1"}}', '{"n":1}', "raw"))
+    local core = require "espipe.core"
+    local appender = core.bulk_lines_new { op = "index", check = "object", max_line = 1000 }
+    local text = '{"n":2}\n{"n":3}\n{"n":4,"fail":400}\n{"n":5}\n'
+    local pos = 1
+    while pos <= #text do pos = bi:fill_token("lines", core.bulk_lines_append, appender, text, pos, {}) end
+    local stats = bi:close()
+    assert.are.equal(5, stats.added)
+    local got, lost = {}, {}
+    for _, info in ipairs(calls) do
+      for _, tok in ipairs(info.tokens) do got[tok] = (got[tok] or 0) + 1 end
+      for _, tok in ipairs(info.failed_tokens) do lost[#lost + 1] = tok end
+    end
+    assert.are.same({ raw = 1, lines = 4 }, got)
+    assert.are.same({ "lines" }, lost)
     check_invariant(stats, dead)
   end)
 

@@ -39,6 +39,56 @@ describe("line reader", function()
     end)
   end
 
+  describe("skip_to (a resume from a checkpoint)", function()
+    local function data(dir)
+      local t = {}
+      for i = 1, 3000 do t[i] = '{"i":' .. i .. '}' end
+      S.write(dir .. "/f", table.concat(t, "\n") .. "\n")
+    end
+    -- the byte offset of line n (1-based) in data's file
+    local function offset_of(n)
+      local at = 0
+      for i = 1, n - 1 do at = at + #('{"i":' .. i .. '}') + 1 end
+      return at
+    end
+
+    for _, case in ipairs { { "plain", nil }, { "gzip", "gzip" }, { "zstd", "zstd -q --rm" } } do
+      it("reads on from a line start of " .. case[1] .. " input, numbering on", function()
+        local dir = S.tmpdir()
+        data(dir)
+        local path = dir .. "/f"
+        if case[2] then
+          assert(os.execute(case[2] .. " " .. S.q(path)))
+          path = dir .. "/" .. S.listdir(dir)[1]
+        end
+        for _, n in ipairs { 2, 150, 2999 } do
+          local r = assert(lines.open(path, { chunk = 700 }))
+          assert.is_true(r:skip_to(offset_of(n), n - 1))
+          local line, lineno, at = r:next()
+          assert.same({ '{"i":' .. n .. '}', n, offset_of(n) }, { line, lineno, at })
+          r:close()
+        end
+      end)
+    end
+
+    it("refuses a position that is not a line start, or past the end", function()
+      local dir = S.tmpdir()
+      data(dir)
+      for _, chunk in ipairs { 700, 65536 } do
+        local r = assert(lines.open(dir .. "/f", { chunk = chunk }))
+        local ok, err = r:skip_to(offset_of(1000) + 3, 999)
+        assert.is_nil(ok)
+        assert.matches("cannot resume at byte " .. (offset_of(1000) + 3) .. ": it is not the start of a line", tostring(err), 1, true)
+        r:close()
+        r = assert(lines.open(dir .. "/f", { chunk = chunk }))
+        ok, err = r:skip_to(offset_of(3000) + 100000, 3000)
+        assert.is_nil(ok)
+        assert.matches("the input ends before it", tostring(err), 1, true)
+        r:close()
+      end
+    end)
+  end)
+
   it("stops with an error naming the offset on a truncated gzip file", function()
     local dir = S.tmpdir()
     local t = {}

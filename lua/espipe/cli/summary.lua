@@ -38,9 +38,9 @@ local COUNTS = {
 local function count_rows(rows, s, job)
   for _, c in ipairs(COUNTS) do
     local label, key = c[1], c[2]
-    local v, whole = s[key] or 0, job and job[key] or 0
-    if type(v) == "number" and (c.always and s.rows == nil or v ~= 0 or whole ~= 0) then
-      if job then rows[#rows + 1] = { label, grouped(v), grouped(whole) }
+    local v, whole = s[key] or 0, job and job[key] -- (a count the whole job does not keep: left blank)
+    if type(v) == "number" and (c.always and s.rows == nil or v ~= 0 or (whole or 0) ~= 0) then
+      if job then rows[#rows + 1] = { label, grouped(v), whole and grouped(whole) or "" }
       else rows[#rows + 1] = { label, grouped(v) } end
     end
   end

@@ -63,7 +63,8 @@
 -- on_batch = function{ ok =, failed =, tokens = { ... } } called as each
 -- request settles, with the meta.token of every document it settled (a
 -- retried document's token comes back when its retry settles), so a caller
--- can checkpoint without flush(); conflict_ok = true counts a 409 on create
+-- can checkpoint without flush(), and failed_tokens = { ... }, those of
+-- them that were dead-lettered (listed in tokens too); conflict_ok = true counts a 409 on create
 -- as done (stats.conflicts); :ship() sends the current batch now.
 -- shard_aware = true (see espipe.client.bulk_router, espipe.client.shard_map)
 -- sends each document to the node holding its primary shard: the client
@@ -438,14 +439,7 @@ function Indexer:_add_general(op, doc, meta, with_source)
   end
   local ok, n, bytes = pcall(put, buf, op, meta, doc)
   if not ok then rejected(op, doc, meta, n, with_source, 4) end
-  if token ~= nil then
-    local t = self.tokens[buf]
-    if not t then
-      t = {}
-      self.tokens[buf] = t
-    end
-    t[n] = token
-  end
+  if token ~= nil then self:_token_at(buf, n, n, token) end
   if not g and buf == self.cur then return self:_added(n, bytes) end
   if g then g.shard_at[n] = shard end
   local stats = self.stats
@@ -509,8 +503,9 @@ function Indexer:delete(meta)
   return self:_add("delete", nil, meta, false)
 end
 
--- :raw(action_json, source_json?) appends two pre-built _bulk lines as they are.
-function Indexer:raw(action, source)
+-- :raw(action_json, source_json?, token?) appends two pre-built _bulk lines
+-- as they are; token: its on_batch token.
+function Indexer:raw(action, source, token)
   if self.closed then error("bulk_indexer: already closed", 2) end
   if self.halt then return nil, self.halt end
   if type(action) ~= "string" or action:find("[\r\n]") then
@@ -520,22 +515,42 @@ function Indexer:raw(action, source)
   -- no other index, else to any node: bulk distribute reads its line)
   local ok, n, bytes = pcall(put_raw, self.cur, action, source)
   if not ok then rejected("raw", source, nil, n, source ~= nil) end
+  if token ~= nil and self.on_batch then self:_token_at(self.cur, n, n, token) end
   return self:_added(n, bytes)
+end
+
+-- Positions first..last of buf carry the on_batch token.
+function Indexer:_token_at(buf, first, last, token)
+  local t = self.tokens[buf]
+  if not t then
+    t = {}
+    self.tokens[buf] = t
+  end
+  for i = first, last do t[i] = token end
 end
 
 -- :fill(append, ...) lets a C appender add many items to the open batch in
 -- one call: append(buf, max_docs, max_bytes, ...) -> ..., docs (its third
 -- result, how many it added); they count as added one by one would, and a
 -- full batch ships. Returns append's results, or nil, err once the indexer
--- has stopped. Only for plain batches: with shard-aware routing or on_batch
--- tokens each document needs :index (fill returns false then).
-function Indexer:fill(append, ...)
-  if self.closed then error("bulk_indexer: already closed", 2) end
-  if self.general then return false end
+-- has stopped. Only for plain batches: with shard-aware routing each
+-- document needs :index (fill returns false then), and so it does with
+-- on_batch unless :fill_token gives the items their token.
+function Indexer:fill(append, ...) return self:_fill(self.general, nil, append, ...) end
+
+-- :fill_token(token, append, ...): :fill, every item appended carrying the
+-- on_batch token `token`.
+function Indexer:fill_token(token, append, ...) return self:_fill(self.route, token, append, ...) end
+
+-- refused: the documents need :index one by one (fill returns false)
+function Indexer:_fill(refused, token, append, ...)
+  if self.closed then error("bulk_indexer: already closed", 3) end
+  if refused then return false end
   if self.halt then return nil, self.halt end
   local before = #self.cur
   local r1, r2, docs, r4 = append(self.cur, self.batch_docs, self.batch_bytes, ...)
   local n = before + docs
+  if token ~= nil and self.on_batch and docs > 0 then self:_token_at(self.cur, before + 1, n, token) end
   self.stats.added = self.stats.added + docs
   if n >= self.batch_docs or self.cur:bytes() >= self.batch_bytes then
     self:_ship_current()
@@ -866,17 +881,26 @@ function Indexer:_complete(res)
   self:_release(batch.buf)
 end
 
+local ALL = setmetatable({}, { __index = function() return true end })
+
 -- on_batch: the tokens of the batch's documents that are now settled (all
--- but the positions in `kept`, which go on in a retry batch).
-function Indexer:_settled(batch, ok, failed, kept)
-  local tokens, out = batch.tokens, {}
-  if tokens then
+-- but the positions in `kept`, which go on in a retry batch); dead: the
+-- positions dead-lettered (nil: none; every one when ok == 0).
+function Indexer:_settled(batch, ok, failed, kept, dead)
+  local tokens, out, lost = batch.tokens, {}, {}
+  if ok == 0 and failed > 0 then dead = ALL end
+  if tokens and not kept and not dead and #tokens == batch.n then
+    out = tokens -- every document of the batch settled, each with its token: the list as it is
+  elseif tokens then
     for pos = 1, batch.n do
       local t = tokens[pos]
-      if t ~= nil and not (kept and kept[pos]) then out[#out + 1] = t end
+      if t ~= nil and not (kept and kept[pos]) then
+        out[#out + 1] = t
+        if dead and dead[pos] then lost[#lost + 1] = t end
+      end
     end
   end
-  self.on_batch{ ok = ok, failed = failed, tokens = out }
+  self.on_batch{ ok = ok, failed = failed, tokens = out, failed_tokens = lost }
 end
 
 function Indexer:_items_done(batch, r)
@@ -892,7 +916,7 @@ function Indexer:_items_done(batch, r)
     if self.on_batch then self:_settled(batch, r.ok, 0) end
     return self:_release(buf)
   end
-  local again, n, kept, again_tokens
+  local again, n, kept, again_tokens, dead_at
   local attempts = batch.att + 1
   local tokens = batch.tokens
   local ok, dead = r.ok, 0
@@ -920,11 +944,12 @@ function Indexer:_items_done(batch, r)
       end
     else
       dead = dead + 1
+      if self.on_batch then dead_at = dead_at or {} dead_at[pos] = true end
       self:_dead(buf, pos, attempts, f.status, f.error or encode(f.reason or ""), f.type, f.reason)
     end
   end
   self.budget:ok(ok)
-  if self.on_batch then self:_settled(batch, ok, dead, kept) end
+  if self.on_batch then self:_settled(batch, ok, dead, kept, dead_at) end
   if again then
     local b = new_batch(again, attempts, n, again:bytes())
     b.tokens = again_tokens

@@ -5,7 +5,8 @@
 -- max_line bytes is skipped to its newline (never held whole) and reported.
 --
 --   local r, err = lines.open(path_or_"-"_or_file, { chunk = 65536, max_line = 100 MiB,
---                                                   stop = function() -> reason|nil })
+--                                                   stop = function() -> reason|nil,
+--                                                   stop_at = byte (a plain file ends there) })
 --   for line, lineno, offset, err in r:iter() do ... end  -- offset: byte of the line start
 --     line == false: the line was longer than max_line; err says so (kind "input")
 --   r.error    -- set (an errors.new table) when iteration stopped on bad input
@@ -15,6 +16,10 @@
 -- A consumer that splits lines itself (load's C line path) reads the buffer:
 --   local buf, pos = r:buffered()   -- the input read so far, unread from pos
 --   r:consumed(next_pos, n)         -- it took buf up to next_pos, n whole lines
+-- Resuming at a line start a checkpoint saved (offset in the decompressed input):
+--   r:skip_to(offset, lineno) -> true | nil, err   -- a plain file is seeked, compressed
+--     input is decompressed and dropped up to there; err when the byte before
+--     offset is not a newline or the input ends first
 local codec = require "espipe.pipeline.codec"
 local errors = require "espipe.client.errors"
 
@@ -42,7 +47,7 @@ function M.open(src, opts)
     error("lines.open: expected a path, \"-\" or a file, got " .. type(src), 2)
   end
   local self = setmetatable({
-    f = f, owned = owned, name = name, stop = opts.stop,
+    f = f, owned = owned, name = name, stop = opts.stop, stop_at = opts.stop_at,
     chunk = opts.chunk or 65536, max_line = opts.max_line or M.MAX_LINE,
     buf = "", pos = 1, offset = 0, lineno = 0, eof = false,
   }, Reader)
@@ -70,7 +75,12 @@ function Reader:_read()
     local why = self.stop()
     if why then self.stopped = why return nil end
   end
-  local s, err = self.f:read(self.chunk)
+  local want = self.chunk
+  if self.stop_at then -- (a range of a file: a worker's share)
+    want = math.min(want, self.stop_at - (self.f:seek("cur") or 0))
+    if want <= 0 then return nil end
+  end
+  local s, err = self.f:read(want)
   if s == nil and err then
     self.error = errors.new { kind = "input", message = self.name .. ": " .. tostring(err), offset = self.offset }
   end
@@ -169,6 +179,47 @@ function Reader:consumed(next_pos, n)
   self.offset = self.offset + (next_pos - self.pos)
   self.lineno = self.lineno + n
   self.pos = next_pos
+end
+
+local function not_a_line_start(self, offset, why)
+  return nil, errors.new { kind = "input", offset = offset,
+    message = self.name .. ": cannot resume at byte " .. offset .. ": " .. why }
+end
+
+-- A plain file jumps straight there (the byte before it read to check it).
+function Reader:_seek_to(offset)
+  if not self.f:seek("set", offset - 1) then return false end
+  local before = self.f:read(1)
+  if before == nil then return nil, "the input ends before it" end
+  if before ~= "\n" then return nil, "it is not the start of a line" end
+  self.buf, self.pos, self.eof, self.offset = "", 1, false, offset
+  return true
+end
+
+function Reader:skip_to(offset, lineno)
+  if offset <= 0 then return true end
+  local buffered = #self.buf - self.pos + 1
+  if not self.dec and offset > self.offset + buffered then
+    local ok, why = self:_seek_to(offset)
+    if ok then self.lineno = lineno return true end
+    if ok == nil then return not_a_line_start(self, offset, why) end
+  end
+  local last -- the byte before offset
+  while offset - self.offset > #self.buf - self.pos + 1 do
+    if #self.buf >= self.pos then last = self.buf:byte(-1) end
+    self.offset = self.offset + #self.buf - self.pos + 1
+    local s = not self.eof and self:more()
+    if not s then
+      self.eof, self.buf, self.pos = true, "", 1
+      return not_a_line_start(self, offset, self.error and tostring(self.error) or "the input ends before it")
+    end
+    self.buf, self.pos = s, 1
+  end
+  local left = offset - self.offset
+  if left > 0 then last = self.buf:byte(self.pos + left - 1) end
+  self.pos, self.offset, self.lineno = self.pos + left, offset, lineno
+  if last ~= 10 then return not_a_line_start(self, offset, "it is not the start of a line") end
+  return true
 end
 
 function Reader:iter()

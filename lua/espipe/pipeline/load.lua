@@ -7,6 +7,10 @@
 --             strict = false, csv_types = false, dead_letter = PATH, op = "index"|"create",
 --             max_line_bytes = 100 MiB, refresh = true, allow_empty = false,
 --             trap_signals = false, batch_bytes =, batch_docs =, concurrency =, retries =,
+--             checkpoint = PATH, checkpoint_interval = 1 (s), presort = false, shard_aware = false,
+--             range = { start =, stop = } (bytes of a plain file: a worker's share),
+--             checkpoint_store = fn(state) -> true | nil, err (instead of a file: the
+--               positions of an input read from its start go there; a worker's, for its parent),
 --             progress = p, transform = fn | { batch = fn, size = } (espipe.pipeline.transform) }
 --     -> summary | nil, err, summary
 -- An unknown option key raises, naming the nearest valid one.
@@ -46,6 +50,18 @@
 -- _routing win. What the transform raised on goes to dead_letter ..
 -- ".transform" (summary.transform_errors) against the error budget;
 -- summary.dropped and summary.fanned_out count the rest (pipeline/load_transform).
+--
+-- checkpoint = PATH (a file input): where every line before a position is
+-- indexed or dead-lettered, that position and the counts at it are saved
+-- (espipe.pipeline.load_checkpoint); a rerun of the same job resumes there
+-- exactly (compressed input is decompressed and skipped up to it), and its
+-- summary.job holds the whole job's counts beside this run's. Without an
+-- id_field, the documents re-sent after a kill -9 get new ids (duplicates).
+-- presort = true holds shards x batch_docs documents at a time, ordered by
+-- destination shard, and sends each shard's in requests of their own
+-- (espipe.pipeline.shard_window; the index must exist, documents need their
+-- _id or routing: id_field / routing_field); shard_aware = true sends each
+-- document to the node holding its shard (it too needs id_field).
 local json = require "espipe.json"
 local core = require "espipe.core"
 local lines = require "espipe.pipeline.lines"
@@ -55,6 +71,8 @@ local deadletter = require "espipe.pipeline.deadletter"
 local errors = require "espipe.client.errors"
 local options = require "espipe.client.options"
 local load_transform = require "espipe.pipeline.load_transform"
+local load_checkpoint = require "espipe.pipeline.load_checkpoint"
+local shard_window = require "espipe.pipeline.shard_window"
 
 local utf8_invalid = core.utf8_invalid
 local bulk_lines_new, bulk_lines_append = core.bulk_lines_new, core.bulk_lines_append
@@ -67,7 +85,8 @@ local KNOWN = { "client", "input", "index", "format", "id_field", "routing_field
   "strict", "csv_types", "dead_letter", "op", "batch_bytes", "batch_docs", "concurrency", "retries",
   "progress", "read_bytes", "max_line_bytes", "refresh", "allow_empty", "trap_signals",
   "retry_for", "max_errors", "stall_timeout", "server_ids", "error_budget", "backoff",
-  "max_concurrency", "max_batch_bytes", "transform" }
+  "max_concurrency", "max_batch_bytes", "transform", "checkpoint", "checkpoint_interval", "presort",
+  "shard_aware", "range", "checkpoint_store" }
 local FORMATS = { ndjson = true, bulk = true, csv = true, deadletter = true }
 local BULK_ACTIONS = { index = true, create = true, update = true, delete = true }
 local DEFAULT_DEAD = "espipe-deadletter.ndjson"
@@ -106,7 +125,7 @@ function Job:bad(lineno, offset, why, raw, at, bytes)
   if not s.first_bad_line then s.first_bad_line = tostring(e) end
   if self.on_bad == "skip" then
     local ok, err = self.bad_dl:add(deadletter.bad_line(lineno, offset, why, raw, bytes))
-    if ok then return true end
+    if ok then self:mark() return true end
     self.failure = err -- the record cannot be kept: the job stops, what it accepted is flushed
     return false
   end
@@ -121,19 +140,43 @@ function Job:too_long(lineno, offset, err)
 end
 
 function Job:add(action, source, meta, index)
-  local ix = self.ix
+  local ix, ck = self.ix, self.ck
   local ok, err
-  if action == "raw" then ok, err = ix:raw(meta, source)
+  if ck and action ~= "raw" then meta.token = ck.page end
+  if action == "raw" then ok, err = ix:raw(meta, source, ck and ck.page)
+  elseif self.window and (action == "index" or action == "create") then ok, err = self.window:add(action, source, meta)
   elseif action == "index" then ok, err = ix:index(source, meta)
   elseif action == "create" then ok, err = ix:create(source, meta)
   elseif action == "update" then ok, err = ix:update(source, meta)
   elseif action == "delete" then ok, err = ix:delete(meta)
   else error("espipe.load: no such bulk action " .. tostring(action), 2) end
   if ok == nil and err then self.failure = err return false end
+  if ck then ck:added(1) end
   local target = index or self.opts.index
   if target then self.indices[target] = (self.indices[target] or 0) + 1 end
   self:counted(1)
-  return true
+  return not self.failure -- (a checkpoint that cannot be written stops the job)
+end
+
+-- The input may be resumed from where the reader is (checkpoint).
+function Job:mark()
+  local ck = self.ck
+  if ck then ck:mark(self.reader.offset, self.reader.lineno, self.summary) end
+end
+
+-- A resumed job reads on from its checkpoint's position, a range from its
+-- start: false if it cannot.
+function Job:resume_input()
+  local range = self.opts.range
+  local start = self.ck and self.ck.start or range and { offset = range.start, line = 0 }
+  if not start then return true end
+  if range and self.reader.compression then
+    self.failure = errors.new { kind = "input", message = self.name .. ": a byte range of compressed input" }
+    return false
+  end
+  local ok, err = self.reader:skip_to(start.offset, start.line)
+  if not ok then self.failure = err end
+  return ok
 end
 
 -- n more documents handed to the indexer; progress every 1000.
@@ -141,11 +184,14 @@ function Job:counted(n)
   local s = self.summary
   local before = s.read
   s.read = before + n
+  self:mark()
   if self.progress and (s.read - s.read % 1000) > before then
     local st, r = self.ix:stats_now(), self.reader
+    local from = self.opts.range and self.opts.range.start or 0 -- (a worker's range: its share only)
+    local raw = r.f:seek("cur") -- (nil on a pipe)
     -- position: compressed bytes read (the file's size is the total); bytes: input read
     self.progress:update { done = st.ok or s.read, retries = st.retried, failed = st.failed, tuning = st.tuning,
-                           bytes = r.offset, position = r.f:seek("cur") }
+                           bytes = r.offset - from, position = raw and raw - from }
   end
   if self.opts.rate then self:keep_rate() end
 end
@@ -246,7 +292,9 @@ end
 -- The C appender for this job's NDJSON, or nil when its lines go the Lua way.
 local function c_appender(job)
   local opts = job.opts
-  if not M.c_lines or job.xform or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then return nil end
+  if not M.c_lines or job.xform or job.window or (opts.op ~= nil and opts.op ~= "index" and opts.op ~= "create") then
+    return nil
+  end
   return bulk_lines_new { op = opts.op, index = opts.index, id_field = opts.id_field, routing_field = opts.routing_field,
                           pattern = job.pattern_pieces, check = opts.strict and "json" or "object",
                           max_line = job.reader.max_line }
@@ -257,14 +305,21 @@ end
 function Job:c_lines(appender)
   local buf, pos = self.reader:buffered()
   while pos <= #buf do
-    local next_pos, n, docs, stop = self.ix:fill(bulk_lines_append, appender, buf, pos, self.indices)
+    local next_pos, n, docs, stop
+    if self.ck then
+      next_pos, n, docs, stop = self.ix:fill_token(self.ck.page, bulk_lines_append, appender, buf, pos, self.indices)
+    else
+      next_pos, n, docs, stop = self.ix:fill(bulk_lines_append, appender, buf, pos, self.indices)
+    end
     if next_pos == false then return "lua" end
     if next_pos == nil then self.failure = n return false end -- the indexer stopped
+    if self.ck then self.ck:added(docs) end
     self.reader:consumed(next_pos, n)
     if not self.pattern_pieces and self.opts.index then -- (a pattern's indices are counted in C)
       self.indices[self.opts.index] = (self.indices[self.opts.index] or 0) + docs
     end
     self:counted(docs)
+    if self.failure then return false end
     if stop == "memory" then error(errors.new { kind = "internal", message = "out of memory building a bulk request" }) end
     if stop ~= "full" then return true end
     pos = next_pos
@@ -273,6 +328,7 @@ function Job:c_lines(appender)
 end
 
 function read.ndjson(job)
+  if not job:resume_input() then return end
   local each = function(line, lineno, offset) return ndjson_line(job, line, lineno, offset) end
   local appender = c_appender(job)
   if not appender then return job:each_line(each) end
@@ -288,6 +344,7 @@ function read.ndjson(job)
 end
 
 function read.bulk(job)
+  if not job:resume_input() then return end
   local pending -- the action line waiting for its source line
   job:each_line(function(line, lineno, offset)
     if pending then
@@ -328,6 +385,7 @@ end
 
 function read.deadletter(job)
   local s = job.summary
+  if not job:resume_input() then return end
   job:each_line(function(line, lineno, offset)
     local rec, err = json.decode(line)
     if rec == nil then return job:bad(lineno, offset, "not JSON: " .. tostring(err), line, err and err.offset) end
@@ -336,6 +394,7 @@ function read.deadletter(job)
       s.unreplayable = s.unreplayable + 1
       s.first_unreplayable = s.first_unreplayable or ("line " .. lineno .. " (line " .. tostring(rec.line)
         .. " of the original input: " .. tostring(rec.error) .. ")")
+      job:mark()
       return true
     end
     local action, source, index = replay_record(rec)
@@ -366,6 +425,7 @@ function read.csv(job)
       .. missing .. "' (columns: " .. table.concat(header, ", ") .. ")" }
     return
   end
+  if not job:resume_input() then return end
   local op = opts.op or "index"
   while true do
     local fields, lineno, offset = csv.read(reader)
@@ -408,6 +468,28 @@ end
 ----------------------------------------------------------------------------
 -- Running and ending
 
+-- checkpoint, presort and shard_aware: what they need (level 4: the caller of run).
+local function check_checkpoint_and_sort(opts, format)
+  if opts.checkpoint ~= nil then
+    if type(opts.checkpoint) ~= "string" or opts.checkpoint == "" then
+      error("espipe.load: checkpoint must be a file path", 4)
+    end
+    if opts.input == nil or opts.input == "-" or io.type(opts.input) then
+      error("espipe.load: checkpoint needs an input file (stdin cannot be resumed)", 4)
+    end
+  end
+  if opts.checkpoint_store ~= nil and type(opts.checkpoint_store) ~= "function" then
+    error("espipe.load: checkpoint_store must be a function(state)", 4)
+  end
+  if opts.presort and (not opts.index or opts.index_pattern or format == "bulk" or format == "deadletter") then
+    error("espipe.load: presort needs one destination index (index, not index_pattern; not the bulk formats)", 4)
+  end
+  if (opts.presort or opts.shard_aware) and not (opts.id_field or opts.routing_field) then
+    error("espipe.load: " .. (opts.presort and "presort" or "shard_aware")
+      .. " needs each document's _id or routing as it is read: id_field or routing_field", 4)
+  end
+end
+
 local function check(opts)
   if type(opts) ~= "table" then error("espipe.load expects an options table, got " .. type(opts), 3) end
   options.check(opts, KNOWN, "espipe.load", 2)
@@ -421,6 +503,11 @@ local function check(opts)
       error("espipe.load: transform is for the ndjson and csv formats", 3)
     end
     require("espipe.pipeline.transform").new(opts.transform, 4)
+    -- a checkpoint position says every line before it is settled; documents a
+    -- batch transform still holds, or fanned out from one line, would break that
+    if opts.checkpoint or opts.checkpoint_store then
+      error("espipe.load: a checkpoint cannot be kept with a transform (yet); run without one of them", 3)
+    end
   end
   if format ~= "bulk" and format ~= "deadletter" and not opts.index and not opts.index_pattern then
     error("espipe.load: opts.index or opts.index_pattern is required", 3)
@@ -442,6 +529,7 @@ local function check(opts)
       error("espipe.load: " .. k .. " must be a non-empty string", 3)
     end
   end
+  check_checkpoint_and_sort(opts, format)
   local dead = opts.dead_letter or DEFAULT_DEAD
   if opts.input and (opts.input == dead or opts.input == dead .. ".input") then
     error("espipe.load: the input " .. opts.input .. " is also where this job's dead letter goes;"
@@ -474,13 +562,18 @@ function Job:finish(raised)
   if r.stopped then
     s.interrupted = r.stopped
     self.failure = self.failure or errors.new { kind = "interrupted", line = r.lineno, offset = r.offset,
-      message = "interrupted by " .. r.stopped .. " after " .. s.read
-        .. " documents; what was read is flushed, input stops" }
+      message = "interrupted by " .. r.stopped .. " after " .. s.read .. " documents; what was read is flushed, "
+        .. (opts.checkpoint and ("checkpoint saved to " .. opts.checkpoint .. " (rerun the same command to resume)")
+            or "input stops") }
   elseif r.error and not self.failure then
     self.failure = r.error
   end
   r:close()
   self.bad_dl:close()
+  if self.window then
+    local wok, werr = self.window:flush()
+    if not wok then self.failure = self.failure or werr end
+  end
   if self.xform then self.xform:close(s) end
   local ok, stats, ierr = pcall(self.ix.close, self.ix)
   if not ok then
@@ -490,6 +583,7 @@ function Job:finish(raised)
     self.failure = self.failure or ierr -- systemic, stalled, error budget spent
   end
   for k, v in pairs(stats) do s[k] = v end
+  self:save_checkpoint()
   if self.bad_dl.count > 0 then s.bad_lines_file = self.bad_dl.path end
   s.per_index = self.indices -- documents sent to each index
   if opts.refresh ~= false and (s.ok or 0) > 0 then
@@ -504,13 +598,53 @@ function Job:finish(raised)
       .. " are bad input lines, not documents, and cannot be replayed; the first: " .. s.first_unreplayable
       .. ". Fix the line (raw_base64) and load it again" }
   end
-  if not self.failure and (s.ok or 0) == 0 and not opts.allow_empty and s.unreplayable == 0 then
-    local n = s.read + s.bad_lines
+  local whole = s.job or s
+  if not self.failure and (whole.ok or 0) == 0 and not opts.allow_empty and whole.unreplayable == 0 then
+    local n = whole.read + whole.bad_lines
     self.failure = errors.new { kind = "empty", message = n > 0 and ("indexed 0 of " .. n .. " documents")
       or ("indexed 0 documents: " .. self.name .. " holds none") .. " (allow_empty / --allow-empty accepts that)" }
   end
   if self.failure then return nil, self.failure, s end
   return s
+end
+
+-- Everything the indexer took has settled (or never will: unsent): the
+-- checkpoint moves over every page that did, and is written; a resumed
+-- job's summary gets the whole job's counts (summary.job).
+function Job:save_checkpoint()
+  local ck, s = self.ck, self.summary
+  if not ck then return end
+  ck:seal()
+  local ok, err = ck:save(not self.failure)
+  if not ok then self.failure = self.failure or err end
+  s.checkpoint = self.opts.checkpoint
+  s.resumed = ck.start ~= nil
+  if ck.start then s.job = ck:whole(s) end
+end
+
+-- The checkpoint of this job (nil without opts.checkpoint), before anything is read.
+local function open_checkpoint(opts)
+  if opts.checkpoint_store then
+    return load_checkpoint.reporting(opts.checkpoint_store, opts.client:now(), opts.checkpoint_interval)
+  end
+  if not opts.checkpoint then return nil end
+  return load_checkpoint.open(opts.checkpoint, load_checkpoint.identity(opts), opts.input, opts.client:now(),
+    opts.checkpoint_interval)
+end
+
+-- The summary of a job its checkpoint says is done: nothing is read again.
+local function already_done(ck)
+  return { read = 0, ok = 0, failed = 0, bad_lines = 0, unreplayable = 0, already_done = true, resumed = true,
+           job = ck:counts(), checkpoint = ck.path }
+end
+
+-- The indexer's presort parameters: the destination's shards (presort).
+local function presort_params(opts)
+  if not opts.presort then return nil end
+  local resp, gerr = opts.client.indices:get_settings { index = opts.index }
+  local params, why = require("espipe.pipeline.presort").params_from_settings(resp, opts.index)
+  if params then return params end
+  return nil, gerr or errors.new { kind = "config", message = "presort: " .. tostring(why) }
 end
 
 -- The meta keys taken from document fields: { meta key, field, what }.
@@ -538,6 +672,11 @@ end
 
 function M.run(opts)
   local format, on_bad, dead = check(opts)
+  local ck, ckerr = open_checkpoint(opts)
+  if ckerr then return nil, ckerr end
+  if ck and ck.done then return already_done(ck) end
+  local presort, perr = presort_params(opts)
+  if perr then return nil, perr end
   local name_of, pattern_fields, pattern_pieces
   if opts.index_pattern then
     name_of, pattern_fields, pattern_pieces = index_pattern.compile(opts.index_pattern, 3)
@@ -549,6 +688,7 @@ function M.run(opts)
   -- trapped before the input is opened: opening a FIFO and the first read may wait
   if trap then core.signals_trap(input == "-" and io.stdin or nil) end
   local reader, rerr = lines.open(input, { chunk = opts.read_bytes, max_line = opts.max_line_bytes,
+                                           stop_at = opts.range and opts.range.stop,
                                            stop = trap and core.signals_received or nil })
   if not reader then
     local sig = trap and core.signals_received()
@@ -567,7 +707,7 @@ function M.run(opts)
     name = opts.input == nil and "stdin" or opts.input == "-" and "stdin" or opts.input,
     reader = reader, progress = opts.progress, indices = opts.index and { [opts.index] = 0 } or {},
     bad_dl = deadletter.new(dead .. ".input"),
-    summary = { read = 0, bad_lines = 0, unreplayable = 0 }, started = opts.rate and opts.client:now(),
+    summary = { read = 0, bad_lines = 0, unreplayable = 0 }, started = opts.rate and opts.client:now(), ck = ck,
   }, Job)
   local ix_err -- the indexer could not start (its dead letter cannot be opened)
   local ok, raised = pcall(function()
@@ -577,8 +717,13 @@ function M.run(opts)
       retry_for = opts.retry_for, max_errors = opts.max_errors, stall_timeout = opts.stall_timeout,
       server_ids = opts.server_ids, error_budget = opts.error_budget, backoff = opts.backoff,
       max_concurrency = opts.max_concurrency, max_batch_bytes = opts.max_batch_bytes,
-      pipeline = opts.pipeline, doc_type = doc_type,
+      pipeline = opts.pipeline, doc_type = doc_type, shard_aware = opts.shard_aware,
+      on_batch = ck and function(b)
+        local sok, serr = ck:on_batch(b, opts.client:now())
+        if not sok then job.failure = job.failure or serr end
+      end,
     }
+    if job.ix and presort then job.window = shard_window.new(job.ix, presort, presort.shards * (opts.batch_docs or 1000)) end
     if job.ix then
       job.xform = opts.transform and load_transform.new(job, opts.transform, dead .. ".transform")
       read[format](job)

@@ -6,8 +6,10 @@
 -- worker), sums their summaries exactly and names a worker that died.
 --
 --   worker_job.run{ count = N, job = function(i) -> table for worker i, progress = p | nil,
---                   on_record = function(i, record) (every record but the summary), every = fn() (called
---                   between polls, e.g. to save a checkpoint) }
+--                   on_record = function(i, record) (any other record type), every = fn() (called
+--                   between polls, e.g. to save a checkpoint), feed = fn(pool) (called before
+--                   each poll: the workers' stdin stays open after their share, feed writes the
+--                   input to them with pool:write and ends it with pool:close_input) }
 --     -> { summaries = { [i] = the worker's final record }, failure = message | nil,
 --          interrupted = "SIGINT" | "SIGTERM" | nil }   | nil, err (the pool did not start)
 --   worker_job.sum(list of summaries) -> their numbers added, other values from the first
@@ -129,8 +131,10 @@ local function show(p, latest, count)
   local done = {}
   for i = 1, count do
     local r = latest[i] or {}
-    done[i] = r.done or 0
+    -- (a job counted in bytes, a load: how far each worker is through its share)
+    done[i] = (p.unit == "bytes" and r.position) or r.done or 0
     for k in pairs(sums) do sums[k] = sums[k] + (tonumber(r[k]) or 0) end
+    if r.position then sums.position = (sums.position or 0) + r.position end
   end
   sums.slowest = M.slowest(p.total, done, count)
   p:update(sums)
@@ -175,9 +179,10 @@ function M.run(opts)
   local ok, perr = pcall(function()
     for i = 1, count do
       pool:write(i, json.encode(opts.job(i)) .. "\n")
-      pool:close_input(i)
+      if not opts.feed then pool:close_input(i) end
     end
     while pool:live() > 0 do
+      if opts.feed then opts.feed(pool) end
       for _, ev in ipairs(pool:poll(0.25)) do on_event(state, ev) end
       if opts.every then opts.every() end
     end
