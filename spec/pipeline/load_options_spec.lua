@@ -29,4 +29,14 @@ describe("espipe.load options", function()
       assert.matches("espipe.load: op must be index or create", err, 1, true)
     end
   end)
+
+  it("refuses a checkpoint with a transform, whose batches hold lines a position would count as settled", function()
+    local batch = { batch = function(docs) return docs end, size = 10 }
+    for _, t in ipairs { function(doc) return doc end, batch } do
+      local ok, err = pcall(espipe.load, { client = client, input = "/nonexistent/in.ndjson", index = "i",
+        transform = t, checkpoint = "/nonexistent/ck" })
+      assert.is_false(ok)
+      assert.matches("a checkpoint cannot be kept with a transform", err, 1, true)
+    end
+  end)
 end)
