@@ -61,6 +61,21 @@ describe("espipe export --transform #server", function()
     assert.equal("seven", dl[1].error)
   end)
 
+  it("exports into a directory with a transform in one process: one dead letter, every error in it", function()
+    S.write(env.dir .. "/t.lua", [[return function(doc) if doc.n % 5 == 0 then error("five", 0) end return doc end]])
+    local base = "export " .. env.server.url .. "/ex --to " .. S.q(env.dir .. "/out") .. " --slices 4 --transform "
+      .. S.q(env.dir .. "/t.lua") .. " --dead-letter " .. S.q(env.dir .. "/dl.ndjson") .. " --quiet"
+    local code, _, err = J.espipe(base .. " --workers 2")
+    assert.equal(2, code)
+    assert.matches("--transform exports in one process", err, 1, true)
+    code, _, err = J.espipe(base)
+    assert.equal(1, code, err)
+    local ids = {}
+    for _, r in ipairs(lines_of(env.dir .. "/dl.ndjson.transform")) do ids[#ids + 1] = r._id end
+    table.sort(ids)
+    assert.same({ "doc-10", "doc-15", "doc-20", "doc-25", "doc-30", "doc-5" }, ids)
+  end)
+
   it("runs a batch transform with concurrent HTTP lookups (Lua API), progress with MB/s", function()
     local echo = echo_server.start()
     local text = {}
