@@ -52,8 +52,9 @@ describe("espipe load under faults #server", function()
     server = devserver.start{ data = true }
     local N = 200000
     write_docs(dir .. "/in.ndjson", N)
+    -- (--rate: the load lasts at least 10 s however fast it is, so the outage below meets it)
     local cmd = J.bin .. " load " .. S.q(dir .. "/in.ndjson") .. " --index outage --batch-docs 500 --concurrency 2"
-      .. " --retry-for 300 --json --quiet --dead-letter " .. S.q(dir .. "/dl.ndjson") .. " --url " .. server.url
+      .. " --rate 20000 --retry-for 300 --json --quiet --dead-letter " .. S.q(dir .. "/dl.ndjson") .. " --url " .. server.url
     -- espipe runs in the background; its pid and, at the end, its exit status land in files
     local script = cmd .. " >" .. S.q(dir .. "/out") .. " 2>" .. S.q(dir .. "/err") .. " & echo $! > "
       .. S.q(dir .. "/pid") .. "; wait $!; echo $? > " .. S.q(dir .. "/rc")
