@@ -13,14 +13,6 @@ describe("espipe export --workers #server", function()
   local env = devserver.env { nodes = 1 }
   setup(env.start) teardown(env.stop) before_each(env.fresh)
 
-  local function load(index, n)
-    assert(env.client.indices:create { index = index, settings = { number_of_shards = 2 } })
-    local bi = env.client:bulk_indexer { index = index, batch_docs = 500 }
-    for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
-    assert.equal(n, bi:close().ok)
-    assert(env.client:refresh { index = index })
-  end
-
   -- n -> source of every row of the directory's part files, and the number of rows
   local function rows_of(dir)
     local out, n = {}, 0
@@ -51,7 +43,7 @@ describe("espipe export --workers #server", function()
   end
 
   it("writes one directory of part files numbered in one sequence, and one manifest", function()
-    load("x-src", N)
+    J.seed(env.client, "x-src", N)
     local dir = env.dir .. "/out"
     local code, out, err = J.espipe(args_for("x-src", dir))
     assert.equal(0, code, err)
@@ -74,7 +66,7 @@ describe("espipe export --workers #server", function()
   end)
 
   it("fails naming a worker killed with -9; a rerun with the checkpoint writes every row once", function()
-    load("y-src", N)
+    J.seed(env.client, "y-src", N)
     local dir, ck = env.dir .. "/out", env.dir .. "/ck.json"
     local args = args_for("y-src", dir, "--checkpoint " .. S.q(ck))
     local log, rcf, pidf = env.dir .. "/job.err", env.dir .. "/job.rc", env.dir .. "/job.pid"
@@ -102,7 +94,7 @@ describe("espipe export --workers #server", function()
   end)
 
   it("espipe.export{ workers = 2 } from the Lua API", function()
-    load("z-src", 500)
+    J.seed(env.client, "z-src", 500)
     local dir = env.dir .. "/api"
     local manifest, err = require("espipe").export { workers = 2, client = env.client, index = "z-src",
       source_url = env.server.url .. "/z-src", to = dir, file_bytes = 5000 }

@@ -52,6 +52,17 @@ function M.write_docs(path, n, extra)
   f:close()
 end
 
+-- A source index of n documents ({ n = i, s = "doc i" }, _id "<index>-i"),
+-- on `shards` primaries (default 2), refreshed: what the job specs copy.
+function M.seed(client, index, n, shards)
+  assert(client.indices:create { index = index, settings = { number_of_shards = shards or 2 } })
+  local bi = client:bulk_indexer { index = index, batch_docs = 500 }
+  for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
+  local ok = bi:close().ok
+  assert(ok == n, "seeded " .. tostring(ok) .. " of " .. n .. " documents")
+  assert(client:refresh { index = index })
+end
+
 -- id -> decoded _source for a whole index,
 -- read with the client's own scan (not the pipelines' reader).
 function M.dump(client, index)

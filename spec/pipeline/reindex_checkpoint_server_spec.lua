@@ -14,14 +14,6 @@ describe("reindex checkpoints #server", function()
   local env = devserver.env { nodes = 1 }
   setup(env.start) teardown(env.stop) before_each(env.fresh)
 
-  local function load(index, n, shards)
-    assert(env.client.indices:create { index = index, settings = { number_of_shards = shards or 2 } })
-    local bi = env.client:bulk_indexer { index = index, batch_docs = 500 }
-    for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
-    assert.equal(n, bi:close().ok)
-    assert(env.client:refresh { index = index })
-  end
-
   local function open_pits()
     return env.client:json_request { method = "GET", path = "/_espipe/stats" }.search.open_pits
   end
@@ -29,7 +21,7 @@ describe("reindex checkpoints #server", function()
   -- Starts a checkpointed reindex, kills it with -9 once its checkpoint has
   -- recorded progress; returns the args to rerun it and the checkpoint.
   local function killed_job(src, dst)
-    load(src, 6000)
+    J.seed(env.client, src, 6000)
     local ck = env.dir .. "/ck.json"
     -- one process: its checkpoint names the one PIT (--workers: reindex_workers_server_spec)
     local args = src .. " " .. dst .. " --slices 2 --workers 1 --checkpoint " .. S.q(ck)
@@ -86,7 +78,7 @@ describe("reindex checkpoints #server", function()
   end)
 
   it("records positions as batches settle, never draining the indexer", function()
-    load("src-nd", 3000)
+    J.seed(env.client, "src-nd", 3000)
     -- count drains: flush() on the destination's indexers before their close()
     local Indexer = getmetatable(env.client:bulk_indexer { index = "x" }).__index
     local flush, close, drains, closing = Indexer.flush, Indexer.close, 0, false
@@ -112,7 +104,7 @@ describe("reindex checkpoints #server", function()
   end)
 
   it("refreshes the destination once at the end, unless told not to", function()
-    load("src-r", 500)
+    J.seed(env.client, "src-r", 500)
     for _, name in ipairs { "dst-r", "dst-nr" } do
       assert(env.client.indices:create { index = name, settings = { refresh_interval = "-1" } })
     end
@@ -125,7 +117,7 @@ describe("reindex checkpoints #server", function()
   end)
 
   it("stops on a transform that returns no value, naming the document; return nil drops", function()
-    load("src-t", 300, 1)
+    J.seed(env.client, "src-t", 300, 1)
     local summary, err = reindex.run { source = { client = env.client, index = "src-t" },
       dest = { client = env.client, index = "dst-t" }, transform = function(doc) doc.x = 1 end }
     assert.is_nil(summary)

@@ -17,14 +17,6 @@ describe("espipe reindex --part with an es: checkpoint #server", function()
 
   local bin = S.sh("pwd"):gsub("%s+$", "") .. "/bin/espipe"
 
-  local function load(index, n)
-    assert(env.client.indices:create { index = index, settings = { number_of_shards = 2 } })
-    local bi = env.client:bulk_indexer { index = index, batch_docs = 500 }
-    for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
-    assert.equal(n, bi:close().ok)
-    assert(env.client:refresh { index = index })
-  end
-
   -- the part's checkpoint document, read from the dev server
   local function part_doc(job, i)
     local resp = env.client:mget { index = "espipe-jobs", ids = { job .. ".part-" .. i } }
@@ -46,7 +38,7 @@ describe("espipe reindex --part with an es: checkpoint #server", function()
   end
 
   it("3 parts in 3 directories, one killed -9 and restarted in a 4th: the destination equals the source", function()
-    load("p-src", N)
+    J.seed(env.client, "p-src", N)
     local dirs = { env.dir .. "/a", env.dir .. "/b", env.dir .. "/c", env.dir .. "/d" }
     start_part(dirs[1], 1, "j1")
     local victim = start_part(dirs[2], 2, "j1", "--rate 500")

@@ -13,14 +13,6 @@ describe("espipe reindex, signals and raising transforms #server", function()
   local env = devserver.env { nodes = 1 }
   setup(env.start) teardown(env.stop) before_each(env.fresh)
 
-  local function load(index, n)
-    assert(env.client.indices:create { index = index, settings = { number_of_shards = 2 } })
-    local bi = env.client:bulk_indexer { index = index, batch_docs = 500 }
-    for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
-    assert.equal(n, bi:close().ok)
-    assert(env.client:refresh { index = index })
-  end
-
   -- the server's own count, no refresh: what the job made searchable
   local function count(index) return env.client:count { index = index }.count end
 
@@ -44,7 +36,7 @@ describe("espipe reindex, signals and raising transforms #server", function()
     it("on " .. sig .. " mid-reindex flushes what it took (server count == ok), exits " .. case[2]
       .. ", and a rerun with the checkpoint completes the destination exactly", function()
       local src, dst = "sig-src-" .. case[1]:lower(), "sig-dst-" .. case[1]:lower()
-      load(src, 6000)
+      J.seed(env.client, src, 6000)
       local ck = env.dir .. "/ck.json"
       local args = "reindex " .. src .. " " .. dst .. " --slices 2 --size 200 --batch-docs 200 --checkpoint "
         .. S.q(ck) .. " --json --source-url " .. env.server.url .. " --dead-letter " .. S.q(env.dir .. "/dl")
@@ -78,7 +70,7 @@ describe("espipe reindex, signals and raising transforms #server", function()
   end
 
   it("ends a long --rate wait on SIGTERM and flushes the page it took", function()
-    load("slow-src", 3000)
+    J.seed(env.client, "slow-src", 3000)
     local pits = open_pits()
     -- 1000 documents at 10 a second: a 100 s wait after the first page
     local rc, out, err = SJ.signalled(env.dir, "reindex slow-src slow-dst --workers 1 --size 1000 --batch-docs 100 --rate 10 --json"
@@ -93,7 +85,7 @@ describe("espipe reindex, signals and raising transforms #server", function()
 
   it("stops at once on a second signal, while the first one's flush waits on a stalled destination", function()
     local proxy = require("support.fault_proxy").start { upstream = env.server.url, rules = {}, max_seconds = 120 }
-    load("twice-src", 6000)
+    J.seed(env.client, "twice-src", 6000)
     local ck = env.dir .. "/ck.json"
     local args = "reindex twice-src twice-dst --size 200 --batch-docs 200 --timeout 60 --checkpoint " .. S.q(ck)
       .. " --json --source-url " .. env.server.url .. " --dest-url " .. proxy.url .. " --rate 1500"
@@ -115,7 +107,7 @@ describe("espipe reindex, signals and raising transforms #server", function()
   -- Reindexes n documents of src through a transform of that Lua text; exit
   -- status, summary, stderr and the transform dead letter's length.
   local function transformed(src, n, body, flags)
-    load(src, n)
+    J.seed(env.client, src, n)
     local t, dl = env.dir .. "/t.lua", env.dir .. "/dl"
     S.write(t, body)
     -- one process, one error budget (workers each have their share of it)

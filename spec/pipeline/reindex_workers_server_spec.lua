@@ -16,14 +16,6 @@ describe("espipe reindex --workers #server", function()
   local env = devserver.env { nodes = 1 }
   setup(env.start) teardown(env.stop) before_each(env.fresh)
 
-  local function load(index, n)
-    assert(env.client.indices:create { index = index, settings = { number_of_shards = 2 } })
-    local bi = env.client:bulk_indexer { index = index, batch_docs = 500 }
-    for i = 1, n do bi:index({ n = i, s = "doc " .. i }, { id = index .. "-" .. i }) end
-    assert.equal(n, bi:close().ok)
-    assert(env.client:refresh { index = index })
-  end
-
   local function assert_same_index(src, dst)
     local a, na = J.dump(env.client, src)
     local b, nb = J.dump(env.client, dst)
@@ -52,7 +44,7 @@ describe("espipe reindex --workers #server", function()
   end
 
   it("copies with 2 workers: the destination equals the source, the summary is the exact sum", function()
-    load("w-src", N)
+    J.seed(env.client, "w-src", N)
     -- a transform that raises on every 100th document: two workers' dead letters, one file
     local tf = env.dir .. "/t.lua"
     S.write(tf, "return function(doc) if doc.n % 100 == 0 then error('no ' .. doc.n) end return doc end")
@@ -76,7 +68,7 @@ describe("espipe reindex --workers #server", function()
   end)
 
   it("stops every worker on SIGTERM, each flushing what it took, and a rerun resumes every slice", function()
-    load("t-src", 2 * N) -- 4 s at --rate 1000: time to stop it midway on a loaded machine
+    J.seed(env.client, "t-src", 2 * N) -- 4 s at --rate 1000: time to stop it midway on a loaded machine
     local ck = env.dir .. "/ck.json"
     local args = args_for("t-src", "t-dst", "--checkpoint " .. S.q(ck))
     local rc, out, err = SJ.signalled(env.dir, args .. " --rate 1000", "TERM", function()
@@ -96,7 +88,7 @@ describe("espipe reindex --workers #server", function()
   end)
 
   it("fails naming a worker killed with -9; a rerun with the same checkpoint completes the copy exactly", function()
-    load("k-src", 2 * N)
+    J.seed(env.client, "k-src", 2 * N)
     local ck = env.dir .. "/ck.json"
     local args = args_for("k-src", "k-dst", "--checkpoint " .. S.q(ck))
     local log, rcf, pidf = env.dir .. "/job.err", env.dir .. "/job.rc", env.dir .. "/job.pid"
@@ -119,7 +111,7 @@ describe("espipe reindex --workers #server", function()
   end)
 
   it("espipe.reindex{ workers = 2 } from the Lua API: a transform file, clusters by URL", function()
-    load("a-src", 500)
+    J.seed(env.client, "a-src", 500)
     local tf = env.dir .. "/t.lua"
     S.write(tf, "return function(doc) doc.twice = doc.n * 2 return doc end")
     local reindex = require("espipe").reindex
@@ -145,7 +137,7 @@ describe("espipe reindex --workers #server", function()
   end)
 
   it("with --workers 1 runs in this process as before", function()
-    load("o-src", 500)
+    J.seed(env.client, "o-src", 500)
     local code, out, err = J.espipe("reindex o-src o-dst --source-url " .. env.server.url .. " --json --workers 1")
     assert.equal(0, code, err)
     assert.is_nil(json.decode(out).workers)
